@@ -1,0 +1,1 @@
+//! TLV fields of negotiated extensions (`09-Extensions.md`).
