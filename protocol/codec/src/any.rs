@@ -51,18 +51,40 @@ impl Message {
     /// The header's channel_msg bit is not checked against the message's: the spec says it
     /// is ignored for look-up, and a tolerant receiver decodes what it can.
     pub fn decode(header: &Header, payload: &[u8]) -> Result<Self, DecodeError> {
-        let (msg, rest) = Self::decode_with_tlvs(header, payload)?;
-        if !rest.is_empty() {
-            return Err(DecodeError::TrailingBytes {
-                field: msg.name(),
-                trailing: rest.len(),
+        if payload.len() != header.msg_length as usize {
+            return Err(DecodeError::LengthMismatch {
+                declared: header.msg_length as usize,
+                actual: payload.len(),
             });
         }
-        Ok(msg)
+        let t = header.msg_type;
+        // Each sub-protocol's strict decoder builds the message in place (no intermediate
+        // copy of the large enum, no second pass for trailing bytes).
+        let found = match header.extension_type {
+            EXTENSION_BASE => match t {
+                0x00..=0x0f => CommonMessage::decode(t, payload)?.map(Message::Common),
+                0x10..=0x4f => MiningMessage::decode(t, payload)?.map(Message::Mining),
+                0x50..=0x6f => {
+                    JobDeclarationMessage::decode(t, payload)?.map(Message::JobDeclaration)
+                }
+                0x70..=0x7f => TemplateDistributionMessage::decode(t, payload)?
+                    .map(Message::TemplateDistribution),
+                _ => None,
+            },
+            EXTENSION_NEGOTIATION => {
+                ExtensionsMessage::decode(t, payload)?.map(Message::Extensions)
+            }
+            _ => None,
+        };
+        found.ok_or(DecodeError::UnknownMessage {
+            extension_type: header.extension_type,
+            msg_type: t,
+        })
     }
 
     /// Decode the message at the start of the payload and return it with the bytes after it:
-    /// the TLV fields of negotiated extensions (see [`crate::tlv`]).
+    /// the TLV fields of negotiated extensions (read them with [`crate::tlv::decode_list`] or
+    /// [`crate::tlv::TlvField::find_in`]).
     pub fn decode_with_tlvs<'a>(
         header: &Header,
         payload: &'a [u8],
@@ -142,6 +164,19 @@ impl Message {
     pub fn encode_frame<B: BufMut>(&self, buf: &mut B) {
         self.header().encode(buf);
         self.encode(buf);
+    }
+
+    /// Append header, payload and the TLV fields of negotiated extensions to `buf`;
+    /// `msg_length` covers the TLVs. Fails if the total exceeds what a frame can carry.
+    pub fn encode_frame_with_tlvs<B: BufMut>(
+        &self,
+        tlvs: &[crate::tlv::Tlv],
+        buf: &mut B,
+    ) -> Result<(), crate::LengthError> {
+        crate::tlv::header_with_tlvs(self.header(), self.encoded_len(), tlvs)?.encode(buf);
+        self.encode(buf);
+        crate::tlv::encode_list(tlvs, buf);
+        Ok(())
     }
 
     /// The whole frame in a fresh vector.

@@ -14,6 +14,11 @@
 //! * Encoding is infallible (`Encode::encode`): lengths are checked when a value is built.
 //! * [`Message`] dispatches on `(extension_type, msg_type)`; each sub-protocol also has its
 //!   own enum for roles that speak only one.
+//! * [`tlv`]: the TLV fields negotiated extensions append after a message
+//!   ([`Message::decode_with_tlvs`] returns them), e.g. the 0x0002 [`UserIdentity`].
+//!
+//! Where the spec text and SRI (the reference implementation) disagree on the wire, we
+//! interoperate with SRI; each case is documented on the item and in `docs/spec-vs-sri.md`.
 //!
 //! ```
 //! use strata_protocol::{mining::SubmitSharesStandard, FrameDecoder, Message, Sv2Message};
@@ -34,6 +39,8 @@
 
 pub mod error;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "json")]
 pub mod json;
 pub(crate) mod message;
@@ -50,8 +57,10 @@ mod any;
 
 pub use any::{Message, EXTENSION_BASE, EXTENSION_NEGOTIATION, EXTENSION_WORKER_HASHRATE};
 pub use error::{DecodeError, LengthError};
+pub use extensions::UserIdentity;
 pub use frame::{Frame, FrameDecoder, FrameError, Header};
 pub use message::Sv2Message;
+pub use tlv::{Tlv, TlvField, TlvRef};
 pub use wire::{
     Decode, Encode, LenBytes, PubKey, Reader, Seq, Seq0_255, Seq0_64K, Signature, Str0_255, B0_16M,
     B0_255, B0_32, B0_64K, U24, U256,

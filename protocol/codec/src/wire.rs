@@ -293,7 +293,7 @@ fixed_bytes!(
 
 /// B0_32: up to 32 bytes with a 1-byte length prefix, stored inline so that messages carrying
 /// one (extranonces in SubmitSharesExtended, ...) decode without allocating.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 pub struct B0_32 {
     len: u8,
     buf: [u8; 32],
@@ -323,15 +323,6 @@ impl B0_32 {
     /// The bytes.
     pub fn as_slice(&self) -> &[u8] {
         &self.buf[..self.len as usize]
-    }
-}
-
-impl Default for B0_32 {
-    fn default() -> Self {
-        B0_32 {
-            len: 0,
-            buf: [0; 32],
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use strata_protocol::Str0_255;
 use support::{roundtrip, sri_bytes_decode_to, sri_roundtrip};
 
 fn s(x: &str) -> Str0_255 {
-    Str0_255::new(x).unwrap()
+    Str0_255::new(x).expect("short string")
 }
 
 proptest! {
@@ -92,6 +92,9 @@ fn setup_connection_rejects_bad_utf8_with_field_name() {
     b.push(0);
     assert!(matches!(
         SetupConnection::from_bytes(&b).unwrap_err(),
-        DecodeError::TrailingBytes { field: "SetupConnection", trailing: 1 }
+        DecodeError::TrailingBytes {
+            field: "SetupConnection",
+            trailing: 1
+        }
     ));
 }

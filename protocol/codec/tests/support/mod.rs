@@ -23,7 +23,11 @@ where
     assert_eq!(any.to_frame_vec(), frame);
     // Every strict prefix is truncated input: a typed error, never a panic or a success.
     for cut in 0..payload.len() {
-        assert!(M::from_bytes(&payload[..cut]).is_err(), "{} accepted a {cut}-byte prefix", M::NAME);
+        assert!(
+            M::from_bytes(&payload[..cut]).is_err(),
+            "{} accepted a {cut}-byte prefix",
+            M::NAME
+        );
     }
 }
 
@@ -52,7 +56,10 @@ where
         "SRI re-encodes {} differently",
         M::NAME
     );
-    assert_eq!(&M::from_bytes(&sri_bytes).expect("we decode SRI's bytes"), m);
+    assert_eq!(
+        &M::from_bytes(&sri_bytes).expect("we decode SRI's bytes"),
+        m
+    );
 }
 
 /// Our decoder must read bytes that SRI produced from its own value to `expected`.
@@ -60,5 +67,8 @@ pub fn sri_bytes_decode_to<M>(sri_payload: &[u8], expected: &M)
 where
     M: Sv2Message + std::fmt::Debug + PartialEq,
 {
-    assert_eq!(&M::from_bytes(sri_payload).expect("we decode SRI's bytes"), expected);
+    assert_eq!(
+        &M::from_bytes(sri_payload).expect("we decode SRI's bytes"),
+        expected
+    );
 }
