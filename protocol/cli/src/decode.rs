@@ -3,7 +3,9 @@
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::Read;
-use strata_protocol::{frame::parse_frame, Message};
+use strata_protocol::json::ToJson;
+use strata_protocol::tlv::{self, Tlv, TlvField};
+use strata_protocol::{frame::parse_frame, Message, UserIdentity};
 
 /// Decode the hex frame and print it as one JSON object on stdout.
 pub(crate) fn run(arg: &str) -> Result<()> {
@@ -47,10 +49,27 @@ pub(crate) fn decode_hex_frame(text: &str) -> Result<Value> {
     Ok(out)
 }
 
+/// The TLV fields after the message as a JSON array; the bytes must be a well-formed list.
 fn tlvs_json(rest: &[u8]) -> Result<Value> {
-    let _ = rest;
-    bail!(
-        "bad message: {} trailing bytes after the message",
-        rest.len()
-    )
+    let tlvs = tlv::decode_list(rest).with_context(|| {
+        format!(
+            "{} bytes after the message are not a valid TLV list",
+            rest.len()
+        )
+    })?;
+    tlvs.iter().map(tlv_json).collect()
+}
+
+/// One TLV: `{"extension_type", "field_type", "value"}`, plus the decoded value of the
+/// fields we know.
+fn tlv_json(t: &Tlv) -> Result<Value> {
+    let mut v = t.to_json();
+    if t.as_tlv_ref()
+        .is(UserIdentity::EXTENSION_TYPE, UserIdentity::FIELD_TYPE)
+    {
+        let id = UserIdentity::from_tlv(t.as_tlv_ref())
+            .context("bad user_identity TLV (extension 0x0002, field 0x01)")?;
+        v["user_identity"] = Value::String(id.as_str().to_owned());
+    }
+    Ok(v)
 }

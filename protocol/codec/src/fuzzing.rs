@@ -45,6 +45,13 @@ fn check_message(header: &crate::Header, payload: &[u8]) {
         tlvs.is_empty(),
         "strict decode disagrees on trailing bytes"
     );
+    // Whatever trails the message must parse as a TLV list or be refused; a list that parses
+    // must re-encode to the same bytes (TLV encoding is canonical).
+    if let Ok(list) = crate::tlv::decode_list(tlvs) {
+        let mut again = Vec::new();
+        crate::tlv::encode_list(&list, &mut again);
+        assert_eq!(again, tlvs, "tlv list changed through decode/encode");
+    }
     // Compare encodings, not values: an F32 may be NaN, which is not equal to itself.
     let frame = msg.to_frame_vec();
     let (h2, again) = Message::from_frame_bytes(&frame).expect("re-encoded message must decode");
