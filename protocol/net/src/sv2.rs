@@ -104,11 +104,7 @@ where
         Ok(waiting.read_act2(&act2, unix_now())?)
     })
     .await?;
-    let (sealer, opener) = transport.split();
-    Ok((
-        Sv2Reader::new(rd, Decoder::Noise(opener), opts.max_payload_len),
-        Sv2Writer::new(wr, Some(sealer)),
-    ))
+    Ok(encrypted_halves(rd, wr, transport, opts))
 }
 
 /// Run the Noise handshake as the responder (server) and return the two halves of the
@@ -134,11 +130,24 @@ where
         Ok(transport)
     })
     .await?;
+    Ok(encrypted_halves(rd, wr, transport, opts))
+}
+
+fn encrypted_halves<R, W>(
+    rd: R,
+    wr: W,
+    transport: strata_noise::Transport,
+    opts: &Sv2Options,
+) -> (Sv2Reader<R>, Sv2Writer<W>)
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
     let (sealer, opener) = transport.split();
-    Ok((
+    (
         Sv2Reader::new(rd, Decoder::Noise(opener), opts.max_payload_len),
         Sv2Writer::new(wr, Some(sealer)),
-    ))
+    )
 }
 
 /// An unencrypted SV2 connection, for trusted LANs only (off unless configured).

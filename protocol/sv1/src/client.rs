@@ -167,21 +167,10 @@ impl ClientMessage {
     /// copying).
     pub fn parse(line: impl Into<Bytes>) -> Result<Self, ParseError> {
         let line = line.into();
-        let (_, env) = json::parse_envelope(&line)?;
-        let id = match env.id.0 {
-            Some(raw) => Id::from_raw(&line, raw)?,
-            None => Id::Null,
-        };
-        match env.method {
-            Some(method) => {
-                let method = ClientMethod::parse(&line, &id, &method.0, env.params)?;
-                Ok(ClientMessage::Request(Request { id, method }))
-            }
-            None if env.result.0.is_some() || env.error.0.is_some() => {
-                Response::from_parts(&line, id, env.result, env.error).map(ClientMessage::Response)
-            }
-            None => Err(ParseError::NotAMessage),
-        }
+        Ok(match json::parse_line(&line, ClientMethod::parse)? {
+            json::Line::Request(r) => ClientMessage::Request(r),
+            json::Line::Response(r) => ClientMessage::Response(r),
+        })
     }
 
     /// Parses a line from a plain slice (copies it once).

@@ -598,6 +598,38 @@ pub(crate) fn raw_json(line: &Bytes, raw: &str) -> RawJson {
     RawJson::trusted(Text::from_str_in(line, raw))
 }
 
+/// What a line holds once its envelope is read: a request/notification (its method parsed by
+/// the caller's `parse_method`) or a response. Shared by client and server parsing.
+pub(crate) enum Line<M> {
+    /// A request or notification.
+    Request(crate::client::Request<M>),
+    /// A response to a request.
+    Response(crate::server::Response),
+}
+
+/// Parse one line's envelope, its id, and either its method (with `parse_method`) or its
+/// response parts.
+pub(crate) fn parse_line<M>(
+    line: &Bytes,
+    parse_method: impl FnOnce(&Bytes, &crate::text::Id, &str, Member<'_>) -> Result<M, ParseError>,
+) -> Result<Line<M>, ParseError> {
+    let (_, env) = parse_envelope(line)?;
+    let id = match env.id.0 {
+        Some(raw) => crate::text::Id::from_raw(line, raw)?,
+        None => crate::text::Id::Null,
+    };
+    match env.method {
+        Some(method) => {
+            let method = parse_method(line, &id, &method.0, env.params)?;
+            Ok(Line::Request(crate::client::Request { id, method }))
+        }
+        None if env.result.0.is_some() || env.error.0.is_some() => {
+            crate::server::Response::from_parts(line, id, env.result, env.error).map(Line::Response)
+        }
+        None => Err(ParseError::NotAMessage),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -577,21 +577,10 @@ impl ServerMessage {
     /// Parses one line (trailing `\r`/whitespace allowed).
     pub fn parse(line: impl Into<Bytes>) -> Result<Self, ParseError> {
         let line = line.into();
-        let (_, env) = json::parse_envelope(&line)?;
-        let id = match env.id.0 {
-            Some(raw) => Id::from_raw(&line, raw)?,
-            None => Id::Null,
-        };
-        match env.method {
-            Some(method) => {
-                let method = ServerMethod::parse(&line, &id, &method.0, env.params)?;
-                Ok(ServerMessage::Request(Request { id, method }))
-            }
-            None if env.result.0.is_some() || env.error.0.is_some() => {
-                Response::from_parts(&line, id, env.result, env.error).map(ServerMessage::Response)
-            }
-            None => Err(ParseError::NotAMessage),
-        }
+        Ok(match json::parse_line(&line, ServerMethod::parse)? {
+            json::Line::Request(r) => ServerMessage::Request(r),
+            json::Line::Response(r) => ServerMessage::Response(r),
+        })
     }
 
     /// Parses a line from a plain slice (copies it once).
