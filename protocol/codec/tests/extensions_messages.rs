@@ -10,7 +10,7 @@ use strata_protocol::extensions::*;
 use strata_protocol::mining::SubmitSharesExtended;
 use strata_protocol::tlv::{self, Tlv, TlvError, TlvField, TlvRef};
 use strata_protocol::{Decode, DecodeError, Encode, Header, Message, Seq0_64K, Sv2Message, B0_32};
-use support::{roundtrip, sri_roundtrip};
+use support::{header, roundtrip, sri_roundtrip};
 
 proptest! {
     #[test]
@@ -216,15 +216,6 @@ fn numbers_and_names_follow_sri() {
     assert_eq!(FIELD_TYPE_USER_IDENTITY, sri::TLV_FIELD_TYPE_USER_IDENTITY);
     assert_eq!(MAX_USER_IDENTITY_LEN, sri::MAX_USER_IDENTITY_LENGTH);
     assert_eq!(<UserIdentity as TlvField>::EXTENSION_TYPE, 0x0002);
-}
-
-fn header(extension_type: u16, msg_type: u8, len: usize) -> Header {
-    Header {
-        extension_type,
-        channel_msg: false,
-        msg_type,
-        msg_length: len as u32,
-    }
 }
 
 #[test]

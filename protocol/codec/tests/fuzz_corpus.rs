@@ -22,8 +22,8 @@ fn replay(target: &str, harness: fn(&[u8])) -> usize {
     let dir = seeds_dir(target);
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
-        let path = entry.unwrap().path();
-        let data = std::fs::read(&path).unwrap();
+        let path = entry.expect("dir entry").path();
+        let data = std::fs::read(&path).expect("seed file");
         harness(&data);
         n += 1;
     }
@@ -103,10 +103,15 @@ fn write_seeds() {
         .new_tree(&mut runner)
         .unwrap()
         .current();
-    let tlv = strata_protocol::TlvField::to_tlv(&extensions::UserIdentity::new("worker.1").unwrap());
+    let tlv =
+        strata_protocol::TlvField::to_tlv(&extensions::UserIdentity::new("worker.1").unwrap());
     let mut with_tlv = Vec::new();
     strata_protocol::tlv::encode_frame_with_tlvs(&share, &[tlv], &mut with_tlv).unwrap();
-    std::fs::write(seeds_dir("message").join("seed-SubmitSharesExtended_tlv"), &with_tlv).unwrap();
+    std::fs::write(
+        seeds_dir("message").join("seed-SubmitSharesExtended_tlv"),
+        &with_tlv,
+    )
+    .unwrap();
     stream.extend_from_slice(&with_tlv);
     std::fs::write(seeds_dir("frames").join("seed-stream-all"), &stream).unwrap();
 }

@@ -10,15 +10,7 @@ use strata_protocol::{
     Decode, DecodeError, Encode, Header, Message, Seq0_64K, Str0_255, Sv2Message, B0_16M, B0_255,
     B0_32, B0_64K, U256,
 };
-use support::{roundtrip, sri_bytes_decode_to, sri_roundtrip};
-
-/// Lists of small transactions: the default strategy may give 16 transactions of 70 kB each,
-/// and `roundtrip` decodes every prefix of the payload (quadratic in its size).
-fn small_tx_list() -> impl Strategy<Value = Seq0_64K<B0_16M>> {
-    let tx = proptest::collection::vec(any::<u8>(), 0..300)
-        .prop_map(|t| B0_16M::new(t).expect("short transaction"));
-    proptest::collection::vec(tx, 0..8).prop_map(|v| Seq0_64K::new(v).expect("few transactions"))
-}
+use support::{header_for, roundtrip, small_tx_list, sri_bytes_decode_to, sri_roundtrip};
 
 proptest! {
     #[test]
@@ -130,15 +122,6 @@ fn allocate_mining_job_token_success_from_sri_value() {
             coinbase_tx_outputs: B0_64K::new(outputs).unwrap(),
         },
     );
-}
-
-fn header_for(msg_type: u8, len: usize) -> Header {
-    Header {
-        extension_type: 0,
-        channel_msg: false,
-        msg_type,
-        msg_length: len as u32,
-    }
 }
 
 /// The JD range is 0x50-0x6f; the types neither the current spec nor SRI defines (0x52,

@@ -7,18 +7,10 @@ mod support;
 use proptest::prelude::*;
 use strata_protocol::template_distribution::*;
 use strata_protocol::{
-    Decode, DecodeError, Encode, Header, Message, Seq0_255, Seq0_64K, Str0_255, Sv2Message, B0_16M,
-    B0_255, B0_64K, U256,
+    Decode, DecodeError, Encode, Message, Seq0_255, Seq0_64K, Str0_255, Sv2Message, B0_16M, B0_255,
+    B0_64K, U256,
 };
-use support::{roundtrip, sri_bytes_decode_to, sri_roundtrip};
-
-/// Lists of small transactions: the default strategy may give 16 transactions of 70 kB each,
-/// and `roundtrip` decodes every prefix of the payload (quadratic in its size).
-fn small_tx_list() -> impl Strategy<Value = Seq0_64K<B0_16M>> {
-    let tx = proptest::collection::vec(any::<u8>(), 0..300)
-        .prop_map(|t| B0_16M::new(t).expect("short transaction"));
-    proptest::collection::vec(tx, 0..8).prop_map(|v| Seq0_64K::new(v).expect("few transactions"))
-}
+use support::{header_for, roundtrip, small_tx_list, sri_bytes_decode_to, sri_roundtrip};
 
 proptest! {
     #[test]
@@ -159,15 +151,6 @@ fn new_template_from_sri_value() {
             merkle_path: Seq0_255::new(vec![u256(0x33)]).unwrap(),
         },
     );
-}
-
-fn header_for(msg_type: u8, len: usize) -> Header {
-    Header {
-        extension_type: 0,
-        channel_msg: false,
-        msg_type,
-        msg_length: len as u32,
-    }
 }
 
 #[test]

@@ -4,7 +4,8 @@
 
 use binary_sv2::GetSize;
 use parsers_sv2::AnyMessage;
-use strata_protocol::{Message, Sv2Message};
+use proptest::prelude::*;
+use strata_protocol::{Header, Message, Seq0_64K, Sv2Message, B0_16M};
 
 /// Encode `m` with our codec and decode it back, through the typed struct and through
 /// [`Message`] (frame header included); both must give `m` back.
@@ -71,4 +72,27 @@ where
         &M::from_bytes(sri_payload).expect("we decode SRI's bytes"),
         expected
     );
+}
+
+/// A plaintext header for a base-protocol (`extension_type` 0) message of `len` bytes.
+pub fn header_for(msg_type: u8, len: usize) -> Header {
+    header(0, msg_type, len)
+}
+
+/// A plaintext header without the channel_msg bit.
+pub fn header(extension_type: u16, msg_type: u8, len: usize) -> Header {
+    Header {
+        extension_type,
+        channel_msg: false,
+        msg_type,
+        msg_length: len as u32,
+    }
+}
+
+/// Lists of small transactions: the default strategy may give 16 transactions of 70 kB each,
+/// and `roundtrip` decodes every prefix of the payload (quadratic in its size).
+pub fn small_tx_list() -> impl Strategy<Value = Seq0_64K<B0_16M>> {
+    let tx = proptest::collection::vec(any::<u8>(), 0..300)
+        .prop_map(|t| B0_16M::new(t).expect("short transaction"));
+    proptest::collection::vec(tx, 0..8).prop_map(|v| Seq0_64K::new(v).expect("few transactions"))
 }
