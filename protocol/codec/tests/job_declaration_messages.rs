@@ -7,8 +7,8 @@ mod support;
 use proptest::prelude::*;
 use strata_protocol::job_declaration::*;
 use strata_protocol::{
-    Decode, DecodeError, Encode, Header, Message, Seq0_64K, Str0_255, Sv2Message, B0_16M, B0_255,
-    B0_32, B0_64K, U256,
+    Decode, DecodeError, Encode, Message, Seq0_64K, Str0_255, Sv2Message, B0_16M, B0_255, B0_32,
+    B0_64K, U256,
 };
 use support::{header_for, roundtrip, small_tx_list, sri_bytes_decode_to, sri_roundtrip};
 
