@@ -13,7 +13,8 @@
 //!
 //! Run: `cargo bench -p strata-protocol --bench codec -- --warm-up-time 1 --measurement-time 3`.
 
-use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{black_box, BatchSize, Criterion};
+use std::time::{Duration, Instant};
 use strata_protocol::mining::{NewExtendedMiningJob, SubmitSharesExtended};
 use strata_protocol::template_distribution::NewTemplate;
 use strata_protocol::{Decode, Encode, Message, Seq0_255, Sv2Message, B0_255, B0_32, B0_64K, U256};
@@ -184,7 +185,88 @@ macro_rules! pair {
             )
         });
         g.finish();
+
+        if summary_wanted() {
+            const N: usize = 2000;
+            let dec_ours = median_ns(N, |n| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    black_box(M::from_bytes(black_box(payload.as_slice())).expect("decodes"));
+                }
+                t.elapsed()
+            });
+            let dec_sri = median_ns(N, |n| {
+                let mut copies = vec![payload.clone(); n];
+                let t = Instant::now();
+                for p in &mut copies {
+                    let v: $sri =
+                        binary_sv2::from_bytes(black_box(p.as_mut_slice())).expect("decodes");
+                    black_box(&v);
+                }
+                t.elapsed()
+            });
+            let mut out: Vec<u8> = Vec::with_capacity(payload.len());
+            let enc_ours = median_ns(N, |n| {
+                let t = Instant::now();
+                for _ in 0..n {
+                    out.clear();
+                    black_box(m).encode(&mut out);
+                    black_box(&out);
+                }
+                t.elapsed()
+            });
+            let mut dst = vec![0u8; payload.len()];
+            let enc_sri = median_ns(N, |n| {
+                let values: Vec<$sri> = (0..n).map(|_| sri_msg.clone()).collect();
+                let t = Instant::now();
+                for v in values {
+                    let k = binary_sv2::to_writer(black_box(v), &mut dst).expect("encodes");
+                    black_box(&dst[..k]);
+                }
+                t.elapsed()
+            });
+            SUMMARY.with(|s| {
+                s.borrow_mut().push((name, "decode", dec_ours, dec_sri));
+                s.borrow_mut().push((name, "encode", enc_ours, enc_sri));
+            });
+        }
     }};
+}
+
+thread_local! {
+    static SUMMARY: std::cell::RefCell<Vec<(&'static str, &'static str, f64, f64)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The ratio table is printed by `cargo bench` runs only (not `--test`/`--list`).
+fn summary_wanted() -> bool {
+    std::env::args().any(|a| a == "--bench")
+        && !std::env::args().any(|a| a == "--test" || a == "--list")
+}
+
+/// Median over 51 samples of the time per iteration, each sample timing `n` iterations.
+fn median_ns(n: usize, mut sample: impl FnMut(usize) -> Duration) -> f64 {
+    let mut v: Vec<f64> = (0..51)
+        .map(|_| sample(n).as_nanos() as f64 / n as f64)
+        .collect();
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn print_summary() {
+    SUMMARY.with(|s| {
+        let rows = s.borrow();
+        if rows.is_empty() {
+            return;
+        }
+        println!("\nsummary (median of 51 samples x 2000 iterations, one core)");
+        for (name, op, ours, sri) in rows.iter() {
+            println!(
+                "  {op:<6} {name:<22} strata {ours:>8.1} ns   sri {sri:>8.1} ns   sri/strata {:>5.1}x",
+                sri / ours
+            );
+        }
+    });
 }
 
 fn mining(c: &mut Criterion) {
@@ -211,5 +293,10 @@ fn template_distribution(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, mining, template_distribution);
-criterion_main!(benches);
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    mining(&mut c);
+    template_distribution(&mut c);
+    c.final_summary();
+    print_summary();
+}
