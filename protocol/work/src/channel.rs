@@ -1,0 +1,1 @@
+//! (being written: channel state lands in the next commit)

@@ -1,0 +1,1 @@
+//! (being written: share validation lands in the next commit)
