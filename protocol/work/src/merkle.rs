@@ -17,7 +17,6 @@
 use crate::sha256d::sha256d;
 use sha2::{Digest, Sha256};
 
-
 /// Double SHA-256 of the concatenation of `parts`, without concatenating them.
 pub(crate) fn sha256d_parts(parts: &[&[u8]]) -> [u8; 32] {
     let mut h = Sha256::new();

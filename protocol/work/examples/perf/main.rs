@@ -1,4 +1,5 @@
-//! Throughput of SHA-256d on 80-byte headers, one core, one line per measurement:
+//! Throughput of SHA-256d on 80-byte headers and of share validation (see `shares.rs`), one
+//! core, one line per measurement:
 //!
 //! ```text
 //! bench NAME value=N unit=headers/s
@@ -8,6 +9,8 @@
 //! backends go to stderr. Run with `cargo run --release -p strata-work --example perf`
 //! (optionally `-- FILTER` to run only the measurements whose name contains FILTER).
 #![allow(clippy::unwrap_used)]
+
+mod shares;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -180,4 +183,5 @@ fn main() {
             },
         );
     }
+    shares::run(&filter);
 }
