@@ -1,7 +1,7 @@
 //! Share validation, ours beside SRI's `channels_sv2` 8.0.0 on the same shares and the same
 //! messages, one core (SRI's client channels, which take the Mining Protocol messages we
 //! record; its server channel, whose jobs come from its job factory, is measured by
-//! `examples/perf_shares.rs`):
+//! `examples/perf/shares.rs`):
 //!
 //! * `share_standard`: 1000 standard channels in a map; per share: lookup by channel id, job,
 //!   nTime and version checks, header hash, target compare, duplicate check. Every channel gets
@@ -17,74 +17,24 @@
 //! `cargo bench -p strata-work --bench shares -- --warm-up-time 1 --measurement-time 3`
 #![allow(clippy::unwrap_used, missing_docs)]
 
+#[path = "fixtures/shares.rs"]
+mod fixtures;
+
 use std::collections::HashMap;
 use std::hint::black_box;
 
-use binary_sv2::Sv2OptionOwned;
-use bitcoin::ScriptBuf;
 use channels_sv2::client::extended::ExtendedChannel as SriExtended;
 use channels_sv2::client::standard::StandardChannel as SriStandard;
-use channels_sv2::extranonce_manager::ExtranoncePrefix;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use mining_sv2::{
-    NewExtendedMiningJobOwned, NewMiningJobOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
-    SubmitSharesStandardOwned,
-};
-use strata_protocol::mining::{
-    NewExtendedMiningJob, NewMiningJob, SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard,
-};
-use strata_protocol::{Seq0_255, B0_32, B0_64K, U256};
-use strata_work::channel::{Channel, ChannelConfig, Channels};
-use strata_work::coinbase::{bip34_height_push, output, Coinbase, CoinbaseParams};
+use fixtures::*;
+use strata_protocol::mining::{SubmitSharesExtended, SubmitSharesStandard};
+use strata_protocol::B0_32;
+use strata_work::channel::Channels;
 use strata_work::share::BatchValidator;
-use strata_work::target::Target;
 
-const CHANNELS: u32 = 1000;
-const EXT_CHANNELS: u32 = 100;
-/// A new job on every channel every 10 shares per channel, a new prevhash every 100.
-const JOB_EVERY: u32 = 10 * CHANNELS;
+/// A new job on every channel every 10 shares per channel (`JOB_EVERY`), a new prevhash
+/// every 100.
 const PREVHASH_EVERY: u32 = 100 * CHANNELS;
-const VERSION: u32 = 0x2000_0000;
-const MIN_NTIME: u32 = 1_746_839_905;
-const NBITS: u32 = 0x1703_a30c;
-const BATCH: usize = 256;
-
-fn config() -> ChannelConfig {
-    ChannelConfig {
-        max_seen_shares: 1 << 22,
-        ..ChannelConfig::default()
-    }
-}
-
-fn std_job(id: u32, job: u32, min_ntime: Option<u32>) -> NewMiningJob {
-    NewMiningJob {
-        channel_id: id,
-        job_id: job,
-        min_ntime,
-        version: VERSION,
-        merkle_root: U256([job as u8 ^ id as u8; 32]),
-    }
-}
-
-fn prevhash(id: u32, job: u32) -> SetNewPrevHash {
-    SetNewPrevHash {
-        channel_id: id,
-        job_id: job,
-        prev_hash: U256([job as u8; 32]),
-        min_ntime: MIN_NTIME,
-        nbits: NBITS,
-    }
-}
-
-fn sri_prevhash(id: u32, job: u32) -> SetNewPrevHashOwned {
-    SetNewPrevHashOwned {
-        channel_id: id,
-        job_id: job,
-        prev_hash: [job as u8; 32].into(),
-        min_ntime: MIN_NTIME,
-        nbits: NBITS,
-    }
-}
 
 /// The `i`-th share of the stream: a pseudo-random channel, the job current at `i`.
 fn std_share(i: u32) -> SubmitSharesStandard {
@@ -102,7 +52,7 @@ fn std_share(i: u32) -> SubmitSharesStandard {
 fn ours_standard() -> Channels {
     let mut chans = Channels::new();
     for id in 1..=CHANNELS {
-        let mut c = Channel::new_standard(id, &id.to_le_bytes(), Target::MAX, config()).unwrap();
+        let mut c = ours_std_channel(id);
         c.on_new_mining_job(&std_job(id, 1, None)).unwrap();
         c.on_set_new_prev_hash(&prevhash(id, 1)).unwrap();
         chans.insert(c).unwrap();
@@ -114,30 +64,12 @@ fn ours_standard() -> Channels {
 fn sri_standard() -> HashMap<u32, SriStandard> {
     (1..=CHANNELS)
         .map(|id| {
-            let mut c = SriStandard::new(
-                id,
-                "u".into(),
-                ExtranoncePrefix::from_wire(id.to_le_bytes().to_vec()).unwrap(),
-                bitcoin::Target::from_le_bytes([0xff; 32]),
-                1.0,
-                None,
-            )
-            .unwrap();
+            let mut c = sri_std_channel(id);
             c.on_new_mining_job(sri_std_job(id, 1, None)).unwrap();
             c.on_set_new_prev_hash(sri_prevhash(id, 1)).unwrap();
             (id, c)
         })
         .collect()
-}
-
-fn sri_std_job(id: u32, job: u32, min_ntime: Option<u32>) -> NewMiningJobOwned {
-    NewMiningJobOwned {
-        channel_id: id,
-        job_id: job,
-        min_ntime: Sv2OptionOwned::new(min_ntime),
-        version: VERSION,
-        merkle_root: [job as u8 ^ id as u8; 32].into(),
-    }
 }
 
 /// The messages due before share `i`: a new active job every `JOB_EVERY` shares, a new
@@ -231,40 +163,11 @@ fn standard(c: &mut Criterion) {
             let r = sri
                 .get_mut(&s.channel_id)
                 .unwrap()
-                .validate_share(SubmitSharesStandardOwned {
-                    channel_id: s.channel_id,
-                    sequence_number: s.sequence_number,
-                    job_id: s.job_id,
-                    nonce: s.nonce,
-                    ntime: s.ntime,
-                    version: s.version,
-                });
+                .validate_share(sri_std_share(&s));
             black_box(r.is_ok())
         })
     });
     g.finish();
-}
-
-fn ext_coinbase() -> Coinbase {
-    Coinbase::build(&CoinbaseParams {
-        version: 2,
-        script_sig_prefix: bip34_height_push(840_000),
-        pool_tag: b"/strata pool/".to_vec(),
-        extranonce_len: 12,
-        sequence: u32::MAX,
-        pool_outputs: vec![
-            output(312_500_000, ScriptBuf::from_bytes(vec![0x00; 22])),
-            output(1000, ScriptBuf::from_bytes(vec![0x51; 34])),
-        ],
-        template_outputs: vec![output(0, ScriptBuf::from_bytes(vec![0x6a; 38]))],
-        lock_time: 0,
-        witness_reserved_value: [0; 32],
-    })
-    .unwrap()
-}
-
-fn path() -> Vec<[u8; 32]> {
-    (0..12u8).map(|i| [i.wrapping_mul(29); 32]).collect()
 }
 
 fn ext_share(i: u64) -> SubmitSharesExtended {
@@ -281,21 +184,12 @@ fn ext_share(i: u64) -> SubmitSharesExtended {
 }
 
 fn ours_extended() -> Channels {
-    let cb = ext_coinbase();
+    let (cb, path) = (ext_coinbase(), path());
     let mut chans = Channels::new();
     for id in 1..=EXT_CHANNELS {
-        let mut c = Channel::new_extended(id, &id.to_le_bytes(), 8, Target::MAX, config()).unwrap();
-        c.on_new_extended_mining_job(&NewExtendedMiningJob {
-            channel_id: id,
-            job_id: 1,
-            min_ntime: None,
-            version: VERSION,
-            version_rolling_allowed: true,
-            merkle_path: Seq0_255::new(path().into_iter().map(U256).collect()).unwrap(),
-            coinbase_tx_prefix: B0_64K::new(cb.prefix().to_vec()).unwrap(),
-            coinbase_tx_suffix: B0_64K::new(cb.suffix().to_vec()).unwrap(),
-        })
-        .unwrap();
+        let mut c = ours_ext_channel(id);
+        c.on_new_extended_mining_job(&ext_job(id, 1, &cb, &path))
+            .unwrap();
         c.on_set_new_prev_hash(&prevhash(id, 1)).unwrap();
         chans.insert(c).unwrap();
     }
@@ -303,36 +197,12 @@ fn ours_extended() -> Channels {
 }
 
 fn sri_extended() -> HashMap<u32, SriExtended> {
-    let cb = ext_coinbase();
+    let (cb, path) = (ext_coinbase(), path());
     (1..=EXT_CHANNELS)
         .map(|id| {
-            let mut c = SriExtended::new(
-                id,
-                "u".into(),
-                ExtranoncePrefix::from_wire(id.to_le_bytes().to_vec()).unwrap(),
-                bitcoin::Target::from_le_bytes([0xff; 32]),
-                1.0,
-                true,
-                8,
-                None,
-            )
-            .unwrap();
-            c.on_new_extended_mining_job(NewExtendedMiningJobOwned {
-                channel_id: id,
-                job_id: 1,
-                min_ntime: Sv2OptionOwned::new(None),
-                version: VERSION,
-                version_rolling_allowed: true,
-                merkle_path: path()
-                    .into_iter()
-                    .map(Into::into)
-                    .collect::<Vec<_>>()
-                    .try_into()
-                    .unwrap(),
-                coinbase_tx_prefix: cb.prefix().to_vec().try_into().unwrap(),
-                coinbase_tx_suffix: cb.suffix().to_vec().try_into().unwrap(),
-            })
-            .unwrap();
+            let mut c = sri_ext_channel(id);
+            c.on_new_extended_mining_job(sri_ext_job(id, 1, &cb, &path))
+                .unwrap();
             c.on_set_new_prev_hash(sri_prevhash(id, 1)).unwrap();
             (id, c)
         })
@@ -380,15 +250,7 @@ fn extended(c: &mut Criterion) {
             let r = sri
                 .get_mut(&s.channel_id)
                 .unwrap()
-                .validate_share(SubmitSharesExtendedOwned {
-                    channel_id: s.channel_id,
-                    sequence_number: s.sequence_number,
-                    job_id: s.job_id,
-                    nonce: s.nonce,
-                    ntime: s.ntime,
-                    version: s.version,
-                    extranonce: s.extranonce.as_slice().to_vec().try_into().unwrap(),
-                });
+                .validate_share(sri_ext_share(&s));
             black_box(r.is_ok())
         })
     });

@@ -17,6 +17,8 @@
 //! * **Duplicate budget**: SRI's client forgets the oldest of 4096 hashes; we refuse shares
 //!   past the budget ([`Rejection::ShareBudgetExhausted`], default 65 536) rather than forget.
 
+use std::collections::BTreeMap;
+
 use binary_sv2::Sv2OptionOwned as Sv2Option;
 use bitcoin::ScriptBuf;
 use channels_sv2::client::extended::ExtendedChannel as SriExtended;
@@ -62,20 +64,77 @@ fn ours_code(r: &Result<AcceptedShare, Rejection>) -> String {
     }
 }
 
+/// The verdict of one of SRI's share validations as `ours_code` gives ours: "block", "ok",
+/// the error code, or the error itself when it has no code. `$res` and `$err` are the result
+/// and error types (SRI's client and server channels each have their own).
+macro_rules! sri_verdict {
+    ($r:expr, $res:ident, $err:ident) => {
+        match $r {
+            Ok($res::BlockFound(..)) => "block".into(),
+            Ok($res::Valid(_)) => "ok".into(),
+            Err(
+                $err::Invalid(c)
+                | $err::Stale(c)
+                | $err::InvalidJobId(c)
+                | $err::DoesNotMeetTarget(c)
+                | $err::VersionRollingNotAllowed(c)
+                | $err::DuplicateShare(c)
+                | $err::BadExtranonceSize(c),
+            ) => (*c).into(),
+            Err(e) => format!("{e:?}"),
+        }
+    };
+}
+
 fn sri_code(r: &Result<ShareValidationResult, ShareValidationError>) -> String {
-    match r {
-        Ok(ShareValidationResult::BlockFound(_)) => "block".into(),
-        Ok(ShareValidationResult::Valid(_)) => "ok".into(),
-        Err(
-            ShareValidationError::Invalid(c)
-            | ShareValidationError::Stale(c)
-            | ShareValidationError::InvalidJobId(c)
-            | ShareValidationError::DoesNotMeetTarget(c)
-            | ShareValidationError::VersionRollingNotAllowed(c)
-            | ShareValidationError::DuplicateShare(c)
-            | ShareValidationError::BadExtranonceSize(c),
-        ) => (*c).into(),
-        Err(e) => format!("{e:?}"),
+    sri_verdict!(r, ShareValidationResult, ShareValidationError)
+}
+
+fn sri_server_code(r: &Result<SrvResult, SrvError>) -> String {
+    sri_verdict!(r, SrvResult, SrvError)
+}
+
+/// The standard share `s` as SRI's message.
+fn sri_std_share(s: &SubmitSharesStandard) -> SubmitSharesStandardOwned {
+    SubmitSharesStandardOwned {
+        channel_id: s.channel_id,
+        sequence_number: s.sequence_number,
+        job_id: s.job_id,
+        nonce: s.nonce,
+        ntime: s.ntime,
+        version: s.version,
+    }
+}
+
+/// Counts the verdict `submit` returns for share number `n`; every third share accepted is
+/// submitted again and the verdict on the resubmission (a duplicate) counted too.
+fn tally(seen: &mut BTreeMap<String, u32>, n: u32, mut submit: impl FnMut() -> String) {
+    let v = submit();
+    if (v == "ok" || v == "block") && n.is_multiple_of(3) {
+        *seen.entry(submit()).or_default() += 1;
+    }
+    *seen.entry(v).or_default() += 1;
+}
+
+/// The verdicts a run of the standard differential tests must reach.
+const STANDARD_VERDICTS: &[&str] = &[
+    "ok",
+    "block",
+    "difficulty-too-low",
+    "duplicate-share",
+    "invalid-job-id",
+    "invalid-share",
+    "invalid-non-rollable-version-bit",
+];
+
+/// Every verdict of `codes` was seen at least once.
+#[track_caller]
+fn assert_seen(seen: &BTreeMap<String, u32>, codes: &[&str]) {
+    for code in codes {
+        assert!(
+            seen.get(*code).copied().unwrap_or(0) > 0,
+            "{code}: {seen:?}"
+        );
     }
 }
 
@@ -163,14 +222,7 @@ impl Std {
 
     fn submit(&mut self, s: SubmitSharesStandard) -> (String, String) {
         let ours = ours_code(&validate_standard(&mut self.ours, &s, 0));
-        let sri = sri_code(&self.sri.validate_share(SubmitSharesStandardOwned {
-            channel_id: s.channel_id,
-            sequence_number: s.sequence_number,
-            job_id: s.job_id,
-            nonce: s.nonce,
-            ntime: s.ntime,
-            version: s.version,
-        }));
+        let sri = sri_code(&self.sri.validate_share(sri_std_share(&s)));
         (ours, sri)
     }
 }
@@ -199,7 +251,7 @@ fn standard_shares_agree_with_sri() {
     c.job(1, None, [0x11; 32]);
     c.prevhash(1, [0x22; 32]);
     c.job(2, Some(MIN_NTIME), [0x33; 32]);
-    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let mut seen = BTreeMap::<String, u32>::new();
     for n in 0..3000u32 {
         let job = 1 + n % 2;
         let mut s = std_share(job, n / 2);
@@ -212,11 +264,7 @@ fn standard_shares_agree_with_sri() {
             5 => s.nonce = (n / 2).wrapping_sub(2), // likely a duplicate if it was accepted
             _ => {}
         }
-        let v = agree(&mut c, s.clone());
-        if (v == "ok" || v == "block") && n % 3 == 0 {
-            *seen.entry(agree(&mut c, s)).or_default() += 1;
-        }
-        *seen.entry(v).or_default() += 1;
+        tally(&mut seen, n, || agree(&mut c, s.clone()));
     }
     // stale after a new prevhash
     c.job(3, None, [0x44; 32]);
@@ -225,17 +273,7 @@ fn standard_shares_agree_with_sri() {
         assert_eq!(agree(&mut c, std_share(1 + n % 2, n)), "stale-share");
         *seen.entry(agree(&mut c, std_share(3, n))).or_default() += 1;
     }
-    for code in [
-        "ok",
-        "block",
-        "difficulty-too-low",
-        "duplicate-share",
-        "invalid-job-id",
-        "invalid-share",
-        "invalid-non-rollable-version-bit",
-    ] {
-        assert!(seen.get(code).copied().unwrap_or(0) > 0, "{code}: {seen:?}");
-    }
+    assert_seen(&seen, STANDARD_VERDICTS);
 }
 
 fn ext_coinbase() -> Coinbase {
@@ -343,7 +381,7 @@ fn extended_shares_agree_with_sri() {
     c.job(1, None, true, &path);
     c.prevhash(1, [0x22; 32]);
     c.job(2, Some(MIN_NTIME), false, &path[..3]);
-    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let mut seen = BTreeMap::<String, u32>::new();
     for n in 0..3000u32 {
         let mut s = SubmitSharesExtended {
             channel_id: 1,
@@ -362,11 +400,7 @@ fn extended_shares_agree_with_sri() {
             4 => s.ntime = MIN_NTIME - 5,
             _ => {}
         }
-        let v = c.submit(&s);
-        if (v == "ok" || v == "block") && n % 3 == 0 {
-            *seen.entry(c.submit(&s)).or_default() += 1;
-        }
-        *seen.entry(v).or_default() += 1;
+        tally(&mut seen, n, || c.submit(&s));
     }
     c.job(3, None, true, &path);
     c.prevhash(3, [0x66; 32]);
@@ -380,19 +414,20 @@ fn extended_shares_agree_with_sri() {
         extranonce: B0_32::new(&[0; 4]).expect("4 bytes"),
     };
     assert_eq!(c.submit(&s), "stale-share");
-    for code in [
-        "ok",
-        "block",
-        "difficulty-too-low",
-        "duplicate-share",
-        "invalid-job-id",
-        "invalid-share",
-        "bad-extranonce-size",
-        "version-rolling-not-allowed",
-        "invalid-non-rollable-version-bit",
-    ] {
-        assert!(seen.get(code).copied().unwrap_or(0) > 0, "{code}: {seen:?}");
-    }
+    assert_seen(
+        &seen,
+        &[
+            "ok",
+            "block",
+            "difficulty-too-low",
+            "duplicate-share",
+            "invalid-job-id",
+            "invalid-share",
+            "bad-extranonce-size",
+            "version-rolling-not-allowed",
+            "invalid-non-rollable-version-bit",
+        ],
+    );
 }
 
 #[test]
@@ -454,23 +489,6 @@ fn difference_active_job_before_prevhash() {
     c.sri.on_new_mining_job(b).expect("SRI stores it");
     let (_, sri) = c.submit(std_share(1, 0));
     assert_eq!(sri, "NoChainTip");
-}
-
-fn sri_server_code(r: &Result<SrvResult, SrvError>) -> String {
-    match r {
-        Ok(SrvResult::BlockFound(..)) => "block".into(),
-        Ok(SrvResult::Valid(_)) => "ok".into(),
-        Err(
-            SrvError::Invalid(c)
-            | SrvError::Stale(c)
-            | SrvError::InvalidJobId(c)
-            | SrvError::DoesNotMeetTarget(c)
-            | SrvError::VersionRollingNotAllowed(c)
-            | SrvError::DuplicateShare(c)
-            | SrvError::BadExtranonceSize(c),
-        ) => (*c).into(),
-        Err(e) => format!("{e:?}"),
-    }
 }
 
 /// SRI's server channel builds the job from a template; ours records the `NewMiningJob` SRI
@@ -567,18 +585,11 @@ fn standard_shares_agree_with_sri_server_channel() {
     record(&mut ours, &active);
     let submit = |sri: &mut SriServerStandard, ours: &mut Channel, s: SubmitSharesStandard| {
         let a = ours_code(&validate_standard(ours, &s, 0));
-        let b = sri_server_code(&sri.validate_share(SubmitSharesStandardOwned {
-            channel_id: s.channel_id,
-            sequence_number: s.sequence_number,
-            job_id: s.job_id,
-            nonce: s.nonce,
-            ntime: s.ntime,
-            version: s.version,
-        }));
+        let b = sri_server_code(&sri.validate_share(sri_std_share(&s)));
         assert_eq!(a, b, "share {s:?}");
         a
     };
-    let mut seen = std::collections::BTreeMap::<String, u32>::new();
+    let mut seen = BTreeMap::<String, u32>::new();
     for n in 0..2000u32 {
         let mut s = std_share(if n % 2 == 0 { j1 } else { j2 }, n / 2);
         match n % 97 {
@@ -587,11 +598,7 @@ fn standard_shares_agree_with_sri_server_channel() {
             2 => s.version |= 0x8000_0000,
             _ => {}
         }
-        let v = submit(&mut sri, &mut ours, s.clone());
-        if (v == "ok" || v == "block") && n % 3 == 0 {
-            *seen.entry(submit(&mut sri, &mut ours, s)).or_default() += 1;
-        }
-        *seen.entry(v).or_default() += 1;
+        tally(&mut seen, n, || submit(&mut sri, &mut ours, s.clone()));
     }
     sri.on_new_template(template(3, true), outputs)
         .expect("future");
@@ -602,15 +609,5 @@ fn standard_shares_agree_with_sri_server_channel() {
     );
     activate(&mut sri, &mut ours, 3, [0x33; 32]);
     assert_eq!(submit(&mut sri, &mut ours, std_share(j1, 1)), "stale-share");
-    for code in [
-        "ok",
-        "block",
-        "difficulty-too-low",
-        "duplicate-share",
-        "invalid-job-id",
-        "invalid-share",
-        "invalid-non-rollable-version-bit",
-    ] {
-        assert!(seen.get(code).copied().unwrap_or(0) > 0, "{code}: {seen:?}");
-    }
+    assert_seen(&seen, STANDARD_VERDICTS);
 }

@@ -32,58 +32,47 @@
 //! Part of `cargo run --release -p strata-work --example perf [-- FILTER]`.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../benches/fixtures/shares.rs"]
+mod fixtures;
+
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use binary_sv2::Sv2OptionOwned;
 use bitcoin::ScriptBuf;
 use channels_sv2::client::extended::ExtendedChannel as SriExtended;
 use channels_sv2::client::standard::StandardChannel as SriStandard;
-use channels_sv2::extranonce_manager::{ExtranonceAllocator, ExtranoncePrefix};
+use channels_sv2::extranonce_manager::ExtranonceAllocator;
 use channels_sv2::server::standard::StandardChannel as SriServerStandard;
-use mining_sv2::{
-    NewExtendedMiningJobOwned, NewMiningJobOwned, SetNewPrevHashOwned, SubmitSharesExtendedOwned,
-    SubmitSharesStandardOwned,
-};
-use strata_protocol::mining::{
-    NewExtendedMiningJob, NewMiningJob, SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard,
-};
-use strata_protocol::{Seq0_255, B0_32, B0_64K, U256};
-use strata_work::channel::{Channel, ChannelConfig, Channels};
-use strata_work::coinbase::{bip34_height_push, output, Coinbase, CoinbaseParams};
-use strata_work::share::BatchValidator;
-use strata_work::target::Target;
+use fixtures::*;
+use mining_sv2::{NewMiningJobOwned, SubmitSharesStandardOwned};
+use strata_protocol::mining::{NewMiningJob, SubmitSharesExtended, SubmitSharesStandard};
+use strata_protocol::{B0_32, U256};
+use strata_work::channel::Channels;
+use strata_work::coinbase::Coinbase;
+use strata_work::share::{AcceptedShare, BatchValidator, Rejection};
 use template_distribution_sv2::{NewTemplateOwned, SetNewPrevHashOwned as SetNewPrevHashTdp};
 
 const RUNS: usize = 7;
 const RUN_TIME: Duration = Duration::from_millis(200);
-const CHANNELS: u32 = 1000;
-const EXT_CHANNELS: u32 = 100;
-const VERSION: u32 = 0x2000_0000;
-const MIN_NTIME: u32 = 1_746_839_905;
-const NBITS: u32 = 0x1703_a30c;
-const BATCH: usize = 256;
-/// Shares between two jobs (on every channel): about 10 per channel and job, as a pool
-/// sending a job every 30-60 s to channels at 10-20 shares/min sees.
-const JOB_EVERY: u32 = 10 * CHANNELS;
 /// A new prevhash every this many job segments (about 100 shares per channel and block).
 const PREVHASH_SEGMENTS: usize = 10;
 
-fn config() -> ChannelConfig {
-    ChannelConfig {
-        max_seen_shares: 1 << 22,
-        ..ChannelConfig::default()
-    }
-}
-
-/// Median shares/s over `RUNS` runs; `setup(run)` (untimed) prepares a run and returns the
-/// share count, `run()` validates them.
-fn measure(mut setup: impl FnMut(usize) -> usize, mut run: impl FnMut()) -> f64 {
+/// Median shares/s over `RUNS` runs (after one warm-up run) of `n` shares each: before each
+/// run, `setup` (untimed) starts a new block on `state` and returns the run's shares; `run`
+/// validates them and returns how many were accepted, which must be all of them.
+fn measure<S, T>(
+    state: &mut S,
+    n: usize,
+    mut setup: impl FnMut(&mut S) -> Vec<T>,
+    mut run: impl FnMut(&mut S, &mut Vec<T>) -> usize,
+) -> f64 {
     let mut rates = vec![];
+    let mut shares;
     for r in 0..=RUNS {
-        let n = setup(r);
+        shares = setup(state);
         let t = Instant::now();
-        run();
+        let ok = run(state, &mut shares);
+        assert_eq!(ok, n);
         let dt = t.elapsed().as_secs_f64();
         if r > 0 {
             rates.push(n as f64 / dt);
@@ -96,6 +85,31 @@ fn measure(mut setup: impl FnMut(usize) -> usize, mut run: impl FnMut()) -> f64 
 /// Shares fitting ~RUN_TIME at `rate` shares/s.
 fn count_for(rate: f64) -> usize {
     ((rate * RUN_TIME.as_secs_f64()) as usize).max(1000)
+}
+
+/// Accepted shares of `shares`, validated `BATCH` at a time by `validate` into `out`.
+fn batched<T>(
+    shares: &[T],
+    out: &mut Vec<Result<AcceptedShare, Rejection>>,
+    mut validate: impl FnMut(&[T], &mut Vec<Result<AcceptedShare, Rejection>>),
+) -> usize {
+    let mut ok = 0;
+    for chunk in shares.chunks(BATCH) {
+        out.clear();
+        validate(chunk, out);
+        ok += out.iter().filter(|r| r.is_ok()).count();
+    }
+    ok
+}
+
+/// Accepted shares of `shares`, each moved into `validate` (SRI's `validate_share` takes the
+/// share by value: the drain moves it in) with its index.
+fn drained<T>(shares: &mut Vec<T>, mut validate: impl FnMut(usize, T) -> bool) -> usize {
+    let mut ok = 0;
+    for (i, sh) in shares.drain(..).enumerate() {
+        ok += usize::from(validate(i, sh));
+    }
+    ok
 }
 
 struct Std {
@@ -112,23 +126,8 @@ impl Std {
             job: 0,
         };
         for id in 1..=CHANNELS {
-            s.ours
-                .insert(
-                    Channel::new_standard(id, &id.to_le_bytes(), Target::MAX, config()).unwrap(),
-                )
-                .unwrap();
-            s.sri.insert(
-                id,
-                SriStandard::new(
-                    id,
-                    "u".into(),
-                    ExtranoncePrefix::from_wire(id.to_le_bytes().to_vec()).unwrap(),
-                    bitcoin::Target::from_le_bytes([0xff; 32]),
-                    1.0,
-                    None,
-                )
-                .unwrap(),
-            );
+            s.ours.insert(ours_std_channel(id)).unwrap();
+            s.sri.insert(id, sri_std_channel(id));
         }
         s.rotate();
         s
@@ -141,70 +140,40 @@ impl Std {
         let job = self.job;
         for id in 1..=CHANNELS {
             let root = [id as u8; 32];
-            let prev = [job as u8; 32];
             self.ours
                 .on_new_mining_job(&NewMiningJob {
-                    channel_id: id,
-                    job_id: job,
-                    min_ntime: None,
-                    version: VERSION,
                     merkle_root: U256(root),
+                    ..std_job(id, job, None)
                 })
                 .unwrap();
-            self.ours
-                .on_set_new_prev_hash(&SetNewPrevHash {
-                    channel_id: id,
-                    job_id: job,
-                    prev_hash: U256(prev),
-                    min_ntime: MIN_NTIME,
-                    nbits: NBITS,
-                })
-                .unwrap();
+            self.ours.on_set_new_prev_hash(&prevhash(id, job)).unwrap();
             let c = self.sri.get_mut(&id).unwrap();
             c.on_new_mining_job(NewMiningJobOwned {
-                channel_id: id,
-                job_id: job,
-                min_ntime: Sv2OptionOwned::new(None),
-                version: VERSION,
                 merkle_root: root.into(),
+                ..sri_std_job(id, job, None)
             })
             .unwrap();
-            c.on_set_new_prev_hash(SetNewPrevHashOwned {
-                channel_id: id,
-                job_id: job,
-                prev_hash: prev.into(),
-                min_ntime: MIN_NTIME,
-                nbits: NBITS,
-            })
-            .unwrap();
+            c.on_set_new_prev_hash(sri_prevhash(id, job)).unwrap();
         }
     }
 
+    /// A new block (untimed) and the next run's `n` shares.
+    fn next_run(&mut self, n: usize) -> Vec<SubmitSharesStandard> {
+        self.rotate();
+        self.shares(n)
+    }
+
     /// The messages before segment `seg` of a run (ours, timed with the shares): an active
-    /// job on every channel, or every `PREVHASH_EVERY / JOB_EVERY` segments a future job and
-    /// its prevhash.
+    /// job on every channel, or every `PREVHASH_SEGMENTS` segments a future job and its
+    /// prevhash.
     fn ours_job(&mut self, job: u32, seg: usize) {
         let new_block = seg > 0 && seg.is_multiple_of(PREVHASH_SEGMENTS);
         for id in 1..=CHANNELS {
             self.ours
-                .on_new_mining_job(&NewMiningJob {
-                    channel_id: id,
-                    job_id: job,
-                    min_ntime: (!new_block).then_some(MIN_NTIME),
-                    version: VERSION,
-                    merkle_root: U256([job as u8 ^ id as u8; 32]),
-                })
+                .on_new_mining_job(&std_job(id, job, (!new_block).then_some(MIN_NTIME)))
                 .unwrap();
             if new_block {
-                self.ours
-                    .on_set_new_prev_hash(&SetNewPrevHash {
-                        channel_id: id,
-                        job_id: job,
-                        prev_hash: U256([job as u8; 32]),
-                        min_ntime: MIN_NTIME,
-                        nbits: NBITS,
-                    })
-                    .unwrap();
+                self.ours.on_set_new_prev_hash(&prevhash(id, job)).unwrap();
             }
         }
     }
@@ -214,25 +183,28 @@ impl Std {
         let new_block = seg > 0 && seg.is_multiple_of(PREVHASH_SEGMENTS);
         for id in 1..=CHANNELS {
             let c = self.sri.get_mut(&id).unwrap();
-            c.on_new_mining_job(NewMiningJobOwned {
-                channel_id: id,
-                job_id: job,
-                min_ntime: Sv2OptionOwned::new((!new_block).then_some(MIN_NTIME)),
-                version: VERSION,
-                merkle_root: [job as u8 ^ id as u8; 32].into(),
-            })
-            .unwrap();
-            if new_block {
-                c.on_set_new_prev_hash(SetNewPrevHashOwned {
-                    channel_id: id,
-                    job_id: job,
-                    prev_hash: [job as u8; 32].into(),
-                    min_ntime: MIN_NTIME,
-                    nbits: NBITS,
-                })
+            c.on_new_mining_job(sri_std_job(id, job, (!new_block).then_some(MIN_NTIME)))
                 .unwrap();
+            if new_block {
+                c.on_set_new_prev_hash(sri_prevhash(id, job)).unwrap();
             }
         }
+    }
+
+    /// Accepted shares of a run's `shares` on our channels, each `JOB_EVERY`-share segment
+    /// after its job messages (`ours_job`) and validated by `validate`.
+    fn ours_segments(
+        &mut self,
+        shares: &[SubmitSharesStandard],
+        mut validate: impl FnMut(&mut Channels, &[SubmitSharesStandard]) -> usize,
+    ) -> usize {
+        let base = self.job + 1;
+        let mut ok = 0;
+        for (j, seg) in shares.chunks(JOB_EVERY as usize).enumerate() {
+            self.ours_job(base + j as u32, j);
+            ok += validate(&mut self.ours, seg);
+        }
+        ok
     }
 
     /// `n` shares from a random channel each; share `i` is for job `first + i / JOB_EVERY`
@@ -333,24 +305,6 @@ impl SriServer {
     }
 }
 
-fn ext_coinbase() -> Coinbase {
-    Coinbase::build(&CoinbaseParams {
-        version: 2,
-        script_sig_prefix: bip34_height_push(840_000),
-        pool_tag: b"/strata pool/".to_vec(),
-        extranonce_len: 12,
-        sequence: u32::MAX,
-        pool_outputs: vec![
-            output(312_500_000, ScriptBuf::from_bytes(vec![0x00; 22])),
-            output(1000, ScriptBuf::from_bytes(vec![0x51; 34])),
-        ],
-        template_outputs: vec![output(0, ScriptBuf::from_bytes(vec![0x6a; 38]))],
-        lock_time: 0,
-        witness_reserved_value: [0; 32],
-    })
-    .unwrap()
-}
-
 struct Ext {
     ours: Channels,
     sri: HashMap<u32, SriExtended>,
@@ -366,28 +320,11 @@ impl Ext {
             sri: HashMap::new(),
             job: 0,
             cb: ext_coinbase(),
-            path: (0..12u8).map(|i| [i.wrapping_mul(29); 32]).collect(),
+            path: path(),
         };
         for id in 1..=EXT_CHANNELS {
-            s.ours
-                .insert(
-                    Channel::new_extended(id, &id.to_le_bytes(), 8, Target::MAX, config()).unwrap(),
-                )
-                .unwrap();
-            s.sri.insert(
-                id,
-                SriExtended::new(
-                    id,
-                    "u".into(),
-                    ExtranoncePrefix::from_wire(id.to_le_bytes().to_vec()).unwrap(),
-                    bitcoin::Target::from_le_bytes([0xff; 32]),
-                    1.0,
-                    true,
-                    8,
-                    None,
-                )
-                .unwrap(),
-            );
+            s.ours.insert(ours_ext_channel(id)).unwrap();
+            s.sri.insert(id, sri_ext_channel(id));
         }
         s.rotate();
         s
@@ -396,57 +333,22 @@ impl Ext {
     fn rotate(&mut self) {
         self.job += 1;
         let job = self.job;
-        let prev = [job as u8; 32];
         for id in 1..=EXT_CHANNELS {
             self.ours
-                .on_new_extended_mining_job(&NewExtendedMiningJob {
-                    channel_id: id,
-                    job_id: job,
-                    min_ntime: None,
-                    version: VERSION,
-                    version_rolling_allowed: true,
-                    merkle_path: Seq0_255::new(self.path.iter().map(|h| U256(*h)).collect())
-                        .unwrap(),
-                    coinbase_tx_prefix: B0_64K::new(self.cb.prefix().to_vec()).unwrap(),
-                    coinbase_tx_suffix: B0_64K::new(self.cb.suffix().to_vec()).unwrap(),
-                })
+                .on_new_extended_mining_job(&ext_job(id, job, &self.cb, &self.path))
                 .unwrap();
-            self.ours
-                .on_set_new_prev_hash(&SetNewPrevHash {
-                    channel_id: id,
-                    job_id: job,
-                    prev_hash: U256(prev),
-                    min_ntime: MIN_NTIME,
-                    nbits: NBITS,
-                })
-                .unwrap();
+            self.ours.on_set_new_prev_hash(&prevhash(id, job)).unwrap();
             let c = self.sri.get_mut(&id).unwrap();
-            c.on_new_extended_mining_job(NewExtendedMiningJobOwned {
-                channel_id: id,
-                job_id: job,
-                min_ntime: Sv2OptionOwned::new(None),
-                version: VERSION,
-                version_rolling_allowed: true,
-                merkle_path: self
-                    .path
-                    .iter()
-                    .map(|h| (*h).into())
-                    .collect::<Vec<_>>()
-                    .try_into()
-                    .unwrap(),
-                coinbase_tx_prefix: self.cb.prefix().to_vec().try_into().unwrap(),
-                coinbase_tx_suffix: self.cb.suffix().to_vec().try_into().unwrap(),
-            })
-            .unwrap();
-            c.on_set_new_prev_hash(SetNewPrevHashOwned {
-                channel_id: id,
-                job_id: job,
-                prev_hash: prev.into(),
-                min_ntime: MIN_NTIME,
-                nbits: NBITS,
-            })
-            .unwrap();
+            c.on_new_extended_mining_job(sri_ext_job(id, job, &self.cb, &self.path))
+                .unwrap();
+            c.on_set_new_prev_hash(sri_prevhash(id, job)).unwrap();
         }
+    }
+
+    /// A new block (untimed) and the next run's `n` shares.
+    fn next_run(&mut self, n: usize) -> Vec<SubmitSharesExtended> {
+        self.rotate();
+        self.shares(n)
     }
 
     fn shares(&self, n: usize) -> Vec<SubmitSharesExtended> {
@@ -479,207 +381,134 @@ fn report(filter: &str, name: &str, f: impl FnOnce() -> f64) {
 
 /// Run the share-validation measurements whose names contain `filter`.
 pub(crate) fn run(filter: &str) {
-    let filter = filter.to_owned();
-    let std = std::cell::RefCell::new(Std::new());
-    let shares = std::cell::RefCell::new(vec![]);
-    let sink = std::cell::Cell::new(0usize);
+    let mut std = Std::new();
+    let mut sink = 0usize;
 
-    report(&filter, "share_validate_standard", || {
+    report(filter, "share_validate_standard", || {
         let n = count_for(6e6);
         measure(
-            |_| {
-                std.borrow_mut().rotate();
-                *shares.borrow_mut() = std.borrow().shares(n);
-                n
-            },
-            || {
-                let mut s = std.borrow_mut();
-                let base = s.job + 1;
-                let mut ok = 0;
-                for (j, seg) in shares.borrow().chunks(JOB_EVERY as usize).enumerate() {
-                    s.ours_job(base + j as u32, j);
+            &mut std,
+            n,
+            |s| s.next_run(n),
+            |s, shares| {
+                let ok = s.ours_segments(shares, |chans, seg| {
+                    let mut ok = 0;
                     for sh in seg {
-                        ok += usize::from(s.ours.validate_standard(sh, 0).is_ok());
+                        ok += usize::from(chans.validate_standard(sh, 0).is_ok());
                     }
-                }
-                assert_eq!(ok, n);
-                sink.set(sink.get() + ok);
+                    ok
+                });
+                sink += ok;
+                ok
             },
         )
     });
-    report(&filter, "share_validate_standard_batch", || {
+    report(filter, "share_validate_standard_batch", || {
         let n = count_for(8e6);
         let mut v = BatchValidator::new();
         let mut out = Vec::with_capacity(BATCH);
         measure(
-            |_| {
-                std.borrow_mut().rotate();
-                *shares.borrow_mut() = std.borrow().shares(n);
-                n
-            },
-            || {
-                let mut s = std.borrow_mut();
-                let base = s.job + 1;
-                let mut ok = 0;
-                for (j, seg) in shares.borrow().chunks(JOB_EVERY as usize).enumerate() {
-                    s.ours_job(base + j as u32, j);
-                    for chunk in seg.chunks(BATCH) {
-                        out.clear();
-                        v.validate_standard(&mut s.ours, chunk, 0, &mut out);
-                        ok += out.iter().filter(|r| r.is_ok()).count();
-                    }
-                }
-                assert_eq!(ok, n);
+            &mut std,
+            n,
+            |s| s.next_run(n),
+            |s, shares| {
+                s.ours_segments(shares, |chans, seg| {
+                    batched(seg, &mut out, |chunk, out| {
+                        v.validate_standard(chans, chunk, 0, out)
+                    })
+                })
             },
         )
     });
-    report(&filter, "share_validate_standard_sri", || {
+    report(filter, "share_validate_standard_sri", || {
         // SRI's pool path: server channel, one job per run (its jobs come from templates)
         let n = count_for(2.5e6);
-        let server = std::cell::RefCell::new(SriServer::new());
-        let owned = std::cell::RefCell::new(vec![]);
-        let gen = std.borrow().shares(n);
+        let mut server = SriServer::new();
+        let gen = std.shares(n);
         measure(
-            |_| {
-                server.borrow_mut().rotate();
-                let server = server.borrow();
-                *owned.borrow_mut() = gen
-                    .iter()
+            &mut server,
+            n,
+            |server| {
+                server.rotate();
+                gen.iter()
                     .map(|s| SubmitSharesStandardOwned {
-                        channel_id: s.channel_id,
-                        sequence_number: s.sequence_number,
                         job_id: server.job_ids[&s.channel_id],
-                        nonce: s.nonce,
-                        ntime: s.ntime,
-                        version: s.version,
+                        ..sri_std_share(s)
                     })
-                    .collect();
-                n
+                    .collect()
             },
-            || {
-                let mut ok = 0;
-                let mut server = server.borrow_mut();
-                for sh in owned.borrow_mut().drain(..) {
+            |server, owned| {
+                drained(owned, |_, sh| {
                     let c = server.chans.get_mut(&sh.channel_id).unwrap();
-                    ok += usize::from(c.validate_share(sh).is_ok());
-                }
-                assert_eq!(ok, n);
+                    c.validate_share(sh).is_ok()
+                })
             },
         )
     });
-    report(&filter, "share_validate_standard_sri_client", || {
+    report(filter, "share_validate_standard_sri_client", || {
         let n = count_for(2.5e6);
-        let owned = std::cell::RefCell::new(vec![]);
         measure(
-            |_| {
-                std.borrow_mut().rotate();
-                *owned.borrow_mut() = std
-                    .borrow()
-                    .shares(n)
-                    .into_iter()
-                    .map(|s| SubmitSharesStandardOwned {
-                        channel_id: s.channel_id,
-                        sequence_number: s.sequence_number,
-                        job_id: s.job_id,
-                        nonce: s.nonce,
-                        ntime: s.ntime,
-                        version: s.version,
-                    })
-                    .collect();
-                n
-            },
-            || {
-                let mut s = std.borrow_mut();
+            &mut std,
+            n,
+            |s| s.next_run(n).iter().map(sri_std_share).collect(),
+            |s, owned| {
                 let base = s.job + 1;
-                let mut ok = 0;
-                // SRI's validate_share takes the share by value: the drain moves it in
-                for (i, sh) in owned.borrow_mut().drain(..).enumerate() {
+                drained(owned, |i, sh| {
                     if (i as u32).is_multiple_of(JOB_EVERY) {
                         let seg = i / JOB_EVERY as usize;
                         s.sri_job(base + seg as u32, seg);
                     }
                     let c = s.sri.get_mut(&sh.channel_id).unwrap();
-                    ok += usize::from(c.validate_share(sh).is_ok());
-                }
-                assert_eq!(ok, n);
+                    c.validate_share(sh).is_ok()
+                })
             },
         )
     });
 
-    let ext = std::cell::RefCell::new(Ext::new());
-    let eshares = std::cell::RefCell::new(vec![]);
-    report(&filter, "share_validate_extended", || {
+    let mut ext = Ext::new();
+    report(filter, "share_validate_extended", || {
         let n = count_for(1.5e6);
         let mut v = BatchValidator::new();
         let mut out = Vec::with_capacity(BATCH);
         measure(
-            |_| {
-                ext.borrow_mut().rotate();
-                *eshares.borrow_mut() = ext.borrow().shares(n);
-                n
-            },
-            || {
-                let mut e = ext.borrow_mut();
-                let mut ok = 0;
-                for chunk in eshares.borrow().chunks(BATCH) {
-                    out.clear();
-                    v.validate_extended(&mut e.ours, chunk, 0, &mut out);
-                    ok += out.iter().filter(|r| r.is_ok()).count();
-                }
-                assert_eq!(ok, n);
+            &mut ext,
+            n,
+            |e| e.next_run(n),
+            |e, shares| {
+                batched(shares, &mut out, |chunk, out| {
+                    v.validate_extended(&mut e.ours, chunk, 0, out)
+                })
             },
         )
     });
-    report(&filter, "share_validate_extended_single", || {
+    report(filter, "share_validate_extended_single", || {
         let n = count_for(6e5);
         measure(
-            |_| {
-                ext.borrow_mut().rotate();
-                *eshares.borrow_mut() = ext.borrow().shares(n);
-                n
-            },
-            || {
-                let mut e = ext.borrow_mut();
+            &mut ext,
+            n,
+            |e| e.next_run(n),
+            |e, shares| {
                 let mut ok = 0;
-                for sh in eshares.borrow().iter() {
+                for sh in shares.iter() {
                     ok += usize::from(e.ours.validate_extended(sh, 0).is_ok());
                 }
-                assert_eq!(ok, n);
+                ok
             },
         )
     });
-    report(&filter, "share_validate_extended_sri", || {
+    report(filter, "share_validate_extended_sri", || {
         let n = count_for(4e5);
-        let owned = std::cell::RefCell::new(vec![]);
         measure(
-            |_| {
-                ext.borrow_mut().rotate();
-                *owned.borrow_mut() = ext
-                    .borrow()
-                    .shares(n)
-                    .into_iter()
-                    .map(|s| SubmitSharesExtendedOwned {
-                        channel_id: s.channel_id,
-                        sequence_number: s.sequence_number,
-                        job_id: s.job_id,
-                        nonce: s.nonce,
-                        ntime: s.ntime,
-                        version: s.version,
-                        extranonce: s.extranonce.as_slice().to_vec().try_into().unwrap(),
-                    })
-                    .collect();
-                n
-            },
-            || {
-                let mut e = ext.borrow_mut();
-                let mut ok = 0;
-                for sh in owned.borrow_mut().drain(..) {
+            &mut ext,
+            n,
+            |e| e.next_run(n).iter().map(sri_ext_share).collect(),
+            |e, owned| {
+                drained(owned, |_, sh| {
                     let c = e.sri.get_mut(&sh.channel_id).unwrap();
-                    ok += usize::from(c.validate_share(sh).is_ok());
-                }
-                assert_eq!(ok, n);
+                    c.validate_share(sh).is_ok()
+                })
             },
         )
     });
-    eprintln!("({} shares)", sink.get());
+    eprintln!("({sink} shares)");
 }
