@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use std::time::Duration;
-use strata_net::sv2::{initiate, plaintext, respond, Sv2Options};
+use strata_net::sv2::{initiate, plaintext, respond, Sv2Options, Sv2Reader, Sv2Writer};
 use strata_net::NetError;
 use strata_noise::{AuthorityKeypair, Certificate, NoiseError, Responder, StaticKeypair};
 use strata_protocol::common::{SetupConnection, SetupConnectionSuccess};
@@ -52,6 +52,28 @@ fn share(i: u32) -> SubmitSharesStandard {
         ntime: 1_700_000_000,
         version: 0x2000_0000,
     }
+}
+
+type PipeReader = tokio::io::ReadHalf<tokio::io::DuplexStream>;
+type PipeWriter = tokio::io::WriteHalf<tokio::io::DuplexStream>;
+
+/// An encrypted session over an in-memory pipe of `pipe` bytes: (client writer, server reader).
+async fn session(
+    authority: &AuthorityKeypair,
+    responder: &Responder,
+    pipe: usize,
+) -> (Sv2Writer<PipeWriter>, Sv2Reader<PipeReader>) {
+    let (a, b) = tokio::io::duplex(pipe);
+    let (ar, aw) = tokio::io::split(a);
+    let (br, bw) = tokio::io::split(b);
+    let opts = Sv2Options::default();
+    let (client, server) = tokio::join!(
+        initiate(ar, aw, authority.public_key(), &opts),
+        respond(br, bw, responder, &opts)
+    );
+    let (_cr, cw) = client.unwrap();
+    let (sr, _sw) = server.unwrap();
+    (cw, sr)
 }
 
 #[tokio::test]
@@ -111,16 +133,7 @@ async fn tcp_handshake_and_messages_both_ways() {
 #[tokio::test]
 async fn multi_chunk_frame_crosses_intact() {
     let (authority, responder) = server_keys();
-    let (a, b) = tokio::io::duplex(1024);
-    let (ar, aw) = tokio::io::split(a);
-    let (br, bw) = tokio::io::split(b);
-    let opts = Sv2Options::default();
-    let (client, server) = tokio::join!(
-        initiate(ar, aw, authority.public_key(), &opts),
-        respond(br, bw, &responder, &opts)
-    );
-    let (_cr, mut cw) = client.unwrap();
-    let (mut sr, _sw) = server.unwrap();
+    let (mut cw, mut sr) = session(&authority, &responder, 1024).await;
     let big: Bytes = (0..200_000u32).map(|i| i as u8).collect::<Vec<_>>().into();
     let header = Header {
         extension_type: 0x4001,
@@ -235,15 +248,7 @@ async fn tampered_ciphertext_closes_only_that_connection() {
     );
 
     // Connection 2 with the same responder is unaffected.
-    let (a, b) = tokio::io::duplex(4096);
-    let (ar, aw) = tokio::io::split(a);
-    let (br, bw) = tokio::io::split(b);
-    let (client, server) = tokio::join!(
-        initiate(ar, aw, authority.public_key(), &opts),
-        respond(br, bw, &responder, &opts)
-    );
-    let (_cr, mut cw) = client.unwrap();
-    let (mut sr, _sw) = server.unwrap();
+    let (mut cw, mut sr) = session(&authority, &responder, 4096).await;
     cw.send(&share(2)).await.unwrap();
     assert_eq!(
         sr.read_message().await.unwrap().unwrap().1,
@@ -257,16 +262,7 @@ async fn tampered_ciphertext_closes_only_that_connection() {
 #[tokio::test]
 async fn read_frame_is_cancellation_safe() {
     let (authority, responder) = server_keys();
-    let (a, b) = tokio::io::duplex(1);
-    let (ar, aw) = tokio::io::split(a);
-    let (br, bw) = tokio::io::split(b);
-    let opts = Sv2Options::default();
-    let (client, server) = tokio::join!(
-        initiate(ar, aw, authority.public_key(), &opts),
-        respond(br, bw, &responder, &opts)
-    );
-    let (_cr, mut cw) = client.unwrap();
-    let (mut sr, _sw) = server.unwrap();
+    let (mut cw, mut sr) = session(&authority, &responder, 1).await;
 
     let n = 20u32;
     for i in 0..n {
