@@ -1,0 +1,2 @@
+//! strata-miner: simulated Stratum miners (placeholder until the miner lands).
+fn main() {}

@@ -1,0 +1,1 @@
+//! The share ledger (in progress).

@@ -1,0 +1,1 @@
+//! The `embedded` template source (in progress).

@@ -1,0 +1,155 @@
+//! Template sources: where block templates come from and where solved blocks go.
+//!
+//! Every source speaks in Template Distribution terms (spec 7): a [`Template`] is a
+//! `NewTemplate` together with the `SetNewPrevHash` it builds on, and a [`Solution`] is what
+//! `SubmitSolution` carries (the header and the full coinbase). The pool builds the coinbase
+//! (its payout outputs first, then the template's required outputs such as the witness
+//! commitment) and the merkle root from [`Template::merkle_path`]; a source that knows the
+//! template's other transactions (embedded, rpc) assembles the block itself.
+//!
+//! Sources:
+//! * [`embedded`] (feature `embedded`, the default): a regtest chain in the pool process,
+//!   validated by Bitcoin Core's consensus code through `bitcoinkernel`.
+//! * [`rpc`]: bitcoind over JSON-RPC (`getblocktemplate`, `submitblock`).
+//! * [`tdp`]: a Template Provider over SV2 Template Distribution.
+//!
+//! A source is driven by one task (see [`TemplateSource`]): the pool `select!`s between
+//! [`TemplateSource::next_template`] (cancel-safe) and the solutions it has to submit.
+
+use std::future::Future;
+
+use bitcoin::TxOut;
+
+#[cfg(feature = "embedded")]
+pub mod embedded;
+pub mod rpc;
+pub mod tdp;
+
+/// A block template on a given tip: `NewTemplate` + `SetNewPrevHash` in one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    /// Unique and increasing within a source (`NewTemplate.template_id`).
+    pub id: u64,
+    /// Height of the block this template builds.
+    pub height: u32,
+    /// Hash of the tip, in header byte order (as it appears in the block header).
+    pub prev_hash: [u8; 32],
+    /// Block header nVersion.
+    pub version: u32,
+    /// Block header nBits.
+    pub nbits: u32,
+    /// Smallest valid nTime (median time past + 1, or later); jobs start at
+    /// `max(min_ntime, now)`.
+    pub min_ntime: u32,
+    /// Coinbase transaction nVersion.
+    pub coinbase_tx_version: u32,
+    /// First bytes of the coinbase scriptSig: the BIP34 height push (at most 8 bytes).
+    pub coinbase_prefix: Vec<u8>,
+    /// nSequence of the coinbase input.
+    pub coinbase_tx_input_sequence: u32,
+    /// Satoshis the pool's outputs may pay out in total (subsidy + fees, minus what the
+    /// template's own outputs pay).
+    pub coinbase_tx_value_remaining: u64,
+    /// Outputs the coinbase must carry after the pool's own (e.g. the BIP141 witness
+    /// commitment). Empty when none is required.
+    pub coinbase_tx_outputs: Vec<TxOut>,
+    /// Coinbase nLockTime.
+    pub coinbase_tx_locktime: u32,
+    /// Merkle path of the coinbase through the template's other transactions, deepest first
+    /// (empty for a coinbase-only block).
+    pub merkle_path: Vec<[u8; 32]>,
+    /// Number of transactions besides the coinbase.
+    pub tx_count: u32,
+}
+
+/// A solved block, as `SubmitSolution` carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Solution {
+    /// The template the block was built from.
+    pub template_id: u64,
+    /// The 80-byte block header.
+    pub header: [u8; 80],
+    /// The full coinbase serialization, with its witness when it has one.
+    pub coinbase: Vec<u8>,
+}
+
+/// What the source's node said about a submitted block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Accepted (it extends the chain, or the node already had it).
+    Accepted {
+        /// Block hash, in display (RPC) byte order hex.
+        hash: String,
+    },
+    /// Rejected, with the node's reason (e.g. bitcoind's `submitblock` result string).
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Limits on what the pool adds to the coinbase (Template Distribution's
+/// `CoinbaseOutputConstraints`), told to sources that need them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoinbaseConstraints {
+    /// Serialized bytes of the pool's outputs (and scriptSig additions) at most.
+    pub max_additional_size: u32,
+    /// Sigops of the pool's outputs at most.
+    pub max_additional_sigops: u16,
+}
+
+impl Default for CoinbaseConstraints {
+    fn default() -> Self {
+        // room for ~100 P2TR/P2WSH payouts (43 bytes each) plus the scriptSig additions
+        CoinbaseConstraints {
+            max_additional_size: 4_400,
+            max_additional_sigops: 400,
+        }
+    }
+}
+
+/// Why a source failed. A failing source is retried by the pool with backoff; templates
+/// already handed out stay valid until the next one.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The node could not be reached or the connection broke.
+    #[error("connection to the template source failed: {0}")]
+    Connection(String),
+    /// The node answered something we cannot use.
+    #[error("template source protocol error: {0}")]
+    Protocol(String),
+    /// The node refused our credentials.
+    #[error("template source refused authentication: {0}")]
+    Auth(String),
+    /// The solution names a template the source no longer knows.
+    #[error("unknown template {0}")]
+    UnknownTemplate(u64),
+    /// The embedded chain failed.
+    #[error("embedded node: {0}")]
+    Node(String),
+    /// A local i/o error (data directory, cookie file).
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A template source. One task owns it and drives it; nothing here is shared.
+pub trait TemplateSource: Send {
+    /// A short name for logs and the API (`embedded`, `rpc`, `tdp`).
+    fn name(&self) -> &'static str;
+
+    /// Waits for the next template: the first call returns the current one at once; later
+    /// calls return when the tip changes (a new `prev_hash`) or the source has a better
+    /// template on the same tip (new transactions, refreshed time). Must be cancel-safe: a
+    /// call dropped before it completes loses nothing, and the next call still returns every
+    /// change.
+    fn next_template(&mut self) -> impl Future<Output = Result<Template, SourceError>> + Send;
+
+    /// Submits a solved block built from one of the templates this source returned. After an
+    /// accepted block, the following [`next_template`](Self::next_template) returns the
+    /// template on the new tip without waiting.
+    fn submit(
+        &mut self,
+        solution: Solution,
+    ) -> impl Future<Output = Result<SubmitOutcome, SourceError>> + Send;
+}

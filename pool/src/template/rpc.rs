@@ -1,0 +1,1 @@
+//! The `rpc` template source (in progress).

@@ -1,0 +1,1 @@
+//! The `tdp` template source (in progress).
