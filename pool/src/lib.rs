@@ -6,4 +6,5 @@
 #![forbid(unsafe_code)]
 
 pub mod ledger;
+pub mod payout;
 pub mod template;

@@ -1,1 +1,600 @@
-//! The share ledger (in progress).
+//! The crash-safe share ledger.
+//!
+//! Every accepted share is written to SQLite **before** the miner hears `SubmitShares.Success`
+//! (spec 5.3.14): a connection task calls [`Ledger::submit`], keeps serving its miner, and
+//! acknowledges the shares only when the returned [`CommitTicket`] resolves. A `kill -9` of
+//! the pool therefore never loses a share a miner was told about.
+//!
+//! ```text
+//!  connection tasks ──submit──▶ bounded mpsc ──▶ ledger thread (owns the Connection)
+//!        ▲                                          │ takes every queued write (≤ max batch)
+//!        │                                          │ BEGIN; INSERT ...; COMMIT   (one fsync)
+//!        └────────── oneshot per request ◀──────────┘ then resolves each ticket
+//! ```
+//!
+//! One std thread owns the `rusqlite::Connection` (WAL journal). It blocks on the queue,
+//! then drains whatever else is already queued — up to [`LedgerConfig::max_batch_shares`]
+//! shares — and writes the lot in one transaction: a group commit, so the fsync cost is
+//! shared by every request in the batch. Each request runs inside its own savepoint, so one
+//! bad request (a duplicate block hash, a NaN difficulty) fails alone. Reads are served in
+//! queue order, after the writes queued before them are committed, so a read sees every
+//! write whose ticket resolved before it was sent.
+//!
+//! Dropping every [`Ledger`] clone ends the thread once what is queued is committed;
+//! [`LedgerThread::join`] waits for that. A caller that drops its ticket does not disturb
+//! the thread: its shares are still committed.
+//!
+//! ## Durability: `synchronous`
+//!
+//! * [`Synchronous::Full`] (the default): the WAL is fsynced at every commit. A committed
+//!   share survives a process crash *and* a power loss or kernel panic.
+//! * [`Synchronous::Normal`]: the WAL is fsynced only at checkpoints. A committed share
+//!   survives a process crash (`kill -9`, panic, OOM kill: the data is in the OS page
+//!   cache), but the last transactions before a power loss or kernel panic may be lost
+//!   (the database stays consistent). Several times the throughput on slow disks.
+
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+mod sqlite;
+mod window;
+
+pub use window::{PplnsWindow, WorkerWeight};
+
+/// SQLite's `synchronous` setting for the ledger (see the module docs for the trade-off).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Synchronous {
+    /// fsync the WAL at every commit: survives process crashes and power loss.
+    #[default]
+    Full,
+    /// fsync only at checkpoints: survives process crashes, not power loss.
+    Normal,
+}
+
+impl Synchronous {
+    fn pragma_value(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Where the ledger lives and how it commits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LedgerConfig {
+    /// The SQLite database file (created with its parent directory if missing).
+    pub path: PathBuf,
+    /// Durability of a commit.
+    pub synchronous: Synchronous,
+    /// Most shares written in one transaction (a single larger request still goes alone).
+    pub max_batch_shares: usize,
+    /// Capacity of the request queue; [`Ledger::submit`] waits when it is full.
+    pub queue: usize,
+}
+
+impl LedgerConfig {
+    /// Default batch limit.
+    pub const DEFAULT_MAX_BATCH_SHARES: usize = 4096;
+    /// Default queue capacity.
+    pub const DEFAULT_QUEUE: usize = 1024;
+
+    /// A configuration with the defaults: `FULL`, 4096 shares per batch, 1024 queued
+    /// requests.
+    pub fn new(path: impl Into<PathBuf>) -> LedgerConfig {
+        LedgerConfig {
+            path: path.into(),
+            synchronous: Synchronous::Full,
+            max_batch_shares: Self::DEFAULT_MAX_BATCH_SHARES,
+            queue: Self::DEFAULT_QUEUE,
+        }
+    }
+}
+
+/// One accepted share, as the ledger stores it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShareRecord {
+    /// The user identity the channel was opened with, e.g. `"bcrt1q...x.rig1"`.
+    pub worker: String,
+    /// The pool's id of the miner's connection.
+    pub connection_id: u64,
+    /// The channel the share was submitted on.
+    pub channel_id: u32,
+    /// The job the share solves.
+    pub job_id: u32,
+    /// `SubmitShares.sequence_number`.
+    pub sequence_number: u32,
+    /// Height of the block the job builds.
+    pub height: u32,
+    /// The channel's share difficulty when the share was accepted (its PPLNS weight); finite
+    /// and non-negative.
+    pub difficulty: f64,
+    /// The header hash, in header (internal) byte order.
+    pub hash: [u8; 32],
+    /// When the pool accepted it, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Whether the share also met the network target.
+    pub block: bool,
+}
+
+/// What a resolved [`CommitTicket`] says: the shares are durable, with ids
+/// `first_id .. first_id + count` in submission order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CommitReceipt {
+    /// Id of the first share of the request (0 when `count` is 0).
+    pub first_id: i64,
+    /// Number of shares committed.
+    pub count: usize,
+}
+
+impl CommitReceipt {
+    /// Id of the last share of the request, if it had any.
+    pub fn last_id(&self) -> Option<i64> {
+        let count = i64::try_from(self.count).ok()?;
+        (count > 0).then(|| self.first_id + count - 1)
+    }
+}
+
+/// The state of a found block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum BlockStatus {
+    /// Handed to the template source, no verdict yet.
+    Submitted,
+    /// The node accepted it.
+    Accepted,
+    /// The node rejected it.
+    Rejected {
+        /// The node's reason.
+        reason: String,
+    },
+}
+
+/// One output of a block's coinbase that the pool chose (its payout), as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Payout {
+    /// Who is paid: a payout address, a worker identity, or `"pool"`.
+    pub owner: String,
+    /// The output script, hex.
+    pub script_hex: String,
+    /// Amount in satoshis.
+    pub sats: u64,
+}
+
+/// A block the pool found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockRecord {
+    /// Its height.
+    pub height: u32,
+    /// Block hash, display (RPC) hex; unique in the ledger.
+    pub hash: String,
+    /// The template it was built from.
+    pub template_id: u64,
+    /// Identity of the finder.
+    pub worker: String,
+    /// When it was found, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Total the pool's coinbase outputs paid (subsidy + fees available to the pool).
+    pub reward_sats: u64,
+    /// The pool's coinbase outputs, in coinbase order.
+    pub outputs: Vec<Payout>,
+    /// The PPLNS share-id range (inclusive) the split was computed from, if any.
+    pub window: Option<(i64, i64)>,
+    /// Payout mode: `"solo"` or `"pplns"`.
+    pub mode: String,
+    /// What the node said.
+    pub status: BlockStatus,
+}
+
+/// Ledger-wide totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    /// Accepted shares stored.
+    pub shares_accepted: u64,
+    /// Sum of their difficulty.
+    pub difficulty: f64,
+    /// Blocks recorded (any status).
+    pub blocks_found: u64,
+    /// Blocks the node accepted.
+    pub blocks_accepted: u64,
+    /// Per worker identity, sorted by identity.
+    pub workers: Vec<WorkerTotals>,
+}
+
+/// One worker's totals.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkerTotals {
+    /// The user identity.
+    pub worker: String,
+    /// Accepted shares.
+    pub shares: u64,
+    /// Sum of their difficulty.
+    pub difficulty: f64,
+    /// Time of its latest share, milliseconds since the Unix epoch.
+    pub last_share_ms: u64,
+}
+
+/// Counters of the ledger thread since [`Ledger::open`] (not persisted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct LedgerStats {
+    /// Write transactions committed.
+    pub transactions: u64,
+    /// Write requests (share batches, blocks, status updates) committed.
+    pub write_requests: u64,
+    /// Shares committed.
+    pub shares: u64,
+    /// Most write requests committed in one transaction.
+    pub largest_batch: u64,
+}
+
+#[derive(Debug, Default)]
+struct StatsCell {
+    transactions: AtomicU64,
+    write_requests: AtomicU64,
+    shares: AtomicU64,
+    largest_batch: AtomicU64,
+}
+
+impl StatsCell {
+    fn record(&self, requests: u64, shares: u64) {
+        self.transactions.fetch_add(1, Ordering::Relaxed);
+        self.write_requests.fetch_add(requests, Ordering::Relaxed);
+        self.shares.fetch_add(shares, Ordering::Relaxed);
+        self.largest_batch.fetch_max(requests, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> LedgerStats {
+        LedgerStats {
+            transactions: self.transactions.load(Ordering::Relaxed),
+            write_requests: self.write_requests.load(Ordering::Relaxed),
+            shares: self.shares.load(Ordering::Relaxed),
+            largest_batch: self.largest_batch.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Why a ledger operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum LedgerError {
+    /// SQLite failed.
+    #[error("sqlite failed to {op}: {source}")]
+    Sqlite {
+        /// What the ledger was doing.
+        op: &'static str,
+        /// SQLite's error.
+        #[source]
+        source: Arc<rusqlite::Error>,
+    },
+    /// The database directory could not be created.
+    #[error("cannot create the ledger directory {path}: {source}")]
+    Io {
+        /// The directory.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The ledger thread could not be started.
+    #[error("cannot start the ledger thread: {source}")]
+    Spawn {
+        /// The error.
+        #[source]
+        source: Arc<std::io::Error>,
+    },
+    /// The database was written by a newer build.
+    #[error("ledger schema version {found} is newer than this build supports ({supported})")]
+    SchemaTooNew {
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// The newest version this build knows.
+        supported: i64,
+    },
+    /// SQLite refused write-ahead logging (e.g. a filesystem without shared memory).
+    #[error("ledger journal mode is {mode}, wal is required")]
+    NotWal {
+        /// The journal mode SQLite reported.
+        mode: String,
+    },
+    /// A share with a difficulty that is not a finite non-negative number.
+    #[error("share from {worker} has invalid difficulty {difficulty}")]
+    InvalidDifficulty {
+        /// The share's worker.
+        worker: String,
+        /// The difficulty.
+        difficulty: f64,
+    },
+    /// A value does not fit SQLite's signed 64-bit integers.
+    #[error("{field} value {value} is too large to store")]
+    OutOfRange {
+        /// The field.
+        field: &'static str,
+        /// The value.
+        value: u64,
+    },
+    /// [`Ledger::record_block`] with a hash already recorded.
+    #[error("block {hash} is already recorded")]
+    DuplicateBlock {
+        /// The hash.
+        hash: String,
+    },
+    /// [`Ledger::update_block_status`] for a hash never recorded.
+    #[error("unknown block {hash}")]
+    UnknownBlock {
+        /// The hash.
+        hash: String,
+    },
+    /// A stored row the ledger cannot read back.
+    #[error("corrupt ledger row in {table}: {detail}")]
+    Corrupt {
+        /// The table.
+        table: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The ledger thread is gone (it panicked, or the process is shutting down).
+    #[error("the ledger thread has stopped")]
+    Closed,
+    /// The ledger thread panicked.
+    #[error("the ledger thread panicked")]
+    Panicked,
+}
+
+impl LedgerError {
+    fn sqlite(op: &'static str) -> impl Fn(rusqlite::Error) -> LedgerError + Copy {
+        move |source| LedgerError::Sqlite {
+            op,
+            source: Arc::new(source),
+        }
+    }
+}
+
+type Reply<T> = oneshot::Sender<Result<T, LedgerError>>;
+
+/// A write, committed in a group transaction.
+#[derive(Debug)]
+enum Write {
+    Shares {
+        shares: Vec<ShareRecord>,
+        reply: Reply<CommitReceipt>,
+    },
+    Block {
+        block: BlockRecord,
+        reply: Reply<i64>,
+    },
+    Status {
+        hash: String,
+        status: BlockStatus,
+        reply: Reply<()>,
+    },
+}
+
+impl Write {
+    fn share_count(&self) -> usize {
+        match self {
+            Write::Shares { shares, .. } => shares.len(),
+            Write::Block { .. } | Write::Status { .. } => 1,
+        }
+    }
+}
+
+/// A query, served after the writes queued before it are committed.
+#[derive(Debug)]
+enum Read {
+    Window {
+        n_shares: u64,
+        reply: Reply<PplnsWindow>,
+    },
+    Blocks {
+        limit: usize,
+        reply: Reply<Vec<BlockRecord>>,
+    },
+    Totals {
+        reply: Reply<Totals>,
+    },
+    SharesIn {
+        first_id: i64,
+        last_id: i64,
+        reply: Reply<Vec<(i64, ShareRecord)>>,
+    },
+}
+
+#[derive(Debug)]
+enum Request {
+    Write(Write),
+    Read(Read),
+}
+
+/// A handle to the ledger; cheap to clone, one per connection task. The ledger thread
+/// ends when every clone is dropped.
+#[derive(Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Request>,
+    stats: Arc<StatsCell>,
+}
+
+impl fmt::Debug for Ledger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ledger")
+            .field("queued", &(self.tx.max_capacity() - self.tx.capacity()))
+            .field("stats", &self.stats.snapshot())
+            .finish()
+    }
+}
+
+/// The ledger thread. [`join`](Self::join) it after dropping every [`Ledger`] clone to
+/// make sure what was queued is committed and the database is closed; dropping it instead
+/// detaches the thread (it still commits and closes, unless the process exits first).
+#[derive(Debug)]
+pub struct LedgerThread {
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl LedgerThread {
+    /// Waits for the thread: it returns once every [`Ledger`] clone is dropped and the
+    /// queue is committed. Blocks; from async code call it through `spawn_blocking`.
+    pub fn join(self) -> Result<(), LedgerError> {
+        self.handle.join().map_err(|_| LedgerError::Panicked)
+    }
+}
+
+/// Resolves once the shares of one [`Ledger::submit`] are committed (or failed). Dropping
+/// it does not cancel the commit.
+#[derive(Debug)]
+#[must_use = "a share may only be acknowledged once its ticket resolved"]
+pub struct CommitTicket {
+    state: TicketState,
+}
+
+#[derive(Debug)]
+enum TicketState {
+    Ready(Option<CommitReceipt>),
+    Waiting(oneshot::Receiver<Result<CommitReceipt, LedgerError>>),
+}
+
+impl Future for CommitTicket {
+    type Output = Result<CommitReceipt, LedgerError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.state {
+            TicketState::Ready(receipt) => match receipt.take() {
+                Some(receipt) => Poll::Ready(Ok(receipt)),
+                // polled after completion: the receipt was handed out already
+                None => Poll::Ready(Err(LedgerError::Closed)),
+            },
+            TicketState::Waiting(rx) => Pin::new(rx)
+                .poll(cx)
+                .map(|res| res.unwrap_or(Err(LedgerError::Closed))),
+        }
+    }
+}
+
+impl Ledger {
+    /// Opens (creating or migrating) the database and starts the ledger thread. Does
+    /// blocking file I/O: call it at startup, or through `spawn_blocking`.
+    pub fn open(config: LedgerConfig) -> Result<(Ledger, LedgerThread), LedgerError> {
+        let store = sqlite::Store::open(&config.path, config.synchronous)?;
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let stats = Arc::new(StatsCell::default());
+        let thread_stats = Arc::clone(&stats);
+        let max_batch = config.max_batch_shares.max(1);
+        let handle = std::thread::Builder::new()
+            .name("strata-ledger".into())
+            .spawn(move || sqlite::run(store, rx, max_batch, &thread_stats))
+            .map_err(|e| LedgerError::Spawn {
+                source: Arc::new(e),
+            })?;
+        tracing::info!(path = %config.path.display(), synchronous = ?config.synchronous, "ledger open");
+        Ok((Ledger { tx, stats }, LedgerThread { handle }))
+    }
+
+    async fn request<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> Request,
+    ) -> Result<oneshot::Receiver<Result<T, LedgerError>>, LedgerError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| LedgerError::Closed)?;
+        Ok(rx)
+    }
+
+    async fn ask<T>(&self, make: impl FnOnce(Reply<T>) -> Request) -> Result<T, LedgerError> {
+        self.request(make)
+            .await?
+            .await
+            .unwrap_or(Err(LedgerError::Closed))
+    }
+
+    /// Queues the shares (waiting only for queue space) and returns a ticket that
+    /// resolves once they are durably committed; acknowledge them to the miner only then.
+    /// An empty batch resolves at once with a receipt of 0 shares.
+    pub async fn submit(&self, shares: Vec<ShareRecord>) -> Result<CommitTicket, LedgerError> {
+        if shares.is_empty() {
+            return Ok(CommitTicket {
+                state: TicketState::Ready(Some(CommitReceipt {
+                    first_id: 0,
+                    count: 0,
+                })),
+            });
+        }
+        let rx = self
+            .request(|reply| Request::Write(Write::Shares { shares, reply }))
+            .await?;
+        Ok(CommitTicket {
+            state: TicketState::Waiting(rx),
+        })
+    }
+
+    /// Records a found block (committed before this returns); returns its row id.
+    pub async fn record_block(&self, block: BlockRecord) -> Result<i64, LedgerError> {
+        self.ask(|reply| Request::Write(Write::Block { block, reply }))
+            .await
+    }
+
+    /// Sets the status of the block with this display hash.
+    pub async fn update_block_status(
+        &self,
+        hash: &str,
+        status: BlockStatus,
+    ) -> Result<(), LedgerError> {
+        let hash = hash.to_owned();
+        self.ask(|reply| {
+            Request::Write(Write::Status {
+                hash,
+                status,
+                reply,
+            })
+        })
+        .await
+    }
+
+    /// The PPLNS window: the last `n_shares` shares by id, summed per worker.
+    pub async fn pplns_window(&self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
+        self.ask(|reply| Request::Read(Read::Window { n_shares, reply }))
+            .await
+    }
+
+    /// The last `limit` blocks, newest first.
+    pub async fn blocks(&self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+        self.ask(|reply| Request::Read(Read::Blocks { limit, reply }))
+            .await
+    }
+
+    /// Ledger-wide and per-worker totals.
+    pub async fn totals(&self) -> Result<Totals, LedgerError> {
+        self.ask(|reply| Request::Read(Read::Totals { reply }))
+            .await
+    }
+
+    /// The shares with ids in `first_id..=last_id`, ascending (to verify a block's split).
+    pub async fn shares_in(
+        &self,
+        first_id: i64,
+        last_id: i64,
+    ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        self.ask(|reply| {
+            Request::Read(Read::SharesIn {
+                first_id,
+                last_id,
+                reply,
+            })
+        })
+        .await
+    }
+
+    /// Counters of the ledger thread since it was opened (group-commit effectiveness).
+    pub fn stats(&self) -> LedgerStats {
+        self.stats.snapshot()
+    }
+}
