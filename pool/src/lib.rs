@@ -1,10 +1,15 @@
 //! # strata-pool
 //!
 //! A Stratum V2 pool server. Template sources ([`template`]) feed block templates; the
-//! server hands out jobs over SV2 channels, validates shares with `strata-work`, commits
-//! accepted shares to the [`ledger`] before acknowledging them, and submits blocks.
+//! server ([`server`]) hands out jobs over SV2 channels, validates shares with `strata-work`,
+//! commits accepted shares to the [`ledger`] before acknowledging them, pays out per
+//! [`payout`], and submits blocks. [`api`] serves statistics over HTTP.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod config;
+pub mod fuzzing;
 pub mod ledger;
 pub mod payout;
+pub mod server;
 pub mod template;

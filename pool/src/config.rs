@@ -1,0 +1,342 @@
+//! Pool configuration: defaults, then a TOML file, then `STRATA_POOL_*` environment
+//! variables, then command-line flags. No configuration is needed for regtest.
+//!
+//! Every key can be set from the environment: `STRATA_POOL_` followed by the key path in
+//! upper case, with `__` between a table and its key, e.g. `STRATA_POOL_LISTEN=0.0.0.0:3336`,
+//! `STRATA_POOL_PAYOUT__MODE=solo`, `STRATA_POOL_RPC__URL=http://127.0.0.1:8332`. Values are
+//! read as TOML scalars when they parse as one (numbers, booleans), else as strings.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Where templates come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A regtest chain inside the pool (Bitcoin Core's consensus via bitcoinkernel).
+    Embedded,
+    /// bitcoind over JSON-RPC.
+    Rpc,
+    /// A Template Provider over SV2 Template Distribution.
+    Tdp,
+}
+
+/// Payout scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PayoutKind {
+    /// Each coinbase pays the address in the finder's user identity.
+    Solo,
+    /// Each coinbase pays the last N shares' owners by difficulty.
+    Pplns,
+}
+
+/// `[payout]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayoutConfig {
+    /// `solo` or `pplns` (default).
+    pub mode: PayoutKind,
+    /// PPLNS window: the last N accepted shares, weighted by difficulty.
+    pub window_shares: u64,
+    /// Pool fee, parts per million (10000 = 1%).
+    pub fee_ppm: u32,
+    /// PPLNS amounts below this many satoshis go to the pool instead.
+    pub dust_sats: u64,
+    /// PPLNS: at most this many payees per coinbase (the rest to the pool).
+    pub max_outputs: usize,
+}
+
+impl Default for PayoutConfig {
+    fn default() -> Self {
+        PayoutConfig {
+            mode: PayoutKind::Pplns,
+            window_shares: 10_000,
+            fee_ppm: 10_000,
+            dust_sats: 1_000,
+            max_outputs: 100,
+        }
+    }
+}
+
+/// `[vardiff]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VardiffSettings {
+    /// Shares per minute each channel should submit.
+    pub shares_per_minute: f64,
+    /// Lowest share difficulty.
+    pub min_difficulty: f64,
+    /// Highest share difficulty.
+    pub max_difficulty: f64,
+    /// Retarget period in seconds.
+    pub period_secs: u64,
+}
+
+impl Default for VardiffSettings {
+    fn default() -> Self {
+        VardiffSettings {
+            shares_per_minute: 6.0,
+            min_difficulty: 1e-6,
+            max_difficulty: 1e15,
+            period_secs: 60,
+        }
+    }
+}
+
+/// `[rpc]`: bitcoind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RpcSettings {
+    /// bitcoind RPC URL.
+    pub url: String,
+    /// Cookie file (default auth when no user is set).
+    pub cookie: Option<PathBuf>,
+    /// RPC user.
+    pub user: Option<String>,
+    /// RPC password.
+    pub password: Option<String>,
+    /// Poll interval in milliseconds when long-polling is off or unavailable.
+    pub poll_ms: u64,
+    /// Use getblocktemplate long-polling.
+    pub longpoll: bool,
+}
+
+impl Default for RpcSettings {
+    fn default() -> Self {
+        RpcSettings {
+            url: "http://127.0.0.1:18443".into(),
+            cookie: None,
+            user: None,
+            password: None,
+            poll_ms: 1000,
+            longpoll: true,
+        }
+    }
+}
+
+/// `[tdp]`: a Template Provider.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TdpSettings {
+    /// host:port of the Template Provider.
+    pub address: String,
+    /// Its authority public key (base58check); empty = plaintext (localhost only).
+    pub authority_key: String,
+}
+
+impl Default for TdpSettings {
+    fn default() -> Self {
+        TdpSettings {
+            address: "127.0.0.1:8442".into(),
+            authority_key: String::new(),
+        }
+    }
+}
+
+/// `[ledger]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LedgerSettings {
+    /// SQLite `synchronous`: `full` (default: survives power loss) or `normal` (survives a
+    /// crash of the pool, not of the machine).
+    pub synchronous: String,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        LedgerSettings {
+            synchronous: "full".into(),
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory: chain (embedded), ledger, keys.
+    pub data_dir: PathBuf,
+    /// SV2 listen address.
+    pub listen: SocketAddr,
+    /// HTTP API listen address.
+    pub api_listen: SocketAddr,
+    /// Template source.
+    pub template_source: SourceKind,
+    /// Network of payout addresses (`regtest` for the embedded source).
+    pub network: bitcoin::Network,
+    /// The pool's payout address (fees, remainders). Default on regtest: a P2TR address of
+    /// the pool's authority key.
+    pub pool_address: Option<String>,
+    /// Tag pushed in coinbase scriptSigs.
+    pub pool_tag: String,
+    /// Full extranonce size of extended channels (prefix of 6 bytes + miner bytes).
+    pub extranonce_size: usize,
+    /// Channels per connection at most.
+    pub max_channels_per_connection: usize,
+    /// Connections at most.
+    pub max_connections: usize,
+    /// Seconds a connection has to finish the handshake and SetupConnection.
+    pub setup_timeout_secs: u64,
+    /// Certificate validity in days (re-issued at every start).
+    pub certificate_days: u32,
+    /// Payouts.
+    pub payout: PayoutConfig,
+    /// Difficulty adjustment.
+    pub vardiff: VardiffSettings,
+    /// bitcoind source.
+    pub rpc: RpcSettings,
+    /// Template Provider source.
+    pub tdp: TdpSettings,
+    /// Share ledger.
+    pub ledger: LedgerSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("strata-pool-data"),
+            listen: SocketAddr::from(([0, 0, 0, 0], 34254)),
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 34255)),
+            template_source: SourceKind::Embedded,
+            network: bitcoin::Network::Regtest,
+            pool_address: None,
+            pool_tag: "/strata/".into(),
+            extranonce_size: 16,
+            max_channels_per_connection: 1024,
+            max_connections: 18_000,
+            setup_timeout_secs: 30,
+            certificate_days: 365,
+            payout: PayoutConfig::default(),
+            vardiff: VardiffSettings::default(),
+            rpc: RpcSettings::default(),
+            tdp: TdpSettings::default(),
+            ledger: LedgerSettings::default(),
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable is not valid configuration.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// Splits `STRATA_POOL_A__B` into the key path `["a", "b"]`.
+fn env_path(var: &str) -> Option<Vec<String>> {
+    let rest = var.strip_prefix("STRATA_POOL_")?;
+    Some(rest.split("__").map(|s| s.to_ascii_lowercase()).collect())
+}
+
+fn scalar(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if let Ok(f) = v.parse::<f64>() {
+        if v.contains('.') || v.contains('e') {
+            return toml::Value::Float(f);
+        }
+    }
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_string()),
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid with `file` (if any) and then with `env` (name, value) pairs
+    /// (`std::env::vars()` in the binary).
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("STRATA_POOL_"))
+            .collect();
+        vars.sort();
+        for (k, v) in vars {
+            let Some(path) = env_path(&k) else { continue };
+            let mut table = &mut tree;
+            for seg in &path[..path.len() - 1] {
+                let entry = table
+                    .entry(seg.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                table = entry
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Invalid(format!("{k}: {seg} is not a table")))?;
+            }
+            let key = path[path.len() - 1].clone();
+            // strings stay strings where the key expects one (e.g. a numeric password)
+            table.insert(key, scalar(&v));
+        }
+        let cfg: Config = toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:34254");
+        assert_eq!(c.template_source, SourceKind::Embedded);
+        assert_eq!(c.payout.mode, PayoutKind::Pplns);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pool.toml");
+        std::fs::write(
+            &path,
+            "listen = \"127.0.0.1:1000\"\n[payout]\nmode = \"solo\"\nfee_ppm = 5\n",
+        )
+        .expect("write");
+        let env = vec![
+            ("STRATA_POOL_PAYOUT__FEE_PPM".to_string(), "7".to_string()),
+            ("STRATA_POOL_RPC__URL".to_string(), "http://h:1".to_string()),
+            ("OTHER".to_string(), "x".to_string()),
+        ];
+        let c = Config::load(Some(&path), env).expect("load");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:1000");
+        assert_eq!(c.payout.mode, PayoutKind::Solo);
+        assert_eq!(c.payout.fee_ppm, 7);
+        assert_eq!(c.rpc.url, "http://h:1");
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let env = vec![("STRATA_POOL_LISTN".to_string(), "x".to_string())];
+        assert!(Config::load(None, env).is_err());
+    }
+}

@@ -1,0 +1,200 @@
+//! The task of one miner connection: Noise handshake, then a loop that feeds the
+//! [`Session`] with frames, new work, ledger commits and ticks, and carries out its events.
+//! The task owns the session, both halves of the connection and nothing else.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{FuturesOrdered, StreamExt};
+use strata_net::sv2::{respond, Sv2Options};
+use strata_noise::Responder;
+use strata_protocol::Message;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{Event, FoundBlock, Now, PendingAck, Session, SessionConfig, Work};
+use super::stats::{StatsEvent, StatsHandle};
+use crate::ledger::{Ledger, LedgerError, ShareRecord};
+
+/// What every connection task shares (read-only).
+#[derive(Debug)]
+pub struct ConnContext {
+    /// The Noise responder (static key and certificate).
+    pub responder: Responder,
+    /// Handshake timeout and frame limits.
+    pub net: Sv2Options,
+    /// Session settings.
+    pub session: Arc<SessionConfig>,
+    /// Vardiff/flush period.
+    pub tick: Duration,
+    /// Time allowed to write to a miner before it is considered stuck and dropped.
+    pub write_timeout: Duration,
+    /// Time allowed between connect and SetupConnection.
+    pub setup_timeout: Duration,
+}
+
+type Commit = Pin<Box<dyn Future<Output = (Result<(), LedgerError>, Vec<PendingAck>)> + Send>>;
+
+/// The channels a connection task talks to.
+#[derive(Debug, Clone)]
+pub struct ConnLinks {
+    /// Current work (one-to-many).
+    pub work: watch::Receiver<Arc<Work>>,
+    /// The share ledger.
+    pub ledger: Ledger,
+    /// Found blocks, to the work manager.
+    pub blocks: mpsc::Sender<FoundBlock>,
+    /// Statistics.
+    pub stats: StatsHandle,
+    /// Pool shutdown.
+    pub shutdown: CancellationToken,
+}
+
+/// Serves one miner until it leaves, misbehaves or the pool shuts down.
+pub async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    conn_id: u64,
+    ctx: Arc<ConnContext>,
+    mut links: ConnLinks,
+) {
+    let _ = stream.set_nodelay(true);
+    let (rd, wr) = stream.into_split();
+    let (mut reader, mut writer) = match respond(rd, wr, &ctx.responder, &ctx.net).await {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "handshake failed");
+            return;
+        }
+    };
+    links.stats.send(StatsEvent::Connected);
+    let mut session = Session::new(conn_id, ctx.session.clone());
+    let mut events: Vec<Event> = Vec::with_capacity(16);
+    let mut commits: FuturesOrdered<Commit> = FuturesOrdered::new();
+    let mut batch: Vec<ShareRecord> = Vec::new();
+    let mut acks: Vec<PendingAck> = Vec::new();
+    let mut tick = tokio::time::interval(ctx.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let setup_deadline = tokio::time::sleep(ctx.setup_timeout);
+    tokio::pin!(setup_deadline);
+    // the current work is delivered once the miner is set up and opens channels
+    session.on_work(
+        links.work.borrow_and_update().clone(),
+        Now::current(),
+        &mut events,
+    );
+    events.clear();
+    let reason: String = loop {
+        tokio::select! {
+            frame = reader.read_frame() => match frame {
+                Ok(Some(frame)) => match Message::decode_with_tlvs(&frame.header, &frame.payload) {
+                    Ok((msg, tlvs)) => session.on_message(msg, tlvs, Now::current(), &mut events),
+                    Err(e) => break format!("undecodable frame: {e}"),
+                },
+                Ok(None) => break "closed by the miner".into(),
+                Err(e) => break format!("{e}"),
+            },
+            changed = links.work.changed() => {
+                if changed.is_err() {
+                    break "pool stopping".into();
+                }
+                let work = links.work.borrow_and_update().clone();
+                session.on_work(work, Now::current(), &mut events);
+            }
+            Some((result, done)) = commits.next(), if !commits.is_empty() => match result {
+                Ok(()) => session.on_committed(&done, &mut events),
+                Err(e) => {
+                    tracing::error!(conn = conn_id, error = %e, shares = done.len(), "ledger commit failed; shares not acknowledged");
+                    session.on_commit_failed(&done, &mut events);
+                }
+            },
+            _ = tick.tick() => session.on_tick(Now::current(), &mut events),
+            _ = &mut setup_deadline, if !session.is_ready() => {
+                break "no SetupConnection in time".into();
+            }
+            _ = links.shutdown.cancelled() => break "pool shutting down".into(),
+        }
+        let mut close = None;
+        for ev in events.drain(..) {
+            match ev {
+                Event::Send(msg) => {
+                    if let Err(e) = writer.feed_message(&msg) {
+                        close = Some(format!("cannot encode {}: {e}", msg.name()));
+                    }
+                }
+                Event::Accepted(b) => {
+                    let (record, ack) = *b;
+                    links.stats.send(StatsEvent::Accepted {
+                        worker: record.worker.clone(),
+                        difficulty: record.difficulty,
+                        time_ms: record.time_ms,
+                    });
+                    batch.push(record);
+                    acks.push(ack);
+                }
+                Event::Rejected { worker, code } => {
+                    links.stats.send(StatsEvent::Rejected { worker, code })
+                }
+                Event::Block(found) => {
+                    tracing::info!(conn = conn_id, height = found.height, hash = %found.hash, worker = %found.worker, "block candidate");
+                    if links.blocks.send(*found).await.is_err() {
+                        close = Some("pool stopping".into());
+                    }
+                }
+                Event::Hashrate { worker, hashrate } => links.stats.send(StatsEvent::Hashrate {
+                    conn: conn_id,
+                    worker,
+                    hashrate,
+                }),
+                Event::Close(reason) => close = Some(reason),
+            }
+        }
+        if !batch.is_empty() {
+            let shares = std::mem::take(&mut batch);
+            let done = std::mem::take(&mut acks);
+            match links.ledger.submit(shares).await {
+                Ok(ticket) => {
+                    commits.push_back(Box::pin(async move { (ticket.await.map(|_| ()), done) }))
+                }
+                Err(e) => {
+                    tracing::error!(conn = conn_id, error = %e, "ledger unavailable");
+                    session.on_commit_failed(&done, &mut events);
+                    for ev in events.drain(..) {
+                        if let Event::Send(msg) = ev {
+                            let _ = writer.feed_message(&msg);
+                        }
+                    }
+                }
+            }
+        }
+        if writer.pending() > 0 {
+            match tokio::time::timeout(ctx.write_timeout, writer.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break format!("write failed: {e}"),
+                Err(_) => break "miner not reading (write timeout)".into(),
+            }
+        }
+        if let Some(reason) = close {
+            break reason;
+        }
+    };
+    // acknowledge what is already being committed, if the miner is still there
+    while let Some((result, done)) = commits.next().await {
+        if result.is_ok() {
+            session.on_committed(&done, &mut events);
+        }
+    }
+    for ev in events.drain(..) {
+        if let Event::Send(msg) = ev {
+            let _ = writer.feed_message(&msg);
+        }
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(1), writer.flush()).await;
+    let _ = writer.shutdown().await;
+    links.stats.send(StatsEvent::Disconnected { conn: conn_id });
+    tracing::info!(conn = conn_id, %peer, %reason, "connection closed");
+}

@@ -1,0 +1,180 @@
+//! The work manager: the one task that owns the template source. It turns templates into
+//! [`Work`] (with the PPLNS split of the moment) for every connection, and submits the
+//! blocks connections find, at most one per tip.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bitcoin::{Network, ScriptBuf};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use super::session::{FoundBlock, Payouts, Work};
+use super::stats::{StatsEvent, StatsHandle};
+use crate::ledger::{BlockRecord, BlockStatus, Ledger};
+use crate::payout::{self, PayoutMode};
+use crate::template::{SourceError, SubmitOutcome, Template, TemplateSource};
+
+/// How the manager pays out.
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    /// Payout scheme.
+    pub payout: PayoutMode,
+    /// The pool's payout script.
+    pub pool_script: ScriptBuf,
+    /// Network of payout addresses.
+    pub network: Network,
+}
+
+/// Builds the work for a template: PPLNS asks the ledger for the window now.
+pub async fn make_work(seq: u64, template: Template, cfg: &ManagerConfig, ledger: &Ledger) -> Work {
+    let total = template.coinbase_tx_value_remaining;
+    let (payouts, window) = match &cfg.payout {
+        PayoutMode::Solo(_) => (Payouts::Solo, None),
+        PayoutMode::Pplns(p) => match ledger.pplns_window(p.window_shares).await {
+            Ok(w) => {
+                let range = (!w.is_empty()).then_some((w.first_id, w.last_id));
+                let split = payout::pplns_split(total, &w, &cfg.pool_script, p, cfg.network);
+                (Payouts::Shared(Arc::new(split)), range)
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the PPLNS window; this template pays the pool");
+                let split = payout::pplns_split(
+                    total,
+                    &Default::default(),
+                    &cfg.pool_script,
+                    p,
+                    cfg.network,
+                );
+                (Payouts::Shared(Arc::new(split)), None)
+            }
+        },
+    };
+    Work {
+        seq,
+        template: Arc::new(template),
+        payouts,
+        window,
+    }
+}
+
+/// Runs the manager until shutdown. `connect` makes a new source after the current one
+/// failed (with backoff).
+#[allow(clippy::too_many_arguments)]
+pub async fn run<S, C, F>(
+    mut source: S,
+    mut connect: C,
+    cfg: ManagerConfig,
+    work_tx: watch::Sender<Arc<Work>>,
+    mut blocks: mpsc::Receiver<FoundBlock>,
+    ledger: Ledger,
+    stats: StatsHandle,
+    shutdown: CancellationToken,
+) where
+    S: TemplateSource,
+    C: FnMut() -> F,
+    F: Future<Output = Result<S, SourceError>>,
+{
+    let mut seq = work_tx.borrow().seq;
+    let mut tip = work_tx.borrow().template.prev_hash;
+    let mut submitted_on: Option<[u8; 32]> = None;
+    let mut backoff = Duration::from_millis(500);
+    loop {
+        tokio::select! {
+            t = source.next_template() => match t {
+                Ok(t) => {
+                    backoff = Duration::from_millis(500);
+                    seq += 1;
+                    let new_tip = t.prev_hash != tip;
+                    tip = t.prev_hash;
+                    let height = t.height;
+                    let id = t.id;
+                    let work = make_work(seq, t, &cfg, &ledger).await;
+                    stats.send(StatsEvent::Height(height));
+                    tracing::info!(height, template = id, new_tip, "new work");
+                    work_tx.send_replace(Arc::new(work));
+                }
+                Err(e) => {
+                    tracing::warn!(source = source.name(), error = %e, "template source failed; reconnecting in {backoff:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                    match connect().await {
+                        Ok(s) => source = s,
+                        Err(e) => tracing::warn!(error = %e, "template source reconnect failed"),
+                    }
+                }
+            },
+            Some(found) = blocks.recv() => {
+                if found.prev_hash != tip {
+                    tracing::info!(hash = %found.hash, "block candidate on an old tip; not submitted");
+                    continue;
+                }
+                if submitted_on == Some(found.prev_hash) {
+                    tracing::debug!(hash = %found.hash, "a block on this tip was already submitted");
+                    continue;
+                }
+                let mode = match cfg.payout {
+                    PayoutMode::Solo(_) => "solo",
+                    PayoutMode::Pplns(_) => "pplns",
+                };
+                submit(&mut source, found, mode, &ledger, &stats, &mut submitted_on).await;
+            }
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+async fn submit<S: TemplateSource>(
+    source: &mut S,
+    found: FoundBlock,
+    mode: &str,
+    ledger: &Ledger,
+    stats: &StatsHandle,
+    submitted_on: &mut Option<[u8; 32]>,
+) {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let outcome = source.submit(found.solution.clone()).await;
+    let status = match &outcome {
+        Ok(SubmitOutcome::Accepted { hash }) => {
+            *submitted_on = Some(found.prev_hash);
+            tracing::info!(height = found.height, %hash, worker = %found.worker, "block accepted");
+            stats.send(StatsEvent::BlockFound);
+            BlockStatus::Accepted
+        }
+        Ok(SubmitOutcome::Rejected { reason }) => {
+            tracing::warn!(height = found.height, hash = %found.hash, %reason, "block rejected");
+            stats.send(StatsEvent::BlockRejected);
+            BlockStatus::Rejected {
+                reason: reason.clone(),
+            }
+        }
+        Err(e) => {
+            tracing::error!(height = found.height, hash = %found.hash, error = %e, "block submission failed");
+            stats.send(StatsEvent::BlockRejected);
+            BlockStatus::Rejected {
+                reason: format!("submission failed: {e}"),
+            }
+        }
+    };
+    let record = BlockRecord {
+        height: found.height,
+        hash: found.hash.clone(),
+        template_id: found.template_id,
+        worker: found.worker.clone(),
+        time_ms: now_ms,
+        reward_sats: found.reward_sats,
+        outputs: found.split.payouts.clone(),
+        window: found.window,
+        mode: mode.into(),
+        status,
+    };
+    if let Err(e) = ledger.record_block(record).await {
+        tracing::error!(hash = %found.hash, error = %e, "cannot record the block in the ledger");
+    }
+}

@@ -1,0 +1,367 @@
+//! The running pool: keys and certificate, ledger, statistics, the work manager owning the
+//! template source, the SV2 listener with one task per connection, and the HTTP API.
+//!
+//! ```text
+//!  template source ──▶ manager ──watch<Work>──▶ connection tasks ◀──▶ miners
+//!        ▲                ▲  └──────────▶ ledger ◀── shares (ack after commit)
+//!        └── submit ──────┴──── found blocks (mpsc) ──┘
+//! ```
+
+pub mod conn;
+pub mod keys;
+pub mod manager;
+pub mod session;
+pub mod stats;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bitcoin::ScriptBuf;
+use strata_net::sv2::Sv2Options;
+use strata_noise::PublicKey;
+use strata_work::channel::ChannelConfig;
+use strata_work::vardiff::VardiffConfig;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Config, PayoutKind, SourceKind};
+use crate::ledger::{Ledger, LedgerConfig, Synchronous};
+use crate::payout::{PayoutMode, PplnsConfig, SoloConfig};
+use crate::template::{SourceError, TemplateSource};
+use conn::{ConnContext, ConnLinks};
+use manager::ManagerConfig;
+use session::SessionConfig;
+use stats::{Stats, StatsHandle, WorkerStats};
+
+/// A started pool.
+#[derive(Debug)]
+pub struct RunningPool {
+    /// Where the SV2 server listens.
+    pub sv2_addr: SocketAddr,
+    /// Where the HTTP API listens.
+    pub api_addr: SocketAddr,
+    /// The authority public key miners and proxies pin.
+    pub authority: PublicKey,
+    /// Cancel to stop the pool.
+    pub shutdown: CancellationToken,
+    tasks: TaskTracker,
+    ledger_thread: Option<crate::ledger::LedgerThread>,
+}
+
+impl RunningPool {
+    /// Waits until every task ended (after [`RunningPool::shutdown`] was cancelled) and the
+    /// ledger flushed.
+    pub async fn wait(mut self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+        if let Some(t) = self.ledger_thread.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+    }
+}
+
+fn session_config(cfg: &Config, pool_script: ScriptBuf) -> SessionConfig {
+    SessionConfig {
+        network: cfg.network,
+        pool_script,
+        solo_fee_ppm: cfg.payout.fee_ppm,
+        solo: cfg.payout.mode == PayoutKind::Solo,
+        pool_tag: cfg.pool_tag.as_bytes().to_vec(),
+        full_extranonce_len: cfg.extranonce_size,
+        channel: ChannelConfig {
+            shares_per_minute: cfg.vardiff.shares_per_minute as f32,
+            ..ChannelConfig::default()
+        },
+        vardiff: VardiffConfig {
+            shares_per_minute: cfg.vardiff.shares_per_minute,
+            min_difficulty: cfg.vardiff.min_difficulty,
+            max_difficulty: cfg.vardiff.max_difficulty,
+            period: Duration::from_secs(cfg.vardiff.period_secs.max(1)),
+            ..VardiffConfig::default()
+        },
+        max_channels: cfg.max_channels_per_connection,
+    }
+}
+
+fn payout_mode(cfg: &Config) -> PayoutMode {
+    match cfg.payout.mode {
+        PayoutKind::Solo => PayoutMode::Solo(SoloConfig {
+            fee_ppm: cfg.payout.fee_ppm,
+        }),
+        PayoutKind::Pplns => PayoutMode::Pplns(PplnsConfig {
+            window_shares: cfg.payout.window_shares,
+            fee_ppm: cfg.payout.fee_ppm,
+            dust_sats: cfg.payout.dust_sats,
+            max_outputs: cfg.payout.max_outputs,
+        }),
+    }
+}
+
+/// Starts the pool described by `cfg`: returns once it listens.
+pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+    let keys = keys::load_or_create(&cfg.data_dir, cfg.certificate_days)?;
+    let authority = keys.authority;
+    let pool_script = keys::pool_script(&cfg, &authority)?;
+
+    let mut lcfg = LedgerConfig::new(cfg.data_dir.join("ledger.sqlite"));
+    lcfg.synchronous = if cfg.ledger.synchronous.eq_ignore_ascii_case("normal") {
+        Synchronous::Normal
+    } else {
+        Synchronous::Full
+    };
+    let (ledger, ledger_thread) = Ledger::open(lcfg).context("cannot open the share ledger")?;
+    let totals = ledger.totals().await.context("cannot read the ledger")?;
+    let stats = stats::spawn(Stats::new(
+        totals.shares_accepted,
+        totals.blocks_found,
+        totals
+            .workers
+            .iter()
+            .map(|w| WorkerStats {
+                worker: w.worker.clone(),
+                shares_accepted: w.shares,
+                difficulty_accepted: w.difficulty,
+                last_share_ms: w.last_share_ms,
+                ..WorkerStats::default()
+            })
+            .collect(),
+    ));
+
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    let mcfg = ManagerConfig {
+        payout: payout_mode(&cfg),
+        pool_script: pool_script.clone(),
+        network: cfg.network,
+    };
+    let (blocks_tx, blocks_rx) = mpsc::channel(64);
+    let work_rx = match cfg.template_source {
+        SourceKind::Embedded => {
+            #[cfg(feature = "embedded")]
+            {
+                let dir = cfg.data_dir.clone();
+                let open = move || {
+                    let dir = dir.clone();
+                    async move {
+                        crate::template::embedded::EmbeddedSource::open(
+                            &dir,
+                            crate::template::embedded::EmbeddedConfig::default(),
+                        )
+                    }
+                };
+                launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
+            }
+            #[cfg(not(feature = "embedded"))]
+            {
+                anyhow::bail!("this build has no embedded node (feature `embedded`)");
+            }
+        }
+        SourceKind::Rpc => {
+            let rc = rpc_config(&cfg);
+            let open = move || {
+                let rc = rc.clone();
+                async move { crate::template::rpc::RpcSource::new(rc) }
+            };
+            launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
+        }
+        SourceKind::Tdp => {
+            let authority = if cfg.tdp.authority_key.is_empty() {
+                None
+            } else {
+                Some(
+                    cfg.tdp
+                        .authority_key
+                        .parse::<PublicKey>()
+                        .map_err(|e| anyhow::anyhow!("tdp.authority_key: {e}"))?,
+                )
+            };
+            let tc = crate::template::tdp::TdpConfig::new(cfg.tdp.address.clone(), authority);
+            let open = move || crate::template::tdp::TdpSource::connect(tc.clone());
+            launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
+        }
+    };
+
+    let ctx = Arc::new(ConnContext {
+        responder: keys.responder,
+        net: Sv2Options::default(),
+        session: Arc::new(session_config(&cfg, pool_script)),
+        tick: Duration::from_secs(5),
+        write_timeout: Duration::from_secs(30),
+        setup_timeout: Duration::from_secs(cfg.setup_timeout_secs.max(1)),
+    });
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let sv2_addr = listener.local_addr()?;
+    let links = ConnLinks {
+        work: work_rx,
+        ledger: ledger.clone(),
+        blocks: blocks_tx,
+        stats: stats.clone(),
+        shutdown: shutdown.clone(),
+    };
+    tasks.spawn(accept_loop(
+        listener,
+        ctx,
+        links,
+        cfg.max_connections,
+        tasks.clone(),
+    ));
+
+    let api = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.api_listen))?;
+    let api_addr = api.local_addr()?;
+    let router = crate::api::router(crate::api::ApiState {
+        stats: stats.clone(),
+        ledger: ledger.clone(),
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(api, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP API failed");
+        }
+    });
+    drop(ledger);
+    tracing::info!(%sv2_addr, %api_addr, authority = %authority, "pool listening");
+    Ok(RunningPool {
+        sv2_addr,
+        api_addr,
+        authority,
+        shutdown,
+        tasks,
+        ledger_thread: Some(ledger_thread),
+    })
+}
+
+fn rpc_config(cfg: &Config) -> crate::template::rpc::RpcConfig {
+    use crate::template::rpc::{RpcAuth, RpcConfig};
+    let r = &cfg.rpc;
+    let auth = match (&r.user, &r.cookie) {
+        (Some(user), _) => RpcAuth::UserPass {
+            user: user.clone(),
+            password: r.password.clone().unwrap_or_default(),
+        },
+        (None, Some(cookie)) => RpcAuth::Cookie(cookie.clone()),
+        (None, None) => {
+            let sub = match cfg.network {
+                bitcoin::Network::Bitcoin => "",
+                bitcoin::Network::Testnet => "testnet3",
+                bitcoin::Network::Signet => "signet",
+                _ => "regtest",
+            };
+            let home = std::env::var_os("HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_default();
+            RpcAuth::Cookie(home.join(".bitcoin").join(sub).join(".cookie"))
+        }
+    };
+    let mut rc = RpcConfig::new(r.url.clone(), auth, cfg.network);
+    rc.poll_interval = Duration::from_millis(r.poll_ms.max(10));
+    rc.longpoll = r.longpoll;
+    rc
+}
+
+/// Opens the source, waits for its first template, and spawns the manager; returns the
+/// work channel connections subscribe to.
+async fn launch<S, C, F>(
+    mut open: C,
+    mcfg: ManagerConfig,
+    blocks_rx: mpsc::Receiver<session::FoundBlock>,
+    ledger: &Ledger,
+    stats: &StatsHandle,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<watch::Receiver<Arc<session::Work>>>
+where
+    S: TemplateSource + 'static,
+    C: FnMut() -> F + Send + 'static,
+    F: Future<Output = Result<S, SourceError>> + Send + 'static,
+{
+    let mut backoff = Duration::from_millis(500);
+    let (source, first) = loop {
+        let attempt = async {
+            let mut s = open().await?;
+            let t = s.next_template().await?;
+            Ok::<_, SourceError>((s, t))
+        };
+        match attempt.await {
+            Ok(x) => break x,
+            Err(e) => {
+                tracing::warn!(error = %e, "template source not ready; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.cancelled() => anyhow::bail!("stopped before the first template"),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    tracing::info!(
+        source = source.name(),
+        height = first.height,
+        "first template"
+    );
+    stats.send(stats::StatsEvent::Height(first.height));
+    let work = manager::make_work(0, first, &mcfg, ledger).await;
+    let (work_tx, work_rx) = watch::channel(Arc::new(work));
+    tasks.spawn(manager::run(
+        source,
+        open,
+        mcfg,
+        work_tx,
+        blocks_rx,
+        ledger.clone(),
+        stats.clone(),
+        shutdown.clone(),
+    ));
+    Ok(work_rx)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    ctx: Arc<ConnContext>,
+    links: ConnLinks,
+    max_connections: usize,
+    tasks: TaskTracker,
+) {
+    static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+    let slots = Arc::new(Semaphore::new(max_connections.max(1)));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = links.shutdown.cancelled() => return,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // out of file descriptors and the like: back off instead of spinning
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(%peer, "connection limit reached; refusing");
+            continue;
+        };
+        let conn_id = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        let ctx = ctx.clone();
+        let links = links.clone();
+        tasks.spawn(async move {
+            conn::serve(stream, peer, conn_id, ctx, links).await;
+            drop(permit);
+        });
+    }
+}
