@@ -21,6 +21,7 @@ use strata_pool::ledger::{
 use strata_pool::payout::{pplns_split, PplnsConfig};
 
 const CRASH_DB_ENV: &str = "STRATA_LEDGER_CRASH_CHILD_DB";
+const CRASH_SYNC_ENV: &str = "STRATA_LEDGER_CRASH_CHILD_NORMAL";
 
 fn share(worker: &str, difficulty: f64, n: u32) -> ShareRecord {
     let mut hash = [0u8; 32];
@@ -455,6 +456,16 @@ impl Drop for KillOnDrop {
 /// `kill -9` while shares are being committed loses no share whose receipt was printed.
 #[test]
 fn crash_loses_no_acknowledged_share() {
+    crash_test(Synchronous::Full);
+}
+
+/// The same with `synchronous = NORMAL`: it too survives a process crash.
+#[test]
+fn crash_loses_no_acknowledged_share_with_normal_sync() {
+    crash_test(Synchronous::Normal);
+}
+
+fn crash_test(synchronous: Synchronous) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger.sqlite");
     let exe = std::env::current_exe().unwrap();
@@ -467,6 +478,10 @@ fn crash_loses_no_acknowledged_share() {
             "--test-threads=1",
         ])
         .env(CRASH_DB_ENV, &path)
+        .env(
+            CRASH_SYNC_ENV,
+            (synchronous == Synchronous::Normal).to_string(),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -516,7 +531,7 @@ fn crash_loses_no_acknowledged_share() {
 /// killed, printing each receipt after its ticket resolved. Does nothing unless started by
 /// that test.
 #[test]
-#[ignore = "child process of crash_loses_no_acknowledged_share"]
+#[ignore = "child process of the crash tests"]
 fn crash_child_process() {
     let Some(path) = std::env::var_os(CRASH_DB_ENV) else {
         return;
@@ -526,7 +541,15 @@ fn crash_child_process() {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let (ledger, _thread) = open(Path::new(&path));
+        let synchronous = match std::env::var(CRASH_SYNC_ENV).as_deref() {
+            Ok("true") => Synchronous::Normal,
+            _ => Synchronous::Full,
+        };
+        let config = LedgerConfig {
+            synchronous,
+            ..LedgerConfig::new(Path::new(&path))
+        };
+        let (ledger, _thread) = Ledger::open(config).unwrap();
         let mut tasks = Vec::new();
         for t in 0..4u32 {
             let ledger = ledger.clone();
@@ -606,7 +629,7 @@ async fn group_commit_throughput() {
         let mut runs = Vec::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir_in(&base).unwrap();
-            runs.push(throughput_run(dir.path(), synchronous, 8, 250, 16).await);
+            runs.push(throughput_run(dir.path(), synchronous, 8, 2000, 16).await);
         }
         runs.sort_by(|a, b| a.0.total_cmp(&b.0));
         let (median, batch) = runs[runs.len() / 2];

@@ -24,6 +24,35 @@
 //! [`LedgerThread::join`] waits for that. A caller that drops its ticket does not disturb
 //! the thread: its shares are still committed.
 //!
+//! ```
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use strata_pool::ledger::{Ledger, LedgerConfig, ShareRecord};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (ledger, thread) = Ledger::open(LedgerConfig::new(dir.path().join("ledger.sqlite")))?;
+//! let share = ShareRecord {
+//!     worker: "bcrt1qexample.rig1".into(),
+//!     connection_id: 1,
+//!     channel_id: 1,
+//!     job_id: 7,
+//!     sequence_number: 0,
+//!     height: 101,
+//!     difficulty: 1.0,
+//!     hash: [0; 32],
+//!     time_ms: 1_700_000_000_000,
+//!     block: false,
+//! };
+//! let ticket = ledger.submit(vec![share]).await?; // queued
+//! let receipt = ticket.await?; // durable: only now send SubmitShares.Success
+//! assert_eq!((receipt.first_id, receipt.count), (1, 1));
+//! drop(ledger);
+//! thread.join()?; // everything queued is committed, the database closed
+//! # Ok(())
+//! # }
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(demo()).map_err(|e| e.to_string())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! ## Durability: `synchronous`
 //!
 //! * [`Synchronous::Full`] (the default): the WAL is fsynced at every commit. A committed

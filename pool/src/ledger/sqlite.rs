@@ -74,7 +74,7 @@ CREATE TABLE block_outputs (
 "];
 
 /// The newest schema version this build writes.
-pub(super) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 fn int(field: &'static str, value: u64) -> Result<i64, LedgerError> {
     i64::try_from(value).map_err(|_| LedgerError::OutOfRange { field, value })
@@ -158,7 +158,7 @@ impl Store {
     /// Writes a group of requests in one transaction, then resolves them.
     fn commit_batch(&mut self, batch: Vec<Write>, stats: &StatsCell) {
         let requests = batch.len() as u64;
-        let tx = match self.conn.transaction() {
+        let mut tx = match self.conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
                 let err = LedgerError::sqlite("begin a transaction")(e);
@@ -169,7 +169,6 @@ impl Store {
                 return;
             }
         };
-        let mut tx = tx;
         let mut done = Vec::with_capacity(batch.len());
         let mut shares = 0u64;
         for write in batch {
