@@ -121,7 +121,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     let totals = ledger.totals().await.context("cannot read the ledger")?;
     let stats = stats::spawn(Stats::new(
         totals.shares_accepted,
-        totals.blocks_found,
+        totals.blocks_accepted,
         totals
             .workers
             .iter()

@@ -8,7 +8,7 @@
 //! template's other transactions (embedded, rpc) assembles the block itself.
 //!
 //! Sources:
-//! * [`embedded`] (feature `embedded`, the default): a regtest chain in the pool process,
+//! * `embedded` (feature `embedded`, the default): a regtest chain in the pool process,
 //!   validated by Bitcoin Core's consensus code through `bitcoinkernel`.
 //! * [`rpc`]: bitcoind over JSON-RPC (`getblocktemplate`, `submitblock`).
 //! * [`tdp`]: a Template Provider over SV2 Template Distribution.
