@@ -350,7 +350,8 @@ async fn sv1(a: Sv1Args) -> ExitCode {
     stop_on(a.stop.duration, &stop);
     let mut set = JoinSet::new();
     for index in 0..a.count {
-        let mut config = Sv1Config::new(index, a.user.clone().unwrap_or_else(|| default_user(index)));
+        let mut config =
+            Sv1Config::new(index, a.user.clone().unwrap_or_else(|| default_user(index)));
         config.password = Some(a.password.clone());
         config.minimum_difficulty = Some(a.hashrate / 4_294_967_296.0);
         let mut miner = Sv1Miner::new(config);

@@ -198,8 +198,7 @@ pub enum Event {
 /// digits and `-_.:/@`, else a JSON string (quoted, escaped).
 pub fn token(s: &str) -> String {
     let bare = !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/@".contains(&b));
     if bare {
         s.to_owned()

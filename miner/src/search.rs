@@ -83,12 +83,15 @@ impl HeaderSearch {
         let mut out = [[0u8; 32]; BATCH];
         let mut hashes = 0u64;
         while hashes < budget && self.next < NONCE_SPACE {
-            let n = (budget - hashes).min(NONCE_SPACE - self.next).min(BATCH as u64) as usize;
+            let n = (budget - hashes)
+                .min(NONCE_SPACE - self.next)
+                .min(BATCH as u64) as usize;
             for (i, t) in tails[..n].iter_mut().enumerate() {
                 // `self.next + i < 2^32` by the bound on `n`
                 t[12..16].copy_from_slice(&((self.next + i as u64) as u32).to_le_bytes());
             }
-            self.hasher.hash_tails(&self.mid, &tails[..n], &mut out[..n]);
+            self.hasher
+                .hash_tails(&self.mid, &tails[..n], &mut out[..n]);
             if let Some(i) = out[..n].iter().position(|h| self.target.is_met_by(h)) {
                 let nonce = (self.next + i as u64) as u32;
                 self.next += i as u64 + 1;

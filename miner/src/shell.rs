@@ -112,10 +112,7 @@ fn wake_at(pacer: &Pacer, has_work: bool) -> TokioInstant {
 }
 
 /// Hashes what the pacer allows now; `mine` is the core's step.
-fn hash_now(
-    pacer: &mut Pacer,
-    mut mine: impl FnMut(u64, Now) -> crate::Mined,
-) {
+fn hash_now(pacer: &mut Pacer, mut mine: impl FnMut(u64, Now) -> crate::Mined) {
     let now = Now::system();
     let mut left = pacer.budget(now.instant);
     while left > 0 {
@@ -379,8 +376,10 @@ mod tests {
         assert_eq!((e.host.as_str(), e.port), ("127.0.0.1", 3333));
         let e = Endpoint::parse("stratum+tcp://pool.example:3334").expect("url");
         assert_eq!((e.host.as_str(), e.port), ("pool.example", 3334));
-        let e = Endpoint::parse("stratum2+tcp://[::1]:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh")
-            .expect("sv2 url");
+        let e = Endpoint::parse(
+            "stratum2+tcp://[::1]:34254/9bXiEd8boQVhq7WddEcERUL5tyyJVFYdU8th3HfbNXK3Yw6GRXh",
+        )
+        .expect("sv2 url");
         assert_eq!((e.host.as_str(), e.port), ("[::1]", 34254));
         assert!(Endpoint::parse("nohost").is_err());
         assert!(Endpoint::parse(":3333").is_err());

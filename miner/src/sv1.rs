@@ -454,7 +454,8 @@ impl Sv1Miner {
                 if let Some(e) = &r.error {
                     return Err(refused(format!("{} {}", e.code, e.message)));
                 }
-                let s = SubscribeResult::from_json(&r.result).map_err(|e| refused(e.to_string()))?;
+                let s =
+                    SubscribeResult::from_json(&r.result).map_err(|e| refused(e.to_string()))?;
                 let size = usize::try_from(s.extranonce2_size)
                     .ok()
                     .filter(|&n| n <= MAX_EXTRANONCE2_LEN)
@@ -581,7 +582,10 @@ impl Sv1Miner {
         };
         let job = w.job.notify.job_id.to_string();
         let is_block = w.job.network_target.is_met_by(&hash);
-        let id = self.request(ClientMethod::Submit(submit), Pending::Submit { at: now.instant });
+        let id = self.request(
+            ClientMethod::Submit(submit),
+            Pending::Submit { at: now.instant },
+        );
         self.stats.submitted += 1;
         self.event(Event::ShareSubmitted {
             channel: None,

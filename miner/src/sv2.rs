@@ -176,8 +176,11 @@ impl Sv2Work {
             }
             None => self.merkle_root,
         };
-        let rolls_something =
-            self.mask != 0 || self.coinbase.as_ref().is_some_and(|c| c.extranonce_size > 0);
+        let rolls_something = self.mask != 0
+            || self
+                .coinbase
+                .as_ref()
+                .is_some_and(|c| c.extranonce_size > 0);
         if !rolls_something && self.search.is_exhausted() {
             self.ntime = self.ntime.wrapping_add(1);
         }
@@ -755,11 +758,8 @@ impl Sv2Miner {
             }
             .into(),
         };
-        let (channel_id, job_id, is_block) = (
-            w.channel_id,
-            w.job_id,
-            w.network_target.is_met_by(&hash),
-        );
+        let (channel_id, job_id, is_block) =
+            (w.channel_id, w.job_id, w.network_target.is_met_by(&hash));
         self.next_seq = seq.wrapping_add(1);
         self.stats.submitted += 1;
         if self.pending.len() >= MAX_PENDING {

@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner, Sv2Output, Sv2State};
 use strata_miner::{Event, MinerError};
-use strata_protocol::common::{CommonMessage, Reconnect, SetupConnectionError, SetupConnectionSuccess};
+use strata_protocol::common::{
+    CommonMessage, Reconnect, SetupConnectionError, SetupConnectionSuccess,
+};
 use strata_protocol::mining::{
     CloseChannel, MiningMessage, OpenExtendedMiningChannelSuccess, OpenMiningChannelError,
     OpenStandardMiningChannelSuccess, SetExtranoncePrefix, SetGroupChannel, SetTarget,
@@ -196,8 +198,9 @@ fn extended_channel_shares_validate_and_follow_the_extranonce_prefix() {
             group_channel_id: 0,
         },
     );
-    let mut server = Channel::new_extended(3, &[1, 2, 3, 4], 8, easy_target(), ChannelConfig::default())
-        .expect("channel");
+    let mut server =
+        Channel::new_extended(3, &[1, 2, 3, 4], 8, easy_target(), ChannelConfig::default())
+            .expect("channel");
     let job = extended_job(3, 1, true, true);
     let prev = prevhash(3, 1, 0x55, HARD_NBITS);
     server.on_new_extended_mining_job(&job).expect("job");
@@ -235,7 +238,9 @@ fn group_channel_extended_job_on_a_standard_channel() {
     let mut m = miner(ChannelRequest::Standard);
     open_standard(&mut m, 1, 10, easy_target());
     let mut server = Channels::new();
-    server.insert(server_standard(1, easy_target())).expect("insert");
+    server
+        .insert(server_standard(1, easy_target()))
+        .expect("insert");
     server.add_to_group(10, 1).expect("group");
     let job = extended_job(10, 7, true, true);
     let prev = prevhash(10, 7, 0x31, HARD_NBITS);
@@ -247,7 +252,9 @@ fn group_channel_extended_job_on_a_standard_channel() {
     for _ in 0..3 {
         let share = as_standard(mine_share(&mut m));
         assert_eq!(share.channel_id, 1);
-        server.validate_standard(&share, now_ms()).expect("valid share on the group member");
+        server
+            .validate_standard(&share, now_ms())
+            .expect("valid share on the group member");
     }
     // SetGroupChannel to another group keeps mining
     feed(
@@ -267,10 +274,9 @@ fn set_target_changes_the_difficulty_of_jobs_activated_later() {
     let mut m = miner(ChannelRequest::Standard);
     open_standard(&mut m, 1, 0, easy_target());
     let mut server = server_standard(1, easy_target());
-    for msg in [standard_job(1, 1, true, 1)] {
-        server.on_new_mining_job(&msg).expect("job");
-        feed(&mut m, msg);
-    }
+    let job = standard_job(1, 1, true, 1);
+    server.on_new_mining_job(&job).expect("job");
+    feed(&mut m, job);
     let prev = prevhash(1, 1, 3, HARD_NBITS);
     server.on_set_new_prev_hash(&prev).expect("prev");
     feed(&mut m, prev);
@@ -321,7 +327,9 @@ fn set_new_prev_hash_drops_old_work_at_once() {
     ];
     for msg in msgs {
         match &msg {
-            Message::Mining(MiningMessage::NewMiningJob(j)) => server.on_new_mining_job(j).expect("job"),
+            Message::Mining(MiningMessage::NewMiningJob(j)) => {
+                server.on_new_mining_job(j).expect("job")
+            }
             Message::Mining(MiningMessage::SetNewPrevHash(p)) => {
                 server.on_set_new_prev_hash(p).expect("prev")
             }
@@ -329,7 +337,11 @@ fn set_new_prev_hash_drops_old_work_at_once() {
         }
         feed(&mut m, msg);
     }
-    assert_eq!(m.current_job(), Some((1, 1)), "future job 2 waits for its prevhash");
+    assert_eq!(
+        m.current_job(),
+        Some((1, 1)),
+        "future job 2 waits for its prevhash"
+    );
     let old = as_standard(mine_share(&mut m));
     assert_eq!(old.job_id, 1);
     let prev = prevhash(1, 2, 0x20, HARD_NBITS);
@@ -405,7 +417,9 @@ fn close_channel_reopens_and_unknown_jobs_are_warnings() {
         [Message::Mining(MiningMessage::OpenStandardMiningChannel(o))] => o.request_id,
         other => panic!("expected a new open, got {other:?}"),
     };
-    assert!(events.iter().any(|e| matches!(e, Event::ChannelClosed { channel: 1, .. })));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::ChannelClosed { channel: 1, .. })));
     // a job for the closed channel: reported, not fatal
     feed(&mut m, standard_job(1, 2, false, 1));
     assert_eq!(m.stats().protocol_warnings, 1);
@@ -438,7 +452,9 @@ fn setup_and_open_errors_are_fatal() {
             now(),
         )
         .expect_err("fatal");
-    assert!(matches!(err, MinerError::SetupRejected { ref code, .. } if code == "unsupported-protocol"));
+    assert!(
+        matches!(err, MinerError::SetupRejected { ref code, .. } if code == "unsupported-protocol")
+    );
     assert_eq!(err.exit_code(), 1);
     let (_, events, _) = drain(&mut m);
     assert!(events.iter().any(|e| matches!(e, Event::SetupError { .. })));

@@ -41,7 +41,12 @@ pub fn standard_job(channel_id: u32, job_id: u32, future: bool, root_byte: u8) -
     }
 }
 
-pub fn extended_job(channel_id: u32, job_id: u32, future: bool, rolling: bool) -> NewExtendedMiningJob {
+pub fn extended_job(
+    channel_id: u32,
+    job_id: u32,
+    future: bool,
+    rolling: bool,
+) -> NewExtendedMiningJob {
     NewExtendedMiningJob {
         channel_id,
         job_id,
@@ -49,8 +54,7 @@ pub fn extended_job(channel_id: u32, job_id: u32, future: bool, rolling: bool) -
         version: 0x2000_0000,
         version_rolling_allowed: rolling,
         merkle_path: Seq0_255::new(vec![U256([0xaa; 32]), U256([0xbb; 32])]).expect("path"),
-        coinbase_tx_prefix: B0_64K::new(vec![1u8, 0, 0, 0, 1, 0x11, 0x22, 0x33])
-            .expect("prefix"),
+        coinbase_tx_prefix: B0_64K::new(vec![1u8, 0, 0, 0, 1, 0x11, 0x22, 0x33]).expect("prefix"),
         coinbase_tx_suffix: B0_64K::new(vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0])
             .expect("suffix"),
     }
@@ -90,3 +94,5 @@ pub fn mine_share(m: &mut Sv2Miner) -> Message {
     }
     panic!("no share after 40M hashes");
 }
+
+pub mod sv2_server;
