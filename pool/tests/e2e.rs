@@ -1,0 +1,274 @@
+//! The pool end to end on 127.0.0.1: its embedded regtest chain (Bitcoin Core's consensus),
+//! simulated SV2 miners (standard and extended channels) that really hash, blocks accepted
+//! by Core and paid as the ledger says, the HTTP API, restarts.
+#![cfg(feature = "embedded")]
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use strata_miner::identity::default_user;
+use strata_miner::pace::Pacing;
+use strata_miner::report::{Reporter, Sink};
+use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
+use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
+use strata_net::sv2::Sv2Options;
+use strata_pool::config::{Config, PayoutKind};
+use strata_pool::ledger::{BlockStatus, Ledger, LedgerConfig, PplnsWindow};
+use strata_pool::payout::{pplns_split, PplnsConfig};
+use strata_pool::template::embedded::{EmbeddedConfig, EmbeddedSource};
+use tokio_util::sync::CancellationToken;
+
+fn config(dir: &std::path::Path, mode: PayoutKind) -> Config {
+    let mut c = Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    };
+    c.payout.mode = mode;
+    c.payout.window_shares = 50;
+    // quick shares: a block (every regtest share is one) every second or so per miner
+    c.vardiff.shares_per_minute = 60.0;
+    c
+}
+
+/// Starts `n` miners against the pool; returns their stop token and join handles.
+fn miners(
+    pool: &strata_pool::server::RunningPool,
+    kinds: &[ChannelRequest],
+    reporter: &Reporter,
+) -> (CancellationToken, Vec<tokio::task::JoinHandle<()>>) {
+    let stop = CancellationToken::new();
+    let mut handles = vec![];
+    for (i, kind) in kinds.iter().enumerate() {
+        let connect = Sv2Connect {
+            endpoint: Endpoint::parse(&pool.sv2_addr.to_string()).unwrap(),
+            authority: Some(pool.authority),
+            options: Sv2Options::default(),
+        };
+        let cfg = Sv2Config {
+            index: i,
+            user: default_user(i),
+            channel: *kind,
+            nominal_hashrate: 50_000.0,
+            record_latency: false,
+        };
+        let reporter = reporter.clone();
+        let stop = stop.clone();
+        handles.push(tokio::spawn(async move {
+            let mut miner = Sv2Miner::new(cfg).unwrap();
+            let _ = run_sv2(
+                &mut miner,
+                &connect,
+                Pacing::Hashrate(50_000.0),
+                &reporter,
+                &stop,
+            )
+            .await;
+        }));
+    }
+    (stop, handles)
+}
+
+async fn get_json(url: String) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn wait_for_blocks(api: std::net::SocketAddr, n: u64) -> serde_json::Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let stats = get_json(format!("http://{api}/api/v1/stats")).await;
+        if stats["blocks_found"].as_u64().unwrap_or(0) >= n {
+            return stats;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {stats} after 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pplns_pool_mines_regtest_blocks_core_accepts_and_the_ledger_explains_each_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = strata_pool::server::start(config(dir.path(), PayoutKind::Pplns))
+        .await
+        .unwrap();
+    let api = pool.api_addr;
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    let (stop, handles) = miners(
+        &pool,
+        &[
+            ChannelRequest::Standard,
+            ChannelRequest::Extended {
+                min_extranonce_size: 8,
+            },
+        ],
+        &reporter,
+    );
+    let stats = wait_for_blocks(api, 4).await;
+    assert!(stats["shares_accepted"].as_u64().unwrap() >= 4, "{stats}");
+    assert!(stats["height"].as_u64().unwrap() >= 5, "{stats}");
+    assert_eq!(stats["connections"].as_u64().unwrap(), 2, "{stats}");
+
+    let workers = get_json(format!("http://{api}/api/v1/workers")).await;
+    let names: Vec<&str> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["worker"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&default_user(0).as_str()), "{workers}");
+    assert!(names.contains(&default_user(1).as_str()), "{workers}");
+    let metrics = reqwest::get(format!("http://{api}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("strata_pool_blocks_found_total"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("strata_pool_shares_rejected_total"),
+        "{metrics}"
+    );
+
+    stop.cancel();
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert!(reporter.acked_total() >= 4);
+    let blocks = get_json(format!("http://{api}/api/v1/blocks")).await;
+    pool.shutdown.cancel();
+    pool.wait().await;
+
+    // Bitcoin Core's validation accepted every block the pool calls accepted: the chain in
+    // the data directory is that long
+    let accepted: Vec<&serde_json::Value> = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["status"]["status"] == "accepted")
+        .collect();
+    assert!(accepted.len() >= 4, "{blocks}");
+    let top = accepted
+        .iter()
+        .map(|b| b["height"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    let node = EmbeddedSource::open(dir.path(), EmbeddedConfig::default()).unwrap();
+    assert_eq!(u64::from(node.chain_tip().height), top);
+    drop(node);
+
+    // every PPLNS block's outputs follow from its recorded window of shares
+    let (ledger, thread) =
+        Ledger::open(LedgerConfig::new(dir.path().join("ledger.sqlite"))).unwrap();
+    let recorded = ledger.blocks(100).await.unwrap();
+    let mut checked = 0;
+    for b in recorded
+        .iter()
+        .filter(|b| b.status == BlockStatus::Accepted)
+    {
+        let Some((first, last)) = b.window else {
+            continue;
+        };
+        let shares = ledger.shares_in(first, last).await.unwrap();
+        let window = PplnsWindow::from_shares(
+            shares
+                .iter()
+                .map(|(id, s)| (*id, s.worker.as_str(), s.difficulty)),
+        );
+        let cfg = PplnsConfig {
+            window_shares: 50,
+            fee_ppm: 10_000,
+            dust_sats: 1_000,
+            max_outputs: 100,
+        };
+        let pool_script = strata_pool::server::keys::pool_script(
+            &config(dir.path(), PayoutKind::Pplns),
+            &std::fs::read_to_string(dir.path().join("authority.pub"))
+                .unwrap()
+                .trim()
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        let split = pplns_split(
+            b.reward_sats,
+            &window,
+            &pool_script,
+            &cfg,
+            bitcoin::Network::Regtest,
+        );
+        assert_eq!(split.payouts, b.outputs, "block {}", b.hash);
+        assert!(
+            b.outputs.iter().any(|p| p.owner.starts_with("bcrt1")),
+            "miners are paid: {b:?}"
+        );
+        checked += 1;
+    }
+    assert!(
+        checked >= 1,
+        "at least one block with a window: {recorded:?}"
+    );
+    drop(ledger);
+    thread.join().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solo_pool_pays_the_finder_and_the_chain_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = strata_pool::server::start(config(dir.path(), PayoutKind::Solo))
+        .await
+        .unwrap();
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    let (stop, handles) = miners(&pool, &[ChannelRequest::Standard], &reporter);
+    wait_for_blocks(pool.api_addr, 2).await;
+    stop.cancel();
+    for h in handles {
+        h.await.unwrap();
+    }
+    let blocks = get_json(format!("http://{}/api/v1/blocks", pool.api_addr)).await;
+    let address = default_user(0).split('.').next().unwrap().to_string();
+    for b in blocks.as_array().unwrap() {
+        assert_eq!(b["mode"], "solo");
+        let outputs = b["outputs"].as_array().unwrap();
+        let paid: u64 = outputs
+            .iter()
+            .filter(|o| o["owner"] == address.as_str())
+            .map(|o| o["sats"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            paid,
+            b["reward_sats"].as_u64().unwrap() * 99 / 100,
+            "the finder gets the reward less the 1% fee: {b}"
+        );
+    }
+    // let the last submission settle
+    let mut height = 0;
+    loop {
+        let h = get_json(format!("http://{}/api/v1/stats", pool.api_addr)).await["height"]
+            .as_u64()
+            .unwrap();
+        if h == height {
+            break;
+        }
+        height = h;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    pool.shutdown.cancel();
+    pool.wait().await;
+
+    // restart on the same data directory: same chain, same totals, same authority key
+    let pool = strata_pool::server::start(config(dir.path(), PayoutKind::Solo))
+        .await
+        .unwrap();
+    let stats = get_json(format!("http://{}/api/v1/stats", pool.api_addr)).await;
+    assert_eq!(stats["height"].as_u64().unwrap(), height, "{stats}");
+    assert!(stats["blocks_found"].as_u64().unwrap() >= 2, "{stats}");
+    pool.shutdown.cancel();
+    pool.wait().await;
+}
