@@ -182,6 +182,11 @@ pub struct Config {
     pub setup_timeout_secs: u64,
     /// Certificate validity in days (re-issued at every start).
     pub certificate_days: u32,
+    /// Testing knob for chains where every share is a block (regtest): candidates found
+    /// sooner than this many milliseconds after the last accepted block stay ordinary shares
+    /// and are not submitted, so that load tests are not all new tips and stale shares.
+    /// 0 (the default) submits the first candidate on every tip.
+    pub min_block_interval_ms: u64,
     /// Payouts.
     pub payout: PayoutConfig,
     /// Difficulty adjustment.
@@ -209,6 +214,7 @@ impl Default for Config {
             max_connections: 18_000,
             setup_timeout_secs: 30,
             certificate_days: 365,
+            min_block_interval_ms: 0,
             payout: PayoutConfig::default(),
             vardiff: VardiffSettings::default(),
             rpc: RpcSettings::default(),

@@ -25,6 +25,9 @@ pub struct ManagerConfig {
     pub pool_script: ScriptBuf,
     /// Network of payout addresses.
     pub network: Network,
+    /// Candidates found sooner than this after the last accepted block are not submitted
+    /// (testing on regtest, where every share is a block; zero submits them all).
+    pub min_block_interval: Duration,
 }
 
 /// Builds the work for a template: PPLNS asks the ledger for the window now.
@@ -79,6 +82,7 @@ pub async fn run<S, C, F>(
     let mut seq = work_tx.borrow().seq;
     let mut tip = work_tx.borrow().template.prev_hash;
     let mut submitted_on: Option<[u8; 32]> = None;
+    let mut last_block: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(500);
     loop {
         tokio::select! {
@@ -117,11 +121,18 @@ pub async fn run<S, C, F>(
                     tracing::debug!(hash = %found.hash, "a block on this tip was already submitted");
                     continue;
                 }
+                if last_block.is_some_and(|t| t.elapsed() < cfg.min_block_interval) {
+                    tracing::debug!(hash = %found.hash, "candidate within min_block_interval; kept as a share");
+                    continue;
+                }
                 let mode = match cfg.payout {
                     PayoutMode::Solo(_) => "solo",
                     PayoutMode::Pplns(_) => "pplns",
                 };
                 submit(&mut source, found, mode, &ledger, &stats, &mut submitted_on).await;
+                if submitted_on == Some(tip) {
+                    last_block = Some(tokio::time::Instant::now());
+                }
             }
             _ = shutdown.cancelled() => return,
         }

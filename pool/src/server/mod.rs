@@ -141,6 +141,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         payout: payout_mode(&cfg),
         pool_script: pool_script.clone(),
         network: cfg.network,
+        min_block_interval: Duration::from_millis(cfg.min_block_interval_ms),
     };
     let (blocks_tx, blocks_rx) = mpsc::channel(64);
     let work_rx = match cfg.template_source {

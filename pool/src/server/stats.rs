@@ -61,7 +61,8 @@ pub struct WorkerStats {
     pub difficulty_accepted: f64,
     /// Rejected shares by error code.
     pub rejected: BTreeMap<String, u64>,
-    /// Estimated hashes per second (sum over the worker's live channels).
+    /// Estimated hashes per second from the difficulty of its accepted shares over the last
+    /// 10 minutes (extension 0x0002 workers behind a proxy's channel included).
     pub hashrate: f64,
     /// UNIX ms of the last accepted share (0 if none).
     pub last_share_ms: u64,
@@ -128,12 +129,60 @@ impl StatsHandle {
     }
 }
 
+/// Minutes of share history behind a worker's hashrate.
+const WINDOW_MINUTES: u64 = 10;
+
+/// Accepted difficulty per minute over the last [`WINDOW_MINUTES`].
+#[derive(Debug, Default, Clone)]
+struct ShareWindow {
+    /// (minute since the epoch, difficulty sum), one slot per minute modulo the window.
+    slots: [(u64, f64); WINDOW_MINUTES as usize],
+    first_ms: u64,
+}
+
+impl ShareWindow {
+    fn add(&mut self, time_ms: u64, difficulty: f64) {
+        let minute = time_ms / 60_000;
+        let slot = &mut self.slots[(minute % WINDOW_MINUTES) as usize];
+        if slot.0 != minute {
+            *slot = (minute, 0.0);
+        }
+        slot.1 += difficulty;
+        if self.first_ms == 0 || time_ms < self.first_ms {
+            self.first_ms = time_ms;
+        }
+    }
+
+    /// Hashes per second at `now_ms`: difficulty-1 work (2^32 hashes) per share difficulty,
+    /// over the window or since the first share if that is shorter (at least a minute).
+    fn hashrate(&self, now_ms: u64) -> f64 {
+        let now_min = now_ms / 60_000;
+        let sum: f64 = self
+            .slots
+            .iter()
+            .filter(|(m, _)| *m + WINDOW_MINUTES > now_min && *m <= now_min)
+            .map(|(_, d)| d)
+            .sum();
+        let span_ms = now_ms
+            .saturating_sub(self.first_ms)
+            .clamp(60_000, WINDOW_MINUTES * 60_000);
+        sum * 4_294_967_296.0 / (span_ms as f64 / 1000.0)
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The counters (the state of the statistics task).
 #[derive(Debug, Default)]
 pub struct Stats {
     pool: PoolStats,
     workers: HashMap<String, WorkerStats>,
-    /// Latest hashrate per (connection, worker).
+    windows: HashMap<String, ShareWindow>,
+    /// Latest vardiff hashrate estimate per (connection, channel worker): the pool total.
     rates: HashMap<(u64, String), f64>,
 }
 
@@ -147,6 +196,7 @@ impl Stats {
                 ..PoolStats::default()
             },
             workers: workers.into_iter().map(|w| (w.worker.clone(), w)).collect(),
+            windows: HashMap::new(),
             rates: HashMap::new(),
         }
     }
@@ -165,6 +215,10 @@ impl Stats {
                 time_ms,
             } => {
                 self.pool.shares_accepted += 1;
+                self.windows
+                    .entry(worker.clone())
+                    .or_default()
+                    .add(time_ms, difficulty);
                 let w = self.worker(worker);
                 w.shares_accepted += 1;
                 w.difficulty_accepted += difficulty;
@@ -215,17 +269,16 @@ impl Stats {
         }
     }
 
-    /// Per-worker figures now, sorted by worker.
-    pub fn workers(&self) -> Vec<WorkerStats> {
-        let mut rate: HashMap<&str, f64> = HashMap::new();
-        for ((_, w), r) in &self.rates {
-            *rate.entry(w.as_str()).or_default() += r;
-        }
+    /// Per-worker figures at `now_ms`, sorted by worker.
+    pub fn workers_at(&self, now_ms: u64) -> Vec<WorkerStats> {
         let mut out: Vec<WorkerStats> = self
             .workers
             .values()
             .map(|w| WorkerStats {
-                hashrate: rate.get(w.worker.as_str()).copied().unwrap_or(0.0),
+                hashrate: self
+                    .windows
+                    .get(&w.worker)
+                    .map_or(0.0, |s| s.hashrate(now_ms)),
                 ..w.clone()
             })
             .collect();
@@ -246,7 +299,7 @@ pub fn spawn(initial: Stats) -> StatsHandle {
                     let _ = reply.send(stats.pool());
                 }
                 Msg::Workers(reply) => {
-                    let _ = reply.send(stats.workers());
+                    let _ = reply.send(stats.workers_at(unix_ms()));
                 }
             }
         }
@@ -284,8 +337,10 @@ mod tests {
         );
         assert_eq!(p.connections, 1);
         assert_eq!(p.hashrate, 100.0);
-        let w = s.workers();
+        let w = s.workers_at(65_000);
         assert_eq!(w.len(), 1);
+        // difficulty 2 in (at least) a minute
+        assert!((w[0].hashrate - 2.0 * 4_294_967_296.0 / 64.995).abs() < 1.0);
         assert_eq!(w[0].rejected.get("stale-share"), Some(&1));
         assert_eq!(w[0].last_share_ms, 5);
         s.apply(StatsEvent::Disconnected { conn: 1 });

@@ -1,0 +1,3 @@
+//! Miner-facing sessions.
+
+pub mod sv1;

@@ -1,0 +1,1 @@
+//! The SV1 miner session (in progress).
