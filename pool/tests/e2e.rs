@@ -109,7 +109,8 @@ async fn pplns_pool_mines_regtest_blocks_core_accepts_and_the_ledger_explains_ea
     );
     let stats = wait_for_blocks(api, 4).await;
     assert!(stats["shares_accepted"].as_u64().unwrap() >= 4, "{stats}");
-    assert!(stats["height"].as_u64().unwrap() >= 5, "{stats}");
+    // the template after the 4th block may still be on its way
+    assert!(stats["height"].as_u64().unwrap() >= 4, "{stats}");
     assert_eq!(stats["connections"].as_u64().unwrap(), 2, "{stats}");
 
     let workers = get_json(format!("http://{api}/api/v1/workers")).await;
