@@ -79,7 +79,7 @@ pub fn session(data: &[u8]) {
             0 | 1 => {
                 // bytes of the SV2 stream, length-prefixed by one byte
                 let n = usize::from(data.get(i).copied().unwrap_or(0));
-                i += 1;
+                i = (i + 1).min(data.len());
                 let end = (i + n).min(data.len());
                 buf.extend_from_slice(&data[i..end]);
                 i = end;
