@@ -618,6 +618,52 @@ fn targets_follow_update_channel_but_never_get_harder_than_upstream() {
     assert_eq!(names(&out), ["UpdateChannel.Error"]);
 }
 
+#[test]
+fn an_upstream_that_forbids_version_rolling_gets_no_rolled_shares() {
+    let clock = Clock::new();
+    let w1 = work(1, 1, 10, 0xaa, &[0xaa, 0xbb], true);
+    let mut miner = Miner::new();
+    let mut s = ready_session(&clock, &w1, &["farm.a"], &mut miner);
+    // same tip, but the upstream's new job forbids rolling: the channel starts over
+    let mut w2 = work(1, 2, 11, 0xaa, &[0xaa, 0xbb], false);
+    w2.version_rolling_allowed = false;
+    let mut out = vec![];
+    s.on_work(Some(Arc::new(w2.clone())), &mut out);
+    assert_eq!(names(&out), ["NewMiningJob", "SetNewPrevHash"]);
+    miner.feed(&out);
+    let rolled = miner.share(1, None);
+    out.clear();
+    s.on_message(rolled.into(), clock.now(), &mut out);
+    assert_eq!(error_codes(&out), ["version-rolling-not-allowed"]);
+    assert_eq!(
+        s.report(clock.now()).unwrap().rejected.get("bad-version"),
+        Some(&1)
+    );
+    // the same share without rolled bits is accepted and validates upstream
+    let mut plain = miner.share(1, Some(true));
+    plain.version = w2.version;
+    let c = miner.channels.get(1).unwrap();
+    let job = c.active_job().unwrap();
+    let mut h = Header {
+        version: w2.version,
+        prev_hash: w2.prev_hash,
+        merkle_root: job.merkle_root(),
+        ntime: plain.ntime,
+        nbits: w2.nbits,
+        nonce: 0,
+    };
+    while !h.meets(&upstream_target()) {
+        h.nonce += 1;
+    }
+    plain.nonce = h.nonce;
+    out.clear();
+    s.on_message(plain.into(), clock.now(), &mut out);
+    assert!(error_codes(&out).is_empty(), "{:?}", names(&out));
+    let fw = forwards(&out);
+    assert_eq!(fw.len(), 1);
+    validate_upstream(&mut upstream_channel(&w2), &fw[0], 1);
+}
+
 // -------------------------------------------------------------------------------------------
 // tokio: serve_sv2 / listen_sv2 with a fake hub and the simulated SV2 miner
 // -------------------------------------------------------------------------------------------
