@@ -1,0 +1,325 @@
+//! The task of one SV2 miner connection: Noise handshake (or plaintext on a trusted LAN),
+//! then a loop that feeds the [`Sv2DownSession`] with frames, upstream work, the hub's join
+//! answer and ticks, and carries out its [`Action`]s. The task owns the session and both
+//! halves of the connection; it reports to the hub about every
+//! [`Sv2DownContext::report_interval`] and at exit, then leaves.
+//!
+//! [`listen_sv2`] accepts connections, caps them per IP address and runs one task each.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::OptionFuture;
+use futures::FutureExt as _;
+use strata_net::sv2::{plaintext, respond, Sv2Options, Sv2Reader, Sv2Writer};
+use strata_noise::Responder;
+use strata_protocol::frame::Frame;
+use strata_protocol::Message;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::sv2::{Action, Now, Sv2DownConfig, Sv2DownSession};
+use crate::hub::{HubHandle, HubRequest, JoinError, Slot};
+
+/// What every SV2 downstream connection task shares (read-only).
+#[derive(Debug)]
+pub struct Sv2DownContext {
+    /// The Noise responder: the proxy's static key and its certificate signed by the proxy's
+    /// own authority key (what the miners pin).
+    pub responder: Responder,
+    /// Serve unencrypted SV2 (trusted LANs only; off by default).
+    pub plaintext: bool,
+    /// Handshake timeout and frame limits.
+    pub net: Sv2Options,
+    /// Session settings.
+    pub session: Arc<Sv2DownConfig>,
+    /// Vardiff and acknowledgement period.
+    pub tick: Duration,
+    /// Period of [`HubRequest::Report`]s.
+    pub report_interval: Duration,
+    /// Time allowed between connect and `SetupConnection`.
+    pub setup_timeout: Duration,
+    /// Time allowed to write to a miner before it is considered stuck and dropped.
+    pub write_timeout: Duration,
+    /// A miner that sends nothing for this long is dropped.
+    pub idle_timeout: Duration,
+}
+
+impl Sv2DownContext {
+    /// A context with default settings: Noise, 5 s ticks, reports every 10 s, 10 s to set
+    /// up, 10 s write timeout, 10 min idle timeout.
+    pub fn new(responder: Responder) -> Self {
+        Sv2DownContext {
+            responder,
+            plaintext: false,
+            net: Sv2Options::default(),
+            session: Arc::new(Sv2DownConfig::default()),
+            tick: Duration::from_secs(5),
+            report_interval: Duration::from_secs(10),
+            setup_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+type Reader = Sv2Reader<OwnedReadHalf>;
+type Writer = Sv2Writer<OwnedWriteHalf>;
+
+/// Time the exit path waits for an answer to a join already asked, so the id is released.
+const JOIN_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// Time the exit path spends flushing the last messages.
+const FINAL_FLUSH_TIMEOUT: Duration = Duration::from_secs(1);
+
+async fn handshake(
+    stream: TcpStream,
+    ctx: &Sv2DownContext,
+    shutdown: &CancellationToken,
+) -> Result<(Reader, Writer), String> {
+    let (rd, wr) = stream.into_split();
+    if ctx.plaintext {
+        return Ok(plaintext(rd, wr, &ctx.net));
+    }
+    tokio::select! {
+        r = respond(rd, wr, &ctx.responder, &ctx.net) => r.map_err(|e| e.to_string()),
+        () = shutdown.cancelled() => Err("proxy shutting down".into()),
+    }
+}
+
+fn handle_frame(session: &mut Sv2DownSession, frame: &Frame, out: &mut Vec<Action>) {
+    match Message::decode_with_tlvs(&frame.header, &frame.payload) {
+        Ok((msg, _tlvs)) => session.on_message(msg, Now::current(), out),
+        Err(e) => out.push(Action::Close(format!("undecodable frame: {e}"))),
+    }
+}
+
+/// Serves one SV2 miner until it leaves, misbehaves, the hub stops or `shutdown` is
+/// cancelled.
+pub async fn serve_sv2(
+    stream: TcpStream,
+    peer: SocketAddr,
+    hub: HubHandle,
+    ctx: Arc<Sv2DownContext>,
+    shutdown: CancellationToken,
+) {
+    let _ = stream.set_nodelay(true);
+    let (mut reader, mut writer) = match handshake(stream, &ctx, &shutdown).await {
+        Ok(halves) => halves,
+        Err(e) => {
+            tracing::debug!(%peer, error = %e, "SV2 handshake failed");
+            return;
+        }
+    };
+    let mut session = Sv2DownSession::new(peer, ctx.session.clone(), Now::current());
+    let mut work = hub.work.clone();
+    let mut actions: Vec<Action> = Vec::with_capacity(16);
+    session.on_work(work.borrow_and_update().clone(), &mut actions);
+    let mut join_rx: Option<oneshot::Receiver<Result<Slot, JoinError>>> = None;
+    let mut tick = tokio::time::interval(ctx.tick);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let start = tokio::time::Instant::now();
+    let mut report = tokio::time::interval_at(start + ctx.report_interval, ctx.report_interval);
+    report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let setup_deadline = tokio::time::sleep(ctx.setup_timeout);
+    tokio::pin!(setup_deadline);
+    let idle = tokio::time::sleep(ctx.idle_timeout);
+    tokio::pin!(idle);
+    tracing::debug!(%peer, "SV2 miner connected");
+
+    let reason: String = loop {
+        let mut stop: Option<String> = None;
+        tokio::select! {
+            frame = reader.read_frame() => match frame {
+                Ok(Some(frame)) => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + ctx.idle_timeout);
+                    handle_frame(&mut session, &frame, &mut actions);
+                    // the rest of the burst already received, then one acknowledgement each
+                    while reader.buffered() > 0 && !session.is_closed() {
+                        match reader.read_frame().now_or_never() {
+                            Some(Ok(Some(f))) => handle_frame(&mut session, &f, &mut actions),
+                            Some(Ok(None)) => {
+                                stop = Some("closed by the miner".into());
+                                break;
+                            }
+                            Some(Err(e)) => {
+                                stop = Some(e.to_string());
+                                break;
+                            }
+                            None => break,
+                        }
+                    }
+                    session.flush_acks(&mut actions);
+                }
+                Ok(None) => break "closed by the miner".into(),
+                Err(e) => break e.to_string(),
+            },
+            changed = work.changed() => {
+                if changed.is_err() {
+                    break "hub stopped".into();
+                }
+                let w = work.borrow_and_update().clone();
+                session.on_work(w, &mut actions);
+            }
+            reply = OptionFuture::from(join_rx.as_mut()), if join_rx.is_some() => {
+                join_rx = None;
+                match reply {
+                    Some(Ok(slot)) => session.on_slot(slot, &mut actions),
+                    _ => break "hub stopped".into(),
+                }
+            }
+            _ = tick.tick() => session.on_tick(Now::current(), &mut actions),
+            _ = report.tick() => {
+                if let Some(r) = session.report(Now::current()) {
+                    if hub.requests.send(HubRequest::Report(r)).await.is_err() {
+                        break "hub stopped".into();
+                    }
+                }
+            }
+            () = &mut setup_deadline, if !session.is_ready() && !session.is_closed() => {
+                break "no SetupConnection in time".into();
+            }
+            () = &mut idle => break "idle timeout".into(),
+            () = shutdown.cancelled() => break "proxy shutting down".into(),
+        }
+        for action in actions.drain(..) {
+            match action {
+                Action::Send(msg) => {
+                    if let Err(e) = writer.feed_message(&msg) {
+                        stop.get_or_insert(format!("cannot encode {}: {e}", msg.name()));
+                    }
+                }
+                Action::Join => {
+                    let (tx, rx) = oneshot::channel();
+                    let req = HubRequest::Join { peer, reply: tx };
+                    if hub.requests.send(req).await.is_err() {
+                        stop.get_or_insert("hub stopped".into());
+                    } else {
+                        join_rx = Some(rx);
+                    }
+                }
+                Action::Forward(share) => {
+                    if hub.requests.send(HubRequest::Share(share)).await.is_err() {
+                        stop.get_or_insert("hub stopped".into());
+                    }
+                }
+                Action::Close(r) => {
+                    stop.get_or_insert(r);
+                }
+            }
+        }
+        if writer.pending() > 0 {
+            match tokio::time::timeout(ctx.write_timeout, writer.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => break format!("write failed: {e}"),
+                Err(_) => break "miner not reading (write timeout)".into(),
+            }
+        }
+        if let Some(r) = stop {
+            break r;
+        }
+    };
+
+    // a join already asked is answered before we go, so its id is released
+    if let Some(rx) = join_rx.take() {
+        if let Ok(Ok(slot)) = tokio::time::timeout(JOIN_DRAIN_TIMEOUT, rx).await {
+            session.on_slot(slot, &mut actions);
+        }
+    }
+    for action in actions.drain(..) {
+        if let Action::Send(msg) = action {
+            let _ = writer.feed_message(&msg);
+        }
+    }
+    let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, writer.flush()).await;
+    let _ = writer.shutdown().await;
+    if let Some(mut r) = session.report(Now::current()) {
+        r.connected = false;
+        let _ = hub.requests.send(HubRequest::Report(r)).await;
+    }
+    if let Some(miner) = session.miner() {
+        let _ = hub.requests.send(HubRequest::Leave { miner }).await;
+    }
+    tracing::info!(%peer, %reason, "SV2 miner disconnected");
+}
+
+/// Connections per IP address, released on drop.
+#[derive(Debug)]
+struct IpSlot {
+    ip: IpAddr,
+    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl IpSlot {
+    /// One more connection from `ip`, unless it has `max` already (`max == 0`: no limit).
+    fn acquire(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
+        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
+        let n = t.entry(ip).or_insert(0);
+        if max != 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            ip,
+            table: table.clone(),
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = t.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                t.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts SV2 miners on `listener` until `shutdown` is cancelled, at most `max_per_ip`
+/// connections per IP address at a time (0: no limit), one [`serve_sv2`] task each; returns
+/// once every connection task has ended.
+pub async fn listen_sv2(
+    listener: TcpListener,
+    hub: HubHandle,
+    ctx: Arc<Sv2DownContext>,
+    max_per_ip: usize,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let Some(slot) = IpSlot::acquire(&per_ip, peer.ip(), max_per_ip) else {
+                        tracing::debug!(%peer, max_per_ip, "too many SV2 connections from this address");
+                        continue;
+                    };
+                    let (hub, ctx, shutdown) = (hub.clone(), ctx.clone(), shutdown.clone());
+                    tracker.spawn(async move {
+                        let _slot = slot;
+                        serve_sv2(stream, peer, hub, ctx, shutdown).await;
+                    });
+                }
+                Err(e) => {
+                    // out of file descriptors and the like: back off instead of spinning
+                    tracing::warn!(error = %e, "SV2 accept failed");
+                    tokio::select! {
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        () = shutdown.cancelled() => break,
+                    }
+                }
+            },
+            () = shutdown.cancelled() => break,
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+}
