@@ -141,6 +141,20 @@ pub(crate) async fn run(
         }
     }
     let _ = forward(id, &mut out, &events).await;
+    match &result {
+        Err(
+            e @ (ConnError::Handshake { .. }
+            | ConnError::Garbage { .. }
+            | ConnError::Session(
+                SessionError::Protocol { .. }
+                | SessionError::Channel { .. }
+                | SessionError::SetupRefused { .. }
+                | SessionError::ChannelRefused { .. },
+            )),
+        ) => tracing::error!(pool = %url.address(), error = %e, "pool unusable"),
+        Err(ConnError::Drained | ConnError::Shutdown | ConnError::SupervisorGone) | Ok(()) => {}
+        Err(e) => tracing::info!(pool = %url.address(), error = %e, "pool connection ended"),
+    }
     let (reason, redirect) = match &result {
         Err(ConnError::Session(SessionError::Reconnect { host, port })) => (
             result

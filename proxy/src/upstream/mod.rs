@@ -1,7 +1,7 @@
 //! The upstream side: one SV2 extended channel toward the most preferred reachable pool,
 //! with failover.
 //!
-//! * [`PoolUrl`]: `stratum2+tcp://host:port/AUTHORITY_KEY`.
+//! * [`PoolUrl`] parses `stratum2+tcp://host:port/AUTHORITY_KEY`.
 //! * [`session::UpstreamSession`]: the sans-IO SV2 client of one pool connection
 //!   (SetupConnection, extension 0x0002, OpenExtendedMiningChannel, job/prevhash/target
 //!   tracking, share sequence numbers and their answers).
@@ -349,7 +349,7 @@ pub async fn run_upstreams(
     }
     let mut commands_open = true;
     loop {
-        if sup.plan(Instant::now()).await.is_err() {
+        if shutdown.is_cancelled() || sup.plan(Instant::now()).await.is_err() {
             break;
         }
         let wake = sup.next_wake();
@@ -360,6 +360,7 @@ pub async fn run_upstreams(
             }
         };
         let step = tokio::select! {
+            biased;
             () = shutdown.cancelled() => break,
             Some((id, ev)) = conn_rx.recv() => sup.on_conn_event(id, ev).await,
             cmd = commands.recv(), if commands_open => match cmd {
@@ -434,7 +435,7 @@ impl Supervisor {
         // 2. nothing active or connecting: the probe (if up) or the best pool available
         if self.find(Role::Active).is_none() && self.find(Role::Candidate).is_none() {
             if let Some(i) = self.find(Role::Probe) {
-                if self.conns[i].work.is_some() {
+                if self.conns[i].info.is_some() {
                     self.promote(i).await?;
                 } else {
                     self.conns[i].role = Role::Candidate;
