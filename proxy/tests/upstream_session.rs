@@ -538,3 +538,47 @@ fn refusals_closes_reconnects_and_timeouts_end_the_session() {
         }
     );
 }
+
+#[test]
+fn a_pool_requiring_a_fixed_version_gives_work_without_version_rolling() {
+    let t0 = Instant::now();
+    let mut s = UpstreamSession::new(SessionConfig {
+        request_worker_identity: false,
+        ..cfg()
+    });
+    let mut out = vec![];
+    s.start(t0, &mut out);
+    for msg in [
+        Message::from(SetupConnectionSuccess {
+            used_version: 2,
+            flags: m::REQUIRES_FIXED_VERSION,
+        }),
+        OpenExtendedMiningChannelSuccess {
+            request_id: 1,
+            channel_id: CH,
+            target: U256([0xff; 32]),
+            extranonce_size: 10,
+            extranonce_prefix: B0_32::new(&[1; 6]).unwrap(),
+            group_channel_id: 0,
+        }
+        .into(),
+        job(1, None, 3).into(),
+        SetNewPrevHash {
+            channel_id: CH,
+            job_id: 1,
+            prev_hash: U256([2; 32]),
+            min_ntime: 5,
+            nbits: 0x207f_ffff,
+        }
+        .into(),
+    ] {
+        s.on_message(msg, t0, &mut out).unwrap();
+    }
+    let w = works(&out);
+    assert_eq!(w.len(), 1);
+    assert!(!w[0].version_rolling_allowed);
+    assert_eq!(w[0].version_mask, 0);
+    // after close the session takes nothing more
+    s.close(&mut out);
+    assert!(s.on_message(job(2, None, 4).into(), t0, &mut out).is_err());
+}

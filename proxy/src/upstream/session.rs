@@ -6,6 +6,7 @@
 //!  start() ──SetupConnection──▶ AwaitSetup ──.Success──▶ AwaitChannel ──.Success──▶ Open
 //!                                  │  (sends [RequestExtensions] + OpenExtendedMiningChannel)
 //!                                  └─ .Error / timeout / protocol error ──▶ SessionError (end)
+//!  close(): every unanswered share comes back as `upstream-closed`; the session is over.
 //! ```
 //!
 //! In `Open` the channel's jobs, prevhash, target and extranonce prefix are tracked by
@@ -201,6 +202,7 @@ enum State {
     AwaitSetup,
     AwaitChannel,
     Open,
+    Closed,
 }
 
 /// The client side of one pool connection (see the module docs).
@@ -214,6 +216,8 @@ pub struct UpstreamSession {
     extranonce_size: u16,
     channels: Channels,
     worker_tlv: bool,
+    /// The pool set REQUIRES_FIXED_VERSION: no version rolling.
+    fixed_version: bool,
     seq: u64,
     /// Job id of the last emitted work.
     work_job: Option<u32>,
@@ -266,6 +270,7 @@ impl UpstreamSession {
             extranonce_size: 0,
             channels: Channels::new(),
             worker_tlv: false,
+            fixed_version: false,
             seq: 0,
             work_job: None,
             next_sequence: 0,
@@ -329,7 +334,7 @@ impl UpstreamSession {
             State::Open if self.work_job.is_none() => {
                 self.opened.map(|o| o + self.cfg.first_job_timeout)
             }
-            State::Open => None,
+            State::Open | State::Closed => None,
         }
     }
 
@@ -357,6 +362,11 @@ impl UpstreamSession {
         out: &mut Vec<Action>,
     ) -> Result<(), SessionError> {
         let name = msg.name();
+        if matches!(self.state, State::Idle | State::Closed) {
+            return Err(SessionError::Protocol {
+                reason: format!("{name} on a session that is not running"),
+            });
+        }
         match msg {
             Message::Common(c) => self.on_common(c, now, out),
             Message::Extensions(e) => {
@@ -384,6 +394,7 @@ impl UpstreamSession {
                     });
                 }
                 if s.flags & m::REQUIRES_FIXED_VERSION != 0 {
+                    self.fixed_version = true;
                     tracing::warn!(
                         "pool requires a fixed version: miners will not roll version bits"
                     );
@@ -616,7 +627,14 @@ impl UpstreamSession {
             s.extranonce_prefix.as_slice(),
             size,
             target,
-            ChannelConfig::default(),
+            ChannelConfig {
+                version_mask: if self.fixed_version {
+                    0
+                } else {
+                    ChannelConfig::default().version_mask
+                },
+                ..ChannelConfig::default()
+            },
         )
         .map_err(Self::channel_err("OpenExtendedMiningChannel.Success"))?;
         self.channels
@@ -811,7 +829,7 @@ impl UpstreamSession {
                 code: Some(CODE_UPSTREAM_CLOSED.into()),
             });
         }
-        self.state = State::Idle;
+        self.state = State::Closed;
     }
 }
 
