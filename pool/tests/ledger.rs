@@ -674,7 +674,9 @@ fn run_crash_child(mut command: Command, synchronous: Synchronous) -> Vec<(i64, 
     let mut child = KillOnDrop(child);
     let stdout = child.0.stdout.take().unwrap();
     let mut acknowledged: Vec<(i64, i64)> = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    // kept open until the kill: a closed pipe would stop the child's submitters first
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("committed ") {
             let (first, last) = rest.split_once(' ').unwrap();
@@ -689,6 +691,7 @@ fn run_crash_child(mut command: Command, synchronous: Synchronous) -> Vec<(i64, 
     child.0.kill().unwrap();
     let status = child.0.wait().unwrap();
     assert!(!status.success());
+    drop(lines);
     acknowledged
 }
 
@@ -937,4 +940,53 @@ fn postgres_unreachable_server_is_an_error() {
     let config = format!("{:?}", LedgerConfig::postgres(url));
     assert!(!config.contains("secret"), "{config}");
     assert!(config.contains("strata:***@127.0.0.1:1/ledger"), "{config}");
+}
+
+/// The server ends the ledger's connection (a restart, an administrator): the batch in
+/// flight fails (never acknowledged), the next request reconnects, and nothing committed
+/// is lost.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_reconnects_after_the_server_drops_the_connection() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let TestDb::Postgres(pgdb) = &db else {
+        unreachable!("a postgres database");
+    };
+    let (ledger, thread) = db.open();
+    let before = ledger
+        .submit((0..5).map(|n| share("a", 1.0, n)).collect())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let admin = std::env::var(pg::URL_ENV).unwrap();
+    let name = pgdb.url.rsplit('/').next().unwrap().to_owned();
+    pg::execute(
+        &admin,
+        &format!(
+            // waits (up to 5 s) until the backend is gone
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND application_name = 'strata-pool ledger'"
+        ),
+    );
+    // the first request finds the connection dead: it fails, unacknowledged
+    match ledger.submit(vec![share("b", 2.0, 8)]).await.unwrap().await {
+        Err(LedgerError::Postgres { .. }) => {}
+        other => panic!("expected a postgres error, got {other:?}"),
+    }
+    let after = ledger
+        .submit(vec![share("b", 2.0, 9)])
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(after.first_id > before.last_id().unwrap());
+    let totals = ledger.totals().await.unwrap();
+    assert_eq!(totals.shares_accepted, 6);
+    let stored = ledger.shares_in(0, i64::MAX).await.unwrap();
+    assert_eq!(stored.len(), 6);
+    drop(ledger);
+    thread.join().unwrap();
 }

@@ -19,9 +19,10 @@
 //! The connection holds a session advisory lock on the database, so exactly one ledger
 //! writes it: share ids within a request are then consecutive, and the window's "last N by
 //! id" is the last N committed. A share request is one multi-row `INSERT ... SELECT FROM
-//! unnest(...)` plus one upsert of the workers' totals, inside its savepoint. A connection
-//! found closed is reopened before the next request (the requests of a batch whose commit
-//! was cut off fail; their shares may or may not be committed, never acknowledged).
+//! unnest(...)` plus one upsert of the workers' totals, inside its savepoint. After a
+//! database error the connection is checked before the next request and reopened if the
+//! server dropped it (the requests that met the dead connection fail: their shares may or
+//! may not be committed, and are never acknowledged).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -91,6 +92,9 @@ const LOCK_KEY: i64 = 0x7374_7261_7461;
 /// How long opening waits for another holder of the database (e.g. the backend of a
 /// killed pool, which the server ends as soon as it notices).
 const LOCK_WAIT: &str = "3s";
+
+/// How long a connection that just failed gets to answer before it is replaced.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Connecting gives up after this unless the URL sets `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -208,6 +212,8 @@ pub(super) struct Store {
     database: String,
     synchronous: Synchronous,
     session: Session,
+    /// The last operation failed in the database: check the connection before reusing it.
+    suspect: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -237,14 +243,28 @@ impl Store {
             database,
             synchronous,
             session,
+            suspect: false,
         })
     }
 
-    /// The session, reconnected first if the server closed the connection.
+    /// Marks the connection for a check before its next use when `res` is a database
+    /// error: the server may have closed it (a restart, an administrator).
+    fn note<T>(&mut self, res: Result<T, LedgerError>) -> Result<T, LedgerError> {
+        if matches!(res, Err(LedgerError::Postgres { .. })) {
+            self.suspect = true;
+        }
+        res
+    }
+
+    /// The session; reconnected first if the connection is closed, or if it failed last
+    /// time and does not answer now.
     fn session(&mut self) -> Result<&mut Session, LedgerError> {
-        if self.session.client.is_closed() {
+        let dead = self.session.client.is_closed()
+            || (self.suspect && self.session.client.is_valid(CHECK_TIMEOUT).is_err());
+        if dead {
             tracing::warn!(database = %self.database, "ledger connection lost, reconnecting");
             self.session = open_session(&self.config, &self.database, self.synchronous)?;
+            self.suspect = false;
             tracing::info!(database = %self.database, "ledger reconnected");
         }
         Ok(&mut self.session)
@@ -330,17 +350,51 @@ impl Storage for Store {
     type Batch<'a> = PgBatch<'a>;
 
     fn begin(&mut self) -> Result<PgBatch<'_>, LedgerError> {
-        let Session { client, statements } = self.session()?;
-        let tx = client
-            .transaction()
-            .map_err(LedgerError::postgres("begin a transaction"))?;
-        Ok(PgBatch { tx, statements })
+        self.session()?;
+        let Session { client, statements } = &mut self.session;
+        match client.transaction() {
+            Ok(tx) => Ok(PgBatch {
+                tx,
+                statements,
+                suspect: &mut self.suspect,
+            }),
+            Err(e) => {
+                self.suspect = true;
+                Err(LedgerError::postgres("begin a transaction")(e))
+            }
+        }
     }
 
     fn window(&mut self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
+        let res = self.session()?.read_window(n_shares);
+        self.note(res)
+    }
+
+    fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+        let res = self.session()?.read_blocks(limit);
+        self.note(res)
+    }
+
+    fn totals(&mut self) -> Result<Totals, LedgerError> {
+        let res = self.session()?.read_totals();
+        self.note(res)
+    }
+
+    fn shares_in(
+        &mut self,
+        first_id: i64,
+        last_id: i64,
+    ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        let res = self.session()?.read_shares_in(first_id, last_id);
+        self.note(res)
+    }
+}
+
+impl Session {
+    fn read_window(&mut self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
         let err = LedgerError::postgres("read the pplns window");
         let n = i64::try_from(n_shares).unwrap_or(i64::MAX);
-        let Session { client, statements } = self.session()?;
+        let Session { client, statements } = self;
         let rows = client.query(&statements.window, &[&n]).map_err(err)?;
         let shares = rows
             .iter()
@@ -357,10 +411,10 @@ impl Storage for Store {
         Ok(PplnsWindow::from_shares(shares))
     }
 
-    fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+    fn read_blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
         let err = LedgerError::postgres("read blocks");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = &mut self.session()?.client;
+        let client = &mut self.client;
         let rows = client
             .query(
                 "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
@@ -415,9 +469,9 @@ impl Storage for Store {
         Ok(blocks)
     }
 
-    fn totals(&mut self) -> Result<Totals, LedgerError> {
+    fn read_totals(&mut self) -> Result<Totals, LedgerError> {
         let err = LedgerError::postgres("read totals");
-        let client = &mut self.session()?.client;
+        let client = &mut self.client;
         let rows = client
             .query(
                 "SELECT worker, shares, difficulty, last_share_ms FROM workers \
@@ -455,13 +509,13 @@ impl Storage for Store {
         Ok(totals)
     }
 
-    fn shares_in(
+    fn read_shares_in(
         &mut self,
         first_id: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
         let err = LedgerError::postgres("read shares");
-        let Session { client, statements } = self.session()?;
+        let Session { client, statements } = self;
         let rows = client
             .query(&statements.shares_in, &[&first_id, &last_id])
             .map_err(err)?;
@@ -502,6 +556,8 @@ impl Storage for Store {
 pub(super) struct PgBatch<'a> {
     tx: Transaction<'a>,
     statements: &'a Statements,
+    /// The store's flag: set on a database error, to check the connection before reuse.
+    suspect: &'a mut bool,
 }
 
 impl PgBatch<'_> {
@@ -510,15 +566,21 @@ impl PgBatch<'_> {
         &mut self,
         op: impl FnOnce(&mut Transaction<'_>, &Statements) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
-        let mut sp = self
-            .tx
-            .transaction()
-            .map_err(LedgerError::postgres("open a savepoint"))?;
-        // on error the dropped savepoint rolls back
-        let out = op(&mut sp, self.statements)?;
-        sp.commit()
-            .map_err(LedgerError::postgres("release a savepoint"))?;
-        Ok(out)
+        let res = (|| {
+            let mut sp = self
+                .tx
+                .transaction()
+                .map_err(LedgerError::postgres("open a savepoint"))?;
+            // on error the dropped savepoint rolls back
+            let out = op(&mut sp, self.statements)?;
+            sp.commit()
+                .map_err(LedgerError::postgres("release a savepoint"))?;
+            Ok(out)
+        })();
+        if matches!(res, Err(LedgerError::Postgres { .. })) {
+            *self.suspect = true;
+        }
+        res
     }
 }
 
@@ -536,7 +598,11 @@ impl Batch for PgBatch<'_> {
     }
 
     fn commit(self) -> Result<(), LedgerError> {
-        self.tx.commit().map_err(LedgerError::postgres("commit"))
+        let PgBatch { tx, suspect, .. } = self;
+        tx.commit().map_err(|e| {
+            *suspect = true;
+            LedgerError::postgres("commit")(e)
+        })
     }
 }
 
