@@ -1,15 +1,23 @@
-//! The share ledger against a real SQLite file: group commit, queries, reopening, a
-//! `kill -9` in the middle of committing, and re-verifying a block's PPLNS split.
+//! The share ledger against a real database, every test on both backends (`sqlite::*` on a
+//! temporary file, `postgres::*` on a fresh database per test): group commit, queries,
+//! reopening, a `kill -9` in the middle of committing, and re-verifying a block's PPLNS
+//! split.
+//!
+//! The PostgreSQL tests need a server: `STRATA_TEST_POSTGRES_URL` is an admin URL (URL form,
+//! e.g. `postgresql://postgres:strata@127.0.0.1/postgres`; `.ci/run` starts one and sets
+//! it) through which each test creates and drops its own `strata_test_<random>` database.
+//! Without it they fail, unless `STRATA_TEST_POSTGRES=skip` says to skip them. They exist
+//! with the `postgres` feature (on by default; `--no-default-features --features postgres`).
 //!
 //! Throughput (ignored by default; release build recommended):
-//! `cargo test --release -p strata-pool --no-default-features --test ledger -- --ignored
-//! group_commit_throughput --nocapture` (set `STRATA_LEDGER_BENCH_DIR` to measure another
-//! disk than the temp directory's).
+//! `cargo test --release -p strata-pool --no-default-features --features postgres --test
+//! ledger -- --ignored group_commit_throughput --nocapture` (set `STRATA_LEDGER_BENCH_DIR`
+//! to measure another disk than the temp directory's for SQLite).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write as _};
-use std::path::Path;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
@@ -21,7 +29,170 @@ use strata_pool::ledger::{
 use strata_pool::payout::{pplns_split, PplnsConfig};
 
 const CRASH_DB_ENV: &str = "STRATA_LEDGER_CRASH_CHILD_DB";
+const CRASH_PG_ENV: &str = "STRATA_LEDGER_CRASH_CHILD_PG";
 const CRASH_SYNC_ENV: &str = "STRATA_LEDGER_CRASH_CHILD_NORMAL";
+
+/// The database of one test; a PostgreSQL one is dropped with it.
+enum TestDb {
+    Sqlite {
+        _dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres(pg::Database),
+}
+
+impl TestDb {
+    fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        // in a directory that does not exist yet: opening creates it
+        let path = dir.path().join("sub/dir/ledger.sqlite");
+        TestDb::Sqlite { _dir: dir, path }
+    }
+
+    /// A fresh PostgreSQL database, or `None` when `STRATA_TEST_POSTGRES=skip`.
+    #[cfg(feature = "postgres")]
+    fn postgres() -> Option<TestDb> {
+        pg::Database::create().map(TestDb::Postgres)
+    }
+
+    fn config(&self) -> LedgerConfig {
+        match self {
+            TestDb::Sqlite { path, .. } => LedgerConfig::new(path),
+            #[cfg(feature = "postgres")]
+            TestDb::Postgres(db) => LedgerConfig::postgres(&db.url),
+        }
+    }
+
+    fn open(&self) -> (Ledger, LedgerThread) {
+        Ledger::open(self.config()).expect("open ledger")
+    }
+
+    /// Stores schema `version` the way the backend does.
+    fn set_schema_version(&self, version: i64) {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).expect("open sqlite");
+                conn.pragma_update(None, "user_version", version)
+                    .expect("set user_version");
+            }
+            #[cfg(feature = "postgres")]
+            TestDb::Postgres(db) => pg::execute(
+                &db.url,
+                &format!("UPDATE strata_ledger_schema SET version = {version}"),
+            ),
+        }
+    }
+
+    fn is_sqlite(&self) -> bool {
+        matches!(self, TestDb::Sqlite { .. })
+    }
+}
+
+#[cfg(feature = "postgres")]
+mod pg {
+    /// The admin URL of the test server.
+    pub(crate) const URL_ENV: &str = "STRATA_TEST_POSTGRES_URL";
+    /// `skip` to skip the PostgreSQL tests instead of failing them without a server.
+    pub(crate) const SKIP_ENV: &str = "STRATA_TEST_POSTGRES";
+
+    /// Runs `sql` on `url` from a thread of its own: the synchronous client must not run
+    /// inside the test's async runtime.
+    pub(crate) fn execute(url: &str, sql: &str) {
+        let (url, sql) = (url.to_owned(), sql.to_owned());
+        std::thread::spawn(move || {
+            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls)
+                .unwrap_or_else(|e| panic!("cannot connect to the test postgres: {e}"));
+            client
+                .batch_execute(&sql)
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        })
+        .join()
+        .expect("admin thread");
+    }
+
+    /// `url` with its database name replaced by `name`.
+    fn with_dbname(url: &str, name: &str) -> String {
+        let scheme_end = url
+            .find("://")
+            .unwrap_or_else(|| panic!("{URL_ENV} must be a postgresql:// url"));
+        let rest = &url[scheme_end + 3..];
+        let query = rest.find('?').map_or("", |q| &rest[q..]);
+        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+        format!("{}{authority}/{name}{query}", &url[..scheme_end + 3])
+    }
+
+    /// A database created for one test, dropped at the end.
+    pub(crate) struct Database {
+        admin: String,
+        name: String,
+        pub(crate) url: String,
+    }
+
+    impl Database {
+        pub(crate) fn create() -> Option<Database> {
+            let Ok(admin) = std::env::var(URL_ENV) else {
+                if std::env::var(SKIP_ENV).as_deref() == Ok("skip") {
+                    eprintln!("postgres test skipped: {SKIP_ENV}=skip");
+                    return None;
+                }
+                panic!(
+                    "{URL_ENV} is not set: the postgres ledger tests need a server (e.g. \
+                     postgresql://postgres:strata@127.0.0.1/postgres; .ci/run starts one), \
+                     or set {SKIP_ENV}=skip to skip them"
+                );
+            };
+            let name = format!("strata_test_{:016x}", rand::random::<u64>());
+            execute(&admin, &format!("CREATE DATABASE {name}"));
+            let url = with_dbname(&admin, &name);
+            Some(Database { admin, name, url })
+        }
+    }
+
+    impl Drop for Database {
+        fn drop(&mut self) {
+            execute(
+                &self.admin,
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            );
+        }
+    }
+}
+
+/// Runs each `async fn name(db: TestDb)` as `sqlite::name` and `postgres::name`.
+macro_rules! on_both_backends {
+    ($( #[$attr:meta] $name:ident; )*) => {
+        mod sqlite {
+            $( #[$attr] async fn $name() { super::$name(super::TestDb::sqlite()).await } )*
+        }
+        #[cfg(feature = "postgres")]
+        mod postgres {
+            $(
+                #[$attr]
+                async fn $name() {
+                    if let Some(db) = super::TestDb::postgres() {
+                        super::$name(db).await
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends! {
+    #[tokio::test] commit_and_read_back;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    group_commit_batches_concurrent_submitters;
+    #[tokio::test] group_commit_respects_max_batch_shares;
+    #[tokio::test] a_bad_request_fails_alone_and_dropped_tickets_still_commit;
+    #[tokio::test] pplns_window_over_a_known_sequence;
+    #[tokio::test] blocks_newest_first_with_status_updates;
+    #[tokio::test] reopen_after_drop_keeps_everything;
+    #[tokio::test] refuses_a_newer_schema;
+    #[tokio::test] a_block_split_verifies_from_its_window;
+    #[tokio::test] crash_loses_no_acknowledged_share;
+    #[tokio::test] crash_loses_no_acknowledged_share_with_normal_sync;
+}
 
 fn share(worker: &str, difficulty: f64, n: u32) -> ShareRecord {
     let mut hash = [0u8; 32];
@@ -39,10 +210,6 @@ fn share(worker: &str, difficulty: f64, n: u32) -> ShareRecord {
         time_ms: 1_700_000_000_000 + u64::from(n),
         block: n.is_multiple_of(97),
     }
-}
-
-fn open(path: &Path) -> (Ledger, LedgerThread) {
-    Ledger::open(LedgerConfig::new(path)).expect("open ledger")
 }
 
 fn block(hash: &str, height: u32, status: BlockStatus) -> BlockRecord {
@@ -68,10 +235,8 @@ fn regtest_address(i: u32) -> String {
     Address::p2wsh(&ScriptBuf::from(i.to_le_bytes().to_vec()), Network::Regtest).to_string()
 }
 
-#[tokio::test]
-async fn commit_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, thread) = open(&dir.path().join("ledger.sqlite"));
+async fn commit_and_read_back(db: TestDb) {
+    let (ledger, thread) = db.open();
     let first: Vec<_> = (0..5).map(|n| share("alice.rig1", 2.0, n)).collect();
     let second: Vec<_> = (5..8).map(|n| share("bob.rig1", 0.5, n)).collect();
 
@@ -112,10 +277,8 @@ async fn commit_and_read_back() {
     thread.join().unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn group_commit_batches_concurrent_submitters() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, thread) = open(&dir.path().join("ledger.sqlite"));
+async fn group_commit_batches_concurrent_submitters(db: TestDb) {
+    let (ledger, thread) = db.open();
     let submitters = 32;
     let rounds = 10;
     let mut tasks = Vec::new();
@@ -158,12 +321,10 @@ async fn group_commit_batches_concurrent_submitters() {
     thread.join().unwrap();
 }
 
-#[tokio::test]
-async fn group_commit_respects_max_batch_shares() {
-    let dir = tempfile::tempdir().unwrap();
+async fn group_commit_respects_max_batch_shares(db: TestDb) {
     let config = LedgerConfig {
         max_batch_shares: 10,
-        ..LedgerConfig::new(dir.path().join("ledger.sqlite"))
+        ..db.config()
     };
     let (ledger, thread) = Ledger::open(config).unwrap();
     // queue everything before awaiting any ticket
@@ -187,10 +348,8 @@ async fn group_commit_respects_max_batch_shares() {
     thread.join().unwrap();
 }
 
-#[tokio::test]
-async fn a_bad_request_fails_alone_and_dropped_tickets_still_commit() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, thread) = open(&dir.path().join("ledger.sqlite"));
+async fn a_bad_request_fails_alone_and_dropped_tickets_still_commit(db: TestDb) {
+    let (ledger, thread) = db.open();
     // queued back to back: most likely one transaction, each in its own savepoint
     let dropped = ledger.submit(vec![share("a", 1.0, 1)]).await.unwrap();
     let bad = ledger
@@ -218,10 +377,8 @@ async fn a_bad_request_fails_alone_and_dropped_tickets_still_commit() {
     thread.join().unwrap();
 }
 
-#[tokio::test]
-async fn pplns_window_over_a_known_sequence() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, thread) = open(&dir.path().join("ledger.sqlite"));
+async fn pplns_window_over_a_known_sequence(db: TestDb) {
+    let (ledger, thread) = db.open();
     assert!(ledger.pplns_window(10).await.unwrap().is_empty());
     // ids 1..=8: a1 b2 a3 c4 b5 a6 c7 b8 (difficulty = id)
     let workers = ["a", "b", "a", "c", "b", "a", "c", "b"];
@@ -259,10 +416,8 @@ async fn pplns_window_over_a_known_sequence() {
     thread.join().unwrap();
 }
 
-#[tokio::test]
-async fn blocks_newest_first_with_status_updates() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, thread) = open(&dir.path().join("ledger.sqlite"));
+async fn blocks_newest_first_with_status_updates(db: TestDb) {
+    let (ledger, thread) = db.open();
     let ids = [
         ledger
             .record_block(block("00aa", 101, BlockStatus::Submitted))
@@ -320,11 +475,8 @@ async fn blocks_newest_first_with_status_updates() {
     thread.join().unwrap();
 }
 
-#[tokio::test]
-async fn reopen_after_drop_keeps_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("sub/dir/ledger.sqlite");
-    let (ledger, thread) = open(&path);
+async fn reopen_after_drop_keeps_everything(db: TestDb) {
+    let (ledger, thread) = db.open();
     // queued and never awaited: dropping the last handle must still commit them
     let mut tickets = Vec::new();
     for n in 0..20 {
@@ -342,7 +494,7 @@ async fn reopen_after_drop_keeps_everything() {
         ticket.await.unwrap();
     }
 
-    let (ledger, thread) = open(&path);
+    let (ledger, thread) = db.open();
     assert_eq!(ledger.totals().await.unwrap(), before_totals);
     assert_eq!(ledger.shares_in(1, 100).await.unwrap(), before_shares);
     assert_eq!(
@@ -361,18 +513,13 @@ async fn reopen_after_drop_keeps_everything() {
     thread.join().unwrap();
 }
 
-#[test]
-fn refuses_a_newer_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.sqlite");
-    let (ledger, thread) = open(&path);
+async fn refuses_a_newer_schema(db: TestDb) {
+    let (ledger, thread) = db.open();
     drop(ledger);
     thread.join().unwrap();
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", 99).unwrap();
-    drop(conn);
+    db.set_schema_version(99);
     assert!(matches!(
-        Ledger::open(LedgerConfig::new(&path)),
+        Ledger::open(db.config()),
         Err(LedgerError::SchemaTooNew {
             found: 99,
             supported: 1
@@ -380,10 +527,8 @@ fn refuses_a_newer_schema() {
     ));
 }
 
-#[tokio::test]
-async fn a_block_split_verifies_from_its_window() {
-    let dir = tempfile::tempdir().unwrap();
-    let (ledger, thread) = open(&dir.path().join("ledger.sqlite"));
+async fn a_block_split_verifies_from_its_window(db: TestDb) {
+    let (ledger, thread) = db.open();
     let network = Network::Regtest;
     let pool_script = Address::p2wsh(&ScriptBuf::from(b"pool".to_vec()), network).script_pubkey();
     let cfg = PplnsConfig {
@@ -454,22 +599,63 @@ impl Drop for KillOnDrop {
 }
 
 /// `kill -9` while shares are being committed loses no share whose receipt was printed.
-#[test]
-fn crash_loses_no_acknowledged_share() {
-    crash_test(Synchronous::Full);
+async fn crash_loses_no_acknowledged_share(db: TestDb) {
+    crash_test(db, Synchronous::Full).await;
 }
 
-/// The same with `synchronous = NORMAL`: it too survives a process crash.
-#[test]
-fn crash_loses_no_acknowledged_share_with_normal_sync() {
-    crash_test(Synchronous::Normal);
+/// The same with `synchronous = NORMAL` (PostgreSQL: `synchronous_commit = off`): it too
+/// survives a crash of the pool's process.
+async fn crash_loses_no_acknowledged_share_with_normal_sync(db: TestDb) {
+    crash_test(db, Synchronous::Normal).await;
 }
 
-fn crash_test(synchronous: Synchronous) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("ledger.sqlite");
+async fn crash_test(db: TestDb, synchronous: Synchronous) {
     let exe = std::env::current_exe().unwrap();
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    match &db {
+        TestDb::Sqlite { path, .. } => command.env(CRASH_DB_ENV, path),
+        #[cfg(feature = "postgres")]
+        TestDb::Postgres(pg) => command.env(CRASH_PG_ENV, &pg.url),
+    };
+    // the child's output is read on a blocking thread; the child is killed from there
+    let acknowledged = tokio::task::spawn_blocking(move || run_crash_child(command, synchronous))
+        .await
+        .unwrap();
+
+    let (ledger, thread) = db.open();
+    let stored = ledger.shares_in(0, i64::MAX).await.unwrap();
+    let ids: BTreeSet<i64> = stored.iter().map(|(id, _)| *id).collect();
+    for (first, last) in &acknowledged {
+        for id in *first..=*last {
+            assert!(ids.contains(&id), "acknowledged share {id} lost");
+        }
+    }
+    // whatever else survived is whole: running totals match the shares table
+    let totals = ledger.totals().await.unwrap();
+    assert_eq!(totals.shares_accepted, stored.len() as u64);
+    assert_eq!(ids.len(), stored.len());
+    if db.is_sqlite() {
+        // SQLite hands out ids of rolled-back inserts again; a PostgreSQL sequence does
+        // not (the killed transaction leaves a gap), so only SQLite's ids are dense
+        assert_eq!(ids.iter().next_back().copied(), Some(stored.len() as i64));
+    }
+    // new shares get ids after every surviving one
+    let max = ids.iter().next_back().copied().unwrap_or(0);
+    let receipt = ledger
+        .submit(vec![share("after.crash", 1.0, 0)])
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(receipt.first_id > max, "{receipt:?} after {max}");
+    drop(ledger);
+    thread.join().unwrap();
+}
+
+/// Runs the crash child until it acknowledged 1000 requests, kills it (SIGKILL) and returns
+/// the acknowledged id ranges.
+fn run_crash_child(mut command: Command, synchronous: Synchronous) -> Vec<(i64, i64)> {
+    let child = command
         .args([
             "crash_child_process",
             "--exact",
@@ -477,7 +663,6 @@ fn crash_test(synchronous: Synchronous) {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CRASH_DB_ENV, &path)
         .env(
             CRASH_SYNC_ENV,
             (synchronous == Synchronous::Normal).to_string(),
@@ -489,7 +674,9 @@ fn crash_test(synchronous: Synchronous) {
     let mut child = KillOnDrop(child);
     let stdout = child.0.stdout.take().unwrap();
     let mut acknowledged: Vec<(i64, i64)> = Vec::new();
-    for line in BufReader::new(stdout).lines() {
+    // kept open until the kill: a closed pipe would stop the child's submitters first
+    let mut lines = BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
         let line = line.unwrap();
         if let Some(rest) = line.strip_prefix("committed ") {
             let (first, last) = rest.split_once(' ').unwrap();
@@ -504,27 +691,8 @@ fn crash_test(synchronous: Synchronous) {
     child.0.kill().unwrap();
     let status = child.0.wait().unwrap();
     assert!(!status.success());
-
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let (ledger, thread) = open(&path);
-        let stored = ledger.shares_in(0, i64::MAX).await.unwrap();
-        let ids: BTreeSet<i64> = stored.iter().map(|(id, _)| *id).collect();
-        for (first, last) in &acknowledged {
-            for id in *first..=*last {
-                assert!(ids.contains(&id), "acknowledged share {id} lost");
-            }
-        }
-        // whatever else survived is whole: running totals match the shares table
-        let totals = ledger.totals().await.unwrap();
-        assert_eq!(totals.shares_accepted, stored.len() as u64);
-        assert_eq!(ids.len(), stored.len());
-        assert_eq!(ids.iter().next_back().copied(), Some(stored.len() as i64));
-        drop(ledger);
-        thread.join().unwrap();
-    });
+    drop(lines);
+    acknowledged
 }
 
 /// The child of [`crash_loses_no_acknowledged_share`]: commits shares from four tasks until
@@ -533,7 +701,11 @@ fn crash_test(synchronous: Synchronous) {
 #[test]
 #[ignore = "child process of the crash tests"]
 fn crash_child_process() {
-    let Some(path) = std::env::var_os(CRASH_DB_ENV) else {
+    let config = if let Some(path) = std::env::var_os(CRASH_DB_ENV) {
+        LedgerConfig::new(PathBuf::from(path))
+    } else if let Ok(url) = std::env::var(CRASH_PG_ENV) {
+        LedgerConfig::postgres(url)
+    } else {
         return;
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -547,7 +719,7 @@ fn crash_child_process() {
         };
         let config = LedgerConfig {
             synchronous,
-            ..LedgerConfig::new(Path::new(&path))
+            ..config
         };
         let (ledger, _thread) = Ledger::open(config).unwrap();
         let mut tasks = Vec::new();
@@ -579,16 +751,11 @@ fn crash_child_process() {
 }
 
 async fn throughput_run(
-    dir: &Path,
-    synchronous: Synchronous,
+    config: LedgerConfig,
     submitters: u32,
     batches: u32,
     batch_shares: u32,
 ) -> (f64, f64) {
-    let config = LedgerConfig {
-        synchronous,
-        ..LedgerConfig::new(dir.join("ledger.sqlite"))
-    };
     let (ledger, thread) = Ledger::open(config).unwrap();
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -629,17 +796,197 @@ async fn group_commit_throughput() {
         let mut runs = Vec::new();
         for _ in 0..5 {
             let dir = tempfile::tempdir_in(&base).unwrap();
-            runs.push(throughput_run(dir.path(), synchronous, 8, 2000, 16).await);
+            let config = LedgerConfig {
+                synchronous,
+                ..LedgerConfig::new(dir.path().join("ledger.sqlite"))
+            };
+            runs.push(throughput_run(config, 8, 2000, 16).await);
         }
-        runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let (median, batch) = runs[runs.len() / 2];
-        let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.0)).collect();
-        println!(
-            "ledger group commit, synchronous={synchronous:?}: median {median:.0} shares/s \
-             ({:.0} commits/s, {batch:.1} requests per transaction); runs {}",
-            median / 16.0 / batch,
-            all.join(", ")
-        );
-        assert!(median > 0.0);
+        report_throughput("sqlite", synchronous, runs);
     }
+}
+
+fn report_throughput(backend: &str, synchronous: Synchronous, mut runs: Vec<(f64, f64)>) {
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (median, batch) = runs[runs.len() / 2];
+    let all: Vec<String> = runs.iter().map(|r| format!("{:.0}", r.0)).collect();
+    println!(
+        "ledger group commit, {backend}, synchronous={synchronous:?}: median {median:.0} \
+         shares/s ({:.0} commits/s, {batch:.1} requests per transaction); runs {}",
+        median / 16.0 / batch,
+        all.join(", ")
+    );
+    assert!(median > 0.0);
+}
+
+/// The same measurement on PostgreSQL (`synchronous_commit` on, then off), a fresh database
+/// per run.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement; run with --ignored --nocapture"]
+async fn group_commit_throughput_postgres() {
+    for synchronous in [Synchronous::Full, Synchronous::Normal] {
+        let mut runs = Vec::new();
+        for _ in 0..5 {
+            let Some(db) = TestDb::postgres() else {
+                return;
+            };
+            let config = LedgerConfig {
+                synchronous,
+                ..db.config()
+            };
+            runs.push(throughput_run(config, 8, 2000, 16).await);
+        }
+        report_throughput("postgres", synchronous, runs);
+    }
+}
+
+/// The same requests give the same answers on both backends, down to the bits of every
+/// floating-point sum (difficulties that do not add exactly, in an order that matters).
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn identical_results_on_both_backends() {
+    let Some(pg) = TestDb::postgres() else {
+        return;
+    };
+    let lite = TestDb::sqlite();
+    let mut answers = Vec::new();
+    for db in [&lite, &pg] {
+        let (ledger, thread) = db.open();
+        for r in 0..60u32 {
+            let batch = (0..7)
+                .map(|i| {
+                    let n = r * 7 + i;
+                    let worker = format!("w{}", (n * 13) % 11);
+                    // 0.1-ish steps and large magnitudes: sums depend on the order
+                    let difficulty = f64::from(n % 17) * 0.1 + f64::from(n % 5) * 1e9 / 3.0;
+                    share(&worker, difficulty, n)
+                })
+                .collect();
+            ledger.submit(batch).await.unwrap().await.unwrap();
+        }
+        let mut record = block("00ee", 200, BlockStatus::Submitted);
+        record.window = Some((10, 400));
+        ledger.record_block(record).await.unwrap();
+        ledger
+            .update_block_status("00ee", BlockStatus::Accepted)
+            .await
+            .unwrap();
+        let window = ledger.pplns_window(250).await.unwrap();
+        let bits: Vec<u64> = std::iter::once(window.total_difficulty.to_bits())
+            .chain(window.workers.iter().map(|w| w.difficulty.to_bits()))
+            .collect();
+        let totals = ledger.totals().await.unwrap();
+        let total_bits: Vec<u64> = std::iter::once(totals.difficulty.to_bits())
+            .chain(totals.workers.iter().map(|w| w.difficulty.to_bits()))
+            .collect();
+        answers.push((
+            window,
+            bits,
+            totals,
+            total_bits,
+            ledger.shares_in(0, i64::MAX).await.unwrap(),
+            ledger.blocks(10).await.unwrap(),
+        ));
+        drop(ledger);
+        thread.join().unwrap();
+    }
+    let (sqlite, postgres) = (&answers[0], &answers[1]);
+    assert_eq!(sqlite.0, postgres.0, "pplns window");
+    assert_eq!(sqlite.1, postgres.1, "pplns window sums, bitwise");
+    assert_eq!(sqlite.2, postgres.2, "totals");
+    assert_eq!(sqlite.3, postgres.3, "totals sums, bitwise");
+    assert_eq!(sqlite.4, postgres.4, "shares");
+    assert_eq!(sqlite.5, postgres.5, "blocks");
+    assert_eq!(sqlite.4.len(), 420);
+    assert_eq!(sqlite.0.shares, 250);
+}
+
+/// One pool per PostgreSQL database: a second ledger on it is refused while the first is
+/// open, and opens once the first is closed.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_database_in_use_is_refused() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let (ledger, thread) = db.open();
+    match Ledger::open(db.config()) {
+        Err(LedgerError::InUse { database }) => {
+            assert!(database.contains("strata_test_"), "{database}");
+            assert!(!database.contains(":strata@"), "password shown: {database}");
+        }
+        other => panic!("expected InUse, got {other:?}"),
+    }
+    drop(ledger);
+    thread.join().unwrap();
+    let (ledger, thread) = db.open();
+    assert_eq!(ledger.totals().await.unwrap().shares_accepted, 0);
+    drop(ledger);
+    thread.join().unwrap();
+}
+
+/// A connection refused is an error naming the database, without its password.
+#[cfg(feature = "postgres")]
+#[test]
+fn postgres_unreachable_server_is_an_error() {
+    // port 1 on localhost: nothing listens there
+    let url = "postgresql://strata:secret@127.0.0.1:1/ledger?connect_timeout=2";
+    let err = Ledger::open(LedgerConfig::postgres(url)).unwrap_err();
+    assert!(
+        matches!(err, LedgerError::Postgres { op: "connect", .. }),
+        "{err:?}"
+    );
+    let config = format!("{:?}", LedgerConfig::postgres(url));
+    assert!(!config.contains("secret"), "{config}");
+    assert!(config.contains("strata:***@127.0.0.1:1/ledger"), "{config}");
+}
+
+/// The server ends the ledger's connection (a restart, an administrator): the batch in
+/// flight fails (never acknowledged), the next request reconnects, and nothing committed
+/// is lost.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_reconnects_after_the_server_drops_the_connection() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let TestDb::Postgres(pgdb) = &db else {
+        unreachable!("a postgres database");
+    };
+    let (ledger, thread) = db.open();
+    let before = ledger
+        .submit((0..5).map(|n| share("a", 1.0, n)).collect())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let admin = std::env::var(pg::URL_ENV).unwrap();
+    let name = pgdb.url.rsplit('/').next().unwrap().to_owned();
+    pg::execute(
+        &admin,
+        &format!(
+            // waits (up to 5 s) until the backend is gone
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND application_name = 'strata-pool ledger'"
+        ),
+    );
+    // the first request finds the connection dead: it fails, unacknowledged
+    match ledger.submit(vec![share("b", 2.0, 8)]).await.unwrap().await {
+        Err(LedgerError::Postgres { .. }) => {}
+        other => panic!("expected a postgres error, got {other:?}"),
+    }
+    let after = ledger
+        .submit(vec![share("b", 2.0, 9)])
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(after.first_id > before.last_id().unwrap());
+    let totals = ledger.totals().await.unwrap();
+    assert_eq!(totals.shares_accepted, 6);
+    let stored = ledger.shares_in(0, i64::MAX).await.unwrap();
+    assert_eq!(stored.len(), 6);
+    drop(ledger);
+    thread.join().unwrap();
 }

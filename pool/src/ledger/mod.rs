@@ -1,6 +1,6 @@
 //! The crash-safe share ledger.
 //!
-//! Every accepted share is written to SQLite **before** the miner hears `SubmitShares.Success`
+//! Every accepted share is written to the database **before** the miner hears `SubmitShares.Success`
 //! (spec 5.3.14): a connection task calls [`Ledger::submit`], keeps serving its miner, and
 //! acknowledges the shares only when the returned [`CommitTicket`] resolves. A `kill -9` of
 //! the pool therefore never loses a share a miner was told about.
@@ -12,7 +12,13 @@
 //!        └────────── oneshot per request ◀──────────┘ then resolves each ticket
 //! ```
 //!
-//! One std thread owns the `rusqlite::Connection` (WAL journal). It blocks on the queue,
+//! The database is SQLite by default ([`LedgerConfig::new`]: one file, WAL journal, nothing
+//! to run besides the pool) or PostgreSQL for operators who run one
+//! ([`LedgerConfig::postgres`], cargo feature `postgres`, on by default): same schema, same
+//! API, same results: ids in commit order, never reused, and PPLNS sums added in Rust in id
+//! order, so a window is bitwise the same on either backend.
+//!
+//! One std thread owns the database connection. It blocks on the queue,
 //! then drains whatever else is already queued — up to [`LedgerConfig::max_batch_shares`]
 //! shares — and writes the lot in one transaction: a group commit, so the fsync cost is
 //! shared by every request in the batch. Each request runs inside its own savepoint, so one
@@ -55,12 +61,19 @@
 //!
 //! ## Durability: `synchronous`
 //!
+//! For SQLite:
+//!
 //! * [`Synchronous::Full`] (the default): the WAL is fsynced at every commit. A committed
 //!   share survives a process crash *and* a power loss or kernel panic.
 //! * [`Synchronous::Normal`]: the WAL is fsynced only at checkpoints. A committed share
 //!   survives a process crash (`kill -9`, panic, OOM kill: the data is in the OS page
 //!   cache), but the last transactions before a power loss or kernel panic may be lost
 //!   (the database stays consistent). Several times the throughput on slow disks.
+//!
+//! For PostgreSQL, [`Synchronous::Full`] is `synchronous_commit = on` (the server flushes
+//! its WAL before it confirms a commit) and [`Synchronous::Normal`] is
+//! `synchronous_commit = off`: a crash of the pool loses nothing committed, a crash of the
+//! database server may lose the last commits (up to three `wal_writer_delay`s).
 
 use std::fmt;
 use std::future::Future;
@@ -73,19 +86,26 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+mod engine;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 mod window;
 
 pub use window::{PplnsWindow, WorkerWeight};
 
-/// SQLite's `synchronous` setting for the ledger (see the module docs for the trade-off).
+/// How durable a commit is: SQLite's `synchronous`, PostgreSQL's `synchronous_commit`
+/// (see the module docs for the trade-off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Synchronous {
-    /// fsync the WAL at every commit: survives process crashes and power loss.
+    /// fsync the WAL at every commit: survives process crashes and power loss. SQLite
+    /// `synchronous = FULL`; PostgreSQL `synchronous_commit = on`.
     #[default]
     Full,
-    /// fsync only at checkpoints: survives process crashes, not power loss.
+    /// SQLite `synchronous = NORMAL`: fsync only at checkpoints, survives process crashes,
+    /// not power loss. PostgreSQL `synchronous_commit = off`: survives a crash of the pool,
+    /// but a crash of the database server may lose the last commits.
     Normal,
 }
 
@@ -98,11 +118,82 @@ impl Synchronous {
     }
 }
 
+/// Which database the ledger writes to.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// An SQLite file (the default): nothing to run besides the pool.
+    Sqlite {
+        /// The database file (created with its parent directory if missing).
+        path: PathBuf,
+    },
+    /// A PostgreSQL database, for operators who run one (needs the `postgres` feature,
+    /// on by default). The ledger creates its tables (`shares`, `workers`, `blocks`,
+    /// `block_outputs`, `strata_ledger_schema`) in the connection's schema, so give it a
+    /// database (or a `search_path`) of its own. One pool per database: a second one waits
+    /// a few seconds, then fails with [`LedgerError::InUse`]. TLS is not supported (the
+    /// connection must not require it).
+    Postgres {
+        /// A libpq connection string, URL (`postgresql://user:password@host:port/dbname`)
+        /// or `key=value` form. Without `connect_timeout`, connecting gives up after 10 s.
+        url: String,
+    },
+}
+
+impl Backend {
+    /// Where the data lives, with any password in a PostgreSQL URL replaced by `***`.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Sqlite { path } => format!("sqlite:{}", path.display()),
+            Backend::Postgres { url } => redact_password(url),
+        }
+    }
+}
+
+impl fmt::Debug for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Backend::Sqlite { path } => f.debug_struct("Sqlite").field("path", path).finish(),
+            Backend::Postgres { url } => f
+                .debug_struct("Postgres")
+                .field("url", &redact_password(url))
+                .finish(),
+        }
+    }
+}
+
+/// `url` with its password (URL user info, or a `password=` pair) replaced by `***`.
+fn redact_password(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            if let Some(colon) = rest[..at].find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &rest[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        return url.to_owned();
+    }
+    url.split(' ')
+        .map(|pair| match pair.split_once('=') {
+            Some((key, _)) if key.trim().eq_ignore_ascii_case("password") => {
+                format!("{key}=***")
+            }
+            _ => pair.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Where the ledger lives and how it commits.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LedgerConfig {
-    /// The SQLite database file (created with its parent directory if missing).
-    pub path: PathBuf,
+    /// The database.
+    pub backend: Backend,
     /// Durability of a commit.
     pub synchronous: Synchronous,
     /// Most shares written in one transaction (a single larger request still goes alone).
@@ -117,11 +208,21 @@ impl LedgerConfig {
     /// Default queue capacity.
     pub const DEFAULT_QUEUE: usize = 1024;
 
-    /// A configuration with the defaults: `FULL`, 4096 shares per batch, 1024 queued
-    /// requests.
+    /// An SQLite ledger in the file `path`, with the defaults: `FULL`, 4096 shares per
+    /// batch, 1024 queued requests.
     pub fn new(path: impl Into<PathBuf>) -> LedgerConfig {
+        LedgerConfig::with_backend(Backend::Sqlite { path: path.into() })
+    }
+
+    /// A PostgreSQL ledger at `url` (see [`Backend::Postgres`]), with the same defaults:
+    /// `synchronous_commit = on`, 4096 shares per batch, 1024 queued requests.
+    pub fn postgres(url: impl Into<String>) -> LedgerConfig {
+        LedgerConfig::with_backend(Backend::Postgres { url: url.into() })
+    }
+
+    fn with_backend(backend: Backend) -> LedgerConfig {
         LedgerConfig {
-            path: path.into(),
+            backend,
             synchronous: Synchronous::Full,
             max_batch_shares: Self::DEFAULT_MAX_BATCH_SHARES,
             queue: Self::DEFAULT_QUEUE,
@@ -304,6 +405,25 @@ pub enum LedgerError {
         #[source]
         source: Arc<rusqlite::Error>,
     },
+    /// PostgreSQL failed.
+    #[cfg(feature = "postgres")]
+    #[error("postgres failed to {op}: {source}")]
+    Postgres {
+        /// What the ledger was doing.
+        op: &'static str,
+        /// The driver's error.
+        #[source]
+        source: Arc<::postgres::Error>,
+    },
+    /// [`Backend::Postgres`] in a build without the `postgres` feature.
+    #[error("this build has no postgres support (cargo feature `postgres`)")]
+    PostgresUnsupported,
+    /// Another process holds the ledger's PostgreSQL database.
+    #[error("the ledger database {database} is in use by another pool")]
+    InUse {
+        /// The database, password redacted.
+        database: String,
+    },
     /// The database directory could not be created.
     #[error("cannot create the ledger directory {path}: {source}")]
     Io {
@@ -323,7 +443,7 @@ pub enum LedgerError {
     /// The database was written by a newer build.
     #[error("ledger schema version {found} is newer than this build supports ({supported})")]
     SchemaTooNew {
-        /// `PRAGMA user_version` of the file.
+        /// The stored schema version (SQLite `PRAGMA user_version`).
         found: i64,
         /// The newest version this build knows.
         supported: i64,
@@ -342,7 +462,7 @@ pub enum LedgerError {
         /// The difficulty.
         difficulty: f64,
     },
-    /// A value does not fit SQLite's signed 64-bit integers.
+    /// A value does not fit the database's signed 64-bit integers.
     #[error("{field} value {value} is too large to store")]
     OutOfRange {
         /// The field.
@@ -511,18 +631,52 @@ impl Ledger {
     /// Opens (creating or migrating) the database and starts the ledger thread. Does
     /// blocking file I/O: call it at startup, or through `spawn_blocking`.
     pub fn open(config: LedgerConfig) -> Result<(Ledger, LedgerThread), LedgerError> {
-        let store = sqlite::Store::open(&config.path, config.synchronous)?;
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = Arc::new(StatsCell::default());
         let thread_stats = Arc::clone(&stats);
         let max_batch = config.max_batch_shares.max(1);
+        let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
+        let backend = config.backend.clone();
+        let synchronous = config.synchronous;
+        // The database is opened on the ledger thread itself: the synchronous PostgreSQL
+        // client runs its own runtime, which must not be entered from an async context.
         let handle = std::thread::Builder::new()
             .name("strata-ledger".into())
-            .spawn(move || sqlite::run(store, rx, max_batch, &thread_stats))
+            .spawn(move || {
+                let report = |res: Result<(), LedgerError>| {
+                    // the opener waits for this answer; it cannot be gone
+                    let _ = opened_tx.send(res);
+                };
+                match backend {
+                    Backend::Sqlite { path } => match sqlite::Store::open(&path, synchronous) {
+                        Ok(store) => {
+                            report(Ok(()));
+                            engine::run(store, rx, max_batch, &thread_stats);
+                        }
+                        Err(e) => report(Err(e)),
+                    },
+                    #[cfg(feature = "postgres")]
+                    Backend::Postgres { url } => match postgres::Store::open(&url, synchronous) {
+                        Ok(store) => {
+                            report(Ok(()));
+                            engine::run(store, rx, max_batch, &thread_stats);
+                        }
+                        Err(e) => report(Err(e)),
+                    },
+                    #[cfg(not(feature = "postgres"))]
+                    Backend::Postgres { .. } => report(Err(LedgerError::PostgresUnsupported)),
+                }
+            })
             .map_err(|e| LedgerError::Spawn {
                 source: Arc::new(e),
             })?;
-        tracing::info!(path = %config.path.display(), synchronous = ?config.synchronous, "ledger open");
+        let opened = opened_rx.recv().unwrap_or(Err(LedgerError::Panicked));
+        if let Err(e) = opened {
+            // the thread returns right after reporting a failure
+            let _ = handle.join();
+            return Err(e);
+        }
+        tracing::info!(database = %config.backend.describe(), synchronous = ?config.synchronous, "ledger open");
         Ok((Ledger { tx, stats }, LedgerThread { handle }))
     }
 
@@ -625,5 +779,35 @@ impl Ledger {
     /// Counters of the ledger thread since it was opened (group-commit effectiveness).
     pub fn stats(&self) -> LedgerStats {
         self.stats.snapshot()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_password("postgresql://pool:s3cr@t@db.example:5432/ledger?sslmode=disable"),
+            "postgresql://pool:***@db.example:5432/ledger?sslmode=disable"
+        );
+        assert_eq!(
+            redact_password("postgres://pool@db/ledger"),
+            "postgres://pool@db/ledger"
+        );
+        assert_eq!(
+            redact_password("host=db user=pool password=hunter2 dbname=ledger"),
+            "host=db user=pool password=*** dbname=ledger"
+        );
+        let config = LedgerConfig::postgres("postgresql://u:pw@h/d");
+        assert_eq!(config.backend.describe(), "postgresql://u:***@h/d");
+        assert!(!format!("{config:?}").contains("pw"));
+        assert_eq!(
+            LedgerConfig::new("/var/lib/strata/ledger.sqlite")
+                .backend
+                .describe(),
+            "sqlite:/var/lib/strata/ledger.sqlite"
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The SQLite side of the ledger: schema, migrations, the owner thread and its group commit.
+//! The SQLite backend of the ledger: schema, migrations and the storage operations the
+//! ledger thread runs (see [`engine`](super::engine) for the thread and its group commit).
 //!
 //! Schema (version 1, `PRAGMA user_version`):
 //!
@@ -20,11 +21,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
-use tokio::sync::mpsc;
 
+use super::engine::{Batch, Storage};
 use super::{
-    BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow, Read, Reply,
-    Request, ShareRecord, StatsCell, Synchronous, Totals, WorkerTotals, Write,
+    BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow, ShareRecord,
+    Synchronous, Totals, WorkerTotals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -154,68 +155,20 @@ impl Store {
         migrate(&mut conn)?;
         Ok(Store { conn })
     }
+}
 
-    /// Writes a group of requests in one transaction, then resolves them.
-    fn commit_batch(&mut self, batch: Vec<Write>, stats: &StatsCell) {
-        let requests = batch.len() as u64;
-        let mut tx = match self.conn.transaction() {
-            Ok(tx) => tx,
-            Err(e) => {
-                let err = LedgerError::sqlite("begin a transaction")(e);
-                tracing::error!(error = %err, "ledger batch failed");
-                for write in batch {
-                    Done::failed(write, err.clone()).send();
-                }
-                return;
-            }
-        };
-        let mut done = Vec::with_capacity(batch.len());
-        let mut shares = 0u64;
-        for write in batch {
-            let outcome = apply_in_savepoint(&mut tx, write);
-            shares += outcome.committed_shares();
-            done.push(outcome);
-        }
-        match tx.commit() {
-            Ok(()) => {
-                stats.record(requests, shares);
-                tracing::trace!(requests, shares, "ledger batch committed");
-            }
-            Err(e) => {
-                let err = LedgerError::sqlite("commit")(e);
-                tracing::error!(error = %err, "ledger batch failed");
-                for d in &mut done {
-                    d.fail(&err);
-                }
-            }
-        }
-        for d in done {
-            d.send();
-        }
+impl Storage for Store {
+    type Batch<'a> = SqliteBatch<'a>;
+
+    fn begin(&mut self) -> Result<SqliteBatch<'_>, LedgerError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(LedgerError::sqlite("begin a transaction"))?;
+        Ok(SqliteBatch { tx })
     }
 
-    fn serve(&self, read: Read) {
-        match read {
-            Read::Window { n_shares, reply } => {
-                let _ = reply.send(self.window(n_shares));
-            }
-            Read::Blocks { limit, reply } => {
-                let _ = reply.send(self.blocks(limit));
-            }
-            Read::Totals { reply } => {
-                let _ = reply.send(self.totals());
-            }
-            Read::SharesIn {
-                first_id,
-                last_id,
-                reply,
-            } => {
-                let _ = reply.send(self.shares_in(first_id, last_id));
-            }
-        }
-    }
-
-    fn window(&self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
+    fn window(&mut self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
         let err = LedgerError::sqlite("read the pplns window");
         let n = i64::try_from(n_shares).unwrap_or(i64::MAX);
         let mut stmt = self
@@ -241,7 +194,7 @@ impl Store {
     }
 
     fn shares_in(
-        &self,
+        &mut self,
         first_id: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
@@ -314,7 +267,7 @@ impl Store {
             .collect()
     }
 
-    fn totals(&self) -> Result<Totals, LedgerError> {
+    fn totals(&mut self) -> Result<Totals, LedgerError> {
         let err = LedgerError::sqlite("read totals");
         let mut stmt = self
             .conn
@@ -365,7 +318,7 @@ impl Store {
         Ok(totals)
     }
 
-    fn blocks(&self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+    fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
         type Raw = (
             i64,
             i64,
@@ -483,84 +436,45 @@ fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// A write request, applied (or failed) and waiting for the commit to be answered.
-enum Done {
-    Shares(Reply<CommitReceipt>, Result<CommitReceipt, LedgerError>),
-    Block(Reply<i64>, Result<i64, LedgerError>),
-    Status(Reply<()>, Result<(), LedgerError>),
+/// A write transaction on the SQLite connection.
+pub(super) struct SqliteBatch<'a> {
+    tx: Transaction<'a>,
 }
 
-impl Done {
-    fn failed(write: Write, err: LedgerError) -> Done {
-        match write {
-            Write::Shares { reply, .. } => Done::Shares(reply, Err(err)),
-            Write::Block { reply, .. } => Done::Block(reply, Err(err)),
-            Write::Status { reply, .. } => Done::Status(reply, Err(err)),
-        }
-    }
-
-    fn committed_shares(&self) -> u64 {
-        match self {
-            Done::Shares(_, Ok(receipt)) => receipt.count as u64,
-            _ => 0,
-        }
-    }
-
-    /// The commit failed: what looked applied was rolled back.
-    fn fail(&mut self, err: &LedgerError) {
-        match self {
-            Done::Shares(_, res @ Ok(_)) => *res = Err(err.clone()),
-            Done::Block(_, res @ Ok(_)) => *res = Err(err.clone()),
-            Done::Status(_, res @ Ok(_)) => *res = Err(err.clone()),
-            _ => {}
-        }
-    }
-
-    /// Answers the caller; one who stopped waiting is no concern of the ledger.
-    fn send(self) {
-        match self {
-            Done::Shares(reply, res) => {
-                let _ = reply.send(res);
-            }
-            Done::Block(reply, res) => {
-                let _ = reply.send(res);
-            }
-            Done::Status(reply, res) => {
-                let _ = reply.send(res);
-            }
-        }
+impl SqliteBatch<'_> {
+    /// Runs `op` in its own savepoint, so its failure undoes only itself.
+    fn in_savepoint<T>(
+        &mut self,
+        op: impl FnOnce(&Connection) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let sp = self
+            .tx
+            .savepoint()
+            .map_err(LedgerError::sqlite("open a savepoint"))?;
+        // on error the dropped savepoint rolls back
+        let out = op(&sp)?;
+        sp.commit()
+            .map_err(LedgerError::sqlite("release a savepoint"))?;
+        Ok(out)
     }
 }
 
-/// Applies one write inside its own savepoint, so its failure undoes only itself.
-fn apply_in_savepoint(tx: &mut Transaction<'_>, write: Write) -> Done {
-    let sp = match tx.savepoint() {
-        Ok(sp) => sp,
-        Err(e) => return Done::failed(write, LedgerError::sqlite("open a savepoint")(e)),
-    };
-    let done = match write {
-        Write::Shares { shares, reply } => Done::Shares(reply, insert_shares(&sp, &shares)),
-        Write::Block { block, reply } => Done::Block(reply, insert_block(&sp, &block)),
-        Write::Status {
-            hash,
-            status,
-            reply,
-        } => Done::Status(reply, set_status(&sp, &hash, &status)),
-    };
-    let ok = match &done {
-        Done::Shares(_, r) => r.is_ok(),
-        Done::Block(_, r) => r.is_ok(),
-        Done::Status(_, r) => r.is_ok(),
-    };
-    if ok {
-        if let Err(e) = sp.commit() {
-            let mut done = done;
-            done.fail(&LedgerError::sqlite("release a savepoint")(e));
-            return done;
-        }
+impl Batch for SqliteBatch<'_> {
+    fn insert_shares(&mut self, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError> {
+        self.in_savepoint(|conn| insert_shares(conn, shares))
     }
-    // a dropped savepoint rolls back
-    done
+
+    fn insert_block(&mut self, block: &BlockRecord) -> Result<i64, LedgerError> {
+        self.in_savepoint(|conn| insert_block(conn, block))
+    }
+
+    fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
+        self.in_savepoint(|conn| set_status(conn, hash, status))
+    }
+
+    fn commit(self) -> Result<(), LedgerError> {
+        self.tx.commit().map_err(LedgerError::sqlite("commit"))
+    }
 }
 
 fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError> {
@@ -694,49 +608,4 @@ fn set_status(conn: &Connection, hash: &str, status: &BlockStatus) -> Result<(),
         });
     }
     Ok(())
-}
-
-/// The ledger thread: group-commits writes, serves reads in queue order, and returns when
-/// every sender is gone and the queue is drained.
-pub(super) fn run(
-    mut store: Store,
-    mut rx: mpsc::Receiver<Request>,
-    max_batch_shares: usize,
-    stats: &StatsCell,
-) {
-    // a read taken off the queue while collecting a batch; served right after the commit
-    let mut held: Option<Read> = None;
-    loop {
-        let first = match held.take() {
-            Some(read) => Request::Read(read),
-            None => match rx.blocking_recv() {
-                Some(request) => request,
-                None => break,
-            },
-        };
-        let first = match first {
-            Request::Read(read) => {
-                store.serve(read);
-                continue;
-            }
-            Request::Write(write) => write,
-        };
-        let mut shares = first.share_count();
-        let mut batch = vec![first];
-        while shares < max_batch_shares {
-            match rx.try_recv() {
-                Ok(Request::Write(write)) => {
-                    shares += write.share_count();
-                    batch.push(write);
-                }
-                Ok(Request::Read(read)) => {
-                    held = Some(read);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        store.commit_batch(batch, stats);
-    }
-    tracing::info!("ledger closed");
 }

@@ -1,0 +1,778 @@
+//! The PostgreSQL backend of the ledger (synchronous `postgres` client, one connection owned
+//! by the ledger thread): schema, migrations and the storage operations.
+//!
+//! Schema (version 1, in `strata_ledger_schema`), the same as SQLite's:
+//!
+//! ```text
+//! shares(id BIGSERIAL PRIMARY KEY, worker, connection_id, channel_id, job_id,
+//!        sequence_number, height, difficulty DOUBLE PRECISION, hash BYTEA, time_ms, block)
+//!        -- ids never reused (a rolled-back or killed transaction leaves a gap)
+//! workers(worker TEXT PRIMARY KEY, shares, difficulty, last_share_ms)
+//!        -- running totals, updated in the same transaction as the shares
+//! blocks(id BIGSERIAL PRIMARY KEY, height, hash TEXT UNIQUE, template_id, worker, time_ms,
+//!        reward_sats, window_first, window_last, mode, status, reject_reason)
+//! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
+//!        PRIMARY KEY(block_id, idx))
+//! strata_ledger_schema(singleton BOOLEAN PRIMARY KEY, version BIGINT)
+//! ```
+//!
+//! The connection holds a session advisory lock on the database, so exactly one ledger
+//! writes it: share ids within a request are then consecutive, and the window's "last N by
+//! id" is the last N committed. A share request is one multi-row `INSERT ... SELECT FROM
+//! unnest(...)` plus one upsert of the workers' totals, inside its savepoint. After a
+//! database error the connection is checked before the next request and reopened if the
+//! server dropped it (the requests that met the dead connection fail: their shares may or
+//! may not be committed, and are never acknowledged).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use postgres::error::SqlState;
+use postgres::{Client, NoTls, Statement, Transaction};
+
+use super::engine::{Batch, Storage};
+use super::{
+    redact_password, BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow,
+    ShareRecord, Synchronous, Totals, WorkerTotals,
+};
+
+/// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[r"
+CREATE TABLE shares (
+    id              BIGSERIAL        PRIMARY KEY,
+    worker          TEXT             NOT NULL,
+    connection_id   BIGINT           NOT NULL,
+    channel_id      BIGINT           NOT NULL,
+    job_id          BIGINT           NOT NULL,
+    sequence_number BIGINT           NOT NULL,
+    height          BIGINT           NOT NULL,
+    difficulty      DOUBLE PRECISION NOT NULL,
+    hash            BYTEA            NOT NULL,
+    time_ms         BIGINT           NOT NULL,
+    block           BOOLEAN          NOT NULL
+);
+CREATE TABLE workers (
+    worker        TEXT             PRIMARY KEY,
+    shares        BIGINT           NOT NULL,
+    difficulty    DOUBLE PRECISION NOT NULL,
+    last_share_ms BIGINT           NOT NULL
+);
+CREATE TABLE blocks (
+    id            BIGSERIAL PRIMARY KEY,
+    height        BIGINT    NOT NULL,
+    hash          TEXT      NOT NULL UNIQUE,
+    template_id   BIGINT    NOT NULL,
+    worker        TEXT      NOT NULL,
+    time_ms       BIGINT    NOT NULL,
+    reward_sats   BIGINT    NOT NULL,
+    window_first  BIGINT,
+    window_last   BIGINT,
+    mode          TEXT      NOT NULL,
+    status        TEXT      NOT NULL CHECK (status IN ('submitted', 'accepted', 'rejected')),
+    reject_reason TEXT
+);
+CREATE INDEX blocks_by_status ON blocks(status);
+CREATE TABLE block_outputs (
+    block_id   BIGINT NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,
+    idx        BIGINT NOT NULL,
+    owner      TEXT   NOT NULL,
+    script_hex TEXT   NOT NULL,
+    sats       BIGINT NOT NULL,
+    PRIMARY KEY (block_id, idx)
+);
+"];
+
+/// The newest schema version this build writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Advisory-lock key of the ledger (per database): "strata" in ASCII.
+const LOCK_KEY: i64 = 0x7374_7261_7461;
+
+/// How long opening waits for another holder of the database (e.g. the backend of a
+/// killed pool, which the server ends as soon as it notices).
+const LOCK_WAIT: &str = "3s";
+
+/// How long a connection that just failed gets to answer before it is replaced.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connecting gives up after this unless the URL sets `connect_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl LedgerError {
+    fn postgres(op: &'static str) -> impl Fn(postgres::Error) -> LedgerError + Copy {
+        move |source| LedgerError::Postgres {
+            op,
+            source: Arc::new(source),
+        }
+    }
+}
+
+fn int(field: &'static str, value: u64) -> Result<i64, LedgerError> {
+    i64::try_from(value).map_err(|_| LedgerError::OutOfRange { field, value })
+}
+
+fn uint(table: &'static str, field: &str, value: i64) -> Result<u64, LedgerError> {
+    u64::try_from(value).map_err(|_| LedgerError::Corrupt {
+        table,
+        detail: format!("negative {field} {value}"),
+    })
+}
+
+fn narrow(table: &'static str, field: &str, value: i64) -> Result<u32, LedgerError> {
+    u32::try_from(value).map_err(|_| LedgerError::Corrupt {
+        table,
+        detail: format!("{field} {value} out of range"),
+    })
+}
+
+/// Identifiers are stored bit-for-bit: every `u64` has a slot, ordering is not needed.
+fn id_to_sql(id: u64) -> i64 {
+    i64::from_le_bytes(id.to_le_bytes())
+}
+
+fn id_from_sql(id: i64) -> u64 {
+    u64::from_le_bytes(id.to_le_bytes())
+}
+
+fn status_to_sql(status: &BlockStatus) -> (&'static str, Option<&str>) {
+    match status {
+        BlockStatus::Submitted => ("submitted", None),
+        BlockStatus::Accepted => ("accepted", None),
+        BlockStatus::Rejected { reason } => ("rejected", Some(reason.as_str())),
+    }
+}
+
+fn status_from_sql(status: &str, reason: Option<String>) -> Result<BlockStatus, LedgerError> {
+    match status {
+        "submitted" => Ok(BlockStatus::Submitted),
+        "accepted" => Ok(BlockStatus::Accepted),
+        "rejected" => Ok(BlockStatus::Rejected {
+            reason: reason.unwrap_or_default(),
+        }),
+        other => Err(LedgerError::Corrupt {
+            table: "blocks",
+            detail: format!("unknown status {other:?}"),
+        }),
+    }
+}
+
+/// The statements of the hot paths, prepared once per connection.
+struct Statements {
+    insert_shares: Statement,
+    upsert_workers: Statement,
+    window: Statement,
+    shares_in: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        Ok(Statements {
+            // ids are drawn in ordinality order: the request's shares in submission order
+            insert_shares: client.prepare(
+                "INSERT INTO shares (worker, connection_id, channel_id, job_id, \
+                 sequence_number, height, difficulty, hash, time_ms, block) \
+                 SELECT w, c, ch, j, sq, h, d, hs, t, b FROM unnest($1::text[], $2::int8[], \
+                 $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::float8[], $8::bytea[], \
+                 $9::int8[], $10::bool[]) WITH ORDINALITY AS u(w, c, ch, j, sq, h, d, hs, t, b, n) \
+                 ORDER BY n RETURNING id",
+            )?,
+            upsert_workers: client.prepare(
+                "INSERT INTO workers (worker, shares, difficulty, last_share_ms) \
+                 SELECT * FROM unnest($1::text[], $2::int8[], $3::float8[], $4::int8[]) \
+                 ON CONFLICT (worker) DO UPDATE SET \
+                 shares = workers.shares + excluded.shares, \
+                 difficulty = workers.difficulty + excluded.difficulty, \
+                 last_share_ms = GREATEST(workers.last_share_ms, excluded.last_share_ms)",
+            )?,
+            window: client.prepare(
+                "SELECT id, worker, difficulty FROM \
+                 (SELECT id, worker, difficulty FROM shares ORDER BY id DESC LIMIT $1) AS w \
+                 ORDER BY id",
+            )?,
+            shares_in: client.prepare(
+                "SELECT id, worker, connection_id, channel_id, job_id, sequence_number, height, \
+                 difficulty, hash, time_ms, block FROM shares WHERE id BETWEEN $1 AND $2 \
+                 ORDER BY id",
+            )?,
+        })
+    }
+}
+
+/// The open connection and its prepared statements.
+struct Session {
+    client: Client,
+    statements: Statements,
+}
+
+/// The open database; owned by the ledger thread.
+pub(super) struct Store {
+    config: postgres::Config,
+    /// The URL with its password redacted, for messages.
+    database: String,
+    synchronous: Synchronous,
+    session: Session,
+    /// The last operation failed in the database: check the connection before reusing it.
+    suspect: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("database", &self.database)
+            .field("synchronous", &self.synchronous)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects, takes the database's ledger lock, sets `synchronous_commit`, migrates the
+    /// schema. Must not be called from inside an async runtime.
+    pub(super) fn open(url: &str, synchronous: Synchronous) -> Result<Store, LedgerError> {
+        let database = redact_password(url);
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(LedgerError::postgres("parse the connection url"))?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        config.application_name("strata-pool ledger");
+        let session = open_session(&config, &database, synchronous)?;
+        Ok(Store {
+            config,
+            database,
+            synchronous,
+            session,
+            suspect: false,
+        })
+    }
+
+    /// Marks the connection for a check before its next use when `res` is a database
+    /// error: the server may have closed it (a restart, an administrator).
+    fn note<T>(&mut self, res: Result<T, LedgerError>) -> Result<T, LedgerError> {
+        if matches!(res, Err(LedgerError::Postgres { .. })) {
+            self.suspect = true;
+        }
+        res
+    }
+
+    /// The session; reconnected first if the connection is closed, or if it failed last
+    /// time and does not answer now.
+    fn session(&mut self) -> Result<&mut Session, LedgerError> {
+        let dead = self.session.client.is_closed()
+            || (self.suspect && self.session.client.is_valid(CHECK_TIMEOUT).is_err());
+        if dead {
+            tracing::warn!(database = %self.database, "ledger connection lost, reconnecting");
+            self.session = open_session(&self.config, &self.database, self.synchronous)?;
+            self.suspect = false;
+            tracing::info!(database = %self.database, "ledger reconnected");
+        }
+        Ok(&mut self.session)
+    }
+}
+
+/// Connects, takes the database's ledger lock, sets `synchronous_commit`, migrates the
+/// schema and prepares the statements.
+fn open_session(
+    config: &postgres::Config,
+    database: &str,
+    synchronous: Synchronous,
+) -> Result<Session, LedgerError> {
+    let mut client = config
+        .connect(NoTls)
+        .map_err(LedgerError::postgres("connect"))?;
+    let commit = match synchronous {
+        Synchronous::Full => "on",
+        Synchronous::Normal => "off",
+    };
+    client
+        .batch_execute(&format!(
+            "SET synchronous_commit = {commit}; SET lock_timeout = '{LOCK_WAIT}'"
+        ))
+        .map_err(LedgerError::postgres("configure the session"))?;
+    match client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]) {
+        Ok(_) => {}
+        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
+            return Err(LedgerError::InUse {
+                database: database.to_owned(),
+            })
+        }
+        Err(e) => return Err(LedgerError::postgres("lock the ledger database")(e)),
+    }
+    client
+        .batch_execute("RESET lock_timeout")
+        .map_err(LedgerError::postgres("configure the session"))?;
+    migrate(&mut client)?;
+    let statements =
+        Statements::prepare(&mut client).map_err(LedgerError::postgres("prepare statements"))?;
+    Ok(Session { client, statements })
+}
+
+fn migrate(client: &mut Client) -> Result<(), LedgerError> {
+    let err = LedgerError::postgres("migrate the schema");
+    let mut tx = client.transaction().map_err(err)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS strata_ledger_schema (\
+         singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), \
+         version BIGINT NOT NULL)",
+    )
+    .map_err(err)?;
+    let found: i64 = match tx
+        .query_opt("SELECT version FROM strata_ledger_schema", &[])
+        .map_err(err)?
+    {
+        Some(row) => row.try_get(0).map_err(err)?,
+        None => 0,
+    };
+    if found > SCHEMA_VERSION {
+        return Err(LedgerError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in (1..)
+        .zip(MIGRATIONS.iter())
+        .skip_while(|(v, _)| *v <= found)
+    {
+        tx.batch_execute(sql).map_err(err)?;
+        tx.execute(
+            "INSERT INTO strata_ledger_schema (singleton, version) VALUES (TRUE, $1) \
+             ON CONFLICT (singleton) DO UPDATE SET version = excluded.version",
+            &[&version],
+        )
+        .map_err(err)?;
+        tracing::info!(version, "ledger schema migrated");
+    }
+    tx.commit().map_err(err)
+}
+
+impl Storage for Store {
+    type Batch<'a> = PgBatch<'a>;
+
+    fn begin(&mut self) -> Result<PgBatch<'_>, LedgerError> {
+        self.session()?;
+        let Session { client, statements } = &mut self.session;
+        match client.transaction() {
+            Ok(tx) => Ok(PgBatch {
+                tx,
+                statements,
+                suspect: &mut self.suspect,
+            }),
+            Err(e) => {
+                self.suspect = true;
+                Err(LedgerError::postgres("begin a transaction")(e))
+            }
+        }
+    }
+
+    fn window(&mut self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
+        let res = self.session()?.read_window(n_shares);
+        self.note(res)
+    }
+
+    fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+        let res = self.session()?.read_blocks(limit);
+        self.note(res)
+    }
+
+    fn totals(&mut self) -> Result<Totals, LedgerError> {
+        let res = self.session()?.read_totals();
+        self.note(res)
+    }
+
+    fn shares_in(
+        &mut self,
+        first_id: i64,
+        last_id: i64,
+    ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        let res = self.session()?.read_shares_in(first_id, last_id);
+        self.note(res)
+    }
+}
+
+impl Session {
+    fn read_window(&mut self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
+        let err = LedgerError::postgres("read the pplns window");
+        let n = i64::try_from(n_shares).unwrap_or(i64::MAX);
+        let Session { client, statements } = self;
+        let rows = client.query(&statements.window, &[&n]).map_err(err)?;
+        let shares = rows
+            .iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<_, i64>(0)?,
+                    r.try_get::<_, String>(1)?,
+                    r.try_get::<_, f64>(2)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()
+            .map_err(err)?;
+        // summed here, in id order, exactly as the SQLite backend and an auditor do
+        Ok(PplnsWindow::from_shares(shares))
+    }
+
+    fn read_blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+        let err = LedgerError::postgres("read blocks");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let client = &mut self.client;
+        let rows = client
+            .query(
+                "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
+                 window_first, window_last, mode, status, reject_reason \
+                 FROM blocks ORDER BY id DESC LIMIT $1",
+                &[&limit],
+            )
+            .map_err(err)?;
+        let ids: Vec<i64> = rows
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        let mut outputs: BTreeMap<i64, Vec<Payout>> = BTreeMap::new();
+        for r in client
+            .query(
+                "SELECT block_id, owner, script_hex, sats FROM block_outputs \
+                 WHERE block_id = ANY($1) ORDER BY block_id, idx",
+                &[&ids],
+            )
+            .map_err(err)?
+        {
+            let sats: i64 = r.try_get(3).map_err(err)?;
+            outputs
+                .entry(r.try_get(0).map_err(err)?)
+                .or_default()
+                .push(Payout {
+                    owner: r.try_get(1).map_err(err)?,
+                    script_hex: r.try_get(2).map_err(err)?,
+                    sats: uint("block_outputs", "sats", sats)?,
+                });
+        }
+        let mut blocks = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id: i64 = r.try_get(0).map_err(err)?;
+            let first: Option<i64> = r.try_get(7).map_err(err)?;
+            let last: Option<i64> = r.try_get(8).map_err(err)?;
+            let status: String = r.try_get(10).map_err(err)?;
+            blocks.push(BlockRecord {
+                height: narrow("blocks", "height", r.try_get(1).map_err(err)?)?,
+                hash: r.try_get(2).map_err(err)?,
+                template_id: id_from_sql(r.try_get(3).map_err(err)?),
+                worker: r.try_get(4).map_err(err)?,
+                time_ms: uint("blocks", "time_ms", r.try_get(5).map_err(err)?)?,
+                reward_sats: uint("blocks", "reward_sats", r.try_get(6).map_err(err)?)?,
+                outputs: outputs.remove(&id).unwrap_or_default(),
+                window: first.zip(last),
+                mode: r.try_get(9).map_err(err)?,
+                status: status_from_sql(&status, r.try_get(11).map_err(err)?)?,
+            });
+        }
+        Ok(blocks)
+    }
+
+    fn read_totals(&mut self) -> Result<Totals, LedgerError> {
+        let err = LedgerError::postgres("read totals");
+        let client = &mut self.client;
+        let rows = client
+            .query(
+                "SELECT worker, shares, difficulty, last_share_ms FROM workers \
+                 ORDER BY worker COLLATE \"C\"",
+                &[],
+            )
+            .map_err(err)?;
+        let mut totals = Totals {
+            shares_accepted: 0,
+            difficulty: 0.0,
+            blocks_found: 0,
+            blocks_accepted: 0,
+            workers: Vec::with_capacity(rows.len()),
+        };
+        for r in &rows {
+            let shares = uint("workers", "shares", r.try_get(1).map_err(err)?)?;
+            let difficulty: f64 = r.try_get(2).map_err(err)?;
+            totals.shares_accepted += shares;
+            totals.difficulty += difficulty;
+            totals.workers.push(WorkerTotals {
+                worker: r.try_get(0).map_err(err)?,
+                shares,
+                difficulty,
+                last_share_ms: uint("workers", "last_share_ms", r.try_get(3).map_err(err)?)?,
+            });
+        }
+        let row = client
+            .query_one(
+                "SELECT count(*), count(*) FILTER (WHERE status = 'accepted') FROM blocks",
+                &[],
+            )
+            .map_err(err)?;
+        totals.blocks_found = uint("blocks", "count", row.try_get(0).map_err(err)?)?;
+        totals.blocks_accepted = uint("blocks", "count", row.try_get(1).map_err(err)?)?;
+        Ok(totals)
+    }
+
+    fn read_shares_in(
+        &mut self,
+        first_id: i64,
+        last_id: i64,
+    ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        let err = LedgerError::postgres("read shares");
+        let Session { client, statements } = self;
+        let rows = client
+            .query(&statements.shares_in, &[&first_id, &last_id])
+            .map_err(err)?;
+        rows.iter()
+            .map(|r| {
+                let id: i64 = r.try_get(0).map_err(err)?;
+                let hash: Vec<u8> = r.try_get(8).map_err(err)?;
+                let hash: [u8; 32] =
+                    hash.try_into().map_err(|h: Vec<u8>| LedgerError::Corrupt {
+                        table: "shares",
+                        detail: format!("share {id}: hash of {} bytes", h.len()),
+                    })?;
+                Ok((
+                    id,
+                    ShareRecord {
+                        worker: r.try_get(1).map_err(err)?,
+                        connection_id: id_from_sql(r.try_get(2).map_err(err)?),
+                        channel_id: narrow("shares", "channel_id", r.try_get(3).map_err(err)?)?,
+                        job_id: narrow("shares", "job_id", r.try_get(4).map_err(err)?)?,
+                        sequence_number: narrow(
+                            "shares",
+                            "sequence_number",
+                            r.try_get(5).map_err(err)?,
+                        )?,
+                        height: narrow("shares", "height", r.try_get(6).map_err(err)?)?,
+                        difficulty: r.try_get(7).map_err(err)?,
+                        hash,
+                        time_ms: uint("shares", "time_ms", r.try_get(9).map_err(err)?)?,
+                        block: r.try_get(10).map_err(err)?,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
+
+/// A write transaction on the PostgreSQL connection.
+pub(super) struct PgBatch<'a> {
+    tx: Transaction<'a>,
+    statements: &'a Statements,
+    /// The store's flag: set on a database error, to check the connection before reuse.
+    suspect: &'a mut bool,
+}
+
+impl PgBatch<'_> {
+    /// Runs `op` in its own savepoint, so its failure undoes only itself.
+    fn in_savepoint<T>(
+        &mut self,
+        op: impl FnOnce(&mut Transaction<'_>, &Statements) -> Result<T, LedgerError>,
+    ) -> Result<T, LedgerError> {
+        let res = (|| {
+            let mut sp = self
+                .tx
+                .transaction()
+                .map_err(LedgerError::postgres("open a savepoint"))?;
+            // on error the dropped savepoint rolls back
+            let out = op(&mut sp, self.statements)?;
+            sp.commit()
+                .map_err(LedgerError::postgres("release a savepoint"))?;
+            Ok(out)
+        })();
+        if matches!(res, Err(LedgerError::Postgres { .. })) {
+            *self.suspect = true;
+        }
+        res
+    }
+}
+
+impl Batch for PgBatch<'_> {
+    fn insert_shares(&mut self, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError> {
+        self.in_savepoint(|tx, statements| insert_shares(tx, statements, shares))
+    }
+
+    fn insert_block(&mut self, block: &BlockRecord) -> Result<i64, LedgerError> {
+        self.in_savepoint(|tx, _| insert_block(tx, block))
+    }
+
+    fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
+        self.in_savepoint(|tx, _| set_status(tx, hash, status))
+    }
+
+    fn commit(self) -> Result<(), LedgerError> {
+        let PgBatch { tx, suspect, .. } = self;
+        tx.commit().map_err(|e| {
+            *suspect = true;
+            LedgerError::postgres("commit")(e)
+        })
+    }
+}
+
+/// One column per field, for the `unnest` insert.
+#[derive(Default)]
+struct Columns {
+    worker: Vec<String>,
+    connection_id: Vec<i64>,
+    channel_id: Vec<i64>,
+    job_id: Vec<i64>,
+    sequence_number: Vec<i64>,
+    height: Vec<i64>,
+    difficulty: Vec<f64>,
+    hash: Vec<Vec<u8>>,
+    time_ms: Vec<i64>,
+    block: Vec<bool>,
+}
+
+fn insert_shares(
+    tx: &mut Transaction<'_>,
+    statements: &Statements,
+    shares: &[ShareRecord],
+) -> Result<CommitReceipt, LedgerError> {
+    let err = LedgerError::postgres("insert shares");
+    let mut c = Columns::default();
+    let mut per_worker: BTreeMap<&str, (i64, f64, i64)> = BTreeMap::new();
+    for s in shares {
+        if !s.difficulty.is_finite() || s.difficulty < 0.0 {
+            return Err(LedgerError::InvalidDifficulty {
+                worker: s.worker.clone(),
+                difficulty: s.difficulty,
+            });
+        }
+        let time_ms = int("time_ms", s.time_ms)?;
+        c.worker.push(s.worker.clone());
+        c.connection_id.push(id_to_sql(s.connection_id));
+        c.channel_id.push(i64::from(s.channel_id));
+        c.job_id.push(i64::from(s.job_id));
+        c.sequence_number.push(i64::from(s.sequence_number));
+        c.height.push(i64::from(s.height));
+        c.difficulty.push(s.difficulty);
+        c.hash.push(s.hash.to_vec());
+        c.time_ms.push(time_ms);
+        c.block.push(s.block);
+        // summed in submission order, as the SQLite backend does
+        let entry = per_worker.entry(&s.worker).or_insert((0, 0.0, 0));
+        entry.0 += 1;
+        entry.1 += s.difficulty;
+        entry.2 = entry.2.max(time_ms);
+    }
+    let rows = tx
+        .query(
+            &statements.insert_shares,
+            &[
+                &c.worker,
+                &c.connection_id,
+                &c.channel_id,
+                &c.job_id,
+                &c.sequence_number,
+                &c.height,
+                &c.difficulty,
+                &c.hash,
+                &c.time_ms,
+                &c.block,
+            ],
+        )
+        .map_err(err)?;
+    let ids = rows
+        .iter()
+        .map(|r| r.try_get::<_, i64>(0))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    let first_id = ids.first().copied().unwrap_or(0);
+    // the advisory lock makes this connection the only writer: ids are consecutive
+    if ids.len() != shares.len() || (first_id..).zip(&ids).any(|(want, got)| want != *got) {
+        return Err(LedgerError::Corrupt {
+            table: "shares",
+            detail: format!(
+                "{} shares got non-consecutive ids starting at {first_id}",
+                shares.len()
+            ),
+        });
+    }
+    let mut workers = Vec::with_capacity(per_worker.len());
+    let mut counts = Vec::with_capacity(per_worker.len());
+    let mut difficulties = Vec::with_capacity(per_worker.len());
+    let mut lasts = Vec::with_capacity(per_worker.len());
+    for (worker, (count, difficulty, last)) in per_worker {
+        workers.push(worker);
+        counts.push(count);
+        difficulties.push(difficulty);
+        lasts.push(last);
+    }
+    tx.execute(
+        &statements.upsert_workers,
+        &[&workers, &counts, &difficulties, &lasts],
+    )
+    .map_err(err)?;
+    Ok(CommitReceipt {
+        first_id,
+        count: shares.len(),
+    })
+}
+
+fn insert_block(tx: &mut Transaction<'_>, block: &BlockRecord) -> Result<i64, LedgerError> {
+    let err = LedgerError::postgres("insert a block");
+    let exists = tx
+        .query_opt("SELECT 1 FROM blocks WHERE hash = $1", &[&block.hash])
+        .map_err(err)?;
+    if exists.is_some() {
+        return Err(LedgerError::DuplicateBlock {
+            hash: block.hash.clone(),
+        });
+    }
+    let (status, reason) = status_to_sql(&block.status);
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO blocks (height, hash, template_id, worker, time_ms, reward_sats, \
+             window_first, window_last, mode, status, reject_reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            &[
+                &i64::from(block.height),
+                &block.hash,
+                &id_to_sql(block.template_id),
+                &block.worker,
+                &int("time_ms", block.time_ms)?,
+                &int("reward_sats", block.reward_sats)?,
+                &block.window.map(|w| w.0),
+                &block.window.map(|w| w.1),
+                &block.mode,
+                &status,
+                &reason,
+            ],
+        )
+        .map_err(err)?
+        .try_get(0)
+        .map_err(err)?;
+    for (idx, out) in (0i64..).zip(&block.outputs) {
+        tx.execute(
+            "INSERT INTO block_outputs (block_id, idx, owner, script_hex, sats) \
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &id,
+                &idx,
+                &out.owner,
+                &out.script_hex,
+                &int("sats", out.sats)?,
+            ],
+        )
+        .map_err(err)?;
+    }
+    Ok(id)
+}
+
+fn set_status(
+    tx: &mut Transaction<'_>,
+    hash: &str,
+    status: &BlockStatus,
+) -> Result<(), LedgerError> {
+    let (status, reason) = status_to_sql(status);
+    let changed = tx
+        .execute(
+            "UPDATE blocks SET status = $1, reject_reason = $2 WHERE hash = $3",
+            &[&status, &reason, &hash],
+        )
+        .map_err(LedgerError::postgres("update a block status"))?;
+    if changed == 0 {
+        return Err(LedgerError::UnknownBlock {
+            hash: hash.to_owned(),
+        });
+    }
+    Ok(())
+}
