@@ -140,15 +140,19 @@ impl Default for TdpSettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LedgerSettings {
-    /// SQLite `synchronous`: `full` (default: survives power loss) or `normal` (survives a
-    /// crash of the pool, not of the machine).
+    /// `full` (default: survives power loss) or `normal` (survives a crash of the pool, not
+    /// of the machine); SQLite's `synchronous`, PostgreSQL's `synchronous_commit` on/off.
     pub synchronous: String,
+    /// A PostgreSQL URL (`postgresql://user:password@host/db`, a database of its own) to keep
+    /// the ledger there instead of `DIR/ledger.sqlite`. Empty: SQLite.
+    pub postgres_url: String,
 }
 
 impl Default for LedgerSettings {
     fn default() -> Self {
         LedgerSettings {
             synchronous: "full".into(),
+            postgres_url: String::new(),
         }
     }
 }

@@ -3,10 +3,11 @@
 //! reopening, a `kill -9` in the middle of committing, and re-verifying a block's PPLNS
 //! split.
 //!
-//! The PostgreSQL tests need a server: `STRATA_TEST_POSTGRES_URL` is an admin URL (URL form,
-//! e.g. `postgresql://postgres:strata@127.0.0.1/postgres`; `.ci/run` starts one and sets
-//! it) through which each test creates and drops its own `strata_test_<random>` database.
-//! Without it they fail, unless `STRATA_TEST_POSTGRES=skip` says to skip them. They exist
+//! The PostgreSQL tests need a server: `STRATA_TEST_POSTGRES_URL` is an admin URL (URL form;
+//! default `postgresql://postgres:strata@127.0.0.1:5432/postgres`, the server
+//! `scripts/install-deps.sh` installs and starts) through which each test creates and drops
+//! its own `strata_test_<random>` database. Without a server they fail, unless
+//! `STRATA_TEST_POSTGRES=skip` says to skip them. They exist
 //! with the `postgres` feature (on by default; `--no-default-features --features postgres`).
 //!
 //! Throughput (ignored by default; release build recommended):
@@ -95,14 +96,22 @@ mod pg {
     pub(crate) const URL_ENV: &str = "STRATA_TEST_POSTGRES_URL";
     /// `skip` to skip the PostgreSQL tests instead of failing them without a server.
     pub(crate) const SKIP_ENV: &str = "STRATA_TEST_POSTGRES";
+    /// The local server `scripts/install-deps.sh` installs, starts and gives this password.
+    pub(crate) const DEFAULT_ADMIN_URL: &str =
+        "postgresql://postgres:strata@127.0.0.1:5432/postgres";
 
     /// Runs `sql` on `url` from a thread of its own: the synchronous client must not run
     /// inside the test's async runtime.
     pub(crate) fn execute(url: &str, sql: &str) {
         let (url, sql) = (url.to_owned(), sql.to_owned());
         std::thread::spawn(move || {
-            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls)
-                .unwrap_or_else(|e| panic!("cannot connect to the test postgres: {e}"));
+            let mut client =
+                ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap_or_else(|e| {
+                    panic!(
+                        "cannot connect to the test postgres ({e}): run scripts/install-deps.sh, \
+                         set {URL_ENV} to an admin URL, or {SKIP_ENV}=skip to skip these tests"
+                    )
+                });
             client
                 .batch_execute(&sql)
                 .unwrap_or_else(|e| panic!("{sql}: {e}"));
@@ -131,17 +140,12 @@ mod pg {
 
     impl Database {
         pub(crate) fn create() -> Option<Database> {
-            let Ok(admin) = std::env::var(URL_ENV) else {
-                if std::env::var(SKIP_ENV).as_deref() == Ok("skip") {
-                    eprintln!("postgres test skipped: {SKIP_ENV}=skip");
-                    return None;
-                }
-                panic!(
-                    "{URL_ENV} is not set: the postgres ledger tests need a server (e.g. \
-                     postgresql://postgres:strata@127.0.0.1/postgres; .ci/run starts one), \
-                     or set {SKIP_ENV}=skip to skip them"
-                );
-            };
+            if std::env::var(SKIP_ENV).as_deref() == Ok("skip") {
+                eprintln!("postgres test skipped: {SKIP_ENV}=skip");
+                return None;
+            }
+            // the server scripts/install-deps.sh sets up, unless told otherwise
+            let admin = std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
             let name = format!("strata_test_{:016x}", rand::random::<u64>());
             execute(&admin, &format!("CREATE DATABASE {name}"));
             let url = with_dbname(&admin, &name);
@@ -961,7 +965,7 @@ async fn postgres_reconnects_after_the_server_drops_the_connection() {
         .unwrap()
         .await
         .unwrap();
-    let admin = std::env::var(pg::URL_ENV).unwrap();
+    let admin = std::env::var(pg::URL_ENV).unwrap_or_else(|_| pg::DEFAULT_ADMIN_URL.to_string());
     let name = pgdb.url.rsplit('/').next().unwrap().to_owned();
     pg::execute(
         &admin,

@@ -111,7 +111,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     let authority = keys.authority;
     let pool_script = keys::pool_script(&cfg, &authority)?;
 
-    let mut lcfg = LedgerConfig::new(cfg.data_dir.join("ledger.sqlite"));
+    let mut lcfg = if cfg.ledger.postgres_url.is_empty() {
+        LedgerConfig::new(cfg.data_dir.join("ledger.sqlite"))
+    } else {
+        LedgerConfig::postgres(cfg.ledger.postgres_url.clone())
+    };
+    tracing::info!(ledger = %lcfg.backend.describe(), "share ledger");
     lcfg.synchronous = if cfg.ledger.synchronous.eq_ignore_ascii_case("normal") {
         Synchronous::Normal
     } else {
