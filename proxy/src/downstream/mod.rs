@@ -1,6 +1,7 @@
-//! Miner-facing sessions.
+//! Miner-facing sessions: SV1 (most ASIC firmware) and SV2 (standard channels).
 
 pub mod keys;
 pub mod sv1;
+pub mod sv1_conn;
 pub mod sv2;
 pub mod sv2_conn;

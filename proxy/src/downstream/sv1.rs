@@ -1,1 +1,1046 @@
-//! The SV1 miner session (in progress).
+//! The SV1 miner session, sans-IO: lines from the miner, the hub's answer to a join and the
+//! upstream work go in, with the time; lines to send, hub requests and a close come out as
+//! [`Sv1Action`]s. The tokio shell is [`super::sv1_conn`].
+//!
+//! ```text
+//!  configure? ─ authorize? ─ subscribe ──Join──▶ hub ──on_slot──▶ ┐
+//!                                                   (wait for work) ├─▶ subscribe answered
+//!                                                       on_work ──▶ ┘   set_difficulty, notify
+//!  on_work ──▶ notify (clean when the prevhash / epoch changed)
+//!             set_extranonce + notify      (new extranonce1, miner subscribed to extranonce)
+//!             client.reconnect + Close     (new extranonce1, miner did not subscribe)
+//!  submit ──▶ local validation ──▶ true / [code, message, null]   (+ Forward when it meets
+//!                                                                   the upstream target)
+//!  on_tick ──▶ vardiff: set_difficulty + the current job again as a new notify (clean=false)
+//! ```
+//!
+//! # Local validation
+//!
+//! Each session keeps one client-side extended [`Channel`] of strata-work whose extranonce
+//! prefix is the miner's `extranonce1` and whose extranonce size is its `extranonce2_size`,
+//! fed with a `NewExtendedMiningJob` (and, for a clean job, a `SetNewPrevHash`) built from
+//! every [`UpstreamWork`] under a session-local job id. A `mining.submit` becomes a
+//! `SubmitSharesExtended` validated by [`validate_extended`]: unknown and stale jobs,
+//! extranonce2 size, nTime window, version bits, target and duplicates are all strata-work's
+//! checks. The channel is rebuilt when the epoch, the miner's extranonce or the version mask
+//! changes; the ids of its jobs are then remembered as stale.
+//!
+//! # Wire choices
+//!
+//! * Job ids are the local job id in lower-case hex without leading zeros (`"1"`, `"2a"`),
+//!   counting up from 1 and never reused within a session.
+//! * Share errors: 21 job not found (unknown job, stale job, no upstream), 22 duplicate,
+//!   23 low difficulty, 24 unauthorized worker, 25 not subscribed, 20 anything else (version
+//!   bits, nTime, extranonce2 size, malformed parameters). Unknown methods get JSON-RPC
+//!   -32601, malformed parameters -32602, unparseable lines -32700 with id `null`.
+//! * Every request is answered with its id echoed verbatim, `null` included.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use strata_protocol::mining::{NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended};
+use strata_protocol::{Seq0_255, B0_32, B0_64K, U256};
+use strata_sv1::{
+    extensions, negotiate_version_mask, ClientMessage, ClientMethod, Configure, ConfigureResult,
+    Difficulty, Id, Notify, ParseError, Reconnect, Response, ServerMethod, SetExtranonce,
+    StratumError, Submit, SubscribeResult, Text, VERSION_MASK_BIP320,
+};
+use strata_work::channel::{Channel, ChannelConfig};
+use strata_work::extranonce::MinerId;
+use strata_work::share::{validate_extended, Rejection};
+use strata_work::target::Target;
+use strata_work::vardiff::{Vardiff, VardiffConfig, VardiffError};
+
+use crate::hub::{JoinError, MinerReport, Slot};
+use crate::work::{ForwardShare, RejectReason, UpstreamWork};
+
+/// The channel id of the session's local channel (there is one per session).
+const LOCAL_CHANNEL_ID: u32 = 1;
+
+/// Most worker names one connection may authorize.
+const MAX_WORKERS: usize = 16;
+
+/// Longest worker name or user agent kept, in bytes.
+const MAX_NAME_LEN: usize = 256;
+
+/// Settings of the SV1 downstream; [`Default`] gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct Sv1Config {
+    /// Per-miner vardiff (default: [`VardiffConfig::default`] with 6 shares per minute and
+    /// `power_of_two: false`; set `power_of_two` for firmware that wants integer power-of-two
+    /// difficulties).
+    pub vardiff: VardiffConfig,
+    /// The difficulty a miner starts at (default 1024), unless it suggests one.
+    pub initial_difficulty: f64,
+    /// Jobs kept per miner; a share for an older job gets "job not found" (default 8).
+    pub max_jobs: usize,
+    /// Version bits the proxy lets miners roll; the negotiated mask is the miner's request ∩
+    /// this ∩ the upstream's mask (default BIP320 `0x1fffe000`).
+    pub version_mask: u32,
+    /// Longest line accepted from a miner, in bytes; a longer one closes that miner (default
+    /// 4096).
+    pub max_line_len: usize,
+    /// A miner that sends nothing for this long is closed (default 10 minutes).
+    pub idle_timeout: Duration,
+    /// Unparseable lines tolerated per connection; the next one closes it (default 16).
+    pub max_malformed_lines: u32,
+    /// A write that does not complete in this time (a miner that never reads) closes the
+    /// miner (default 30 s).
+    pub write_timeout: Duration,
+    /// How often a miner's figures go to the hub (default 10 s).
+    pub report_interval: Duration,
+}
+
+impl Default for Sv1Config {
+    fn default() -> Self {
+        Sv1Config {
+            vardiff: VardiffConfig {
+                shares_per_minute: 6.0,
+                power_of_two: false,
+                ..VardiffConfig::default()
+            },
+            initial_difficulty: 1024.0,
+            max_jobs: 8,
+            version_mask: VERSION_MASK_BIP320,
+            max_line_len: 4096,
+            idle_timeout: Duration::from_secs(600),
+            max_malformed_lines: 16,
+            write_timeout: Duration::from_secs(30),
+            report_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Why a session could not be created.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Sv1Error {
+    /// The vardiff settings or the initial difficulty are unusable.
+    #[error("invalid vardiff configuration: {source}")]
+    Vardiff {
+        /// The vardiff error.
+        #[source]
+        source: VardiffError,
+    },
+}
+
+/// The time as the session takes it: monotonic (vardiff) and UNIX milliseconds (nTime
+/// window, statistics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    /// Monotonic time.
+    pub instant: Instant,
+    /// UNIX time in milliseconds.
+    pub unix_ms: u64,
+}
+
+impl Now {
+    /// The system clocks.
+    pub fn system() -> Self {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Now {
+            instant: Instant::now(),
+            unix_ms,
+        }
+    }
+
+    /// This time plus `d` on both clocks (tests, simulations).
+    pub fn after(self, d: Duration) -> Self {
+        Now {
+            instant: self.instant + d,
+            unix_ms: self
+                .unix_ms
+                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+}
+
+/// What the session wants done, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sv1Action {
+    /// Send this JSON line (without its newline).
+    Send(String),
+    /// Ask the hub for a slot ([`crate::hub::HubRequest::Join`]) and pass the answer to
+    /// [`Sv1Session::on_slot`].
+    Join,
+    /// Forward this share upstream ([`crate::hub::HubRequest::Share`]). It precedes the
+    /// miner's `true`: a shell that cannot hand it to the hub must not send what follows.
+    Forward(ForwardShare),
+    /// Send what was queued, then close the connection.
+    Close {
+        /// Why (for logs).
+        reason: String,
+    },
+}
+
+/// Where the session stands with the hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinState {
+    /// Not subscribed yet.
+    Idle,
+    /// Join asked, no answer yet.
+    Pending,
+    /// The miner's id.
+    Joined(MinerId),
+    /// The hub refused (the session is closing).
+    Refused,
+}
+
+/// BIP310 version rolling as negotiated.
+#[derive(Debug, Clone, Copy)]
+struct Rolling {
+    /// The miner's requested mask ∩ the proxy's mask.
+    mask: u32,
+    /// The mask the miner was last told (configure answer or `mining.set_version_mask`).
+    announced: u32,
+}
+
+/// One job sent to the miner.
+#[derive(Debug, Clone, Copy)]
+struct SentJob {
+    local_id: u32,
+    upstream_job_id: u32,
+}
+
+/// The mining state, from the subscribe answer on: the local channel and what it was built
+/// for.
+#[derive(Debug)]
+struct Mining {
+    channel: Channel,
+    epoch: u64,
+    extranonce1: Vec<u8>,
+    /// Length of the upstream prefix at the start of `extranonce1`.
+    upstream_prefix_len: usize,
+    extranonce2_size: usize,
+    /// The version mask of the channel's jobs.
+    mask: u32,
+    prev_hash: [u8; 32],
+    nbits: u32,
+    /// `min_ntime` of the current prevhash.
+    prev_min_ntime: u32,
+    /// `seq` of the last work turned into a job.
+    last_seq: u64,
+    /// Jobs of this channel, oldest first.
+    jobs: VecDeque<SentJob>,
+    /// The job the miner works on (re-sent at a retarget).
+    current: Option<u32>,
+    /// The share sequence number given to the channel (informational).
+    sequence: u32,
+}
+
+/// Counters of one miner.
+#[derive(Debug, Clone, Default)]
+struct Stats {
+    accepted: u64,
+    rejected: BTreeMap<RejectReason, u64>,
+    stale: u64,
+    last_share_ms: u64,
+}
+
+/// One SV1 miner connection's protocol state (see the module docs).
+#[derive(Debug)]
+pub struct Sv1Session {
+    cfg: Arc<Sv1Config>,
+    peer: SocketAddr,
+    connected_ms: u64,
+    user_agent: String,
+    workers: Vec<String>,
+    /// A subscribe waiting for the slot or the first work.
+    pending_subscribe: Option<Id>,
+    join: JoinState,
+    extranonce_subscribed: bool,
+    rolling: Option<Rolling>,
+    vardiff: Vardiff,
+    work: Option<Arc<UpstreamWork>>,
+    mining: Option<Mining>,
+    next_job_id: u32,
+    /// Ids of jobs of rebuilt channels (stale), oldest first.
+    retired: VecDeque<u32>,
+    stats: Stats,
+    malformed: u32,
+    closed: bool,
+}
+
+impl Sv1Session {
+    /// A session for a miner connected from `peer` at `now`.
+    pub fn new(cfg: Arc<Sv1Config>, peer: SocketAddr, now: Now) -> Result<Self, Sv1Error> {
+        let vardiff = Vardiff::new(cfg.vardiff, cfg.initial_difficulty, now.instant)
+            .map_err(|source| Sv1Error::Vardiff { source })?;
+        Ok(Sv1Session {
+            cfg,
+            peer,
+            connected_ms: now.unix_ms,
+            user_agent: String::new(),
+            workers: Vec::new(),
+            pending_subscribe: None,
+            join: JoinState::Idle,
+            extranonce_subscribed: false,
+            rolling: None,
+            vardiff,
+            work: None,
+            mining: None,
+            next_job_id: 1,
+            retired: VecDeque::new(),
+            stats: Stats::default(),
+            malformed: 0,
+            closed: false,
+        })
+    }
+
+    /// The miner's id once the hub gave it a slot.
+    pub fn miner(&self) -> Option<MinerId> {
+        match self.join {
+            JoinState::Joined(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The current share difficulty.
+    pub fn difficulty(&self) -> f64 {
+        self.vardiff.difficulty()
+    }
+
+    /// The negotiated version-rolling mask in force (0 without rolling).
+    pub fn version_mask(&self) -> u32 {
+        self.mining
+            .as_ref()
+            .map_or_else(|| self.rolling.map_or(0, |r| r.announced), |m| m.mask)
+    }
+
+    /// Whether the session asked to be closed.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// When [`Self::on_tick`] next has something to consider (a vardiff check).
+    pub fn next_tick(&self) -> Instant {
+        self.vardiff.next_check()
+    }
+
+    /// The miner's figures for the hub (`None` before it has an id).
+    pub fn report(&self, now: Now) -> Option<MinerReport> {
+        let miner = self.miner()?;
+        Some(MinerReport {
+            miner,
+            worker: self.workers.first().cloned().unwrap_or_default(),
+            address: self.peer.to_string(),
+            user_agent: self.user_agent.clone(),
+            protocol: "sv1",
+            difficulty: self.vardiff.difficulty(),
+            hashrate: self.vardiff.hashrate(now.instant),
+            accepted: self.stats.accepted,
+            rejected: self
+                .stats
+                .rejected
+                .iter()
+                .map(|(r, n)| (r.code().to_owned(), *n))
+                .collect(),
+            stale: self.stats.stale,
+            last_share_ms: self.stats.last_share_ms,
+            connected_since_ms: self.connected_ms,
+            connected: !self.closed,
+        })
+    }
+
+    /// Shares rejected for `reason` so far.
+    pub fn rejected(&self, reason: RejectReason) -> u64 {
+        self.stats.rejected.get(&reason).copied().unwrap_or(0)
+    }
+
+    /// Shares accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.stats.accepted
+    }
+
+    /// The proxy is shutting down: tell the miner to reconnect (to the same address, where
+    /// the proxy will be back or a peer takes over) and close.
+    pub fn shutdown(&mut self, out: &mut Vec<Sv1Action>) {
+        if self.closed {
+            return;
+        }
+        send_method(out, ServerMethod::Reconnect(Reconnect::default()));
+        self.close(out, "proxy shutting down");
+    }
+
+    fn close(&mut self, out: &mut Vec<Sv1Action>, reason: impl Into<String>) {
+        self.closed = true;
+        out.push(Sv1Action::Close {
+            reason: reason.into(),
+        });
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // lines from the miner
+    // -----------------------------------------------------------------------------------------
+
+    /// Handles one line from the miner (without its newline).
+    pub fn handle_line(&mut self, line: &[u8], now: Now, out: &mut Vec<Sv1Action>) {
+        if self.closed {
+            return;
+        }
+        match ClientMessage::parse_slice(line) {
+            Ok(ClientMessage::Request(req)) => self.on_request(req.id, req.method, now, out),
+            Ok(ClientMessage::Response(r)) => {
+                tracing::debug!(peer = %self.peer, id = %r.id, "response from a miner ignored");
+            }
+            Err(e) => self.on_malformed(e, out),
+        }
+    }
+
+    fn on_malformed(&mut self, e: ParseError, out: &mut Vec<Sv1Action>) {
+        if let ParseError::InvalidParams { id, method, .. } = &e {
+            // the miner speaks the protocol; answer the request
+            if *method == strata_sv1::methods::SUBMIT {
+                self.count_reject(RejectReason::Malformed);
+                respond_err(out, id.clone(), StratumError::OTHER, e.to_string());
+            } else {
+                respond_err(out, id.clone(), StratumError::INVALID_PARAMS, e.to_string());
+            }
+            return;
+        }
+        self.malformed += 1;
+        tracing::debug!(peer = %self.peer, error = %e, count = self.malformed, "malformed line");
+        respond_err(out, Id::Null, StratumError::PARSE_ERROR, e.to_string());
+        if self.malformed > self.cfg.max_malformed_lines {
+            self.close(out, format!("{} malformed lines", self.malformed));
+        }
+    }
+
+    fn on_request(&mut self, id: Id, method: ClientMethod, now: Now, out: &mut Vec<Sv1Action>) {
+        match method {
+            ClientMethod::Submit(s) => self.on_submit(id, &s, now, out),
+            ClientMethod::Subscribe(s) => {
+                if let Some(ua) = s.user_agent {
+                    self.user_agent = truncate(&ua, MAX_NAME_LEN);
+                }
+                self.pending_subscribe = Some(id);
+                match self.join {
+                    JoinState::Idle => {
+                        self.join = JoinState::Pending;
+                        out.push(Sv1Action::Join);
+                    }
+                    JoinState::Pending | JoinState::Refused => {}
+                    JoinState::Joined(_) => {
+                        // a second subscribe: answer it and restart the job stream
+                        if self.mining.is_some() {
+                            self.answer_subscribe(out);
+                            if let Some(w) = self.work.clone() {
+                                self.push_job(&w, true, out);
+                            }
+                        } else {
+                            self.try_start(out);
+                        }
+                    }
+                }
+            }
+            ClientMethod::Authorize(a) => {
+                let user = truncate(&a.user, MAX_NAME_LEN);
+                if !self.workers.contains(&user) {
+                    if self.workers.len() >= MAX_WORKERS {
+                        respond_err(
+                            out,
+                            id,
+                            StratumError::UNAUTHORIZED,
+                            "too many workers on one connection",
+                        );
+                        return;
+                    }
+                    self.workers.push(user);
+                }
+                respond(out, Response::bool(id, true));
+            }
+            ClientMethod::Configure(c) => self.on_configure(id, &c, now, out),
+            ClientMethod::ExtranonceSubscribe => {
+                self.extranonce_subscribed = true;
+                respond(out, Response::bool(id, true));
+            }
+            ClientMethod::SuggestDifficulty(d) => {
+                respond(out, Response::bool(id, true));
+                self.vardiff.set_difficulty(d.get(), now.instant);
+                self.apply_difficulty(out);
+            }
+            ClientMethod::Unknown { method, .. } => {
+                tracing::debug!(peer = %self.peer, %method, "unknown method");
+                respond(out, Response::error(id, StratumError::method_not_found()));
+            }
+            other => {
+                tracing::debug!(peer = %self.peer, method = other.name(), "unsupported method");
+                respond(out, Response::error(id, StratumError::method_not_found()));
+            }
+        }
+    }
+
+    fn on_configure(&mut self, id: Id, c: &Configure, now: Now, out: &mut Vec<Sv1Action>) {
+        let mut result = ConfigureResult::default();
+        if let Some((requested, min_bits)) = c.version_rolling() {
+            let allowed =
+                self.cfg.version_mask & self.work.as_deref().map_or(u32::MAX, upstream_mask);
+            match negotiate_version_mask(requested, allowed, min_bits) {
+                Some(mask) => {
+                    self.rolling = Some(Rolling {
+                        mask: requested & self.cfg.version_mask,
+                        announced: mask,
+                    });
+                    result.version_rolling = Some(true);
+                    result.version_rolling_mask = Some(mask);
+                }
+                None => {
+                    self.rolling = None;
+                    result.version_rolling = Some(false);
+                }
+            }
+        }
+        let mut min_difficulty = None;
+        if c.requests(extensions::MINIMUM_DIFFICULTY) {
+            min_difficulty = c.minimum_difficulty.map(Difficulty::get);
+            result.minimum_difficulty = Some(min_difficulty.is_some());
+        }
+        if c.requests(extensions::SUBSCRIBE_EXTRANONCE) {
+            self.extranonce_subscribed = true;
+            result.subscribe_extranonce = Some(true);
+        }
+        respond(out, Response::configure(id, &result));
+        if let Some(d) = min_difficulty {
+            if let Ok(t) = Target::from_difficulty(d) {
+                if self.vardiff.set_max_target(t, now.instant).is_some() {
+                    self.apply_difficulty(out);
+                }
+            }
+        }
+        // a configure after the jobs started may change the mask of the channel
+        if let Some(w) = self.work.clone() {
+            if self.mining.is_some() {
+                self.on_new_work(&w, out);
+            }
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // hub and upstream
+    // -----------------------------------------------------------------------------------------
+
+    /// The hub's answer to [`Sv1Action::Join`].
+    pub fn on_slot(&mut self, slot: Result<Slot, JoinError>, _now: Now, out: &mut Vec<Sv1Action>) {
+        if self.closed || self.join != JoinState::Pending {
+            return;
+        }
+        match slot {
+            Ok(s) => {
+                self.join = JoinState::Joined(s.miner);
+                self.try_start(out);
+            }
+            Err(e) => {
+                self.join = JoinState::Refused;
+                if let Some(id) = self.pending_subscribe.take() {
+                    respond_err(out, id, StratumError::OTHER, e.to_string());
+                }
+                self.close(out, format!("join refused: {e}"));
+            }
+        }
+    }
+
+    /// New upstream work (`None`: no usable upstream; the miner stays, gets no jobs, and its
+    /// shares are refused until work comes back).
+    pub fn on_work(
+        &mut self,
+        work: Option<&Arc<UpstreamWork>>,
+        _now: Now,
+        out: &mut Vec<Sv1Action>,
+    ) {
+        self.work = work.cloned();
+        if self.closed {
+            return;
+        }
+        let Some(w) = work else {
+            return;
+        };
+        if self.mining.is_some() {
+            self.on_new_work(w, out);
+        } else {
+            self.try_start(out);
+        }
+    }
+
+    /// Vardiff: call at [`Self::next_tick`] or any time.
+    pub fn on_tick(&mut self, now: Now, out: &mut Vec<Sv1Action>) {
+        if self.closed {
+            return;
+        }
+        if let Some(nt) = self.vardiff.tick(now.instant) {
+            tracing::debug!(peer = %self.peer, difficulty = nt.difficulty, "vardiff retarget");
+            self.apply_difficulty(out);
+        }
+    }
+
+    /// Answers a waiting subscribe once there is a slot and work, and starts the jobs.
+    fn try_start(&mut self, out: &mut Vec<Sv1Action>) {
+        let (JoinState::Joined(miner), Some(w)) = (self.join, self.work.clone()) else {
+            return;
+        };
+        if self.pending_subscribe.is_none() || self.mining.is_some() {
+            return;
+        }
+        let Some(mining) = self.build_mining(&w, miner) else {
+            if let Some(id) = self.pending_subscribe.take() {
+                respond_err(out, id, StratumError::OTHER, "upstream extranonce unusable");
+            }
+            self.close(out, "upstream extranonce space unusable for sv1");
+            return;
+        };
+        self.mining = Some(mining);
+        self.answer_subscribe(out);
+        self.announce_mask(out);
+        send_method(out, ServerMethod::SetDifficulty(self.wire_difficulty()));
+        self.push_job(&w, true, out);
+    }
+
+    fn answer_subscribe(&mut self, out: &mut Vec<Sv1Action>) {
+        let (Some(id), Some(m), Some(miner)) = (
+            self.pending_subscribe.take(),
+            self.mining.as_ref(),
+            self.miner(),
+        ) else {
+            return;
+        };
+        let result = SubscribeResult::new(
+            Text::from(format!("{:08x}", miner.0)),
+            Bytes::copy_from_slice(&m.extranonce1),
+            u32::try_from(m.extranonce2_size).unwrap_or(u32::MAX),
+        );
+        respond(out, Response::subscribe(id, &result));
+    }
+
+    /// Tells the miner the effective mask if it differs from what it was told.
+    fn announce_mask(&mut self, out: &mut Vec<Sv1Action>) {
+        let Some(mask) = self.mining.as_ref().map(|m| m.mask) else {
+            return;
+        };
+        if let Some(r) = self.rolling.as_mut() {
+            if r.announced != mask {
+                r.announced = mask;
+                send_method(out, ServerMethod::SetVersionMask(mask));
+            }
+        }
+    }
+
+    /// The mask of jobs built from `w`.
+    fn effective_mask(&self, w: &UpstreamWork) -> u32 {
+        self.rolling
+            .map_or(0, |r| r.mask & self.cfg.version_mask & upstream_mask(w))
+    }
+
+    fn build_mining(&mut self, w: &UpstreamWork, miner: MinerId) -> Option<Mining> {
+        let extranonce1 = w.extranonce1(miner);
+        let size = u8::try_from(w.extranonce2_size).ok()?;
+        let mask = self.effective_mask(w);
+        let config = ChannelConfig {
+            max_jobs: self.cfg.max_jobs.max(1),
+            max_future_jobs: 1,
+            version_mask: mask,
+            ..ChannelConfig::default()
+        };
+        let channel = match Channel::new_extended(
+            LOCAL_CHANNEL_ID,
+            &extranonce1,
+            size,
+            self.share_target(),
+            config,
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(peer = %self.peer, error = %e, "cannot build the local channel");
+                return None;
+            }
+        };
+        Some(Mining {
+            channel,
+            epoch: w.epoch,
+            upstream_prefix_len: w.extranonce_prefix.len(),
+            extranonce1,
+            extranonce2_size: w.extranonce2_size,
+            mask,
+            prev_hash: [0; 32],
+            nbits: 0,
+            prev_min_ntime: 0,
+            last_seq: 0,
+            jobs: VecDeque::new(),
+            current: None,
+            sequence: 0,
+        })
+    }
+
+    /// Work after the jobs started: a new job, or a rebuilt channel (new epoch, extranonce or
+    /// mask).
+    fn on_new_work(&mut self, w: &Arc<UpstreamWork>, out: &mut Vec<Sv1Action>) {
+        let Some(miner) = self.miner() else {
+            return;
+        };
+        let Some(m) = self.mining.as_ref() else {
+            return;
+        };
+        let extranonce1 = w.extranonce1(miner);
+        let extranonce_changed =
+            extranonce1 != m.extranonce1 || w.extranonce2_size != m.extranonce2_size;
+        let rebuild = extranonce_changed || w.epoch != m.epoch || self.effective_mask(w) != m.mask;
+        if !rebuild {
+            if w.seq <= m.last_seq {
+                return; // already sent (or older)
+            }
+            let clean = w.clean || w.prev_hash != m.prev_hash || w.nbits != m.nbits;
+            self.push_job(w, clean, out);
+            return;
+        }
+        if extranonce_changed && !self.extranonce_subscribed {
+            send_method(out, ServerMethod::Reconnect(Reconnect::default()));
+            self.close(
+                out,
+                "extranonce changed and the miner did not subscribe to it",
+            );
+            return;
+        }
+        let Some(new) = self.build_mining(w, miner) else {
+            send_method(out, ServerMethod::Reconnect(Reconnect::default()));
+            self.close(out, "upstream extranonce space unusable for sv1");
+            return;
+        };
+        if let Some(old) = self.mining.replace(new) {
+            let cap = 4 * self.cfg.max_jobs.max(1);
+            for j in old.jobs {
+                if self.retired.len() >= cap {
+                    self.retired.pop_front();
+                }
+                self.retired.push_back(j.local_id);
+            }
+        }
+        if extranonce_changed {
+            if let Some(m) = self.mining.as_ref() {
+                send_method(
+                    out,
+                    ServerMethod::SetExtranonce(SetExtranonce {
+                        extranonce1: Bytes::copy_from_slice(&m.extranonce1),
+                        extranonce2_size: u32::try_from(m.extranonce2_size).unwrap_or(u32::MAX),
+                    }),
+                );
+            }
+        }
+        self.announce_mask(out);
+        self.push_job(w, true, out);
+    }
+
+    /// Records a job for `w` on the local channel and sends its `mining.notify`.
+    fn push_job(&mut self, w: &UpstreamWork, clean: bool, out: &mut Vec<Sv1Action>) {
+        let local_id = self.next_job_id;
+        let Some(m) = self.mining.as_mut() else {
+            return;
+        };
+        let min_ntime = if clean {
+            w.min_ntime
+        } else {
+            w.min_ntime.max(m.prev_min_ntime)
+        };
+        let job = match build_job(w, local_id, (!clean).then_some(min_ntime), m.mask != 0) {
+            Ok(j) => j,
+            Err(reason) => {
+                tracing::warn!(peer = %self.peer, %reason, "upstream work not usable");
+                return;
+            }
+        };
+        let recorded = m.channel.on_new_extended_mining_job(&job).and_then(|()| {
+            if clean {
+                m.channel.on_set_new_prev_hash(&SetNewPrevHash {
+                    channel_id: LOCAL_CHANNEL_ID,
+                    job_id: local_id,
+                    prev_hash: U256(w.prev_hash),
+                    min_ntime,
+                    nbits: w.nbits,
+                })
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = recorded {
+            tracing::warn!(peer = %self.peer, error = %e, "upstream work not recorded");
+            return;
+        }
+        self.next_job_id = self.next_job_id.checked_add(1).unwrap_or(1);
+        if clean {
+            m.prev_hash = w.prev_hash;
+            m.nbits = w.nbits;
+            m.prev_min_ntime = w.min_ntime;
+            m.jobs.clear();
+        }
+        m.last_seq = m.last_seq.max(w.seq);
+        if m.jobs.len() >= 2 * self.cfg.max_jobs.max(1) {
+            m.jobs.pop_front();
+        }
+        m.jobs.push_back(SentJob {
+            local_id,
+            upstream_job_id: w.job_id,
+        });
+        m.current = Some(local_id);
+        let notify = Notify {
+            job_id: Text::from(format!("{local_id:x}")),
+            prev_hash: w.prev_hash,
+            coinb1: w.coinbase_prefix.clone(),
+            coinb2: w.coinbase_suffix.clone(),
+            merkle_branch: w.merkle_path.to_vec(),
+            version: w.version,
+            nbits: w.nbits,
+            ntime: min_ntime,
+            clean_jobs: clean,
+        };
+        send_method(out, ServerMethod::Notify(notify));
+    }
+
+    /// The difficulty as sent to the miner.
+    fn wire_difficulty(&self) -> Difficulty {
+        Difficulty::new(self.vardiff.difficulty()).unwrap_or(Difficulty::ONE)
+    }
+
+    /// The target shares are checked against: exactly what the miner derives from the
+    /// difficulty it was sent.
+    fn share_target(&self) -> Target {
+        Target::from_difficulty(self.wire_difficulty().get()).unwrap_or(self.vardiff.target())
+    }
+
+    /// A new difficulty: `mining.set_difficulty`, then the current job again under a new id
+    /// so that it applies (older jobs keep their targets).
+    fn apply_difficulty(&mut self, out: &mut Vec<Sv1Action>) {
+        let target = self.share_target();
+        let difficulty = self.wire_difficulty();
+        let Some(m) = self.mining.as_mut() else {
+            return; // sent with the first job
+        };
+        if let Err(e) = m.channel.set_target(target) {
+            tracing::warn!(peer = %self.peer, error = %e, "target not applied");
+            return;
+        }
+        let epoch = m.epoch;
+        send_method(out, ServerMethod::SetDifficulty(difficulty));
+        if let Some(w) = self.work.clone().filter(|w| w.epoch == epoch) {
+            self.push_job(&w, false, out);
+        }
+    }
+
+    // -----------------------------------------------------------------------------------------
+    // shares
+    // -----------------------------------------------------------------------------------------
+
+    fn count_reject(&mut self, reason: RejectReason) {
+        *self.stats.rejected.entry(reason).or_insert(0) += 1;
+        if reason == RejectReason::Stale {
+            self.stats.stale += 1;
+        }
+    }
+
+    fn reject(&mut self, id: Id, reason: RejectReason, detail: &str, out: &mut Vec<Sv1Action>) {
+        self.count_reject(reason);
+        let (code, message) = reject_code(reason);
+        let message = if detail.is_empty() {
+            message.to_owned()
+        } else {
+            format!("{message}: {detail}")
+        };
+        respond_err(out, id, code, message);
+    }
+
+    fn on_submit(&mut self, id: Id, s: &Submit, now: Now, out: &mut Vec<Sv1Action>) {
+        let Some(miner) = self.miner().filter(|_| self.mining.is_some()) else {
+            self.count_reject(RejectReason::Unauthorized);
+            respond_err(out, id, StratumError::NOT_SUBSCRIBED, "not subscribed");
+            return;
+        };
+        if !self.workers.iter().any(|w| *w == *s.worker_name) {
+            self.reject(id, RejectReason::Unauthorized, "", out);
+            return;
+        }
+        let Some(work) = self.work.clone() else {
+            self.reject(id, RejectReason::NoUpstream, "", out);
+            return;
+        };
+        let Some(local_id) = u32::from_str_radix(&s.job_id, 16).ok() else {
+            self.reject(id, RejectReason::UnknownJob, "", out);
+            return;
+        };
+        if self.retired.contains(&local_id) {
+            self.reject(id, RejectReason::Stale, "", out);
+            return;
+        }
+        let Some(m) = self.mining.as_mut() else {
+            return;
+        };
+        let job = m.channel.job(local_id).map(|j| (j.version(), j.target()));
+        let upstream_job = m.jobs.iter().find(|j| j.local_id == local_id).copied();
+        let version = match (s.version_bits, job) {
+            (None, Some((v, _))) => v,
+            (Some(bits), Some((v, _))) => {
+                if bits & !m.mask == 0 {
+                    (v & !m.mask) | bits
+                } else {
+                    bits // a full version: validation checks the bits outside the mask
+                }
+            }
+            (_, None) => 0, // validation reports the job
+        };
+        let extranonce = match B0_32::new(s.extranonce2.as_bytes()) {
+            Ok(e) => e,
+            Err(_) => {
+                self.reject(id, RejectReason::Malformed, "extranonce2 too long", out);
+                return;
+            }
+        };
+        m.sequence = m.sequence.wrapping_add(1);
+        let share = SubmitSharesExtended {
+            channel_id: LOCAL_CHANNEL_ID,
+            sequence_number: m.sequence,
+            job_id: local_id,
+            nonce: s.nonce,
+            ntime: s.ntime,
+            version,
+            extranonce,
+        };
+        let accepted = match validate_extended(&mut m.channel, &share, now.unix_ms) {
+            Ok(a) => a,
+            Err(r) => {
+                let reason = reject_reason(&r);
+                let detail = r.to_string();
+                self.reject(id, reason, &detail, out);
+                return;
+            }
+        };
+        let meets_upstream =
+            accepted.is_block.is_some() || work.upstream_target.is_met_by(&accepted.hash);
+        let forward = match upstream_job {
+            Some(j) if meets_upstream => {
+                let mut extranonce =
+                    m.extranonce1[m.upstream_prefix_len.min(m.extranonce1.len())..].to_vec();
+                extranonce.extend_from_slice(s.extranonce2.as_bytes());
+                Some(ForwardShare {
+                    miner,
+                    worker: s.worker_name.to_string(),
+                    epoch: m.epoch,
+                    job_id: j.upstream_job_id,
+                    nonce: s.nonce,
+                    ntime: s.ntime,
+                    version,
+                    extranonce: Bytes::from(extranonce),
+                    difficulty: accepted.difficulty,
+                })
+            }
+            _ => None,
+        };
+        if let Some((_, target)) = job {
+            // the current target as vardiff holds it (the wire difficulty may round it)
+            let target = if target == self.share_target() {
+                self.vardiff.target()
+            } else {
+                target
+            };
+            self.vardiff.on_share(now.instant, &target);
+        }
+        self.stats.accepted += 1;
+        self.stats.last_share_ms = now.unix_ms;
+        if let Some(f) = forward {
+            out.push(Sv1Action::Forward(f));
+        }
+        respond(out, Response::bool(id, true));
+    }
+}
+
+/// The mask miners may roll under `w`.
+fn upstream_mask(w: &UpstreamWork) -> u32 {
+    if w.version_rolling_allowed {
+        w.version_mask
+    } else {
+        0
+    }
+}
+
+/// The `NewExtendedMiningJob` for `w` on the local channel.
+fn build_job(
+    w: &UpstreamWork,
+    job_id: u32,
+    min_ntime: Option<u32>,
+    version_rolling_allowed: bool,
+) -> Result<NewExtendedMiningJob, String> {
+    Ok(NewExtendedMiningJob {
+        channel_id: LOCAL_CHANNEL_ID,
+        job_id,
+        min_ntime,
+        version: w.version,
+        version_rolling_allowed,
+        merkle_path: Seq0_255::new(w.merkle_path.iter().map(|h| U256(*h)).collect())
+            .map_err(|e| e.to_string())?,
+        coinbase_tx_prefix: B0_64K::new(w.coinbase_prefix.clone()).map_err(|e| e.to_string())?,
+        coinbase_tx_suffix: B0_64K::new(w.coinbase_suffix.clone()).map_err(|e| e.to_string())?,
+    })
+}
+
+/// The statistics reason of a strata-work rejection.
+pub fn reject_reason(r: &Rejection) -> RejectReason {
+    match r {
+        Rejection::InvalidJobId { .. } => RejectReason::UnknownJob,
+        Rejection::StaleShare { .. } => RejectReason::Stale,
+        Rejection::DuplicateShare { .. } => RejectReason::Duplicate,
+        // the channel can no longer tell a duplicate from a new share
+        Rejection::ShareBudgetExhausted { .. } => RejectReason::Duplicate,
+        Rejection::DifficultyTooLow => RejectReason::LowDifficulty,
+        Rejection::InvalidVersion { .. } | Rejection::VersionRollingNotAllowed { .. } => {
+            RejectReason::BadVersion
+        }
+        Rejection::NtimeTooEarly { .. } | Rejection::NtimeTooLate { .. } => RejectReason::BadNtime,
+        _ => RejectReason::Malformed,
+    }
+}
+
+/// The stratum error code and message a rejected share is answered with.
+pub fn reject_code(reason: RejectReason) -> (i64, &'static str) {
+    match reason {
+        RejectReason::UnknownJob => (StratumError::JOB_NOT_FOUND, "job not found"),
+        RejectReason::Stale => (StratumError::JOB_NOT_FOUND, "stale job"),
+        RejectReason::NoUpstream => (StratumError::JOB_NOT_FOUND, "no upstream pool"),
+        RejectReason::Duplicate => (StratumError::DUPLICATE_SHARE, "duplicate share"),
+        RejectReason::LowDifficulty => (StratumError::LOW_DIFFICULTY, "low difficulty share"),
+        RejectReason::Unauthorized => (StratumError::UNAUTHORIZED, "unauthorized worker"),
+        RejectReason::BadVersion => (StratumError::OTHER, "invalid version bits"),
+        RejectReason::BadNtime => (StratumError::OTHER, "ntime out of range"),
+        RejectReason::Malformed => (StratumError::OTHER, "malformed share"),
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+fn line_of(encode: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut buf = Vec::with_capacity(128);
+    encode(&mut buf);
+    if buf.last() == Some(&b'\n') {
+        buf.pop();
+    }
+    String::from_utf8(buf).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn respond(out: &mut Vec<Sv1Action>, r: Response) {
+    out.push(Sv1Action::Send(line_of(|b| r.encode(b))));
+}
+
+fn respond_err(out: &mut Vec<Sv1Action>, id: Id, code: i64, message: impl Into<String>) {
+    respond(
+        out,
+        Response::error(id, StratumError::new(code, Text::from(message.into()))),
+    );
+}
+
+fn send_method(out: &mut Vec<Sv1Action>, m: ServerMethod) {
+    out.push(Sv1Action::Send(line_of(|b| m.encode(&Id::Null, b))));
+}

@@ -1,0 +1,347 @@
+//! The tokio shell of the SV1 downstream: one task per miner connection owns its socket and
+//! its [`Sv1Session`], reads lines ([`Sv1Codec`], bounded length), follows the hub's work
+//! (`watch`), runs the session's timer (vardiff, reports, idle timeout) and talks to the hub
+//! with [`HubRequest`]s. Every failure (a bad line, a miner that never reads, a timeout) ends
+//! that one connection only.
+//!
+//! ```text
+//!  listen_sv1 ──accept──▶ serve_sv1 (task per miner, at most max_per_ip per address)
+//!     serve_sv1:  select { shutdown | work changed | line | timer }
+//!                  └─▶ Sv1Session ─▶ actions: Send (buffered, written with a timeout),
+//!                                             Join (hub round trip), Forward, Close
+//!     at exit:    Report(connected = false), Leave
+//! ```
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use strata_net::sv1::Sv1Codec;
+use strata_net::NetError;
+use strata_sv1::{Id, Response, StratumError, Text};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::time::Instant as TokioInstant;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
+use crate::hub::{HubHandle, HubRequest, JoinError};
+
+/// How long the last report and the `Leave` of a closing miner may wait for the hub.
+const EXIT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) before the next.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The shortest wait of the connection timer (guards against a deadline in the past).
+const MIN_TIMER: Duration = Duration::from_millis(10);
+
+/// Serves one SV1 miner until it disconnects, fails, idles out or `shutdown` is cancelled
+/// (then it is sent `client.reconnect` first). Never panics on the miner's input; the hub
+/// gets a `Leave` (and a last report) for a miner that had joined.
+pub async fn serve_sv1(
+    stream: TcpStream,
+    peer: SocketAddr,
+    hub: HubHandle,
+    cfg: Arc<Sv1Config>,
+    shutdown: CancellationToken,
+) {
+    if let Err(e) = stream.set_nodelay(true) {
+        tracing::debug!(%peer, error = %e, "set_nodelay");
+    }
+    let mut session = match Sv1Session::new(cfg.clone(), peer, Now::system()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(%peer, error = %e, "sv1 session not created");
+            return;
+        }
+    };
+    let (rd, wr) = stream.into_split();
+    let mut lines = FramedRead::new(rd, Sv1Codec::new(cfg.max_line_len));
+    let mut work = hub.work.clone();
+    let mut conn = Conn {
+        peer,
+        hub,
+        cfg: cfg.clone(),
+        wr,
+        out: Vec::with_capacity(4096),
+        shutdown: shutdown.clone(),
+    };
+    let mut actions = Vec::new();
+    let initial = work.borrow_and_update().clone();
+    session.on_work(initial.as_ref(), Now::system(), &mut actions);
+    let mut last_line = TokioInstant::now();
+    let mut next_report = TokioInstant::now() + cfg.report_interval;
+    tracing::debug!(%peer, "sv1 miner connected");
+
+    let reason: String = loop {
+        if let Err(reason) = conn.run(&mut session, &mut actions).await {
+            break reason;
+        }
+        let now = TokioInstant::now();
+        let idle_at = last_line + cfg.idle_timeout;
+        let deadline = idle_at
+            .min(next_report)
+            .min(TokioInstant::from_std(session.next_tick()))
+            .max(now + MIN_TIMER);
+        tokio::select! {
+            biased;
+            () = shutdown.cancelled() => {
+                session.shutdown(&mut actions);
+            }
+            changed = work.changed() => match changed {
+                Ok(()) => {
+                    let w = work.borrow_and_update().clone();
+                    session.on_work(w.as_ref(), Now::system(), &mut actions);
+                }
+                Err(_) => {
+                    // the hub is gone: the proxy is stopping
+                    session.shutdown(&mut actions);
+                }
+            },
+            line = lines.next() => match line {
+                None => break "closed by the miner".into(),
+                Some(Ok(line)) => {
+                    last_line = TokioInstant::now();
+                    session.handle_line(&line, Now::system(), &mut actions);
+                }
+                Some(Err(NetError::Line(e))) => {
+                    let mut buf = Vec::new();
+                    Response::error(
+                        Id::Null,
+                        StratumError::new(StratumError::PARSE_ERROR, Text::from(e.to_string())),
+                    )
+                    .encode(&mut buf);
+                    conn.out.extend_from_slice(&buf);
+                    // best effort: the miner is closed either way
+                    let _ = conn.flush().await;
+                    break format!("{e}");
+                }
+                Some(Err(e)) => break format!("read: {e}"),
+            },
+            () = tokio::time::sleep_until(deadline) => {
+                let now = TokioInstant::now();
+                if now >= idle_at {
+                    break format!("idle for {:?}", cfg.idle_timeout);
+                }
+                session.on_tick(Now::system(), &mut actions);
+                if now >= next_report {
+                    next_report = now + cfg.report_interval;
+                    if let Some(r) = session.report(Now::system()) {
+                        conn.report(r);
+                    }
+                }
+            }
+        }
+    };
+    tracing::debug!(%peer, %reason, "sv1 miner disconnected");
+    conn.leave(&session).await;
+}
+
+/// The socket's write half and the hub, for running a session's actions.
+struct Conn {
+    peer: SocketAddr,
+    hub: HubHandle,
+    cfg: Arc<Sv1Config>,
+    wr: OwnedWriteHalf,
+    out: Vec<u8>,
+    shutdown: CancellationToken,
+}
+
+impl Conn {
+    /// Runs the queued actions (and those they lead to), then writes what was queued.
+    /// `Err(reason)`: the connection is over.
+    async fn run(
+        &mut self,
+        session: &mut Sv1Session,
+        actions: &mut Vec<Sv1Action>,
+    ) -> Result<(), String> {
+        let mut i = 0;
+        while i < actions.len() {
+            let action = std::mem::replace(&mut actions[i], Sv1Action::Join);
+            i += 1;
+            match action {
+                Sv1Action::Send(line) => {
+                    self.out.extend_from_slice(line.as_bytes());
+                    self.out.push(b'\n');
+                }
+                Sv1Action::Join => {
+                    let slot = self.join().await?;
+                    session.on_slot(slot, Now::system(), actions);
+                }
+                Sv1Action::Forward(share) => {
+                    // the miner's `true` follows in `actions`: it is not sent if the share
+                    // cannot be handed over
+                    let sent = tokio::select! {
+                        r = self.hub.requests.send(HubRequest::Share(share)) => r.is_ok(),
+                        () = self.shutdown.cancelled() => false,
+                    };
+                    if !sent {
+                        actions.clear();
+                        return Err("share not handed to the hub".into());
+                    }
+                }
+                Sv1Action::Close { reason } => {
+                    actions.clear();
+                    // best effort: the connection closes either way
+                    let _ = self.flush().await;
+                    return Err(reason);
+                }
+            }
+        }
+        actions.clear();
+        self.flush().await
+    }
+
+    /// The hub round trip of a join.
+    async fn join(&mut self) -> Result<Result<crate::hub::Slot, JoinError>, String> {
+        let (reply, answer) = oneshot::channel();
+        let request = HubRequest::Join {
+            peer: self.peer,
+            reply,
+        };
+        tokio::select! {
+            r = self.hub.requests.send(request) => {
+                r.map_err(|_| "hub gone".to_owned())?;
+            }
+            () = self.shutdown.cancelled() => return Err("shutdown during join".into()),
+        }
+        tokio::select! {
+            r = answer => r.map_err(|_| "hub dropped the join".to_owned()),
+            () = self.shutdown.cancelled() => Err("shutdown during join".into()),
+        }
+    }
+
+    /// Writes the queued lines within the write timeout.
+    async fn flush(&mut self) -> Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(self.cfg.write_timeout, self.wr.write_all(&self.out)).await {
+            Ok(Ok(())) => {
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("write: {e}")),
+            Err(_) => Err(format!(
+                "write timed out after {:?} (miner not reading)",
+                self.cfg.write_timeout
+            )),
+        }
+    }
+
+    /// A periodic report; dropped when the hub is busy (the next one supersedes it).
+    fn report(&self, r: crate::hub::MinerReport) {
+        if let Err(e) = self.hub.requests.try_send(HubRequest::Report(r)) {
+            tracing::debug!(peer = %self.peer, error = %e, "periodic report dropped");
+        }
+    }
+
+    /// The last report and the `Leave` of a miner that had joined.
+    async fn leave(mut self, session: &Sv1Session) {
+        let _ = self.wr.shutdown().await;
+        let Some(miner) = session.miner() else {
+            return;
+        };
+        let requests = self.hub.requests.clone();
+        let send = async move {
+            if let Some(mut r) = session.report(Now::system()) {
+                r.connected = false;
+                requests.send(HubRequest::Report(r)).await?;
+            }
+            requests.send(HubRequest::Leave { miner }).await
+        };
+        match tokio::time::timeout(EXIT_SEND_TIMEOUT, send).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => tracing::debug!(peer = %self.peer, "hub gone before the leave"),
+            Err(_) => tracing::warn!(peer = %self.peer, ?miner, "leave not delivered in time"),
+        }
+    }
+}
+
+/// Connections per remote address.
+#[derive(Debug, Default)]
+struct PerIp {
+    counts: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// Holds one connection slot of an address; released on drop.
+struct IpSlot {
+    table: Arc<PerIp>,
+    ip: IpAddr,
+}
+
+impl PerIp {
+    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let n = counts.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            table: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut counts = self.table.counts.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = counts.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Accepts SV1 miners on `listener` until `shutdown` is cancelled, one [`serve_sv1`] task
+/// each, at most `max_per_ip` at once from one address (further connections from it are
+/// closed at once); returns when every connection task has finished.
+pub async fn listen_sv1(
+    listener: TcpListener,
+    hub: HubHandle,
+    cfg: Arc<Sv1Config>,
+    max_per_ip: usize,
+    shutdown: CancellationToken,
+) {
+    let tracker = TaskTracker::new();
+    let per_ip = Arc::new(PerIp::default());
+    loop {
+        let accepted = tokio::select! {
+            () = shutdown.cancelled() => break,
+            r = listener.accept() => r,
+        };
+        let (stream, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "sv1 accept failed");
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(ACCEPT_BACKOFF) => continue,
+                }
+            }
+        };
+        let Some(slot) = per_ip.acquire(peer.ip(), max_per_ip) else {
+            tracing::info!(%peer, max_per_ip, "sv1 connection refused: too many from this address");
+            drop(stream);
+            continue;
+        };
+        let (hub, cfg, shutdown) = (hub.clone(), cfg.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            serve_sv1(stream, peer, hub, cfg, shutdown).await;
+            drop(slot);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
