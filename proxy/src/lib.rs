@@ -5,7 +5,10 @@
 //! vardiff, failover and per-miner statistics. See [`work`] for the data flow.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod config;
 pub mod downstream;
 pub mod hub;
+pub mod server;
 pub mod upstream;
 pub mod work;

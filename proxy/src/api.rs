@@ -1,0 +1,184 @@
+//! HTTP API of the proxy (loopback by default).
+//!
+//! * `GET /api/v1/miners`: per miner: worker, address, user agent, difficulty, hashrate,
+//!   accepted / rejected by reason / stale, last share, connected since, upstream counts.
+//! * `GET /api/v1/upstreams`: each pool: state, active or not, channel id, shares forwarded
+//!   and accepted.
+//! * `GET /api/v1/stats`: proxy-wide figures.
+//! * `GET /metrics`: Prometheus text; per-miner series for at most `max_miner_series` miners.
+
+use std::fmt::Write as _;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::hub::HubQuery;
+
+/// What the handlers need.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// Questions to the hub.
+    pub hub: mpsc::Sender<HubQuery>,
+    /// Bound on per-miner metric series.
+    pub max_miner_series: usize,
+}
+
+/// The routes.
+pub fn router(state: ApiState) -> Router {
+    Router::new()
+        .route("/api/v1/miners", get(miners))
+        .route("/api/v1/upstreams", get(upstreams))
+        .route("/api/v1/stats", get(stats))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn ask<T>(s: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> HubQuery) -> Option<T> {
+    let (tx, rx) = oneshot::channel();
+    s.hub.send(q(tx)).await.ok()?;
+    rx.await.ok()
+}
+
+fn unavailable() -> Response {
+    (StatusCode::SERVICE_UNAVAILABLE, "proxy stopping").into_response()
+}
+
+async fn miners(State(s): State<ApiState>) -> Response {
+    match ask(&s, HubQuery::Miners).await {
+        Some(m) => Json(m).into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn upstreams(State(s): State<ApiState>) -> Response {
+    match ask(&s, HubQuery::Upstreams).await {
+        Some(u) => Json(u).into_response(),
+        None => unavailable(),
+    }
+}
+
+async fn stats(State(s): State<ApiState>) -> Response {
+    match ask(&s, HubQuery::Stats).await {
+        Some(st) => Json(st).into_response(),
+        None => unavailable(),
+    }
+}
+
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+async fn metrics(State(s): State<ApiState>) -> Response {
+    let (Some(st), Some(miners), Some(ups)) = (
+        ask(&s, HubQuery::Stats).await,
+        ask(&s, HubQuery::Miners).await,
+        ask(&s, HubQuery::Upstreams).await,
+    ) else {
+        return unavailable();
+    };
+    let mut out = String::new();
+    let mut metric = |name: &str, help: &str, kind: &str, v: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
+        );
+    };
+    metric(
+        "strata_proxy_miners",
+        "Connected miners.",
+        "gauge",
+        st.miners as f64,
+    );
+    metric(
+        "strata_proxy_shares_accepted_total",
+        "Shares accepted locally.",
+        "counter",
+        st.shares_accepted as f64,
+    );
+    metric(
+        "strata_proxy_shares_stale_total",
+        "Stale shares.",
+        "counter",
+        st.shares_stale as f64,
+    );
+    metric(
+        "strata_proxy_shares_forwarded_total",
+        "Shares forwarded upstream.",
+        "counter",
+        st.shares_forwarded as f64,
+    );
+    metric(
+        "strata_proxy_upstream_accepted_total",
+        "Forwarded shares the pool accepted.",
+        "counter",
+        st.upstream_accepted as f64,
+    );
+    metric(
+        "strata_proxy_upstream_rejected_total",
+        "Forwarded shares the pool rejected or that went stale with their upstream.",
+        "counter",
+        st.upstream_rejected as f64,
+    );
+    metric(
+        "strata_proxy_hashrate",
+        "Summed miner hashrate estimate.",
+        "gauge",
+        st.hashrate,
+    );
+    metric(
+        "strata_proxy_upstream_epoch",
+        "Upstream switches since start.",
+        "counter",
+        st.epoch as f64,
+    );
+    let _ = writeln!(out, "# HELP strata_proxy_upstream_active Whether each pool is the active upstream.\n# TYPE strata_proxy_upstream_active gauge");
+    for u in &ups {
+        let _ = writeln!(
+            out,
+            "strata_proxy_upstream_active{{url=\"{}\"}} {}",
+            label(&u.url),
+            u8::from(u.state == "active")
+        );
+    }
+    let mut rejected: std::collections::BTreeMap<&str, u64> = Default::default();
+    for m in &miners {
+        for (k, v) in &m.report.rejected {
+            *rejected.entry(k.as_str()).or_default() += v;
+        }
+    }
+    let _ = writeln!(out, "# HELP strata_proxy_shares_rejected_total Shares rejected locally by reason (connected miners).\n# TYPE strata_proxy_shares_rejected_total counter");
+    for (k, v) in rejected {
+        let _ = writeln!(
+            out,
+            "strata_proxy_shares_rejected_total{{reason=\"{}\"}} {v}",
+            label(k)
+        );
+    }
+    let _ = writeln!(out, "# HELP strata_proxy_miner_hashrate Hashrate estimate per miner.\n# TYPE strata_proxy_miner_hashrate gauge");
+    for m in miners.iter().take(s.max_miner_series) {
+        let _ = writeln!(
+            out,
+            "strata_proxy_miner_hashrate{{worker=\"{}\",address=\"{}\"}} {}",
+            label(&m.report.worker),
+            label(&m.report.address),
+            m.report.hashrate
+        );
+    }
+    let _ = writeln!(out, "# HELP strata_proxy_miner_shares_accepted_total Shares accepted per miner.\n# TYPE strata_proxy_miner_shares_accepted_total counter");
+    for m in miners.iter().take(s.max_miner_series) {
+        let _ = writeln!(
+            out,
+            "strata_proxy_miner_shares_accepted_total{{worker=\"{}\",address=\"{}\"}} {}",
+            label(&m.report.worker),
+            label(&m.report.address),
+            m.report.accepted
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,225 @@
+//! Proxy configuration: defaults, then a TOML file, then `STRATA_PROXY_*` environment
+//! variables (`__` between a table and its key, e.g. `STRATA_PROXY_SV1__POWER_OF_TWO=true`),
+//! then command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// `[sv1]`: the SV1 miners.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sv1Settings {
+    /// Shares per minute each miner should submit (vardiff).
+    pub shares_per_minute: f64,
+    /// Difficulty a miner starts at (before vardiff or `mining.suggest_difficulty`).
+    pub initial_difficulty: f64,
+    /// Lowest difficulty.
+    pub min_difficulty: f64,
+    /// Highest difficulty.
+    pub max_difficulty: f64,
+    /// Only integer power-of-two difficulties (firmware that needs them).
+    pub power_of_two: bool,
+    /// Longest accepted line in bytes.
+    pub max_line_len: usize,
+    /// Seconds without a line before a miner is dropped.
+    pub idle_timeout_secs: u64,
+    /// Connections at most per IP address.
+    pub max_per_ip: usize,
+}
+
+impl Default for Sv1Settings {
+    fn default() -> Self {
+        Sv1Settings {
+            shares_per_minute: 10.0,
+            initial_difficulty: 1024.0,
+            min_difficulty: 1e-6,
+            max_difficulty: 1e15,
+            power_of_two: false,
+            max_line_len: 4096,
+            idle_timeout_secs: 600,
+            max_per_ip: 4096,
+        }
+    }
+}
+
+/// `[upstream]`: the pools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSettings {
+    /// User identity of the proxy's channel at the pool (for solo pools: a payout address).
+    pub user_identity: String,
+    /// Extranonce bytes the proxy asks for (split into miner ids and extranonce2).
+    pub min_extranonce_size: u16,
+    /// Go back to a more preferred pool once it is up again.
+    pub return_to_preferred: bool,
+    /// Seconds a preferred pool must stay up before the proxy returns to it.
+    pub stable_secs: u64,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        UpstreamSettings {
+            user_identity: "strata-proxy".into(),
+            min_extranonce_size: 10,
+            return_to_preferred: true,
+            stable_secs: 30,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Pools in priority order: `stratum2+tcp://host:port/AUTHORITY_KEY`.
+    pub upstreams: Vec<String>,
+    /// Address for SV1 miners.
+    pub sv1_listen: SocketAddr,
+    /// Address for SV2 miners (Noise); none to disable.
+    pub sv2_listen: Option<SocketAddr>,
+    /// Serve SV2 miners without encryption (trusted LAN only).
+    pub sv2_plaintext: bool,
+    /// Address of the HTTP API.
+    pub api_listen: SocketAddr,
+    /// Directory of the proxy's own keys (SV2 downstream certificate; `authority.pub`).
+    pub data_dir: PathBuf,
+    /// Per-miner Prometheus series at most.
+    pub max_miner_series: usize,
+    /// Miners at most (the extranonce split is sized for it).
+    pub max_miners: u32,
+    /// SV1 miners.
+    pub sv1: Sv1Settings,
+    /// Pools.
+    pub upstream: UpstreamSettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            upstreams: vec![],
+            sv1_listen: SocketAddr::from(([0, 0, 0, 0], 3333)),
+            sv2_listen: Some(SocketAddr::from(([0, 0, 0, 0], 34256))),
+            sv2_plaintext: false,
+            api_listen: SocketAddr::from(([127, 0, 0, 1], 34257)),
+            data_dir: PathBuf::from("strata-proxy-data"),
+            max_miner_series: 1000,
+            max_miners: 65_536,
+            sv1: Sv1Settings::default(),
+            upstream: UpstreamSettings::default(),
+        }
+    }
+}
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The file or an environment variable is not valid configuration.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+fn scalar(v: &str) -> toml::Value {
+    if let Ok(i) = v.parse::<i64>() {
+        return toml::Value::Integer(i);
+    }
+    if v.contains(['.', 'e']) {
+        if let Ok(f) = v.parse::<f64>() {
+            return toml::Value::Float(f);
+        }
+    }
+    match v {
+        "true" => toml::Value::Boolean(true),
+        "false" => toml::Value::Boolean(false),
+        _ => toml::Value::String(v.to_string()),
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid with `file` (if any) and then with `env` pairs. A list key
+    /// (`upstreams`) takes a comma-separated value.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("STRATA_PROXY_"))
+            .collect();
+        vars.sort();
+        for (k, v) in vars {
+            let Some(rest) = k.strip_prefix("STRATA_PROXY_") else {
+                continue;
+            };
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            let mut table = &mut tree;
+            for seg in &path[..path.len() - 1] {
+                table = table
+                    .entry(seg.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| ConfigError::Invalid(format!("{k}: {seg} is not a table")))?;
+            }
+            let key = path[path.len() - 1].clone();
+            let value = if key == "upstreams" {
+                toml::Value::Array(
+                    v.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(|s| toml::Value::String(s.trim().to_string()))
+                        .collect(),
+                )
+            } else {
+                scalar(&v)
+            };
+            table.insert(key, value);
+        }
+        toml::Value::Table(tree)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(c.sv1_listen.to_string(), "0.0.0.0:3333");
+        let env = vec![
+            (
+                "STRATA_PROXY_UPSTREAMS".to_string(),
+                "stratum2+tcp://a:1/K,stratum2+tcp://b:2/K".to_string(),
+            ),
+            (
+                "STRATA_PROXY_SV1__POWER_OF_TWO".to_string(),
+                "true".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).expect("env");
+        assert_eq!(c.upstreams.len(), 2);
+        assert!(c.sv1.power_of_two);
+        assert!(Config::load(None, vec![("STRATA_PROXY_NOPE".into(), "1".into())]).is_err());
+    }
+}

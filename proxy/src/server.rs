@@ -1,0 +1,159 @@
+//! The running proxy: upstream task (pools with failover), hub, SV1 and SV2 listeners, API.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::hub::{self, HubConfig};
+use crate::upstream::{self, PoolUrl, UpstreamConfig};
+
+/// A started proxy.
+#[derive(Debug)]
+pub struct RunningProxy {
+    /// Where SV1 miners connect.
+    pub sv1_addr: SocketAddr,
+    /// Where SV2 miners connect, if enabled.
+    pub sv2_addr: Option<SocketAddr>,
+    /// The HTTP API.
+    pub api_addr: SocketAddr,
+    /// The proxy's own authority key (SV2 miners pin it), if SV2 is enabled.
+    pub authority: Option<strata_noise::PublicKey>,
+    /// Cancel to stop the proxy (miners are told to reconnect).
+    pub shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl RunningProxy {
+    /// Waits until every task ended after [`RunningProxy::shutdown`] was cancelled.
+    pub async fn wait(self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Starts the proxy described by `cfg`; returns once it listens.
+pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
+    let pools: Vec<PoolUrl> = cfg
+        .upstreams
+        .iter()
+        .map(|u| u.parse().with_context(|| format!("upstream {u}")))
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!pools.is_empty(), "at least one --upstream is needed");
+    let shutdown = CancellationToken::new();
+    let tasks = TaskTracker::new();
+
+    let (events_tx, events_rx) = mpsc::channel(1024);
+    let (commands_tx, commands_rx) = mpsc::channel(4096);
+    let ucfg = UpstreamConfig {
+        pools,
+        user_identity: cfg.upstream.user_identity.clone(),
+        min_extranonce_size: cfg.upstream.min_extranonce_size,
+        return_to_preferred: cfg.upstream.return_to_preferred,
+        stable_for: std::time::Duration::from_secs(cfg.upstream.stable_secs),
+        probe_interval: std::time::Duration::from_secs(cfg.upstream.stable_secs.clamp(1, 30)),
+        ..UpstreamConfig::default()
+    };
+    tasks.spawn(upstream::run_upstreams(
+        ucfg,
+        events_tx,
+        commands_rx,
+        shutdown.clone(),
+    ));
+    let (hub, queries) = hub::spawn(
+        HubConfig {
+            split: strata_work::extranonce::SplitConfig {
+                max_miners: cfg.max_miners,
+                ..Default::default()
+            },
+            pools: cfg.upstreams.clone(),
+            ..HubConfig::default()
+        },
+        events_rx,
+        commands_tx,
+        shutdown.clone(),
+    );
+
+    let defaults = crate::downstream::sv1::Sv1Config::default();
+    let sv1_cfg = Arc::new(crate::downstream::sv1::Sv1Config {
+        vardiff: strata_work::vardiff::VardiffConfig {
+            shares_per_minute: cfg.sv1.shares_per_minute,
+            min_difficulty: cfg.sv1.min_difficulty,
+            max_difficulty: cfg.sv1.max_difficulty,
+            power_of_two: cfg.sv1.power_of_two,
+            ..defaults.vardiff
+        },
+        initial_difficulty: cfg.sv1.initial_difficulty,
+        max_line_len: cfg.sv1.max_line_len,
+        idle_timeout: std::time::Duration::from_secs(cfg.sv1.idle_timeout_secs.max(1)),
+        ..defaults
+    });
+    let sv1 = TcpListener::bind(cfg.sv1_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.sv1_listen))?;
+    let sv1_addr = sv1.local_addr()?;
+    tasks.spawn(crate::downstream::sv1_conn::listen_sv1(
+        sv1,
+        hub.clone(),
+        sv1_cfg,
+        cfg.sv1.max_per_ip,
+        shutdown.clone(),
+    ));
+
+    let (sv2_addr, authority) = match cfg.sv2_listen {
+        Some(addr) => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+            let keys = crate::downstream::keys::load_or_create(&cfg.data_dir, 365)
+                .context("cannot load the proxy's SV2 keys")?;
+            let authority = keys.authority;
+            let mut ctx = crate::downstream::sv2_conn::Sv2DownContext::new(keys.responder);
+            ctx.plaintext = cfg.sv2_plaintext;
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
+            let a = l.local_addr()?;
+            tasks.spawn(crate::downstream::sv2_conn::listen_sv2(
+                l,
+                hub.clone(),
+                Arc::new(ctx),
+                cfg.sv1.max_per_ip,
+                shutdown.clone(),
+            ));
+            (Some(a), Some(authority))
+        }
+        None => (None, None),
+    };
+
+    let api = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.api_listen))?;
+    let api_addr = api.local_addr()?;
+    let router = crate::api::router(crate::api::ApiState {
+        hub: queries,
+        max_miner_series: cfg.max_miner_series,
+    });
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        if let Err(e) = axum::serve(api, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+        {
+            tracing::error!(error = %e, "HTTP API failed");
+        }
+    });
+    tracing::info!(%sv1_addr, ?sv2_addr, %api_addr, "proxy listening");
+    Ok(RunningProxy {
+        sv1_addr,
+        sv2_addr,
+        api_addr,
+        authority,
+        shutdown,
+        tasks,
+    })
+}

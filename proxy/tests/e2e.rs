@@ -1,0 +1,212 @@
+//! The proxy end to end on 127.0.0.1: simulated SV1 and SV2 miners -> strata-proxy ->
+//! strata-pool on its embedded regtest chain (Bitcoin Core's consensus). Blocks found through
+//! the proxy are accepted by Core and the shares are credited to the proxy's channel; the
+//! proxy's API shows every miner; killing the primary pool moves the miners' work to the
+//! secondary without dropping their connections, and the proxy returns to the primary.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use strata_miner::pace::Pacing;
+use strata_miner::report::{Reporter, Sink};
+use strata_miner::shell::{run_sv1, run_sv2, Endpoint, Sv2Connect};
+use strata_miner::sv1::{Sv1Config, Sv1Miner};
+use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
+use strata_net::sv2::Sv2Options;
+use strata_pool::server::RunningPool;
+use strata_proxy::config::Config;
+use tokio_util::sync::CancellationToken;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn pool(dir: &std::path::Path, port: u16) -> RunningPool {
+    let mut c = strata_pool::config::Config {
+        data_dir: dir.to_path_buf(),
+        listen: SocketAddr::from(([127, 0, 0, 1], port)),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        ..Default::default()
+    };
+    c.vardiff.shares_per_minute = 120.0;
+    strata_pool::server::start(c).await.unwrap()
+}
+
+fn url(p: &RunningPool) -> String {
+    format!("stratum2+tcp://{}/{}", p.sv2_addr, p.authority)
+}
+
+async fn get_json(url: String) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
+async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn proxy_config(upstreams: Vec<String>, dir: &std::path::Path) -> Config {
+    let mut c = Config {
+        upstreams,
+        sv1_listen: "127.0.0.1:0".parse().unwrap(),
+        sv2_listen: Some("127.0.0.1:0".parse().unwrap()),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_path_buf(),
+        ..Config::default()
+    };
+    c.sv1.initial_difficulty = 0.0001;
+    c.sv1.shares_per_minute = 60.0;
+    c.upstream.stable_secs = 2;
+    c
+}
+
+fn sv1_miners(addr: SocketAddr, n: usize, reporter: &Reporter, stop: &CancellationToken) {
+    for i in 0..n {
+        let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
+        let reporter = reporter.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut m = Sv1Miner::new(Sv1Config::new(i, format!("farm.rig{i}")));
+            let _ = run_sv1(
+                &mut m,
+                &endpoint,
+                Pacing::Hashrate(20_000.0),
+                &reporter,
+                &stop,
+            )
+            .await;
+        });
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let dp = tempfile::tempdir().unwrap();
+    let port1 = free_port();
+    let primary = pool(d1.path(), port1).await;
+    let secondary = pool(d2.path(), 0).await;
+    let proxy = strata_proxy::server::start(proxy_config(
+        vec![url(&primary), url(&secondary)],
+        dp.path(),
+    ))
+    .await
+    .unwrap();
+    let api = proxy.api_addr;
+
+    let stop = CancellationToken::new();
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    sv1_miners(proxy.sv1_addr, 3, &reporter, &stop);
+    {
+        let connect = Sv2Connect {
+            endpoint: Endpoint::parse(&proxy.sv2_addr.unwrap().to_string()).unwrap(),
+            authority: proxy.authority,
+            options: Sv2Options::default(),
+        };
+        let cfg = Sv2Config {
+            index: 10,
+            user: "farm.sv2rig".into(),
+            channel: ChannelRequest::Standard,
+            nominal_hashrate: 20_000.0,
+            record_latency: false,
+        };
+        let reporter = reporter.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut m = Sv2Miner::new(cfg).unwrap();
+            let _ = run_sv2(
+                &mut m,
+                &connect,
+                Pacing::Hashrate(20_000.0),
+                &reporter,
+                &stop,
+            )
+            .await;
+        });
+    }
+
+    // blocks found through the proxy, validated by Bitcoin Core in the primary pool
+    until("blocks on the primary", 90, async || {
+        get_json(format!("http://{}/api/v1/stats", primary.api_addr)).await["blocks_found"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 3
+    })
+    .await;
+    // every miner listed at once; worker names arrive with the miners' first reports
+    let miners = get_json(format!("http://{api}/api/v1/miners")).await;
+    assert_eq!(miners.as_array().unwrap().len(), 4, "{miners}");
+    until("worker names in the API", 30, async || {
+        let miners = get_json(format!("http://{api}/api/v1/miners")).await;
+        let list = miners.as_array().unwrap();
+        list.iter().any(|m| m["worker"] == "farm.rig0")
+            && list.iter().any(|m| m["worker"] == "farm.sv2rig")
+    })
+    .await;
+    let workers = get_json(format!("http://{}/api/v1/workers", primary.api_addr)).await;
+    assert!(
+        workers
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w["worker"].as_str().unwrap().contains("farm.rig")),
+        "the pool sees each worker (extension 0x0002): {workers}"
+    );
+    let acked_before = reporter.acked_total();
+
+    // kill the primary: the miners stay connected, shares flow to the secondary
+    primary.shutdown.cancel();
+    primary.wait().await;
+    until("blocks on the secondary", 60, async || {
+        get_json(format!("http://{}/api/v1/stats", secondary.api_addr)).await["shares_accepted"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 5
+    })
+    .await;
+    let stats = get_json(format!("http://{api}/api/v1/stats")).await;
+    assert_eq!(
+        stats["miners"].as_u64().unwrap(),
+        4,
+        "no miner dropped: {stats}"
+    );
+    assert_eq!(stats["active_pool"].as_u64(), Some(1), "{stats}");
+    assert!(reporter.acked_total() > acked_before);
+
+    // the primary comes back on the same address: the proxy returns to it
+    let primary = pool(d1.path(), port1).await;
+    until("back on the primary", 60, async || {
+        get_json(format!("http://{api}/api/v1/stats")).await["active_pool"].as_u64() == Some(0)
+    })
+    .await;
+    let before = get_json(format!("http://{}/api/v1/stats", primary.api_addr)).await
+        ["shares_accepted"]
+        .as_u64()
+        .unwrap();
+    until("shares on the returned primary", 60, async || {
+        get_json(format!("http://{}/api/v1/stats", primary.api_addr)).await["shares_accepted"]
+            .as_u64()
+            .unwrap_or(0)
+            > before
+    })
+    .await;
+    let ups = get_json(format!("http://{api}/api/v1/upstreams")).await;
+    assert_eq!(ups[0]["state"], "active", "{ups}");
+
+    stop.cancel();
+    proxy.shutdown.cancel();
+    proxy.wait().await;
+    primary.shutdown.cancel();
+    secondary.shutdown.cancel();
+    primary.wait().await;
+    secondary.wait().await;
+}
