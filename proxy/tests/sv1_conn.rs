@@ -83,10 +83,8 @@ fn fake_hub() -> FakeHub {
 
 impl FakeHub {
     async fn next(&mut self) -> HubEvent {
-        tokio::time::timeout(LIMIT, self.events.recv())
-            .await
-            .expect("hub event in time")
-            .expect("hub running")
+        let ev = tokio::time::timeout(LIMIT, self.events.recv()).await;
+        ev.expect("hub event in time").expect("hub running")
     }
 }
 
@@ -194,13 +192,17 @@ struct Proxy {
 }
 
 async fn start_proxy(hub: &FakeHub, max_per_ip: usize) -> Proxy {
+    start_proxy_with(hub, max_per_ip, proxy_config()).await
+}
+
+async fn start_proxy_with(hub: &FakeHub, max_per_ip: usize, cfg: Arc<Sv1Config>) -> Proxy {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(listen_sv1(
         listener,
         hub.handle.clone(),
-        proxy_config(),
+        cfg,
         max_per_ip,
         shutdown.clone(),
     ));
@@ -245,10 +247,12 @@ async fn simulated_miners_get_shares_accepted_and_forwarded() {
 
     let a = start_miner(proxy.addr, 0, 12);
     let b = start_miner(proxy.addr, 1, 12);
+    // every event until both miners reached their goal, disconnected and left
     let mut joined = HashMap::new();
-    let mut shares = 0;
     let mut per_miner: HashMap<MinerId, u64> = HashMap::new();
-    while shares < 20 || joined.len() < 2 {
+    let mut left = 0;
+    let mut last_reports = 0;
+    while left < 2 {
         match hub.next().await {
             HubEvent::Joined(m, p) => {
                 joined.insert(m, p);
@@ -257,22 +261,7 @@ async fn simulated_miners_get_shares_accepted_and_forwarded() {
                 validate_upstream(&w, &f);
                 assert!(f.worker.starts_with("farm.rig"));
                 *per_miner.entry(f.miner).or_default() += 1;
-                shares += 1;
             }
-            HubEvent::Report(_) | HubEvent::Left(_) => {}
-        }
-    }
-    let (acked_a, rejected_a) = a.await.unwrap();
-    let (acked_b, rejected_b) = b.await.unwrap();
-    assert!(acked_a >= 12 && acked_b >= 12);
-    assert_eq!((rejected_a, rejected_b), (0, 0));
-    assert_eq!(per_miner.len(), 2, "both miners forwarded shares");
-
-    // both miners left; each sent a last report before its leave
-    let mut left = 0;
-    let mut last_reports = 0;
-    while left < 2 {
-        match hub.next().await {
             HubEvent::Left(m) => {
                 assert!(joined.contains_key(&m));
                 left += 1;
@@ -283,10 +272,21 @@ async fn simulated_miners_get_shares_accepted_and_forwarded() {
                 assert!(r.user_agent.starts_with("strata-miner/"));
                 last_reports += 1;
             }
-            _ => {}
+            HubEvent::Report(_) => {}
         }
     }
-    assert_eq!(last_reports, 2);
+    let (acked_a, rejected_a) = a.await.unwrap();
+    let (acked_b, rejected_b) = b.await.unwrap();
+    assert!(acked_a >= 12 && acked_b >= 12);
+    assert_eq!((rejected_a, rejected_b), (0, 0));
+    assert_eq!(joined.len(), 2);
+    assert_eq!(last_reports, 2, "a last report before each leave");
+    assert_eq!(per_miner.len(), 2, "both miners forwarded shares");
+    // shares still in flight when a miner stopped are forwarded but not acknowledged
+    assert!(
+        per_miner.values().sum::<u64>() >= acked_a + acked_b,
+        "every acknowledged share was forwarded (upstream target = MAX)"
+    );
     proxy.shutdown.cancel();
     tokio::time::timeout(LIMIT, proxy.task)
         .await
@@ -419,6 +419,46 @@ async fn connections_beyond_the_per_address_limit_are_closed_at_once() {
     assert!(l.contains("deadbeef0001"), "{l}");
     let second = TcpStream::connect(proxy.addr).await.unwrap();
     assert!(read_until_closed(second).await.is_empty());
+    proxy.shutdown.cancel();
+    tokio::time::timeout(LIMIT, proxy.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_miner_is_closed_at_the_idle_timeout_and_leaves_the_hub() {
+    let mut hub = fake_hub();
+    hub.work_tx.send_replace(Some(work(1, 0)));
+    let cfg = Arc::new(Sv1Config {
+        idle_timeout: Duration::from_millis(300),
+        ..(*proxy_config()).clone()
+    });
+    let proxy = start_proxy_with(&hub, 4, cfg).await;
+    let mut quiet = TcpStream::connect(proxy.addr).await.unwrap();
+    quiet
+        .write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
+        .await
+        .unwrap();
+    let lines = read_until_closed(quiet).await;
+    assert_eq!(
+        lines.len(),
+        3,
+        "subscribe answer, difficulty, job: {lines:?}"
+    );
+    let HubEvent::Joined(m, _) = hub.next().await else {
+        panic!("join first")
+    };
+    loop {
+        match hub.next().await {
+            HubEvent::Left(left) => {
+                assert_eq!(left, m);
+                break;
+            }
+            HubEvent::Report(r) => assert!(!r.connected),
+            other => panic!("{other:?}"),
+        }
+    }
     proxy.shutdown.cancel();
     tokio::time::timeout(LIMIT, proxy.task)
         .await
