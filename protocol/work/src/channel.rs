@@ -534,7 +534,7 @@ impl Channel {
             max_target: Target::MAX,
             nominal_hashrate: 0.0,
             prev: None,
-            jobs: VecDeque::with_capacity(config.max_jobs),
+            jobs: VecDeque::new(),
             future: VecDeque::new(),
             stale: VecDeque::new(),
             next_job_id: 1,

@@ -42,6 +42,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The shortest wait of the connection timer (guards against a deadline in the past).
 const MIN_TIMER: Duration = Duration::from_millis(10);
 
+/// Initial read buffer per miner (it grows for longer lines, up to the line limit).
+const READ_BUFFER: usize = 256;
+/// Write buffer capacity kept between writes; more is released after a write (a notify is
+/// ~0.5-1 KB, and an idle miner gets one every few seconds to minutes: 10,000 idle miners
+/// would otherwise hold 10 MB of empty buffers).
+const KEEP_OUT: usize = 256;
+
 /// Serves one SV1 miner until it disconnects, fails, idles out or `shutdown` is cancelled
 /// (then it is sent `client.reconnect` first). Never panics on the miner's input; the hub
 /// gets a `Leave` (and a last report) for a miner that had joined.
@@ -63,14 +70,17 @@ pub async fn serve_sv1(
         }
     };
     let (rd, wr) = stream.into_split();
-    let mut lines = FramedRead::new(rd, Sv1Codec::new(cfg.max_line_len));
+    // small buffers: most of a farm's miners are idle between shares, and a read buffer of
+    // tokio-util's default 8 KiB per miner would dominate the proxy's memory; lines are
+    // ~100-300 bytes and the buffer grows when one is longer
+    let mut lines = FramedRead::with_capacity(rd, Sv1Codec::new(cfg.max_line_len), READ_BUFFER);
     let mut work = hub.work.clone();
     let mut conn = Conn {
         peer,
         hub,
         cfg: cfg.clone(),
         wr,
-        out: Vec::with_capacity(4096),
+        out: Vec::new(),
         shutdown: shutdown.clone(),
     };
     let mut actions = Vec::new();
@@ -226,6 +236,9 @@ impl Conn {
         match tokio::time::timeout(self.cfg.write_timeout, self.wr.write_all(&self.out)).await {
             Ok(Ok(())) => {
                 self.out.clear();
+                if self.out.capacity() > KEEP_OUT {
+                    self.out.shrink_to(KEEP_OUT);
+                }
                 Ok(())
             }
             Ok(Err(e)) => Err(format!("write: {e}")),

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SV1 load through a farm proxy into strata-pool (embedded regtest), release builds:
+#   scripts/bench-proxy.sh strata|sri CONNECTIONS RATE SECONDS
+# - strata: target/release/strata-proxy
+# - sri:    SRI's translator_sv2 (cargo install translator_sv2 --root /tmp/sri-tproxy), the
+#           same pool upstream, aggregate_channels = true
+# Prints, per run: proxy RSS with every miner connected and idle (and per miner), the load
+# generator's JSON report (accepted shares/s, submit-to-response latency percentiles), and
+# the proxy's CPU seconds during the load (and per 1,000 shares/s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-strata}; conns=${2:-10000}; rate=${3:-5000}; secs=${4:-30}
+ulimit -n 20000 2>/dev/null || true
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+
+cargo build --release -q -p strata-pool -p strata-proxy -p strata-miner
+STRATA_POOL_MIN_BLOCK_INTERVAL_MS=30000 STRATA_POOL_VARDIFF__SHARES_PER_MINUTE=600 RUST_LOG=warn \
+  target/release/strata-pool --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+  > "$work/pool.out" 2>/dev/null &
+until [ -s "$work/pool.out" ]; do sleep 0.2; done
+pool_addr=$(awk '{for (i = 1; i < NF; i++) if ($i == "on") print $(i + 1)}' "$work/pool.out" | head -1)
+key=$(cat "$work/pool/authority.pub")
+port=$((20000 + RANDOM % 20000))
+
+if [ "$which" = sri ]; then
+  cat > "$work/tproxy.toml" <<EOF
+downstream_address = "127.0.0.1"
+downstream_port = $port
+max_supported_version = 2
+min_supported_version = 2
+downstream_extranonce2_size = 4
+verify_payout = false
+aggregate_channels = true
+supported_extensions = [0x0002]
+[downstream_difficulty_config]
+min_individual_miner_hashrate = 1.0
+shares_per_minute = 60.0
+enable_vardiff = true
+job_keepalive_interval_secs = 60
+[[upstreams]]
+address = "${pool_addr%:*}"
+port = ${pool_addr##*:}
+authority_pubkey = "$key"
+user_identity = "bench"
+EOF
+  RUST_LOG=warn /tmp/sri-tproxy/bin/translator_sv2 -c "$work/tproxy.toml" > "$work/proxy.log" 2>&1 &
+else
+  STRATA_PROXY_SV1__INITIAL_DIFFICULTY=1e-9 STRATA_PROXY_SV1__MIN_DIFFICULTY=1e-9 \
+  STRATA_PROXY_SV1__SHARES_PER_MINUTE=60 STRATA_PROXY_SV1__MAX_PER_IP=20000 RUST_LOG=warn \
+    target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
+    --sv1-listen 127.0.0.1:$port --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+    --data-dir "$work/proxy" > "$work/proxy.log" 2>&1 &
+fi
+proxy_pid=$!
+sleep 3
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
+cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$proxy_pid/stat"; }
+base=$(rss_kb)
+
+# idle: every miner connected and subscribed, almost no shares
+target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
+  --rate 1 --duration 25 --connect-rate 2000 > "$work/idle.json" 2>/dev/null &
+load_pid=$!
+sleep 20
+idle=$(rss_kb)
+wait $load_pid || true
+echo "$which: rss_base_kb=$base rss_idle_kb=$idle per_miner_kb=$(( (idle - base) / conns )) connections=$(tr -d '\n' < "$work/idle.json" | sed 's/.*"connections":\({[^}]*}\).*/\1/')"
+
+# load
+c0=$(cpu_s)
+target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
+  --rate "$rate" --duration "$secs" --connect-rate 2000 > "$work/load.json" 2>/dev/null || true
+c1=$(cpu_s)
+cat "$work/load.json"
+awk -v c0="$c0" -v c1="$c1" -v f="$work/load.json" -v w="$which" 'BEGIN {
+  getline line < f; match(line, /"accepted_per_s":[0-9.]+/); a = substr(line, RSTART + 17, RLENGTH - 17);
+  match(line, /"elapsed_s":[0-9.]+/); e = substr(line, RSTART + 12, RLENGTH - 12);
+  cpu = c1 - c0; printf "%s: cpu_s=%.2f elapsed_s=%s accepted_per_s=%s cpu_per_1000_shares_per_s=%.3f shares_per_cpu_s=%.0f\n",
+    w, cpu, e, a, (a > 0 ? cpu / e / (a / 1000) : 0), (cpu > 0 ? a * e / cpu : 0) }'
