@@ -33,8 +33,8 @@ struct Cli {
     /// Address of the HTTP API (miners, upstreams, stats, /metrics) [default: 127.0.0.1:34257].
     #[arg(long, value_name = "ADDR:PORT")]
     api_listen: Option<SocketAddr>,
-    /// Directory of the proxy's keys (SV2 downstream); its authority key is written to
-    /// DIR/authority.pub [default: strata-proxy-data].
+    /// Directory of the proxy's keys for SV2 miners; the authority public key they pin is
+    /// written to DIR/downstream-authority.pub [default: strata-proxy-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Log filter (tracing env-filter syntax).
