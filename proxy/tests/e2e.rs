@@ -152,15 +152,20 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
             && list.iter().any(|m| m["worker"] == "farm.sv2rig")
     })
     .await;
-    let workers = get_json(format!("http://{}/api/v1/workers", primary.api_addr)).await;
-    assert!(
-        workers
+    // the pool sees each worker behind the proxy (extension 0x0002), SV1 and SV2 alike,
+    // once one of its shares met the upstream target
+    until("SV1 and SV2 workers at the pool", 60, async || {
+        let workers = get_json(format!("http://{}/api/v1/workers", primary.api_addr)).await;
+        let names: Vec<String> = workers
             .as_array()
             .unwrap()
             .iter()
-            .any(|w| w["worker"].as_str().unwrap().contains("farm.rig")),
-        "the pool sees each worker (extension 0x0002): {workers}"
-    );
+            .map(|w| w["worker"].as_str().unwrap().to_string())
+            .collect();
+        names.iter().any(|n| n.ends_with("/farm.sv2rig"))
+            && names.iter().any(|n| n.contains("/farm.rig"))
+    })
+    .await;
     let acked_before = reporter.acked_total();
 
     // kill the primary: the miners stay connected, shares flow to the secondary
