@@ -167,6 +167,22 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
     })
     .await;
     let acked_before = reporter.acked_total();
+    let since = |m: &serde_json::Value| -> Vec<(u64, u64)> {
+        let mut v: Vec<(u64, u64)> = m
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["id"].as_u64().unwrap(),
+                    m["connected_since_ms"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let connections_before = since(&get_json(format!("http://{api}/api/v1/miners")).await);
 
     // kill the primary: the miners stay connected, shares flow to the secondary
     primary.shutdown.cancel();
@@ -183,6 +199,13 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
         stats["miners"].as_u64().unwrap(),
         4,
         "no miner dropped: {stats}"
+    );
+    // the same connections: SV1 miners keep their extranonce1 (the upstream prefix travels in
+    // coinbase1), SV2 miners get SetExtranoncePrefix
+    assert_eq!(
+        since(&get_json(format!("http://{api}/api/v1/miners")).await),
+        connections_before,
+        "every miner kept its TCP connection"
     );
     assert_eq!(stats["active_pool"].as_u64(), Some(1), "{stats}");
     assert!(reporter.acked_total() > acked_before);

@@ -416,7 +416,7 @@ async fn connections_beyond_the_per_address_limit_are_closed_at_once() {
         .await
         .unwrap()
         .unwrap();
-    assert!(l.contains("deadbeef0001"), "{l}");
+    assert!(l.contains("\"0001\",6]"), "{l}");
     let second = TcpStream::connect(proxy.addr).await.unwrap();
     assert!(read_until_closed(second).await.is_empty());
     proxy.shutdown.cancel();

@@ -282,7 +282,7 @@ fn antminer_handshake_then_a_real_share_is_accepted_and_forwarded() {
     assert_eq!(l.len(), 3, "{l:?}");
     assert_eq!(
         l[0],
-        json!({"id":2,"result":[[["mining.set_difficulty","00000005"],["mining.notify","00000005"]],"aabbccdd0005",6],"error":null})
+        json!({"id":2,"result":[[["mining.set_difficulty","00000005"],["mining.notify","00000005"]],"0005",6],"error":null})
     );
     assert_eq!(method(&l[1]), "mining.set_difficulty");
     assert_eq!(l[1]["params"][0].as_f64(), Some(EASY));
@@ -292,7 +292,15 @@ fn antminer_handshake_then_a_real_share_is_accepted_and_forwarded() {
     // SV1 word order of the prevhash: each 4-byte word swapped (all bytes equal here, so
     // check with the library helper on a recognisable pattern below)
     assert_eq!(p[1], json!(hex::encode([0x42u8; 32])));
-    assert_eq!(p[2], json!(hex::encode(&w.coinbase_prefix)));
+    // coinbase1 = the job's coinbase prefix ‖ the upstream channel's extranonce prefix
+    assert_eq!(
+        p[2],
+        json!(format!(
+            "{}{}",
+            hex::encode(&w.coinbase_prefix),
+            hex::encode(&w.extranonce_prefix)
+        ))
+    );
     assert_eq!(p[3], json!(hex::encode(&w.coinbase_suffix)));
     assert_eq!(
         p[4],
@@ -315,7 +323,7 @@ fn antminer_handshake_then_a_real_share_is_accepted_and_forwarded() {
     );
 
     // mine a real share with rolled version bits
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let en2 = [1, 2, 3, 4, 5, 6];
     let bits = 0x0000_6000;
     let version = 0x2000_0000 | bits;
@@ -431,7 +439,7 @@ fn subscribe_without_user_agent_waits_for_the_first_work_and_ids_are_echoed() {
     s.on_work(Some(&w), now, &mut out);
     let l = lines(&mut out);
     assert_eq!(l[0]["id"], json!("sub"));
-    assert_eq!(l[0]["result"][1], json!("aabbccdd0102"));
+    assert_eq!(l[0]["result"][1], json!("0102"));
     assert_eq!(l[0]["result"][2], json!(6));
     assert_eq!(method(&l[1]), "mining.set_difficulty");
     assert_eq!(l[1]["params"][0], json!(0.5), "the suggested difficulty");
@@ -455,7 +463,7 @@ fn every_rejection_gets_its_code_and_is_counted() {
     let (mut s, n) = handshake(config(), &w);
     let now = now0();
     let mut out = vec![];
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let en2 = [9u8; 6];
     let target = Target::from_difficulty(EASY).unwrap();
     let v = 0x2000_0000;
@@ -572,7 +580,7 @@ fn submit_before_subscribe_and_without_upstream_are_refused() {
     let (mut s, n) = handshake(config(), &w);
     s.on_work(None, now, &mut out);
     assert!(out.is_empty(), "no jobs without upstream");
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let target = Target::from_difficulty(EASY).unwrap();
     let nonce = mine(&n, &en1, &[0; 6], 0x2000_0000, target, true, 0);
     s.handle_line(
@@ -616,14 +624,14 @@ fn epoch_change_sends_set_extranonce_to_subscribed_miners_and_reconnects_the_oth
     let l = lines(&mut out);
     assert_eq!(
         l[0],
-        json!({"id":null,"method":"mining.set_extranonce","params":["010203000005",5]})
+        json!({"id":null,"method":"mining.set_extranonce","params":["000005",5]})
     );
     assert_eq!(method(&l[1]), "mining.notify");
     assert_eq!(l[1]["params"][8], json!(true));
     let n2 = notify_of(&l[1]);
     // the old job is stale now
     let target = Target::from_difficulty(EASY).unwrap();
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let nonce = mine(&n, &en1, &[0; 6], 0x2000_0000, target, true, 0);
     s.handle_line(
         submit_line(10, "user.s9", "1", &[0; 6], T0, nonce, None).as_bytes(),
@@ -633,7 +641,7 @@ fn epoch_change_sends_set_extranonce_to_subscribed_miners_and_reconnects_the_oth
     assert_eq!(lines(&mut out)[0]["error"][0], json!(21));
     assert_eq!(s.rejected(RejectReason::Stale), 1);
     // and a share on the new extranonce is accepted, forwarded with the new layout
-    let en1b = hex::decode("010203000005").unwrap();
+    let en1b = hex::decode("000005").unwrap();
     let en2 = [7u8; 5];
     let nonce = mine(&n2, &en1b, &en2, 0x2000_0000, target, true, 0);
     let job = n2.job_id.to_string();
@@ -659,6 +667,34 @@ fn epoch_change_sends_set_extranonce_to_subscribed_miners_and_reconnects_the_oth
     );
     assert!(matches!(out[1], Sv1Action::Close { .. }));
     assert!(s.is_closed());
+
+    // another pool with an extranonce space of the same size: the upstream prefix moves into
+    // coinbase1, extranonce1 stays, so even a miner that did not subscribe keeps its
+    // connection and gets a clean job
+    let mut other = (*work(4, 1, 0x42, true)).clone();
+    other.extranonce_prefix = Bytes::from_static(&[9, 9, 9, 9]);
+    let other = Arc::new(other);
+    let (mut s, _) = handshake(config(), &w);
+    let mut out = vec![];
+    s.on_work(Some(&other), now, &mut out);
+    let l = lines(&mut out);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(method(&l[0]), "mining.notify");
+    assert_eq!(l[0]["params"][8], json!(true));
+    assert!(l[0]["params"][2].as_str().unwrap().ends_with("09090909"));
+    assert!(!s.is_closed());
+    let n3 = notify_of(&l[0]);
+    let nonce = mine(&n3, &en1, &[1; 6], 0x2000_0000, target, true, 0);
+    s.handle_line(
+        submit_line(12, "user.s9", n3.job_id.as_ref(), &[1; 6], T0, nonce, None).as_bytes(),
+        now,
+        &mut out,
+    );
+    let Sv1Action::Forward(f) = out.remove(0) else {
+        panic!("{out:?}")
+    };
+    validate_upstream(&other, &f);
+    out.clear();
 
     // same extranonce, new epoch: no reconnect, a clean job, old jobs stale
     let (mut s, _) = handshake(config(), &w);
@@ -687,7 +723,7 @@ fn non_clean_work_extends_the_job_list_and_duplicate_works_are_not_resent() {
     assert_eq!(l[0]["params"][0], json!("2"));
     assert_eq!(l[0]["params"][8], json!(false));
     // job 1 is still valid and forwards under its own upstream job id
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let target = Target::from_difficulty(EASY).unwrap();
     let nonce = mine(&n1, &en1, &[3; 6], 0x2000_0000, target, true, 0);
     s.handle_line(
@@ -711,7 +747,7 @@ fn vardiff_retarget_sends_difficulty_then_the_job_again_and_old_jobs_keep_their_
     let now = now0();
     let w = work(1, 1, 0x42, true);
     let (mut s, n1) = handshake(config(), &w);
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let easy = Target::from_difficulty(EASY).unwrap();
     let mut out = vec![];
     // 40 shares in 16 s at 6 shares/min expected: far too easy
@@ -929,7 +965,7 @@ fn only_shares_meeting_the_upstream_target_are_forwarded_and_shutdown_reconnects
     hard.upstream_target = Target::from_difficulty(1e6).unwrap();
     let hard = Arc::new(hard);
     let (mut s, n) = handshake(config(), &hard);
-    let en1 = hex::decode("aabbccdd0005").unwrap();
+    let en1 = hex::decode("0005").unwrap();
     let target = Target::from_difficulty(EASY).unwrap();
     let nonce = mine(&n, &en1, &[4; 6], 0x2000_0000, target, true, 0);
     let mut out = vec![];

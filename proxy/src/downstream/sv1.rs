@@ -16,8 +16,15 @@
 //!
 //! # Local validation
 //!
+//! The miner's `extranonce1` is its id in the upstream channel's extranonce space (the
+//! hub's splitter); the upstream channel's own prefix is sent at the end of `coinbase1`. A
+//! failover to a pool whose extranonce space has the same size therefore changes neither
+//! `extranonce1` nor `extranonce2_size`: the miner keeps its connection and only gets clean
+//! jobs.
+//!
 //! Each session keeps one client-side extended [`Channel`] of strata-work whose extranonce
-//! prefix is the miner's `extranonce1` and whose extranonce size is its `extranonce2_size`,
+//! prefix is the upstream prefix ‖ the miner's `extranonce1` and whose extranonce size is its
+//! `extranonce2_size`,
 //! fed with a `NewExtendedMiningJob` (and, for a clean job, a `SetNewPrevHash`) built from
 //! every [`UpstreamWork`] under a session-local job id. A `mining.submit` becomes a
 //! `SubmitSharesExtended` validated by [`validate_extended`]: unknown and stale jobs,
@@ -231,6 +238,25 @@ struct Mining {
     current: Option<u32>,
     /// The share sequence number given to the channel (informational).
     sequence: u32,
+}
+
+impl Mining {
+    /// The `extranonce1` the miner is told: its id bytes after the upstream prefix.
+    fn visible_extranonce1(&self) -> &[u8] {
+        self.extranonce1
+            .get(self.upstream_prefix_len..)
+            .unwrap_or_default()
+    }
+}
+
+/// SV1 `coinbase1`: the job's coinbase prefix followed by the upstream channel's extranonce
+/// prefix, so that `extranonce1` is only the miner's id and stays the same across pools with
+/// extranonce spaces of one size (failover without reconnecting miners).
+fn coinbase1(w: &UpstreamWork) -> Bytes {
+    let mut c = Vec::with_capacity(w.coinbase_prefix.len() + w.extranonce_prefix.len());
+    c.extend_from_slice(&w.coinbase_prefix);
+    c.extend_from_slice(&w.extranonce_prefix);
+    Bytes::from(c)
 }
 
 /// Counters of one miner.
@@ -609,7 +635,7 @@ impl Sv1Session {
         };
         let result = SubscribeResult::new(
             Text::from(format!("{:08x}", miner.0)),
-            Bytes::copy_from_slice(&m.extranonce1),
+            Bytes::copy_from_slice(m.visible_extranonce1()),
             u32::try_from(m.extranonce2_size).unwrap_or(u32::MAX),
         );
         respond(out, Response::subscribe(id, &result));
@@ -635,6 +661,9 @@ impl Sv1Session {
     }
 
     fn build_mining(&mut self, w: &UpstreamWork, miner: MinerId) -> Option<Mining> {
+        if w.extranonce1(miner).len() < w.extranonce_prefix.len() {
+            return None;
+        }
         let extranonce1 = w.extranonce1(miner);
         let size = u8::try_from(w.extranonce2_size).ok()?;
         let mask = self.effective_mask(w);
@@ -684,9 +713,17 @@ impl Sv1Session {
             return;
         };
         let extranonce1 = w.extranonce1(miner);
+        // what the miner sees: its id bytes (the upstream prefix travels in coinbase1), so a
+        // new pool with an extranonce space of the same size changes nothing for the miner
+        let visible = extranonce1
+            .get(w.extranonce_prefix.len()..)
+            .unwrap_or_default();
         let extranonce_changed =
-            extranonce1 != m.extranonce1 || w.extranonce2_size != m.extranonce2_size;
-        let rebuild = extranonce_changed || w.epoch != m.epoch || self.effective_mask(w) != m.mask;
+            visible != m.visible_extranonce1() || w.extranonce2_size != m.extranonce2_size;
+        let rebuild = extranonce_changed
+            || extranonce1 != m.extranonce1
+            || w.epoch != m.epoch
+            || self.effective_mask(w) != m.mask;
         if !rebuild {
             if w.seq <= m.last_seq {
                 return; // already sent (or older)
@@ -722,7 +759,7 @@ impl Sv1Session {
                 send_method(
                     out,
                     ServerMethod::SetExtranonce(SetExtranonce {
-                        extranonce1: Bytes::copy_from_slice(&m.extranonce1),
+                        extranonce1: Bytes::copy_from_slice(m.visible_extranonce1()),
                         extranonce2_size: u32::try_from(m.extranonce2_size).unwrap_or(u32::MAX),
                     }),
                 );
@@ -786,7 +823,7 @@ impl Sv1Session {
         let notify = Notify {
             job_id: Text::from(format!("{local_id:x}")),
             prev_hash: w.prev_hash,
-            coinb1: w.coinbase_prefix.clone(),
+            coinb1: coinbase1(w),
             coinb2: w.coinbase_suffix.clone(),
             merkle_branch: w.merkle_path.to_vec(),
             version: w.version,
