@@ -224,7 +224,10 @@ pub fn sv1_session(data: &[u8]) {
                 Sv1Action::Send(line) => check_json_line(&line),
                 Sv1Action::Forward(f) => {
                     forwards += 1;
-                    let size = works.current.as_ref().map(|w| usize::from(w.extranonce_size));
+                    let size = works
+                        .current
+                        .as_ref()
+                        .map(|w| usize::from(w.extranonce_size));
                     assert_eq!(
                         Some(f.extranonce.len()),
                         size,
@@ -283,10 +286,18 @@ fn check_round_trip(msg: &Message) {
         Ok(Some(f)) => f,
         other => panic!("{} does not frame: {other:?}", msg.name()),
     };
-    assert!(wire.is_empty(), "{} leaves bytes after its frame", msg.name());
+    assert!(
+        wire.is_empty(),
+        "{} leaves bytes after its frame",
+        msg.name()
+    );
     match Message::decode_with_tlvs(&frame.header, &frame.payload) {
         Ok((back, tlvs)) => {
-            assert!(tlvs.is_empty(), "{} decodes with trailing bytes", msg.name());
+            assert!(
+                tlvs.is_empty(),
+                "{} decodes with trailing bytes",
+                msg.name()
+            );
             assert_eq!(&back, msg, "{} does not decode to itself", msg.name());
         }
         Err(e) => panic!("{} does not decode: {e}", msg.name()),
@@ -296,8 +307,8 @@ fn check_round_trip(msg: &Message) {
 /// Runs one fuzz input through an SV2 miner session.
 ///
 /// Steps (`op % 6`): 0 and 1 SV2 stream bytes (one length byte, then the bytes; every
-/// complete frame that decodes goes to the session), 2 the hub's answer to a join
-/// ([`slot`]), 3 new work ([`WorkGen::step`]), 4 a tick `4 * arg` seconds later, 5
+/// complete frame that decodes goes to the session), 2 the hub's answer to the join the
+/// session asked for ([`slot`]; ignored when none is outstanding), 3 new work ([`WorkGen::step`]), 4 a tick `4 * arg` seconds later, 5
 /// `flush_acks`.
 pub fn sv2_session(data: &[u8]) {
     let start = Instant::now();
@@ -312,6 +323,7 @@ pub fn sv2_session(data: &[u8]) {
     let mut out: Vec<Sv2Action> = Vec::new();
     let mut closed = false;
     let mut forwards = 0u64;
+    let mut join_asked = false;
     let mut i = 0;
     while i < data.len() {
         let op = next(data, &mut i);
@@ -321,7 +333,13 @@ pub fn sv2_session(data: &[u8]) {
                     s.on_message(msg, now, &mut out);
                 }
             }
-            2 => s.on_slot(slot(next(data, &mut i)), &mut out),
+            2 => {
+                // the hub answers only the join the session asked for
+                let answer = slot(next(data, &mut i));
+                if std::mem::take(&mut join_asked) {
+                    s.on_slot(answer, &mut out);
+                }
+            }
             3 => {
                 let w = works.step(next(data, &mut i));
                 s.on_work(w, &mut out);
@@ -340,7 +358,10 @@ pub fn sv2_session(data: &[u8]) {
                 Sv2Action::Send(msg) => check_round_trip(&msg),
                 Sv2Action::Forward(f) => {
                     forwards += 1;
-                    let size = works.current.as_ref().map(|w| usize::from(w.extranonce_size));
+                    let size = works
+                        .current
+                        .as_ref()
+                        .map(|w| usize::from(w.extranonce_size));
                     assert_eq!(
                         Some(f.extranonce.len()),
                         size,
@@ -348,7 +369,7 @@ pub fn sv2_session(data: &[u8]) {
                     );
                 }
                 Sv2Action::Close(_) => closed = true,
-                Sv2Action::Join => {}
+                Sv2Action::Join => join_asked = true,
             }
         }
         let accepted = s.report(now).map_or(0, |r| r.accepted);
@@ -399,36 +420,13 @@ pub fn upstream_session(data: &[u8]) {
     let mut decoder = FrameDecoder::new(MAX_FRAME);
     let mut buf = BytesMut::new();
     let mut out: Vec<UpAction> = Vec::new();
-    // nonce of each share submitted -> whether its result came back
-    let mut shares: HashMap<u32, bool> = HashMap::new();
+    let mut shares = Shares::default();
     let mut submitted = 0u32;
     let mut ended = false;
     s.start(now, &mut out);
+    shares.check(&mut out, ended);
     let mut i = 0;
-    loop {
-        for a in out.drain(..) {
-            match a {
-                UpAction::Send { msg, .. } => {
-                    assert!(!ended, "sent {} after the end", msg.name());
-                    check_round_trip(&msg);
-                }
-                UpAction::ShareResult { share, .. } => {
-                    let back = shares
-                        .get_mut(&share.nonce)
-                        .unwrap_or_else(|| panic!("result for a share never submitted"));
-                    assert!(!*back, "share {} came back twice", share.nonce);
-                    *back = true;
-                }
-                other => assert!(!ended, "{other:?} after the end"),
-            }
-        }
-        if ended {
-            assert_eq!(s.pending_shares(), 0, "shares pending after the end");
-            assert!(shares.values().all(|b| *b), "a share never came back");
-        }
-        if i >= data.len() {
-            break;
-        }
+    while i < data.len() {
         let op = next(data, &mut i);
         match op % 6 {
             0 | 1 => {
@@ -437,15 +435,18 @@ pub fn upstream_session(data: &[u8]) {
                     if ended {
                         assert!(r.is_err(), "a message accepted after the end");
                         assert!(out.is_empty(), "output after the end: {out:?}");
-                    } else if r.is_err() {
+                    }
+                    shares.check(&mut out, ended);
+                    if r.is_err() && !ended {
                         s.close(&mut out);
                         ended = true;
+                        shares.check(&mut out, ended);
                     }
                 }
             }
             2 => {
                 submitted += 1;
-                shares.insert(submitted, false);
+                shares.submitted.insert(submitted, false);
                 s.submit(share(submitted, next(data, &mut i)), &mut out);
                 if ended {
                     assert!(
@@ -457,6 +458,7 @@ pub fn upstream_session(data: &[u8]) {
                         "a share after the end: {out:?}"
                     );
                 }
+                shares.check(&mut out, ended);
             }
             3 => {
                 let b = [
@@ -466,6 +468,7 @@ pub fn upstream_session(data: &[u8]) {
                     next(data, &mut i),
                 ];
                 s.update_hashrate(f32::from_le_bytes(b), &mut out);
+                shares.check(&mut out, ended);
             }
             4 => {
                 now += Duration::from_secs(u64::from(next(data, &mut i)));
@@ -475,6 +478,7 @@ pub fn upstream_session(data: &[u8]) {
                 } else if r.is_err() {
                     s.close(&mut out);
                     ended = true;
+                    shares.check(&mut out, ended);
                 }
             }
             _ => {
@@ -483,7 +487,47 @@ pub fn upstream_session(data: &[u8]) {
                     assert!(out.is_empty(), "output of a second close: {out:?}");
                 }
                 ended = true;
+                shares.check(&mut out, ended);
             }
+        }
+        if ended {
+            assert_eq!(s.pending_shares(), 0, "shares pending after the end");
+        }
+    }
+}
+
+/// The shares an upstream script submitted (by nonce) and whether each came back.
+#[derive(Default)]
+struct Shares {
+    submitted: HashMap<u32, bool>,
+}
+
+impl Shares {
+    /// Checks the actions of one input: messages round-trip, nothing but share results
+    /// after the end, each share answered at most once (and all of them once ended).
+    fn check(&mut self, out: &mut Vec<UpAction>, ended: bool) {
+        for a in out.drain(..) {
+            match a {
+                UpAction::Send { msg, .. } => {
+                    assert!(!ended, "sent {} after the end", msg.name());
+                    check_round_trip(&msg);
+                }
+                UpAction::ShareResult { share, .. } => {
+                    let back = self
+                        .submitted
+                        .get_mut(&share.nonce)
+                        .unwrap_or_else(|| panic!("result for a share never submitted"));
+                    assert!(!*back, "share {} came back twice", share.nonce);
+                    *back = true;
+                }
+                other => assert!(!ended, "{other:?} after the end"),
+            }
+        }
+        if ended {
+            assert!(
+                self.submitted.values().all(|b| *b),
+                "a share never came back"
+            );
         }
     }
 }

@@ -131,7 +131,8 @@ fn s(v: &str) -> Str0_255 {
 // ---------------------------------------------------------------------------------------------
 
 const CONFIGURE: &str = r#"{"id":1,"method":"mining.configure","params":[["version-rolling","minimum-difficulty","subscribe-extranonce"],{"version-rolling.mask":"1fffe000","version-rolling.min-bit-count":16,"minimum-difficulty.value":2}]}"#;
-const SUBSCRIBE: &str = r#"{"id":2,"method":"mining.subscribe","params":["bmminer/2.0.0","00000005"]}"#;
+const SUBSCRIBE: &str =
+    r#"{"id":2,"method":"mining.subscribe","params":["bmminer/2.0.0","00000005"]}"#;
 const AUTHORIZE: &str = r#"{"id":3,"method":"mining.authorize","params":["farm.rig1","x"]}"#;
 const EXTRANONCE_SUBSCRIBE: &str = r#"{"id":4,"method":"mining.extranonce.subscribe","params":[]}"#;
 
@@ -235,9 +236,15 @@ fn sv1_scripts() -> Vec<(&'static str, Vec<u8>)> {
 
     // Garbage and malformed requests until the session gives up.
     let mut h = vec![0];
-    line(&mut h, r#"{"id":1,"method":"mining.submit","params":["a"]}"#);
+    line(
+        &mut h,
+        r#"{"id":1,"method":"mining.submit","params":["a"]}"#,
+    );
     line(&mut h, r#"{"id":2,"method":"mining.nope","params":[]}"#);
-    line(&mut h, r#"{"id":3,"method":"mining.subscribe","params":[1,2,3,4]}"#);
+    line(
+        &mut h,
+        r#"{"id":3,"method":"mining.subscribe","params":[1,2,3,4]}"#,
+    );
     for _ in 0..20 {
         line(&mut h, "{\"id\":");
     }
