@@ -183,7 +183,7 @@ fn slot(b: u8) -> Result<Slot, JoinError> {
 /// meets the miner's target), odd bytes the defaults.
 pub fn sv1_session(data: &[u8]) {
     let mut i = 0;
-    let easy = next(data, &mut i) % 2 == 0;
+    let easy = next(data, &mut i).is_multiple_of(2);
     let mut cfg = Sv1Config::default();
     if easy {
         cfg.vardiff.min_difficulty = 1e-12;

@@ -220,7 +220,7 @@ fn sv1_scripts() -> Vec<(&'static str, Vec<u8>)> {
     line(&mut f, CONFIGURE);
     line(&mut f, SUBSCRIBE);
     line(&mut f, AUTHORIZE);
-    f.extend_from_slice(&[SLOT, 2, WORK, 0 | 0x20]);
+    f.extend_from_slice(&[SLOT, 2, WORK, 0x20]); // same tip, no version rolling
     for n in 0..8 {
         line(&mut f, &submit(5 + n, "1", "00000001", n, None));
         f.extend_from_slice(&[TICK, 15]);
@@ -334,7 +334,7 @@ fn sv2_scripts() -> Vec<(&'static str, Vec<u8>)> {
     for r in 0..3 {
         frames(&mut b, open_standard(r, "farm.rig", 1e12));
     }
-    b.extend_from_slice(&[WORK, 0 | 0x80, SLOT, 1]);
+    b.extend_from_slice(&[WORK, 0x80, SLOT, 1]); // hard upstream target
     frames(
         &mut b,
         UpdateChannel {
