@@ -8,6 +8,7 @@
 pub mod api;
 pub mod config;
 pub mod downstream;
+pub mod fuzzing;
 pub mod hub;
 pub mod server;
 pub mod upstream;

@@ -527,6 +527,9 @@ impl Sv2DownSession {
     /// The hub's answer to [`Action::Join`]: opens the waiting channels (once there is work),
     /// or refuses them when the upstream channel is full (a later open asks again).
     pub fn on_slot(&mut self, slot: Result<Slot, JoinError>, out: &mut Vec<Action>) {
+        if self.state == State::Closed {
+            return; // the answer came after the close: nothing may follow it
+        }
         match slot {
             Ok(slot) => {
                 self.join = JoinState::Joined(slot.miner);
