@@ -12,7 +12,7 @@ if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(RUSTC_BOOTSTRAP=1 cargo fuzz list)
 fi
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-RUSTC_BOOTSTRAP=1 cargo fuzz build "${targets[@]/#/}" 2>/dev/null || RUSTC_BOOTSTRAP=1 cargo fuzz build
+for t in "${targets[@]}"; do RUSTC_BOOTSTRAP=1 cargo fuzz build "$t"; done
 mkdir -p fuzz/logs
 run() {
   local t=$1
