@@ -22,7 +22,8 @@ struct Cli {
     /// TOML configuration file (every key is optional; see README).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Data directory: chain (embedded source), share ledger, keys, authority.pub.
+    /// Data directory: chain (embedded source), share ledger, keys, authority.pub
+    /// [default: strata-pool-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Address for SV2 miners and proxies [default: 0.0.0.0:34254].
