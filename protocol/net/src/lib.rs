@@ -9,6 +9,8 @@
 //!   sealed frames and flush them, so a cancelled flush loses nothing either. A plaintext mode
 //!   exists for trusted LANs.
 //! * [`sv1`]: a `tokio_util::codec` line codec for Stratum V1 with a maximum line length.
+//! * [`keys`]: a server's authority key, static key and certificate kept in a data
+//!   directory (pool, proxy).
 //!
 //! ```no_run
 //! # async fn demo(authority: strata_noise::PublicKey) -> Result<(), strata_net::NetError> {
@@ -27,6 +29,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod keys;
 pub mod sv1;
 pub mod sv2;
 
