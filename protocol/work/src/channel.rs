@@ -99,6 +99,10 @@ pub struct ChannelConfig {
     /// Shares per minute the server aims for, used by [`Channel::update_channel`] (default
     /// 6).
     pub shares_per_minute: f32,
+    /// Entries the duplicate set reserves at the channel's first accepted share (default 64,
+    /// about 1.2 KB: a pool channel then does not rehash while it fills). A proxy holding one
+    /// channel per idle miner sets it small; the set grows as shares come either way.
+    pub initial_seen_capacity: usize,
 }
 
 impl Default for ChannelConfig {
@@ -110,6 +114,7 @@ impl Default for ChannelConfig {
             max_ntime_ahead: MAX_FUTURE_BLOCK_TIME,
             version_mask: BIP323_VERSION_MASK,
             shares_per_minute: 6.0,
+            initial_seen_capacity: INITIAL_SEEN_CAPACITY,
         }
     }
 }
@@ -226,6 +231,12 @@ pub enum ChannelError {
     /// `UpdateChannel.maximum_target` is zero.
     #[error("maximum target out of range")]
     MaxTargetOutOfRange,
+    /// Shared work given for a job whose coinbase parts or merkle path differ from it.
+    #[error("job {job_id}: the shared work is not the job's")]
+    WorkMismatch {
+        /// The job.
+        job_id: u32,
+    },
 }
 
 impl ChannelError {
@@ -289,13 +300,42 @@ impl ExtendedWork {
             merkle_path: job.merkle_path.iter().map(|h| h.0).collect(),
         })
     }
+
+    /// Work from its parts, to share between channels that record the same job
+    /// ([`Channel::on_new_extended_mining_job_shared`]): a proxy's miners all mine its
+    /// upstream job, and a private copy of the merkle path per miner and job (~400 bytes on
+    /// mainnet) would be most of an idle miner's memory.
+    pub fn new(
+        coinbase_prefix: Bytes,
+        coinbase_suffix: Bytes,
+        merkle_path: Arc<[[u8; 32]]>,
+    ) -> Arc<Self> {
+        Arc::new(ExtendedWork {
+            coinbase_prefix,
+            coinbase_suffix,
+            merkle_path,
+        })
+    }
+
+    /// Whether `job` carries exactly this coinbase prefix, suffix and merkle path.
+    pub fn matches(&self, job: &NewExtendedMiningJob) -> bool {
+        job.coinbase_tx_prefix.as_slice() == &self.coinbase_prefix[..]
+            && job.coinbase_tx_suffix.as_slice() == &self.coinbase_suffix[..]
+            && job.merkle_path.len() == self.merkle_path.len()
+            && job
+                .merkle_path
+                .iter()
+                .zip(self.merkle_path.iter())
+                .all(|(a, b)| &a.0 == b)
+    }
 }
 
 /// Entries a channel's duplicate set keeps allocated across a prevhash.
 const RECYCLE_SEEN_CAPACITY: usize = 4096;
 
-/// Entries reserved at a channel's first accepted share (instead of growing 3, 7, 14...).
-const INITIAL_SEEN_CAPACITY: usize = 64;
+/// Entries reserved at a channel's first accepted share by default (instead of growing 3,
+/// 7, 14...): [`ChannelConfig::initial_seen_capacity`].
+pub const INITIAL_SEEN_CAPACITY: usize = 64;
 
 /// What [`SeenSet::insert`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -350,11 +390,11 @@ impl SeenSet {
     }
 
     /// Records `hash_bits` (uniformly distributed bits of a share hash) unless present or
-    /// `limit` entries are held.
+    /// `limit` entries are held; the first insertion reserves `initial` entries.
     #[inline]
-    pub(crate) fn insert(&mut self, hash_bits: u64, limit: usize) -> Seen {
+    pub(crate) fn insert(&mut self, hash_bits: u64, limit: usize, initial: usize) -> Seen {
         if self.0.capacity() == 0 {
-            self.0.reserve(INITIAL_SEEN_CAPACITY);
+            self.0.reserve(initial);
         }
         if self.0.len() >= limit {
             return if self.0.contains(&hash_bits) {
@@ -497,7 +537,27 @@ pub struct Channel {
     pub(crate) config: ChannelConfig,
 }
 
+/// What a channel holds allocated, in entries (see [`Channel::capacities`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capacities {
+    /// Active and past jobs (each [`std::mem::size_of::<Job>()`] bytes).
+    pub jobs: usize,
+    /// Future jobs (0 between a `SetNewPrevHash` and the next future job).
+    pub future_jobs: usize,
+    /// Duplicate-set entries (8 bytes and a control byte each).
+    pub seen: usize,
+}
+
 impl Channel {
+    /// Allocated capacities: memory per channel is about `size_of::<Channel>()` plus these.
+    pub fn capacities(&self) -> Capacities {
+        Capacities {
+            jobs: self.jobs.capacity(),
+            future_jobs: self.future.capacity(),
+            seen: self.seen.0.capacity(),
+        }
+    }
+
     fn new(
         id: u32,
         kind: ChannelKind,
@@ -764,6 +824,20 @@ impl Channel {
         self.on_extended_work(msg, ExtendedWork::from_job(msg))
     }
 
+    /// [`Self::on_new_extended_mining_job`] with the job's coinbase parts and path held by
+    /// `work`, shared with other channels instead of copied. Refused
+    /// ([`ChannelError::WorkMismatch`]) unless `work` [matches](ExtendedWork::matches) `msg`.
+    pub fn on_new_extended_mining_job_shared(
+        &mut self,
+        msg: &NewExtendedMiningJob,
+        work: &Arc<ExtendedWork>,
+    ) -> Result<(), ChannelError> {
+        if !work.matches(msg) {
+            return Err(ChannelError::WorkMismatch { job_id: msg.job_id });
+        }
+        self.on_extended_work(msg, Arc::clone(work))
+    }
+
     fn on_extended_work(
         &mut self,
         msg: &NewExtendedMiningJob,
@@ -834,6 +908,9 @@ impl Channel {
             self.stale.push_back(id);
         }
         self.stale.retain(|&id| id != msg.job_id);
+        // the future queue is empty until the next template: give its allocation back (one
+        // per channel, it is most of an idle proxy miner's channel memory)
+        self.future = VecDeque::new();
         // a repeated tip commits to the same header space: keep the hashes (else a share could
         // be replayed under a new job with an old job's merkle root); emptied, the table keeps
         // its allocation for the next prevhash (unless it grew large)
@@ -1304,17 +1381,17 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             keys.push(x);
-            assert_eq!(s.insert(x, usize::MAX), Seen::Inserted);
+            assert_eq!(s.insert(x, usize::MAX, 64), Seen::Inserted);
         }
         assert_eq!(s.len(), 10_000);
         for &k in &keys {
-            assert_eq!(s.insert(k, usize::MAX), Seen::Duplicate);
+            assert_eq!(s.insert(k, usize::MAX, 64), Seen::Duplicate);
         }
-        assert_eq!(s.insert(12345, 10_000), Seen::Full);
-        assert_eq!(s.insert(keys[7], 0), Seen::Duplicate);
+        assert_eq!(s.insert(12345, 10_000, 64), Seen::Full);
+        assert_eq!(s.insert(keys[7], 0, 64), Seen::Duplicate);
         s.clear();
         assert_eq!(s.len(), 0);
         assert!(s.0.capacity() <= 2 * RECYCLE_SEEN_CAPACITY);
-        assert_eq!(s.insert(keys[0], usize::MAX), Seen::Inserted);
+        assert_eq!(s.insert(keys[0], usize::MAX, 64), Seen::Inserted);
     }
 }

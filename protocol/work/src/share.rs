@@ -385,7 +385,7 @@ fn finish(
     let mut low = [0u8; 8];
     low.copy_from_slice(&hash[..8]);
     let key = u64::from_le_bytes(low);
-    match ch.seen.insert(key, limit) {
+    match ch.seen.insert(key, limit, ch.config.initial_seen_capacity) {
         Seen::Inserted => {}
         Seen::Duplicate => return Err(Rejection::DuplicateShare { job_id: job.id }),
         Seen::Full => return Err(Rejection::ShareBudgetExhausted { limit }),

@@ -671,6 +671,8 @@ impl Sv1Session {
             max_jobs: self.cfg.max_jobs.max(1),
             max_future_jobs: 1,
             version_mask: mask,
+            // one channel per miner, most of them idle: the duplicate set grows with shares
+            initial_seen_capacity: 4,
             ..ChannelConfig::default()
         };
         let channel = match Channel::new_extended(

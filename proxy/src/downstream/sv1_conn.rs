@@ -11,22 +11,28 @@
 //!                                             Join (hub round trip), Forward, Close
 //!     at exit:    Report(connected = false), Leave
 //! ```
+//!
+//! Memory of an idle miner: a farm's miners are idle between shares, so a connection holds
+//! no read or write buffer while it waits ([`LineReader`] reads into the stack once the
+//! socket is readable and keeps only an unfinished line; the write buffer and the action
+//! list are released after each use), and the rarely used parts of the task (running
+//! actions, the exit) are boxed so that they do not enlarge every waiting task.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
+use bytes::BytesMut;
 use strata_net::sv1::Sv1Codec;
 use strata_net::NetError;
 use strata_sv1::{Id, Response, StratumError, Text};
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::time::Instant as TokioInstant;
-use tokio_util::codec::FramedRead;
+use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -42,12 +48,9 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// The shortest wait of the connection timer (guards against a deadline in the past).
 const MIN_TIMER: Duration = Duration::from_millis(10);
 
-/// Initial read buffer per miner (it grows for longer lines, up to the line limit).
-const READ_BUFFER: usize = 256;
-/// Write buffer capacity kept between writes; more is released after a write (a notify is
-/// ~0.5-1 KB, and an idle miner gets one every few seconds to minutes: 10,000 idle miners
-/// would otherwise hold 10 MB of empty buffers).
-const KEEP_OUT: usize = 256;
+/// Bytes read from a socket at once (on the stack of the reading task; an idle miner holds
+/// no read buffer).
+const READ_CHUNK: usize = 4096;
 
 /// Serves one SV1 miner until it disconnects, fails, idles out or `shutdown` is cancelled
 /// (then it is sent `client.reconnect` first). Never panics on the miner's input; the hub
@@ -70,10 +73,7 @@ pub async fn serve_sv1(
         }
     };
     let (rd, wr) = stream.into_split();
-    // small buffers: most of a farm's miners are idle between shares, and a read buffer of
-    // tokio-util's default 8 KiB per miner would dominate the proxy's memory; lines are
-    // ~100-300 bytes and the buffer grows when one is longer
-    let mut lines = FramedRead::with_capacity(rd, Sv1Codec::new(cfg.max_line_len), READ_BUFFER);
+    let mut lines = LineReader::new(rd, cfg.max_line_len);
     let mut work = hub.work.clone();
     let mut conn = Conn {
         peer,
@@ -91,8 +91,12 @@ pub async fn serve_sv1(
     tracing::debug!(%peer, "sv1 miner connected");
 
     let reason: String = loop {
-        if let Err(reason) = conn.run(&mut session, &mut actions).await {
-            break reason;
+        if !actions.is_empty() {
+            // boxed: its state (hub sends, the write with its timeout) would otherwise be
+            // part of every waiting connection's task
+            if let Err(reason) = Box::pin(conn.run(&mut session, &mut actions)).await {
+                break reason;
+            }
         }
         let now = TokioInstant::now();
         let idle_at = last_line + cfg.idle_timeout;
@@ -130,7 +134,7 @@ pub async fn serve_sv1(
                     .encode(&mut buf);
                     conn.out.extend_from_slice(&buf);
                     // best effort: the miner is closed either way
-                    let _ = conn.flush().await;
+                    let _ = Box::pin(conn.flush()).await;
                     break format!("{e}");
                 }
                 Some(Err(e)) => break format!("read: {e}"),
@@ -151,7 +155,65 @@ pub async fn serve_sv1(
         }
     };
     tracing::debug!(%peer, %reason, "sv1 miner disconnected");
-    conn.leave(&session).await;
+    Box::pin(conn.leave(&session)).await;
+}
+
+/// Lines from a socket without a buffer held between them: waits for readability, reads
+/// into the stack and keeps only the bytes of an unfinished line (released once empty).
+/// [`LineReader::next`] is cancel-safe (its only await is readiness).
+struct LineReader {
+    rd: OwnedReadHalf,
+    codec: Sv1Codec,
+    partial: BytesMut,
+    eof: bool,
+}
+
+impl LineReader {
+    fn new(rd: OwnedReadHalf, max_line_len: usize) -> Self {
+        LineReader {
+            rd,
+            codec: Sv1Codec::new(max_line_len),
+            partial: BytesMut::new(),
+            eof: false,
+        }
+    }
+
+    /// The next line (without its end of line); `None` at the end of the stream.
+    async fn next(&mut self) -> Option<Result<BytesMut, NetError>> {
+        loop {
+            if !self.partial.is_empty() {
+                match self.codec.decode(&mut self.partial) {
+                    Ok(Some(line)) => return Some(Ok(line)),
+                    Ok(None) => {}
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            if self.eof {
+                return self.codec.decode_eof(&mut self.partial).transpose();
+            }
+            if self.partial.is_empty() && self.partial.capacity() > 0 {
+                self.partial = BytesMut::new();
+            }
+            if let Err(e) = self.rd.readable().await {
+                return Some(Err(e.into()));
+            }
+            if let Err(e) = self.read_ready() {
+                return Some(Err(e.into()));
+            }
+        }
+    }
+
+    /// One non-blocking read into the stack, appended to the unfinished line.
+    fn read_ready(&mut self) -> std::io::Result<()> {
+        let mut chunk = [0u8; READ_CHUNK];
+        match self.rd.try_read(&mut chunk) {
+            Ok(0) => self.eof = true,
+            Ok(n) => self.partial.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+        Ok(())
+    }
 }
 
 /// The socket's write half and the hub, for running a session's actions.
@@ -205,7 +267,8 @@ impl Conn {
                 }
             }
         }
-        actions.clear();
+        // released: most connections wait far longer than they work
+        *actions = Vec::new();
         self.flush().await
     }
 
@@ -235,10 +298,8 @@ impl Conn {
         }
         match tokio::time::timeout(self.cfg.write_timeout, self.wr.write_all(&self.out)).await {
             Ok(Ok(())) => {
-                self.out.clear();
-                if self.out.capacity() > KEEP_OUT {
-                    self.out.shrink_to(KEEP_OUT);
-                }
+                // released: an idle miner holds no write buffer
+                self.out = Vec::new();
                 Ok(())
             }
             Ok(Err(e)) => Err(format!("write: {e}")),
@@ -357,4 +418,56 @@ pub async fn listen_sv1(
     }
     tracker.close();
     tracker.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    async fn pair() -> (TcpStream, OwnedReadHalf) {
+        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let a = l.local_addr().expect("addr");
+        let c = TcpStream::connect(a).await.expect("connect");
+        let (s, _) = l.accept().await.expect("accept");
+        (c, s.into_split().0)
+    }
+
+    #[tokio::test]
+    async fn line_reader_joins_split_lines_and_holds_nothing_between_them() {
+        let (mut c, rd) = pair().await;
+        let mut r = LineReader::new(rd, 64);
+        c.write_all(b"{\"id\":1,").await.expect("write");
+        c.flush().await.expect("flush");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        c.write_all(b"\"x\":2}\r\nsecond\nthi")
+            .await
+            .expect("write");
+        assert_eq!(
+            &r.next().await.expect("line").expect("ok")[..],
+            b"{\"id\":1,\"x\":2}"
+        );
+        assert_eq!(&r.next().await.expect("line").expect("ok")[..], b"second");
+        // the unfinished third line is all that is kept
+        assert_eq!(&r.partial[..], b"thi");
+        c.write_all(b"rd\n").await.expect("write");
+        assert_eq!(&r.next().await.expect("line").expect("ok")[..], b"third");
+        // waiting for the next line: no buffer held
+        let waiting = tokio::time::timeout(Duration::from_millis(20), r.next()).await;
+        assert!(waiting.is_err(), "no line yet");
+        assert_eq!(r.partial.capacity(), 0);
+        // a last line without its end of line is still a line, then the end
+        c.write_all(b"last").await.expect("write");
+        c.shutdown().await.expect("shutdown");
+        assert_eq!(&r.next().await.expect("line").expect("ok")[..], b"last");
+        assert!(r.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn line_reader_refuses_an_oversized_line() {
+        let (mut c, rd) = pair().await;
+        let mut r = LineReader::new(rd, 16);
+        c.write_all(&[b'a'; 100]).await.expect("write");
+        assert!(matches!(r.next().await, Some(Err(NetError::Line(_)))));
+    }
 }
