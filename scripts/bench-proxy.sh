@@ -7,16 +7,20 @@
 # Prints, per run: proxy RSS with every miner connected and idle (and per miner), the load
 # generator's JSON report (accepted shares/s, submit-to-response latency percentiles), and
 # the proxy's CPU seconds during the load (and per 1,000 shares/s).
+# PIN=1 puts the proxy alone on CPU 0 and the pool and load generator on CPU 1 (taskset), as
+# on a farm where the proxy has its own machine: without it the three processes share both
+# cores and the proxy's tail latency is mostly time spent preempted by the generator.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-strata}; conns=${2:-10000}; rate=${3:-5000}; secs=${4:-30}
 ulimit -n 20000 2>/dev/null || true
+if [ "${PIN:-0}" = 1 ]; then on_proxy="taskset -c 0"; on_rest="taskset -c 1"; else on_proxy=""; on_rest=""; fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
 cargo build --release -q -p strata-pool -p strata-proxy -p strata-miner
 STRATA_POOL_MIN_BLOCK_INTERVAL_MS=30000 STRATA_POOL_VARDIFF__SHARES_PER_MINUTE=600 RUST_LOG=warn \
-  target/release/strata-pool --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+  $on_rest target/release/strata-pool --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
   > "$work/pool.out" 2>/dev/null &
 until [ -s "$work/pool.out" ]; do sleep 0.2; done
 pool_addr=$(awk '{for (i = 1; i < NF; i++) if ($i == "on") print $(i + 1)}' "$work/pool.out" | head -1)
@@ -44,11 +48,11 @@ port = ${pool_addr##*:}
 authority_pubkey = "$key"
 user_identity = "bench"
 EOF
-  RUST_LOG=warn /tmp/sri-tproxy/bin/translator_sv2 -c "$work/tproxy.toml" > "$work/proxy.log" 2>&1 &
+  RUST_LOG=warn $on_proxy /tmp/sri-tproxy/bin/translator_sv2 -c "$work/tproxy.toml" > "$work/proxy.log" 2>&1 &
 else
   STRATA_PROXY_SV1__INITIAL_DIFFICULTY=1e-9 STRATA_PROXY_SV1__MIN_DIFFICULTY=1e-9 \
   STRATA_PROXY_SV1__SHARES_PER_MINUTE=60 STRATA_PROXY_SV1__MAX_PER_IP=20000 RUST_LOG=warn \
-    target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
+    $on_proxy target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
     --sv1-listen 127.0.0.1:$port --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
     --data-dir "$work/proxy" > "$work/proxy.log" 2>&1 &
 fi
@@ -59,7 +63,7 @@ cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$proxy_
 base=$(rss_kb)
 
 # idle: every miner connected and subscribed, almost no shares
-target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
+$on_rest target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
   --rate 1 --duration 25 --connect-rate 2000 > "$work/idle.json" 2>/dev/null &
 load_pid=$!
 sleep 20
@@ -69,7 +73,7 @@ echo "$which: rss_base_kb=$base rss_idle_kb=$idle per_miner_kb=$(( (idle - base)
 
 # load
 c0=$(cpu_s)
-target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
+$on_rest target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
   --rate "$rate" --duration "$secs" --connect-rate 2000 > "$work/load.json" 2>/dev/null || true
 c1=$(cpu_s)
 cat "$work/load.json"
