@@ -35,8 +35,9 @@
 //!   matched to the oldest outstanding request whose kind fits the result's shape (an array
 //!   answers a subscribe, an object a configure, anything else the other requests).
 //! * `extranonce_subscribe`: `mining.extranonce.subscribe` after the subscribe.
-//! * `suggest_difficulty`: `mining.suggest_difficulty` before the subscribe (so before the
-//!   authorize too).
+//! * `suggest_difficulty`: `mining.suggest_difficulty`, where `suggest_at` says: before the
+//!   subscribe, between subscribe and authorize, or after the authorize (as Bitaxe firmware
+//!   does).
 //!
 //! What the server answered is kept in [`Sv1Observed`] ([`Sv1Miner::observed`]).
 
@@ -76,6 +77,19 @@ pub enum IdStyle {
     String,
     /// `null` on every request (notification style): answers are matched by order and shape.
     Null,
+}
+
+/// Where in the handshake `mining.suggest_difficulty` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuggestAt {
+    /// After `mining.configure`, before `mining.subscribe`.
+    #[default]
+    BeforeSubscribe,
+    /// After `mining.subscribe` (and `mining.extranonce.subscribe`), before
+    /// `mining.authorize`.
+    BeforeAuthorize,
+    /// After `mining.authorize` (Bitaxe / ESP-Miner).
+    AfterAuthorize,
 }
 
 /// Response ids received, by JSON type.
@@ -139,8 +153,10 @@ pub struct Sv1Config {
     pub id_style: IdStyle,
     /// Send `mining.extranonce.subscribe` after the subscribe (default `false`).
     pub extranonce_subscribe: bool,
-    /// Send `mining.suggest_difficulty` with this value before the subscribe (default none).
+    /// Send `mining.suggest_difficulty` with this value (default none) ...
     pub suggest_difficulty: Option<f64>,
+    /// ... at this point of the handshake (default before the subscribe).
+    pub suggest_at: SuggestAt,
 }
 
 impl Sv1Config {
@@ -161,6 +177,7 @@ impl Sv1Config {
             id_style: IdStyle::Number,
             extranonce_subscribe: false,
             suggest_difficulty: None,
+            suggest_at: SuggestAt::BeforeSubscribe,
         }
     }
 }
@@ -437,12 +454,7 @@ impl Sv1Miner {
             };
             self.request(ClientMethod::Configure(configure), Pending::Configure);
         }
-        if let Some(d) = self.config.suggest_difficulty.and_then(Difficulty::new) {
-            self.request(
-                ClientMethod::SuggestDifficulty(d),
-                Pending::SuggestDifficulty,
-            );
-        }
+        self.suggest_difficulty(SuggestAt::BeforeSubscribe);
         self.request(
             ClientMethod::Subscribe(Subscribe {
                 user_agent: Some(Text::from(concat!(
@@ -459,6 +471,7 @@ impl Sv1Miner {
                 Pending::ExtranonceSubscribe,
             );
         }
+        self.suggest_difficulty(SuggestAt::BeforeAuthorize);
         self.request(
             ClientMethod::Authorize(Authorize {
                 user: Text::from(self.config.user.clone()),
@@ -466,6 +479,20 @@ impl Sv1Miner {
             }),
             Pending::Authorize,
         );
+        self.suggest_difficulty(SuggestAt::AfterAuthorize);
+    }
+
+    /// Queues `mining.suggest_difficulty` if one is configured at `at`.
+    fn suggest_difficulty(&mut self, at: SuggestAt) {
+        if self.config.suggest_at != at {
+            return;
+        }
+        if let Some(d) = self.config.suggest_difficulty.and_then(Difficulty::new) {
+            self.request(
+                ClientMethod::SuggestDifficulty(d),
+                Pending::SuggestDifficulty,
+            );
+        }
     }
 
     /// Handles one line from the server (without its newline). An error means the miner

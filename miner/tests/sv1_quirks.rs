@@ -7,7 +7,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use strata_miner::sv1::{IdCounts, IdStyle, Sv1Config, Sv1Miner, Sv1Output};
+use strata_miner::sv1::{IdCounts, IdStyle, SuggestAt, Sv1Config, Sv1Miner, Sv1Output};
 use strata_miner::MinerError;
 use strata_sv1::{
     ClientMessage, ClientMethod, ConfigureResult, Difficulty, Id, Notify, Request, Response,
@@ -135,6 +135,7 @@ fn defaults_keep_the_well_behaved_miner() {
     assert_eq!(c.id_style, IdStyle::Number);
     assert!(!c.extranonce_subscribe);
     assert_eq!(c.suggest_difficulty, None);
+    assert_eq!(c.suggest_at, SuggestAt::BeforeSubscribe);
     let mut m = Sv1Miner::new(c);
     m.connect();
     let reqs = sent(&mut m);
@@ -384,7 +385,7 @@ fn suggest_difficulty_goes_before_the_subscribe_and_difficulties_are_recorded() 
         ClientMethod::SuggestDifficulty(d) => assert_eq!(d.get(), 512.0),
         other => panic!("{other:?}"),
     }
-    let (mut m, r) = start(cfg, &[1, 2, 3, 4], 4);
+    let (mut m, r) = start(cfg.clone(), &[1, 2, 3, 4], 4);
     r.expect("subscribed");
     assert_eq!(m.observed().suggest_difficulty, Some(true));
     for d in [512.0, 1024.0, 0.5] {
@@ -395,4 +396,31 @@ fn suggest_difficulty_goes_before_the_subscribe_and_difficulties_are_recorded() 
         .expect("difficulty");
     }
     assert_eq!(m.observed().difficulties, [512.0, 1024.0, 0.5]);
+    for (at, order) in [
+        (
+            SuggestAt::BeforeAuthorize,
+            [
+                "mining.configure",
+                "mining.subscribe",
+                "mining.suggest_difficulty",
+                "mining.authorize",
+            ],
+        ),
+        (
+            SuggestAt::AfterAuthorize,
+            [
+                "mining.configure",
+                "mining.subscribe",
+                "mining.authorize",
+                "mining.suggest_difficulty",
+            ],
+        ),
+    ] {
+        let mut m = Sv1Miner::new(Sv1Config {
+            suggest_at: at,
+            ..cfg.clone()
+        });
+        m.connect();
+        assert_eq!(names(&sent(&mut m)), order, "{at:?}");
+    }
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use strata_miner::pace::Pacing;
 use strata_miner::report::Reporter;
 use strata_miner::shell::{run_sv1, Endpoint};
-use strata_miner::sv1::{IdCounts, IdStyle, Sv1Config, Sv1Miner, Sv1Observed};
+use strata_miner::sv1::{IdCounts, IdStyle, SuggestAt, Sv1Config, Sv1Miner, Sv1Observed};
 use strata_miner::MinerError;
 use strata_pool::server::RunningPool;
 use strata_proxy::config::Config;
@@ -142,6 +142,32 @@ const NUMBER_IDS: IdCounts = IdCounts {
     string: 0,
     null: 0,
 };
+
+/// A suggestion sent after the subscribe is honoured by the first or second
+/// `mining.set_difficulty`.
+///
+/// Observed behaviour, arguably a gap (proxy/src/downstream/sv1.rs, `Sv1Session::on_request`
+/// for `mining.subscribe` -> `try_start`): the subscribe is answered, with the initial
+/// `mining.set_difficulty` and a job, as soon as the hub's join completes, before the
+/// pipelined `mining.suggest_difficulty` that arrived in the same write is read; the
+/// suggestion then comes as the second `mining.set_difficulty` with the job again. The first
+/// one honours it only when the suggest precedes the subscribe (row `suggest`).
+fn late_suggestion_honoured(m: &Sv1Miner) {
+    assert_eq!(observed(m).suggest_difficulty, Some(true));
+    let ds = &observed(m).difficulties;
+    if !close(ds[0], SUGGESTED) {
+        eprintln!(
+            "{}: first set_difficulty {} is not the suggested {SUGGESTED}: {ds:?}",
+            m.config().user,
+            ds[0]
+        );
+    }
+    assert!(
+        ds.iter().take(2).any(|d| close(*d, SUGGESTED)),
+        "{}: {ds:?}",
+        m.config().user
+    );
+}
 
 fn rows() -> Vec<Row> {
     vec![
@@ -291,6 +317,30 @@ fn rows() -> Vec<Row> {
                 let first = observed(m).difficulties[0];
                 assert!(close(first, SUGGESTED), "first set_difficulty {first}");
             },
+            rejects: &[],
+        },
+        Row {
+            // pipelined: subscribe, suggest, authorize in one write
+            name: "suggestlate",
+            quirk: |c| Sv1Config {
+                suggest_difficulty: Some(SUGGESTED),
+                suggest_at: SuggestAt::BeforeAuthorize,
+                ..c
+            },
+            hashrate: 20_000.0,
+            check: late_suggestion_honoured,
+            rejects: &[],
+        },
+        Row {
+            // Bitaxe: subscribe, authorize, then suggest
+            name: "suggestbitaxe",
+            quirk: |c| Sv1Config {
+                suggest_difficulty: Some(SUGGESTED),
+                suggest_at: SuggestAt::AfterAuthorize,
+                ..c
+            },
+            hashrate: 20_000.0,
+            check: late_suggestion_honoured,
             rejects: &[],
         },
         Row {
