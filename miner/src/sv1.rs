@@ -31,7 +31,8 @@
 //! * `roll_mask_override`: the version bits actually rolled, whatever was negotiated (a
 //!   device that asks for more than it can roll, or one that rolls bits it was not given).
 //! * `send_configure: false`: no `mining.configure` at all (no version rolling).
-//! * `id_style`: request ids as numbers, digit strings or `null`. Answers with a `null` id are
+//! * `id_style`: request ids as numbers, digit strings or `null`; an answer whose id has
+//!   another JSON type is not matched (a protocol warning). With `null` ids, answers are
 //!   matched to the oldest outstanding request whose kind fits the result's shape (an array
 //!   answers a subscribe, an object a configure, anything else the other requests).
 //! * `extranonce_subscribe`: `mining.extranonce.subscribe` after the subscribe.
@@ -632,21 +633,21 @@ impl Sv1Miner {
         Ok(())
     }
 
-    /// The request a response answers, removed from the outstanding ones.
+    /// The request a response answers, removed from the outstanding ones. Ids are matched
+    /// only in the miner's own [`IdStyle`]: an answer whose id is of another JSON type (or a
+    /// `null`-id error to a miner that numbers its requests) answers nothing of ours.
     fn take_pending(&mut self, r: &Response) -> Option<(u64, Pending)> {
-        let seq = match &r.id {
-            Id::Number(_) => {
-                self.observed.response_ids.number += 1;
-                r.id.as_u64()?
-            }
-            Id::String(s) => {
-                self.observed.response_ids.string += 1;
-                s.parse().ok()?
-            }
-            Id::Null => {
-                self.observed.response_ids.null += 1;
-                return self.take_pending_by_shape(r);
-            }
+        let ids = &mut self.observed.response_ids;
+        match &r.id {
+            Id::Number(_) => ids.number += 1,
+            Id::String(_) => ids.string += 1,
+            Id::Null => ids.null += 1,
+        }
+        let seq = match (&r.id, self.config.id_style) {
+            (Id::Number(_), IdStyle::Number) => r.id.as_u64()?,
+            (Id::String(s), IdStyle::String) => s.parse().ok()?,
+            (Id::Null, IdStyle::Null) => return self.take_pending_by_shape(r),
+            _ => return None,
         };
         self.pending.remove(&seq).map(|kind| (seq, kind))
     }

@@ -145,6 +145,22 @@ fn defaults_keep_the_well_behaved_miner() {
     );
     let ids: Vec<Id> = reqs.iter().map(|r| r.id.clone()).collect();
     assert_eq!(ids, [Id::from(1u64), Id::from(2u64), Id::from(3u64)]);
+    // a null-id answer (a server's parse error) is not taken for one of ours
+    let mut m = Sv1Miner::new(Sv1Config::new(0, "w"));
+    m.connect();
+    let reqs = sent(&mut m);
+    let parse_error = Response::error(
+        Id::Null,
+        strata_sv1::StratumError::new(-32700, Text::from("parse error")),
+    );
+    respond(&mut m, parse_error).expect("not fatal");
+    assert_eq!(m.stats().protocol_warnings, 1);
+    respond(
+        &mut m,
+        Response::bool(id_of(&reqs, "mining.authorize").clone(), true),
+    )
+    .expect("authorize still outstanding");
+    assert_eq!(m.stats().protocol_warnings, 1);
     // a large extranonce2_size is fine without a device limit
     let (m, r) = start(Sv1Config::new(0, "w"), &[0; 20], 12);
     r.expect("no device limits by default");
@@ -290,6 +306,10 @@ fn string_ids_are_sent_and_matched() {
     server(&mut m, ServerMethod::Notify(notify("1"))).expect("notify");
     let (id, _) = mine_submit(&mut m).expect("work");
     assert_eq!(id, Id::from("4"));
+    // an answer that changed the id's type is not ours
+    respond(&mut m, Response::bool(Id::from(4u64), true)).expect("not fatal");
+    assert_eq!(m.stats().acknowledged, 0);
+    assert_eq!(m.stats().protocol_warnings, 1);
     respond(&mut m, Response::bool(id, true)).expect("ack");
     assert_eq!(m.stats().acknowledged, 1);
 }
