@@ -328,6 +328,12 @@ async fn ten_thousand_idle_connections_a_miner_and_bad_peers() {
         n as f64 / connect_s
     );
 
+    if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", proxy.child.id())) {
+        if let Some(rss) = status.lines().find(|l| l.starts_with("VmRSS")) {
+            eprintln!("proxy (debug build) with {n} idle miners: {rss}");
+        }
+    }
+
     // one real miner mines through the proxy while they idle
     let stop = CancellationToken::new();
     let miner = {
