@@ -19,6 +19,28 @@
 //! * A line that is not valid JSON or not a valid message is reported
 //!   ([`Event::MalformedLine`]) and skipped; an unknown server request with an id is answered
 //!   with a JSON-RPC "method not found" error.
+//!
+//! # Firmware quirks
+//!
+//! [`Sv1Config`] can make the miner behave like the firmware found in farms (SPEC-NOTES,
+//! "Stratum V1 as ASIC firmware speaks it"); the defaults are a well-behaved miner:
+//!
+//! * `max_extranonce2_size` / `max_extranonce1_len`: a subscribe result (or
+//!   `mining.set_extranonce`) beyond the device's limits ends the miner
+//!   ([`MinerError::Sv1Refused`]), as cgminer-based firmware breaks on them.
+//! * `roll_mask_override`: the version bits actually rolled, whatever was negotiated (a
+//!   device that asks for more than it can roll, or one that rolls bits it was not given).
+//! * `send_configure: false`: no `mining.configure` at all (no version rolling).
+//! * `id_style`: request ids as numbers, digit strings or `null`; an answer whose id has
+//!   another JSON type is not matched (a protocol warning). With `null` ids, answers are
+//!   matched to the oldest outstanding request whose kind fits the result's shape (an array
+//!   answers a subscribe, an object a configure, anything else the other requests).
+//! * `extranonce_subscribe`: `mining.extranonce.subscribe` after the subscribe.
+//! * `suggest_difficulty`: `mining.suggest_difficulty`, where `suggest_at` says: before the
+//!   subscribe, between subscribe and authorize, or after the authorize (as Bitaxe firmware
+//!   does).
+//!
+//! What the server answered is kept in [`Sv1Observed`] ([`Sv1Miner::observed`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -43,6 +65,64 @@ use crate::{Mined, Now};
 /// Unacknowledged submits remembered.
 const MAX_PENDING: usize = 1 << 16;
 
+/// `mining.set_difficulty` values kept in [`Sv1Observed::difficulties`].
+pub const MAX_OBSERVED_DIFFICULTIES: usize = 1024;
+
+/// How the miner writes the ids of its requests (firmware differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum IdStyle {
+    /// JSON numbers `1`, `2`, ... (cgminer and most firmware).
+    #[default]
+    Number,
+    /// The same numbers as JSON strings: `"1"`, `"2"`, ...
+    String,
+    /// `null` on every request (notification style): answers are matched by order and shape.
+    Null,
+}
+
+/// Where in the handshake `mining.suggest_difficulty` goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SuggestAt {
+    /// After `mining.configure`, before `mining.subscribe`.
+    #[default]
+    BeforeSubscribe,
+    /// After `mining.subscribe` (and `mining.extranonce.subscribe`), before
+    /// `mining.authorize`.
+    BeforeAuthorize,
+    /// After `mining.authorize` (Bitaxe / ESP-Miner).
+    AfterAuthorize,
+}
+
+/// Response ids received, by JSON type.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdCounts {
+    /// Number ids.
+    pub number: u64,
+    /// String ids.
+    pub string: u64,
+    /// `null` ids.
+    pub null: u64,
+}
+
+/// What the server told the miner, for tests and diagnostics (kept across reconnections).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sv1Observed {
+    /// Every `mining.set_difficulty` value received, oldest first (the first
+    /// [`MAX_OBSERVED_DIFFICULTIES`]).
+    pub difficulties: Vec<f64>,
+    /// The last subscribe result: `extranonce1` and `extranonce2_size` (also one the miner
+    /// refused).
+    pub subscribe: Option<(Vec<u8>, u32)>,
+    /// The version-rolling mask of the last `mining.configure` answer (`Some(0)`: refused).
+    pub configure_mask: Option<u32>,
+    /// The answer to `mining.extranonce.subscribe` (`None`: not sent or not answered).
+    pub extranonce_subscribe: Option<bool>,
+    /// The answer to `mining.suggest_difficulty` (`None`: not sent or not answered).
+    pub suggest_difficulty: Option<bool>,
+    /// Ids of the server's responses, by JSON type.
+    pub response_ids: IdCounts,
+}
+
 /// Configuration of one SV1 miner.
 #[derive(Debug, Clone)]
 pub struct Sv1Config {
@@ -58,6 +138,26 @@ pub struct Sv1Config {
     pub minimum_difficulty: Option<f64>,
     /// Record submit-to-response latencies in [`MinerStats::latencies_us`].
     pub record_latency: bool,
+    /// Send `mining.configure` when there is something to configure (default `true`;
+    /// `false`: never, like old firmware: no version rolling).
+    pub send_configure: bool,
+    /// The version bits actually rolled (`None`, the default: the negotiated mask). Bits
+    /// outside the negotiated mask are rolled and submitted all the same.
+    pub roll_mask_override: Option<u32>,
+    /// Largest `extranonce2_size` the device accepts (`None`: up to
+    /// [`MAX_EXTRANONCE2_LEN`]); a larger one ends the miner.
+    pub max_extranonce2_size: Option<usize>,
+    /// Longest `extranonce1` in bytes the device accepts (`None`: any); a longer one ends the
+    /// miner.
+    pub max_extranonce1_len: Option<usize>,
+    /// How request ids are written (default numbers).
+    pub id_style: IdStyle,
+    /// Send `mining.extranonce.subscribe` after the subscribe (default `false`).
+    pub extranonce_subscribe: bool,
+    /// Send `mining.suggest_difficulty` with this value (default none) ...
+    pub suggest_difficulty: Option<f64>,
+    /// ... at this point of the handshake (default before the subscribe).
+    pub suggest_at: SuggestAt,
 }
 
 impl Sv1Config {
@@ -71,6 +171,14 @@ impl Sv1Config {
             version_rolling_mask: VERSION_MASK_BIP320,
             minimum_difficulty: None,
             record_latency: false,
+            send_configure: true,
+            roll_mask_override: None,
+            max_extranonce2_size: None,
+            max_extranonce1_len: None,
+            id_style: IdStyle::Number,
+            extranonce_subscribe: false,
+            suggest_difficulty: None,
+            suggest_at: SuggestAt::BeforeSubscribe,
         }
     }
 }
@@ -99,7 +207,23 @@ enum Pending {
     Configure,
     Subscribe,
     Authorize,
+    ExtranonceSubscribe,
+    SuggestDifficulty,
     Submit { at: Instant },
+}
+
+impl Pending {
+    /// Whether a `null`-id answer whose result starts with `first` can answer this request.
+    fn fits(self, first: Option<u8>, is_error: bool) -> bool {
+        if is_error {
+            return true;
+        }
+        match self {
+            Pending::Subscribe => first == Some(b'['),
+            Pending::Configure => first == Some(b'{'),
+            _ => !matches!(first, Some(b'[' | b'{')),
+        }
+    }
 }
 
 /// A `mining.notify` with what it is mined with.
@@ -184,6 +308,7 @@ pub struct Sv1Miner {
     roll: u64,
     outputs: VecDeque<Sv1Output>,
     stats: MinerStats,
+    observed: Sv1Observed,
 }
 
 impl Sv1Miner {
@@ -203,7 +328,13 @@ impl Sv1Miner {
             roll: 0,
             outputs: VecDeque::new(),
             stats: MinerStats::default(),
+            observed: Sv1Observed::default(),
         }
+    }
+
+    /// What the server answered and sent (see [`Sv1Observed`]).
+    pub fn observed(&self) -> &Sv1Observed {
+        &self.observed
     }
 
     /// The configuration.
@@ -224,6 +355,23 @@ impl Sv1Miner {
     /// The negotiated version-rolling mask (`None` until `mining.configure` accepted it).
     pub fn version_mask(&self) -> Option<u32> {
         self.version_mask
+    }
+
+    /// The version bits the miner rolls: the override if configured, else the negotiated
+    /// mask (0: none).
+    pub fn rolled_mask(&self) -> u32 {
+        self.config
+            .roll_mask_override
+            .or(self.version_mask)
+            .unwrap_or(0)
+    }
+
+    /// The bits sent as the 6th `mining.submit` parameter (`None`: no version rolling).
+    fn submitted_mask(&self) -> Option<u32> {
+        match (self.version_mask, self.config.roll_mask_override) {
+            (None, None) => None,
+            (m, o) => Some(m.unwrap_or(0) | o.unwrap_or(0)),
+        }
     }
 
     /// The id of the job being hashed.
@@ -255,8 +403,13 @@ impl Sv1Miner {
         let id = self.next_id;
         self.next_id += 1;
         let mut line = Vec::with_capacity(160);
+        let wire_id = match self.config.id_style {
+            IdStyle::Number => Id::from(id),
+            IdStyle::String => Id::from(id.to_string()),
+            IdStyle::Null => Id::Null,
+        };
         Request {
-            id: Id::from(id),
+            id: wire_id,
             method,
         }
         .encode(&mut line);
@@ -291,7 +444,7 @@ impl Sv1Miner {
         if min_diff.is_some() {
             exts.push(Text::from_static(extensions::MINIMUM_DIFFICULTY));
         }
-        if !exts.is_empty() {
+        if !exts.is_empty() && self.config.send_configure {
             let rolling = self.config.version_rolling_mask != 0;
             let configure = Configure {
                 extensions: exts,
@@ -302,6 +455,7 @@ impl Sv1Miner {
             };
             self.request(ClientMethod::Configure(configure), Pending::Configure);
         }
+        self.suggest_difficulty(SuggestAt::BeforeSubscribe);
         self.request(
             ClientMethod::Subscribe(Subscribe {
                 user_agent: Some(Text::from(concat!(
@@ -312,6 +466,13 @@ impl Sv1Miner {
             }),
             Pending::Subscribe,
         );
+        if self.config.extranonce_subscribe {
+            self.request(
+                ClientMethod::ExtranonceSubscribe,
+                Pending::ExtranonceSubscribe,
+            );
+        }
+        self.suggest_difficulty(SuggestAt::BeforeAuthorize);
         self.request(
             ClientMethod::Authorize(Authorize {
                 user: Text::from(self.config.user.clone()),
@@ -319,6 +480,20 @@ impl Sv1Miner {
             }),
             Pending::Authorize,
         );
+        self.suggest_difficulty(SuggestAt::AfterAuthorize);
+    }
+
+    /// Queues `mining.suggest_difficulty` if one is configured at `at`.
+    fn suggest_difficulty(&mut self, at: SuggestAt) {
+        if self.config.suggest_at != at {
+            return;
+        }
+        if let Some(d) = self.config.suggest_difficulty.and_then(Difficulty::new) {
+            self.request(
+                ClientMethod::SuggestDifficulty(d),
+                Pending::SuggestDifficulty,
+            );
+        }
     }
 
     /// Handles one line from the server (without its newline). An error means the miner
@@ -327,7 +502,7 @@ impl Sv1Miner {
     pub fn handle_line(&mut self, line: impl Into<Bytes>, now: Now) -> Result<(), MinerError> {
         match ServerMessage::parse(line) {
             Ok(ServerMessage::Response(r)) => self.on_response(r, now)?,
-            Ok(ServerMessage::Request(req)) => self.on_request(req),
+            Ok(ServerMessage::Request(req)) => self.on_request(req)?,
             Err(e) => {
                 tracing::warn!(miner = self.config.index, error = %e, "malformed line skipped");
                 self.stats.malformed_lines += 1;
@@ -340,7 +515,7 @@ impl Sv1Miner {
         Ok(())
     }
 
-    fn on_request(&mut self, req: Request<ServerMethod>) {
+    fn on_request(&mut self, req: Request<ServerMethod>) -> Result<(), MinerError> {
         match req.method {
             ServerMethod::Notify(n) => {
                 self.event(Event::NewJob {
@@ -352,7 +527,7 @@ impl Sv1Miner {
                     Ok(t) => t,
                     Err(e) => {
                         self.warn("mining.notify", format!("nbits {:08x}: {e}", n.nbits));
-                        return;
+                        return Ok(());
                     }
                 };
                 self.job = Some(Arc::new(Sv1Job {
@@ -363,6 +538,9 @@ impl Sv1Miner {
                 self.work = None;
             }
             ServerMethod::SetDifficulty(d) => {
+                if self.observed.difficulties.len() < MAX_OBSERVED_DIFFICULTIES {
+                    self.observed.difficulties.push(d.get());
+                }
                 self.event(Event::TargetChanged {
                     channel: None,
                     difficulty: d.get(),
@@ -383,6 +561,11 @@ impl Sv1Miner {
                     prefix: s.extranonce1.to_vec(),
                     size: Some(s.extranonce2_size),
                 });
+                self.check_device_limits(
+                    "mining.set_extranonce",
+                    &s.extranonce1,
+                    s.extranonce2_size,
+                )?;
                 match usize::try_from(s.extranonce2_size) {
                     Ok(n) if n <= MAX_EXTRANONCE2_LEN => self.extranonce = Some((s.extranonce1, n)),
                     _ => self.warn(
@@ -420,10 +603,76 @@ impl Sv1Miner {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The device's extranonce limits ([`Sv1Config::max_extranonce1_len`],
+    /// [`Sv1Config::max_extranonce2_size`]): beyond them the firmware cannot mine.
+    fn check_device_limits(
+        &self,
+        request: &'static str,
+        extranonce1: &[u8],
+        extranonce2_size: u32,
+    ) -> Result<(), MinerError> {
+        let refused = |reason: String| Err(MinerError::Sv1Refused { request, reason });
+        if let Some(max) = self.config.max_extranonce2_size {
+            if usize::try_from(extranonce2_size).map_or(true, |n| n > max) {
+                return refused(format!(
+                    "extranonce2_size {extranonce2_size} above the device's limit {max}"
+                ));
+            }
+        }
+        if let Some(max) = self.config.max_extranonce1_len {
+            if extranonce1.len() > max {
+                return refused(format!(
+                    "extranonce1 of {} bytes above the device's limit {max}",
+                    extranonce1.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The request a response answers, removed from the outstanding ones. Ids are matched
+    /// only in the miner's own [`IdStyle`]: an answer whose id is of another JSON type (or a
+    /// `null`-id error to a miner that numbers its requests) answers nothing of ours.
+    fn take_pending(&mut self, r: &Response) -> Option<(u64, Pending)> {
+        let ids = &mut self.observed.response_ids;
+        match &r.id {
+            Id::Number(_) => ids.number += 1,
+            Id::String(_) => ids.string += 1,
+            Id::Null => ids.null += 1,
+        }
+        let seq = match (&r.id, self.config.id_style) {
+            (Id::Number(_), IdStyle::Number) => r.id.as_u64()?,
+            (Id::String(s), IdStyle::String) => s.parse().ok()?,
+            (Id::Null, IdStyle::Null) => return self.take_pending_by_shape(r),
+            _ => return None,
+        };
+        self.pending.remove(&seq).map(|kind| (seq, kind))
+    }
+
+    /// A `null`-id answer: the oldest outstanding request its result's shape fits.
+    fn take_pending_by_shape(&mut self, r: &Response) -> Option<(u64, Pending)> {
+        while let Some(front) = self.pending_order.front() {
+            if self.pending.contains_key(front) {
+                break;
+            }
+            self.pending_order.pop_front();
+        }
+        let first = r.result.as_str().trim_start().bytes().next();
+        let is_error = r.error.is_some();
+        let pos = self.pending_order.iter().position(|id| {
+            self.pending
+                .get(id)
+                .is_some_and(|k| k.fits(first, is_error))
+        })?;
+        let seq = self.pending_order.remove(pos)?;
+        self.pending.remove(&seq).map(|kind| (seq, kind))
     }
 
     fn on_response(&mut self, r: Response, now: Now) -> Result<(), MinerError> {
-        let Some(kind) = r.id.as_u64().and_then(|id| self.pending.remove(&id)) else {
+        let Some((seq, kind)) = self.take_pending(&r) else {
             self.warn("response", format!("to unknown request id {}", r.id));
             return Ok(());
         };
@@ -441,6 +690,7 @@ impl Sv1Miner {
                         & self.config.version_rolling_mask
                 });
                 self.version_mask = mask;
+                self.observed.configure_mask = Some(mask.unwrap_or(0));
                 self.event(Event::VersionMask {
                     mask: mask.unwrap_or(0),
                 });
@@ -456,6 +706,8 @@ impl Sv1Miner {
                 }
                 let s =
                     SubscribeResult::from_json(&r.result).map_err(|e| refused(e.to_string()))?;
+                self.observed.subscribe = Some((s.extranonce1.to_vec(), s.extranonce2_size));
+                self.check_device_limits("mining.subscribe", &s.extranonce1, s.extranonce2_size)?;
                 let size = usize::try_from(s.extranonce2_size)
                     .ok()
                     .filter(|&n| n <= MAX_EXTRANONCE2_LEN)
@@ -486,8 +738,15 @@ impl Sv1Miner {
                     user: self.config.user.clone(),
                 });
             }
+            Pending::ExtranonceSubscribe => {
+                self.observed.extranonce_subscribe =
+                    Some(r.error.is_none() && r.result_bool() == Some(true));
+            }
+            Pending::SuggestDifficulty => {
+                self.observed.suggest_difficulty =
+                    Some(r.error.is_none() && r.result_bool() == Some(true));
+            }
             Pending::Submit { at } => {
-                let seq = r.id.as_u64().unwrap_or(0);
                 if r.error.is_none() && r.result_bool() == Some(true) {
                     self.stats.acknowledged += 1;
                     if self.config.record_latency {
@@ -529,7 +788,7 @@ impl Sv1Miner {
         let mut work = Sv1Work {
             extranonce1: en1,
             extranonce2: vec![0u8; en2_size],
-            mask: self.version_mask.unwrap_or(0),
+            mask: self.rolled_mask(),
             version: job.notify.version,
             ntime: job.notify.ntime,
             search: HeaderSearch::new([0u8; HEADER_LEN], target),
@@ -578,7 +837,7 @@ impl Sv1Miner {
             extranonce2,
             ntime: w.ntime,
             nonce,
-            version_bits: self.version_mask.map(|m| w.version & m),
+            version_bits: self.submitted_mask().map(|m| w.version & m),
         };
         let job = w.job.notify.job_id.to_string();
         let is_block = w.job.network_target.is_met_by(&hash);
