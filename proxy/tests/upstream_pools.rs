@@ -110,7 +110,11 @@ impl Upstream {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
-            if let Ok(Some(UpstreamEvent::Work(w))) = &next {
+            if let Ok(Some(UpstreamEvent::Work {
+                channel: 0,
+                work: w,
+            })) = &next
+            {
                 self.latest = Some(w.clone());
             }
             match next {
@@ -142,10 +146,10 @@ impl Upstream {
             .wait_for(
                 20,
                 "work",
-                |e| matches!(e, UpstreamEvent::Work(w) if w.epoch == epoch),
+                |e| matches!(e, UpstreamEvent::Work { channel: 0, work: w } if w.epoch == epoch),
             )
             .await;
-        let UpstreamEvent::Work(w) = ev else {
+        let UpstreamEvent::Work { work: w, .. } = ev else {
             unreachable!()
         };
         w
@@ -174,7 +178,11 @@ impl Upstream {
     fn drain(&mut self) -> Vec<UpstreamEvent> {
         let mut events = vec![];
         while let Ok(e) = self.events.try_recv() {
-            if let UpstreamEvent::Work(w) = &e {
+            if let UpstreamEvent::Work {
+                channel: 0,
+                work: w,
+            } = &e
+            {
                 self.latest = Some(w.clone());
             }
             events.push(e);
@@ -214,6 +222,7 @@ fn mine(work: &UpstreamWork, tag: u32, worker: &str) -> ForwardShare {
         h.nonce += 1;
     }
     ForwardShare {
+        channel: 0,
         miner: MinerId(tag),
         worker: worker.into(),
         epoch: work.epoch,
