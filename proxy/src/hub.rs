@@ -897,3 +897,253 @@ pub fn spawn(
     });
     (HubHandle { requests: req_tx }, query_tx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], n))
+    }
+
+    fn hub(miners_per_channel: u32) -> (Hub, mpsc::Receiver<UpstreamCommand>) {
+        let (tx, rx) = mpsc::channel(64);
+        let cfg = HubConfig {
+            miners_per_channel,
+            pools: vec!["stratum2+tcp://pool:1/KEY".into()],
+            ..HubConfig::default()
+        };
+        (Hub::new(cfg, tx), rx)
+    }
+
+    fn active(epoch: u64, channel_id: u32, prefix: u8) -> UpstreamEvent {
+        UpstreamEvent::Active {
+            epoch,
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            channel_id,
+            extranonce_prefix: bytes::Bytes::from(vec![prefix; 6]),
+            extranonce_size: 10,
+            target: Target::MAX,
+        }
+    }
+
+    fn opened(epoch: u64, channel: usize, channel_id: u32, prefix: u8) -> UpstreamEvent {
+        UpstreamEvent::ChannelOpened {
+            epoch,
+            channel,
+            channel_id,
+            extranonce_prefix: bytes::Bytes::from(vec![prefix; 6]),
+            extranonce_size: 10,
+            target: Target::MAX,
+        }
+    }
+
+    type Reply = oneshot::Receiver<Result<Joined, JoinError>>;
+
+    /// A join; returns the pending answer and the command it caused.
+    fn join(h: &mut Hub, n: u16) -> (Reply, Option<UpstreamCommand>) {
+        let (tx, rx) = oneshot::channel();
+        let cmd = h.join(peer(n), tx);
+        (rx, cmd)
+    }
+
+    fn joined(rx: &mut Reply) -> Joined {
+        rx.try_recv()
+            .expect("answered")
+            .expect("joined without error")
+    }
+
+    fn report(miner: MinerId, hashrate: f64) -> MinerReport {
+        MinerReport {
+            miner,
+            worker: format!("rig{}", miner.0),
+            address: String::new(),
+            user_agent: String::new(),
+            protocol: "sv1",
+            difficulty: 1.0,
+            hashrate,
+            accepted: 0,
+            rejected: BTreeMap::new(),
+            stale: 0,
+            last_share_ms: 0,
+            connected_since_ms: 0,
+            connected: true,
+        }
+    }
+
+    #[test]
+    fn two_miners_per_channel_the_third_asks_for_a_second_channel() {
+        let (mut h, _rx) = hub(2);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, cmd_a) = join(&mut h, 1);
+        let (mut b, cmd_b) = join(&mut h, 2);
+        assert_eq!((cmd_a, cmd_b), (None, None));
+        let (ja, jb) = (joined(&mut a), joined(&mut b));
+        assert_eq!((ja.channel, jb.channel), (0, 0));
+        assert_ne!(ja.slot.miner, jb.slot.miner);
+
+        // the third finds every channel full: one more is asked for, the miner waits
+        let (mut c, cmd_c) = join(&mut h, 3);
+        assert_eq!(cmd_c, Some(UpstreamCommand::Channels(2)));
+        assert!(matches!(
+            c.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        // a fourth fits the new channel: no further request
+        let (mut d, cmd_d) = join(&mut h, 4);
+        assert_eq!(cmd_d, None);
+        // channel 1 opens: both waiting miners are answered on it, with its own work
+        h.on_event(opened(1, 1, 8, 0xcc));
+        let (jc, jd) = (joined(&mut c), joined(&mut d));
+        assert_eq!((jc.channel, jd.channel), (1, 1));
+        // ids are per channel: the hub tells them apart by (channel, id)
+        assert_eq!(jc.slot.miner, ja.slot.miner);
+        assert_eq!(h.miners.len(), 4);
+        let ups = h.upstreams();
+        assert_eq!(ups[0].channel_ids, vec![7, 8]);
+        assert_eq!(ups[0].channel_id, Some(7));
+        assert_eq!(
+            ups[0].channels.iter().map(|c| c.miners).collect::<Vec<_>>(),
+            vec![2, 2]
+        );
+
+        // work reaches each channel's miners only, with that channel's prefix
+        let mut w = UpstreamWork {
+            epoch: 1,
+            seq: 1,
+            job_id: 5,
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            version_mask: 0x1fff_e000,
+            prev_hash: [1; 32],
+            nbits: 0x207f_ffff,
+            min_ntime: 1,
+            coinbase_prefix: bytes::Bytes::from_static(&[1]),
+            coinbase_suffix: bytes::Bytes::from_static(&[2]),
+            merkle_path: Arc::from(vec![]),
+            extranonce_prefix: bytes::Bytes::from(vec![0xcc; 6]),
+            extranonce_size: 10,
+            id_width: 0,
+            extranonce2_size: 0,
+            upstream_target: Target::MAX,
+            clean: true,
+        };
+        h.on_event(UpstreamEvent::Work {
+            channel: 1,
+            work: w.clone(),
+        });
+        assert!(ja.work.borrow().is_none());
+        let got = jc.work.borrow().clone().expect("channel 1 work");
+        assert_eq!(&got.extranonce_prefix[..], &[0xcc; 6]);
+        assert!(got.id_width > 0 && got.extranonce2_size > 0);
+        w.extranonce_prefix = bytes::Bytes::from(vec![0xaa; 6]);
+        h.on_event(UpstreamEvent::Work {
+            channel: 0,
+            work: w,
+        });
+        assert!(jb.work.borrow().is_some());
+
+        // a miner of channel 0 leaves: the next one takes its place there
+        h.forget(0, ja.slot.miner);
+        let (mut e, cmd_e) = join(&mut h, 5);
+        assert_eq!(cmd_e, None);
+        assert_eq!(joined(&mut e).channel, 0);
+    }
+
+    #[test]
+    fn zero_means_every_miner_on_channel_zero() {
+        let (mut h, _rx) = hub(0);
+        let (mut a, _) = join(&mut h, 1);
+        // no upstream yet: the miner waits
+        assert!(a.try_recv().is_err());
+        h.on_event(active(1, 7, 0xaa));
+        assert_eq!(joined(&mut a).channel, 0);
+        for n in 2..50 {
+            let (mut r, cmd) = join(&mut h, n);
+            assert_eq!(cmd, None);
+            assert_eq!(joined(&mut r).channel, 0);
+        }
+        assert_eq!(h.channels.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_channel_leaves_its_miners_without_work_and_the_others_mining() {
+        let (mut h, _rx) = hub(1);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, _) = join(&mut h, 1);
+        let ja = joined(&mut a);
+        let (mut b, cmd) = join(&mut h, 2);
+        assert_eq!(cmd, Some(UpstreamCommand::Channels(2)));
+        h.on_event(UpstreamEvent::ChannelRefused {
+            epoch: 1,
+            channel: 1,
+            reason: "max-channels".into(),
+        });
+        assert!(b.try_recv().is_err(), "still waiting: no work, no error");
+        let ups = h.upstreams();
+        assert_eq!(ups[0].channels[1].state, "refused");
+        assert_eq!(ups[0].channels[1].error.as_deref(), Some("max-channels"));
+        assert_eq!(ups[0].channels[0].state, "open");
+        assert_eq!(ja.channel, 0);
+        // a new pool opens it: the waiting miner joins
+        h.on_event(active(2, 70, 0xbb));
+        h.on_event(opened(2, 1, 71, 0xbc));
+        assert_eq!(joined(&mut b).channel, 1);
+        // an event of an old epoch changes nothing
+        h.on_event(UpstreamEvent::ChannelRefused {
+            epoch: 1,
+            channel: 1,
+            reason: "late".into(),
+        });
+        assert_eq!(h.upstreams()[0].channels[1].state, "open");
+    }
+
+    #[test]
+    fn update_channel_per_channel_with_its_miners_hashrate() {
+        let (mut h, _rx) = hub(2);
+        h.on_event(active(1, 7, 0xaa));
+        let mut ids = vec![];
+        for n in 1..=3 {
+            let (mut r, _) = join(&mut h, n);
+            if n == 3 {
+                h.on_event(opened(1, 1, 8, 0xcc));
+            }
+            let j = joined(&mut r);
+            ids.push((j.channel, j.slot.miner));
+        }
+        for (i, (c, m)) in ids.iter().enumerate() {
+            let rate = 100.0 * (i as f64 + 1.0);
+            if let Some(e) = h.miners.get_mut(&(*c, *m)) {
+                e.report = Some(report(*m, rate));
+            }
+        }
+        let due = h.channel_updates();
+        assert_eq!(
+            due,
+            vec![
+                UpstreamCommand::UpdateHashrate {
+                    channel: 0,
+                    hashrate: 300.0
+                },
+                UpstreamCommand::UpdateHashrate {
+                    channel: 1,
+                    hashrate: 300.0
+                },
+            ]
+        );
+        // debounced: nothing new until a change beyond the threshold
+        assert!(h.channel_updates().is_empty());
+        let (c, m) = ids[2];
+        if let Some(e) = h.miners.get_mut(&(c, m)) {
+            e.report = Some(report(m, 400.0));
+        }
+        assert_eq!(
+            h.channel_updates(),
+            vec![UpstreamCommand::UpdateHashrate {
+                channel: 1,
+                hashrate: 400.0
+            }]
+        );
+    }
+}
