@@ -6,7 +6,10 @@
 //! Assignment: with `miners_per_channel = N > 0` a joining miner goes to the first channel
 //! with fewer than N miners; when all are full the hub asks the upstream side for one more
 //! channel ([`UpstreamCommand::Channels`]) and the miner waits for that channel to open (its
-//! session waits for work anyway). With N = 0 every miner is on channel 0. Miner ids are
+//! session waits for work anyway). A channel the pool refuses gets no work: miners already
+//! on it (from an earlier pool) wait for the next pool, miners still waiting for it and later
+//! ones go to the open channel with the fewest miners (above N) rather than asking for more
+//! refusals. With N = 0 every miner is on channel 0. Miner ids are
 //! unique within a channel; the hub's maps are keyed by (channel, id). Each channel's
 //! `UpdateChannel` carries the summed hashrate of its own miners (debounced: at most every
 //! `update_interval`, and only after a change beyond `update_threshold`).
@@ -377,11 +380,31 @@ impl Hub {
         if n == 0 {
             return (0, false);
         }
-        if let Some(c) = self.channels.iter().position(|c| c.assigned < n) {
+        if let Some(c) = self
+            .channels
+            .iter()
+            .position(|c| c.assigned < n && c.refused.is_none())
+        {
             return (c, false);
+        }
+        // the pool refuses channels: more miners on the open ones rather than more refusals
+        if self.channels.iter().any(|c| c.refused.is_some()) {
+            if let Some(c) = self.least_loaded_open() {
+                return (c, false);
+            }
         }
         self.channels.push(HubChannel::new());
         (self.channels.len() - 1, true)
+    }
+
+    /// The open channel with the fewest miners.
+    fn least_loaded_open(&self) -> Option<usize> {
+        self.channels
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.upstream.is_some())
+            .min_by_key(|(_, c)| c.assigned)
+            .map(|(i, _)| i)
     }
 
     /// A miner joins: answered at once when its channel has been open, else when it opens.
@@ -602,6 +625,32 @@ impl Hub {
                     ch.upstream = None;
                     ch.last_work = None;
                     ch.publish(epoch);
+                    // miners still waiting for it have no id yet: they go to an open channel
+                    // (above the per-channel count) rather than wait for a channel that
+                    // does not come; miners already on it keep their id for the next pool
+                    let waiting = std::mem::take(&mut ch.waiting);
+                    ch.assigned -= waiting.len().min(ch.assigned);
+                    if let Some(to) = self.least_loaded_open().filter(|_| !waiting.is_empty()) {
+                        tracing::warn!(
+                            from = channel,
+                            to,
+                            miners = waiting.len(),
+                            "waiting miners moved to an open channel"
+                        );
+                    }
+                    for (peer, reply) in waiting {
+                        match self.least_loaded_open() {
+                            Some(to) => {
+                                self.channels[to].assigned += 1;
+                                self.answer(to, peer, reply);
+                            }
+                            None => {
+                                let ch = &mut self.channels[channel];
+                                ch.assigned += 1;
+                                ch.waiting.push((peer, reply));
+                            }
+                        }
+                    }
                 }
             }
             UpstreamEvent::Work { channel, work } => {
@@ -1068,7 +1117,7 @@ mod tests {
     }
 
     #[test]
-    fn a_refused_channel_leaves_its_miners_without_work_and_the_others_mining() {
+    fn a_refused_channel_sends_its_waiting_miners_to_an_open_one() {
         let (mut h, _rx) = hub(1);
         h.on_event(active(1, 7, 0xaa));
         let (mut a, _) = join(&mut h, 1);
@@ -1080,16 +1129,24 @@ mod tests {
             channel: 1,
             reason: "max-channels".into(),
         });
-        assert!(b.try_recv().is_err(), "still waiting: no work, no error");
+        // the waiting miner goes to the open channel, above the per-channel count
+        let jb = joined(&mut b);
+        assert_eq!((ja.channel, jb.channel), (0, 0));
         let ups = h.upstreams();
         assert_eq!(ups[0].channels[1].state, "refused");
         assert_eq!(ups[0].channels[1].error.as_deref(), Some("max-channels"));
         assert_eq!(ups[0].channels[0].state, "open");
-        assert_eq!(ja.channel, 0);
-        // a new pool opens it: the waiting miner joins
+        assert_eq!(ups[0].channels[0].miners, 2);
+        // and so do later miners, without asking for more refusals
+        let (mut c, cmd) = join(&mut h, 3);
+        assert_eq!(cmd, None);
+        assert_eq!(joined(&mut c).channel, 0);
+        // a new pool opens channel 1: the next miner goes there
         h.on_event(active(2, 70, 0xbb));
         h.on_event(opened(2, 1, 71, 0xbc));
-        assert_eq!(joined(&mut b).channel, 1);
+        let (mut d, cmd) = join(&mut h, 4);
+        assert_eq!(cmd, None);
+        assert_eq!(joined(&mut d).channel, 1);
         // an event of an old epoch changes nothing
         h.on_event(UpstreamEvent::ChannelRefused {
             epoch: 1,
