@@ -99,7 +99,7 @@ pub struct UpstreamConfig {
     pub handshake_timeout: Duration,
     /// From the handshake to an open channel (default 10 s).
     pub setup_timeout: Duration,
-    /// From the channel opening to its first job (default 15 s).
+    /// From channel 0 opening to its first job (default 15 s).
     pub first_job_timeout: Duration,
     /// Time a socket write may block (default 10 s).
     pub write_timeout: Duration,

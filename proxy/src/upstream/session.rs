@@ -54,7 +54,7 @@ pub const CODE_UPSTREAM_CLOSED: &str = "upstream-closed";
 /// Settings of a session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// `user_identity` of the channel (the pool account / payout name).
+    /// `user_identity` of the channels (the pool account / payout name).
     pub user_identity: String,
     /// Nominal hashrate announced at open (hashes per second), for a channel without its own
     /// figure in [`SessionConfig::channel_hashrates`].
@@ -71,9 +71,9 @@ pub struct SessionConfig {
     /// Shares waiting for an answer at most; when full the oldest is given up as
     /// [`CODE_NO_RESPONSE`].
     pub max_pending_shares: usize,
-    /// Time from [`UpstreamSession::start`] to the channel being open.
+    /// Time from [`UpstreamSession::start`] to channel 0 being open.
     pub setup_timeout: Duration,
-    /// Time from the channel being open to its first job on a prevhash.
+    /// Time from channel 0 being open to its first job on a prevhash.
     pub first_job_timeout: Duration,
     /// `endpoint_host` of SetupConnection.
     pub endpoint_host: String,
