@@ -1,9 +1,11 @@
 //! HTTP API of the proxy (loopback by default).
 //!
-//! * `GET /api/v1/miners`: per miner: worker, address, user agent, difficulty, hashrate,
-//!   accepted / rejected by reason / stale, last share, connected since, upstream counts.
-//! * `GET /api/v1/upstreams`: each pool: state, active or not, channel id, shares forwarded
-//!   and accepted.
+//! * `GET /api/v1/miners`: per miner: its upstream channel index and id, worker, address,
+//!   user agent, difficulty, hashrate, accepted / rejected by reason / stale, last share,
+//!   connected since, upstream counts.
+//! * `GET /api/v1/upstreams`: each pool: state, shares forwarded and accepted; the active one
+//!   also lists its channels (`channel_ids`, and `channels`: index, state open / opening /
+//!   refused, upstream id, error, miners, announced hashrate).
 //! * `GET /api/v1/stats`: proxy-wide figures.
 //! * `GET /metrics`: Prometheus text; per-miner series for at most `max_miner_series` miners.
 
@@ -130,6 +132,12 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         "Summed miner hashrate estimate.",
         "gauge",
         st.hashrate,
+    );
+    metric(
+        "strata_proxy_upstream_channels",
+        "Upstream extended channels the proxy holds or is opening.",
+        "gauge",
+        st.channels as f64,
     );
     metric(
         "strata_proxy_upstream_epoch",

@@ -56,6 +56,9 @@ pub struct UpstreamSettings {
     pub return_to_preferred: bool,
     /// Seconds a preferred pool must stay up before the proxy returns to it.
     pub stable_secs: u64,
+    /// Miners per upstream extended channel: 0 aggregates every miner into one channel;
+    /// N > 0 opens one more channel on the pool each time N more miners connect.
+    pub miners_per_channel: u32,
 }
 
 impl Default for UpstreamSettings {
@@ -65,6 +68,7 @@ impl Default for UpstreamSettings {
             min_extranonce_size: 10,
             return_to_preferred: true,
             stable_secs: 30,
+            miners_per_channel: 0,
         }
     }
 }
@@ -216,10 +220,26 @@ mod tests {
                 "STRATA_PROXY_SV1__POWER_OF_TWO".to_string(),
                 "true".to_string(),
             ),
+            (
+                "STRATA_PROXY_UPSTREAM__MINERS_PER_CHANNEL".to_string(),
+                "8".to_string(),
+            ),
         ];
+        assert_eq!(c.upstream.miners_per_channel, 0);
         let c = Config::load(None, env).expect("env");
         assert_eq!(c.upstreams.len(), 2);
         assert!(c.sv1.power_of_two);
+        assert_eq!(c.upstream.miners_per_channel, 8);
+        let file = std::env::temp_dir().join(format!("strata-proxy-{}.toml", std::process::id()));
+        std::fs::write(&file, "[upstream]\nminers_per_channel = 3\n").expect("write");
+        let c = Config::load(Some(&file), Vec::new()).expect("file");
+        let _ = std::fs::remove_file(&file);
+        assert_eq!(c.upstream.miners_per_channel, 3);
+        let bad = vec![(
+            "STRATA_PROXY_UPSTREAM__MINERS_PER_CHANNEL".to_string(),
+            "-1".to_string(),
+        )];
+        assert!(Config::load(None, bad).is_err());
         assert!(Config::load(None, vec![("STRATA_PROXY_NOPE".into(), "1".into())]).is_err());
     }
 }

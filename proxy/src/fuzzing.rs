@@ -387,6 +387,8 @@ pub fn sv2_session(data: &[u8]) {
 /// The share of submit step number `n` (its `nonce` is `n`, so results can be matched).
 fn share(n: u32, b: u8) -> ForwardShare {
     ForwardShare {
+        // two channels: the high bit picks the second (opened, maybe, by the script)
+        channel: usize::from(b >> 7),
         miner: MinerId(u32::from(b)),
         worker: if b & 1 == 0 {
             format!("rig-{b}")
@@ -407,14 +409,17 @@ fn share(n: u32, b: u8) -> ForwardShare {
 ///
 /// Steps (`op % 6`): 0 and 1 pool stream bytes (one length byte, then the bytes; every
 /// complete frame that decodes goes to the session), 2 a share to forward (its argument
-/// shapes the share, its extranonce `arg % 40` bytes), 3 a hashrate update (4 bytes, any
-/// `f32`), 4 time passes (`arg` seconds) and the deadline is checked, 5 the connection ends.
-/// An error ends the connection as the connection task does ([`UpstreamSession::close`]).
+/// shapes the share, its extranonce `arg % 40` bytes, its high bit the channel), 3 a
+/// hashrate update (4 bytes, any `f32`; the low bit of the first picks the channel), 4 time
+/// passes (`arg` seconds) and the deadline is checked, 5 the connection ends. The session
+/// asks for two channels (request ids 1 and 2). An error ends the connection as the
+/// connection task does ([`UpstreamSession::close`]).
 pub fn upstream_session(data: &[u8]) {
     let mut now = Instant::now();
     let mut s = UpstreamSession::new(UpConfig {
         user_identity: "farm".into(),
         nominal_hashrate: 1e15,
+        channels: 2,
         ..UpConfig::default()
     });
     let mut decoder = FrameDecoder::new(MAX_FRAME);
@@ -467,7 +472,7 @@ pub fn upstream_session(data: &[u8]) {
                     next(data, &mut i),
                     next(data, &mut i),
                 ];
-                s.update_hashrate(f32::from_le_bytes(b), &mut out);
+                s.update_hashrate(usize::from(b[0] & 1), f32::from_le_bytes(b), &mut out);
                 shares.check(&mut out, ended);
             }
             4 => {

@@ -1,6 +1,18 @@
-//! The hub: the one task that owns the active upstream channel's state, the extranonce
-//! splitter and the routing of forwarded shares. Miner tasks talk to it with
-//! [`HubRequest`]s and read the current [`UpstreamWork`] from a `watch` channel.
+//! The hub: the one task that owns the upstream channels' state (one or more extended
+//! channels on the active pool), their extranonce splitters and the routing of forwarded
+//! shares. Miner tasks talk to it with [`HubRequest`]s; a join puts the miner on a channel
+//! and hands it that channel's `watch` of [`UpstreamWork`].
+//!
+//! Assignment: with `miners_per_channel = N > 0` a joining miner goes to the first channel
+//! with fewer than N miners; when all are full the hub asks the upstream side for one more
+//! channel ([`UpstreamCommand::Channels`]) and the miner waits for that channel to open (its
+//! session waits for work anyway). A channel the pool refuses gets no work: miners already
+//! on it (from an earlier pool) wait for the next pool, miners still waiting for it and later
+//! ones go to the open channel with the fewest miners (above N) rather than asking for more
+//! refusals. With N = 0 every miner is on channel 0. Miner ids are
+//! unique within a channel; the hub's maps are keyed by (channel, id). Each channel's
+//! `UpdateChannel` carries the summed hashrate of its own miners (debounced: at most every
+//! `update_interval`, and only after a change beyond `update_threshold`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -16,11 +28,25 @@ use tokio_util::sync::CancellationToken;
 use crate::upstream::{UpstreamCommand, UpstreamEvent};
 use crate::work::{ForwardShare, UpstreamWork};
 
-/// A miner's place in the upstream channel.
+/// What a miner's session needs of its place in an upstream channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Slot {
-    /// Its id (stable for the connection's life, across upstream switches).
+    /// Its id (unique within its channel, stable for the connection's life, across upstream
+    /// switches).
     pub miner: MinerId,
+}
+
+/// The hub's answer to a join: the miner's slot, its channel and that channel's work.
+#[derive(Debug)]
+pub struct Joined {
+    /// The slot (for the miner's session).
+    pub slot: Slot,
+    /// The proxy-side index of the upstream channel the miner is on: stamp it on
+    /// [`ForwardShare::channel`], and name it in [`HubRequest::Leave`] and
+    /// [`HubRequest::Report`].
+    pub channel: usize,
+    /// The channel's current work (`None` while the channel has no usable upstream).
+    pub work: watch::Receiver<Option<Arc<UpstreamWork>>>,
 }
 
 /// Why a miner cannot join.
@@ -34,22 +60,30 @@ pub enum JoinError {
 /// What a miner task tells the hub.
 #[derive(Debug)]
 pub enum HubRequest {
-    /// A miner connected (SV1: at `mining.subscribe`): allocate its id.
+    /// A miner connected (SV1: at `mining.subscribe`): pick its channel and allocate its id.
+    /// The answer may wait until its channel is open upstream.
     Join {
         /// Its address.
         peer: SocketAddr,
         /// The answer.
-        reply: oneshot::Sender<Result<Slot, JoinError>>,
+        reply: oneshot::Sender<Result<Joined, JoinError>>,
     },
     /// A miner left: release its id.
     Leave {
+        /// Its channel ([`Joined::channel`]).
+        channel: usize,
         /// The miner.
         miner: MinerId,
     },
-    /// A share meeting the upstream target: forward it.
+    /// A share meeting the upstream target: forward it (on [`ForwardShare::channel`]).
     Share(ForwardShare),
     /// Periodic figures of one miner (for UpdateChannel and the API).
-    Report(MinerReport),
+    Report {
+        /// Its channel ([`Joined::channel`]).
+        channel: usize,
+        /// The figures.
+        report: MinerReport,
+    },
 }
 
 /// What a miner task reports about its miner (about every 10 s and at disconnect).
@@ -84,13 +118,11 @@ pub struct MinerReport {
     pub connected: bool,
 }
 
-/// The handle miner tasks hold.
+/// The handle miner tasks hold (each follows its channel's work from [`Joined::work`]).
 #[derive(Debug, Clone)]
 pub struct HubHandle {
     /// Requests to the hub.
     pub requests: mpsc::Sender<HubRequest>,
-    /// The current work (`None` while no upstream is usable).
-    pub work: watch::Receiver<Option<Arc<UpstreamWork>>>,
 }
 
 // -------------------------------------------------------------------------------------------
@@ -102,7 +134,9 @@ pub struct HubHandle {
 pub struct HubConfig {
     /// How the upstream extranonce space is split among miners.
     pub split: SplitConfig,
-    /// How often the summed miner hashrate is considered for an `UpdateChannel`.
+    /// Miners per upstream channel (0 = every miner on one channel).
+    pub miners_per_channel: u32,
+    /// How often each channel's summed miner hashrate is considered for an `UpdateChannel`.
     pub update_interval: Duration,
     /// Relative hashrate change that triggers an `UpdateChannel` (0.1 = 10 %).
     pub update_threshold: f64,
@@ -114,6 +148,7 @@ impl Default for HubConfig {
     fn default() -> Self {
         HubConfig {
             split: SplitConfig::default(),
+            miners_per_channel: 0,
             update_interval: Duration::from_secs(10),
             update_threshold: 0.1,
             pools: vec![],
@@ -130,8 +165,12 @@ pub struct UpstreamStatus {
     pub state: String,
     /// The last reason it went down.
     pub last_error: Option<String>,
-    /// The extended channel id while active.
+    /// The extended channel id of channel 0 while active.
     pub channel_id: Option<u32>,
+    /// The upstream ids of every open channel while active, in channel index order.
+    pub channel_ids: Vec<u32>,
+    /// Every channel while active.
+    pub channels: Vec<ChannelStatus>,
     /// Shares forwarded to it.
     pub shares_forwarded: u64,
     /// Shares it acknowledged.
@@ -140,11 +179,30 @@ pub struct UpstreamStatus {
     pub shares_rejected: BTreeMap<String, u64>,
 }
 
+/// One of the proxy's upstream channels as the API shows it.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ChannelStatus {
+    /// Its proxy-side index.
+    pub index: usize,
+    /// `open`, `opening` or `refused`.
+    pub state: String,
+    /// Its upstream channel id when open.
+    pub channel_id: Option<u32>,
+    /// Why the pool refused it (or why it cannot be used).
+    pub error: Option<String>,
+    /// Miners on it (joined or waiting for it to open).
+    pub miners: usize,
+    /// The nominal hashrate last announced for it (h/s).
+    pub announced_hashrate: f64,
+}
+
 /// A miner as the API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct MinerStatus {
-    /// The miner's id.
+    /// The miner's id (unique within its channel).
     pub id: u32,
+    /// The proxy-side index of its upstream channel.
+    pub channel: usize,
     /// Its latest report.
     #[serde(flatten)]
     pub report: MinerReport,
@@ -163,6 +221,8 @@ pub struct ProxyStats {
     pub miners: usize,
     /// Index of the active pool, if any.
     pub active_pool: Option<usize>,
+    /// Upstream channels the proxy holds (or is opening).
+    pub channels: usize,
     /// Upstream epoch (increases at every switch).
     pub epoch: u64,
     /// Shares accepted locally (sum of the miners' reports).
@@ -200,9 +260,79 @@ struct MinerEntry {
     upstream_rejected: u64,
 }
 
+/// A miner waiting for its channel to open.
+type Waiter = (SocketAddr, oneshot::Sender<Result<Joined, JoinError>>);
+
+/// A channel's side on the active pool.
+#[derive(Debug, Clone, Copy)]
+struct Upstream {
+    channel_id: u32,
+    target: Target,
+}
+
+/// One upstream channel as the hub keeps it (across pools: the splitter keeps the miners'
+/// ids when the channel reopens on another pool).
 #[derive(Debug)]
-struct Active {
-    pool: usize,
+struct HubChannel {
+    splitter: Option<ExtranonceSplitter>,
+    /// Open on the active pool.
+    upstream: Option<Upstream>,
+    /// The active pool refused to open it.
+    refused: Option<String>,
+    last_work: Option<UpstreamWork>,
+    work_tx: watch::Sender<Option<Arc<UpstreamWork>>>,
+    /// Miners waiting for the channel's first opening.
+    waiting: Vec<Waiter>,
+    /// Miners on the channel: joined, or waiting for it.
+    assigned: usize,
+    announced_hashrate: f64,
+}
+
+impl HubChannel {
+    fn new() -> Self {
+        HubChannel {
+            splitter: None,
+            upstream: None,
+            refused: None,
+            last_work: None,
+            work_tx: watch::Sender::new(None),
+            waiting: Vec::new(),
+            assigned: 0,
+            announced_hashrate: 0.0,
+        }
+    }
+
+    /// Sends the channel's current work (or `None`) to its miners.
+    fn publish(&self, epoch: u64) {
+        let work = self.last_work.as_ref().and_then(|w| {
+            let split = self.splitter.as_ref()?;
+            let up = self.upstream.as_ref()?;
+            Some(Arc::new(UpstreamWork {
+                epoch,
+                id_width: split.id_width(),
+                extranonce2_size: split.extranonce2_size(),
+                upstream_target: up.target,
+                ..w.clone()
+            }))
+        });
+        self.work_tx.send_replace(work);
+    }
+
+    /// The channel has no upstream any more (a new epoch, or the pool is down).
+    fn clear(&mut self, epoch: u64) {
+        self.upstream = None;
+        self.refused = None;
+        self.last_work = None;
+        self.publish(epoch);
+    }
+}
+
+/// An upstream channel as [`UpstreamEvent::Active`] and [`UpstreamEvent::ChannelOpened`]
+/// describe it.
+struct Opened {
+    channel_id: u32,
+    extranonce_prefix: bytes::Bytes,
+    extranonce_size: u16,
     target: Target,
 }
 
@@ -210,40 +340,121 @@ struct Active {
 #[derive(Debug)]
 struct Hub {
     cfg: HubConfig,
-    splitter: Option<ExtranonceSplitter>,
-    /// Miners waiting for a first upstream to get an id.
-    waiting: Vec<(SocketAddr, oneshot::Sender<Result<Slot, JoinError>>)>,
-    miners: HashMap<MinerId, MinerEntry>,
+    /// The upstream channels, by proxy-side index (channel 0 always exists).
+    channels: Vec<HubChannel>,
+    miners: HashMap<(usize, MinerId), MinerEntry>,
     /// Statistics of miners that left (kept in the totals).
     departed: ProxyStats,
     epoch: u64,
-    active: Option<Active>,
-    last_work: Option<UpstreamWork>,
+    active_pool: Option<usize>,
     upstreams: Vec<UpstreamStatus>,
-    work_tx: watch::Sender<Option<Arc<UpstreamWork>>>,
     commands: mpsc::Sender<UpstreamCommand>,
-    announced_hashrate: f64,
 }
 
 impl Hub {
-    fn publish(&mut self) {
-        let work = self.last_work.as_ref().and_then(|w| {
-            let split = self.splitter.as_ref()?;
-            let active = self.active.as_ref()?;
-            Some(Arc::new(UpstreamWork {
-                epoch: self.epoch,
-                id_width: split.id_width(),
-                extranonce2_size: split.extranonce2_size(),
-                upstream_target: active.target,
-                ..w.clone()
-            }))
-        });
-        self.work_tx.send_replace(work);
+    fn new(cfg: HubConfig, commands: mpsc::Sender<UpstreamCommand>) -> Self {
+        let upstreams = cfg
+            .pools
+            .iter()
+            .map(|url| UpstreamStatus {
+                url: url.clone(),
+                state: "standby".into(),
+                ..UpstreamStatus::default()
+            })
+            .collect();
+        Hub {
+            cfg,
+            channels: vec![HubChannel::new()],
+            miners: HashMap::new(),
+            departed: ProxyStats::default(),
+            epoch: 0,
+            active_pool: None,
+            upstreams,
+            commands,
+        }
     }
 
-    fn allocate(&mut self, peer: SocketAddr) -> Result<Slot, JoinError> {
-        let split = self.splitter.as_mut().ok_or(JoinError::Full)?;
+    /// The channel a joining miner goes to; `true` when it is a new one.
+    fn pick_channel(&mut self) -> (usize, bool) {
+        let n = self.cfg.miners_per_channel as usize;
+        if n == 0 {
+            return (0, false);
+        }
+        if let Some(c) = self
+            .channels
+            .iter()
+            .position(|c| c.assigned < n && c.refused.is_none())
+        {
+            return (c, false);
+        }
+        // the pool refuses channels: more miners on the open ones rather than more refusals
+        if self.channels.iter().any(|c| c.refused.is_some()) {
+            if let Some(c) = self.least_loaded_open() {
+                return (c, false);
+            }
+        }
+        self.channels.push(HubChannel::new());
+        (self.channels.len() - 1, true)
+    }
+
+    /// The open channel with the fewest miners.
+    fn least_loaded_open(&self) -> Option<usize> {
+        self.channels
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.upstream.is_some())
+            .min_by_key(|(_, c)| c.assigned)
+            .map(|(i, _)| i)
+    }
+
+    /// A miner joins: answered at once when its channel has been open, else when it opens.
+    /// Returns the command asking for a new channel, if one is needed.
+    fn join(
+        &mut self,
+        peer: SocketAddr,
+        reply: oneshot::Sender<Result<Joined, JoinError>>,
+    ) -> Option<UpstreamCommand> {
+        let (c, new) = self.pick_channel();
+        self.channels[c].assigned += 1;
+        if self.channels[c].splitter.is_some() {
+            self.answer(c, peer, reply);
+        } else {
+            tracing::debug!(%peer, channel = c, "miner waits for its upstream channel");
+            self.channels[c].waiting.push((peer, reply));
+        }
+        new.then(|| {
+            tracing::info!(
+                channel = c,
+                miners_per_channel = self.cfg.miners_per_channel,
+                "every channel is full: asking for one more"
+            );
+            UpstreamCommand::Channels(self.channels.len())
+        })
+    }
+
+    /// Allocates a miner id on channel `c` and sends the answer.
+    fn answer(
+        &mut self,
+        c: usize,
+        peer: SocketAddr,
+        reply: oneshot::Sender<Result<Joined, JoinError>>,
+    ) {
+        let joined = self.allocate(c, peer);
+        if joined.is_err() {
+            self.channels[c].assigned = self.channels[c].assigned.saturating_sub(1);
+        }
+        match reply.send(joined) {
+            Ok(()) | Err(Err(_)) => {}
+            // the miner went away while waiting: its id is free again
+            Err(Ok(j)) => self.forget(c, j.slot.miner),
+        }
+    }
+
+    fn allocate(&mut self, c: usize, peer: SocketAddr) -> Result<Joined, JoinError> {
+        let ch = &mut self.channels[c];
+        let split = ch.splitter.as_mut().ok_or(JoinError::Full)?;
         let (miner, _) = split.allocate().map_err(|_| JoinError::Full)?;
+        let work = ch.work_tx.subscribe();
         // listed at once; the miner's own reports fill in the rest
         let joined = MinerReport {
             miner,
@@ -263,7 +474,7 @@ impl Hub {
             connected: true,
         };
         self.miners.insert(
-            miner,
+            (c, miner),
             MinerEntry {
                 report: Some(joined),
                 forwarded: 0,
@@ -271,7 +482,73 @@ impl Hub {
                 upstream_rejected: 0,
             },
         );
-        Ok(Slot { miner })
+        Ok(Joined {
+            slot: Slot { miner },
+            channel: c,
+            work,
+        })
+    }
+
+    /// A miner left channel `c`: its figures go to the totals, its id is released.
+    fn forget(&mut self, c: usize, miner: MinerId) {
+        let Some(m) = self.miners.remove(&(c, miner)) else {
+            return;
+        };
+        if let Some(r) = m.report {
+            self.departed.shares_accepted += r.accepted;
+            self.departed.shares_rejected += r.rejected.values().sum::<u64>();
+            self.departed.shares_stale += r.stale;
+        }
+        self.departed.shares_forwarded += m.forwarded;
+        self.departed.upstream_accepted += m.upstream_accepted;
+        self.departed.upstream_rejected += m.upstream_rejected;
+        if let Some(ch) = self.channels.get_mut(c) {
+            ch.assigned = ch.assigned.saturating_sub(1);
+            if let Some(s) = ch.splitter.as_mut() {
+                let _ = s.release(miner);
+            }
+        }
+    }
+
+    /// Channel `c` opened on the active pool: carve its extranonce space (keeping the ids of
+    /// miners already on it), then serve the miners waiting for it.
+    fn open_channel(&mut self, c: usize, o: Opened) {
+        let epoch = self.epoch;
+        let Some(ch) = self.channels.get_mut(c) else {
+            tracing::warn!(channel = c, "an upstream channel the hub did not ask for");
+            return;
+        };
+        let carved = match ch.splitter.as_mut() {
+            Some(s) => s
+                .set_upstream(&o.extranonce_prefix, o.extranonce_size)
+                .map(|_| ()),
+            None => {
+                ExtranonceSplitter::new(self.cfg.split, &o.extranonce_prefix, o.extranonce_size)
+                    .map(|s| ch.splitter = Some(s))
+            }
+        };
+        if let Err(e) = carved {
+            tracing::error!(
+                channel = c,
+                error = %e,
+                "the pool's extranonce space cannot be split among miners: the channel's miners get no work"
+            );
+            ch.refused = Some(format!("extranonce space unusable: {e}"));
+            ch.upstream = None;
+            ch.last_work = None;
+            ch.publish(epoch);
+            return;
+        }
+        ch.upstream = Some(Upstream {
+            channel_id: o.channel_id,
+            target: o.target,
+        });
+        ch.refused = None;
+        ch.last_work = None;
+        ch.publish(epoch);
+        for (peer, reply) in std::mem::take(&mut ch.waiting) {
+            self.answer(c, peer, reply);
+        }
     }
 
     fn on_event(&mut self, ev: UpstreamEvent) {
@@ -286,67 +563,134 @@ impl Hub {
                 ..
             } => {
                 self.epoch = epoch;
-                let carved = match self.splitter.as_mut() {
-                    Some(s) => s
-                        .set_upstream(&extranonce_prefix, extranonce_size)
-                        .map(|_| ()),
-                    None => {
-                        ExtranonceSplitter::new(self.cfg.split, &extranonce_prefix, extranonce_size)
-                            .map(|s| self.splitter = Some(s))
-                    }
-                };
-                if let Err(e) = carved {
-                    tracing::error!(pool, error = %e, "the pool's extranonce space cannot be split among miners");
-                    self.active = None;
-                    self.last_work = None;
-                    self.publish();
-                    return;
+                self.active_pool = Some(pool);
+                for ch in &mut self.channels {
+                    ch.clear(epoch);
                 }
-                tracing::info!(pool, channel_id, epoch = self.epoch, "upstream active");
+                tracing::info!(pool, channel_id, epoch, "upstream active");
                 for (i, u) in self.upstreams.iter_mut().enumerate() {
                     if i == pool {
                         u.state = "active".into();
-                        u.channel_id = Some(channel_id);
-                    } else {
-                        if u.state == "active" {
-                            u.state = "standby".into();
-                        }
-                        u.channel_id = None;
+                    } else if u.state == "active" {
+                        u.state = "standby".into();
                     }
                 }
-                self.active = Some(Active { pool, target });
-                self.last_work = None;
-                self.publish();
-                for (peer, reply) in std::mem::take(&mut self.waiting) {
-                    let slot = self.allocate(peer);
-                    let _ = reply.send(slot);
-                }
+                self.open_channel(
+                    0,
+                    Opened {
+                        channel_id,
+                        extranonce_prefix,
+                        extranonce_size,
+                        target,
+                    },
+                );
             }
-            UpstreamEvent::Work(w) => {
-                if w.epoch == self.epoch {
-                    self.last_work = Some(w);
-                    self.publish();
-                }
-            }
-            UpstreamEvent::Target { epoch, target } => {
+            UpstreamEvent::ChannelOpened {
+                epoch,
+                channel,
+                channel_id,
+                extranonce_prefix,
+                extranonce_size,
+                target,
+            } => {
                 if epoch == self.epoch {
-                    if let Some(a) = self.active.as_mut() {
-                        a.target = target;
+                    tracing::info!(channel, channel_id, epoch, "upstream channel open");
+                    self.open_channel(
+                        channel,
+                        Opened {
+                            channel_id,
+                            extranonce_prefix,
+                            extranonce_size,
+                            target,
+                        },
+                    );
+                }
+            }
+            UpstreamEvent::ChannelRefused {
+                epoch,
+                channel,
+                reason,
+            } => {
+                if epoch != self.epoch {
+                    return;
+                }
+                if let Some(ch) = self.channels.get_mut(channel) {
+                    tracing::error!(
+                        channel,
+                        %reason,
+                        miners = ch.assigned,
+                        "the pool refused an upstream channel: its miners get no work"
+                    );
+                    ch.refused = Some(reason);
+                    ch.upstream = None;
+                    ch.last_work = None;
+                    ch.publish(epoch);
+                    // miners still waiting for it have no id yet: they go to an open channel
+                    // (above the per-channel count) rather than wait for a channel that
+                    // does not come; miners already on it keep their id for the next pool
+                    let waiting = std::mem::take(&mut ch.waiting);
+                    ch.assigned -= waiting.len().min(ch.assigned);
+                    if let Some(to) = self.least_loaded_open().filter(|_| !waiting.is_empty()) {
+                        tracing::warn!(
+                            from = channel,
+                            to,
+                            miners = waiting.len(),
+                            "waiting miners moved to an open channel"
+                        );
                     }
-                    self.publish();
+                    for (peer, reply) in waiting {
+                        match self.least_loaded_open() {
+                            Some(to) => {
+                                self.channels[to].assigned += 1;
+                                self.answer(to, peer, reply);
+                            }
+                            None => {
+                                let ch = &mut self.channels[channel];
+                                ch.assigned += 1;
+                                ch.waiting.push((peer, reply));
+                            }
+                        }
+                    }
+                }
+            }
+            UpstreamEvent::Work { channel, work } => {
+                if work.epoch == self.epoch {
+                    if let Some(ch) = self.channels.get_mut(channel) {
+                        ch.last_work = Some(work);
+                        ch.publish(self.epoch);
+                    }
+                }
+            }
+            UpstreamEvent::Target {
+                epoch,
+                channel,
+                target,
+            } => {
+                if epoch == self.epoch {
+                    if let Some(ch) = self.channels.get_mut(channel) {
+                        if let Some(up) = ch.upstream.as_mut() {
+                            up.target = target;
+                        }
+                        ch.publish(epoch);
+                    }
                 }
             }
             UpstreamEvent::ExtranoncePrefix {
                 epoch,
+                channel,
                 extranonce_prefix,
             } => {
                 if epoch != self.epoch {
                     return;
                 }
-                if let Some(s) = self.splitter.as_mut() {
+                if let Some(s) = self
+                    .channels
+                    .get_mut(channel)
+                    .and_then(|ch| ch.splitter.as_mut())
+                {
                     let size = s.extranonce_size() as u16;
                     if let Err(e) = s.set_upstream(&extranonce_prefix, size) {
-                        tracing::error!(error = %e, "the new extranonce prefix cannot be split");
+                        tracing::error!(channel, error = %e, "the new extranonce prefix cannot be split");
                     }
                 }
                 // the next job carries the new prefix; miners follow it
@@ -356,15 +700,14 @@ impl Hub {
                 accepted,
                 code,
             } => {
-                let pool = self.active.as_ref().map(|a| a.pool);
-                if let Some(m) = self.miners.get_mut(&share.miner) {
+                if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
                     if accepted {
                         m.upstream_accepted += 1;
                     } else {
                         m.upstream_rejected += 1;
                     }
                 }
-                if let Some(u) = pool.and_then(|p| self.upstreams.get_mut(p)) {
+                if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
                     if accepted {
                         u.shares_accepted += 1;
                     } else {
@@ -381,12 +724,12 @@ impl Hub {
                 if let Some(u) = self.upstreams.get_mut(pool) {
                     u.state = "down".into();
                     u.last_error = Some(reason);
-                    u.channel_id = None;
                 }
-                if self.active.as_ref().is_some_and(|a| a.pool == pool) {
-                    self.active = None;
-                    self.last_work = None;
-                    self.publish();
+                if self.active_pool == Some(pool) {
+                    self.active_pool = None;
+                    for ch in &mut self.channels {
+                        ch.clear(self.epoch);
+                    }
                 }
             }
         }
@@ -395,44 +738,34 @@ impl Hub {
     async fn on_request(&mut self, req: HubRequest) {
         match req {
             HubRequest::Join { peer, reply } => {
-                if self.splitter.is_none() {
-                    tracing::debug!(%peer, "miner waits for a first upstream");
-                    self.waiting.push((peer, reply));
-                } else {
-                    let _ = reply.send(self.allocate(peer));
-                }
-            }
-            HubRequest::Leave { miner } => {
-                if let Some(m) = self.miners.remove(&miner) {
-                    if let Some(r) = m.report {
-                        self.departed.shares_accepted += r.accepted;
-                        self.departed.shares_rejected += r.rejected.values().sum::<u64>();
-                        self.departed.shares_stale += r.stale;
+                if let Some(cmd) = self.join(peer, reply) {
+                    if self.commands.send(cmd).await.is_err() {
+                        tracing::error!("upstream task gone");
                     }
-                    self.departed.shares_forwarded += m.forwarded;
-                    self.departed.upstream_accepted += m.upstream_accepted;
-                    self.departed.upstream_rejected += m.upstream_rejected;
-                }
-                if let Some(s) = self.splitter.as_mut() {
-                    let _ = s.release(miner);
                 }
             }
+            HubRequest::Leave { channel, miner } => self.forget(channel, miner),
             HubRequest::Share(share) => {
-                if let Some(m) = self.miners.get_mut(&share.miner) {
+                let key = (share.channel, share.miner);
+                if let Some(m) = self.miners.get_mut(&key) {
                     m.forwarded += 1;
                 }
-                let active = self.active.as_ref().map(|a| a.pool);
-                if share.epoch != self.epoch || active.is_none() {
-                    if let Some(m) = self.miners.get_mut(&share.miner) {
+                let open = self
+                    .channels
+                    .get(share.channel)
+                    .is_some_and(|c| c.upstream.is_some());
+                if share.epoch != self.epoch || self.active_pool.is_none() || !open {
+                    if let Some(m) = self.miners.get_mut(&key) {
                         m.upstream_rejected += 1;
                     }
                     tracing::debug!(
                         miner = share.miner.0,
-                        "share of an old upstream epoch not forwarded"
+                        channel = share.channel,
+                        "share of an old upstream epoch or a closed channel not forwarded"
                     );
                     return;
                 }
-                if let Some(u) = active.and_then(|p| self.upstreams.get_mut(p)) {
+                if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
                     u.shares_forwarded += 1;
                 }
                 if self
@@ -444,43 +777,66 @@ impl Hub {
                     tracing::error!("upstream task gone");
                 }
             }
-            HubRequest::Report(r) => {
-                if let Some(m) = self.miners.get_mut(&r.miner) {
-                    m.report = Some(r);
+            HubRequest::Report { channel, report } => {
+                if let Some(m) = self.miners.get_mut(&(channel, report.miner)) {
+                    m.report = Some(report);
                 }
             }
         }
     }
 
-    fn hashrate(&self) -> f64 {
-        self.miners
-            .values()
-            .filter_map(|m| m.report.as_ref())
-            .filter(|r| r.connected)
-            .map(|r| r.hashrate)
-            .fold(0.0, |a, b| a + b)
+    /// Summed hashrate of the connected miners, per channel.
+    fn hashrates(&self) -> Vec<f64> {
+        let mut h = vec![0.0; self.channels.len()];
+        for ((c, _), m) in &self.miners {
+            if let (Some(r), Some(sum)) = (m.report.as_ref(), h.get_mut(*c)) {
+                if r.connected {
+                    *sum += r.hashrate;
+                }
+            }
+        }
+        h
     }
 
-    async fn maybe_update_channel(&mut self) {
-        let h = self.hashrate();
-        let old = self.announced_hashrate;
-        let changed = if old <= 0.0 {
-            h > 0.0
-        } else {
-            ((h - old) / old).abs() > self.cfg.update_threshold
-        };
-        if changed && self.active.is_some() {
-            self.announced_hashrate = h;
-            let _ = self.commands.send(UpstreamCommand::UpdateHashrate(h)).await;
+    /// The `UpdateChannel`s due: each open channel whose miners' summed hashrate moved by
+    /// more than the threshold since the last announcement.
+    fn channel_updates(&mut self) -> Vec<UpstreamCommand> {
+        let threshold = self.cfg.update_threshold;
+        let mut due = Vec::new();
+        for (c, h) in self.hashrates().into_iter().enumerate() {
+            let ch = &mut self.channels[c];
+            let old = ch.announced_hashrate;
+            let changed = if old <= 0.0 {
+                h > 0.0
+            } else {
+                ((h - old) / old).abs() > threshold
+            };
+            if changed && ch.upstream.is_some() {
+                ch.announced_hashrate = h;
+                due.push(UpstreamCommand::UpdateHashrate {
+                    channel: c,
+                    hashrate: h,
+                });
+            }
+        }
+        due
+    }
+
+    async fn maybe_update_channels(&mut self) {
+        for cmd in self.channel_updates() {
+            if self.commands.send(cmd).await.is_err() {
+                return;
+            }
         }
     }
 
     fn stats(&self) -> ProxyStats {
         let mut s = ProxyStats {
             miners: self.miners.len(),
-            active_pool: self.active.as_ref().map(|a| a.pool),
+            active_pool: self.active_pool,
+            channels: self.channels.len(),
             epoch: self.epoch,
-            hashrate: self.hashrate(),
+            hashrate: self.hashrates().iter().sum(),
             ..self.departed.clone()
         };
         for m in self.miners.values() {
@@ -500,9 +856,10 @@ impl Hub {
         let mut out: Vec<MinerStatus> = self
             .miners
             .iter()
-            .filter_map(|(id, m)| {
+            .filter_map(|((c, id), m)| {
                 Some(MinerStatus {
                     id: id.0,
+                    channel: *c,
                     report: m.report.clone()?,
                     forwarded: m.forwarded,
                     upstream_accepted: m.upstream_accepted,
@@ -510,7 +867,40 @@ impl Hub {
                 })
             })
             .collect();
-        out.sort_by_key(|m| m.id);
+        out.sort_by_key(|m| (m.channel, m.id));
+        out
+    }
+
+    fn upstreams(&self) -> Vec<UpstreamStatus> {
+        let mut out = self.upstreams.clone();
+        if let Some(u) = self.active_pool.and_then(|p| out.get_mut(p)) {
+            u.channel_id = self.channels[0].upstream.map(|up| up.channel_id);
+            u.channel_ids = self
+                .channels
+                .iter()
+                .filter_map(|c| c.upstream.map(|up| up.channel_id))
+                .collect();
+            u.channels = self
+                .channels
+                .iter()
+                .enumerate()
+                .map(|(index, c)| ChannelStatus {
+                    index,
+                    state: if c.upstream.is_some() {
+                        "open"
+                    } else if c.refused.is_some() {
+                        "refused"
+                    } else {
+                        "opening"
+                    }
+                    .into(),
+                    channel_id: c.upstream.map(|up| up.channel_id),
+                    error: c.refused.clone(),
+                    miners: c.assigned,
+                    announced_hashrate: c.announced_hashrate,
+                })
+                .collect();
+        }
         out
     }
 }
@@ -522,32 +912,9 @@ pub fn spawn(
     commands: mpsc::Sender<UpstreamCommand>,
     shutdown: CancellationToken,
 ) -> (HubHandle, mpsc::Sender<HubQuery>) {
-    let (work_tx, work_rx) = watch::channel(None);
     let (req_tx, mut req_rx) = mpsc::channel::<HubRequest>(4096);
     let (query_tx, mut query_rx) = mpsc::channel::<HubQuery>(64);
-    let upstreams = cfg
-        .pools
-        .iter()
-        .map(|url| UpstreamStatus {
-            url: url.clone(),
-            state: "standby".into(),
-            ..UpstreamStatus::default()
-        })
-        .collect();
-    let mut hub = Hub {
-        cfg,
-        splitter: None,
-        waiting: vec![],
-        miners: HashMap::new(),
-        departed: ProxyStats::default(),
-        epoch: 0,
-        active: None,
-        last_work: None,
-        upstreams,
-        work_tx,
-        commands,
-        announced_hashrate: 0.0,
-    };
+    let mut hub = Hub::new(cfg, commands);
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(hub.cfg.update_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -565,11 +932,11 @@ pub fn spawn(
                 Some(q) = query_rx.recv() => match q {
                     HubQuery::Stats(r) => { let _ = r.send(hub.stats()); }
                     HubQuery::Miners(r) => { let _ = r.send(hub.miners()); }
-                    HubQuery::Upstreams(r) => { let _ = r.send(hub.upstreams.clone()); }
+                    HubQuery::Upstreams(r) => { let _ = r.send(hub.upstreams()); }
                 },
                 _ = tick.tick() => {
                     if started.elapsed() >= hub.cfg.update_interval {
-                        hub.maybe_update_channel().await;
+                        hub.maybe_update_channels().await;
                     }
                 }
                 _ = shutdown.cancelled() => break,
@@ -577,11 +944,263 @@ pub fn spawn(
         }
         tracing::debug!("hub stopped");
     });
-    (
-        HubHandle {
-            requests: req_tx,
-            work: work_rx,
-        },
-        query_tx,
-    )
+    (HubHandle { requests: req_tx }, query_tx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(n: u16) -> SocketAddr {
+        SocketAddr::from(([10, 0, 0, 1], n))
+    }
+
+    fn hub(miners_per_channel: u32) -> (Hub, mpsc::Receiver<UpstreamCommand>) {
+        let (tx, rx) = mpsc::channel(64);
+        let cfg = HubConfig {
+            miners_per_channel,
+            pools: vec!["stratum2+tcp://pool:1/KEY".into()],
+            ..HubConfig::default()
+        };
+        (Hub::new(cfg, tx), rx)
+    }
+
+    fn active(epoch: u64, channel_id: u32, prefix: u8) -> UpstreamEvent {
+        UpstreamEvent::Active {
+            epoch,
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            channel_id,
+            extranonce_prefix: bytes::Bytes::from(vec![prefix; 6]),
+            extranonce_size: 10,
+            target: Target::MAX,
+        }
+    }
+
+    fn opened(epoch: u64, channel: usize, channel_id: u32, prefix: u8) -> UpstreamEvent {
+        UpstreamEvent::ChannelOpened {
+            epoch,
+            channel,
+            channel_id,
+            extranonce_prefix: bytes::Bytes::from(vec![prefix; 6]),
+            extranonce_size: 10,
+            target: Target::MAX,
+        }
+    }
+
+    type Reply = oneshot::Receiver<Result<Joined, JoinError>>;
+
+    /// A join; returns the pending answer and the command it caused.
+    fn join(h: &mut Hub, n: u16) -> (Reply, Option<UpstreamCommand>) {
+        let (tx, rx) = oneshot::channel();
+        let cmd = h.join(peer(n), tx);
+        (rx, cmd)
+    }
+
+    fn joined(rx: &mut Reply) -> Joined {
+        rx.try_recv()
+            .expect("answered")
+            .expect("joined without error")
+    }
+
+    fn report(miner: MinerId, hashrate: f64) -> MinerReport {
+        MinerReport {
+            miner,
+            worker: format!("rig{}", miner.0),
+            address: String::new(),
+            user_agent: String::new(),
+            protocol: "sv1",
+            difficulty: 1.0,
+            hashrate,
+            accepted: 0,
+            rejected: BTreeMap::new(),
+            stale: 0,
+            last_share_ms: 0,
+            connected_since_ms: 0,
+            connected: true,
+        }
+    }
+
+    #[test]
+    fn two_miners_per_channel_the_third_asks_for_a_second_channel() {
+        let (mut h, _rx) = hub(2);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, cmd_a) = join(&mut h, 1);
+        let (mut b, cmd_b) = join(&mut h, 2);
+        assert_eq!((cmd_a, cmd_b), (None, None));
+        let (ja, jb) = (joined(&mut a), joined(&mut b));
+        assert_eq!((ja.channel, jb.channel), (0, 0));
+        assert_ne!(ja.slot.miner, jb.slot.miner);
+
+        // the third finds every channel full: one more is asked for, the miner waits
+        let (mut c, cmd_c) = join(&mut h, 3);
+        assert_eq!(cmd_c, Some(UpstreamCommand::Channels(2)));
+        assert!(matches!(
+            c.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        // a fourth fits the new channel: no further request
+        let (mut d, cmd_d) = join(&mut h, 4);
+        assert_eq!(cmd_d, None);
+        // channel 1 opens: both waiting miners are answered on it, with its own work
+        h.on_event(opened(1, 1, 8, 0xcc));
+        let (jc, jd) = (joined(&mut c), joined(&mut d));
+        assert_eq!((jc.channel, jd.channel), (1, 1));
+        // ids are per channel: the hub tells them apart by (channel, id)
+        assert_eq!(jc.slot.miner, ja.slot.miner);
+        assert_eq!(h.miners.len(), 4);
+        let ups = h.upstreams();
+        assert_eq!(ups[0].channel_ids, vec![7, 8]);
+        assert_eq!(ups[0].channel_id, Some(7));
+        assert_eq!(
+            ups[0].channels.iter().map(|c| c.miners).collect::<Vec<_>>(),
+            vec![2, 2]
+        );
+
+        // work reaches each channel's miners only, with that channel's prefix
+        let mut w = UpstreamWork {
+            epoch: 1,
+            seq: 1,
+            job_id: 5,
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            version_mask: 0x1fff_e000,
+            prev_hash: [1; 32],
+            nbits: 0x207f_ffff,
+            min_ntime: 1,
+            coinbase_prefix: bytes::Bytes::from_static(&[1]),
+            coinbase_suffix: bytes::Bytes::from_static(&[2]),
+            merkle_path: Arc::from(vec![]),
+            extranonce_prefix: bytes::Bytes::from(vec![0xcc; 6]),
+            extranonce_size: 10,
+            id_width: 0,
+            extranonce2_size: 0,
+            upstream_target: Target::MAX,
+            clean: true,
+        };
+        h.on_event(UpstreamEvent::Work {
+            channel: 1,
+            work: w.clone(),
+        });
+        assert!(ja.work.borrow().is_none());
+        let got = jc.work.borrow().clone().expect("channel 1 work");
+        assert_eq!(&got.extranonce_prefix[..], &[0xcc; 6]);
+        assert!(got.id_width > 0 && got.extranonce2_size > 0);
+        w.extranonce_prefix = bytes::Bytes::from(vec![0xaa; 6]);
+        h.on_event(UpstreamEvent::Work {
+            channel: 0,
+            work: w,
+        });
+        assert!(jb.work.borrow().is_some());
+
+        // a miner of channel 0 leaves: the next one takes its place there
+        h.forget(0, ja.slot.miner);
+        let (mut e, cmd_e) = join(&mut h, 5);
+        assert_eq!(cmd_e, None);
+        assert_eq!(joined(&mut e).channel, 0);
+    }
+
+    #[test]
+    fn zero_means_every_miner_on_channel_zero() {
+        let (mut h, _rx) = hub(0);
+        let (mut a, _) = join(&mut h, 1);
+        // no upstream yet: the miner waits
+        assert!(a.try_recv().is_err());
+        h.on_event(active(1, 7, 0xaa));
+        assert_eq!(joined(&mut a).channel, 0);
+        for n in 2..50 {
+            let (mut r, cmd) = join(&mut h, n);
+            assert_eq!(cmd, None);
+            assert_eq!(joined(&mut r).channel, 0);
+        }
+        assert_eq!(h.channels.len(), 1);
+    }
+
+    #[test]
+    fn a_refused_channel_sends_its_waiting_miners_to_an_open_one() {
+        let (mut h, _rx) = hub(1);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, _) = join(&mut h, 1);
+        let ja = joined(&mut a);
+        let (mut b, cmd) = join(&mut h, 2);
+        assert_eq!(cmd, Some(UpstreamCommand::Channels(2)));
+        h.on_event(UpstreamEvent::ChannelRefused {
+            epoch: 1,
+            channel: 1,
+            reason: "max-channels".into(),
+        });
+        // the waiting miner goes to the open channel, above the per-channel count
+        let jb = joined(&mut b);
+        assert_eq!((ja.channel, jb.channel), (0, 0));
+        let ups = h.upstreams();
+        assert_eq!(ups[0].channels[1].state, "refused");
+        assert_eq!(ups[0].channels[1].error.as_deref(), Some("max-channels"));
+        assert_eq!(ups[0].channels[0].state, "open");
+        assert_eq!(ups[0].channels[0].miners, 2);
+        // and so do later miners, without asking for more refusals
+        let (mut c, cmd) = join(&mut h, 3);
+        assert_eq!(cmd, None);
+        assert_eq!(joined(&mut c).channel, 0);
+        // a new pool opens channel 1: the next miner goes there
+        h.on_event(active(2, 70, 0xbb));
+        h.on_event(opened(2, 1, 71, 0xbc));
+        let (mut d, cmd) = join(&mut h, 4);
+        assert_eq!(cmd, None);
+        assert_eq!(joined(&mut d).channel, 1);
+        // an event of an old epoch changes nothing
+        h.on_event(UpstreamEvent::ChannelRefused {
+            epoch: 1,
+            channel: 1,
+            reason: "late".into(),
+        });
+        assert_eq!(h.upstreams()[0].channels[1].state, "open");
+    }
+
+    #[test]
+    fn update_channel_per_channel_with_its_miners_hashrate() {
+        let (mut h, _rx) = hub(2);
+        h.on_event(active(1, 7, 0xaa));
+        let mut ids = vec![];
+        for n in 1..=3 {
+            let (mut r, _) = join(&mut h, n);
+            if n == 3 {
+                h.on_event(opened(1, 1, 8, 0xcc));
+            }
+            let j = joined(&mut r);
+            ids.push((j.channel, j.slot.miner));
+        }
+        for (i, (c, m)) in ids.iter().enumerate() {
+            let rate = 100.0 * (i as f64 + 1.0);
+            if let Some(e) = h.miners.get_mut(&(*c, *m)) {
+                e.report = Some(report(*m, rate));
+            }
+        }
+        let due = h.channel_updates();
+        assert_eq!(
+            due,
+            vec![
+                UpstreamCommand::UpdateHashrate {
+                    channel: 0,
+                    hashrate: 300.0
+                },
+                UpstreamCommand::UpdateHashrate {
+                    channel: 1,
+                    hashrate: 300.0
+                },
+            ]
+        );
+        // debounced: nothing new until a change beyond the threshold
+        assert!(h.channel_updates().is_empty());
+        let (c, m) = ids[2];
+        if let Some(e) = h.miners.get_mut(&(c, m)) {
+            e.report = Some(report(m, 400.0));
+        }
+        assert_eq!(
+            h.channel_updates(),
+            vec![UpstreamCommand::UpdateHashrate {
+                channel: 1,
+                hashrate: 400.0
+            }]
+        );
+    }
 }

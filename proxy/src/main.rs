@@ -37,6 +37,10 @@ struct Cli {
     /// written to DIR/downstream-authority.pub [default: strata-proxy-data].
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Miners per upstream extended channel: 0 puts every miner in one channel; N > 0 opens
+    /// one more channel each time N more miners connect [default: 0].
+    #[arg(long, value_name = "N")]
+    miners_per_channel: Option<u32>,
     /// Log filter (tracing env-filter syntax).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -64,6 +68,9 @@ fn main() -> anyhow::Result<()> {
     }
     if let Some(d) = cli.data_dir {
         cfg.data_dir = d;
+    }
+    if let Some(n) = cli.miners_per_channel {
+        cfg.upstream.miners_per_channel = n;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -72,6 +72,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
                 ..Default::default()
             },
             pools: cfg.upstreams.clone(),
+            miners_per_channel: cfg.upstream.miners_per_channel,
             ..HubConfig::default()
         },
         events_rx,

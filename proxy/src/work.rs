@@ -2,13 +2,16 @@
 //!
 //! ```text
 //!  pool(s) ──SV2──▶ upstream task ──UpstreamEvent──▶ hub ──watch<Arc<UpstreamWork>>──▶ miner tasks
-//!                        ▲                            │  ◀──HubRequest (join/leave/share)──┘
+//!                        ▲                            │     (one watch per channel)      │
+//!                        │                            │  ◀──HubRequest (join/leave/share)┘
 //!                        └──── UpstreamCommand ───────┘
 //! ```
 //!
-//! The hub owns the active upstream's channel state and the extranonce splitter; each miner
-//! task owns its miner's session (SV1 or SV2), validates its shares locally and sends the
-//! hub only the shares that meet the upstream target.
+//! The proxy holds one or more extended channels on the active pool, numbered 0, 1, 2... on
+//! the proxy side (`upstream.miners_per_channel` decides how many miners share one). The hub
+//! owns each channel's state and extranonce splitter; each miner task owns its miner's
+//! session (SV1 or SV2), follows its channel's work, validates its shares locally and sends
+//! the hub only the shares that meet the upstream target.
 
 use std::sync::Arc;
 
@@ -16,8 +19,8 @@ use bytes::Bytes;
 use strata_work::extranonce::MinerId;
 use strata_work::target::Target;
 
-/// The work every miner derives its jobs from: the active upstream extended channel's
-/// current job on its current prevhash.
+/// The work every miner of one upstream channel derives its jobs from: that extended
+/// channel's current job on its current prevhash (on the active pool).
 #[derive(Debug, Clone, PartialEq)]
 pub struct UpstreamWork {
     /// Changes when the proxy switches to another upstream (or reopens its channel): miners
@@ -76,10 +79,13 @@ impl UpstreamWork {
 }
 
 /// A miner's share that meets the upstream target, for the hub to forward as
-/// `SubmitSharesExtended` on the active upstream channel.
+/// `SubmitSharesExtended` on its upstream channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ForwardShare {
-    /// The miner.
+    /// The proxy-side index of the upstream channel the miner works on (see
+    /// [`crate::hub::Joined::channel`]); the share goes out on that channel.
+    pub channel: usize,
+    /// The miner (unique within its channel).
     pub miner: MinerId,
     /// Its worker name (extension 0x0002 user identity upstream, at most 32 bytes used).
     pub worker: String,

@@ -12,9 +12,9 @@ use strata_protocol::common::{Reconnect, SetupConnection, SetupConnectionSuccess
 use strata_protocol::extensions::{RequestExtensions, RequestExtensionsSuccess};
 use strata_protocol::mining::{
     CloseChannel, NewExtendedMiningJob, OpenExtendedMiningChannel,
-    OpenExtendedMiningChannelSuccess, OpenStandardMiningChannel, SetExtranoncePrefix,
-    SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError, SubmitSharesStandard,
-    SubmitSharesSuccess, UpdateChannel,
+    OpenExtendedMiningChannelSuccess, OpenMiningChannelError, OpenStandardMiningChannel,
+    SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash, SetTarget, SubmitSharesError,
+    SubmitSharesStandard, SubmitSharesSuccess, UpdateChannel,
 };
 use strata_protocol::wire::{Str0_255, B0_32, B0_64K, U256};
 use strata_protocol::Message;
@@ -581,6 +581,52 @@ fn upstream_scripts() -> Vec<(&'static str, Vec<u8>)> {
     b.extend_from_slice(&[SUBMIT, 12]);
     frames(&mut b, success(1, 1)); // after the end
     out.push(("group_channel_closed", b));
+
+    // Two channels on the connection (the harness asks for two): the second opens, the pool
+    // groups both, jobs and prevhashes go to the group, shares and hashrate go to each channel
+    // (a share argument of 128 and more picks the second channel), then a third request id
+    // is answered (never asked for: the session ends).
+    let mut t = vec![];
+    pool_open(&mut t, 0);
+    frames(
+        &mut t,
+        OpenExtendedMiningChannelSuccess {
+            request_id: 2,
+            channel_id: CHANNEL + 1,
+            target: U256([0xff; 32]),
+            extranonce_size: 12,
+            extranonce_prefix: B0_32::new(&[5, 6, 7, 8]).expect("4 bytes"),
+            group_channel_id: 0,
+        },
+    );
+    frames(
+        &mut t,
+        SetGroupChannel {
+            group_channel_id: 100,
+            channel_ids: vec![CHANNEL, CHANNEL + 1].try_into().expect("two"),
+        },
+    );
+    frames(&mut t, job(100, 1, None));
+    frames(&mut t, prev_hash(100, 1, 5));
+    t.extend_from_slice(&[SUBMIT, 12, SUBMIT, 132, SUBMIT, 172]);
+    frames(&mut t, success(0, 1));
+    frames(
+        &mut t,
+        SubmitSharesSuccess {
+            channel_id: CHANNEL + 1,
+            ..success(0, 1)
+        },
+    );
+    hashrate(&mut t, f32::from_le_bytes([1, 0, 0x80, 0x4f]));
+    frames(
+        &mut t,
+        OpenMiningChannelError {
+            request_id: 3,
+            error_code: s("max-channels"),
+        },
+    );
+    t.extend_from_slice(&[SUBMIT, 132]);
+    out.push(("two_channels_grouped", t));
 
     // The pool refuses, or reconnects us, or never answers.
     let mut c = vec![];

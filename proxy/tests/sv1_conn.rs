@@ -18,7 +18,7 @@ use strata_protocol::mining::{NewExtendedMiningJob, SetNewPrevHash, SubmitShares
 use strata_protocol::{Seq0_255, B0_32, B0_64K, U256};
 use strata_proxy::downstream::sv1::Sv1Config;
 use strata_proxy::downstream::sv1_conn::listen_sv1;
-use strata_proxy::hub::{HubHandle, HubRequest, MinerReport, Slot};
+use strata_proxy::hub::{HubHandle, HubRequest, Joined, MinerReport, Slot};
 use strata_proxy::work::{ForwardShare, UpstreamWork};
 use strata_work::channel::{Channel, ChannelConfig};
 use strata_work::extranonce::MinerId;
@@ -54,27 +54,29 @@ fn fake_hub() -> FakeHub {
     let (work_tx, work_rx) = watch::channel(None);
     let (ev_tx, events) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
+        let work_rx: watch::Receiver<Option<Arc<UpstreamWork>>> = work_rx;
         let mut next = 1u32;
         while let Some(r) = req_rx.recv().await {
             let ev = match r {
                 HubRequest::Join { peer, reply } => {
                     let miner = MinerId(next);
                     next += 1;
-                    let _ = reply.send(Ok(Slot { miner }));
+                    let _ = reply.send(Ok(Joined {
+                        slot: Slot { miner },
+                        channel: 0,
+                        work: work_rx.clone(),
+                    }));
                     HubEvent::Joined(miner, peer)
                 }
-                HubRequest::Leave { miner } => HubEvent::Left(miner),
+                HubRequest::Leave { miner, .. } => HubEvent::Left(miner),
                 HubRequest::Share(s) => HubEvent::Share(s),
-                HubRequest::Report(r) => HubEvent::Report(r),
+                HubRequest::Report { report, .. } => HubEvent::Report(report),
             };
             let _ = ev_tx.send(ev);
         }
     });
     FakeHub {
-        handle: HubHandle {
-            requests: req_tx,
-            work: work_rx,
-        },
+        handle: HubHandle { requests: req_tx },
         work_tx,
         events,
         _task: task,

@@ -27,7 +27,7 @@ use strata_proxy::downstream::sv2::{
     Action, Now, Sv2DownConfig, Sv2DownSession, ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED,
 };
 use strata_proxy::downstream::sv2_conn::{listen_sv2, Sv2DownContext};
-use strata_proxy::hub::{HubHandle, HubRequest, JoinError, MinerReport, Slot};
+use strata_proxy::hub::{HubHandle, HubRequest, JoinError, Joined, MinerReport, Slot};
 use strata_proxy::work::{ForwardShare, UpstreamWork};
 use strata_work::channel::{Channel, ChannelConfig, Channels};
 use strata_work::extranonce::MinerId;
@@ -688,31 +688,29 @@ fn fake_hub(
     let (work_tx, work_rx) = watch::channel(Some(Arc::new(work)));
     let (seen_tx, seen_rx) = mpsc::unbounded_channel();
     tokio::spawn(async move {
+        let work_rx: watch::Receiver<Option<Arc<UpstreamWork>>> = work_rx;
         let mut next = 7u32;
         while let Some(req) = req_rx.recv().await {
             let seen = match req {
                 HubRequest::Join { reply, .. } => {
-                    let _ = reply.send(Ok(Slot {
-                        miner: MinerId(next),
+                    let _ = reply.send(Ok(Joined {
+                        slot: Slot {
+                            miner: MinerId(next),
+                        },
+                        channel: 0,
+                        work: work_rx.clone(),
                     }));
                     next += 1;
                     Seen::Join
                 }
                 HubRequest::Share(s) => Seen::Share(s),
-                HubRequest::Report(r) => Seen::Report(r),
-                HubRequest::Leave { miner } => Seen::Leave(miner),
+                HubRequest::Report { report, .. } => Seen::Report(report),
+                HubRequest::Leave { miner, .. } => Seen::Leave(miner),
             };
             let _ = seen_tx.send(seen);
         }
     });
-    (
-        HubHandle {
-            requests: req_tx,
-            work: work_rx,
-        },
-        seen_rx,
-        work_tx,
-    )
+    (HubHandle { requests: req_tx }, seen_rx, work_tx)
 }
 
 fn live_work() -> UpstreamWork {

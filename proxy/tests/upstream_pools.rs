@@ -110,7 +110,11 @@ impl Upstream {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
-            if let Ok(Some(UpstreamEvent::Work(w))) = &next {
+            if let Ok(Some(UpstreamEvent::Work {
+                channel: 0,
+                work: w,
+            })) = &next
+            {
                 self.latest = Some(w.clone());
             }
             match next {
@@ -142,10 +146,10 @@ impl Upstream {
             .wait_for(
                 20,
                 "work",
-                |e| matches!(e, UpstreamEvent::Work(w) if w.epoch == epoch),
+                |e| matches!(e, UpstreamEvent::Work { channel: 0, work: w } if w.epoch == epoch),
             )
             .await;
-        let UpstreamEvent::Work(w) = ev else {
+        let UpstreamEvent::Work { work: w, .. } = ev else {
             unreachable!()
         };
         w
@@ -174,7 +178,11 @@ impl Upstream {
     fn drain(&mut self) -> Vec<UpstreamEvent> {
         let mut events = vec![];
         while let Ok(e) = self.events.try_recv() {
-            if let UpstreamEvent::Work(w) = &e {
+            if let UpstreamEvent::Work {
+                channel: 0,
+                work: w,
+            } = &e
+            {
                 self.latest = Some(w.clone());
             }
             events.push(e);
@@ -214,6 +222,7 @@ fn mine(work: &UpstreamWork, tag: u32, worker: &str) -> ForwardShare {
         h.nonce += 1;
     }
     ForwardShare {
+        channel: 0,
         miner: MinerId(tag),
         worker: worker.into(),
         epoch: work.epoch,
@@ -493,4 +502,193 @@ async fn a_pool_answering_garbage_is_marked_down_without_hammering_or_affecting_
     fake_task.abort();
     pool.shutdown.cancel();
     pool.wait().await;
+}
+
+/// Mines a share on channel `channel` of `epoch` and submits it until the pool accepts one
+/// (on regtest a share may find a block, which makes the other channels' work stale).
+async fn accepted_on(up: &mut Upstream, seen: &mut Vec<UpstreamEvent>, channel: usize, epoch: u64) {
+    for attempt in 0..5u32 {
+        seen.extend(up.drain());
+        let latest = seen.iter().rev().find_map(|e| match e {
+            UpstreamEvent::Work { channel: c, work } if *c == channel && work.epoch == epoch => {
+                Some(work.clone())
+            }
+            _ => None,
+        });
+        let work = match latest {
+            Some(w) => w,
+            None => {
+                let (ev, skipped) = up
+                    .wait_for(20, &format!("work of channel {channel}"), |e| {
+                        matches!(e, UpstreamEvent::Work { channel: c, work } if *c == channel && work.epoch == epoch)
+                    })
+                    .await;
+                seen.extend(skipped);
+                seen.push(ev.clone());
+                let UpstreamEvent::Work { work, .. } = ev else {
+                    unreachable!()
+                };
+                work
+            }
+        };
+        let mut share = mine(&work, 100 * channel as u32 + attempt, "rig");
+        share.channel = channel;
+        up.commands
+            .send(UpstreamCommand::Submit(share.clone()))
+            .await
+            .unwrap();
+        let (ev, skipped) = up
+            .wait_for(
+                20,
+                "share result",
+                |e| matches!(e, UpstreamEvent::ShareResult { share: s, .. } if *s == share),
+            )
+            .await;
+        // work that came meanwhile is kept for the next attempt
+        seen.extend(skipped);
+        match ev {
+            UpstreamEvent::ShareResult { accepted: true, .. } => return,
+            UpstreamEvent::ShareResult {
+                code: Some(code), ..
+            } if code == "stale-share" => {
+                // a block was found meanwhile: wait for the new work if it is not there yet
+                let fresh = seen.iter().any(|e| {
+                    matches!(e, UpstreamEvent::Work { channel: c, work: w }
+                        if *c == channel && w.clean && w.prev_hash != work.prev_hash)
+                });
+                if !fresh {
+                    let (ev, skipped) = up
+                        .wait_for(20, "new work after a block", |e| {
+                            matches!(e, UpstreamEvent::Work { channel: c, work: w }
+                                if *c == channel && w.prev_hash != work.prev_hash)
+                        })
+                        .await;
+                    seen.extend(skipped);
+                    seen.push(ev);
+                }
+            }
+            other => panic!("channel {channel}: {other:?}"),
+        }
+    }
+    panic!("no share accepted on channel {channel}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_channels_on_one_connection_each_with_its_work_and_shares_and_all_reopen_after_failover(
+) {
+    logs();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let primary = start_pool(d1.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let backup = start_pool(d2.path(), "127.0.0.1:0".parse().unwrap()).await;
+    let mut up = spawn(UpstreamConfig {
+        return_to_preferred: false,
+        ..config(vec![url(&primary), url(&backup)])
+    });
+    let (epoch, active, _) = up.active(0, 20).await;
+    let UpstreamEvent::Active {
+        channel_id: ch0, ..
+    } = active
+    else {
+        unreachable!()
+    };
+
+    // the hub asks for three channels: two more open on the same connection
+    up.commands
+        .send(UpstreamCommand::Channels(3))
+        .await
+        .unwrap();
+    let mut opened = vec![];
+    let mut seen = vec![];
+    while opened.len() < 2 {
+        let (ev, skipped) = up
+            .wait_for(20, "further channels", |e| {
+                matches!(e, UpstreamEvent::ChannelOpened { .. })
+            })
+            .await;
+        seen.extend(skipped);
+        let UpstreamEvent::ChannelOpened {
+            epoch: e,
+            channel,
+            channel_id,
+            extranonce_prefix,
+            ..
+        } = ev
+        else {
+            unreachable!()
+        };
+        assert_eq!(e, epoch);
+        opened.push((channel, channel_id, extranonce_prefix));
+    }
+    opened.sort_by_key(|o| o.0);
+    assert_eq!(opened.iter().map(|o| o.0).collect::<Vec<_>>(), vec![1, 2]);
+    let mut ids = vec![ch0, opened[0].1, opened[1].1];
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct upstream channels");
+    let stats: serde_json::Value =
+        reqwest::get(format!("http://{}/api/v1/stats", primary.api_addr))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    assert_eq!(
+        stats["connections"].as_u64(),
+        Some(1),
+        "one connection: {stats}"
+    );
+
+    // each channel has its own work (its own extranonce prefix); a share mined for it is
+    // accepted on it
+    seen.extend(up.drain());
+    for (channel, _, prefix) in &opened {
+        let w = seen.iter().rev().find_map(|e| match e {
+            UpstreamEvent::Work { channel: c, work } if c == channel => Some(work),
+            _ => None,
+        });
+        if let Some(w) = w {
+            assert_eq!(&w.extranonce_prefix, prefix);
+        }
+    }
+    for channel in 0..3 {
+        accepted_on(&mut up, &mut seen, channel, epoch).await;
+    }
+    // per-channel UpdateChannel is accepted silently
+    up.commands
+        .send(UpstreamCommand::UpdateHashrate {
+            channel: 2,
+            hashrate: 9_000.0,
+        })
+        .await
+        .unwrap();
+
+    // the primary dies: all three channels reopen on the backup
+    primary.shutdown.cancel();
+    primary.wait().await;
+    let (epoch2, _, _) = up.active(1, 30).await;
+    assert!(epoch2 > epoch);
+    let mut reopened = vec![];
+    let mut seen = vec![];
+    while reopened.len() < 2 {
+        let (ev, skipped) = up
+            .wait_for(
+                20,
+                "channels on the backup",
+                |e| matches!(e, UpstreamEvent::ChannelOpened { epoch: e, .. } if *e == epoch2),
+            )
+            .await;
+        seen.extend(skipped);
+        if let UpstreamEvent::ChannelOpened { channel, .. } = ev {
+            reopened.push(channel);
+        }
+    }
+    reopened.sort_unstable();
+    assert_eq!(reopened, vec![1, 2]);
+    for channel in 0..3 {
+        accepted_on(&mut up, &mut seen, channel, epoch2).await;
+    }
+
+    up.stop().await;
+    backup.shutdown.cancel();
+    backup.wait().await;
 }

@@ -970,6 +970,7 @@ impl Sv1Session {
                     m.extranonce1[m.upstream_prefix_len.min(m.extranonce1.len())..].to_vec();
                 extranonce.extend_from_slice(s.extranonce2.as_bytes());
                 Some(ForwardShare {
+                    channel: 0, // the miner task stamps its channel
                     miner,
                     worker: s.worker_name.to_string(),
                     epoch: m.epoch,

@@ -30,14 +30,15 @@ use strata_sv1::{Id, Response, StratumError, Text};
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant as TokioInstant;
 use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
-use crate::hub::{HubHandle, HubRequest, JoinError};
+use crate::hub::{HubHandle, HubRequest, JoinError, Joined};
+use crate::work::UpstreamWork;
 
 /// How long the last report and the `Leave` of a closing miner may wait for the hub.
 const EXIT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,18 +75,17 @@ pub async fn serve_sv1(
     };
     let (rd, wr) = stream.into_split();
     let mut lines = LineReader::new(rd, cfg.max_line_len);
-    let mut work = hub.work.clone();
     let mut conn = Conn {
         peer,
         hub,
+        channel: 0,
+        work: None,
         cfg: cfg.clone(),
         wr,
         out: Vec::new(),
         shutdown: shutdown.clone(),
     };
     let mut actions = Vec::new();
-    let initial = work.borrow_and_update().clone();
-    session.on_work(initial.as_ref(), Now::system(), &mut actions);
     let mut last_line = TokioInstant::now();
     let mut next_report = TokioInstant::now() + cfg.report_interval;
     tracing::debug!(%peer, "sv1 miner connected");
@@ -109,10 +109,12 @@ pub async fn serve_sv1(
             () = shutdown.cancelled() => {
                 session.shutdown(&mut actions);
             }
-            changed = work.changed() => match changed {
+            changed = work_changed(&mut conn.work) => match changed {
                 Ok(()) => {
-                    let w = work.borrow_and_update().clone();
-                    session.on_work(w.as_ref(), Now::system(), &mut actions);
+                    if let Some(work) = conn.work.as_mut() {
+                        let w = work.borrow_and_update().clone();
+                        session.on_work(w.as_ref(), Now::system(), &mut actions);
+                    }
                 }
                 Err(_) => {
                     // the hub is gone: the proxy is stopping
@@ -216,10 +218,24 @@ impl LineReader {
     }
 }
 
+/// Waits for a change of the channel's work (forever before the miner joined a channel).
+async fn work_changed(work: &mut Option<WorkRx>) -> Result<(), watch::error::RecvError> {
+    match work {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+type WorkRx = watch::Receiver<Option<Arc<UpstreamWork>>>;
+
 /// The socket's write half and the hub, for running a session's actions.
 struct Conn {
     peer: SocketAddr,
     hub: HubHandle,
+    /// The upstream channel the miner joined (0 until then).
+    channel: usize,
+    /// That channel's work, once joined.
+    work: Option<WorkRx>,
     cfg: Arc<Sv1Config>,
     wr: OwnedWriteHalf,
     out: Vec<u8>,
@@ -244,10 +260,19 @@ impl Conn {
                     self.out.push(b'\n');
                 }
                 Sv1Action::Join => {
-                    let slot = self.join().await?;
+                    let slot = self.join().await?.map(|j| {
+                        self.channel = j.channel;
+                        self.work = Some(j.work);
+                        j.slot
+                    });
                     session.on_slot(slot, Now::system(), actions);
+                    if let Some(work) = self.work.as_mut() {
+                        let w = work.borrow_and_update().clone();
+                        session.on_work(w.as_ref(), Now::system(), actions);
+                    }
                 }
-                Sv1Action::Forward(share) => {
+                Sv1Action::Forward(mut share) => {
+                    share.channel = self.channel;
                     // the miner's `true` follows in `actions`: it is not sent if the share
                     // cannot be handed over
                     let sent = tokio::select! {
@@ -273,7 +298,7 @@ impl Conn {
     }
 
     /// The hub round trip of a join.
-    async fn join(&mut self) -> Result<Result<crate::hub::Slot, JoinError>, String> {
+    async fn join(&mut self) -> Result<Result<Joined, JoinError>, String> {
         let (reply, answer) = oneshot::channel();
         let request = HubRequest::Join {
             peer: self.peer,
@@ -312,7 +337,11 @@ impl Conn {
 
     /// A periodic report; dropped when the hub is busy (the next one supersedes it).
     fn report(&self, r: crate::hub::MinerReport) {
-        if let Err(e) = self.hub.requests.try_send(HubRequest::Report(r)) {
+        let request = HubRequest::Report {
+            channel: self.channel,
+            report: r,
+        };
+        if let Err(e) = self.hub.requests.try_send(request) {
             tracing::debug!(peer = %self.peer, error = %e, "periodic report dropped");
         }
     }
@@ -324,12 +353,15 @@ impl Conn {
             return;
         };
         let requests = self.hub.requests.clone();
+        let channel = self.channel;
         let send = async move {
-            if let Some(mut r) = session.report(Now::system()) {
-                r.connected = false;
-                requests.send(HubRequest::Report(r)).await?;
+            if let Some(mut report) = session.report(Now::system()) {
+                report.connected = false;
+                requests
+                    .send(HubRequest::Report { channel, report })
+                    .await?;
             }
-            requests.send(HubRequest::Leave { miner }).await
+            requests.send(HubRequest::Leave { channel, miner }).await
         };
         match tokio::time::timeout(EXIT_SEND_TIMEOUT, send).await {
             Ok(Ok(())) => {}

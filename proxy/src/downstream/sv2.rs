@@ -920,6 +920,7 @@ impl Sv2DownSession {
         };
         if share.is_block.is_some() || hash_meets(&share.hash, &job.upstream_target) {
             out.push(Action::Forward(ForwardShare {
+                channel: 0, // the miner task stamps its channel
                 miner,
                 worker: meta.user.clone(),
                 epoch: job.epoch,

@@ -19,12 +19,13 @@ use strata_protocol::frame::Frame;
 use strata_protocol::Message;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::sv2::{Action, Now, Sv2DownConfig, Sv2DownSession};
-use crate::hub::{HubHandle, HubRequest, JoinError, Slot};
+use crate::hub::{HubHandle, HubRequest, JoinError, Joined};
+use crate::work::UpstreamWork;
 
 /// What every SV2 downstream connection task shares (read-only).
 #[derive(Debug)]
@@ -116,10 +117,11 @@ pub async fn serve_sv2(
         }
     };
     let mut session = Sv2DownSession::new(peer, ctx.session.clone(), Now::current());
-    let mut work = hub.work.clone();
+    // the upstream channel the miner joined, and that channel's work (none before the join)
+    let mut channel = 0usize;
+    let mut work: Option<WorkRx> = None;
     let mut actions: Vec<Action> = Vec::with_capacity(16);
-    session.on_work(work.borrow_and_update().clone(), &mut actions);
-    let mut join_rx: Option<oneshot::Receiver<Result<Slot, JoinError>>> = None;
+    let mut join_rx: Option<oneshot::Receiver<Result<Joined, JoinError>>> = None;
     let mut tick = tokio::time::interval(ctx.tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let start = tokio::time::Instant::now();
@@ -158,24 +160,38 @@ pub async fn serve_sv2(
                 Ok(None) => break "closed by the miner".into(),
                 Err(e) => break e.to_string(),
             },
-            changed = work.changed() => {
+            changed = work_changed(&mut work) => {
                 if changed.is_err() {
                     break "hub stopped".into();
                 }
-                let w = work.borrow_and_update().clone();
-                session.on_work(w, &mut actions);
+                if let Some(w) = work.as_mut() {
+                    let w = w.borrow_and_update().clone();
+                    session.on_work(w, &mut actions);
+                }
             }
             reply = OptionFuture::from(join_rx.as_mut()), if join_rx.is_some() => {
                 join_rx = None;
                 match reply {
-                    Some(Ok(slot)) => session.on_slot(slot, &mut actions),
+                    Some(Ok(joined)) => {
+                        let slot = joined.map(|j| {
+                            channel = j.channel;
+                            work = Some(j.work);
+                            j.slot
+                        });
+                        session.on_slot(slot, &mut actions);
+                        if let Some(w) = work.as_mut() {
+                            let w = w.borrow_and_update().clone();
+                            session.on_work(w, &mut actions);
+                        }
+                    }
                     _ => break "hub stopped".into(),
                 }
             }
             _ = tick.tick() => session.on_tick(Now::current(), &mut actions),
             _ = report.tick() => {
-                if let Some(r) = session.report(Now::current()) {
-                    if hub.requests.send(HubRequest::Report(r)).await.is_err() {
+                if let Some(report) = session.report(Now::current()) {
+                    let req = HubRequest::Report { channel, report };
+                    if hub.requests.send(req).await.is_err() {
                         break "hub stopped".into();
                     }
                 }
@@ -202,7 +218,8 @@ pub async fn serve_sv2(
                         join_rx = Some(rx);
                     }
                 }
-                Action::Forward(share) => {
+                Action::Forward(mut share) => {
+                    share.channel = channel;
                     if hub.requests.send(HubRequest::Share(share)).await.is_err() {
                         stop.get_or_insert("hub stopped".into());
                     }
@@ -226,7 +243,11 @@ pub async fn serve_sv2(
 
     // a join already asked is answered before we go, so its id is released
     if let Some(rx) = join_rx.take() {
-        if let Ok(Ok(slot)) = tokio::time::timeout(JOIN_DRAIN_TIMEOUT, rx).await {
+        if let Ok(Ok(joined)) = tokio::time::timeout(JOIN_DRAIN_TIMEOUT, rx).await {
+            let slot = joined.map(|j| {
+                channel = j.channel;
+                j.slot
+            });
             session.on_slot(slot, &mut actions);
         }
     }
@@ -237,14 +258,30 @@ pub async fn serve_sv2(
     }
     let _ = tokio::time::timeout(FINAL_FLUSH_TIMEOUT, writer.flush()).await;
     let _ = writer.shutdown().await;
-    if let Some(mut r) = session.report(Now::current()) {
-        r.connected = false;
-        let _ = hub.requests.send(HubRequest::Report(r)).await;
+    if let Some(mut report) = session.report(Now::current()) {
+        report.connected = false;
+        let _ = hub
+            .requests
+            .send(HubRequest::Report { channel, report })
+            .await;
     }
     if let Some(miner) = session.miner() {
-        let _ = hub.requests.send(HubRequest::Leave { miner }).await;
+        let _ = hub
+            .requests
+            .send(HubRequest::Leave { channel, miner })
+            .await;
     }
     tracing::info!(%peer, %reason, "SV2 miner disconnected");
+}
+
+type WorkRx = watch::Receiver<Option<Arc<UpstreamWork>>>;
+
+/// Waits for a change of the channel's work (forever before the miner joined a channel).
+async fn work_changed(work: &mut Option<WorkRx>) -> Result<(), watch::error::RecvError> {
+    match work {
+        Some(w) => w.changed().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Connections per IP address, released on drop.

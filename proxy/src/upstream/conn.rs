@@ -12,7 +12,7 @@ use strata_net::NetError;
 use strata_protocol::{DecodeError, Message};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use super::session::{Action, ChannelInfo, SessionConfig, SessionError, UpstreamSession};
@@ -24,8 +24,8 @@ use crate::work::{ForwardShare, UpstreamWork};
 pub(crate) enum ConnCommand {
     /// Forward a share.
     Submit(ForwardShare),
-    /// Send UpdateChannel.
-    UpdateHashrate(f32),
+    /// Send UpdateChannel on a channel.
+    UpdateHashrate { channel: usize, hashrate: f32 },
     /// Take no more shares; end once every pending share is answered or `timeout` passed.
     Drain { timeout: Duration },
 }
@@ -33,14 +33,19 @@ pub(crate) enum ConnCommand {
 /// What a connection tells the supervisor.
 #[derive(Debug)]
 pub(crate) enum ConnEvent {
-    /// The channel is open.
+    /// A channel is open.
     Opened(ChannelInfo),
-    /// New current work.
-    Work(UpstreamWork),
+    /// The pool refused a further channel.
+    Refused { channel: usize, code: String },
+    /// New current work of a channel.
+    Work { channel: usize, work: UpstreamWork },
     /// SetTarget.
-    Target(strata_work::target::Target),
+    Target {
+        channel: usize,
+        target: strata_work::target::Target,
+    },
     /// SetExtranoncePrefix.
-    ExtranoncePrefix(Bytes),
+    ExtranoncePrefix { channel: usize, prefix: Bytes },
     /// A share's answer.
     ShareResult {
         share: ForwardShare,
@@ -116,15 +121,17 @@ pub(crate) async fn run(
     url: PoolUrl,
     settings: Arc<ConnSettings>,
     mut commands: mpsc::Receiver<ConnCommand>,
+    mut channels: watch::Receiver<usize>,
     events: Tx,
     cancel: CancellationToken,
 ) {
     let mut session_cfg = settings.session.clone();
+    session_cfg.channels = session_cfg.channels.max(*channels.borrow_and_update());
     session_cfg.endpoint_host = url.host.clone();
     session_cfg.endpoint_port = url.port;
     let mut session = UpstreamSession::new(session_cfg);
     let result = tokio::select! {
-        r = drive(id, &url, &settings, &mut session, &mut commands, &events) => r,
+        r = drive(id, &url, &settings, &mut session, &mut commands, &mut channels, &events) => r,
         () = cancel.cancelled() => Err(ConnError::Shutdown),
     };
     let mut out = Vec::new();
@@ -233,9 +240,12 @@ async fn forward(id: u64, out: &mut Vec<Action>, events: &Tx) -> Result<(), Conn
         let ev = match a {
             Action::Send { .. } => continue,
             Action::Opened(info) => ConnEvent::Opened(info),
-            Action::Work(w) => ConnEvent::Work(w),
-            Action::Target(t) => ConnEvent::Target(t),
-            Action::ExtranoncePrefix(p) => ConnEvent::ExtranoncePrefix(p),
+            Action::ChannelRefused { channel, code } => ConnEvent::Refused { channel, code },
+            Action::Work { channel, work } => ConnEvent::Work { channel, work },
+            Action::Target { channel, target } => ConnEvent::Target { channel, target },
+            Action::ExtranoncePrefix { channel, prefix } => {
+                ConnEvent::ExtranoncePrefix { channel, prefix }
+            }
             Action::ShareResult {
                 share,
                 accepted,
@@ -260,6 +270,7 @@ async fn drive(
     settings: &ConnSettings,
     session: &mut UpstreamSession,
     commands: &mut mpsc::Receiver<ConnCommand>,
+    channels: &mut watch::Receiver<usize>,
     events: &Tx,
 ) -> Result<(), ConnError> {
     let tcp = connect(url, settings).await?;
@@ -276,6 +287,7 @@ async fn drive(
     apply(id, &mut out, &mut writer, events, settings.write_timeout).await?;
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut commands_open = true;
+    let mut channels_open = true;
     loop {
         if drain_until.is_some() && session.pending_shares() == 0 {
             return Err(ConnError::Drained);
@@ -309,11 +321,22 @@ async fn drive(
             }
             cmd = commands.recv(), if commands_open => match cmd {
                 Some(ConnCommand::Submit(share)) => session.submit(share, &mut out),
-                Some(ConnCommand::UpdateHashrate(h)) => session.update_hashrate(h, &mut out),
+                Some(ConnCommand::UpdateHashrate { channel, hashrate }) => {
+                    session.update_hashrate(channel, hashrate, &mut out);
+                }
                 Some(ConnCommand::Drain { timeout }) => {
                     drain_until = Some(tokio::time::Instant::now() + timeout);
                 }
                 None => commands_open = false,
+            },
+            changed = channels.changed(), if channels_open => match changed {
+                Ok(()) => {
+                    let wanted = *channels.borrow_and_update();
+                    if drain_until.is_none() {
+                        session.set_channels(wanted, &mut out);
+                    }
+                }
+                Err(_) => channels_open = false,
             },
             () = sleep => {
                 if drain_until.is_some_and(|t| tokio::time::Instant::now() >= t) {

@@ -1,5 +1,5 @@
-//! The upstream side: one SV2 extended channel toward the most preferred reachable pool,
-//! with failover.
+//! The upstream side: one or more SV2 extended channels on one connection to the most
+//! preferred reachable pool, with failover.
 //!
 //! * [`PoolUrl`] parses `stratum2+tcp://host:port/AUTHORITY_KEY`.
 //! * [`session::UpstreamSession`]: the sans-IO SV2 client of one pool connection
@@ -20,6 +20,12 @@
 //!        the old Active drains (answers for shares already sent) and closes.
 //! ```
 //!
+//! Channels: the hub says how many it needs ([`UpstreamCommand::Channels`]); every
+//! connection opens that many (proxy-side indices 0, 1, 2...; see [`session`]), so a new
+//! active pool (failover, return to preferred) holds them all again. Channel 0 opening makes
+//! a connection usable ([`UpstreamEvent::Active`]); each further channel of the active pool
+//! is announced by [`UpstreamEvent::ChannelOpened`] (or [`UpstreamEvent::ChannelRefused`]).
+//!
 //! Epochs: each [`UpstreamEvent::Active`] carries a new `epoch`; the [`UpstreamWork`] of
 //! [`UpstreamEvent::Work`] carries it too. A [`ForwardShare`] whose `epoch` is not the active
 //! one (or sent while no pool is active) comes back at once as
@@ -31,13 +37,14 @@ pub mod url;
 
 mod conn;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use strata_net::sv2::Sv2Options;
 use strata_work::target::Target;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -66,6 +73,9 @@ pub struct UpstreamConfig {
     /// Nominal hashrate announced at open, hashes per second (default 0; see
     /// [`UpstreamCommand::UpdateHashrate`]).
     pub nominal_hashrate: f64,
+    /// Channels opened on each connection from the start (default 1; the hub asks for more
+    /// with [`UpstreamCommand::Channels`]).
+    pub channels: usize,
     /// `min_extranonce_size` (default [`DEFAULT_MIN_EXTRANONCE_SIZE`]).
     pub min_extranonce_size: u16,
     /// Negotiate extension 0x0002 and tag shares with the miner's worker name (default true).
@@ -89,7 +99,7 @@ pub struct UpstreamConfig {
     pub handshake_timeout: Duration,
     /// From the handshake to an open channel (default 10 s).
     pub setup_timeout: Duration,
-    /// From the channel opening to its first job (default 15 s).
+    /// From channel 0 opening to its first job (default 15 s).
     pub first_job_timeout: Duration,
     /// Time a socket write may block (default 10 s).
     pub write_timeout: Duration,
@@ -106,6 +116,7 @@ impl Default for UpstreamConfig {
             pools: Vec::new(),
             user_identity: String::new(),
             nominal_hashrate: 0.0,
+            channels: 1,
             min_extranonce_size: DEFAULT_MIN_EXTRANONCE_SIZE,
             worker_identity: true,
             backoff_min: Duration::from_secs(1),
@@ -127,8 +138,10 @@ impl Default for UpstreamConfig {
 /// What the upstream side tells the hub.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamEvent {
-    /// A pool's channel is now the active upstream: a new epoch starts. Work of earlier
-    /// epochs is void; shares of earlier epochs are refused (`stale-upstream`).
+    /// A pool's channel 0 is now the active upstream: a new epoch starts. Work of earlier
+    /// epochs is void (on every channel); shares of earlier epochs are refused
+    /// (`stale-upstream`). The pool's further channels follow as
+    /// [`UpstreamEvent::ChannelOpened`].
     Active {
         /// The new epoch (stamp it on [`UpstreamWork::epoch`] and expect it back on
         /// [`ForwardShare::epoch`]).
@@ -137,31 +150,65 @@ pub enum UpstreamEvent {
         pool: usize,
         /// The pool's URL.
         url: String,
-        /// The upstream channel id.
+        /// The upstream channel id of channel 0.
         channel_id: u32,
         /// The channel's `extranonce_prefix`.
         extranonce_prefix: Bytes,
-        /// Bytes the proxy splits among its miners.
+        /// Bytes the proxy splits among the channel's miners.
         extranonce_size: u16,
         /// The channel's current target.
         target: Target,
     },
-    /// New current work of the active epoch (`epoch` set; `id_width` and
-    /// `extranonce2_size` are 0 for the hub to fill).
-    Work(UpstreamWork),
-    /// The active channel's target changed (applies to jobs activated from now on; the next
+    /// A further channel (index 1, 2...) of the active pool is open.
+    ChannelOpened {
+        /// The epoch it belongs to.
+        epoch: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// Its upstream channel id.
+        channel_id: u32,
+        /// Its `extranonce_prefix`.
+        extranonce_prefix: Bytes,
+        /// Bytes the proxy splits among the channel's miners.
+        extranonce_size: u16,
+        /// Its current target.
+        target: Target,
+    },
+    /// The active pool refused to open channel `channel` (`OpenMiningChannel.Error`): its
+    /// miners get no work on this pool.
+    ChannelRefused {
+        /// The epoch it belongs to.
+        epoch: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// The pool's error code.
+        reason: String,
+    },
+    /// New current work of channel `channel` in the active epoch (`epoch` set; `id_width`
+    /// and `extranonce2_size` are 0 for the hub to fill).
+    Work {
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// The work.
+        work: UpstreamWork,
+    },
+    /// A channel's target changed (applies to jobs activated from now on; the next
     /// [`UpstreamEvent::Work`] carries it as `upstream_target`).
     Target {
         /// The epoch it belongs to.
         epoch: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
         /// The new target.
         target: Target,
     },
-    /// The active channel's extranonce prefix changed (`SetExtranoncePrefix`): re-carve the
-    /// miners' extranonce1; the next [`UpstreamEvent::Work`] carries it.
+    /// A channel's extranonce prefix changed (`SetExtranoncePrefix`): re-carve its miners'
+    /// extranonce1; the next [`UpstreamEvent::Work`] carries it.
     ExtranoncePrefix {
         /// The epoch it belongs to.
         epoch: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
         /// The new prefix (the size is unchanged).
         extranonce_prefix: Bytes,
     },
@@ -172,9 +219,9 @@ pub enum UpstreamEvent {
         /// Accepted by the pool.
         accepted: bool,
         /// Why not: the pool's `SubmitShares.Error` code, or `stale-upstream` (not
-        /// forwarded: no active pool or an old epoch), `upstream-busy` (queue full),
-        /// `upstream-closed` (sent, but the connection ended before an answer),
-        /// `no-response` (too many unanswered shares).
+        /// forwarded: no active pool, an old epoch or its channel not open),
+        /// `upstream-busy` (queue full), `upstream-closed` (sent, but the connection ended
+        /// before an answer), `no-response` (too many unanswered shares).
         code: Option<String>,
     },
     /// A connection to a pool failed or ended. With `was_active`, there is no upstream until
@@ -194,11 +241,20 @@ pub enum UpstreamEvent {
 /// What the hub tells the upstream side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamCommand {
-    /// Forward a share on the active channel (answered by [`UpstreamEvent::ShareResult`]).
+    /// Forward a share on its channel ([`ForwardShare::channel`]) of the active pool
+    /// (answered by [`UpstreamEvent::ShareResult`]).
     Submit(ForwardShare),
-    /// The farm's nominal hashrate changed: `UpdateChannel` on the active channel, and the
-    /// value announced by later channel opens.
-    UpdateHashrate(f64),
+    /// The nominal hashrate of a channel's miners changed: `UpdateChannel` on that channel
+    /// of the active pool, and the value announced by later opens of the channel.
+    UpdateHashrate {
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// Hashes per second.
+        hashrate: f64,
+    },
+    /// Hold this many channels (indices `0..n`) on the active pool and on every pool
+    /// connected later. Channels are never closed by asking for fewer.
+    Channels(usize),
 }
 
 /// Reconnect delays of one pool: exponential from `min` to `max`, jittered ±25 %.
@@ -262,9 +318,14 @@ struct Conn {
     role: Role,
     tx: mpsc::Sender<ConnCommand>,
     cancel: CancellationToken,
+    /// When channel 0 opened.
     opened_at: Option<Instant>,
-    info: Option<ChannelInfo>,
-    work: Option<UpstreamWork>,
+    /// Open channels, by index.
+    infos: BTreeMap<usize, ChannelInfo>,
+    /// Each channel's current work, by index.
+    work: BTreeMap<usize, UpstreamWork>,
+    /// Channels the pool refused, by index, with the code.
+    refused: BTreeMap<usize, String>,
 }
 
 #[derive(Debug)]
@@ -288,6 +349,8 @@ struct Supervisor {
     next_probe_at: Instant,
     events: mpsc::Sender<UpstreamEvent>,
     conn_tx: mpsc::Sender<(u64, ConnEvent)>,
+    /// Channels wanted on every connection.
+    channels: watch::Sender<usize>,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -303,10 +366,12 @@ pub async fn run_upstreams(
 ) {
     let now = Instant::now();
     let (conn_tx, mut conn_rx) = mpsc::channel(1024);
+    let channels = cfg.channels.max(1);
     let settings = ConnSettings {
         session: session::SessionConfig {
             user_identity: cfg.user_identity.clone(),
             nominal_hashrate: cfg.nominal_hashrate as f32,
+            channels,
             min_extranonce_size: cfg.min_extranonce_size,
             request_worker_identity: cfg.worker_identity,
             max_pending_shares: cfg.max_pending_shares,
@@ -341,6 +406,7 @@ pub async fn run_upstreams(
         epoch: 0,
         events,
         conn_tx,
+        channels: watch::Sender::new(channels),
         tasks: TaskTracker::new(),
         shutdown: shutdown.child_token(),
     };
@@ -408,6 +474,7 @@ impl Supervisor {
             url,
             Arc::new(self.settings.clone()),
             rx,
+            self.channels.subscribe(),
             self.conn_tx.clone(),
             cancel.clone(),
         ));
@@ -418,8 +485,9 @@ impl Supervisor {
             tx,
             cancel,
             opened_at: None,
-            info: None,
-            work: None,
+            infos: BTreeMap::new(),
+            work: BTreeMap::new(),
+            refused: BTreeMap::new(),
         });
     }
 
@@ -428,14 +496,16 @@ impl Supervisor {
         // 1. a stable probe takes over
         if let Some(i) = self.find(Role::Probe) {
             let c = &self.conns[i];
-            if c.work.is_some() && c.opened_at.is_some_and(|t| now >= t + self.cfg.stable_for) {
+            if c.work.contains_key(&0)
+                && c.opened_at.is_some_and(|t| now >= t + self.cfg.stable_for)
+            {
                 self.promote(i).await?;
             }
         }
         // 2. nothing active or connecting: the probe (if up) or the best pool available
         if self.find(Role::Active).is_none() && self.find(Role::Candidate).is_none() {
             if let Some(i) = self.find(Role::Probe) {
-                if self.conns[i].info.is_some() {
+                if self.conns[i].infos.contains_key(&0) {
                     self.promote(i).await?;
                 } else {
                     self.conns[i].role = Role::Candidate;
@@ -503,18 +573,24 @@ impl Supervisor {
         }
         let c = &mut self.conns[i];
         c.role = Role::Active;
-        let Some(info) = c.info.clone() else {
+        let Some(info) = c.infos.get(&0).cloned() else {
             return Ok(());
         };
         self.epoch += 1;
+        let epoch = self.epoch;
         let pool = c.pool;
-        let work = c.work.clone();
+        let others: Vec<ChannelInfo> = c.infos.values().skip(1).cloned().collect();
+        let refused: Vec<(usize, String)> =
+            c.refused.iter().map(|(i, r)| (*i, r.clone())).collect();
+        let work: Vec<(usize, UpstreamWork)> =
+            c.work.iter().map(|(i, w)| (*i, w.clone())).collect();
         let url = self.slots[pool].url.to_string();
         tracing::info!(
             pool,
             url = %self.slots[pool].url.address(),
-            epoch = self.epoch,
+            epoch,
             channel = info.channel_id,
+            channels = others.len() + 1,
             extranonce_size = info.extranonce_size,
             "upstream active"
         );
@@ -522,7 +598,7 @@ impl Supervisor {
             self.next_probe_at = Instant::now() + self.cfg.probe_interval;
         }
         self.emit(UpstreamEvent::Active {
-            epoch: self.epoch,
+            epoch,
             pool,
             url,
             channel_id: info.channel_id,
@@ -531,10 +607,21 @@ impl Supervisor {
             target: info.target,
         })
         .await?;
-        if let Some(mut w) = work {
-            w.epoch = self.epoch;
+        for info in others {
+            self.emit(opened_event(epoch, info)).await?;
+        }
+        for (channel, reason) in refused {
+            self.emit(UpstreamEvent::ChannelRefused {
+                epoch,
+                channel,
+                reason,
+            })
+            .await?;
+        }
+        for (channel, mut w) in work {
+            w.epoch = epoch;
             w.clean = true;
-            self.emit(UpstreamEvent::Work(w)).await?;
+            self.emit(UpstreamEvent::Work { channel, work: w }).await?;
         }
         Ok(())
     }
@@ -561,40 +648,70 @@ impl Supervisor {
         match ev {
             ConnEvent::Opened(info) => {
                 let c = &mut self.conns[i];
-                c.opened_at = Some(Instant::now());
-                c.info = Some(info);
-                if c.role == Role::Candidate {
-                    self.promote(i).await?;
-                } else {
-                    tracing::info!(pool = c.pool, "probe: preferred pool opened a channel");
+                let index = info.index;
+                c.refused.remove(&index);
+                c.infos.insert(index, info.clone());
+                if index == 0 {
+                    c.opened_at = Some(Instant::now());
+                    if c.role == Role::Candidate {
+                        self.promote(i).await?;
+                    } else {
+                        tracing::info!(pool = c.pool, "probe: preferred pool opened a channel");
+                    }
+                } else if c.role == Role::Active {
+                    tracing::info!(
+                        pool = c.pool,
+                        channel = index,
+                        channel_id = info.channel_id,
+                        "further upstream channel open"
+                    );
+                    self.emit(opened_event(epoch, info)).await?;
                 }
             }
-            ConnEvent::Work(mut w) => {
+            ConnEvent::Refused { channel, code } => {
                 let c = &mut self.conns[i];
-                c.work = Some(w.clone());
+                c.refused.insert(channel, code.clone());
                 if c.role == Role::Active {
-                    w.epoch = epoch;
-                    self.emit(UpstreamEvent::Work(w)).await?;
+                    self.emit(UpstreamEvent::ChannelRefused {
+                        epoch,
+                        channel,
+                        reason: code,
+                    })
+                    .await?;
                 }
             }
-            ConnEvent::Target(target) => {
+            ConnEvent::Work { channel, mut work } => {
                 let c = &mut self.conns[i];
-                if let Some(info) = c.info.as_mut() {
+                c.work.insert(channel, work.clone());
+                if c.role == Role::Active {
+                    work.epoch = epoch;
+                    self.emit(UpstreamEvent::Work { channel, work }).await?;
+                }
+            }
+            ConnEvent::Target { channel, target } => {
+                let c = &mut self.conns[i];
+                if let Some(info) = c.infos.get_mut(&channel) {
                     info.target = target;
                 }
                 if c.role == Role::Active {
-                    self.emit(UpstreamEvent::Target { epoch, target }).await?;
+                    self.emit(UpstreamEvent::Target {
+                        epoch,
+                        channel,
+                        target,
+                    })
+                    .await?;
                 }
             }
-            ConnEvent::ExtranoncePrefix(p) => {
+            ConnEvent::ExtranoncePrefix { channel, prefix } => {
                 let c = &mut self.conns[i];
-                if let Some(info) = c.info.as_mut() {
-                    info.extranonce_prefix = p.clone();
+                if let Some(info) = c.infos.get_mut(&channel) {
+                    info.extranonce_prefix = prefix.clone();
                 }
                 if c.role == Role::Active {
                     self.emit(UpstreamEvent::ExtranoncePrefix {
                         epoch,
-                        extranonce_prefix: p,
+                        channel,
+                        extranonce_prefix: prefix,
                     })
                     .await?;
                 }
@@ -672,17 +789,46 @@ impl Supervisor {
                 })
                 .await
             }
-            UpstreamCommand::UpdateHashrate(h) => {
-                let h = h as f32;
+            UpstreamCommand::UpdateHashrate { channel, hashrate } => {
+                let h = hashrate as f32;
                 if h.is_finite() && h >= 0.0 {
-                    self.settings.session.nominal_hashrate = h;
+                    let session = &mut self.settings.session;
+                    if session.channel_hashrates.len() <= channel {
+                        session
+                            .channel_hashrates
+                            .resize(channel + 1, session.nominal_hashrate);
+                    }
+                    session.channel_hashrates[channel] = h;
                     if let Some(i) = self.find(Role::Active) {
-                        let _ = self.conns[i].tx.try_send(ConnCommand::UpdateHashrate(h));
+                        let _ = self.conns[i].tx.try_send(ConnCommand::UpdateHashrate {
+                            channel,
+                            hashrate: h,
+                        });
                     }
                 }
                 Ok(())
             }
+            UpstreamCommand::Channels(n) => {
+                if n > *self.channels.borrow() {
+                    tracing::info!(channels = n, "upstream channels wanted");
+                    self.settings.session.channels = n;
+                    // every live connection follows (and one started later opens them all)
+                    self.channels.send_replace(n);
+                }
+                Ok(())
+            }
         }
+    }
+}
+
+fn opened_event(epoch: u64, info: ChannelInfo) -> UpstreamEvent {
+    UpstreamEvent::ChannelOpened {
+        epoch,
+        channel: info.index,
+        channel_id: info.channel_id,
+        extranonce_prefix: info.extranonce_prefix,
+        extranonce_size: info.extranonce_size,
+        target: info.target,
     }
 }
 

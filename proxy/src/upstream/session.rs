@@ -1,19 +1,28 @@
 //! One pool connection as a synchronous state machine: the SV2 client side of the Mining
-//! Protocol for a single extended channel. Messages from the pool, shares and the current
-//! time go in; messages to send and [`Action`]s come out. No I/O.
+//! Protocol for one or more extended channels on one connection. Messages from the pool,
+//! shares and the current time go in; messages to send and [`Action`]s come out. No I/O.
 //!
 //! ```text
-//!  start() ──SetupConnection──▶ AwaitSetup ──.Success──▶ AwaitChannel ──.Success──▶ Open
-//!                                  │  (sends [RequestExtensions] + OpenExtendedMiningChannel)
+//!  start() ──SetupConnection──▶ AwaitSetup ──.Success──▶ AwaitChannel ──channel 0 .Success──▶ Open
+//!                                  │  (sends [RequestExtensions] + one OpenExtendedMiningChannel
+//!                                  │   per wanted channel; more later with set_channels)
 //!                                  └─ .Error / timeout / protocol error ──▶ SessionError (end)
 //!  close(): every unanswered share comes back as `upstream-closed`; the session is over.
 //! ```
 //!
-//! In `Open` the channel's jobs, prevhash, target and extranonce prefix are tracked by
-//! [`strata_work::channel::Channels`] (client side); each time the active job changes the
-//! session emits [`Action::Work`]. Shares get increasing sequence numbers and wait in a
-//! bounded pending queue until `SubmitShares.Success` (which acknowledges every pending
-//! sequence number up to `last_sequence_number`) or `SubmitShares.Error` answers them.
+//! Channels are numbered on the proxy side (0, 1, 2...): channel `i` is opened with
+//! `request_id = i + 1`, and every [`Action`] about a channel names that index. Channel 0 is
+//! the session's lifeline: its refusal or its absence past the setup timeout ends the
+//! session (the supervisor fails over). A further channel the pool refuses is reported
+//! ([`Action::ChannelRefused`]) and stays without work; the others go on.
+//!
+//! The channels' jobs, prevhashes, targets, extranonce prefixes and group membership are
+//! tracked by [`strata_work::channel::Channels`] (client side): a job or prevhash addressed
+//! to a group channel (`SetGroupChannel`) reaches every member, and each member whose active
+//! job changed gets its own [`Action::Work`]. Shares get increasing sequence numbers per
+//! channel and wait in a bounded pending queue until `SubmitShares.Success` (which
+//! acknowledges every pending sequence number up to `last_sequence_number`) or
+//! `SubmitShares.Error` answers them.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -32,8 +41,6 @@ use strata_work::target::Target;
 
 use crate::work::{ForwardShare, UpstreamWork};
 
-/// `request_id` of our one OpenExtendedMiningChannel.
-const OPEN_REQUEST_ID: u32 = 1;
 /// `request_id` of our one RequestExtensions.
 const EXTENSIONS_REQUEST_ID: u16 = 1;
 
@@ -47,10 +54,16 @@ pub const CODE_UPSTREAM_CLOSED: &str = "upstream-closed";
 /// Settings of a session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
-    /// `user_identity` of the channel (the pool account / payout name).
+    /// `user_identity` of the channels (the pool account / payout name).
     pub user_identity: String,
-    /// Nominal hashrate announced at open (hashes per second).
+    /// Nominal hashrate announced at open (hashes per second), for a channel without its own
+    /// figure in [`SessionConfig::channel_hashrates`].
     pub nominal_hashrate: f32,
+    /// Channels to open at once (at least 1; more may be asked with
+    /// [`UpstreamSession::set_channels`]).
+    pub channels: usize,
+    /// Nominal hashrate of channel `i` at open (the last `UpdateChannel` value), by index.
+    pub channel_hashrates: Vec<f32>,
     /// `min_extranonce_size` asked for (bytes the proxy splits among its miners).
     pub min_extranonce_size: u16,
     /// Ask for extension 0x0002 and tag shares with the worker name when granted.
@@ -58,9 +71,9 @@ pub struct SessionConfig {
     /// Shares waiting for an answer at most; when full the oldest is given up as
     /// [`CODE_NO_RESPONSE`].
     pub max_pending_shares: usize,
-    /// Time from [`UpstreamSession::start`] to the channel being open.
+    /// Time from [`UpstreamSession::start`] to channel 0 being open.
     pub setup_timeout: Duration,
-    /// Time from the channel being open to its first job on a prevhash.
+    /// Time from channel 0 being open to its first job on a prevhash.
     pub first_job_timeout: Duration,
     /// `endpoint_host` of SetupConnection.
     pub endpoint_host: String,
@@ -77,6 +90,8 @@ impl Default for SessionConfig {
         SessionConfig {
             user_identity: String::new(),
             nominal_hashrate: 0.0,
+            channels: 1,
+            channel_hashrates: Vec::new(),
             min_extranonce_size: super::DEFAULT_MIN_EXTRANONCE_SIZE,
             request_worker_identity: true,
             max_pending_shares: 8192,
@@ -90,9 +105,11 @@ impl Default for SessionConfig {
     }
 }
 
-/// The open channel, as the pool granted it.
+/// An open channel, as the pool granted it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelInfo {
+    /// The proxy-side index of the channel (0, 1, 2...).
+    pub index: usize,
     /// The channel id.
     pub channel_id: u32,
     /// The channel's `extranonce_prefix` (current: updated by SetExtranoncePrefix).
@@ -115,15 +132,38 @@ pub enum Action {
         /// TLV fields of negotiated extensions appended to it.
         tlvs: Vec<Tlv>,
     },
-    /// The channel is open.
+    /// A channel is open.
     Opened(ChannelInfo),
-    /// The active job changed: the current work (its `epoch`, `id_width` and
+    /// The pool refused to open channel `channel` (never channel 0: that ends the session).
+    ChannelRefused {
+        /// The channel's index.
+        channel: usize,
+        /// The `OpenMiningChannel.Error` code.
+        code: String,
+    },
+    /// The active job of channel `channel` changed: its current work (`epoch`, `id_width` and
     /// `extranonce2_size` are 0, for the hub to fill).
-    Work(UpstreamWork),
-    /// `SetTarget`: jobs activated from now on use this target.
-    Target(Target),
-    /// `SetExtranoncePrefix`: jobs from now on use this prefix (size unchanged).
-    ExtranoncePrefix(Bytes),
+    Work {
+        /// The channel's index.
+        channel: usize,
+        /// The work.
+        work: UpstreamWork,
+    },
+    /// `SetTarget`: jobs of channel `channel` activated from now on use this target.
+    Target {
+        /// The channel's index.
+        channel: usize,
+        /// The new target.
+        target: Target,
+    },
+    /// `SetExtranoncePrefix`: jobs of channel `channel` from now on use this prefix (size
+    /// unchanged).
+    ExtranoncePrefix {
+        /// The channel's index.
+        channel: usize,
+        /// The new prefix.
+        prefix: Bytes,
+    },
     /// A share's answer from the pool (or the reason it was not forwarded).
     ShareResult {
         /// The share.
@@ -147,7 +187,7 @@ pub enum SessionError {
         /// Flags the pool does not support.
         flags: u32,
     },
-    /// `OpenMiningChannel.Error`.
+    /// `OpenMiningChannel.Error` for channel 0.
     #[error("pool refused the channel: {code}")]
     ChannelRefused {
         /// The error code.
@@ -182,13 +222,13 @@ pub enum SessionError {
         #[source]
         source: ChannelError,
     },
-    /// No open channel within [`SessionConfig::setup_timeout`].
+    /// Channel 0 not open within [`SessionConfig::setup_timeout`].
     #[error("no open channel within {secs:.1}s")]
     SetupTimeout {
         /// The timeout.
         secs: f64,
     },
-    /// No job within [`SessionConfig::first_job_timeout`] of the channel opening.
+    /// No job within [`SessionConfig::first_job_timeout`] of channel 0 opening.
     #[error("no job within {secs:.1}s of the channel opening")]
     NoJobTimeout {
         /// The timeout.
@@ -205,6 +245,27 @@ enum State {
     Closed,
 }
 
+/// One channel of the session, by proxy-side index.
+#[derive(Debug)]
+enum Chan {
+    /// `OpenExtendedMiningChannel` sent, no answer yet.
+    Opening,
+    /// Open.
+    Open(OpenChan),
+    /// `OpenMiningChannel.Error`.
+    Refused,
+}
+
+#[derive(Debug)]
+struct OpenChan {
+    channel_id: u32,
+    /// Job id of the last emitted work.
+    work_job: Option<u32>,
+    next_sequence: u32,
+    /// Shares sent and not yet answered, in sequence order.
+    pending: VecDeque<(u32, ForwardShare)>,
+}
+
 /// The client side of one pool connection (see the module docs).
 #[derive(Debug)]
 pub struct UpstreamSession {
@@ -212,18 +273,15 @@ pub struct UpstreamSession {
     state: State,
     started: Option<Instant>,
     opened: Option<Instant>,
-    channel_id: u32,
-    extranonce_size: u16,
+    /// Channels wanted (opened once the setup is done).
+    wanted: usize,
+    /// Channels asked for so far, by index.
+    chans: Vec<Chan>,
     channels: Channels,
     worker_tlv: bool,
     /// The pool set REQUIRES_FIXED_VERSION: no version rolling.
     fixed_version: bool,
     seq: u64,
-    /// Job id of the last emitted work.
-    work_job: Option<u32>,
-    next_sequence: u32,
-    /// Shares sent and not yet answered, in sequence order.
-    pending: VecDeque<(u32, ForwardShare)>,
 }
 
 fn str255(s: &str) -> Str0_255 {
@@ -262,25 +320,70 @@ impl UpstreamSession {
     /// A session that has sent nothing yet.
     pub fn new(cfg: SessionConfig) -> Self {
         UpstreamSession {
-            cfg,
             state: State::Idle,
             started: None,
             opened: None,
-            channel_id: 0,
-            extranonce_size: 0,
+            wanted: cfg.channels.max(1),
+            chans: Vec::new(),
             channels: Channels::new(),
             worker_tlv: false,
             fixed_version: false,
             seq: 0,
-            work_job: None,
-            next_sequence: 0,
-            pending: VecDeque::new(),
+            cfg,
         }
     }
 
-    /// Whether the channel is open.
+    /// Whether channel 0 is open (the session is usable).
     pub fn is_open(&self) -> bool {
         self.state == State::Open
+    }
+
+    /// Whether channel `index` is open.
+    pub fn is_channel_open(&self, index: usize) -> bool {
+        self.state == State::Open && self.open_chan(index).is_some()
+    }
+
+    /// Channels asked for so far (open, opening or refused).
+    pub fn channel_count(&self) -> usize {
+        self.chans.len()
+    }
+
+    fn open_chan(&self, index: usize) -> Option<&OpenChan> {
+        match self.chans.get(index) {
+            Some(Chan::Open(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn open_chan_mut(&mut self, index: usize) -> Option<&mut OpenChan> {
+        match self.chans.get_mut(index) {
+            Some(Chan::Open(c)) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The index of our channel with upstream id `channel_id`.
+    fn index_of(&self, channel_id: u32) -> Option<usize> {
+        self.chans
+            .iter()
+            .position(|c| matches!(c, Chan::Open(o) if o.channel_id == channel_id))
+    }
+
+    /// The indices of our channels a message to `id` reaches: the channel itself, or every
+    /// member of the group `id`.
+    fn addressed(&self, id: u32) -> Vec<usize> {
+        if let Some(i) = self.index_of(id) {
+            return vec![i];
+        }
+        self.channels
+            .group(id)
+            .map(|g| {
+                g.members()
+                    .iter()
+                    .filter_map(|&m| self.index_of(m))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Whether extension 0x0002 was granted (shares carry the worker name).
@@ -288,16 +391,55 @@ impl UpstreamSession {
         self.worker_tlv
     }
 
-    /// Shares waiting for an answer.
+    /// Shares waiting for an answer (all channels).
     pub fn pending_shares(&self) -> usize {
-        self.pending.len()
+        self.chans
+            .iter()
+            .map(|c| match c {
+                Chan::Open(o) => o.pending.len(),
+                _ => 0,
+            })
+            .sum()
     }
 
-    /// The channel, once open.
-    pub fn channel(&self) -> Option<&Channel> {
+    /// Channel `index`, once open.
+    pub fn channel(&self, index: usize) -> Option<&Channel> {
+        let id = self.open_chan(index)?.channel_id;
         self.channels
-            .get(self.channel_id)
-            .filter(|_| self.is_open())
+            .get(id)
+            .filter(|_| self.state != State::Closed)
+    }
+
+    /// Asks for `wanted` channels in all: the missing ones are opened now (or once the
+    /// setup is done). Channels are never closed by asking for fewer.
+    pub fn set_channels(&mut self, wanted: usize, out: &mut Vec<Action>) {
+        self.wanted = self.wanted.max(wanted);
+        if matches!(self.state, State::AwaitChannel | State::Open) {
+            self.open_missing(out);
+        }
+    }
+
+    fn open_missing(&mut self, out: &mut Vec<Action>) {
+        while self.chans.len() < self.wanted {
+            let index = self.chans.len();
+            self.chans.push(Chan::Opening);
+            let hashrate = self
+                .cfg
+                .channel_hashrates
+                .get(index)
+                .copied()
+                .unwrap_or(self.cfg.nominal_hashrate);
+            send(
+                out,
+                OpenExtendedMiningChannel {
+                    request_id: index as u32 + 1,
+                    user_identity: str255(&self.cfg.user_identity),
+                    nominal_hash_rate: hashrate,
+                    max_target: U256([0xff; 32]),
+                    min_extranonce_size: self.cfg.min_extranonce_size,
+                },
+            );
+        }
     }
 
     /// Sends `SetupConnection` (mining, version 2, REQUIRES_VERSION_ROLLING).
@@ -331,7 +473,7 @@ impl UpstreamSession {
             State::AwaitSetup | State::AwaitChannel => {
                 self.started.map(|s| s + self.cfg.setup_timeout)
             }
-            State::Open if self.work_job.is_none() => {
+            State::Open if self.open_chan(0).is_some_and(|c| c.work_job.is_none()) => {
                 self.opened.map(|o| o + self.cfg.first_job_timeout)
             }
             State::Open | State::Closed => None,
@@ -411,16 +553,7 @@ impl UpstreamSession {
                         },
                     );
                 }
-                send(
-                    out,
-                    OpenExtendedMiningChannel {
-                        request_id: OPEN_REQUEST_ID,
-                        user_identity: str255(&self.cfg.user_identity),
-                        nominal_hash_rate: self.cfg.nominal_hashrate,
-                        max_target: U256([0xff; 32]),
-                        min_extranonce_size: self.cfg.min_extranonce_size,
-                    },
-                );
+                self.open_missing(out);
                 Ok(())
             }
             (State::AwaitSetup, CommonMessage::SetupConnectionError(e)) => {
@@ -470,47 +603,50 @@ impl UpstreamSession {
         move |source| SessionError::Channel { message, source }
     }
 
-    /// Whether `id` addresses our channel (directly or through its group).
-    fn is_ours(&self, id: u32) -> bool {
-        id == self.channel_id
-            || self
-                .channels
-                .get(self.channel_id)
-                .and_then(Channel::group_id)
-                .is_some_and(|g| g == id)
-    }
-
     fn on_mining(
         &mut self,
         mm: MiningMessage,
         now: Instant,
         out: &mut Vec<Action>,
     ) -> Result<(), SessionError> {
-        if self.state == State::AwaitChannel {
-            return match mm {
-                MiningMessage::OpenExtendedMiningChannelSuccess(s)
-                    if s.request_id == OPEN_REQUEST_ID =>
-                {
-                    self.on_opened(&s, now, out)
-                }
-                MiningMessage::OpenMiningChannelError(e) if e.request_id == OPEN_REQUEST_ID => {
-                    Err(SessionError::ChannelRefused {
-                        code: e.error_code.as_str().to_string(),
-                    })
-                }
-                other => Err(SessionError::Protocol {
-                    reason: format!("unexpected {} before the channel opened", other.name()),
-                }),
-            };
-        }
-        if self.state != State::Open {
+        if self.state == State::AwaitSetup {
             return Err(SessionError::Protocol {
                 reason: format!("unexpected {} before SetupConnection.Success", mm.name()),
             });
         }
         match mm {
+            MiningMessage::OpenExtendedMiningChannelSuccess(s) => {
+                let index = self.answered(s.request_id, "OpenExtendedMiningChannel.Success")?;
+                self.on_opened(index, &s, now, out)
+            }
+            MiningMessage::OpenMiningChannelError(e) => {
+                let index = self.answered(e.request_id, "OpenMiningChannel.Error")?;
+                let code = e.error_code.as_str().to_string();
+                if index == 0 {
+                    return Err(SessionError::ChannelRefused { code });
+                }
+                tracing::warn!(
+                    channel = index,
+                    %code,
+                    "pool refused a further channel: its miners get no work"
+                );
+                self.chans[index] = Chan::Refused;
+                out.push(Action::ChannelRefused {
+                    channel: index,
+                    code,
+                });
+                Ok(())
+            }
+            _ if self.state == State::AwaitChannel
+                && self.chans.iter().all(|c| !matches!(c, Chan::Open(_))) =>
+            {
+                Err(SessionError::Protocol {
+                    reason: format!("unexpected {} before the channel opened", mm.name()),
+                })
+            }
             MiningMessage::NewExtendedMiningJob(j) => {
-                if !self.is_ours(j.channel_id) {
+                let members = self.addressed(j.channel_id);
+                if members.is_empty() {
                     tracing::debug!(channel = j.channel_id, "job for another channel ignored");
                     return Ok(());
                 }
@@ -519,64 +655,93 @@ impl UpstreamSession {
                     .on_new_extended_mining_job(&j)
                     .map_err(Self::channel_err("NewExtendedMiningJob"))?;
                 if active {
-                    self.emit_work(false, out);
+                    for i in members {
+                        self.emit_work(i, false, out);
+                    }
                 }
                 Ok(())
             }
             MiningMessage::SetNewPrevHash(p) => {
-                if !self.is_ours(p.channel_id) {
+                let members = self.addressed(p.channel_id);
+                if members.is_empty() {
                     return Ok(());
                 }
                 self.channels
                     .on_set_new_prev_hash(&p)
                     .map_err(Self::channel_err("SetNewPrevHash"))?;
-                self.emit_work(true, out);
+                for i in members {
+                    self.emit_work(i, true, out);
+                }
                 Ok(())
             }
             MiningMessage::SetTarget(t) => {
-                if !self.is_ours(t.channel_id) {
+                let members = self.addressed(t.channel_id);
+                if members.is_empty() {
                     return Ok(());
                 }
                 self.channels
                     .on_set_target(&t)
                     .map_err(Self::channel_err("SetTarget"))?;
-                out.push(Action::Target(Target::from_le_bytes(t.maximum_target.0)));
+                let target = Target::from_le_bytes(t.maximum_target.0);
+                for channel in members {
+                    out.push(Action::Target { channel, target });
+                }
                 Ok(())
             }
             MiningMessage::SetExtranoncePrefix(p) => {
-                if p.channel_id != self.channel_id {
+                let Some(channel) = self.index_of(p.channel_id) else {
                     return Ok(());
-                }
+                };
                 self.channels
                     .on_set_extranonce_prefix(&p)
                     .map_err(Self::channel_err("SetExtranoncePrefix"))?;
-                out.push(Action::ExtranoncePrefix(Bytes::copy_from_slice(
-                    p.extranonce_prefix.as_slice(),
-                )));
+                out.push(Action::ExtranoncePrefix {
+                    channel,
+                    prefix: Bytes::copy_from_slice(p.extranonce_prefix.as_slice()),
+                });
                 Ok(())
             }
             MiningMessage::SetGroupChannel(g) => {
-                if g.channel_ids.iter().any(|&c| c == self.channel_id) {
-                    self.channels
-                        .on_set_group_channel(&g)
-                        .map_err(Self::channel_err("SetGroupChannel"))?;
+                // only our channels matter (a group may name channels of other connections)
+                let ours: Vec<u32> = g
+                    .channel_ids
+                    .iter()
+                    .copied()
+                    .filter(|&c| self.index_of(c).is_some())
+                    .collect();
+                if ours.is_empty() {
+                    return Ok(());
                 }
+                let msg = m::SetGroupChannel {
+                    group_channel_id: g.group_channel_id,
+                    channel_ids: ours.try_into().map_err(|_| SessionError::Protocol {
+                        reason: "SetGroupChannel with too many channels".into(),
+                    })?,
+                };
+                self.channels
+                    .on_set_group_channel(&msg)
+                    .map_err(Self::channel_err("SetGroupChannel"))?;
+                tracing::debug!(
+                    group = g.group_channel_id,
+                    members = ?self.addressed(g.group_channel_id),
+                    "pool grouped our channels"
+                );
                 Ok(())
             }
             MiningMessage::SubmitSharesSuccess(s) => {
-                if s.channel_id == self.channel_id {
-                    self.on_success(s.last_sequence_number, s.new_submits_accepted_count, out);
+                if let Some(i) = self.index_of(s.channel_id) {
+                    self.on_success(i, s.last_sequence_number, s.new_submits_accepted_count, out);
                 }
                 Ok(())
             }
             MiningMessage::SubmitSharesError(e) => {
-                if e.channel_id == self.channel_id {
-                    self.on_share_error(e.sequence_number, e.error_code.as_str(), out);
+                if let Some(i) = self.index_of(e.channel_id) {
+                    self.on_share_error(i, e.sequence_number, e.error_code.as_str(), out);
                 }
                 Ok(())
             }
             MiningMessage::CloseChannel(c) => {
-                if self.is_ours(c.channel_id) {
+                if !self.addressed(c.channel_id).is_empty() {
                     return Err(SessionError::ChannelClosed {
                         reason: c.reason_code.as_str().to_string(),
                     });
@@ -584,7 +749,11 @@ impl UpstreamSession {
                 Ok(())
             }
             MiningMessage::UpdateChannelError(e) => {
-                tracing::warn!(code = e.error_code.as_str(), "pool refused UpdateChannel");
+                tracing::warn!(
+                    channel = e.channel_id,
+                    code = e.error_code.as_str(),
+                    "pool refused UpdateChannel"
+                );
                 Ok(())
             }
             MiningMessage::NewMiningJob(j) => {
@@ -601,8 +770,20 @@ impl UpstreamSession {
         }
     }
 
+    /// The index of the channel still opening that `request_id` answers.
+    fn answered(&self, request_id: u32, message: &str) -> Result<usize, SessionError> {
+        let index = request_id.wrapping_sub(1) as usize;
+        match self.chans.get(index) {
+            Some(Chan::Opening) => Ok(index),
+            _ => Err(SessionError::Protocol {
+                reason: format!("{message} for request {request_id}, which is not pending"),
+            }),
+        }
+    }
+
     fn on_opened(
         &mut self,
+        index: usize,
         s: &m::OpenExtendedMiningChannelSuccess,
         now: Instant,
         out: &mut Vec<Action>,
@@ -647,11 +828,18 @@ impl UpstreamSession {
                 .add_to_group(s.group_channel_id, s.channel_id)
                 .map_err(Self::channel_err("OpenExtendedMiningChannel.Success"))?;
         }
-        self.channel_id = s.channel_id;
-        self.extranonce_size = s.extranonce_size;
-        self.state = State::Open;
-        self.opened = Some(now);
+        self.chans[index] = Chan::Open(OpenChan {
+            channel_id: s.channel_id,
+            work_job: None,
+            next_sequence: 0,
+            pending: VecDeque::new(),
+        });
+        if index == 0 {
+            self.state = State::Open;
+            self.opened = Some(now);
+        }
         out.push(Action::Opened(ChannelInfo {
+            index,
             channel_id: s.channel_id,
             extranonce_prefix: Bytes::copy_from_slice(s.extranonce_prefix.as_slice()),
             extranonce_size: s.extranonce_size,
@@ -661,9 +849,9 @@ impl UpstreamSession {
         Ok(())
     }
 
-    /// The current work from the channel's active job, if it has one.
-    pub fn current_work(&self, clean: bool) -> Option<UpstreamWork> {
-        let ch = self.channel()?;
+    /// The current work of channel `index` from its active job, if it has one.
+    pub fn current_work(&self, index: usize, clean: bool) -> Option<UpstreamWork> {
+        let ch = self.channel(index)?;
         let job = ch.active_job()?;
         let prev = ch.prev_hash()?;
         let ext = job.extended()?;
@@ -693,19 +881,25 @@ impl UpstreamSession {
         })
     }
 
-    fn emit_work(&mut self, clean: bool, out: &mut Vec<Action>) {
+    fn emit_work(&mut self, index: usize, clean: bool, out: &mut Vec<Action>) {
         self.seq += 1;
-        if let Some(w) = self.current_work(clean) {
-            self.work_job = Some(w.job_id);
-            out.push(Action::Work(w));
+        if let Some(w) = self.current_work(index, clean) {
+            if let Some(c) = self.open_chan_mut(index) {
+                c.work_job = Some(w.job_id);
+            }
+            out.push(Action::Work {
+                channel: index,
+                work: w,
+            });
         }
     }
 
-    /// Forwards a share as `SubmitSharesExtended` (with the worker-name TLV when 0x0002 was
-    /// granted). Before the channel is open the share comes straight back as
-    /// [`CODE_STALE_UPSTREAM`]. The share's `epoch` is not checked here (the caller's job).
+    /// Forwards a share as `SubmitSharesExtended` on its channel ([`ForwardShare::channel`])
+    /// (with the worker-name TLV when 0x0002 was granted). While that channel is not open the
+    /// share comes straight back as [`CODE_STALE_UPSTREAM`]. The share's `epoch` is not
+    /// checked here (the caller's job).
     pub fn submit(&mut self, share: ForwardShare, out: &mut Vec<Action>) {
-        if !self.is_open() {
+        if self.state != State::Open || self.open_chan(share.channel).is_none() {
             out.push(Action::ShareResult {
                 share,
                 accepted: false,
@@ -721,8 +915,6 @@ impl UpstreamSession {
             });
             return;
         };
-        let sequence_number = self.next_sequence;
-        self.next_sequence = self.next_sequence.wrapping_add(1);
         let tlvs = if self.worker_tlv && !share.worker.is_empty() {
             UserIdentity::new(truncate_utf8(&share.worker, 32))
                 .map(|id| vec![id.to_tlv()])
@@ -730,9 +922,15 @@ impl UpstreamSession {
         } else {
             Vec::new()
         };
+        let max_pending = self.cfg.max_pending_shares.max(1);
+        let Some(c) = self.open_chan_mut(share.channel) else {
+            return;
+        };
+        let sequence_number = c.next_sequence;
+        c.next_sequence = c.next_sequence.wrapping_add(1);
         out.push(Action::Send {
             msg: SubmitSharesExtended {
-                channel_id: self.channel_id,
+                channel_id: c.channel_id,
                 sequence_number,
                 job_id: share.job_id,
                 nonce: share.nonce,
@@ -743,10 +941,11 @@ impl UpstreamSession {
             .into(),
             tlvs,
         });
-        if self.pending.len() >= self.cfg.max_pending_shares.max(1) {
-            if let Some((_, oldest)) = self.pending.pop_front() {
+        if c.pending.len() >= max_pending {
+            if let Some((_, oldest)) = c.pending.pop_front() {
                 tracing::warn!(
-                    pending = self.cfg.max_pending_shares,
+                    pending = max_pending,
+                    channel = share.channel,
                     "pool does not answer shares: the oldest is given up"
                 );
                 out.push(Action::ShareResult {
@@ -756,16 +955,19 @@ impl UpstreamSession {
                 });
             }
         }
-        self.pending.push_back((sequence_number, share));
+        c.pending.push_back((sequence_number, share));
     }
 
-    fn on_success(&mut self, last: u32, count: u32, out: &mut Vec<Action>) {
+    fn on_success(&mut self, index: usize, last: u32, count: u32, out: &mut Vec<Action>) {
+        let Some(c) = self.open_chan_mut(index) else {
+            return;
+        };
         let mut acked = 0u32;
-        while let Some((seq, _)) = self.pending.front() {
+        while let Some((seq, _)) = c.pending.front() {
             if !seq_le(*seq, last) {
                 break;
             }
-            if let Some((_, share)) = self.pending.pop_front() {
+            if let Some((_, share)) = c.pending.pop_front() {
                 acked += 1;
                 out.push(Action::ShareResult {
                     share,
@@ -776,6 +978,7 @@ impl UpstreamSession {
         }
         if acked != count {
             tracing::debug!(
+                channel = index,
                 acked,
                 count,
                 last,
@@ -784,10 +987,19 @@ impl UpstreamSession {
         }
     }
 
-    fn on_share_error(&mut self, sequence_number: u32, code: &str, out: &mut Vec<Action>) {
-        match self.pending.iter().position(|(s, _)| *s == sequence_number) {
+    fn on_share_error(
+        &mut self,
+        index: usize,
+        sequence_number: u32,
+        code: &str,
+        out: &mut Vec<Action>,
+    ) {
+        let Some(c) = self.open_chan_mut(index) else {
+            return;
+        };
+        match c.pending.iter().position(|(s, _)| *s == sequence_number) {
             Some(i) => {
-                if let Some((_, share)) = self.pending.remove(i) {
+                if let Some((_, share)) = c.pending.remove(i) {
                     out.push(Action::ShareResult {
                         share,
                         accepted: false,
@@ -796,6 +1008,7 @@ impl UpstreamSession {
                 }
             }
             None => tracing::debug!(
+                channel = index,
                 sequence_number,
                 code,
                 "SubmitShares.Error for a share not pending"
@@ -803,31 +1016,45 @@ impl UpstreamSession {
         }
     }
 
-    /// Sends `UpdateChannel` with a new nominal hashrate (no maximum target). Ignored before
-    /// the channel is open.
-    pub fn update_hashrate(&mut self, hashrate: f32, out: &mut Vec<Action>) {
-        if !self.is_open() || !hashrate.is_finite() || hashrate < 0.0 {
+    /// Sends `UpdateChannel` on channel `index` with a new nominal hashrate (no maximum
+    /// target); the value is also the one announced if the channel opens later.
+    pub fn update_hashrate(&mut self, index: usize, hashrate: f32, out: &mut Vec<Action>) {
+        if self.state == State::Closed || !hashrate.is_finite() || hashrate < 0.0 {
             return;
         }
-        send(
-            out,
-            UpdateChannel {
-                channel_id: self.channel_id,
-                nominal_hash_rate: hashrate,
-                maximum_target: U256([0xff; 32]),
-            },
-        );
+        let rates = &mut self.cfg.channel_hashrates;
+        if rates.len() <= index {
+            rates.resize(index + 1, self.cfg.nominal_hashrate);
+        }
+        rates[index] = hashrate;
+        if self.state != State::Open {
+            return;
+        }
+        if let Some(c) = self.open_chan(index) {
+            send(
+                out,
+                UpdateChannel {
+                    channel_id: c.channel_id,
+                    nominal_hash_rate: hashrate,
+                    maximum_target: U256([0xff; 32]),
+                },
+            );
+        }
     }
 
     /// The connection ended: every unanswered share comes back as
     /// [`CODE_UPSTREAM_CLOSED`] (the pool may or may not have counted it).
     pub fn close(&mut self, out: &mut Vec<Action>) {
-        for (_, share) in self.pending.drain(..) {
-            out.push(Action::ShareResult {
-                share,
-                accepted: false,
-                code: Some(CODE_UPSTREAM_CLOSED.into()),
-            });
+        for c in &mut self.chans {
+            if let Chan::Open(o) = c {
+                for (_, share) in o.pending.drain(..) {
+                    out.push(Action::ShareResult {
+                        share,
+                        accepted: false,
+                        code: Some(CODE_UPSTREAM_CLOSED.into()),
+                    });
+                }
+            }
         }
         self.state = State::Closed;
     }
