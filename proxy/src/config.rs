@@ -25,6 +25,8 @@ pub struct Sv1Settings {
     pub max_line_len: usize,
     /// Seconds without a line before a miner is dropped.
     pub idle_timeout_secs: u64,
+    /// Seconds a write to a miner may block (a miner that does not read is dropped then).
+    pub write_timeout_secs: u64,
     /// Connections at most per IP address.
     pub max_per_ip: usize,
 }
@@ -39,6 +41,7 @@ impl Default for Sv1Settings {
             power_of_two: false,
             max_line_len: 4096,
             idle_timeout_secs: 600,
+            write_timeout_secs: 30,
             max_per_ip: 4096,
         }
     }

@@ -92,6 +92,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         initial_difficulty: cfg.sv1.initial_difficulty,
         max_line_len: cfg.sv1.max_line_len,
         idle_timeout: std::time::Duration::from_secs(cfg.sv1.idle_timeout_secs.max(1)),
+        write_timeout: std::time::Duration::from_secs(cfg.sv1.write_timeout_secs.max(1)),
         ..defaults
     });
     let sv1 = TcpListener::bind(cfg.sv1_listen)

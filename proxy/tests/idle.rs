@@ -9,8 +9,8 @@
 //! 3. A connection that never reads (and floods subscribes, each answered with a job, so the
 //!    proxy's writes block), one that sends an oversized line and one that sends garbage are
 //!    closed; the idle ones are not disturbed (the API counts them all; a read with a short
-//!    timeout gives no EOF). The never-reading connection starts first because the proxy
-//!    gives up on a blocked write only after its 30 s write timeout.
+//!    timeout gives no EOF). The proxy gives up on a blocked write after its write timeout
+//!    (`sv1.write_timeout_secs`, 5 s here).
 //! 4. SIGTERM: every idle connection gets `client.reconnect` and/or EOF, and the proxy exits
 //!    cleanly.
 //!
@@ -83,6 +83,7 @@ fn spawn_proxy(pool: &RunningPool, dir: &std::path::Path) -> ProxyChild {
         .arg("--data-dir")
         .arg(dir.join("proxy"))
         .env("STRATA_PROXY_SV1__MAX_PER_IP", "20000")
+        .env("STRATA_PROXY_SV1__WRITE_TIMEOUT_SECS", "5")
         .env("STRATA_PROXY_SV1__INITIAL_DIFFICULTY", "1e-5")
         .env("STRATA_PROXY_SV1__SHARES_PER_MINUTE", "30.0")
         .env("RUST_LOG", "warn")
@@ -386,7 +387,7 @@ async fn ten_thousand_idle_connections_a_miner_and_bad_peers() {
         "garbage closes its connection"
     );
 
-    // the never-reading miner is dropped after the proxy's 30 s write timeout
+    // the never-reading miner is dropped after the proxy's write timeout
     until("the never-reading miner closed", 60, async || {
         let miners = get_json(format!("http://{api}/api/v1/stats")).await["miners"]
             .as_u64()
