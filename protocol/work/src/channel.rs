@@ -70,6 +70,7 @@ use strata_protocol::{B0_32, U256};
 use crate::coinbase::txid_from_parts;
 use crate::header::{BIP323_VERSION_MASK, HEADER_LEN};
 use crate::merkle::merkle_root_from_path;
+use crate::sha256d::PrefixMidstate;
 use crate::target::{target_from_hashrate, Target};
 
 /// Bitcoin Core's `MAX_FUTURE_BLOCK_TIME`: a block may be at most two hours ahead of the
@@ -290,15 +291,21 @@ pub struct ExtendedWork {
     pub coinbase_suffix: Bytes,
     /// Merkle path, deepest first.
     pub merkle_path: Arc<[[u8; 32]]>,
+    /// SHA-256 state after the whole 64-byte blocks of `coinbase_prefix`, computed once per
+    /// job: a share hashes only the rest of its coinbase.
+    prefix_mid: PrefixMidstate,
+    /// Address of the `coinbase_prefix` bytes `prefix_mid` was computed from: the fields are
+    /// public, and a prefix replaced after construction must not use a stale state.
+    prefix_addr: usize,
 }
 
 impl ExtendedWork {
     fn from_job(job: &NewExtendedMiningJob) -> Arc<Self> {
-        Arc::new(ExtendedWork {
-            coinbase_prefix: job.coinbase_tx_prefix.bytes().clone(),
-            coinbase_suffix: job.coinbase_tx_suffix.bytes().clone(),
-            merkle_path: job.merkle_path.iter().map(|h| h.0).collect(),
-        })
+        Self::new(
+            job.coinbase_tx_prefix.bytes().clone(),
+            job.coinbase_tx_suffix.bytes().clone(),
+            job.merkle_path.iter().map(|h| h.0).collect(),
+        )
     }
 
     /// Work from its parts, to share between channels that record the same job
@@ -311,10 +318,47 @@ impl ExtendedWork {
         merkle_path: Arc<[[u8; 32]]>,
     ) -> Arc<Self> {
         Arc::new(ExtendedWork {
+            prefix_mid: PrefixMidstate::new(&coinbase_prefix),
+            prefix_addr: coinbase_prefix.as_ptr() as usize,
             coinbase_prefix,
             coinbase_suffix,
             merkle_path,
         })
+    }
+
+    /// The coinbase txid for the full extranonce `extranonce_parts` (e.g. the job's
+    /// extranonce prefix and a share's extranonce): SHA-256d of `coinbase_prefix ‖
+    /// extranonce_parts... ‖ coinbase_suffix`, resumed from the prefix's cached state.
+    pub fn txid(&self, extranonce_parts: &[&[u8]]) -> [u8; 32] {
+        match self.prefix_rest() {
+            Some(rest) if extranonce_parts.len() <= 4 => {
+                let mut pieces: [&[u8]; 6] = [&[]; 6];
+                pieces[0] = rest;
+                pieces[1..1 + extranonce_parts.len()].copy_from_slice(extranonce_parts);
+                pieces[1 + extranonce_parts.len()] = &self.coinbase_suffix;
+                self.prefix_mid
+                    .sha256d_rest(&pieces[..2 + extranonce_parts.len()])
+            }
+            _ => txid_from_parts(
+                &self.coinbase_prefix,
+                extranonce_parts,
+                &self.coinbase_suffix,
+            ),
+        }
+    }
+
+    /// The cached prefix state and the prefix bytes it does not cover, unless the prefix was
+    /// replaced since the state was computed.
+    #[inline]
+    pub(crate) fn prefix_state(&self) -> Option<(&PrefixMidstate, &[u8])> {
+        self.prefix_rest().map(|rest| (&self.prefix_mid, rest))
+    }
+
+    #[inline]
+    fn prefix_rest(&self) -> Option<&[u8]> {
+        (self.coinbase_prefix.as_ptr() as usize == self.prefix_addr)
+            .then(|| self.coinbase_prefix.get(self.prefix_mid.consumed()..))
+            .flatten()
     }
 
     /// Whether `job` carries exactly this coinbase prefix, suffix and merkle path.
@@ -851,11 +895,7 @@ impl Channel {
         };
         let mut job = self.blank_job(msg.job_id, msg.version, mask);
         if self.kind == ChannelKind::Standard {
-            let txid = txid_from_parts(
-                &work.coinbase_prefix,
-                &[self.extranonce_prefix.as_slice()],
-                &work.coinbase_suffix,
-            );
+            let txid = work.txid(&[self.extranonce_prefix.as_slice()]);
             let root = merkle_root_from_path(txid, work.merkle_path.iter());
             job.header[36..68].copy_from_slice(&root);
         }

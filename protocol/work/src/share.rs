@@ -462,14 +462,10 @@ pub fn validate_extended(
             job_id: share.job_id,
         });
     };
-    let txid = txid_from_parts(
-        &w.coinbase_prefix,
-        &[
-            job.extranonce_prefix.as_slice(),
-            share.extranonce.as_slice(),
-        ],
-        &w.coinbase_suffix,
-    );
+    let txid = w.txid(&[
+        job.extranonce_prefix.as_slice(),
+        share.extranonce.as_slice(),
+    ]);
     let root = merkle_root_from_path(txid, w.merkle_path.iter());
     let mut header = job.header;
     header[36..68].copy_from_slice(&root);

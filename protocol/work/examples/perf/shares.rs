@@ -373,7 +373,7 @@ impl Ext {
 }
 
 fn report(filter: &str, name: &str, f: impl FnOnce() -> f64) {
-    if name.contains(filter) {
+    if crate::selected(filter, name) {
         let v = f();
         println!("bench {name} value={v:.0} unit=shares/s");
     }

@@ -199,6 +199,52 @@ impl Midstate {
     }
 }
 
+/// The SHA-256 state after the whole 64-byte blocks of a message's fixed start (a coinbase
+/// prefix), so that messages sharing that start hash only the rest
+/// ([`sha256d_rest`](Self::sha256d_rest)): per share, the tail of the coinbase prefix, the
+/// extranonce and the suffix instead of the whole coinbase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrefixMidstate {
+    state: Midstate,
+    consumed: usize,
+}
+
+/// Padded blocks [`PrefixMidstate::sha256d_rest`] assembles on the stack before compressing.
+const REST_BLOCKS: usize = 8;
+
+impl PrefixMidstate {
+    /// The state after the first `64 * (prefix.len() / 64)` bytes of `prefix`.
+    pub fn new(prefix: &[u8]) -> Self {
+        let engine = single().engine;
+        let mut s = IV;
+        let mut blocks = prefix.chunks_exact(64);
+        for b in &mut blocks {
+            engine.compress_block(&mut s, b.try_into().expect("64-byte chunk"));
+        }
+        PrefixMidstate {
+            state: Midstate(s),
+            consumed: prefix.len() - blocks.remainder().len(),
+        }
+    }
+
+    /// Bytes of the prefix the state covers (a multiple of 64).
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    /// The SHA-256 state after those bytes.
+    pub fn midstate(&self) -> Midstate {
+        self.state
+    }
+
+    /// SHA-256d of `prefix ‖ rest...`, where `rest[0]` starts at byte
+    /// [`consumed`](Self::consumed) of the prefix this state was made from (typically
+    /// `&prefix[consumed..]`, then the other pieces of the message).
+    pub fn sha256d_rest(&self, rest: &[&[u8]]) -> [u8; 32] {
+        single().resume(&self.state.0, self.consumed, rest)
+    }
+}
+
 /// A SHA-256d implementation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Backend {
@@ -304,6 +350,15 @@ impl Engine {
                 shani::compress_blocks::<1>(t, core::array::from_mut(state), [block])
             }
             _ => portable::compress_block(state, block),
+        }
+    }
+
+    /// The second SHA-256 of SHA-256d for a first-hash state.
+    fn finish_state(self, state: &[u32; 8]) -> [u8; 32] {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::ShaNi(t) => shani::finish_states::<1>(t, [state])[0],
+            _ => portable::finish(state),
         }
     }
 
@@ -643,7 +698,78 @@ impl Hasher {
         out[0]
     }
 
-    /// SHA-256d of each header into `out`.
+    /// SHA-256d of an 80-byte header and the [`Midstate`] of its first 64 bytes (for a
+    /// cache: the next header with the same first 64 bytes hashes only its tail).
+    pub fn hash_header_with_midstate(&self, header: &[u8; 80]) -> ([u8; 32], Midstate) {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            let (h, m) = shani::header_and_mid(tok, header);
+            return (h, Midstate(m));
+        }
+        let mid = Midstate::of_header(header);
+        (self.hash_tail(&mid, &Midstate::tail_of(header)), mid)
+    }
+
+    /// SHA-256d of one 64-byte message (a merkle node: two hashes side by side).
+    pub fn sha256d_64(&self, msg: &[u8; 64]) -> [u8; 32] {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            return shani::sha256d_64::<1>(tok, [msg])[0];
+        }
+        let mut s = IV;
+        self.engine.compress_block(&mut s, msg);
+        self.engine.compress_block(&mut s, &pad_block(msg, 1));
+        self.engine.finish_state(&s)
+    }
+
+    /// SHA-256d of a message whose first `consumed` bytes (a multiple of 64) left the first
+    /// SHA-256 in `state` and whose remaining bytes are the concatenation of `rest`.
+    fn resume(&self, state: &[u32; 8], consumed: usize, rest: &[&[u8]]) -> [u8; 32] {
+        debug_assert_eq!(consumed % 64, 0);
+        let total = consumed + rest.iter().map(|r| r.len()).sum::<usize>();
+        let mut s = *state;
+        let mut buf = [[0u8; 64]; REST_BLOCKS];
+        let mut fill = 0; // bytes in `buf`
+        let flat_len = 64 * REST_BLOCKS;
+        for part in rest {
+            let mut part: &[u8] = part;
+            while !part.is_empty() {
+                let n = part.len().min(flat_len - fill);
+                buf.as_flattened_mut()[fill..fill + n].copy_from_slice(&part[..n]);
+                fill += n;
+                part = &part[n..];
+                if fill == flat_len {
+                    for b in &buf {
+                        self.engine.compress_block(&mut s, b);
+                    }
+                    fill = 0;
+                }
+            }
+        }
+        // padding: 0x80, zeros, the bit length in the last 8 bytes of the last block
+        let pad_len = (fill + 9).div_ceil(64) * 64;
+        let mut tail = [[0u8; 64]; 2];
+        let flat = tail.as_flattened_mut();
+        let whole = fill / 64;
+        let part_len = fill % 64;
+        flat[..part_len].copy_from_slice(&buf.as_flattened()[64 * whole..fill]);
+        flat[part_len] = 0x80;
+        let tail_blocks = (pad_len - 64 * whole) / 64;
+        let bits = (total as u64).wrapping_mul(8);
+        flat[64 * tail_blocks - 8..64 * tail_blocks].copy_from_slice(&bits.to_be_bytes());
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            for b in &buf[..whole] {
+                self.engine.compress_block(&mut s, b);
+            }
+            return shani::resume(tok, &s, &tail[..tail_blocks]);
+        }
+        for b in buf[..whole].iter().chain(&tail[..tail_blocks]) {
+            self.engine.compress_block(&mut s, b);
+        }
+        self.engine.finish_state(&s)
+    }
+
     ///
     /// # Panics
     ///
@@ -768,6 +894,17 @@ pub fn hash_header(header: &[u8; 80]) -> [u8; 32] {
     single().hash_header(header)
 }
 
+/// SHA-256d of one header and the midstate of its first 64 bytes, on the fastest
+/// single-stream backend (see [`Hasher::hash_header_with_midstate`]).
+pub fn hash_header_with_midstate(header: &[u8; 80]) -> ([u8; 32], Midstate) {
+    single().hash_header_with_midstate(header)
+}
+
+/// SHA-256d of one 64-byte message (a merkle node) on the fastest single-stream backend.
+pub fn sha256d_64(msg: &[u8; 64]) -> [u8; 32] {
+    single().sha256d_64(msg)
+}
+
 /// SHA-256d of each header into `out` (see [`Hasher::hash_headers`]).
 pub fn hash_headers(headers: &[[u8; 80]], out: &mut [[u8; 32]]) {
     batch().hash_headers(headers, out)
@@ -846,6 +983,50 @@ mod tests {
             let inputs: Vec<&[u8]> = headers.iter().map(|h| &h[..]).collect();
             h.sha256d_many(&inputs, &mut out);
             assert_eq!(out, want, "{b} many");
+        }
+    }
+
+    #[test]
+    fn header_with_midstate_and_64_byte_messages_match_portable() {
+        let mut seed = 0x1234_5678_9abc_def1;
+        for _ in 0..50 {
+            let h: [u8; 80] = bytes(&mut seed);
+            let m: [u8; 64] = bytes(&mut seed);
+            for b in Backend::available() {
+                let hs = Hasher::with_backend(b).expect("available");
+                let (hash, mid) = hs.hash_header_with_midstate(&h);
+                assert_eq!(hash, portable::sha256d(&h), "{b}");
+                assert_eq!(mid, Midstate::of_header(&h), "{b}");
+                assert_eq!(hs.hash_tail(&mid, &Midstate::tail_of(&h)), hash, "{b}");
+                assert_eq!(hs.sha256d_64(&m), portable::sha256d(&m), "{b}");
+            }
+            assert_eq!(hash_header_with_midstate(&h).0, hash_header(&h));
+            assert_eq!(sha256d_64(&m), sha256d(&m));
+        }
+    }
+
+    #[test]
+    fn resumed_hash_matches_portable_for_every_split() {
+        let data: Vec<u8> = (0..1300u32).map(|i| (i * 31 + 7) as u8).collect();
+        for len in (0..300).chain([511, 512, 513, 575, 576, 577, 1024, 1299]) {
+            let msg = &data[..len];
+            let want = portable::sha256d(msg);
+            for prefix_len in [0, 1, 63, 64, 65, 127, 128, 200, 299] {
+                let prefix_len = prefix_len.min(len);
+                let pm = PrefixMidstate::new(&msg[..prefix_len]);
+                assert_eq!(pm.consumed(), prefix_len / 64 * 64);
+                let rest = &msg[pm.consumed()..];
+                // the rest in one piece, and cut in three
+                assert_eq!(pm.sha256d_rest(&[rest]), want, "len {len} prefix {prefix_len}");
+                let (a, bc) = rest.split_at(rest.len() / 3);
+                let (b, c) = bc.split_at(bc.len() / 2);
+                assert_eq!(pm.sha256d_rest(&[a, b, c]), want, "len {len} cut");
+                for bk in Backend::available() {
+                    let h = Hasher::with_backend(bk).expect("available");
+                    let s = pm.midstate().words();
+                    assert_eq!(h.resume(&s, pm.consumed(), &[rest]), want, "{bk} len {len}");
+                }
+            }
         }
     }
 

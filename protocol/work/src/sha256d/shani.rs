@@ -255,6 +255,79 @@ fn headers_impl<const N: usize>(headers: [&[u8; 80]; N]) -> [[u8; 32]; N] {
     finish(abef, cdgh)
 }
 
+/// Padding block of a 64-byte message (`0x80`, zeros, bit length 512).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn pad64_block() -> [__m128i; 4] {
+    [
+        _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32),
+        _mm_setzero_si128(),
+        _mm_setzero_si128(),
+        _mm_set_epi32(512, 0, 0, 0),
+    ]
+}
+
+/// The state words (`[a..h]`) of (ABEF, CDGH).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn state_words(abef: __m128i, cdgh: __m128i) -> [u32; 8] {
+    let (abcd, efgh) = from_abef(abef, cdgh);
+    let mut words = [0u32; 8];
+    // SAFETY: `words` is 32 writable bytes; two unaligned 16-byte stores fill it.
+    unsafe {
+        _mm_storeu_si128(words.as_mut_ptr().cast(), abcd);
+        _mm_storeu_si128(words.as_mut_ptr().add(4).cast(), efgh);
+    }
+    words
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn header_and_mid_impl(header: &[u8; 80]) -> ([u8; 32], [u32; 8]) {
+    let (iv_abef, iv_cdgh) = to_abef(&IV);
+    let mut abef = [iv_abef];
+    let mut cdgh = [iv_cdgh];
+    let (first, tail) = header.split_at(64);
+    const N: usize = 1;
+    compress!(
+        &mut abef,
+        &mut cdgh,
+        [block_words(first.try_into().expect("64 bytes"))]
+    );
+    let mid = state_words(abef[0], cdgh[0]);
+    compress!(
+        &mut abef,
+        &mut cdgh,
+        [tail_block(tail.try_into().expect("16 bytes"))]
+    );
+    (finish(abef, cdgh)[0], mid)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha256d_64_impl<const N: usize>(msgs: [&[u8; 64]; N]) -> [[u8; 32]; N] {
+    let (iv_abef, iv_cdgh) = to_abef(&IV);
+    let mut abef = [iv_abef; N];
+    let mut cdgh = [iv_cdgh; N];
+    let mut w = [[_mm_setzero_si128(); 4]; N];
+    for n in 0..N {
+        w[n] = block_words(msgs[n]);
+    }
+    compress!(&mut abef, &mut cdgh, w);
+    compress!(&mut abef, &mut cdgh, [pad64_block(); N]);
+    finish(abef, cdgh)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn resume_impl(state: &[u32; 8], blocks: &[[u8; 64]]) -> [u8; 32] {
+    const N: usize = 1;
+    let (a, c) = to_abef(state);
+    let mut abef = [a];
+    let mut cdgh = [c];
+    for b in blocks {
+        compress!(&mut abef, &mut cdgh, [block_words(b)]);
+    }
+    finish(abef, cdgh)[0]
+}
+
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn compress_blocks_impl<const N: usize>(states: &mut [[u32; 8]; N], blocks: [&[u8; 64]; N]) {
     let mut abef = [_mm_setzero_si128(); N];
@@ -322,4 +395,26 @@ pub(super) fn compress_blocks<const N: usize>(
 pub(super) fn finish_states<const N: usize>(_: Token, states: [&[u32; 8]; N]) -> [[u8; 32]; N] {
     // SAFETY: the token proves the CPU supports the enabled features.
     unsafe { finish_impl(states) }
+}
+
+/// SHA-256d of an 80-byte header and the SHA-256 state after its first 64 bytes.
+#[inline]
+pub(super) fn header_and_mid(_: Token, header: &[u8; 80]) -> ([u8; 32], [u32; 8]) {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { header_and_mid_impl(header) }
+}
+
+/// SHA-256d of `N` 64-byte messages (merkle nodes).
+#[inline]
+pub(super) fn sha256d_64<const N: usize>(_: Token, msgs: [&[u8; 64]; N]) -> [[u8; 32]; N] {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { sha256d_64_impl(msgs) }
+}
+
+/// SHA-256d of a message whose first SHA-256 reached `state` and goes on with `blocks`
+/// (already padded): the blocks are compressed in turn, the state kept in registers.
+#[inline]
+pub(super) fn resume(_: Token, state: &[u32; 8], blocks: &[[u8; 64]]) -> [u8; 32] {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { resume_impl(state, blocks) }
 }
