@@ -70,7 +70,7 @@ use strata_protocol::{B0_32, U256};
 use crate::coinbase::txid_from_parts;
 use crate::header::{BIP323_VERSION_MASK, HEADER_LEN};
 use crate::merkle::merkle_root_from_path;
-use crate::sha256d::PrefixMidstate;
+use crate::sha256d::{Midstate, PrefixMidstate};
 use crate::target::{target_from_hashrate, Target};
 
 /// Bitcoin Core's `MAX_FUTURE_BLOCK_TIME`: a block may be at most two hours ahead of the
@@ -502,6 +502,11 @@ pub struct Job {
     pub(crate) header: [u8; HEADER_LEN],
     pub(crate) extranonce_prefix: B0_32,
     pub(crate) extended: Option<Arc<ExtendedWork>>,
+    /// SHA-256 state after the first 64 header bytes (version ‖ prev_hash ‖ 28 bytes of the
+    /// merkle root) at the job's own version: a standard share that does not roll the
+    /// version then hashes two compressions instead of three. Set by the first such share
+    /// (single-share path); emptied when the header changes (activation).
+    pub(crate) own_mid: Option<Midstate>,
 }
 
 impl Job {
@@ -544,6 +549,7 @@ impl Job {
 
     fn activate(&mut self, prev: &PrevHash, min_ntime: u32, target: Target) {
         self.min_ntime = Some(min_ntime);
+        self.own_mid = None;
         self.header[4..36].copy_from_slice(&prev.prev_hash);
         self.header[72..76].copy_from_slice(&prev.nbits.to_le_bytes());
         self.network_target = prev.network_target;
@@ -783,63 +789,93 @@ impl Channel {
         Ok(())
     }
 
-    #[inline]
-    fn blank_job(&self, job_id: u32, version: u32, version_mask: u32) -> Job {
-        let mut header = [0u8; HEADER_LEN];
-        header[0..4].copy_from_slice(&version.to_le_bytes());
-        Job {
-            id: job_id,
-            version,
-            version_mask,
-            min_ntime: None,
-            target: self.target,
-            difficulty: 0.0,
-            work: 0.0,
-            network_target: Target::ZERO,
-            header,
-            extranonce_prefix: self.extranonce_prefix,
-            extended: None,
-        }
-    }
-
     /// Stores a new job: future jobs in the future queue, active jobs bound to the current
-    /// prevhash and target.
+    /// prevhash and target. The job is written in place: into the slot of the job it evicts
+    /// when its queue is full (a pool records every job on every channel, and a `Job` moved
+    /// through the stack and into the queue cost more than the fields).
     #[inline]
-    fn store_job(&mut self, mut job: Job, min_ntime: Option<u32>) -> Result<(), ChannelError> {
-        let id = job.id;
-        match min_ntime {
-            None => {
-                if self.future.len() >= self.config.max_future_jobs {
-                    self.future.pop_front();
-                }
-                self.future.push_back(job);
-            }
+    fn store_job(
+        &mut self,
+        job_id: u32,
+        version: u32,
+        version_mask: u32,
+        merkle_root: &[u8; 32],
+        extended: Option<Arc<ExtendedWork>>,
+        min_ntime: Option<u32>,
+    ) -> Result<(), ChannelError> {
+        let prev = match min_ntime {
+            None => None,
             Some(t) => {
                 let prev = self.prev.ok_or(ChannelError::NoPrevHash {
                     channel_id: self.id,
-                    job_id: job.id,
+                    job_id,
                 })?;
                 if t < prev.min_ntime {
                     return Err(ChannelError::MinNtimeBelowPrevHash {
-                        job_id: job.id,
+                        job_id,
                         min_ntime: t,
                         prev_min_ntime: prev.min_ntime,
                     });
                 }
+                Some((prev, t))
+            }
+        };
+        let (queue, cap) = match prev {
+            None => (&mut self.future, self.config.max_future_jobs),
+            Some(_) => (&mut self.jobs, self.config.max_jobs),
+        };
+        let mut header = [0u8; HEADER_LEN];
+        header[0..4].copy_from_slice(&version.to_le_bytes());
+        header[36..68].copy_from_slice(merkle_root);
+        let job = if queue.len() >= cap.max(1) {
+            // the oldest job's slot becomes the newest
+            queue.rotate_left(1);
+            queue.back_mut()
+        } else {
+            None
+        };
+        let fields = |job: &mut Job| {
+            job.id = job_id;
+            job.version = version;
+            job.version_mask = version_mask;
+            job.min_ntime = None;
+            job.target = self.target;
+            job.difficulty = 0.0;
+            job.work = 0.0;
+            job.network_target = Target::ZERO;
+            job.header = header;
+            job.extranonce_prefix = self.extranonce_prefix;
+            job.extended = extended;
+            job.own_mid = None;
+            if let Some((prev, t)) = prev {
                 job.activate(&prev, t, self.target);
-                self.push_active(job);
+            }
+        };
+        match job {
+            Some(job) => fields(job),
+            None => {
+                let mut job = Job {
+                    id: job_id,
+                    version,
+                    version_mask,
+                    min_ntime: None,
+                    target: self.target,
+                    difficulty: 0.0,
+                    work: 0.0,
+                    network_target: Target::ZERO,
+                    header,
+                    extranonce_prefix: self.extranonce_prefix,
+                    extended: None,
+                    own_mid: None,
+                };
+                fields(&mut job);
+                queue.push_back(job);
             }
         }
-        self.stale.retain(|&s| s != id);
-        Ok(())
-    }
-
-    #[inline]
-    fn push_active(&mut self, job: Job) {
-        if self.jobs.len() >= self.config.max_jobs {
-            self.jobs.pop_front();
+        if self.stale.contains(&job_id) {
+            self.stale.retain(|&s| s != job_id);
         }
-        self.jobs.push_back(job);
+        Ok(())
     }
 
     /// Records a `NewMiningJob` (spec 5.3.15) on a standard channel: sent by this server, or
@@ -852,9 +888,14 @@ impl Channel {
             });
         }
         self.check_new_job_id(msg.job_id)?;
-        let mut job = self.blank_job(msg.job_id, msg.version, self.config.version_mask);
-        job.header[36..68].copy_from_slice(&msg.merkle_root.0);
-        self.store_job(job, msg.min_ntime)
+        self.store_job(
+            msg.job_id,
+            msg.version,
+            self.config.version_mask,
+            &msg.merkle_root.0,
+            None,
+            msg.min_ntime,
+        )
     }
 
     /// Records a `NewExtendedMiningJob` (spec 5.3.16) addressed to this channel. On an
@@ -893,14 +934,20 @@ impl Channel {
         } else {
             0
         };
-        let mut job = self.blank_job(msg.job_id, msg.version, mask);
-        if self.kind == ChannelKind::Standard {
+        let root = if self.kind == ChannelKind::Standard {
             let txid = work.txid(&[self.extranonce_prefix.as_slice()]);
-            let root = merkle_root_from_path(txid, work.merkle_path.iter());
-            job.header[36..68].copy_from_slice(&root);
-        }
-        job.extended = Some(work);
-        self.store_job(job, msg.min_ntime)
+            merkle_root_from_path(txid, work.merkle_path.iter())
+        } else {
+            [0; 32]
+        };
+        self.store_job(
+            msg.job_id,
+            msg.version,
+            mask,
+            &root,
+            Some(work),
+            msg.min_ntime,
+        )
     }
 
     /// Records a `SetNewPrevHash` (spec 5.3.17): activates the named future job with the

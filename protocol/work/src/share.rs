@@ -50,7 +50,7 @@ use crate::channel::{Channel, ChannelKind, Channels, Job, Seen};
 use crate::coinbase::{assemble_coinbase, txid_from_parts};
 use crate::header::{assemble_block, Header, HEADER_LEN};
 use crate::merkle::merkle_root_from_path;
-use crate::sha256d::{self, Hasher};
+use crate::sha256d::{self, Hasher, Midstate, PrefixMidstate};
 use crate::target::hash_meets;
 
 /// Why a share was rejected. [`error_code`](Self::error_code) is the `SubmitShares.Error`
@@ -444,8 +444,25 @@ pub fn validate_standard(
     now_ms: u64,
 ) -> Result<AcceptedShare, Rejection> {
     let (idx, header) = prepare_standard(channel, share, now_ms)?;
-    let hash = sha256d::hash_header(&header);
+    let hash = hash_standard(&mut channel.jobs[idx], &header, share.version);
     finish(channel, idx, hash, &header, share.sequence_number, &[])
+}
+
+/// SHA-256d of a standard share's header: for a share at the job's version from the job's
+/// cached midstate (computed by the first such share), else in full. A rolled version is
+/// not cached: a miner rolling BIP320 bits rarely repeats one within a job, and caching
+/// would cost the rolled path the state's extraction and store.
+#[inline]
+fn hash_standard(job: &mut Job, header: &[u8; HEADER_LEN], version: u32) -> [u8; 32] {
+    if version != job.version {
+        return sha256d::hash_header(header);
+    }
+    if let Some(mid) = &job.own_mid {
+        return mid.hash_tail(&Midstate::tail_of(header));
+    }
+    let (hash, mid) = sha256d::hash_header_with_midstate(header);
+    job.own_mid = Some(mid);
+    hash
 }
 
 /// Validates a `SubmitSharesExtended` on `channel`: merkle root of `coinbase_tx_prefix ‖
@@ -620,6 +637,8 @@ struct Pending {
     /// Extended: coinbase bytes in the arena.
     cb_off: u32,
     cb_len: u32,
+    /// Extended: the state of the coinbase prefix's whole blocks; the arena holds the rest.
+    mid: PrefixMidstate,
     path: Option<Arc<[[u8; 32]]>>,
     node: [u8; 32],
 }
@@ -740,6 +759,7 @@ impl BatchValidator {
                 status,
                 cb_off: 0,
                 cb_len: 0,
+                mid: PrefixMidstate::EMPTY,
                 path: None,
                 node: [0; 32],
             });
@@ -783,6 +803,7 @@ impl BatchValidator {
                 }),
                 cb_off: 0,
                 cb_len: 0,
+                mid: PrefixMidstate::EMPTY,
                 path: None,
                 node: [0; 32],
             };
@@ -792,8 +813,14 @@ impl BatchValidator {
                     let job = &ch.jobs[idx];
                     if let Some(w) = job.extended.as_ref() {
                         let off = self.arena.len();
+                        let (mid, rest) = w
+                            .prefix_state()
+                            .map_or((PrefixMidstate::EMPTY, &w.coinbase_prefix[..]), |(m, r)| {
+                                (*m, r)
+                            });
+                        p.mid = mid;
                         assemble_coinbase(
-                            &w.coinbase_prefix,
+                            rest,
                             &[job.extranonce_prefix.as_slice(), s.extranonce.as_slice()],
                             &w.coinbase_suffix,
                             &mut self.arena,
@@ -809,31 +836,36 @@ impl BatchValidator {
             }
             self.pending.push(p);
         }
-        // 2. coinbase txids, grouped by coinbase length
+        // 2. coinbase txids from the prefixes' midstates, grouped by the length of the rest
+        //    (and of the prefix part the midstate covers)
         self.order.clear();
         self.order.extend(
             (0..self.pending.len() as u32).filter(|&i| self.pending[i as usize].status.is_ok()),
         );
+        let key = |p: &Pending| (p.cb_len, p.mid.consumed());
         self.order
-            .sort_unstable_by_key(|&i| self.pending[i as usize].cb_len);
+            .sort_unstable_by_key(|&i| key(&self.pending[i as usize]));
         let mut out32 = [[0u8; 32]; CHUNK];
+        let mut mids = [PrefixMidstate::EMPTY; CHUNK];
         let mut start = 0;
         while start < self.order.len() {
-            let len = self.pending[self.order[start] as usize].cb_len;
+            let k = key(&self.pending[self.order[start] as usize]);
             let mut end = start;
             while end < self.order.len()
                 && end - start < CHUNK
-                && self.pending[self.order[end] as usize].cb_len == len
+                && key(&self.pending[self.order[end] as usize]) == k
             {
                 end += 1;
             }
             let n = end - start;
             let mut refs: [&[u8]; CHUNK] = [&[]; CHUNK];
-            for (r, &i) in refs.iter_mut().zip(&self.order[start..end]) {
+            for ((r, m), &i) in refs.iter_mut().zip(&mut mids).zip(&self.order[start..end]) {
                 let p = &self.pending[i as usize];
                 *r = &self.arena[p.cb_off as usize..(p.cb_off + p.cb_len) as usize];
+                *m = p.mid;
             }
-            self.hasher.sha256d_many(&refs[..n], &mut out32[..n]);
+            self.hasher
+                .sha256d_rest_many(&mids[..n], &refs[..n], &mut out32[..n]);
             for (&i, h) in self.order[start..end].iter().zip(&out32[..n]) {
                 self.pending[i as usize].node = *h;
             }
@@ -858,17 +890,7 @@ impl BatchValidator {
             }
             self.node_out.clear();
             self.node_out.resize(self.nodes.len(), [0; 32]);
-            for (chunk, outs) in self
-                .nodes
-                .chunks(CHUNK)
-                .zip(self.node_out.chunks_mut(CHUNK))
-            {
-                let mut refs: [&[u8]; CHUNK] = [&[]; CHUNK];
-                for (r, n) in refs.iter_mut().zip(chunk) {
-                    *r = n;
-                }
-                self.hasher.sha256d_many(&refs[..chunk.len()], outs);
-            }
+            self.hasher.sha256d_64_many(&self.nodes, &mut self.node_out);
             for (&i, h) in self.order.iter().zip(&self.node_out) {
                 self.pending[i as usize].node = *h;
             }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bench share_validate_standard value=N unit=shares/s
+//! bench share_validate_standard_fixed_version value=N unit=shares/s
 //! bench share_validate_standard_batch value=N unit=shares/s
 //! bench share_validate_standard_sri value=N unit=shares/s         (SRI server channel)
 //! bench share_validate_standard_sri_client value=N unit=shares/s  (SRI client channel)
@@ -161,6 +162,15 @@ impl Std {
     fn next_run(&mut self, n: usize) -> Vec<SubmitSharesStandard> {
         self.rotate();
         self.shares(n)
+    }
+
+    /// The same with every share at the job's version (no version rolling).
+    fn next_run_fixed_version(&mut self, n: usize) -> Vec<SubmitSharesStandard> {
+        let mut shares = self.next_run(n);
+        for s in &mut shares {
+            s.version = VERSION;
+        }
+        shares
     }
 
     /// The messages before segment `seg` of a run (ours, timed with the shares): an active
@@ -390,6 +400,25 @@ pub(crate) fn run(filter: &str) {
             &mut std,
             n,
             |s| s.next_run(n),
+            |s, shares| {
+                let ok = s.ours_segments(shares, |chans, seg| {
+                    let mut ok = 0;
+                    for sh in seg {
+                        ok += usize::from(chans.validate_standard(sh, 0).is_ok());
+                    }
+                    ok
+                });
+                sink += ok;
+                ok
+            },
+        )
+    });
+    report(filter, "share_validate_standard_fixed_version", || {
+        let n = count_for(8e6);
+        measure(
+            &mut std,
+            n,
+            |s| s.next_run_fixed_version(n),
             |s, shares| {
                 let ok = s.ours_segments(shares, |chans, seg| {
                     let mut ok = 0;

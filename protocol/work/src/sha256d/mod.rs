@@ -97,6 +97,12 @@ const fn block_count(len: usize) -> usize {
 
 /// Block `b` of the SHA-256 padding of `data` (`b < block_count(data.len())`).
 fn pad_block(data: &[u8], b: usize) -> [u8; 64] {
+    pad_block_at(data, b, 0)
+}
+
+/// Block `b` of the padding of `data` as the end of a message whose first `offset` bytes (a
+/// multiple of 64) were compressed already.
+fn pad_block_at(data: &[u8], b: usize, offset: usize) -> [u8; 64] {
     let mut block = [0u8; 64];
     let start = 64 * b;
     if start < data.len() {
@@ -107,7 +113,7 @@ fn pad_block(data: &[u8], b: usize) -> [u8; 64] {
         block[data.len() - start] = 0x80;
     }
     if b + 1 == block_count(data.len()) {
-        let bits = (data.len() as u64).wrapping_mul(8);
+        let bits = ((offset + data.len()) as u64).wrapping_mul(8);
         block[56..].copy_from_slice(&bits.to_be_bytes());
     }
     block
@@ -213,6 +219,12 @@ pub struct PrefixMidstate {
 const REST_BLOCKS: usize = 8;
 
 impl PrefixMidstate {
+    /// The initial state: no bytes consumed.
+    pub const EMPTY: PrefixMidstate = PrefixMidstate {
+        state: Midstate(IV),
+        consumed: 0,
+    };
+
     /// The state after the first `64 * (prefix.len() / 64)` bytes of `prefix`.
     pub fn new(prefix: &[u8]) -> Self {
         let engine = single().engine;
@@ -438,14 +450,71 @@ impl Engine {
         }
     }
 
-    /// SHA-256d of messages that all have length `len`.
-    fn many(self, inputs: &[&[u8]], len: usize, out: &mut [[u8; 32]]) {
-        debug_assert_eq!(inputs.len(), out.len());
-        let blocks = block_count(len);
+    /// SHA-256d of 64-byte messages (merkle nodes): the padding block is a constant.
+    fn many64(self, msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+        debug_assert_eq!(msgs.len(), out.len());
         match self {
             Engine::Portable => {
-                for (m, o) in inputs.iter().zip(out) {
-                    *o = portable::sha256d(m);
+                let pad = pad_block(&[0u8; 64], 1);
+                for (m, o) in msgs.iter().zip(out) {
+                    let mut s = IV;
+                    portable::compress_block(&mut s, m);
+                    portable::compress_block(&mut s, &pad);
+                    *o = portable::finish(&s);
+                }
+            }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::ShaNi(tok) => {
+                const W: usize = SHANI_WAYS;
+                let mut mc = msgs.chunks_exact(W);
+                let mut oc = out.chunks_exact_mut(W);
+                for (m, o) in (&mut mc).zip(&mut oc) {
+                    let m: [&[u8; 64]; W] = core::array::from_fn(|k| &m[k]);
+                    o.copy_from_slice(&shani::sha256d_64::<W>(tok, m));
+                }
+                for (m, o) in mc.remainder().iter().zip(oc.into_remainder()) {
+                    *o = shani::sha256d_64::<1>(tok, [m])[0];
+                }
+            }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::Avx2(tok) => lanes_64::<{ avx2::L }>(
+                msgs,
+                out,
+                |s, b| avx2::compress_blocks(tok, s, b),
+                |s, o| avx2::finish_states(tok, s, o),
+            ),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::Avx512(tok) => lanes_64::<{ avx512::L }>(
+                msgs,
+                out,
+                |s, b| avx512::compress_blocks(tok, s, b),
+                |s, o| avx512::finish_states(tok, s, o),
+            ),
+        }
+    }
+
+    /// SHA-256d of messages that all have length `len`: from the initial state, or, with
+    /// `resume = Some((states, offset))`, message `i` being the end of a message whose first
+    /// `offset` bytes (a multiple of 64) left the first SHA-256 in `states[i]`.
+    fn many(
+        self,
+        inputs: &[&[u8]],
+        resume: Option<(&[[u32; 8]], usize)>,
+        len: usize,
+        out: &mut [[u8; 32]],
+    ) {
+        debug_assert_eq!(inputs.len(), out.len());
+        let blocks = block_count(len);
+        let offset = resume.map_or(0, |r| r.1);
+        let init = |i: usize| resume.map_or(IV, |(s, _)| s[i]);
+        match self {
+            Engine::Portable => {
+                for (i, (m, o)) in inputs.iter().zip(out).enumerate() {
+                    let mut s = init(i);
+                    for b in 0..blocks {
+                        portable::compress_block(&mut s, &pad_block_at(m, b, offset));
+                    }
+                    *o = portable::finish(&s);
                 }
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -453,18 +522,20 @@ impl Engine {
                 const W: usize = SHANI_WAYS;
                 let mut ic = inputs.chunks_exact(W);
                 let mut oc = out.chunks_exact_mut(W);
-                for (m, o) in (&mut ic).zip(&mut oc) {
-                    let mut s = [IV; W];
+                for (c, (m, o)) in (&mut ic).zip(&mut oc).enumerate() {
+                    let mut s: [[u32; 8]; W] = core::array::from_fn(|k| init(W * c + k));
                     for b in 0..blocks {
-                        let padded: [[u8; 64]; W] = core::array::from_fn(|k| pad_block(m[k], b));
+                        let padded: [[u8; 64]; W] =
+                            core::array::from_fn(|k| pad_block_at(m[k], b, offset));
                         shani::compress_blocks::<W>(tok, &mut s, padded.each_ref());
                     }
                     o.copy_from_slice(&shani::finish_states::<W>(tok, s.each_ref()));
                 }
-                for (m, o) in ic.remainder().iter().zip(oc.into_remainder()) {
-                    let mut s = [IV];
+                let done = inputs.len() - ic.remainder().len();
+                for (k, (m, o)) in ic.remainder().iter().zip(oc.into_remainder()).enumerate() {
+                    let mut s = [init(done + k)];
                     for b in 0..blocks {
-                        shani::compress_blocks::<1>(tok, &mut s, [&pad_block(m, b)]);
+                        shani::compress_blocks::<1>(tok, &mut s, [&pad_block_at(m, b, offset)]);
                     }
                     *o = shani::finish_states::<1>(tok, [&s[0]])[0];
                 }
@@ -472,6 +543,8 @@ impl Engine {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => lanes_many::<{ avx2::L }>(
                 inputs,
+                &init,
+                offset,
                 blocks,
                 out,
                 |s, b| avx2::compress_blocks(tok, s, b),
@@ -480,6 +553,8 @@ impl Engine {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx512(tok) => lanes_many::<{ avx512::L }>(
                 inputs,
+                &init,
+                offset,
                 blocks,
                 out,
                 |s, b| avx512::compress_blocks(tok, s, b),
@@ -563,10 +638,47 @@ fn lanes_headers<const L: usize>(
     }
 }
 
+/// 64-byte messages in lanes: the message words transposed, then the constant padding
+/// block.
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[inline]
+fn lanes_64<const L: usize>(
+    msgs: &[[u8; 64]],
+    out: &mut [[u8; 32]],
+    compress: impl Fn(&mut [[u32; L]; 8], &[[u32; L]; 16]),
+    finish: impl Fn(&[[u32; L]; 8], &mut [[u32; L]; 8]),
+) {
+    let mut pad = [[0u32; L]; 16];
+    pad[0] = [0x8000_0000; L];
+    pad[15] = [512; L];
+    let mut block = [[0u32; L]; 16];
+    let mut res = [[0u32; L]; 8];
+    for (m, o) in msgs.chunks(L).zip(out.chunks_mut(L)) {
+        let mut state = [[0u32; L]; 8];
+        for (row, v) in state.iter_mut().zip(IV) {
+            *row = [v; L];
+        }
+        for (lane, m) in m.iter().enumerate() {
+            for (row, b) in block.iter_mut().zip(m.chunks_exact(4)) {
+                row[lane] = be_u32(b);
+            }
+        }
+        compress(&mut state, &block);
+        compress(&mut state, &pad);
+        finish(&state, &mut res);
+        for (lane, o) in o.iter_mut().enumerate() {
+            lane_digest(&res, lane, o);
+        }
+    }
+}
+
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[inline]
+#[allow(clippy::too_many_arguments)]
 fn lanes_many<const L: usize>(
     inputs: &[&[u8]],
+    init: &impl Fn(usize) -> [u32; 8],
+    offset: usize,
     blocks: usize,
     out: &mut [[u8; 32]],
     compress: impl Fn(&mut [[u32; L]; 8], &[[u32; L]; 16]),
@@ -574,14 +686,16 @@ fn lanes_many<const L: usize>(
 ) {
     let mut block = [[0u32; L]; 16];
     let mut res = [[0u32; L]; 8];
-    for (m, o) in inputs.chunks(L).zip(out.chunks_mut(L)) {
+    for (c, (m, o)) in inputs.chunks(L).zip(out.chunks_mut(L)).enumerate() {
         let mut state = [[0u32; L]; 8];
-        for (row, v) in state.iter_mut().zip(IV) {
-            *row = [v; L];
+        for lane in 0..m.len() {
+            for (row, v) in state.iter_mut().zip(init(c * L + lane)) {
+                row[lane] = v;
+            }
         }
         for b in 0..blocks {
             for (lane, m) in m.iter().enumerate() {
-                let padded = pad_block(m, b);
+                let padded = pad_block_at(m, b, offset);
                 for (row, b) in block.iter_mut().zip(padded.chunks_exact(4)) {
                     row[lane] = be_u32(b);
                 }
@@ -854,9 +968,73 @@ impl Hasher {
         let k = self.split(inputs.len());
         let (i0, i1) = inputs.split_at(k);
         let (o0, o1) = out.split_at_mut(k);
-        self.engine.many(i0, len, o0);
+        self.engine.many(i0, None, len, o0);
         if let Some(small) = self.small {
-            small.many(i1, len, o1);
+            small.many(i1, None, len, o1);
+        }
+    }
+
+    /// SHA-256d of each 64-byte message into `out` (merkle nodes, many at once; the constant
+    /// padding block is not rebuilt per message).
+    ///
+    /// # Panics
+    ///
+    /// If `out.len() != msgs.len()`.
+    pub fn sha256d_64_many(&self, msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+        assert_eq!(msgs.len(), out.len(), "one output per message");
+        let k = self.split(msgs.len());
+        let (m0, m1) = msgs.split_at(k);
+        let (o0, o1) = out.split_at_mut(k);
+        self.engine.many64(m0, o0);
+        if let Some(small) = self.small {
+            small.many64(m1, o1);
+        }
+    }
+
+    /// SHA-256d of messages that share a start: message `i` is the start that left
+    /// `mids[i]` followed by `rests[i]` (see [`PrefixMidstate::sha256d_rest`]), hashed in
+    /// SIMD lanes. Every midstate must cover the same number of bytes and every rest have
+    /// the same length (shares of one coinbase prefix).
+    ///
+    /// # Panics
+    ///
+    /// If the lengths of `mids`, `rests` and `out` differ, or the midstates or the rests
+    /// differ in length.
+    pub fn sha256d_rest_many(
+        &self,
+        mids: &[PrefixMidstate],
+        rests: &[&[u8]],
+        out: &mut [[u8; 32]],
+    ) {
+        assert_eq!(mids.len(), rests.len(), "one midstate per message");
+        assert_eq!(rests.len(), out.len(), "one output per message");
+        let (Some(m0), Some(r0)) = (mids.first(), rests.first()) else {
+            return;
+        };
+        let (consumed, len) = (m0.consumed, r0.len());
+        assert!(
+            mids.iter().all(|m| m.consumed == consumed) && rests.iter().all(|r| r.len() == len),
+            "sha256d_rest_many needs midstates and rests of equal lengths"
+        );
+        const CHUNK: usize = 64;
+        let mut states = [[0u32; 8]; CHUNK];
+        for ((m, r), o) in mids
+            .chunks(CHUNK)
+            .zip(rests.chunks(CHUNK))
+            .zip(out.chunks_mut(CHUNK))
+        {
+            for (s, m) in states.iter_mut().zip(m) {
+                *s = m.state.0;
+            }
+            let states = &states[..m.len()];
+            let k = self.split(r.len());
+            let (r0, r1) = r.split_at(k);
+            let (s0, s1) = states.split_at(k);
+            let (o0, o1) = o.split_at_mut(k);
+            self.engine.many(r0, Some((s0, consumed)), len, o0);
+            if let Some(small) = self.small {
+                small.many(r1, Some((s1, consumed)), len, o1);
+            }
         }
     }
 }
@@ -1017,7 +1195,11 @@ mod tests {
                 assert_eq!(pm.consumed(), prefix_len / 64 * 64);
                 let rest = &msg[pm.consumed()..];
                 // the rest in one piece, and cut in three
-                assert_eq!(pm.sha256d_rest(&[rest]), want, "len {len} prefix {prefix_len}");
+                assert_eq!(
+                    pm.sha256d_rest(&[rest]),
+                    want,
+                    "len {len} prefix {prefix_len}"
+                );
                 let (a, bc) = rest.split_at(rest.len() / 3);
                 let (b, c) = bc.split_at(bc.len() / 2);
                 assert_eq!(pm.sha256d_rest(&[a, b, c]), want, "len {len} cut");
@@ -1025,6 +1207,61 @@ mod tests {
                     let h = Hasher::with_backend(bk).expect("available");
                     let s = pm.midstate().words();
                     assert_eq!(h.resume(&s, pm.consumed(), &[rest]), want, "{bk} len {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn batches_of_64_byte_messages_match_portable() {
+        let mut seed = 77;
+        for n in [0usize, 1, 3, 4, 5, 16, 17, 37, 100] {
+            let msgs: Vec<[u8; 64]> = (0..n).map(|_| bytes(&mut seed)).collect();
+            let want: Vec<[u8; 32]> = msgs.iter().map(|m| portable::sha256d(m)).collect();
+            let mut out = vec![[0u8; 32]; n];
+            Hasher::new().sha256d_64_many(&msgs, &mut out);
+            assert_eq!(out, want, "best, {n}");
+            for b in Backend::available() {
+                let h = Hasher::with_backend(b).expect("available");
+                let mut out = vec![[0u8; 32]; n];
+                h.sha256d_64_many(&msgs, &mut out);
+                assert_eq!(out, want, "{b}, {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn resumed_batches_match_portable_on_every_backend() {
+        let mut seed = 0xfeed_beef_u64;
+        for prefix_len in [0usize, 10, 64, 100, 130] {
+            for rest_len in [0usize, 1, 20, 55, 56, 64, 119, 200] {
+                // 37 messages: full SIMD steps and a remainder
+                let msgs: Vec<Vec<u8>> = (0..37)
+                    .map(|i| {
+                        // two different prefixes, so the lanes carry different midstates
+                        let mut m = vec![(i % 2) as u8; prefix_len];
+                        m.extend((0..rest_len).map(|_| rng(&mut seed) as u8));
+                        m
+                    })
+                    .collect();
+                let want: Vec<[u8; 32]> = msgs.iter().map(|m| portable::sha256d(m)).collect();
+                let mids: Vec<PrefixMidstate> = msgs
+                    .iter()
+                    .map(|m| PrefixMidstate::new(&m[..prefix_len]))
+                    .collect();
+                let rests: Vec<&[u8]> = msgs
+                    .iter()
+                    .zip(&mids)
+                    .map(|(m, p)| &m[p.consumed()..])
+                    .collect();
+                let mut best = vec![[0u8; 32]; msgs.len()];
+                Hasher::new().sha256d_rest_many(&mids, &rests, &mut best);
+                assert_eq!(best, want, "best prefix {prefix_len} rest {rest_len}");
+                for b in Backend::available() {
+                    let h = Hasher::with_backend(b).expect("available");
+                    let mut out = vec![[0u8; 32]; msgs.len()];
+                    h.sha256d_rest_many(&mids, &rests, &mut out);
+                    assert_eq!(out, want, "{b} prefix {prefix_len} rest {rest_len}");
                 }
             }
         }
