@@ -50,7 +50,7 @@ use crate::channel::{Channel, ChannelKind, Channels, Job, Seen};
 use crate::coinbase::{assemble_coinbase, txid_from_parts};
 use crate::header::{assemble_block, Header, HEADER_LEN};
 use crate::merkle::merkle_root_from_path;
-use crate::sha256d::{self, Hasher, Midstate, PrefixMidstate};
+use crate::sha256d::{self, Hasher, PrefixMidstate};
 use crate::target::hash_meets;
 
 /// Why a share was rejected. [`error_code`](Self::error_code) is the `SubmitShares.Error`
@@ -314,24 +314,40 @@ fn fill_header(header: &mut [u8; HEADER_LEN], version: u32, ntime: u32, nonce: u
     header[76..80].copy_from_slice(&nonce.to_le_bytes());
 }
 
-/// Checks before hashing a standard share; the header to hash.
+/// Checks before hashing a standard share; the job index.
 #[inline]
-fn prepare_standard(
+fn check_standard(
     ch: &Channel,
     share: &SubmitSharesStandard,
     now_ms: u64,
-) -> Result<(usize, [u8; HEADER_LEN]), Rejection> {
+) -> Result<usize, Rejection> {
     if ch.kind != ChannelKind::Standard {
         return Err(Rejection::WrongChannelKind {
             channel_id: share.channel_id,
         });
     }
     let idx = find_job(ch, share.job_id)?;
-    let job = &ch.jobs[idx];
-    check_ntime_version(ch, job, share.ntime, share.version, now_ms)?;
+    check_ntime_version(ch, &ch.jobs[idx], share.ntime, share.version, now_ms)?;
+    Ok(idx)
+}
+
+/// Checks before hashing a standard share; the job index and the header to hash.
+#[inline]
+fn prepare_standard(
+    ch: &Channel,
+    share: &SubmitSharesStandard,
+    now_ms: u64,
+) -> Result<(usize, [u8; HEADER_LEN]), Rejection> {
+    let idx = check_standard(ch, share, now_ms)?;
+    Ok((idx, standard_header(&ch.jobs[idx], share)))
+}
+
+/// The header of a standard share.
+#[inline]
+fn standard_header(job: &Job, share: &SubmitSharesStandard) -> [u8; HEADER_LEN] {
     let mut header = job.header;
     fill_header(&mut header, share.version, share.ntime, share.nonce);
-    Ok((idx, header))
+    header
 }
 
 /// Checks before hashing an extended share; the job index.
@@ -371,7 +387,7 @@ fn finish(
     ch: &mut Channel,
     idx: usize,
     hash: [u8; 32],
-    header: &[u8; HEADER_LEN],
+    header: impl FnOnce(&Job) -> [u8; HEADER_LEN],
     sequence_number: u32,
     extranonce: &[u8],
 ) -> Result<AcceptedShare, Rejection> {
@@ -390,8 +406,15 @@ fn finish(
         Seen::Duplicate => return Err(Rejection::DuplicateShare { job_id: job.id }),
         Seen::Full => return Err(Rejection::ShareBudgetExhausted { limit }),
     }
-    let block =
-        is_block.then(|| Box::new(block_candidate(channel_id, job, hash, header, extranonce)));
+    let block = is_block.then(|| {
+        Box::new(block_candidate(
+            channel_id,
+            job,
+            hash,
+            &header(job),
+            extranonce,
+        ))
+    });
     Ok(AcceptedShare {
         channel_id,
         sequence_number,
@@ -443,25 +466,29 @@ pub fn validate_standard(
     share: &SubmitSharesStandard,
     now_ms: u64,
 ) -> Result<AcceptedShare, Rejection> {
-    let (idx, header) = prepare_standard(channel, share, now_ms)?;
-    let hash = hash_standard(&mut channel.jobs[idx], &header, share.version);
-    finish(channel, idx, hash, &header, share.sequence_number, &[])
+    let idx = check_standard(channel, share, now_ms)?;
+    let job = &mut channel.jobs[idx];
+    let hash = hash_standard(job, share);
+    let header = |job: &Job| standard_header(job, share);
+    finish(channel, idx, hash, header, share.sequence_number, &[])
 }
 
-/// SHA-256d of a standard share's header: for a share at the job's version from the job's
-/// cached midstate (computed by the first such share), else in full. A rolled version is
-/// not cached: a miner rolling BIP320 bits rarely repeats one within a job, and caching
-/// would cost the rolled path the state's extraction and store.
+/// SHA-256d of a standard share's header, hashed from the job's header template with the
+/// share's fields put in registers ([`sha256d::hash_header_fields`]): for a share at the
+/// job's version from the job's cached midstate (computed by the first such share), else in
+/// full. A rolled version is not cached: a miner rolling BIP320 bits rarely repeats one
+/// within a job, and caching would cost the rolled path the state's extraction and store.
 #[inline]
-fn hash_standard(job: &mut Job, header: &[u8; HEADER_LEN], version: u32) -> [u8; 32] {
+fn hash_standard(job: &mut Job, share: &SubmitSharesStandard) -> [u8; 32] {
+    let (version, ntime, nonce) = (share.version, share.ntime, share.nonce);
     if version != job.version {
-        return sha256d::hash_header(header);
+        return sha256d::hash_header_fields(&job.header, version, ntime, nonce, false).0;
     }
     if let Some(mid) = &job.own_mid {
-        return mid.hash_tail(&Midstate::tail_of(header));
+        return sha256d::hash_tail_fields(mid, &job.header, ntime, nonce);
     }
-    let (hash, mid) = sha256d::hash_header_with_midstate(header);
-    job.own_mid = Some(mid);
+    let (hash, mid) = sha256d::hash_header_fields(&job.header, version, ntime, nonce, true);
+    job.own_mid = mid;
     hash
 }
 
@@ -492,7 +519,7 @@ pub fn validate_extended(
         channel,
         idx,
         hash,
-        &header,
+        |_| header,
         share.sequence_number,
         share.extranonce.as_slice(),
     )
@@ -775,7 +802,7 @@ impl BatchValidator {
                     let (h, hash) = (&self.headers[k], self.hashes[k]);
                     k += 1;
                     match channels.channel_mut(s.channel_id) {
-                        Some(ch) => finish(ch, idx, hash, h, s.sequence_number, &[]),
+                        Some(ch) => finish(ch, idx, hash, |_| *h, s.sequence_number, &[]),
                         None => Err(Rejection::InvalidChannelId {
                             channel_id: s.channel_id,
                         }),
@@ -917,9 +944,14 @@ impl BatchValidator {
                     let (h, hash) = (&self.headers[k], self.hashes[k]);
                     k += 1;
                     match channels.channel_mut(s.channel_id) {
-                        Some(ch) => {
-                            finish(ch, idx, hash, h, s.sequence_number, s.extranonce.as_slice())
-                        }
+                        Some(ch) => finish(
+                            ch,
+                            idx,
+                            hash,
+                            |_| *h,
+                            s.sequence_number,
+                            s.extranonce.as_slice(),
+                        ),
                         None => Err(Rejection::InvalidChannelId {
                             channel_id: s.channel_id,
                         }),

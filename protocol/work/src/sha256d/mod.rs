@@ -824,6 +824,50 @@ impl Hasher {
         (self.hash_tail(&mid, &Midstate::tail_of(header)), mid)
     }
 
+    /// SHA-256d of the header `template` with `version` (bytes 0..4), `ntime` (68..72) and
+    /// `nonce` (76..80) put in, little-endian as in the header: a share's header from its
+    /// job's template, without writing the fields into a copy first. With `want_midstate`,
+    /// also the [`Midstate`] of the first 64 bytes.
+    pub fn hash_header_fields(
+        &self,
+        template: &[u8; 80],
+        version: u32,
+        ntime: u32,
+        nonce: u32,
+        want_midstate: bool,
+    ) -> ([u8; 32], Option<Midstate>) {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            let (h, m) = shani::header_fields(tok, template, version, ntime, nonce, want_midstate);
+            return (h, want_midstate.then_some(Midstate(m)));
+        }
+        let header = with_fields(template, version, ntime, nonce);
+        if want_midstate {
+            let (h, m) = self.hash_header_with_midstate(&header);
+            (h, Some(m))
+        } else {
+            (self.hash_header(&header), None)
+        }
+    }
+
+    /// SHA-256d of the header whose first 64 bytes left `mid` and whose last 16 bytes are
+    /// those of `template` with `ntime` and `nonce` put in (see
+    /// [`hash_header_fields`](Self::hash_header_fields)).
+    pub fn hash_tail_fields(
+        &self,
+        mid: &Midstate,
+        template: &[u8; 80],
+        ntime: u32,
+        nonce: u32,
+    ) -> [u8; 32] {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            return shani::tail_fields(tok, &mid.0, template, ntime, nonce);
+        }
+        let header = with_fields(template, 0, ntime, nonce);
+        self.hash_tail(mid, &Midstate::tail_of(&header))
+    }
+
     /// SHA-256d of one 64-byte message (a merkle node: two hashes side by side).
     pub fn sha256d_64(&self, msg: &[u8; 64]) -> [u8; 32] {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -1078,6 +1122,31 @@ pub fn hash_header_with_midstate(header: &[u8; 80]) -> ([u8; 32], Midstate) {
     single().hash_header_with_midstate(header)
 }
 
+/// `template` with `version`, `ntime` and `nonce` written in (little-endian).
+fn with_fields(template: &[u8; 80], version: u32, ntime: u32, nonce: u32) -> [u8; 80] {
+    let mut h = *template;
+    h[0..4].copy_from_slice(&version.to_le_bytes());
+    h[68..72].copy_from_slice(&ntime.to_le_bytes());
+    h[76..80].copy_from_slice(&nonce.to_le_bytes());
+    h
+}
+
+/// [`Hasher::hash_header_fields`] on the fastest single-stream backend.
+pub fn hash_header_fields(
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+    want_midstate: bool,
+) -> ([u8; 32], Option<Midstate>) {
+    single().hash_header_fields(template, version, ntime, nonce, want_midstate)
+}
+
+/// [`Hasher::hash_tail_fields`] on the fastest single-stream backend.
+pub fn hash_tail_fields(mid: &Midstate, template: &[u8; 80], ntime: u32, nonce: u32) -> [u8; 32] {
+    single().hash_tail_fields(mid, template, ntime, nonce)
+}
+
 /// SHA-256d of one 64-byte message (a merkle node) on the fastest single-stream backend.
 pub fn sha256d_64(msg: &[u8; 64]) -> [u8; 32] {
     single().sha256d_64(msg)
@@ -1209,6 +1278,39 @@ mod tests {
                     assert_eq!(h.resume(&s, pm.consumed(), &[rest]), want, "{bk} len {len}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn header_fields_match_the_assembled_header() {
+        let mut seed = 99;
+        for _ in 0..50 {
+            let template: [u8; 80] = bytes(&mut seed);
+            let (v, t, n) = (
+                rng(&mut seed) as u32,
+                rng(&mut seed) as u32,
+                rng(&mut seed) as u32,
+            );
+            let header = with_fields(&template, v, t, n);
+            let want = portable::sha256d(&header);
+            for b in Backend::available() {
+                let h = Hasher::with_backend(b).expect("available");
+                let (hash, mid) = h.hash_header_fields(&template, v, t, n, true);
+                assert_eq!(hash, want, "{b}");
+                let mid = mid.expect("asked for");
+                assert_eq!(mid, Midstate::of_header(&header), "{b}");
+                assert_eq!(
+                    h.hash_header_fields(&template, v, t, n, false),
+                    (want, None)
+                );
+                // the tail path reads only bytes 64.. of the template
+                let mut other = template;
+                other[..64].fill(0);
+                assert_eq!(h.hash_tail_fields(&mid, &other, t, n), want, "{b} tail");
+            }
+            assert_eq!(hash_header_fields(&template, v, t, n, false).0, want);
+            let mid = Midstate::of_header(&header);
+            assert_eq!(hash_tail_fields(&mid, &template, t, n), want);
         }
     }
 

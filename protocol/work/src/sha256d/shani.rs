@@ -281,6 +281,64 @@ fn state_words(abef: __m128i, cdgh: __m128i) -> [u32; 8] {
     words
 }
 
+/// The two blocks of the header `template` with `version`, `ntime` and `nonce` put in, in
+/// registers: the template is loaded as it is (no store of the fields to memory that a
+/// 16-byte load would then straddle, which stalls store-to-load forwarding).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn header_blocks(
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+) -> ([__m128i; 4], [__m128i; 4]) {
+    let (first, tail) = template.split_at(64);
+    let mut w = block_words(first.try_into().expect("64 bytes"));
+    // words are big-endian decoded; the fields are little-endian in the header
+    w[0] = _mm_insert_epi32::<0>(w[0], version.swap_bytes() as i32);
+    let mut t = tail_block(tail.try_into().expect("16 bytes"));
+    t[0] = _mm_insert_epi32::<1>(t[0], ntime.swap_bytes() as i32);
+    t[0] = _mm_insert_epi32::<3>(t[0], nonce.swap_bytes() as i32);
+    (w, t)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn fields_impl(
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+    want_mid: bool,
+) -> ([u8; 32], [u32; 8]) {
+    const N: usize = 1;
+    let (iv_abef, iv_cdgh) = to_abef(&IV);
+    let mut abef = [iv_abef];
+    let mut cdgh = [iv_cdgh];
+    let (w, t) = header_blocks(template, version, ntime, nonce);
+    compress!(&mut abef, &mut cdgh, [w]);
+    let mid = if want_mid {
+        state_words(abef[0], cdgh[0])
+    } else {
+        [0; 8]
+    };
+    compress!(&mut abef, &mut cdgh, [t]);
+    (finish(abef, cdgh)[0], mid)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn tail_fields_impl(mid: &[u32; 8], template: &[u8; 80], ntime: u32, nonce: u32) -> [u8; 32] {
+    const N: usize = 1;
+    let (a, c) = to_abef(mid);
+    let mut abef = [a];
+    let mut cdgh = [c];
+    let (_, tail) = template.split_at(64);
+    let mut t = tail_block(tail.try_into().expect("16 bytes"));
+    t[0] = _mm_insert_epi32::<1>(t[0], ntime.swap_bytes() as i32);
+    t[0] = _mm_insert_epi32::<3>(t[0], nonce.swap_bytes() as i32);
+    compress!(&mut abef, &mut cdgh, [t]);
+    finish(abef, cdgh)[0]
+}
+
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn header_and_mid_impl(header: &[u8; 80]) -> ([u8; 32], [u32; 8]) {
     let (iv_abef, iv_cdgh) = to_abef(&IV);
@@ -417,4 +475,33 @@ pub(super) fn sha256d_64<const N: usize>(_: Token, msgs: [&[u8; 64]; N]) -> [[u8
 pub(super) fn resume(_: Token, state: &[u32; 8], blocks: &[[u8; 64]]) -> [u8; 32] {
     // SAFETY: the token proves the CPU supports the enabled features.
     unsafe { resume_impl(state, blocks) }
+}
+
+/// SHA-256d of the header `template` with `version`, `ntime` and `nonce` put in; with
+/// `want_mid`, also the state after its first 64 bytes (else zeros).
+#[inline]
+pub(super) fn header_fields(
+    _: Token,
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+    want_mid: bool,
+) -> ([u8; 32], [u32; 8]) {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { fields_impl(template, version, ntime, nonce, want_mid) }
+}
+
+/// SHA-256d of the header whose first 64 bytes left `mid` and whose last 16 are those of
+/// `template` with `ntime` and `nonce` put in.
+#[inline]
+pub(super) fn tail_fields(
+    _: Token,
+    mid: &[u32; 8],
+    template: &[u8; 80],
+    ntime: u32,
+    nonce: u32,
+) -> [u8; 32] {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { tail_fields_impl(mid, template, ntime, nonce) }
 }
