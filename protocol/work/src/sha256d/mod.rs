@@ -543,8 +543,7 @@ impl Engine {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => lanes_many::<{ avx2::L }>(
                 inputs,
-                &init,
-                offset,
+                resume,
                 blocks,
                 out,
                 |s, b| avx2::compress_blocks(tok, s, b),
@@ -553,8 +552,7 @@ impl Engine {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx512(tok) => lanes_many::<{ avx512::L }>(
                 inputs,
-                &init,
-                offset,
+                resume,
                 blocks,
                 out,
                 |s, b| avx512::compress_blocks(tok, s, b),
@@ -674,23 +672,31 @@ fn lanes_64<const L: usize>(
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[inline]
-#[allow(clippy::too_many_arguments)]
 fn lanes_many<const L: usize>(
     inputs: &[&[u8]],
-    init: &impl Fn(usize) -> [u32; 8],
-    offset: usize,
+    resume: Option<(&[[u32; 8]], usize)>,
     blocks: usize,
     out: &mut [[u8; 32]],
     compress: impl Fn(&mut [[u32; L]; 8], &[[u32; L]; 16]),
     finish: impl Fn(&[[u32; L]; 8], &mut [[u32; L]; 8]),
 ) {
+    let offset = resume.map_or(0, |r| r.1);
     let mut block = [[0u32; L]; 16];
     let mut res = [[0u32; L]; 8];
     for (c, (m, o)) in inputs.chunks(L).zip(out.chunks_mut(L)).enumerate() {
         let mut state = [[0u32; L]; 8];
-        for lane in 0..m.len() {
-            for (row, v) in state.iter_mut().zip(init(c * L + lane)) {
-                row[lane] = v;
+        match resume {
+            None => {
+                for (row, v) in state.iter_mut().zip(IV) {
+                    *row = [v; L];
+                }
+            }
+            Some((states, _)) => {
+                for (lane, s) in states[c * L..c * L + m.len()].iter().enumerate() {
+                    for (row, v) in state.iter_mut().zip(s) {
+                        row[lane] = *v;
+                    }
+                }
             }
         }
         for b in 0..blocks {
@@ -828,6 +834,7 @@ impl Hasher {
     /// `nonce` (76..80) put in, little-endian as in the header: a share's header from its
     /// job's template, without writing the fields into a copy first. With `want_midstate`,
     /// also the [`Midstate`] of the first 64 bytes.
+    #[inline]
     pub fn hash_header_fields(
         &self,
         template: &[u8; 80],
@@ -853,6 +860,7 @@ impl Hasher {
     /// SHA-256d of the header whose first 64 bytes left `mid` and whose last 16 bytes are
     /// those of `template` with `ntime` and `nonce` put in (see
     /// [`hash_header_fields`](Self::hash_header_fields)).
+    #[inline]
     pub fn hash_tail_fields(
         &self,
         mid: &Midstate,
@@ -1132,6 +1140,7 @@ fn with_fields(template: &[u8; 80], version: u32, ntime: u32, nonce: u32) -> [u8
 }
 
 /// [`Hasher::hash_header_fields`] on the fastest single-stream backend.
+#[inline]
 pub fn hash_header_fields(
     template: &[u8; 80],
     version: u32,
@@ -1143,6 +1152,7 @@ pub fn hash_header_fields(
 }
 
 /// [`Hasher::hash_tail_fields`] on the fastest single-stream backend.
+#[inline]
 pub fn hash_tail_fields(mid: &Midstate, template: &[u8; 80], ntime: u32, nonce: u32) -> [u8; 32] {
     single().hash_tail_fields(mid, template, ntime, nonce)
 }
