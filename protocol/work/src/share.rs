@@ -34,6 +34,12 @@
 //!
 //! The per-share path does not allocate (the duplicate set grows amortized; a block
 //! candidate, rare by nature, is boxed).
+//!
+//! Hashing: a standard share at its job's version hashes two compressions from the job's
+//! cached header midstate, a version-rolled one three; an extended share hashes its coinbase
+//! from the job's coinbase-prefix midstate ([`crate::sha256d::PrefixMidstate`]), then the
+//! merkle path and the header. [`BatchValidator`] hashes the same steps across shares in
+//! SIMD lanes.
 
 use std::sync::Arc;
 

@@ -30,7 +30,29 @@
 //! coinbase of about 200 bytes. Each value is the median of 7 runs of about 0.2 s; between
 //! runs a new prevhash clears the duplicate sets (untimed).
 //!
-//! Part of `cargo run --release -p strata-work --example perf [-- FILTER]`.
+//! `share_validate_standard` rolls version bits (random bits of `0x1fffe000` per share, as
+//! BIP320 miners do), so each header's first 64 bytes are new and it costs three SHA-NI
+//! compressions; `share_validate_standard_fixed_version` is the same run with every share at
+//! its job's version, hashed from the job's cached midstate (two compressions, three for the
+//! first share of each job and channel).
+//!
+//! Medians of 5 runs of `cargo run --release -p strata-work --example perf -- share_validate`
+//! on one core of an AMD EPYC (family 26 / Zen 5, SHA-NI + AVX-512, in a VM), 2026-11-24,
+//! M shares/s (SRI varied 2.0-2.7 between runs):
+//!
+//! | measurement | M/s |
+//! |---|---|
+//! | `share_validate_standard` (rolled versions) | 8.6 |
+//! | `share_validate_standard_fixed_version` | 10.7 |
+//! | `share_validate_standard_batch` | 12.4 |
+//! | `share_validate_standard_sri` | 2.1 |
+//! | `share_validate_standard_sri_client` | 2.5 |
+//! | `share_validate_extended` (batched) | 1.43 |
+//! | `share_validate_extended_single` | 0.60 |
+//! | `share_validate_extended_sri` | 0.35 |
+//!
+//! Part of `cargo run --release -p strata-work --example perf [-- FILTER]`; `-- 'NAME$'` runs
+//! the one measurement NAME.
 #![allow(clippy::unwrap_used)]
 
 #[path = "../../benches/fixtures/shares.rs"]

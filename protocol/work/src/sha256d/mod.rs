@@ -7,7 +7,15 @@
 //!
 //! * **Midstate.** The first 64 bytes of a header (version, previous block hash, first 28
 //!   bytes of the merkle root) are fixed per job and channel; [`Midstate`] caches the SHA-256
-//!   state after them, so a share costs two compressions instead of three.
+//!   state after them, so a share costs two compressions instead of three (a share that
+//!   rolls version bits changes them: three). [`PrefixMidstate`] does the same for the whole
+//!   64-byte blocks of a coinbase prefix ([`PrefixMidstate::sha256d_rest`],
+//!   [`Hasher::sha256d_rest_many`]).
+//! * **Fields in registers.** [`hash_header_fields`] and [`hash_tail_fields`] hash a share's
+//!   header from its job's template with version, nTime and nonce inserted in registers: a
+//!   header assembled in memory and loaded right away stalls on store-to-load forwarding.
+//! * **Merkle nodes.** [`sha256d_64`] and [`Hasher::sha256d_64_many`] hash 64-byte messages
+//!   with the constant padding block built once.
 //! * **Batching.** [`hash_headers`], [`hash_tails`], [`hash_tail_pairs`], [`check_headers`]
 //!   and [`sha256d_many`] hash many independent messages at once, one message per SIMD lane
 //!   (AVX2: 8, AVX-512: 16) or several interleaved streams on the SHA extensions.
