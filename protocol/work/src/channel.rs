@@ -295,9 +295,11 @@ pub struct ExtendedWork {
     /// SHA-256 state after the whole 64-byte blocks of `coinbase_prefix`, computed once per
     /// job: a share hashes only the rest of its coinbase.
     prefix_mid: PrefixMidstate,
-    /// Address of the `coinbase_prefix` bytes `prefix_mid` was computed from: the fields are
-    /// public, and a prefix replaced after construction must not use a stale state.
-    prefix_addr: usize,
+    /// The `coinbase_prefix` `prefix_mid` was computed from: the fields are public, and a
+    /// prefix replaced after construction must not use a stale state. Holding these bytes
+    /// keeps their address from being reused, so a prefix at the same address is the same
+    /// (immutable) bytes.
+    prefix_src: Bytes,
 }
 
 impl ExtendedWork {
@@ -320,7 +322,7 @@ impl ExtendedWork {
     ) -> Arc<Self> {
         Arc::new(ExtendedWork {
             prefix_mid: PrefixMidstate::new(&coinbase_prefix),
-            prefix_addr: coinbase_prefix.as_ptr() as usize,
+            prefix_src: coinbase_prefix.clone(),
             coinbase_prefix,
             coinbase_suffix,
             merkle_path,
@@ -357,7 +359,7 @@ impl ExtendedWork {
 
     #[inline]
     fn prefix_rest(&self) -> Option<&[u8]> {
-        (self.coinbase_prefix.as_ptr() as usize == self.prefix_addr)
+        (self.coinbase_prefix.as_ptr() == self.prefix_src.as_ptr())
             .then(|| self.coinbase_prefix.get(self.prefix_mid.consumed()..))
             .flatten()
     }

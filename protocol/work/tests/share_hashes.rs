@@ -276,3 +276,27 @@ fn extended_share_hash_is_the_header_hash_for_any_prefix_length() {
         }
     }
 }
+
+#[test]
+fn extended_work_with_a_replaced_prefix_does_not_use_a_stale_midstate() {
+    let mut seed = 0x9999_u64;
+    let suffix = Bytes::from(random_bytes(&mut seed, 70));
+    let prefix = Bytes::from(random_bytes(&mut seed, 150));
+    let w = ExtendedWork::new(prefix.clone(), suffix.clone(), vec![[2; 32]].into());
+    let en = random_bytes(&mut seed, 8);
+    let plain = |w: &ExtendedWork| txid_from_parts(&w.coinbase_prefix, &[&en], &w.coinbase_suffix);
+    let mut edited = (*w).clone();
+    for replacement in [
+        Bytes::from(random_bytes(&mut seed, 150)),
+        Bytes::from(random_bytes(&mut seed, 20)),
+        // the same bytes cut short: before, and after, the end of the cached blocks
+        prefix.slice(0..100),
+        prefix.slice(0..140),
+        prefix.slice(64..150),
+        Bytes::new(),
+    ] {
+        edited.coinbase_prefix = replacement;
+        assert_eq!(edited.txid(&[&en]), plain(&edited));
+    }
+    assert_eq!(w.txid(&[&en]), plain(&w));
+}
