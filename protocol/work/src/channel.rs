@@ -44,15 +44,16 @@
 //!
 //! # Memory per channel
 //!
-//! A [`Channel`] is about 340 bytes and a [`Job`] about 220 (an 80-byte header template with
-//! prevhash, merkle root and nBits filled in, the target, the extranonce prefix; an extended
-//! job's coinbase parts and merkle path sit behind one `Arc` shared by every member of a
+//! A [`Channel`] is about 380 bytes and a [`Job`] about 260 (an 80-byte header template with
+//! prevhash, merkle root and nBits filled in, the target, the extranonce prefix, the header
+//! midstate at the job's version once a share used it; an extended job's coinbase parts,
+//! merkle path and coinbase-prefix midstate sit behind one `Arc` shared by every member of a
 //! group), pinned by a test. The channel's duplicate set holds 8 bytes per share accepted under
 //! the current prevhash in a hash table at most 7/8 full (9-18 bytes per share; 64 entries
 //! reserved at the first share, the allocation kept across prevhashes up to 4096 entries), at
 //! most [`ChannelConfig::max_seen_shares`] entries. At most `max_jobs + max_future_jobs` jobs
 //! are held. With the defaults (8 + 8 jobs, 65 536 shares) an idle channel with a full job
-//! history is about 4 KiB, and at most about 1.2 MiB if a miner submits the whole share budget
+//! history is about 4.5 KiB, and at most about 1.2 MiB if a miner submits the whole share budget
 //! under one prevhash.
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -70,6 +71,7 @@ use strata_protocol::{B0_32, U256};
 use crate::coinbase::txid_from_parts;
 use crate::header::{BIP323_VERSION_MASK, HEADER_LEN};
 use crate::merkle::merkle_root_from_path;
+use crate::sha256d::{Midstate, PrefixMidstate};
 use crate::target::{target_from_hashrate, Target};
 
 /// Bitcoin Core's `MAX_FUTURE_BLOCK_TIME`: a block may be at most two hours ahead of the
@@ -290,15 +292,23 @@ pub struct ExtendedWork {
     pub coinbase_suffix: Bytes,
     /// Merkle path, deepest first.
     pub merkle_path: Arc<[[u8; 32]]>,
+    /// SHA-256 state after the whole 64-byte blocks of `coinbase_prefix`, computed once per
+    /// job: a share hashes only the rest of its coinbase.
+    prefix_mid: PrefixMidstate,
+    /// The `coinbase_prefix` `prefix_mid` was computed from: the fields are public, and a
+    /// prefix replaced after construction must not use a stale state. Holding these bytes
+    /// keeps their address from being reused, so a prefix at the same address is the same
+    /// (immutable) bytes.
+    prefix_src: Bytes,
 }
 
 impl ExtendedWork {
     fn from_job(job: &NewExtendedMiningJob) -> Arc<Self> {
-        Arc::new(ExtendedWork {
-            coinbase_prefix: job.coinbase_tx_prefix.bytes().clone(),
-            coinbase_suffix: job.coinbase_tx_suffix.bytes().clone(),
-            merkle_path: job.merkle_path.iter().map(|h| h.0).collect(),
-        })
+        Self::new(
+            job.coinbase_tx_prefix.bytes().clone(),
+            job.coinbase_tx_suffix.bytes().clone(),
+            job.merkle_path.iter().map(|h| h.0).collect(),
+        )
     }
 
     /// Work from its parts, to share between channels that record the same job
@@ -311,10 +321,47 @@ impl ExtendedWork {
         merkle_path: Arc<[[u8; 32]]>,
     ) -> Arc<Self> {
         Arc::new(ExtendedWork {
+            prefix_mid: PrefixMidstate::new(&coinbase_prefix),
+            prefix_src: coinbase_prefix.clone(),
             coinbase_prefix,
             coinbase_suffix,
             merkle_path,
         })
+    }
+
+    /// The coinbase txid for the full extranonce `extranonce_parts` (e.g. the job's
+    /// extranonce prefix and a share's extranonce): SHA-256d of `coinbase_prefix ‖
+    /// extranonce_parts... ‖ coinbase_suffix`, resumed from the prefix's cached state.
+    pub fn txid(&self, extranonce_parts: &[&[u8]]) -> [u8; 32] {
+        match self.prefix_rest() {
+            Some(rest) if extranonce_parts.len() <= 4 => {
+                let mut pieces: [&[u8]; 6] = [&[]; 6];
+                pieces[0] = rest;
+                pieces[1..1 + extranonce_parts.len()].copy_from_slice(extranonce_parts);
+                pieces[1 + extranonce_parts.len()] = &self.coinbase_suffix;
+                self.prefix_mid
+                    .sha256d_rest(&pieces[..2 + extranonce_parts.len()])
+            }
+            _ => txid_from_parts(
+                &self.coinbase_prefix,
+                extranonce_parts,
+                &self.coinbase_suffix,
+            ),
+        }
+    }
+
+    /// The cached prefix state and the prefix bytes it does not cover, unless the prefix was
+    /// replaced since the state was computed.
+    #[inline]
+    pub(crate) fn prefix_state(&self) -> Option<(&PrefixMidstate, &[u8])> {
+        self.prefix_rest().map(|rest| (&self.prefix_mid, rest))
+    }
+
+    #[inline]
+    fn prefix_rest(&self) -> Option<&[u8]> {
+        (self.coinbase_prefix.as_ptr() == self.prefix_src.as_ptr())
+            .then(|| self.coinbase_prefix.get(self.prefix_mid.consumed()..))
+            .flatten()
     }
 
     /// Whether `job` carries exactly this coinbase prefix, suffix and merkle path.
@@ -458,6 +505,11 @@ pub struct Job {
     pub(crate) header: [u8; HEADER_LEN],
     pub(crate) extranonce_prefix: B0_32,
     pub(crate) extended: Option<Arc<ExtendedWork>>,
+    /// SHA-256 state after the first 64 header bytes (version ‖ prev_hash ‖ 28 bytes of the
+    /// merkle root) at the job's own version: a standard share that does not roll the
+    /// version then hashes two compressions instead of three. Set by the first such share
+    /// (single-share path); emptied when the header changes (activation).
+    pub(crate) own_mid: Option<Midstate>,
 }
 
 impl Job {
@@ -500,6 +552,7 @@ impl Job {
 
     fn activate(&mut self, prev: &PrevHash, min_ntime: u32, target: Target) {
         self.min_ntime = Some(min_ntime);
+        self.own_mid = None;
         self.header[4..36].copy_from_slice(&prev.prev_hash);
         self.header[72..76].copy_from_slice(&prev.nbits.to_le_bytes());
         self.network_target = prev.network_target;
@@ -739,63 +792,93 @@ impl Channel {
         Ok(())
     }
 
-    #[inline]
-    fn blank_job(&self, job_id: u32, version: u32, version_mask: u32) -> Job {
-        let mut header = [0u8; HEADER_LEN];
-        header[0..4].copy_from_slice(&version.to_le_bytes());
-        Job {
-            id: job_id,
-            version,
-            version_mask,
-            min_ntime: None,
-            target: self.target,
-            difficulty: 0.0,
-            work: 0.0,
-            network_target: Target::ZERO,
-            header,
-            extranonce_prefix: self.extranonce_prefix,
-            extended: None,
-        }
-    }
-
     /// Stores a new job: future jobs in the future queue, active jobs bound to the current
-    /// prevhash and target.
+    /// prevhash and target. The job is written in place: into the slot of the job it evicts
+    /// when its queue is full (a pool records every job on every channel, and a `Job` moved
+    /// through the stack and into the queue cost more than the fields).
     #[inline]
-    fn store_job(&mut self, mut job: Job, min_ntime: Option<u32>) -> Result<(), ChannelError> {
-        let id = job.id;
-        match min_ntime {
-            None => {
-                if self.future.len() >= self.config.max_future_jobs {
-                    self.future.pop_front();
-                }
-                self.future.push_back(job);
-            }
+    fn store_job(
+        &mut self,
+        job_id: u32,
+        version: u32,
+        version_mask: u32,
+        merkle_root: &[u8; 32],
+        extended: Option<Arc<ExtendedWork>>,
+        min_ntime: Option<u32>,
+    ) -> Result<(), ChannelError> {
+        let prev = match min_ntime {
+            None => None,
             Some(t) => {
                 let prev = self.prev.ok_or(ChannelError::NoPrevHash {
                     channel_id: self.id,
-                    job_id: job.id,
+                    job_id,
                 })?;
                 if t < prev.min_ntime {
                     return Err(ChannelError::MinNtimeBelowPrevHash {
-                        job_id: job.id,
+                        job_id,
                         min_ntime: t,
                         prev_min_ntime: prev.min_ntime,
                     });
                 }
+                Some((prev, t))
+            }
+        };
+        let (queue, cap) = match prev {
+            None => (&mut self.future, self.config.max_future_jobs),
+            Some(_) => (&mut self.jobs, self.config.max_jobs),
+        };
+        let mut header = [0u8; HEADER_LEN];
+        header[0..4].copy_from_slice(&version.to_le_bytes());
+        header[36..68].copy_from_slice(merkle_root);
+        let job = if queue.len() >= cap.max(1) {
+            // the oldest job's slot becomes the newest
+            queue.rotate_left(1);
+            queue.back_mut()
+        } else {
+            None
+        };
+        let fields = |job: &mut Job| {
+            job.id = job_id;
+            job.version = version;
+            job.version_mask = version_mask;
+            job.min_ntime = None;
+            job.target = self.target;
+            job.difficulty = 0.0;
+            job.work = 0.0;
+            job.network_target = Target::ZERO;
+            job.header = header;
+            job.extranonce_prefix = self.extranonce_prefix;
+            job.extended = extended;
+            job.own_mid = None;
+            if let Some((prev, t)) = prev {
                 job.activate(&prev, t, self.target);
-                self.push_active(job);
+            }
+        };
+        match job {
+            Some(job) => fields(job),
+            None => {
+                let mut job = Job {
+                    id: job_id,
+                    version,
+                    version_mask,
+                    min_ntime: None,
+                    target: self.target,
+                    difficulty: 0.0,
+                    work: 0.0,
+                    network_target: Target::ZERO,
+                    header,
+                    extranonce_prefix: self.extranonce_prefix,
+                    extended: None,
+                    own_mid: None,
+                };
+                fields(&mut job);
+                queue.push_back(job);
             }
         }
-        self.stale.retain(|&s| s != id);
-        Ok(())
-    }
-
-    #[inline]
-    fn push_active(&mut self, job: Job) {
-        if self.jobs.len() >= self.config.max_jobs {
-            self.jobs.pop_front();
+        if self.stale.contains(&job_id) {
+            self.stale.retain(|&s| s != job_id);
         }
-        self.jobs.push_back(job);
+        Ok(())
     }
 
     /// Records a `NewMiningJob` (spec 5.3.15) on a standard channel: sent by this server, or
@@ -808,9 +891,14 @@ impl Channel {
             });
         }
         self.check_new_job_id(msg.job_id)?;
-        let mut job = self.blank_job(msg.job_id, msg.version, self.config.version_mask);
-        job.header[36..68].copy_from_slice(&msg.merkle_root.0);
-        self.store_job(job, msg.min_ntime)
+        self.store_job(
+            msg.job_id,
+            msg.version,
+            self.config.version_mask,
+            &msg.merkle_root.0,
+            None,
+            msg.min_ntime,
+        )
     }
 
     /// Records a `NewExtendedMiningJob` (spec 5.3.16) addressed to this channel. On an
@@ -849,18 +937,20 @@ impl Channel {
         } else {
             0
         };
-        let mut job = self.blank_job(msg.job_id, msg.version, mask);
-        if self.kind == ChannelKind::Standard {
-            let txid = txid_from_parts(
-                &work.coinbase_prefix,
-                &[self.extranonce_prefix.as_slice()],
-                &work.coinbase_suffix,
-            );
-            let root = merkle_root_from_path(txid, work.merkle_path.iter());
-            job.header[36..68].copy_from_slice(&root);
-        }
-        job.extended = Some(work);
-        self.store_job(job, msg.min_ntime)
+        let root = if self.kind == ChannelKind::Standard {
+            let txid = work.txid(&[self.extranonce_prefix.as_slice()]);
+            merkle_root_from_path(txid, work.merkle_path.iter())
+        } else {
+            [0; 32]
+        };
+        self.store_job(
+            msg.job_id,
+            msg.version,
+            mask,
+            &root,
+            Some(work),
+            msg.min_ntime,
+        )
     }
 
     /// Records a `SetNewPrevHash` (spec 5.3.17): activates the named future job with the

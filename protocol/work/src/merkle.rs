@@ -14,7 +14,7 @@
 //!   itself).
 //! * [`witness_merkle_root`], [`witness_commitment`], [`witness_commitment_script`]: BIP141.
 
-use crate::sha256d::sha256d;
+use crate::sha256d::sha256d_64;
 use sha2::{Digest, Sha256};
 
 /// Double SHA-256 of the concatenation of `parts`, without concatenating them.
@@ -32,7 +32,7 @@ pub fn merkle_node(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
     let mut buf = [0u8; 64];
     buf[..32].copy_from_slice(left);
     buf[32..].copy_from_slice(right);
-    sha256d(&buf)
+    sha256d_64(&buf)
 }
 
 /// The merkle root of a block whose coinbase has `coinbase_txid`, given the SV2 `merkle_path`
@@ -149,6 +149,7 @@ pub fn is_witness_commitment(script_pubkey: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sha256d::sha256d;
     use bitcoin::hashes::Hash;
     use proptest::prelude::*;
 

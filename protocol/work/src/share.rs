@@ -34,6 +34,12 @@
 //!
 //! The per-share path does not allocate (the duplicate set grows amortized; a block
 //! candidate, rare by nature, is boxed).
+//!
+//! Hashing: a standard share at its job's version hashes two compressions from the job's
+//! cached header midstate, a version-rolled one three; an extended share hashes its coinbase
+//! from the job's coinbase-prefix midstate ([`crate::sha256d::PrefixMidstate`]), then the
+//! merkle path and the header. [`BatchValidator`] hashes the same steps across shares in
+//! SIMD lanes.
 
 use std::sync::Arc;
 
@@ -50,7 +56,7 @@ use crate::channel::{Channel, ChannelKind, Channels, Job, Seen};
 use crate::coinbase::{assemble_coinbase, txid_from_parts};
 use crate::header::{assemble_block, Header, HEADER_LEN};
 use crate::merkle::merkle_root_from_path;
-use crate::sha256d::{self, Hasher};
+use crate::sha256d::{self, Hasher, PrefixMidstate};
 use crate::target::hash_meets;
 
 /// Why a share was rejected. [`error_code`](Self::error_code) is the `SubmitShares.Error`
@@ -314,24 +320,40 @@ fn fill_header(header: &mut [u8; HEADER_LEN], version: u32, ntime: u32, nonce: u
     header[76..80].copy_from_slice(&nonce.to_le_bytes());
 }
 
-/// Checks before hashing a standard share; the header to hash.
+/// Checks before hashing a standard share; the job index.
 #[inline]
-fn prepare_standard(
+fn check_standard(
     ch: &Channel,
     share: &SubmitSharesStandard,
     now_ms: u64,
-) -> Result<(usize, [u8; HEADER_LEN]), Rejection> {
+) -> Result<usize, Rejection> {
     if ch.kind != ChannelKind::Standard {
         return Err(Rejection::WrongChannelKind {
             channel_id: share.channel_id,
         });
     }
     let idx = find_job(ch, share.job_id)?;
-    let job = &ch.jobs[idx];
-    check_ntime_version(ch, job, share.ntime, share.version, now_ms)?;
+    check_ntime_version(ch, &ch.jobs[idx], share.ntime, share.version, now_ms)?;
+    Ok(idx)
+}
+
+/// Checks before hashing a standard share; the job index and the header to hash.
+#[inline]
+fn prepare_standard(
+    ch: &Channel,
+    share: &SubmitSharesStandard,
+    now_ms: u64,
+) -> Result<(usize, [u8; HEADER_LEN]), Rejection> {
+    let idx = check_standard(ch, share, now_ms)?;
+    Ok((idx, standard_header(&ch.jobs[idx], share)))
+}
+
+/// The header of a standard share.
+#[inline]
+fn standard_header(job: &Job, share: &SubmitSharesStandard) -> [u8; HEADER_LEN] {
     let mut header = job.header;
     fill_header(&mut header, share.version, share.ntime, share.nonce);
-    Ok((idx, header))
+    header
 }
 
 /// Checks before hashing an extended share; the job index.
@@ -371,7 +393,7 @@ fn finish(
     ch: &mut Channel,
     idx: usize,
     hash: [u8; 32],
-    header: &[u8; HEADER_LEN],
+    header: impl FnOnce(&Job) -> [u8; HEADER_LEN],
     sequence_number: u32,
     extranonce: &[u8],
 ) -> Result<AcceptedShare, Rejection> {
@@ -390,8 +412,15 @@ fn finish(
         Seen::Duplicate => return Err(Rejection::DuplicateShare { job_id: job.id }),
         Seen::Full => return Err(Rejection::ShareBudgetExhausted { limit }),
     }
-    let block =
-        is_block.then(|| Box::new(block_candidate(channel_id, job, hash, header, extranonce)));
+    let block = is_block.then(|| {
+        Box::new(block_candidate(
+            channel_id,
+            job,
+            hash,
+            &header(job),
+            extranonce,
+        ))
+    });
     Ok(AcceptedShare {
         channel_id,
         sequence_number,
@@ -443,9 +472,30 @@ pub fn validate_standard(
     share: &SubmitSharesStandard,
     now_ms: u64,
 ) -> Result<AcceptedShare, Rejection> {
-    let (idx, header) = prepare_standard(channel, share, now_ms)?;
-    let hash = sha256d::hash_header(&header);
-    finish(channel, idx, hash, &header, share.sequence_number, &[])
+    let idx = check_standard(channel, share, now_ms)?;
+    let job = &mut channel.jobs[idx];
+    let hash = hash_standard(job, share);
+    let header = |job: &Job| standard_header(job, share);
+    finish(channel, idx, hash, header, share.sequence_number, &[])
+}
+
+/// SHA-256d of a standard share's header, hashed from the job's header template with the
+/// share's fields put in registers ([`sha256d::hash_header_fields`]): for a share at the
+/// job's version from the job's cached midstate (computed by the first such share), else in
+/// full. A rolled version is not cached: a miner rolling BIP320 bits rarely repeats one
+/// within a job, and caching would cost the rolled path the state's extraction and store.
+#[inline]
+fn hash_standard(job: &mut Job, share: &SubmitSharesStandard) -> [u8; 32] {
+    let (version, ntime, nonce) = (share.version, share.ntime, share.nonce);
+    if version != job.version {
+        return sha256d::hash_header_fields(&job.header, version, ntime, nonce, false).0;
+    }
+    if let Some(mid) = &job.own_mid {
+        return sha256d::hash_tail_fields(mid, &job.header, ntime, nonce);
+    }
+    let (hash, mid) = sha256d::hash_header_fields(&job.header, version, ntime, nonce, true);
+    job.own_mid = mid;
+    hash
 }
 
 /// Validates a `SubmitSharesExtended` on `channel`: merkle root of `coinbase_tx_prefix ‖
@@ -462,14 +512,10 @@ pub fn validate_extended(
             job_id: share.job_id,
         });
     };
-    let txid = txid_from_parts(
-        &w.coinbase_prefix,
-        &[
-            job.extranonce_prefix.as_slice(),
-            share.extranonce.as_slice(),
-        ],
-        &w.coinbase_suffix,
-    );
+    let txid = w.txid(&[
+        job.extranonce_prefix.as_slice(),
+        share.extranonce.as_slice(),
+    ]);
     let root = merkle_root_from_path(txid, w.merkle_path.iter());
     let mut header = job.header;
     header[36..68].copy_from_slice(&root);
@@ -479,7 +525,7 @@ pub fn validate_extended(
         channel,
         idx,
         hash,
-        &header,
+        |_| header,
         share.sequence_number,
         share.extranonce.as_slice(),
     )
@@ -624,6 +670,8 @@ struct Pending {
     /// Extended: coinbase bytes in the arena.
     cb_off: u32,
     cb_len: u32,
+    /// Extended: the state of the coinbase prefix's whole blocks; the arena holds the rest.
+    mid: PrefixMidstate,
     path: Option<Arc<[[u8; 32]]>>,
     node: [u8; 32],
 }
@@ -744,6 +792,7 @@ impl BatchValidator {
                 status,
                 cb_off: 0,
                 cb_len: 0,
+                mid: PrefixMidstate::EMPTY,
                 path: None,
                 node: [0; 32],
             });
@@ -759,7 +808,7 @@ impl BatchValidator {
                     let (h, hash) = (&self.headers[k], self.hashes[k]);
                     k += 1;
                     match channels.channel_mut(s.channel_id) {
-                        Some(ch) => finish(ch, idx, hash, h, s.sequence_number, &[]),
+                        Some(ch) => finish(ch, idx, hash, |_| *h, s.sequence_number, &[]),
                         None => Err(Rejection::InvalidChannelId {
                             channel_id: s.channel_id,
                         }),
@@ -787,6 +836,7 @@ impl BatchValidator {
                 }),
                 cb_off: 0,
                 cb_len: 0,
+                mid: PrefixMidstate::EMPTY,
                 path: None,
                 node: [0; 32],
             };
@@ -796,8 +846,14 @@ impl BatchValidator {
                     let job = &ch.jobs[idx];
                     if let Some(w) = job.extended.as_ref() {
                         let off = self.arena.len();
+                        let (mid, rest) = w
+                            .prefix_state()
+                            .map_or((PrefixMidstate::EMPTY, &w.coinbase_prefix[..]), |(m, r)| {
+                                (*m, r)
+                            });
+                        p.mid = mid;
                         assemble_coinbase(
-                            &w.coinbase_prefix,
+                            rest,
                             &[job.extranonce_prefix.as_slice(), s.extranonce.as_slice()],
                             &w.coinbase_suffix,
                             &mut self.arena,
@@ -813,31 +869,36 @@ impl BatchValidator {
             }
             self.pending.push(p);
         }
-        // 2. coinbase txids, grouped by coinbase length
+        // 2. coinbase txids from the prefixes' midstates, grouped by the length of the rest
+        //    (and of the prefix part the midstate covers)
         self.order.clear();
         self.order.extend(
             (0..self.pending.len() as u32).filter(|&i| self.pending[i as usize].status.is_ok()),
         );
+        let key = |p: &Pending| (p.cb_len, p.mid.consumed());
         self.order
-            .sort_unstable_by_key(|&i| self.pending[i as usize].cb_len);
+            .sort_unstable_by_key(|&i| key(&self.pending[i as usize]));
         let mut out32 = [[0u8; 32]; CHUNK];
+        let mut mids = [PrefixMidstate::EMPTY; CHUNK];
         let mut start = 0;
         while start < self.order.len() {
-            let len = self.pending[self.order[start] as usize].cb_len;
+            let k = key(&self.pending[self.order[start] as usize]);
             let mut end = start;
             while end < self.order.len()
                 && end - start < CHUNK
-                && self.pending[self.order[end] as usize].cb_len == len
+                && key(&self.pending[self.order[end] as usize]) == k
             {
                 end += 1;
             }
             let n = end - start;
             let mut refs: [&[u8]; CHUNK] = [&[]; CHUNK];
-            for (r, &i) in refs.iter_mut().zip(&self.order[start..end]) {
+            for ((r, m), &i) in refs.iter_mut().zip(&mut mids).zip(&self.order[start..end]) {
                 let p = &self.pending[i as usize];
                 *r = &self.arena[p.cb_off as usize..(p.cb_off + p.cb_len) as usize];
+                *m = p.mid;
             }
-            self.hasher.sha256d_many(&refs[..n], &mut out32[..n]);
+            self.hasher
+                .sha256d_rest_many(&mids[..n], &refs[..n], &mut out32[..n]);
             for (&i, h) in self.order[start..end].iter().zip(&out32[..n]) {
                 self.pending[i as usize].node = *h;
             }
@@ -862,17 +923,7 @@ impl BatchValidator {
             }
             self.node_out.clear();
             self.node_out.resize(self.nodes.len(), [0; 32]);
-            for (chunk, outs) in self
-                .nodes
-                .chunks(CHUNK)
-                .zip(self.node_out.chunks_mut(CHUNK))
-            {
-                let mut refs: [&[u8]; CHUNK] = [&[]; CHUNK];
-                for (r, n) in refs.iter_mut().zip(chunk) {
-                    *r = n;
-                }
-                self.hasher.sha256d_many(&refs[..chunk.len()], outs);
-            }
+            self.hasher.sha256d_64_many(&self.nodes, &mut self.node_out);
             for (&i, h) in self.order.iter().zip(&self.node_out) {
                 self.pending[i as usize].node = *h;
             }
@@ -899,9 +950,14 @@ impl BatchValidator {
                     let (h, hash) = (&self.headers[k], self.hashes[k]);
                     k += 1;
                     match channels.channel_mut(s.channel_id) {
-                        Some(ch) => {
-                            finish(ch, idx, hash, h, s.sequence_number, s.extranonce.as_slice())
-                        }
+                        Some(ch) => finish(
+                            ch,
+                            idx,
+                            hash,
+                            |_| *h,
+                            s.sequence_number,
+                            s.extranonce.as_slice(),
+                        ),
                         None => Err(Rejection::InvalidChannelId {
                             channel_id: s.channel_id,
                         }),

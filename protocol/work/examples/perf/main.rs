@@ -7,7 +7,8 @@
 //!
 //! Each value is the median of several runs of about 0.2 s. The CPU model and the chosen
 //! backends go to stderr. Run with `cargo run --release -p strata-work --example perf`
-//! (optionally `-- FILTER` to run only the measurements whose name contains FILTER).
+//! (optionally `-- FILTER` to run only the measurements whose name contains FILTER, or
+//! `-- 'NAME$'` for exactly NAME).
 #![allow(clippy::unwrap_used)]
 
 mod shares;
@@ -67,7 +68,7 @@ fn report(filter: &str, name: &str, per_call: usize, f: impl FnMut()) {
 }
 
 fn report_unit(filter: &str, name: &str, unit: &str, per_call: usize, f: impl FnMut()) {
-    if !name.contains(filter) {
+    if !selected(filter, name) {
         return;
     }
     let (median, spread) = measure(per_call, f);
@@ -77,6 +78,15 @@ fn report_unit(filter: &str, name: &str, unit: &str, per_call: usize, f: impl Fn
         median / 1e6,
         spread * 100.0
     );
+}
+
+/// Whether the measurement `name` runs: its name contains `filter`, or equals it when
+/// `filter` ends in `$` (`share_validate_standard$` runs only that one).
+pub(crate) fn selected(filter: &str, name: &str) -> bool {
+    match filter.strip_suffix('$') {
+        Some(exact) => name == exact,
+        None => name.contains(filter),
+    }
 }
 
 fn cpu_model() -> String {

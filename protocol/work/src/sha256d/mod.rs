@@ -7,7 +7,15 @@
 //!
 //! * **Midstate.** The first 64 bytes of a header (version, previous block hash, first 28
 //!   bytes of the merkle root) are fixed per job and channel; [`Midstate`] caches the SHA-256
-//!   state after them, so a share costs two compressions instead of three.
+//!   state after them, so a share costs two compressions instead of three (a share that
+//!   rolls version bits changes them: three). [`PrefixMidstate`] does the same for the whole
+//!   64-byte blocks of a coinbase prefix ([`PrefixMidstate::sha256d_rest`],
+//!   [`Hasher::sha256d_rest_many`]).
+//! * **Fields in registers.** [`hash_header_fields`] and [`hash_tail_fields`] hash a share's
+//!   header from its job's template with version, nTime and nonce inserted in registers: a
+//!   header assembled in memory and loaded right away stalls on store-to-load forwarding.
+//! * **Merkle nodes.** [`sha256d_64`] and [`Hasher::sha256d_64_many`] hash 64-byte messages
+//!   with the constant padding block built once.
 //! * **Batching.** [`hash_headers`], [`hash_tails`], [`hash_tail_pairs`], [`check_headers`]
 //!   and [`sha256d_many`] hash many independent messages at once, one message per SIMD lane
 //!   (AVX2: 8, AVX-512: 16) or several interleaved streams on the SHA extensions.
@@ -97,6 +105,12 @@ const fn block_count(len: usize) -> usize {
 
 /// Block `b` of the SHA-256 padding of `data` (`b < block_count(data.len())`).
 fn pad_block(data: &[u8], b: usize) -> [u8; 64] {
+    pad_block_at(data, b, 0)
+}
+
+/// Block `b` of the padding of `data` as the end of a message whose first `offset` bytes (a
+/// multiple of 64) were compressed already.
+fn pad_block_at(data: &[u8], b: usize, offset: usize) -> [u8; 64] {
     let mut block = [0u8; 64];
     let start = 64 * b;
     if start < data.len() {
@@ -107,7 +121,7 @@ fn pad_block(data: &[u8], b: usize) -> [u8; 64] {
         block[data.len() - start] = 0x80;
     }
     if b + 1 == block_count(data.len()) {
-        let bits = (data.len() as u64).wrapping_mul(8);
+        let bits = ((offset + data.len()) as u64).wrapping_mul(8);
         block[56..].copy_from_slice(&bits.to_be_bytes());
     }
     block
@@ -196,6 +210,58 @@ impl Midstate {
     /// are `tail`, on the fastest single-stream backend.
     pub fn hash_tail(&self, tail: &[u8; 16]) -> [u8; 32] {
         single().hash_tail(self, tail)
+    }
+}
+
+/// The SHA-256 state after the whole 64-byte blocks of a message's fixed start (a coinbase
+/// prefix), so that messages sharing that start hash only the rest
+/// ([`sha256d_rest`](Self::sha256d_rest)): per share, the tail of the coinbase prefix, the
+/// extranonce and the suffix instead of the whole coinbase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PrefixMidstate {
+    state: Midstate,
+    consumed: usize,
+}
+
+/// Padded blocks [`PrefixMidstate::sha256d_rest`] assembles on the stack before compressing.
+const REST_BLOCKS: usize = 8;
+
+impl PrefixMidstate {
+    /// The initial state: no bytes consumed.
+    pub const EMPTY: PrefixMidstate = PrefixMidstate {
+        state: Midstate(IV),
+        consumed: 0,
+    };
+
+    /// The state after the first `64 * (prefix.len() / 64)` bytes of `prefix`.
+    pub fn new(prefix: &[u8]) -> Self {
+        let engine = single().engine;
+        let mut s = IV;
+        let mut blocks = prefix.chunks_exact(64);
+        for b in &mut blocks {
+            engine.compress_block(&mut s, b.try_into().expect("64-byte chunk"));
+        }
+        PrefixMidstate {
+            state: Midstate(s),
+            consumed: prefix.len() - blocks.remainder().len(),
+        }
+    }
+
+    /// Bytes of the prefix the state covers (a multiple of 64).
+    pub fn consumed(&self) -> usize {
+        self.consumed
+    }
+
+    /// The SHA-256 state after those bytes.
+    pub fn midstate(&self) -> Midstate {
+        self.state
+    }
+
+    /// SHA-256d of `prefix ‖ rest...`, where `rest[0]` starts at byte
+    /// [`consumed`](Self::consumed) of the prefix this state was made from (typically
+    /// `&prefix[consumed..]`, then the other pieces of the message).
+    pub fn sha256d_rest(&self, rest: &[&[u8]]) -> [u8; 32] {
+        single().resume(&self.state.0, self.consumed, rest)
     }
 }
 
@@ -307,6 +373,15 @@ impl Engine {
         }
     }
 
+    /// The second SHA-256 of SHA-256d for a first-hash state.
+    fn finish_state(self, state: &[u32; 8]) -> [u8; 32] {
+        match self {
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::ShaNi(t) => shani::finish_states::<1>(t, [state])[0],
+            _ => portable::finish(state),
+        }
+    }
+
     /// SHA-256d of `out.len()` 80-byte messages given as (midstate, tail) by `item`.
     /// `same_mid` promises that every item has the midstate of item 0.
     fn tails<'a>(
@@ -383,14 +458,71 @@ impl Engine {
         }
     }
 
-    /// SHA-256d of messages that all have length `len`.
-    fn many(self, inputs: &[&[u8]], len: usize, out: &mut [[u8; 32]]) {
-        debug_assert_eq!(inputs.len(), out.len());
-        let blocks = block_count(len);
+    /// SHA-256d of 64-byte messages (merkle nodes): the padding block is a constant.
+    fn many64(self, msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+        debug_assert_eq!(msgs.len(), out.len());
         match self {
             Engine::Portable => {
-                for (m, o) in inputs.iter().zip(out) {
-                    *o = portable::sha256d(m);
+                let pad = pad_block(&[0u8; 64], 1);
+                for (m, o) in msgs.iter().zip(out) {
+                    let mut s = IV;
+                    portable::compress_block(&mut s, m);
+                    portable::compress_block(&mut s, &pad);
+                    *o = portable::finish(&s);
+                }
+            }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::ShaNi(tok) => {
+                const W: usize = SHANI_WAYS;
+                let mut mc = msgs.chunks_exact(W);
+                let mut oc = out.chunks_exact_mut(W);
+                for (m, o) in (&mut mc).zip(&mut oc) {
+                    let m: [&[u8; 64]; W] = core::array::from_fn(|k| &m[k]);
+                    o.copy_from_slice(&shani::sha256d_64::<W>(tok, m));
+                }
+                for (m, o) in mc.remainder().iter().zip(oc.into_remainder()) {
+                    *o = shani::sha256d_64::<1>(tok, [m])[0];
+                }
+            }
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::Avx2(tok) => lanes_64::<{ avx2::L }>(
+                msgs,
+                out,
+                |s, b| avx2::compress_blocks(tok, s, b),
+                |s, o| avx2::finish_states(tok, s, o),
+            ),
+            #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+            Engine::Avx512(tok) => lanes_64::<{ avx512::L }>(
+                msgs,
+                out,
+                |s, b| avx512::compress_blocks(tok, s, b),
+                |s, o| avx512::finish_states(tok, s, o),
+            ),
+        }
+    }
+
+    /// SHA-256d of messages that all have length `len`: from the initial state, or, with
+    /// `resume = Some((states, offset))`, message `i` being the end of a message whose first
+    /// `offset` bytes (a multiple of 64) left the first SHA-256 in `states[i]`.
+    fn many(
+        self,
+        inputs: &[&[u8]],
+        resume: Option<(&[[u32; 8]], usize)>,
+        len: usize,
+        out: &mut [[u8; 32]],
+    ) {
+        debug_assert_eq!(inputs.len(), out.len());
+        let blocks = block_count(len);
+        let offset = resume.map_or(0, |r| r.1);
+        let init = |i: usize| resume.map_or(IV, |(s, _)| s[i]);
+        match self {
+            Engine::Portable => {
+                for (i, (m, o)) in inputs.iter().zip(out).enumerate() {
+                    let mut s = init(i);
+                    for b in 0..blocks {
+                        portable::compress_block(&mut s, &pad_block_at(m, b, offset));
+                    }
+                    *o = portable::finish(&s);
                 }
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
@@ -398,18 +530,20 @@ impl Engine {
                 const W: usize = SHANI_WAYS;
                 let mut ic = inputs.chunks_exact(W);
                 let mut oc = out.chunks_exact_mut(W);
-                for (m, o) in (&mut ic).zip(&mut oc) {
-                    let mut s = [IV; W];
+                for (c, (m, o)) in (&mut ic).zip(&mut oc).enumerate() {
+                    let mut s: [[u32; 8]; W] = core::array::from_fn(|k| init(W * c + k));
                     for b in 0..blocks {
-                        let padded: [[u8; 64]; W] = core::array::from_fn(|k| pad_block(m[k], b));
+                        let padded: [[u8; 64]; W] =
+                            core::array::from_fn(|k| pad_block_at(m[k], b, offset));
                         shani::compress_blocks::<W>(tok, &mut s, padded.each_ref());
                     }
                     o.copy_from_slice(&shani::finish_states::<W>(tok, s.each_ref()));
                 }
-                for (m, o) in ic.remainder().iter().zip(oc.into_remainder()) {
-                    let mut s = [IV];
+                let done = inputs.len() - ic.remainder().len();
+                for (k, (m, o)) in ic.remainder().iter().zip(oc.into_remainder()).enumerate() {
+                    let mut s = [init(done + k)];
                     for b in 0..blocks {
-                        shani::compress_blocks::<1>(tok, &mut s, [&pad_block(m, b)]);
+                        shani::compress_blocks::<1>(tok, &mut s, [&pad_block_at(m, b, offset)]);
                     }
                     *o = shani::finish_states::<1>(tok, [&s[0]])[0];
                 }
@@ -417,6 +551,7 @@ impl Engine {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => lanes_many::<{ avx2::L }>(
                 inputs,
+                resume,
                 blocks,
                 out,
                 |s, b| avx2::compress_blocks(tok, s, b),
@@ -425,6 +560,7 @@ impl Engine {
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx512(tok) => lanes_many::<{ avx512::L }>(
                 inputs,
+                resume,
                 blocks,
                 out,
                 |s, b| avx512::compress_blocks(tok, s, b),
@@ -508,25 +644,72 @@ fn lanes_headers<const L: usize>(
     }
 }
 
+/// 64-byte messages in lanes: the message words transposed, then the constant padding
+/// block.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[inline]
+fn lanes_64<const L: usize>(
+    msgs: &[[u8; 64]],
+    out: &mut [[u8; 32]],
+    compress: impl Fn(&mut [[u32; L]; 8], &[[u32; L]; 16]),
+    finish: impl Fn(&[[u32; L]; 8], &mut [[u32; L]; 8]),
+) {
+    let mut pad = [[0u32; L]; 16];
+    pad[0] = [0x8000_0000; L];
+    pad[15] = [512; L];
+    let mut block = [[0u32; L]; 16];
+    let mut res = [[0u32; L]; 8];
+    for (m, o) in msgs.chunks(L).zip(out.chunks_mut(L)) {
+        let mut state = [[0u32; L]; 8];
+        for (row, v) in state.iter_mut().zip(IV) {
+            *row = [v; L];
+        }
+        for (lane, m) in m.iter().enumerate() {
+            for (row, b) in block.iter_mut().zip(m.chunks_exact(4)) {
+                row[lane] = be_u32(b);
+            }
+        }
+        compress(&mut state, &block);
+        compress(&mut state, &pad);
+        finish(&state, &mut res);
+        for (lane, o) in o.iter_mut().enumerate() {
+            lane_digest(&res, lane, o);
+        }
+    }
+}
+
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 #[inline]
 fn lanes_many<const L: usize>(
     inputs: &[&[u8]],
+    resume: Option<(&[[u32; 8]], usize)>,
     blocks: usize,
     out: &mut [[u8; 32]],
     compress: impl Fn(&mut [[u32; L]; 8], &[[u32; L]; 16]),
     finish: impl Fn(&[[u32; L]; 8], &mut [[u32; L]; 8]),
 ) {
+    let offset = resume.map_or(0, |r| r.1);
     let mut block = [[0u32; L]; 16];
     let mut res = [[0u32; L]; 8];
-    for (m, o) in inputs.chunks(L).zip(out.chunks_mut(L)) {
+    for (c, (m, o)) in inputs.chunks(L).zip(out.chunks_mut(L)).enumerate() {
         let mut state = [[0u32; L]; 8];
-        for (row, v) in state.iter_mut().zip(IV) {
-            *row = [v; L];
+        match resume {
+            None => {
+                for (row, v) in state.iter_mut().zip(IV) {
+                    *row = [v; L];
+                }
+            }
+            Some((states, _)) => {
+                for (lane, s) in states[c * L..c * L + m.len()].iter().enumerate() {
+                    for (row, v) in state.iter_mut().zip(s) {
+                        row[lane] = *v;
+                    }
+                }
+            }
         }
         for b in 0..blocks {
             for (lane, m) in m.iter().enumerate() {
-                let padded = pad_block(m, b);
+                let padded = pad_block_at(m, b, offset);
                 for (row, b) in block.iter_mut().zip(padded.chunks_exact(4)) {
                     row[lane] = be_u32(b);
                 }
@@ -643,7 +826,124 @@ impl Hasher {
         out[0]
     }
 
-    /// SHA-256d of each header into `out`.
+    /// SHA-256d of an 80-byte header and the [`Midstate`] of its first 64 bytes (for a
+    /// cache: the next header with the same first 64 bytes hashes only its tail).
+    pub fn hash_header_with_midstate(&self, header: &[u8; 80]) -> ([u8; 32], Midstate) {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            let (h, m) = shani::header_and_mid(tok, header);
+            return (h, Midstate(m));
+        }
+        let mid = Midstate::of_header(header);
+        (self.hash_tail(&mid, &Midstate::tail_of(header)), mid)
+    }
+
+    /// SHA-256d of the header `template` with `version` (bytes 0..4), `ntime` (68..72) and
+    /// `nonce` (76..80) put in, little-endian as in the header: a share's header from its
+    /// job's template, without writing the fields into a copy first. With `want_midstate`,
+    /// also the [`Midstate`] of the first 64 bytes.
+    #[inline]
+    pub fn hash_header_fields(
+        &self,
+        template: &[u8; 80],
+        version: u32,
+        ntime: u32,
+        nonce: u32,
+        want_midstate: bool,
+    ) -> ([u8; 32], Option<Midstate>) {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            let (h, m) = shani::header_fields(tok, template, version, ntime, nonce, want_midstate);
+            return (h, want_midstate.then_some(Midstate(m)));
+        }
+        let header = with_fields(template, version, ntime, nonce);
+        if want_midstate {
+            let (h, m) = self.hash_header_with_midstate(&header);
+            (h, Some(m))
+        } else {
+            (self.hash_header(&header), None)
+        }
+    }
+
+    /// SHA-256d of the header whose first 64 bytes left `mid` and whose last 16 bytes are
+    /// those of `template` with `ntime` and `nonce` put in (see
+    /// [`hash_header_fields`](Self::hash_header_fields)).
+    #[inline]
+    pub fn hash_tail_fields(
+        &self,
+        mid: &Midstate,
+        template: &[u8; 80],
+        ntime: u32,
+        nonce: u32,
+    ) -> [u8; 32] {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            return shani::tail_fields(tok, &mid.0, template, ntime, nonce);
+        }
+        let header = with_fields(template, 0, ntime, nonce);
+        self.hash_tail(mid, &Midstate::tail_of(&header))
+    }
+
+    /// SHA-256d of one 64-byte message (a merkle node: two hashes side by side).
+    pub fn sha256d_64(&self, msg: &[u8; 64]) -> [u8; 32] {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            return shani::sha256d_64::<1>(tok, [msg])[0];
+        }
+        let mut s = IV;
+        self.engine.compress_block(&mut s, msg);
+        self.engine.compress_block(&mut s, &pad_block(msg, 1));
+        self.engine.finish_state(&s)
+    }
+
+    /// SHA-256d of a message whose first `consumed` bytes (a multiple of 64) left the first
+    /// SHA-256 in `state` and whose remaining bytes are the concatenation of `rest`.
+    fn resume(&self, state: &[u32; 8], consumed: usize, rest: &[&[u8]]) -> [u8; 32] {
+        debug_assert_eq!(consumed % 64, 0);
+        let total = consumed + rest.iter().map(|r| r.len()).sum::<usize>();
+        let mut s = *state;
+        let mut buf = [[0u8; 64]; REST_BLOCKS];
+        let mut fill = 0; // bytes in `buf`
+        let flat_len = 64 * REST_BLOCKS;
+        for part in rest {
+            let mut part: &[u8] = part;
+            while !part.is_empty() {
+                let n = part.len().min(flat_len - fill);
+                buf.as_flattened_mut()[fill..fill + n].copy_from_slice(&part[..n]);
+                fill += n;
+                part = &part[n..];
+                if fill == flat_len {
+                    for b in &buf {
+                        self.engine.compress_block(&mut s, b);
+                    }
+                    fill = 0;
+                }
+            }
+        }
+        // padding: 0x80, zeros, the bit length in the last 8 bytes of the last block
+        let pad_len = (fill + 9).div_ceil(64) * 64;
+        let mut tail = [[0u8; 64]; 2];
+        let flat = tail.as_flattened_mut();
+        let whole = fill / 64;
+        let part_len = fill % 64;
+        flat[..part_len].copy_from_slice(&buf.as_flattened()[64 * whole..fill]);
+        flat[part_len] = 0x80;
+        let tail_blocks = (pad_len - 64 * whole) / 64;
+        let bits = (total as u64).wrapping_mul(8);
+        flat[64 * tail_blocks - 8..64 * tail_blocks].copy_from_slice(&bits.to_be_bytes());
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if let Engine::ShaNi(tok) = self.engine {
+            for b in &buf[..whole] {
+                self.engine.compress_block(&mut s, b);
+            }
+            return shani::resume(tok, &s, &tail[..tail_blocks]);
+        }
+        for b in buf[..whole].iter().chain(&tail[..tail_blocks]) {
+            self.engine.compress_block(&mut s, b);
+        }
+        self.engine.finish_state(&s)
+    }
+
     ///
     /// # Panics
     ///
@@ -728,9 +1028,73 @@ impl Hasher {
         let k = self.split(inputs.len());
         let (i0, i1) = inputs.split_at(k);
         let (o0, o1) = out.split_at_mut(k);
-        self.engine.many(i0, len, o0);
+        self.engine.many(i0, None, len, o0);
         if let Some(small) = self.small {
-            small.many(i1, len, o1);
+            small.many(i1, None, len, o1);
+        }
+    }
+
+    /// SHA-256d of each 64-byte message into `out` (merkle nodes, many at once; the constant
+    /// padding block is not rebuilt per message).
+    ///
+    /// # Panics
+    ///
+    /// If `out.len() != msgs.len()`.
+    pub fn sha256d_64_many(&self, msgs: &[[u8; 64]], out: &mut [[u8; 32]]) {
+        assert_eq!(msgs.len(), out.len(), "one output per message");
+        let k = self.split(msgs.len());
+        let (m0, m1) = msgs.split_at(k);
+        let (o0, o1) = out.split_at_mut(k);
+        self.engine.many64(m0, o0);
+        if let Some(small) = self.small {
+            small.many64(m1, o1);
+        }
+    }
+
+    /// SHA-256d of messages that share a start: message `i` is the start that left
+    /// `mids[i]` followed by `rests[i]` (see [`PrefixMidstate::sha256d_rest`]), hashed in
+    /// SIMD lanes. Every midstate must cover the same number of bytes and every rest have
+    /// the same length (shares of one coinbase prefix).
+    ///
+    /// # Panics
+    ///
+    /// If the lengths of `mids`, `rests` and `out` differ, or the midstates or the rests
+    /// differ in length.
+    pub fn sha256d_rest_many(
+        &self,
+        mids: &[PrefixMidstate],
+        rests: &[&[u8]],
+        out: &mut [[u8; 32]],
+    ) {
+        assert_eq!(mids.len(), rests.len(), "one midstate per message");
+        assert_eq!(rests.len(), out.len(), "one output per message");
+        let (Some(m0), Some(r0)) = (mids.first(), rests.first()) else {
+            return;
+        };
+        let (consumed, len) = (m0.consumed, r0.len());
+        assert!(
+            mids.iter().all(|m| m.consumed == consumed) && rests.iter().all(|r| r.len() == len),
+            "sha256d_rest_many needs midstates and rests of equal lengths"
+        );
+        const CHUNK: usize = 64;
+        let mut states = [[0u32; 8]; CHUNK];
+        for ((m, r), o) in mids
+            .chunks(CHUNK)
+            .zip(rests.chunks(CHUNK))
+            .zip(out.chunks_mut(CHUNK))
+        {
+            for (s, m) in states.iter_mut().zip(m) {
+                *s = m.state.0;
+            }
+            let states = &states[..m.len()];
+            let k = self.split(r.len());
+            let (r0, r1) = r.split_at(k);
+            let (s0, s1) = states.split_at(k);
+            let (o0, o1) = o.split_at_mut(k);
+            self.engine.many(r0, Some((s0, consumed)), len, o0);
+            if let Some(small) = self.small {
+                small.many(r1, Some((s1, consumed)), len, o1);
+            }
         }
     }
 }
@@ -766,6 +1130,44 @@ pub fn single_backend() -> Backend {
 /// SHA-256d of one 80-byte header on the fastest single-stream backend.
 pub fn hash_header(header: &[u8; 80]) -> [u8; 32] {
     single().hash_header(header)
+}
+
+/// SHA-256d of one header and the midstate of its first 64 bytes, on the fastest
+/// single-stream backend (see [`Hasher::hash_header_with_midstate`]).
+pub fn hash_header_with_midstate(header: &[u8; 80]) -> ([u8; 32], Midstate) {
+    single().hash_header_with_midstate(header)
+}
+
+/// `template` with `version`, `ntime` and `nonce` written in (little-endian).
+fn with_fields(template: &[u8; 80], version: u32, ntime: u32, nonce: u32) -> [u8; 80] {
+    let mut h = *template;
+    h[0..4].copy_from_slice(&version.to_le_bytes());
+    h[68..72].copy_from_slice(&ntime.to_le_bytes());
+    h[76..80].copy_from_slice(&nonce.to_le_bytes());
+    h
+}
+
+/// [`Hasher::hash_header_fields`] on the fastest single-stream backend.
+#[inline]
+pub fn hash_header_fields(
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+    want_midstate: bool,
+) -> ([u8; 32], Option<Midstate>) {
+    single().hash_header_fields(template, version, ntime, nonce, want_midstate)
+}
+
+/// [`Hasher::hash_tail_fields`] on the fastest single-stream backend.
+#[inline]
+pub fn hash_tail_fields(mid: &Midstate, template: &[u8; 80], ntime: u32, nonce: u32) -> [u8; 32] {
+    single().hash_tail_fields(mid, template, ntime, nonce)
+}
+
+/// SHA-256d of one 64-byte message (a merkle node) on the fastest single-stream backend.
+pub fn sha256d_64(msg: &[u8; 64]) -> [u8; 32] {
+    single().sha256d_64(msg)
 }
 
 /// SHA-256d of each header into `out` (see [`Hasher::hash_headers`]).
@@ -846,6 +1248,142 @@ mod tests {
             let inputs: Vec<&[u8]> = headers.iter().map(|h| &h[..]).collect();
             h.sha256d_many(&inputs, &mut out);
             assert_eq!(out, want, "{b} many");
+        }
+    }
+
+    #[test]
+    fn header_with_midstate_and_64_byte_messages_match_portable() {
+        let mut seed = 0x1234_5678_9abc_def1;
+        for _ in 0..50 {
+            let h: [u8; 80] = bytes(&mut seed);
+            let m: [u8; 64] = bytes(&mut seed);
+            for b in Backend::available() {
+                let hs = Hasher::with_backend(b).expect("available");
+                let (hash, mid) = hs.hash_header_with_midstate(&h);
+                assert_eq!(hash, portable::sha256d(&h), "{b}");
+                assert_eq!(mid, Midstate::of_header(&h), "{b}");
+                assert_eq!(hs.hash_tail(&mid, &Midstate::tail_of(&h)), hash, "{b}");
+                assert_eq!(hs.sha256d_64(&m), portable::sha256d(&m), "{b}");
+            }
+            assert_eq!(hash_header_with_midstate(&h).0, hash_header(&h));
+            assert_eq!(sha256d_64(&m), sha256d(&m));
+        }
+    }
+
+    #[test]
+    fn resumed_hash_matches_portable_for_every_split() {
+        let data: Vec<u8> = (0..1300u32).map(|i| (i * 31 + 7) as u8).collect();
+        for len in (0..300).chain([511, 512, 513, 575, 576, 577, 1024, 1299]) {
+            let msg = &data[..len];
+            let want = portable::sha256d(msg);
+            for prefix_len in [0, 1, 63, 64, 65, 127, 128, 200, 299] {
+                let prefix_len = prefix_len.min(len);
+                let pm = PrefixMidstate::new(&msg[..prefix_len]);
+                assert_eq!(pm.consumed(), prefix_len / 64 * 64);
+                let rest = &msg[pm.consumed()..];
+                // the rest in one piece, and cut in three
+                assert_eq!(
+                    pm.sha256d_rest(&[rest]),
+                    want,
+                    "len {len} prefix {prefix_len}"
+                );
+                let (a, bc) = rest.split_at(rest.len() / 3);
+                let (b, c) = bc.split_at(bc.len() / 2);
+                assert_eq!(pm.sha256d_rest(&[a, b, c]), want, "len {len} cut");
+                for bk in Backend::available() {
+                    let h = Hasher::with_backend(bk).expect("available");
+                    let s = pm.midstate().words();
+                    assert_eq!(h.resume(&s, pm.consumed(), &[rest]), want, "{bk} len {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_fields_match_the_assembled_header() {
+        let mut seed = 99;
+        for _ in 0..50 {
+            let template: [u8; 80] = bytes(&mut seed);
+            let (v, t, n) = (
+                rng(&mut seed) as u32,
+                rng(&mut seed) as u32,
+                rng(&mut seed) as u32,
+            );
+            let header = with_fields(&template, v, t, n);
+            let want = portable::sha256d(&header);
+            for b in Backend::available() {
+                let h = Hasher::with_backend(b).expect("available");
+                let (hash, mid) = h.hash_header_fields(&template, v, t, n, true);
+                assert_eq!(hash, want, "{b}");
+                let mid = mid.expect("asked for");
+                assert_eq!(mid, Midstate::of_header(&header), "{b}");
+                assert_eq!(
+                    h.hash_header_fields(&template, v, t, n, false),
+                    (want, None)
+                );
+                // the tail path reads only bytes 64.. of the template
+                let mut other = template;
+                other[..64].fill(0);
+                assert_eq!(h.hash_tail_fields(&mid, &other, t, n), want, "{b} tail");
+            }
+            assert_eq!(hash_header_fields(&template, v, t, n, false).0, want);
+            let mid = Midstate::of_header(&header);
+            assert_eq!(hash_tail_fields(&mid, &template, t, n), want);
+        }
+    }
+
+    #[test]
+    fn batches_of_64_byte_messages_match_portable() {
+        let mut seed = 77;
+        for n in [0usize, 1, 3, 4, 5, 16, 17, 37, 100] {
+            let msgs: Vec<[u8; 64]> = (0..n).map(|_| bytes(&mut seed)).collect();
+            let want: Vec<[u8; 32]> = msgs.iter().map(|m| portable::sha256d(m)).collect();
+            let mut out = vec![[0u8; 32]; n];
+            Hasher::new().sha256d_64_many(&msgs, &mut out);
+            assert_eq!(out, want, "best, {n}");
+            for b in Backend::available() {
+                let h = Hasher::with_backend(b).expect("available");
+                let mut out = vec![[0u8; 32]; n];
+                h.sha256d_64_many(&msgs, &mut out);
+                assert_eq!(out, want, "{b}, {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn resumed_batches_match_portable_on_every_backend() {
+        let mut seed = 0xfeed_beef_u64;
+        for prefix_len in [0usize, 10, 64, 100, 130] {
+            for rest_len in [0usize, 1, 20, 55, 56, 64, 119, 200] {
+                // 37 messages: full SIMD steps and a remainder
+                let msgs: Vec<Vec<u8>> = (0..37)
+                    .map(|i| {
+                        // two different prefixes, so the lanes carry different midstates
+                        let mut m = vec![(i % 2) as u8; prefix_len];
+                        m.extend((0..rest_len).map(|_| rng(&mut seed) as u8));
+                        m
+                    })
+                    .collect();
+                let want: Vec<[u8; 32]> = msgs.iter().map(|m| portable::sha256d(m)).collect();
+                let mids: Vec<PrefixMidstate> = msgs
+                    .iter()
+                    .map(|m| PrefixMidstate::new(&m[..prefix_len]))
+                    .collect();
+                let rests: Vec<&[u8]> = msgs
+                    .iter()
+                    .zip(&mids)
+                    .map(|(m, p)| &m[p.consumed()..])
+                    .collect();
+                let mut best = vec![[0u8; 32]; msgs.len()];
+                Hasher::new().sha256d_rest_many(&mids, &rests, &mut best);
+                assert_eq!(best, want, "best prefix {prefix_len} rest {rest_len}");
+                for b in Backend::available() {
+                    let h = Hasher::with_backend(b).expect("available");
+                    let mut out = vec![[0u8; 32]; msgs.len()];
+                    h.sha256d_rest_many(&mids, &rests, &mut out);
+                    assert_eq!(out, want, "{b} prefix {prefix_len} rest {rest_len}");
+                }
+            }
         }
     }
 

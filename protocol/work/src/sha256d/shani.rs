@@ -255,6 +255,137 @@ fn headers_impl<const N: usize>(headers: [&[u8; 80]; N]) -> [[u8; 32]; N] {
     finish(abef, cdgh)
 }
 
+/// Padding block of a 64-byte message (`0x80`, zeros, bit length 512).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn pad64_block() -> [__m128i; 4] {
+    [
+        _mm_set_epi32(0, 0, 0, 0x8000_0000u32 as i32),
+        _mm_setzero_si128(),
+        _mm_setzero_si128(),
+        _mm_set_epi32(512, 0, 0, 0),
+    ]
+}
+
+/// The state words (`[a..h]`) of (ABEF, CDGH).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn state_words(abef: __m128i, cdgh: __m128i) -> [u32; 8] {
+    let (abcd, efgh) = from_abef(abef, cdgh);
+    let mut words = [0u32; 8];
+    // SAFETY: `words` is 32 writable bytes; two unaligned 16-byte stores fill it.
+    unsafe {
+        _mm_storeu_si128(words.as_mut_ptr().cast(), abcd);
+        _mm_storeu_si128(words.as_mut_ptr().add(4).cast(), efgh);
+    }
+    words
+}
+
+/// The two blocks of the header `template` with `version`, `ntime` and `nonce` put in, in
+/// registers: the template is loaded as it is (no store of the fields to memory that a
+/// 16-byte load would then straddle, which stalls store-to-load forwarding).
+#[inline]
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn header_blocks(
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+) -> ([__m128i; 4], [__m128i; 4]) {
+    let (first, tail) = template.split_at(64);
+    let mut w = block_words(first.try_into().expect("64 bytes"));
+    // words are big-endian decoded; the fields are little-endian in the header
+    w[0] = _mm_insert_epi32::<0>(w[0], version.swap_bytes() as i32);
+    let mut t = tail_block(tail.try_into().expect("16 bytes"));
+    t[0] = _mm_insert_epi32::<1>(t[0], ntime.swap_bytes() as i32);
+    t[0] = _mm_insert_epi32::<3>(t[0], nonce.swap_bytes() as i32);
+    (w, t)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn fields_impl(
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+    want_mid: bool,
+) -> ([u8; 32], [u32; 8]) {
+    const N: usize = 1;
+    let (iv_abef, iv_cdgh) = to_abef(&IV);
+    let mut abef = [iv_abef];
+    let mut cdgh = [iv_cdgh];
+    let (w, t) = header_blocks(template, version, ntime, nonce);
+    compress!(&mut abef, &mut cdgh, [w]);
+    let mid = if want_mid {
+        state_words(abef[0], cdgh[0])
+    } else {
+        [0; 8]
+    };
+    compress!(&mut abef, &mut cdgh, [t]);
+    (finish(abef, cdgh)[0], mid)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn tail_fields_impl(mid: &[u32; 8], template: &[u8; 80], ntime: u32, nonce: u32) -> [u8; 32] {
+    const N: usize = 1;
+    let (a, c) = to_abef(mid);
+    let mut abef = [a];
+    let mut cdgh = [c];
+    let (_, tail) = template.split_at(64);
+    let mut t = tail_block(tail.try_into().expect("16 bytes"));
+    t[0] = _mm_insert_epi32::<1>(t[0], ntime.swap_bytes() as i32);
+    t[0] = _mm_insert_epi32::<3>(t[0], nonce.swap_bytes() as i32);
+    compress!(&mut abef, &mut cdgh, [t]);
+    finish(abef, cdgh)[0]
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn header_and_mid_impl(header: &[u8; 80]) -> ([u8; 32], [u32; 8]) {
+    let (iv_abef, iv_cdgh) = to_abef(&IV);
+    let mut abef = [iv_abef];
+    let mut cdgh = [iv_cdgh];
+    let (first, tail) = header.split_at(64);
+    const N: usize = 1;
+    compress!(
+        &mut abef,
+        &mut cdgh,
+        [block_words(first.try_into().expect("64 bytes"))]
+    );
+    let mid = state_words(abef[0], cdgh[0]);
+    compress!(
+        &mut abef,
+        &mut cdgh,
+        [tail_block(tail.try_into().expect("16 bytes"))]
+    );
+    (finish(abef, cdgh)[0], mid)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn sha256d_64_impl<const N: usize>(msgs: [&[u8; 64]; N]) -> [[u8; 32]; N] {
+    let (iv_abef, iv_cdgh) = to_abef(&IV);
+    let mut abef = [iv_abef; N];
+    let mut cdgh = [iv_cdgh; N];
+    let mut w = [[_mm_setzero_si128(); 4]; N];
+    for n in 0..N {
+        w[n] = block_words(msgs[n]);
+    }
+    compress!(&mut abef, &mut cdgh, w);
+    compress!(&mut abef, &mut cdgh, [pad64_block(); N]);
+    finish(abef, cdgh)
+}
+
+#[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
+fn resume_impl(state: &[u32; 8], blocks: &[[u8; 64]]) -> [u8; 32] {
+    const N: usize = 1;
+    let (a, c) = to_abef(state);
+    let mut abef = [a];
+    let mut cdgh = [c];
+    for b in blocks {
+        compress!(&mut abef, &mut cdgh, [block_words(b)]);
+    }
+    finish(abef, cdgh)[0]
+}
+
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 fn compress_blocks_impl<const N: usize>(states: &mut [[u32; 8]; N], blocks: [&[u8; 64]; N]) {
     let mut abef = [_mm_setzero_si128(); N];
@@ -322,4 +453,55 @@ pub(super) fn compress_blocks<const N: usize>(
 pub(super) fn finish_states<const N: usize>(_: Token, states: [&[u32; 8]; N]) -> [[u8; 32]; N] {
     // SAFETY: the token proves the CPU supports the enabled features.
     unsafe { finish_impl(states) }
+}
+
+/// SHA-256d of an 80-byte header and the SHA-256 state after its first 64 bytes.
+#[inline]
+pub(super) fn header_and_mid(_: Token, header: &[u8; 80]) -> ([u8; 32], [u32; 8]) {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { header_and_mid_impl(header) }
+}
+
+/// SHA-256d of `N` 64-byte messages (merkle nodes).
+#[inline]
+pub(super) fn sha256d_64<const N: usize>(_: Token, msgs: [&[u8; 64]; N]) -> [[u8; 32]; N] {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { sha256d_64_impl(msgs) }
+}
+
+/// SHA-256d of a message whose first SHA-256 reached `state` and goes on with `blocks`
+/// (already padded): the blocks are compressed in turn, the state kept in registers.
+#[inline]
+pub(super) fn resume(_: Token, state: &[u32; 8], blocks: &[[u8; 64]]) -> [u8; 32] {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { resume_impl(state, blocks) }
+}
+
+/// SHA-256d of the header `template` with `version`, `ntime` and `nonce` put in; with
+/// `want_mid`, also the state after its first 64 bytes (else zeros).
+#[inline]
+pub(super) fn header_fields(
+    _: Token,
+    template: &[u8; 80],
+    version: u32,
+    ntime: u32,
+    nonce: u32,
+    want_mid: bool,
+) -> ([u8; 32], [u32; 8]) {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { fields_impl(template, version, ntime, nonce, want_mid) }
+}
+
+/// SHA-256d of the header whose first 64 bytes left `mid` and whose last 16 are those of
+/// `template` with `ntime` and `nonce` put in.
+#[inline]
+pub(super) fn tail_fields(
+    _: Token,
+    mid: &[u32; 8],
+    template: &[u8; 80],
+    ntime: u32,
+    nonce: u32,
+) -> [u8; 32] {
+    // SAFETY: the token proves the CPU supports the enabled features.
+    unsafe { tail_fields_impl(mid, template, ntime, nonce) }
 }
