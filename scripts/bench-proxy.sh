@@ -7,14 +7,19 @@
 # Prints, per run: proxy RSS with every miner connected and idle (and per miner), the load
 # generator's JSON report (accepted shares/s, submit-to-response latency percentiles), and
 # the proxy's CPU seconds during the load (and per 1,000 shares/s).
+# SKIP_IDLE=1 skips the idle (RSS) phase; PROXY_ENV="K=V ..." adds environment variables to
+# the proxy only (e.g. TOKIO_WORKER_THREADS=1).
+# LOAD_NICE=N runs the pool and the load generator at nice N (the proxy at 0), so that on this
+# 2-core machine the generator yields the CPU to the proxy under test instead of preempting it.
 # PIN=1 puts the proxy alone on CPU 0 and the pool and load generator on CPU 1 (taskset), as
-# on a farm where the proxy has its own machine: without it the three processes share both
-# cores and the proxy's tail latency is mostly time spent preempted by the generator.
+# on a farm where the proxy has its own machine (here the generator then saturates its one
+# core at about 12,000 shares/s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-strata}; conns=${2:-10000}; rate=${3:-5000}; secs=${4:-30}
 ulimit -n 20000 2>/dev/null || true
 if [ "${PIN:-0}" = 1 ]; then on_proxy="taskset -c 0"; on_rest="taskset -c 1"; else on_proxy=""; on_rest=""; fi
+if [ -n "${LOAD_NICE:-}" ]; then on_rest="nice -n $LOAD_NICE $on_rest"; fi
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -52,7 +57,7 @@ EOF
 else
   STRATA_PROXY_SV1__INITIAL_DIFFICULTY=1e-9 STRATA_PROXY_SV1__MIN_DIFFICULTY=1e-9 \
   STRATA_PROXY_SV1__SHARES_PER_MINUTE=60 STRATA_PROXY_SV1__MAX_PER_IP=20000 RUST_LOG=warn \
-    $on_proxy target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
+    $on_proxy env ${PROXY_ENV:-} target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
     --sv1-listen 127.0.0.1:$port --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
     --data-dir "$work/proxy" > "$work/proxy.log" 2>&1 &
 fi
@@ -62,7 +67,8 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$proxy_pid/stat"; }
 base=$(rss_kb)
 
-# idle: every miner connected and subscribed, almost no shares
+# idle: every miner connected and subscribed, almost no shares (SKIP_IDLE=1 skips it)
+if [ "${SKIP_IDLE:-0}" != 1 ]; then
 $on_rest target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
   --rate 1 --duration 25 --connect-rate 2000 > "$work/idle.json" 2>/dev/null &
 load_pid=$!
@@ -70,6 +76,7 @@ sleep 20
 idle=$(rss_kb)
 wait $load_pid || true
 echo "$which: rss_base_kb=$base rss_idle_kb=$idle per_miner_kb=$(( (idle - base) / conns )) connections=$(tr -d '\n' < "$work/idle.json" | sed 's/.*"connections":\({[^}]*}\).*/\1/')"
+fi
 
 # load
 c0=$(cpu_s)

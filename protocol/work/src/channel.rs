@@ -48,11 +48,14 @@
 //! prevhash, merkle root and nBits filled in, the target, the extranonce prefix, the header
 //! midstate at the job's version once a share used it; an extended job's coinbase parts,
 //! merkle path and coinbase-prefix midstate sit behind one `Arc` shared by every member of a
-//! group), pinned by a test. The channel's duplicate set holds 8 bytes per share accepted under
-//! the current prevhash in a hash table at most 7/8 full (9-18 bytes per share; 64 entries
-//! reserved at the first share, the allocation kept across prevhashes up to 4096 entries), at
-//! most [`ChannelConfig::max_seen_shares`] entries. At most `max_jobs + max_future_jobs` jobs
-//! are held. With the defaults (8 + 8 jobs, 65 536 shares) an idle channel with a full job
+//! group, or by every channel given it through
+//! [`Channel::on_new_extended_mining_job_shared`]), pinned by a test. The channel's duplicate
+//! set holds 8 bytes per share accepted under the current prevhash in a hash table at most 7/8
+//! full (9-18 bytes per share; [`ChannelConfig::initial_seen_capacity`] entries, 64 by
+//! default, reserved at the first share, the allocation kept across prevhashes up to 4096
+//! entries), at most [`ChannelConfig::max_seen_shares`] entries. At most `max_jobs +
+//! max_future_jobs` jobs are held; the future-job queue is released when a `SetNewPrevHash`
+//! empties it. [`Channel::capacities`] tells what a channel holds. With the defaults (8 + 8 jobs, 65 536 shares) an idle channel with a full job
 //! history is about 4.5 KiB, and at most about 1.2 MiB if a miner submits the whole share budget
 //! under one prevhash.
 
