@@ -5,52 +5,24 @@
 //! secondary without dropping their connections, and the proxy returns to the primary.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod common;
 
+use std::net::SocketAddr;
+
+use common::{free_port, get_json, pool_config, pool_url, start_pool, sv1_miners, until};
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
-use strata_miner::shell::{run_sv1, run_sv2, Endpoint, Sv2Connect};
-use strata_miner::sv1::{Sv1Config, Sv1Miner};
+use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
 use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
 use strata_net::sv2::Sv2Options;
 use strata_pool::server::RunningPool;
 use strata_proxy::config::Config;
 use tokio_util::sync::CancellationToken;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn pool(dir: &std::path::Path, port: u16) -> RunningPool {
-    let mut c = strata_pool::config::Config {
-        data_dir: dir.to_path_buf(),
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
+    let mut c = pool_config(dir, SocketAddr::from(([127, 0, 0, 1], port)));
     c.vardiff.shares_per_minute = 120.0;
-    strata_pool::server::start(c).await.unwrap()
-}
-
-fn url(p: &RunningPool) -> String {
-    format!("stratum2+tcp://{}/{}", p.sv2_addr, p.authority)
-}
-
-async fn get_json(url: String) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    start_pool(c).await
 }
 
 fn proxy_config(upstreams: Vec<String>, dir: &std::path::Path) -> Config {
@@ -68,25 +40,6 @@ fn proxy_config(upstreams: Vec<String>, dir: &std::path::Path) -> Config {
     c
 }
 
-fn sv1_miners(addr: SocketAddr, n: usize, reporter: &Reporter, stop: &CancellationToken) {
-    for i in 0..n {
-        let endpoint = Endpoint::parse(&addr.to_string()).unwrap();
-        let reporter = reporter.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let mut m = Sv1Miner::new(Sv1Config::new(i, format!("farm.rig{i}")));
-            let _ = run_sv1(
-                &mut m,
-                &endpoint,
-                Pacing::Hashrate(20_000.0),
-                &reporter,
-                &stop,
-            )
-            .await;
-        });
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover() {
     let d1 = tempfile::tempdir().unwrap();
@@ -96,7 +49,7 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
     let primary = pool(d1.path(), port1).await;
     let secondary = pool(d2.path(), 0).await;
     let proxy = strata_proxy::server::start(proxy_config(
-        vec![url(&primary), url(&secondary)],
+        vec![pool_url(&primary), pool_url(&secondary)],
         dp.path(),
     ))
     .await

@@ -17,11 +17,14 @@
 //! `STRATA_IDLE_CONNECTIONS` overrides the 10,000 (e.g. where the descriptor limit is lower).
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::io::BufRead as _;
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{get_json, pool_config, start_pool, until};
 use futures::StreamExt as _;
 use strata_miner::pace::Pacing;
 use strata_miner::report::Reporter;
@@ -56,16 +59,11 @@ impl Drop for ProxyChild {
 }
 
 async fn pool(dir: &std::path::Path) -> RunningPool {
-    let mut c = strata_pool::config::Config {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        // every share is a block on regtest: few new tips, so few job broadcasts to 10,000
-        min_block_interval_ms: 30_000,
-        ..Default::default()
-    };
+    let mut c = pool_config(dir, "127.0.0.1:0".parse().unwrap());
+    // every share is a block on regtest: few new tips, so few job broadcasts to 10,000
+    c.min_block_interval_ms = 30_000;
     c.vardiff.shares_per_minute = 120.0;
-    strata_pool::server::start(c).await.unwrap()
+    start_pool(c).await
 }
 
 /// Starts the proxy binary toward `pool`; its addresses come from its first stdout line.
@@ -111,18 +109,6 @@ fn spawn_proxy(pool: &RunningPool, dir: &std::path::Path) -> ProxyChild {
     let sv1 = field("SV1 on ", &[',']);
     let api = field("API http://", &[';', '\n']);
     ProxyChild { child, sv1, api }
-}
-
-async fn get_json(url: String) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// What a connection saw of its handshake.

@@ -5,55 +5,23 @@
 //! miner keeps its TCP connection.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::time::Duration;
 
-use strata_miner::pace::Pacing;
+use common::{free_port, get_json, pool_config, pool_url, start_pool, sv1_miners, until};
 use strata_miner::report::{Reporter, Sink};
-use strata_miner::shell::{run_sv1, Endpoint};
-use strata_miner::sv1::{Sv1Config, Sv1Miner};
 use strata_pool::server::RunningPool;
 use strata_proxy::config::Config;
 use tokio_util::sync::CancellationToken;
 
 const MINERS: usize = 5;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn pool(dir: &std::path::Path, port: u16) -> RunningPool {
-    let mut c = strata_pool::config::Config {
-        data_dir: dir.to_path_buf(),
-        listen: SocketAddr::from(([127, 0, 0, 1], port)),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Default::default()
-    };
+    let mut c = pool_config(dir, SocketAddr::from(([127, 0, 0, 1], port)));
     c.vardiff.shares_per_minute = 120.0;
-    strata_pool::server::start(c).await.unwrap()
-}
-
-fn url(p: &RunningPool) -> String {
-    format!("stratum2+tcp://{}/{}", p.sv2_addr, p.authority)
-}
-
-async fn get_json(url: String) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let t0 = std::time::Instant::now();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    eprintln!("{what}: {:.1} s", t0.elapsed().as_secs_f64());
+    start_pool(c).await
 }
 
 /// Each miner's (channel, id) -> (connected since, shares the pool accepted).
@@ -98,12 +66,12 @@ async fn five_miners_two_per_channel_hold_three_channels_across_a_failover() {
     // the backup's address and key are known up front; it starts only when the primary dies
     let port2 = free_port();
     let backup = pool(d2.path(), port2).await;
-    let backup_url = url(&backup);
+    let backup_url = pool_url(&backup);
     backup.shutdown.cancel();
     backup.wait().await;
 
     let mut cfg = Config {
-        upstreams: vec![url(&primary), backup_url],
+        upstreams: vec![pool_url(&primary), backup_url],
         sv1_listen: "127.0.0.1:0".parse().unwrap(),
         sv2_listen: None,
         api_listen: "127.0.0.1:0".parse().unwrap(),
@@ -118,21 +86,7 @@ async fn five_miners_two_per_channel_hold_three_channels_across_a_failover() {
 
     let stop = CancellationToken::new();
     let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
-    for i in 0..MINERS {
-        let endpoint = Endpoint::parse(&proxy.sv1_addr.to_string()).unwrap();
-        let (reporter, stop) = (reporter.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut m = Sv1Miner::new(Sv1Config::new(i, format!("farm.rig{i}")));
-            let _ = run_sv1(
-                &mut m,
-                &endpoint,
-                Pacing::Hashrate(20_000.0),
-                &reporter,
-                &stop,
-            )
-            .await;
-        });
-    }
+    sv1_miners(proxy.sv1_addr, MINERS, &reporter, &stop);
 
     // three channels on the one pool connection, two miners at most on each
     until("three channels on the primary", 20, async || {

@@ -11,9 +11,11 @@
 //! the difficulties and that the miner is subscribed and mining, not shares.
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
-use std::time::Duration;
+mod common;
 
+use std::net::SocketAddr;
+
+use common::{get_json, pool_config, start_pool, until};
 use strata_miner::pace::Pacing;
 use strata_miner::report::Reporter;
 use strata_miner::shell::{run_sv1, Endpoint};
@@ -33,16 +35,11 @@ const INITIAL_DIFF: f64 = 1e-5;
 const SUGGESTED: f64 = 2e-5;
 
 async fn pool(dir: &std::path::Path) -> RunningPool {
-    let mut c = strata_pool::config::Config {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        // fewer new tips (every share is a block on regtest): fewer stale shares
-        min_block_interval_ms: 10_000,
-        ..Default::default()
-    };
+    let mut c = pool_config(dir, "127.0.0.1:0".parse().unwrap());
+    // fewer new tips (every share is a block on regtest): fewer stale shares
+    c.min_block_interval_ms = 10_000;
     c.vardiff.shares_per_minute = 300.0;
-    strata_pool::server::start(c).await.unwrap()
+    start_pool(c).await
 }
 
 fn proxy_config(pool: &RunningPool, dir: &std::path::Path, power_of_two: bool) -> Config {
@@ -67,18 +64,6 @@ fn proxy_config(pool: &RunningPool, dir: &std::path::Path, power_of_two: bool) -
         c.sv1.max_difficulty = MAX_DIFF;
     }
     c
-}
-
-async fn get_json(url: String) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
-}
-
-async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    while !f().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// What a row's miner ends with.

@@ -3,6 +3,8 @@
 //! a pool with the wrong authority key, a "pool" answering garbage.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -10,7 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use strata_pool::config::Config;
+use common::{free_port, pool_config};
 use strata_pool::server::RunningPool;
 use strata_proxy::upstream::{
     run_upstreams, PoolUrl, UpstreamCommand, UpstreamConfig, UpstreamEvent,
@@ -33,14 +35,7 @@ fn logs() {
 }
 
 async fn start_pool(dir: &Path, listen: SocketAddr) -> RunningPool {
-    strata_pool::server::start(Config {
-        data_dir: dir.to_path_buf(),
-        listen,
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        ..Config::default()
-    })
-    .await
-    .unwrap()
+    common::start_pool(pool_config(dir, listen)).await
 }
 
 fn url(pool: &RunningPool) -> PoolUrl {
@@ -49,14 +44,6 @@ fn url(pool: &RunningPool) -> PoolUrl {
         port: pool.sv2_addr.port(),
         authority: pool.authority,
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn config(pools: Vec<PoolUrl>) -> UpstreamConfig {

@@ -1,0 +1,90 @@
+//! Helpers shared by the proxy's end-to-end tests (each test binary uses a subset).
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use strata_miner::pace::Pacing;
+use strata_miner::report::Reporter;
+use strata_miner::shell::{run_sv1, Endpoint};
+use strata_miner::sv1::{Sv1Config, Sv1Miner};
+use strata_pool::server::RunningPool;
+use tokio_util::sync::CancellationToken;
+
+/// A port free on 127.0.0.1 when asked (for a pool restarted on the same port).
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// A strata-pool configuration on its embedded regtest chain in `dir`, SV2 on `listen`, the
+/// API on a free port, everything else at its default.
+pub(crate) fn pool_config(dir: &Path, listen: SocketAddr) -> strata_pool::config::Config {
+    strata_pool::config::Config {
+        data_dir: dir.to_path_buf(),
+        listen,
+        api_listen: "127.0.0.1:0".parse().expect("address"),
+        ..Default::default()
+    }
+}
+
+/// Starts the pool.
+pub(crate) async fn start_pool(c: strata_pool::config::Config) -> RunningPool {
+    strata_pool::server::start(c).await.expect("pool starts")
+}
+
+/// The pool's `stratum2+tcp://` URL with its authority key.
+pub(crate) fn pool_url(p: &RunningPool) -> String {
+    format!("stratum2+tcp://{}/{}", p.sv2_addr, p.authority)
+}
+
+/// GET `url` as JSON.
+pub(crate) async fn get_json(url: String) -> serde_json::Value {
+    reqwest::get(url)
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+/// Polls `f` every 200 ms until it holds; fails the test after `secs` seconds. Prints how
+/// long it took.
+pub(crate) async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
+    let t0 = std::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("{what}: {:.1} s", t0.elapsed().as_secs_f64());
+}
+
+/// `n` simulated SV1 miners (`farm.rig{i}`, 20 kH/s each) on `addr` until `stop`.
+pub(crate) fn sv1_miners(
+    addr: SocketAddr,
+    n: usize,
+    reporter: &Reporter,
+    stop: &CancellationToken,
+) {
+    for i in 0..n {
+        let endpoint = Endpoint::parse(&addr.to_string()).expect("address");
+        let reporter = reporter.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut m = Sv1Miner::new(Sv1Config::new(i, format!("farm.rig{i}")));
+            let _ = run_sv1(
+                &mut m,
+                &endpoint,
+                Pacing::Hashrate(20_000.0),
+                &reporter,
+                &stop,
+            )
+            .await;
+        });
+    }
+}
