@@ -228,43 +228,7 @@ impl Default for Config {
     }
 }
 
-/// Why the configuration is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The file or an environment variable is not valid configuration.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
-/// Splits `STRATA_POOL_A__B` into the key path `["a", "b"]`.
-fn env_path(var: &str) -> Option<Vec<String>> {
-    let rest = var.strip_prefix("STRATA_POOL_")?;
-    Some(rest.split("__").map(|s| s.to_ascii_lowercase()).collect())
-}
-
-fn scalar(v: &str) -> toml::Value {
-    if let Ok(i) = v.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    if let Ok(f) = v.parse::<f64>() {
-        if v.contains('.') || v.contains('e') {
-            return toml::Value::Float(f);
-        }
-    }
-    match v {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(v.to_string()),
-    }
-}
+pub use strata_net::config::ConfigError;
 
 impl Config {
     /// Defaults, overlaid with `file` (if any) and then with `env` (name, value) pairs
@@ -273,41 +237,7 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut tree = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
-            }
-            None => toml::Table::new(),
-        };
-        let mut vars: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("STRATA_POOL_"))
-            .collect();
-        vars.sort();
-        for (k, v) in vars {
-            let Some(path) = env_path(&k) else { continue };
-            let mut table = &mut tree;
-            for seg in &path[..path.len() - 1] {
-                let entry = table
-                    .entry(seg.clone())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                table = entry
-                    .as_table_mut()
-                    .ok_or_else(|| ConfigError::Invalid(format!("{k}: {seg} is not a table")))?;
-            }
-            let key = path[path.len() - 1].clone();
-            // strings stay strings where the key expects one (e.g. a numeric password)
-            table.insert(key, scalar(&v));
-        }
-        let cfg: Config = toml::Value::Table(tree)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))?;
-        Ok(cfg)
+        strata_net::config::load(file, env, "STRATA_POOL_", &[])
     }
 }
 

@@ -119,37 +119,7 @@ impl Default for Config {
     }
 }
 
-/// Why the configuration is unusable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The file or an environment variable is not valid configuration.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
-fn scalar(v: &str) -> toml::Value {
-    if let Ok(i) = v.parse::<i64>() {
-        return toml::Value::Integer(i);
-    }
-    if v.contains(['.', 'e']) {
-        if let Ok(f) = v.parse::<f64>() {
-            return toml::Value::Float(f);
-        }
-    }
-    match v {
-        "true" => toml::Value::Boolean(true),
-        "false" => toml::Value::Boolean(false),
-        _ => toml::Value::String(v.to_string()),
-    }
-}
+pub use strata_net::config::ConfigError;
 
 impl Config {
     /// Defaults, overlaid with `file` (if any) and then with `env` pairs. A list key
@@ -158,51 +128,7 @@ impl Config {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
-        let mut tree = match file {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-                    path: path.to_path_buf(),
-                    source,
-                })?;
-                text.parse::<toml::Table>()
-                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
-            }
-            None => toml::Table::new(),
-        };
-        let mut vars: Vec<(String, String)> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("STRATA_PROXY_"))
-            .collect();
-        vars.sort();
-        for (k, v) in vars {
-            let Some(rest) = k.strip_prefix("STRATA_PROXY_") else {
-                continue;
-            };
-            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            let mut table = &mut tree;
-            for seg in &path[..path.len() - 1] {
-                table = table
-                    .entry(seg.clone())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                    .as_table_mut()
-                    .ok_or_else(|| ConfigError::Invalid(format!("{k}: {seg} is not a table")))?;
-            }
-            let key = path[path.len() - 1].clone();
-            let value = if key == "upstreams" {
-                toml::Value::Array(
-                    v.split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(|s| toml::Value::String(s.trim().to_string()))
-                        .collect(),
-                )
-            } else {
-                scalar(&v)
-            };
-            table.insert(key, value);
-        }
-        toml::Value::Table(tree)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.to_string()))
+        strata_net::config::load(file, env, "STRATA_PROXY_", &["upstreams"])
     }
 }
 
