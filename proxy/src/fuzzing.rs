@@ -190,7 +190,7 @@ pub fn sv1_session(data: &[u8]) {
         cfg.initial_difficulty = 1e-12;
     }
     let mut now = Sv1Now {
-        instant: Instant::now(),
+        mono: Instant::now(),
         unix_ms: START_UNIX_MS,
     };
     let mut s =

@@ -30,7 +30,7 @@ const MINER: MinerId = MinerId(5);
 
 fn now0() -> Now {
     Now {
-        instant: Instant::now(),
+        mono: Instant::now(),
         unix_ms: u64::from(T0) * 1000,
     }
 }

@@ -15,7 +15,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bitcoin::{Network, ScriptBuf};
 use strata_protocol::common::{
@@ -111,30 +110,7 @@ pub struct Work {
     pub window: Option<(i64, i64)>,
 }
 
-/// Wall-clock and monotonic time of an input.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    /// Monotonic time (vardiff).
-    pub mono: Instant,
-    /// UNIX time in milliseconds (ntime checks, ledger).
-    pub unix_ms: u64,
-}
-
-impl Now {
-    /// The current time.
-    pub fn current() -> Self {
-        Now {
-            mono: Instant::now(),
-            unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
-        }
-    }
-
-    fn unix_secs(&self) -> u32 {
-        u32::try_from(self.unix_ms / 1000).unwrap_or(u32::MAX)
-    }
-}
+pub use strata_work::time::Now;
 
 /// A share accepted by validation, waiting for its ledger commit before its acknowledgement.
 #[derive(Debug, Clone, PartialEq)]

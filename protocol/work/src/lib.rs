@@ -24,4 +24,5 @@ pub mod merkle;
 pub mod sha256d;
 pub mod share;
 pub mod target;
+pub mod time;
 pub mod vardiff;

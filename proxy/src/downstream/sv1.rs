@@ -45,7 +45,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_protocol::mining::{NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended};
@@ -134,38 +134,7 @@ pub enum Sv1Error {
     },
 }
 
-/// The time as the session takes it: monotonic (vardiff) and UNIX milliseconds (nTime
-/// window, statistics).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Now {
-    /// Monotonic time.
-    pub instant: Instant,
-    /// UNIX time in milliseconds.
-    pub unix_ms: u64,
-}
-
-impl Now {
-    /// The system clocks.
-    pub fn system() -> Self {
-        let unix_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        Now {
-            instant: Instant::now(),
-            unix_ms,
-        }
-    }
-
-    /// This time plus `d` on both clocks (tests, simulations).
-    pub fn after(self, d: Duration) -> Self {
-        Now {
-            instant: self.instant + d,
-            unix_ms: self
-                .unix_ms
-                .saturating_add(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        }
-    }
-}
+pub use strata_work::time::Now;
 
 /// What the session wants done, in order.
 #[derive(Debug, Clone, PartialEq)]
@@ -295,7 +264,7 @@ pub struct Sv1Session {
 impl Sv1Session {
     /// A session for a miner connected from `peer` at `now`.
     pub fn new(cfg: Arc<Sv1Config>, peer: SocketAddr, now: Now) -> Result<Self, Sv1Error> {
-        let vardiff = Vardiff::new(cfg.vardiff, cfg.initial_difficulty, now.instant)
+        let vardiff = Vardiff::new(cfg.vardiff, cfg.initial_difficulty, now.mono)
             .map_err(|source| Sv1Error::Vardiff { source })?;
         Ok(Sv1Session {
             cfg,
@@ -358,7 +327,7 @@ impl Sv1Session {
             user_agent: self.user_agent.clone(),
             protocol: "sv1",
             difficulty: self.vardiff.difficulty(),
-            hashrate: self.vardiff.hashrate(now.instant),
+            hashrate: self.vardiff.hashrate(now.mono),
             accepted: self.stats.accepted,
             rejected: self
                 .stats
@@ -487,7 +456,7 @@ impl Sv1Session {
             }
             ClientMethod::SuggestDifficulty(d) => {
                 respond(out, Response::bool(id, true));
-                self.vardiff.set_difficulty(d.get(), now.instant);
+                self.vardiff.set_difficulty(d.get(), now.mono);
                 self.apply_difficulty(out);
             }
             ClientMethod::Unknown { method, .. } => {
@@ -533,7 +502,7 @@ impl Sv1Session {
         respond(out, Response::configure(id, &result));
         if let Some(d) = min_difficulty {
             if let Ok(t) = Target::from_difficulty(d) {
-                if self.vardiff.set_max_target(t, now.instant).is_some() {
+                if self.vardiff.set_max_target(t, now.mono).is_some() {
                     self.apply_difficulty(out);
                 }
             }
@@ -597,7 +566,7 @@ impl Sv1Session {
         if self.closed {
             return;
         }
-        if let Some(nt) = self.vardiff.tick(now.instant) {
+        if let Some(nt) = self.vardiff.tick(now.mono) {
             tracing::debug!(peer = %self.peer, difficulty = nt.difficulty, "vardiff retarget");
             self.apply_difficulty(out);
         }
@@ -991,7 +960,7 @@ impl Sv1Session {
             } else {
                 target
             };
-            self.vardiff.on_share(now.instant, &target);
+            self.vardiff.on_share(now.mono, &target);
         }
         self.stats.accepted += 1;
         self.stats.last_share_ms = now.unix_ms;

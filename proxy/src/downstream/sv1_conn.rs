@@ -67,7 +67,7 @@ pub async fn serve_sv1(
     if let Err(e) = stream.set_nodelay(true) {
         tracing::debug!(%peer, error = %e, "set_nodelay");
     }
-    let mut session = match Sv1Session::new(cfg.clone(), peer, Now::system()) {
+    let mut session = match Sv1Session::new(cfg.clone(), peer, Now::current()) {
         Ok(s) => s,
         Err(e) => {
             tracing::error!(%peer, error = %e, "sv1 session not created");
@@ -114,7 +114,7 @@ pub async fn serve_sv1(
                 Ok(()) => {
                     if let Some(work) = conn.work.as_mut() {
                         let w = work.borrow_and_update().clone();
-                        session.on_work(w.as_ref(), Now::system(), &mut actions);
+                        session.on_work(w.as_ref(), Now::current(), &mut actions);
                     }
                 }
                 Err(_) => {
@@ -126,7 +126,7 @@ pub async fn serve_sv1(
                 None => break "closed by the miner".into(),
                 Some(Ok(line)) => {
                     last_line = TokioInstant::now();
-                    session.handle_line(&line, Now::system(), &mut actions);
+                    session.handle_line(&line, Now::current(), &mut actions);
                 }
                 Some(Err(NetError::Line(e))) => {
                     let mut buf = Vec::new();
@@ -147,10 +147,10 @@ pub async fn serve_sv1(
                 if now >= idle_at {
                     break format!("idle for {:?}", cfg.idle_timeout);
                 }
-                session.on_tick(Now::system(), &mut actions);
+                session.on_tick(Now::current(), &mut actions);
                 if now >= next_report {
                     next_report = now + cfg.report_interval;
-                    if let Some(r) = session.report(Now::system()) {
+                    if let Some(r) = session.report(Now::current()) {
                         conn.report(r);
                     }
                 }
@@ -284,10 +284,10 @@ impl Conn {
                         self.work = Some(j.work);
                         j.slot
                     });
-                    session.on_slot(slot, Now::system(), actions);
+                    session.on_slot(slot, Now::current(), actions);
                     if let Some(work) = self.work.as_mut() {
                         let w = work.borrow_and_update().clone();
-                        session.on_work(w.as_ref(), Now::system(), actions);
+                        session.on_work(w.as_ref(), Now::current(), actions);
                     }
                 }
                 Sv1Action::Forward(mut share) => {
@@ -374,7 +374,7 @@ impl Conn {
         let requests = self.hub.requests.clone();
         let channel = self.channel;
         let send = async move {
-            if let Some(mut report) = session.report(Now::system()) {
+            if let Some(mut report) = session.report(Now::current()) {
                 report.connected = false;
                 requests
                     .send(HubRequest::Report { channel, report })

@@ -57,7 +57,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use strata_protocol::common::{
@@ -121,26 +120,7 @@ impl Default for Sv2DownConfig {
     }
 }
 
-/// Wall-clock and monotonic time of an input.
-#[derive(Debug, Clone, Copy)]
-pub struct Now {
-    /// Monotonic time (vardiff).
-    pub mono: Instant,
-    /// UNIX time in milliseconds (nTime checks, statistics).
-    pub unix_ms: u64,
-}
-
-impl Now {
-    /// The current time.
-    pub fn current() -> Self {
-        Now {
-            mono: Instant::now(),
-            unix_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-        }
-    }
-}
+pub use strata_work::time::Now;
 
 /// What the connection task must do.
 #[derive(Debug, Clone, PartialEq)]
