@@ -4,6 +4,8 @@
 //! closed alone while another miner keeps mining; shutdown sends `client.reconnect`.
 #![allow(clippy::unwrap_used)]
 
+mod upstream_view;
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,13 +16,12 @@ use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
 use strata_miner::shell::{run_sv1, Endpoint};
 use strata_miner::sv1::{Sv1Config as MinerConfig, Sv1Miner};
-use strata_protocol::mining::{NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended};
-use strata_protocol::{Seq0_255, B0_32, B0_64K, U256};
+use strata_protocol::mining::SubmitSharesExtended;
+use strata_protocol::B0_32;
 use strata_proxy::downstream::sv1::Sv1Config;
 use strata_proxy::downstream::sv1_conn::listen_sv1;
 use strata_proxy::hub::{HubHandle, HubRequest, Joined, MinerReport, Slot};
 use strata_proxy::work::{ForwardShare, UpstreamWork};
-use strata_work::channel::{Channel, ChannelConfig};
 use strata_work::extranonce::MinerId;
 use strata_work::share::validate_extended;
 use strata_work::target::Target;
@@ -29,6 +30,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use upstream_view::upstream_channel;
 
 /// Generous bound for anything a test waits on (a failure, not a synchronization).
 const LIMIT: Duration = Duration::from_secs(60);
@@ -138,36 +140,7 @@ fn proxy_config() -> Arc<Sv1Config> {
 
 /// The forwarded share re-validated as the upstream would.
 fn validate_upstream(w: &UpstreamWork, f: &ForwardShare) {
-    let mut ch = Channel::new_extended(
-        7,
-        &w.extranonce_prefix,
-        w.extranonce_size as u8,
-        w.upstream_target,
-        ChannelConfig {
-            version_mask: w.version_mask,
-            ..ChannelConfig::default()
-        },
-    )
-    .unwrap();
-    ch.on_new_extended_mining_job(&NewExtendedMiningJob {
-        channel_id: 7,
-        job_id: w.job_id,
-        min_ntime: None,
-        version: w.version,
-        version_rolling_allowed: w.version_rolling_allowed,
-        merkle_path: Seq0_255::new(w.merkle_path.iter().map(|h| U256(*h)).collect()).unwrap(),
-        coinbase_tx_prefix: B0_64K::new(w.coinbase_prefix.clone()).unwrap(),
-        coinbase_tx_suffix: B0_64K::new(w.coinbase_suffix.clone()).unwrap(),
-    })
-    .unwrap();
-    ch.on_set_new_prev_hash(&SetNewPrevHash {
-        channel_id: 7,
-        job_id: w.job_id,
-        prev_hash: U256(w.prev_hash),
-        min_ntime: w.min_ntime,
-        nbits: w.nbits,
-    })
-    .unwrap();
+    let mut ch = upstream_channel(w, 7);
     let r = validate_extended(
         &mut ch,
         &SubmitSharesExtended {

@@ -4,25 +4,27 @@
 //! vardiff, malformed input.
 #![allow(clippy::unwrap_used)]
 
+mod upstream_view;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::{json, Value};
-use strata_protocol::mining::{NewExtendedMiningJob, SetNewPrevHash, SubmitSharesExtended};
-use strata_protocol::{Seq0_255, B0_32, B0_64K, U256};
+use strata_protocol::mining::SubmitSharesExtended;
+use strata_protocol::B0_32;
 use strata_proxy::downstream::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
 use strata_proxy::hub::{JoinError, Slot};
 use strata_proxy::work::{ForwardShare, RejectReason, UpstreamWork};
 use strata_sv1::{Notify, ServerMessage, ServerMethod};
-use strata_work::channel::{Channel, ChannelConfig};
 use strata_work::coinbase::txid_from_parts;
 use strata_work::extranonce::MinerId;
 use strata_work::merkle::merkle_root_from_path;
 use strata_work::sha256d::hash_header;
 use strata_work::share::validate_extended;
 use strata_work::target::Target;
+use upstream_view::upstream_channel;
 
 const T0: u32 = 1_700_000_000;
 const PREFIX: [u8; 4] = [0xaa, 0xbb, 0xcc, 0xdd];
@@ -164,36 +166,7 @@ fn submit_line(
 /// The upstream-side check: the forwarded share on an extended channel with the upstream's
 /// prefix and size, fed the job `w` stands for.
 fn validate_upstream(w: &UpstreamWork, f: &ForwardShare) {
-    let mut ch = Channel::new_extended(
-        7,
-        &w.extranonce_prefix,
-        w.extranonce_size as u8,
-        w.upstream_target,
-        ChannelConfig {
-            version_mask: w.version_mask,
-            ..ChannelConfig::default()
-        },
-    )
-    .unwrap();
-    ch.on_new_extended_mining_job(&NewExtendedMiningJob {
-        channel_id: 7,
-        job_id: w.job_id,
-        min_ntime: None,
-        version: w.version,
-        version_rolling_allowed: w.version_rolling_allowed,
-        merkle_path: Seq0_255::new(w.merkle_path.iter().map(|h| U256(*h)).collect()).unwrap(),
-        coinbase_tx_prefix: B0_64K::new(w.coinbase_prefix.clone()).unwrap(),
-        coinbase_tx_suffix: B0_64K::new(w.coinbase_suffix.clone()).unwrap(),
-    })
-    .unwrap();
-    ch.on_set_new_prev_hash(&SetNewPrevHash {
-        channel_id: 7,
-        job_id: w.job_id,
-        prev_hash: U256(w.prev_hash),
-        min_ntime: w.min_ntime,
-        nbits: w.nbits,
-    })
-    .unwrap();
+    let mut ch = upstream_channel(w, 7);
     assert_eq!(f.job_id, w.job_id);
     assert_eq!(f.epoch, w.epoch);
     assert_eq!(f.extranonce.len(), usize::from(w.extranonce_size));

@@ -4,6 +4,8 @@
 //! the tokio task over 127.0.0.1 with a fake hub and the workspace's simulated SV2 miner.
 #![allow(clippy::unwrap_used)]
 
+mod upstream_view;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,9 +19,8 @@ use strata_net::sv2::Sv2Options;
 use strata_noise::{AuthorityKeypair, Certificate, PublicKey, Responder, StaticKeypair};
 use strata_protocol::common::SetupConnection;
 use strata_protocol::mining::{
-    MiningMessage, NewExtendedMiningJob, OpenExtendedMiningChannel, OpenStandardMiningChannel,
-    SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard, UpdateChannel,
-    REQUIRES_WORK_SELECTION,
+    MiningMessage, OpenExtendedMiningChannel, OpenStandardMiningChannel, SubmitSharesExtended,
+    SubmitSharesStandard, UpdateChannel, REQUIRES_WORK_SELECTION,
 };
 use strata_protocol::wire::{Str0_255, B0_32, U256};
 use strata_protocol::Message;
@@ -37,6 +38,7 @@ use strata_work::vardiff::VardiffConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
+use upstream_view::upstream_channel;
 
 /// Mainnet-like nBits: no test share is a block.
 const HARD_BITS: u32 = 0x1d00_ffff;
@@ -239,47 +241,6 @@ impl Miner {
     }
 }
 
-/// The upstream pool's view of the proxy's extended channel for `w`.
-fn upstream_channel(w: &UpstreamWork) -> Channel {
-    let mut c = Channel::new_extended(
-        1,
-        &w.extranonce_prefix,
-        w.extranonce_size as u8,
-        w.upstream_target,
-        ChannelConfig {
-            version_mask: w.version_mask,
-            ..ChannelConfig::default()
-        },
-    )
-    .unwrap();
-    c.on_new_extended_mining_job(&NewExtendedMiningJob {
-        channel_id: 1,
-        job_id: w.job_id,
-        min_ntime: None,
-        version: w.version,
-        version_rolling_allowed: w.version_rolling_allowed,
-        merkle_path: w
-            .merkle_path
-            .iter()
-            .map(|h| U256(*h))
-            .collect::<Vec<_>>()
-            .try_into()
-            .unwrap(),
-        coinbase_tx_prefix: w.coinbase_prefix.to_vec().try_into().unwrap(),
-        coinbase_tx_suffix: w.coinbase_suffix.to_vec().try_into().unwrap(),
-    })
-    .unwrap();
-    c.on_set_new_prev_hash(&SetNewPrevHash {
-        channel_id: 1,
-        job_id: w.job_id,
-        prev_hash: U256(w.prev_hash),
-        min_ntime: w.min_ntime,
-        nbits: w.nbits,
-    })
-    .unwrap();
-    c
-}
-
 fn validate_upstream(c: &mut Channel, f: &ForwardShare, seq: u32) {
     let share = SubmitSharesExtended {
         channel_id: 1,
@@ -341,7 +302,7 @@ fn two_standard_channels_get_unique_extranonces_and_forwarded_shares_validate_up
         s.extranonce_prefix(2).unwrap(),
         [0xaa, 0xbb, 0x01, 0x02, 0, 0, 0, 0, 0, 1]
     );
-    let mut up = upstream_channel(&w);
+    let mut up = upstream_channel(&w, 1);
 
     let mut out = vec![];
     let a = miner.share(1, Some(true));
@@ -433,7 +394,7 @@ fn same_prevhash_work_is_active_at_once_and_clean_work_makes_old_shares_stale() 
     let fw = forwards(&out);
     assert_eq!(fw.len(), 1);
     assert_eq!(fw[0].job_id, 11, "the upstream job of the local job");
-    validate_upstream(&mut upstream_channel(&w2), &fw[0], 1);
+    validate_upstream(&mut upstream_channel(&w2, 1), &fw[0], 1);
 
     // a new tip: future job + SetNewPrevHash; shares of older jobs are stale
     let w3 = work(1, 3, 12, 0xbb, &[0xaa, 0xbb], true);
@@ -492,7 +453,7 @@ fn new_epoch_sends_set_extranonce_prefix_and_fresh_jobs_and_keeps_the_miner_id()
     s.on_message(old.into(), clock.now(), &mut out);
     assert_eq!(error_codes(&out), ["stale-share"]);
 
-    let mut up = upstream_channel(&w2);
+    let mut up = upstream_channel(&w2, 1);
     for (i, ch) in [1u32, 2].into_iter().enumerate() {
         let share = miner.share(ch, Some(true));
         out.clear();
@@ -661,7 +622,7 @@ fn an_upstream_that_forbids_version_rolling_gets_no_rolled_shares() {
     assert!(error_codes(&out).is_empty(), "{:?}", names(&out));
     let fw = forwards(&out);
     assert_eq!(fw.len(), 1);
-    validate_upstream(&mut upstream_channel(&w2), &fw[0], 1);
+    validate_upstream(&mut upstream_channel(&w2, 1), &fw[0], 1);
 }
 
 // -------------------------------------------------------------------------------------------
