@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use strata_protocol::{FrameDecoder, Message};
+use strata_work::channel::ExtendedWork;
 use strata_work::extranonce::MinerId;
 use strata_work::target::Target;
 
@@ -114,6 +115,10 @@ impl WorkGen {
             t[31] = 0x0f;
             Target::from_le_bytes(t)
         };
+        let coinbase_prefix = Bytes::from(vec![self.prev; 42]);
+        let coinbase_suffix = Bytes::from(vec![0xee; 37]);
+        let merkle_path: Arc<[[u8; 32]]> =
+            vec![[self.prev ^ 0x5a; 32]; usize::from(self.prev % 3)].into();
         Arc::new(UpstreamWork {
             epoch: self.epoch,
             seq: self.seq,
@@ -124,9 +129,14 @@ impl WorkGen {
             prev_hash: [self.prev; 32],
             nbits: 0x207f_ffff,
             min_ntime: 1_700_000_000,
-            coinbase_prefix: Bytes::from(vec![self.prev; 42]),
-            coinbase_suffix: Bytes::from(vec![0xee; 37]),
-            merkle_path: vec![[self.prev ^ 0x5a; 32]; usize::from(self.prev % 3)].into(),
+            extended: ExtendedWork::new(
+                coinbase_prefix.clone(),
+                coinbase_suffix.clone(),
+                Arc::clone(&merkle_path),
+            ),
+            coinbase_prefix,
+            coinbase_suffix,
+            merkle_path,
             extranonce_prefix: Bytes::from(vec![self.epoch as u8; prefix_len]),
             extranonce_size: u16::try_from(id_width + extranonce2_size).unwrap_or(u16::MAX),
             id_width,

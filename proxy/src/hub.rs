@@ -1071,6 +1071,11 @@ mod tests {
             coinbase_prefix: bytes::Bytes::from_static(&[1]),
             coinbase_suffix: bytes::Bytes::from_static(&[2]),
             merkle_path: Arc::from(vec![]),
+            extended: strata_work::channel::ExtendedWork::new(
+                bytes::Bytes::from_static(&[1]),
+                bytes::Bytes::from_static(&[2]),
+                Arc::from(vec![]),
+            ),
             extranonce_prefix: bytes::Bytes::from(vec![0xcc; 6]),
             extranonce_size: 10,
             id_width: 0,

@@ -16,6 +16,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use strata_work::channel::ExtendedWork;
 use strata_work::extranonce::MinerId;
 use strata_work::target::Target;
 
@@ -49,6 +50,10 @@ pub struct UpstreamWork {
     pub coinbase_suffix: Bytes,
     /// Merkle path, deepest first (SV1 `merkle_branch`).
     pub merkle_path: Arc<[[u8; 32]]>,
+    /// The same coinbase parts and merkle path as the upstream channel's job holds them (with
+    /// its cached coinbase-prefix state), shared by every miner's local channel instead of
+    /// rebuilt per miner and job.
+    pub extended: Arc<ExtendedWork>,
     /// The upstream channel's `extranonce_prefix`.
     pub extranonce_prefix: Bytes,
     /// The upstream channel's `extranonce_size` (bytes the proxy splits among miners).

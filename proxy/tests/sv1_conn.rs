@@ -22,6 +22,7 @@ use strata_proxy::downstream::sv1::Sv1Config;
 use strata_proxy::downstream::sv1_conn::listen_sv1;
 use strata_proxy::hub::{HubHandle, HubRequest, Joined, MinerReport, Slot};
 use strata_proxy::work::{ForwardShare, UpstreamWork};
+use strata_work::channel::ExtendedWork;
 use strata_work::extranonce::MinerId;
 use strata_work::share::validate_extended;
 use strata_work::target::Target;
@@ -117,6 +118,11 @@ fn work(seq: u64, coinbase_pad: usize) -> Arc<UpstreamWork> {
         prev_hash: [7; 32],
         nbits: 0x1d00_ffff,
         min_ntime: now,
+        extended: ExtendedWork::new(
+            Bytes::from(prefix.clone()),
+            Bytes::from(suffix.clone()),
+            Arc::from(vec![[0x33; 32]]),
+        ),
         coinbase_prefix: Bytes::from(prefix),
         coinbase_suffix: Bytes::from(suffix),
         merkle_path: Arc::from(vec![[0x33; 32]]),

@@ -18,6 +18,7 @@ use strata_proxy::downstream::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
 use strata_proxy::hub::{JoinError, Slot};
 use strata_proxy::work::{ForwardShare, RejectReason, UpstreamWork};
 use strata_sv1::{Notify, ServerMessage, ServerMethod};
+use strata_work::channel::ExtendedWork;
 use strata_work::coinbase::txid_from_parts;
 use strata_work::extranonce::MinerId;
 use strata_work::merkle::merkle_root_from_path;
@@ -73,6 +74,11 @@ fn work(epoch: u64, seq: u64, prev: u8, clean: bool) -> Arc<UpstreamWork> {
         prev_hash: [prev; 32],
         nbits: 0x1d00_ffff,
         min_ntime: T0,
+        extended: ExtendedWork::new(
+            Bytes::from(prefix.clone()),
+            Bytes::from(suffix.clone()),
+            Arc::from(vec![[0x11; 32], [0x22; 32]]),
+        ),
         coinbase_prefix: Bytes::from(prefix),
         coinbase_suffix: Bytes::from(suffix),
         merkle_path: Arc::from(vec![[0x11; 32], [0x22; 32]]),

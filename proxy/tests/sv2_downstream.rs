@@ -30,6 +30,7 @@ use strata_proxy::downstream::sv2::{
 use strata_proxy::downstream::sv2_conn::{listen_sv2, Sv2DownContext};
 use strata_proxy::hub::{HubHandle, HubRequest, JoinError, Joined, MinerReport, Slot};
 use strata_proxy::work::{ForwardShare, UpstreamWork};
+use strata_work::channel::ExtendedWork;
 use strata_work::channel::{Channel, ChannelConfig, Channels};
 use strata_work::extranonce::MinerId;
 use strata_work::header::Header;
@@ -64,6 +65,11 @@ fn work(epoch: u64, seq: u64, job_id: u32, prev: u8, prefix: &[u8], clean: bool)
         coinbase_prefix: Bytes::from_static(b"\x02\x00\x00\x00\x01coinbase-prefix"),
         coinbase_suffix: Bytes::from_static(b"coinbase-suffix\x00\x00\x00\x00"),
         merkle_path: Arc::from(vec![[0x11u8; 32], [0x22u8; 32]]),
+        extended: ExtendedWork::new(
+            Bytes::from_static(b"\x02\x00\x00\x00\x01coinbase-prefix"),
+            Bytes::from_static(b"coinbase-suffix\x00\x00\x00\x00"),
+            Arc::from(vec![[0x11u8; 32], [0x22u8; 32]]),
+        ),
         extranonce_prefix: Bytes::copy_from_slice(prefix),
         extranonce_size: 8,
         id_width: 2,

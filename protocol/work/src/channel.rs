@@ -305,6 +305,15 @@ pub struct ExtendedWork {
     prefix_src: Bytes,
 }
 
+/// Equal when the coinbase parts and the merkle path are (the cached state follows from them).
+impl PartialEq for ExtendedWork {
+    fn eq(&self, other: &Self) -> bool {
+        self.coinbase_prefix == other.coinbase_prefix
+            && self.coinbase_suffix == other.coinbase_suffix
+            && self.merkle_path == other.merkle_path
+    }
+}
+
 impl ExtendedWork {
     fn from_job(job: &NewExtendedMiningJob) -> Arc<Self> {
         Self::new(
@@ -551,6 +560,12 @@ impl Job {
     /// extended job.
     pub fn extended(&self) -> Option<&ExtendedWork> {
         self.extended.as_deref()
+    }
+
+    /// [`Self::extended`] as the `Arc` the job holds, to share with other channels
+    /// ([`Channel::on_new_extended_mining_job_shared`]).
+    pub fn extended_shared(&self) -> Option<&Arc<ExtendedWork>> {
+        self.extended.as_ref()
     }
 
     fn activate(&mut self, prev: &PrevHash, min_ntime: u32, target: Target) {

@@ -55,7 +55,7 @@ use strata_sv1::{
     Difficulty, Id, Notify, ParseError, Reconnect, Response, ServerMethod, SetExtranonce,
     StratumError, Submit, SubscribeResult, Text, VERSION_MASK_BIP320,
 };
-use strata_work::channel::{Channel, ChannelConfig, ExtendedWork};
+use strata_work::channel::{Channel, ChannelConfig};
 use strata_work::extranonce::MinerId;
 use strata_work::share::{validate_extended, Rejection};
 use strata_work::target::Target;
@@ -758,16 +758,9 @@ impl Sv1Session {
                 return;
             }
         };
-        // the coinbase parts and merkle path stay the upstream work's (shared by every
-        // miner), not a copy per miner and job
-        let shared = ExtendedWork::new(
-            w.coinbase_prefix.clone(),
-            w.coinbase_suffix.clone(),
-            Arc::clone(&w.merkle_path),
-        );
         let recorded = m
             .channel
-            .on_new_extended_mining_job_shared(&job, &shared)
+            .on_new_extended_mining_job_shared(&job, &w.extended)
             .and_then(|()| {
                 if clean {
                     m.channel.on_set_new_prev_hash(&SetNewPrevHash {

@@ -854,7 +854,7 @@ impl UpstreamSession {
         let ch = self.channel(index)?;
         let job = ch.active_job()?;
         let prev = ch.prev_hash()?;
-        let ext = job.extended()?;
+        let ext = job.extended_shared()?;
         let extranonce_size = match ch.kind() {
             ChannelKind::Extended { extranonce_size } => u16::from(extranonce_size),
             ChannelKind::Standard => 0,
@@ -872,6 +872,7 @@ impl UpstreamSession {
             coinbase_prefix: ext.coinbase_prefix.clone(),
             coinbase_suffix: ext.coinbase_suffix.clone(),
             merkle_path: ext.merkle_path.clone(),
+            extended: std::sync::Arc::clone(ext),
             extranonce_prefix: Bytes::copy_from_slice(job.extranonce_prefix()),
             extranonce_size,
             id_width: 0,
