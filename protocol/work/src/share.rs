@@ -17,7 +17,7 @@
 //! | version bits changed only inside the job's mask | [`Rejection::InvalidVersion`], [`Rejection::VersionRollingNotAllowed`] | `invalid-non-rollable-version-bit`, `version-rolling-not-allowed` |
 //! | hash ≤ job target, or ≤ network target (a block) | [`Rejection::DifficultyTooLow`] | `difficulty-too-low` |
 //! | not accepted before on this channel since the last prevhash | [`Rejection::DuplicateShare`] | `duplicate-share` |
-//! | duplicate budget left | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
+//! | duplicate budget left (a block candidate: twice the budget) | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
 //!
 //! The nTime window: the spec (5.3.11) bounds nTime by the prevhash's `min_ntime` plus the
 //! seconds elapsed since it arrived; consensus allows two hours ahead of the node's clock.
@@ -407,7 +407,14 @@ fn finish(
     let mut low = [0u8; 8];
     low.copy_from_slice(&hash[..8]);
     let key = u64::from_le_bytes(low);
-    match ch.seen.insert(key, limit, ch.config.initial_seen_capacity) {
+    let mut seen = ch.seen.insert(key, limit, ch.config.initial_seen_capacity);
+    if seen == Seen::Full && is_block {
+        // a block is never refused for the budget (that would lose it); it is recorded
+        // beyond the budget, up to twice it, so that it cannot be replayed for credit
+        // either (blocks are rare on a real chain; on regtest every share is one)
+        seen = ch.seen.insert(key, limit.saturating_mul(2), 0);
+    }
+    match seen {
         Seen::Inserted => {}
         Seen::Duplicate => return Err(Rejection::DuplicateShare { job_id: job.id }),
         Seen::Full => return Err(Rejection::ShareBudgetExhausted { limit }),

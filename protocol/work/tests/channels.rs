@@ -801,6 +801,67 @@ fn share_budget_is_bounded() {
     assert_eq!(code(validate_standard(&mut c, &share(1, 2, 10), 0)), "ok");
 }
 
+/// A share that is a block is not refused for an exhausted budget (the block would be
+/// lost), and cannot be replayed; beyond twice the budget even blocks are refused (regtest,
+/// where every share is a block).
+#[test]
+fn share_budget_never_refuses_a_block() {
+    let mut c = Channel::new_standard(
+        1,
+        &[],
+        Target::MAX,
+        ChannelConfig {
+            max_seen_shares: 10,
+            ..ChannelConfig::default()
+        },
+    )
+    .expect("valid");
+    c.on_new_mining_job(&std_job(1, 1, None, 1))
+        .expect("future");
+    // regtest: about every other share meets the network target (2^255)
+    c.on_set_new_prev_hash(&prevhash(1, 1, NBITS_REGTEST))
+        .expect("activates");
+    for n in 0..10 {
+        assert_eq!(code(validate_standard(&mut c, &share(1, 1, n), 0)), "ok");
+    }
+    // past the budget: ordinary shares are refused, blocks accepted up to twice the budget
+    let mut blocks = Vec::new();
+    let mut nonce = 10;
+    while blocks.len() < 11 {
+        match validate_standard(&mut c, &share(1, 1, nonce), 0) {
+            Ok(a) => {
+                assert!(a.is_block.is_some(), "only a block passes the budget");
+                blocks.push(nonce);
+            }
+            Err(Rejection::ShareBudgetExhausted { limit: 10 }) if blocks.len() == 10 => {
+                // the 21st entry: refused even as a block; is it one?
+                let mut probe =
+                    Channel::new_standard(1, &[], Target::MAX, ChannelConfig::default())
+                        .expect("valid");
+                probe
+                    .on_new_mining_job(&std_job(1, 1, None, 1))
+                    .expect("future");
+                probe
+                    .on_set_new_prev_hash(&prevhash(1, 1, NBITS_REGTEST))
+                    .expect("activates");
+                let a = validate_standard(&mut probe, &share(1, 1, nonce), 0).expect("ok");
+                if a.is_block.is_some() {
+                    break;
+                }
+            }
+            Err(Rejection::ShareBudgetExhausted { limit: 10 }) => {}
+            Err(e) => panic!("nonce {nonce}: {e}"),
+        }
+        nonce += 1;
+    }
+    assert_eq!(blocks.len(), 10, "ten blocks past the budget of ten");
+    assert_eq!(
+        code(validate_standard(&mut c, &share(1, 1, blocks[3]), 0)),
+        ERROR_DUPLICATE_SHARE,
+        "a block beyond the budget is still remembered"
+    );
+}
+
 #[test]
 fn success_batching() {
     let mut c =
