@@ -1,5 +1,5 @@
 //! The tokio shell of the SV1 downstream: one task per miner connection owns its socket and
-//! its [`Sv1Session`], reads lines ([`Sv1Codec`], bounded length), follows the hub's work
+//! its [`Sv1Session`], reads lines ([`LineReader`], bounded length), follows the hub's work
 //! (`watch`), runs the session's timer (vardiff, reports, idle timeout) and talks to the hub
 //! with [`HubRequest`]s. Every failure (a bad line, a miner that never reads, a timeout) ends
 //! that one connection only.
@@ -13,9 +13,9 @@
 //! ```
 //!
 //! Memory of an idle miner: a farm's miners are idle between shares, so a connection holds
-//! no read or write buffer while it waits ([`LineReader`] reads into the stack once the
-//! socket is readable and keeps only an unfinished line; the write buffer and the action
-//! list are released after each use), and the rarely used parts of the task (running
+//! no read or write buffer while it waits (strata-net's [`LineReader`] reads into the stack
+//! once the socket is readable and keeps only an unfinished line; the write buffer and the
+//! action list are released after each use), and the rarely used parts of the task (running
 //! actions, the exit) are boxed so that they do not enlarge every waiting task.
 
 use std::collections::HashMap;
@@ -23,17 +23,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::BytesMut;
-use strata_net::sv1::Sv1Codec;
+use strata_net::sv1::LineReader;
 use strata_net::NetError;
 use strata_sv1::{Id, Response, StratumError, Text};
 use tokio::io::AsyncWriteExt;
-use tokio::io::Interest;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant as TokioInstant;
-use tokio_util::codec::Decoder;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -49,10 +46,6 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// The shortest wait of the connection timer (guards against a deadline in the past).
 const MIN_TIMER: Duration = Duration::from_millis(10);
-
-/// Bytes read from a socket at once (on the stack of the reading task; an idle miner holds
-/// no read buffer).
-const READ_CHUNK: usize = 4096;
 
 /// Serves one SV1 miner until it disconnects, fails, idles out or `shutdown` is cancelled
 /// (then it is sent `client.reconnect` first). Never panics on the miner's input; the hub
@@ -159,82 +152,6 @@ pub async fn serve_sv1(
     };
     tracing::debug!(%peer, %reason, "sv1 miner disconnected");
     Box::pin(conn.leave(&session)).await;
-}
-
-/// Lines from a socket without a buffer held between them: waits for readability, reads
-/// into the stack and keeps only the bytes of an unfinished line (released once empty).
-/// [`LineReader::next`] is cancel-safe (its only await is readiness).
-struct LineReader {
-    rd: OwnedReadHalf,
-    codec: Sv1Codec,
-    partial: BytesMut,
-    eof: bool,
-}
-
-impl LineReader {
-    fn new(rd: OwnedReadHalf, max_line_len: usize) -> Self {
-        LineReader {
-            rd,
-            codec: Sv1Codec::new(max_line_len),
-            partial: BytesMut::new(),
-            eof: false,
-        }
-    }
-
-    /// The next line (without its end of line); `None` at the end of the stream.
-    async fn next(&mut self) -> Option<Result<BytesMut, NetError>> {
-        loop {
-            if !self.partial.is_empty() {
-                match self.codec.decode(&mut self.partial) {
-                    Ok(Some(line)) => return Some(Ok(line)),
-                    Ok(None) => {}
-                    Err(e) => return Some(Err(e)),
-                }
-            }
-            if self.eof {
-                return self.codec.decode_eof(&mut self.partial).transpose();
-            }
-            if self.partial.is_empty() && self.partial.capacity() > 0 {
-                self.partial = BytesMut::new();
-            }
-            if let Err(e) = self.rd.readable().await {
-                return Some(Err(e.into()));
-            }
-            if let Err(e) = self.read_ready() {
-                return Some(Err(e.into()));
-            }
-        }
-    }
-
-    /// One non-blocking read into the stack, appended to the unfinished line. A read shorter
-    /// than the chunk drained the socket (a TCP read returns all that is queued, up to the
-    /// length), so the socket's readiness is cleared at once instead of after one more
-    /// `read` returning EAGAIN: one syscall less per line a miner sends. Data arriving after
-    /// the read raises a new readiness event, which tokio keeps (it clears only the event the
-    /// read was made under).
-    fn read_ready(&mut self) -> std::io::Result<()> {
-        let mut chunk = [0u8; READ_CHUNK];
-        let mut got = None;
-        let rd = &self.rd;
-        let res = rd.as_ref().try_io(Interest::READABLE, || {
-            let n = rd.try_read(&mut chunk)?;
-            got = Some(n);
-            if n > 0 && n < READ_CHUNK {
-                Err(std::io::ErrorKind::WouldBlock.into())
-            } else {
-                Ok(())
-            }
-        });
-        match got {
-            Some(0) => self.eof = true,
-            Some(n) => self.partial.extend_from_slice(&chunk[..n]),
-            None => {}
-        }
-        match res {
-            Err(e) if e.kind() != std::io::ErrorKind::WouldBlock => Err(e),
-            _ => Ok(()),
-        }
-    }
 }
 
 /// Waits for a change of the channel's work (forever before the miner joined a channel).
@@ -469,56 +386,4 @@ pub async fn listen_sv1(
     }
     tracker.close();
     tracker.wait().await;
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncWriteExt;
-
-    async fn pair() -> (TcpStream, OwnedReadHalf) {
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let a = l.local_addr().expect("addr");
-        let c = TcpStream::connect(a).await.expect("connect");
-        let (s, _) = l.accept().await.expect("accept");
-        (c, s.into_split().0)
-    }
-
-    #[tokio::test]
-    async fn line_reader_joins_split_lines_and_holds_nothing_between_them() {
-        let (mut c, rd) = pair().await;
-        let mut r = LineReader::new(rd, 64);
-        c.write_all(b"{\"id\":1,").await.expect("write");
-        c.flush().await.expect("flush");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        c.write_all(b"\"x\":2}\r\nsecond\nthi")
-            .await
-            .expect("write");
-        assert_eq!(
-            &r.next().await.expect("line").expect("ok")[..],
-            b"{\"id\":1,\"x\":2}"
-        );
-        assert_eq!(&r.next().await.expect("line").expect("ok")[..], b"second");
-        // the unfinished third line is all that is kept
-        assert_eq!(&r.partial[..], b"thi");
-        c.write_all(b"rd\n").await.expect("write");
-        assert_eq!(&r.next().await.expect("line").expect("ok")[..], b"third");
-        // waiting for the next line: no buffer held
-        let waiting = tokio::time::timeout(Duration::from_millis(20), r.next()).await;
-        assert!(waiting.is_err(), "no line yet");
-        assert_eq!(r.partial.capacity(), 0);
-        // a last line without its end of line is still a line, then the end
-        c.write_all(b"last").await.expect("write");
-        c.shutdown().await.expect("shutdown");
-        assert_eq!(&r.next().await.expect("line").expect("ok")[..], b"last");
-        assert!(r.next().await.is_none());
-    }
-
-    #[tokio::test]
-    async fn line_reader_refuses_an_oversized_line() {
-        let (mut c, rd) = pair().await;
-        let mut r = LineReader::new(rd, 16);
-        c.write_all(&[b'a'; 100]).await.expect("write");
-        assert!(matches!(r.next().await, Some(Err(NetError::Line(_)))));
-    }
 }
