@@ -15,7 +15,11 @@
 //!
 //! Latency: SV2 `SubmitShares.Success` acknowledges every sequence number up to
 //! `last_sequence_number`; each share's latency runs from its submit to the first success
-//! covering it. SV1: from `mining.submit` to the response with its id.
+//! covering it. SV1: from `mining.submit` to the arrival of the response with its id at the
+//! miner's socket (the kernel's receive timestamp, `SO_TIMESTAMPNS`), as an ASIC with its own
+//! CPU would see it: thousands of simulated miners share this process's few threads, and the
+//! time a response waits for one of them is the generator's delay, not the server's. That
+//! time is in the report too: `read_latency_ms` runs to the generator reading the response.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -133,8 +137,12 @@ pub struct LoadReport {
     pub rejected: BTreeMap<String, u64>,
     /// Acknowledged shares per second over the run.
     pub accepted_per_s: f64,
-    /// Submit-to-acknowledgement latency.
+    /// Submit-to-acknowledgement latency (SV1: to the response's arrival at the socket).
     pub latency_ms: Latency,
+    /// SV1: submit to the generator reading the response (includes the generator's own
+    /// delay); absent where the arrival time is not known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_latency_ms: Option<Latency>,
     /// Errors that ended connections, by kind ([`MinerError::kind`]).
     pub errors: BTreeMap<String, u64>,
     /// Seconds the run lasted.
@@ -276,6 +284,8 @@ pub async fn run_load(config: LoadConfig, stop: CancellationToken) -> LoadReport
             0.0
         },
         latency_ms: Latency::from_micros(std::mem::take(&mut total.latencies_us)),
+        read_latency_ms: (!total.read_latencies_us.is_empty())
+            .then(|| Latency::from_micros(std::mem::take(&mut total.read_latencies_us))),
         errors,
         elapsed_s: (secs * 1000.0).round() / 1000.0,
         hashes: total.hashes,

@@ -483,8 +483,13 @@ pub struct MinerStats {
     /// Whether a channel (SV2) or subscription + authorization (SV1) was ever established.
     pub established: bool,
     /// Microseconds from submit to acknowledgement, per acknowledged share (only when the
-    /// core was configured to record them).
+    /// core was configured to record them): to the acknowledgement's arrival at the socket
+    /// where the kernel's receive time is known (SV1 load), else to its read.
     pub latencies_us: Vec<u32>,
+    /// Microseconds from submit to the miner reading the acknowledgement, recorded beside
+    /// `latencies_us` when that one ran to the arrival (the difference is the miner's own
+    /// delay in reading).
+    pub read_latencies_us: Vec<u32>,
 }
 
 impl MinerStats {
@@ -502,6 +507,8 @@ impl MinerStats {
         self.malformed_lines += other.malformed_lines;
         self.established |= other.established;
         self.latencies_us.extend_from_slice(&other.latencies_us);
+        self.read_latencies_us
+            .extend_from_slice(&other.read_latencies_us);
     }
 
     /// Counts one rejected share.

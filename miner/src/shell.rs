@@ -10,15 +10,13 @@
 use std::fmt;
 use std::time::Duration;
 
-use futures::StreamExt;
-use strata_net::sv1::Sv1Codec;
+use strata_net::sv1::LineReader;
 use strata_net::sv2::{initiate, plaintext, Sv2Options};
 use strata_noise::PublicKey;
 use strata_protocol::{DecodeError, Message};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
-use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::MinerError;
@@ -202,6 +200,7 @@ async fn sv2_session(
     );
     miner.connect(&endpoint.host, endpoint.port);
     let mut pacer = Pacer::new(pacing, std::time::Instant::now());
+    let mut hashed = false;
     loop {
         while let Some(out) = miner.poll_output() {
             match out {
@@ -219,6 +218,11 @@ async fn sv2_session(
                 r = writer.flush() => r?,
                 () = stop.cancelled() => return Ok(None),
             }
+        }
+        if std::mem::take(&mut hashed) {
+            // after a hashing step, let the other tasks run; only once its share is written
+            // (a submit waiting behind the run queue would count in its latency)
+            tokio::task::yield_now().await;
         }
         let wake = wake_at(&pacer, miner.has_work());
         tokio::select! {
@@ -241,7 +245,7 @@ async fn sv2_session(
             }
             () = tokio::time::sleep_until(wake), if miner.has_work() => {
                 hash_now(&mut pacer, |budget, now| miner.mine(budget, now));
-                tokio::task::yield_now().await;
+                hashed = true;
             }
         }
     }
@@ -311,7 +315,13 @@ async fn sv1_session(
         return Ok(None);
     };
     let (rd, mut wr) = tcp.into_split();
-    let mut lines = FramedRead::new(rd, Sv1Codec::default());
+    let mut lines = LineReader::new(rd, strata_sv1::DEFAULT_MAX_LINE_LEN);
+    if miner.config().record_latency {
+        // latencies to the responses' arrival, not to this task's read
+        if let Err(e) = lines.timestamp_reads() {
+            tracing::debug!(error = %e, "SO_TIMESTAMPNS");
+        }
+    }
     reporter.emit(
         index,
         &Event::Connected {
@@ -321,6 +331,7 @@ async fn sv1_session(
     miner.connect();
     let mut pacer = Pacer::new(pacing, std::time::Instant::now());
     let mut out = Vec::with_capacity(1024);
+    let mut hashed = false;
     loop {
         while let Some(o) = miner.poll_output() {
             match o {
@@ -347,20 +358,30 @@ async fn sv1_session(
             }
             out.clear();
         }
+        if std::mem::take(&mut hashed) {
+            // after a hashing step, let the other tasks run; only once its share is written
+            // (a submit waiting behind the run queue would count in its latency)
+            tokio::task::yield_now().await;
+        }
         let wake = wake_at(&pacer, miner.has_work());
         tokio::select! {
             biased;
             () = stop.cancelled() => return Ok(None),
             line = lines.next() => {
                 let line = line.ok_or(MinerError::Closed)??;
-                if let Err(e) = miner.handle_line(line.freeze(), Now::system()) {
+                let now = Now::system();
+                let arrived = lines.received().map(|at| {
+                    let ago = std::time::SystemTime::now().duration_since(at).unwrap_or_default();
+                    now.instant.checked_sub(ago).unwrap_or(now.instant)
+                });
+                if let Err(e) = miner.handle_line_arrived(line.freeze(), now, arrived) {
                     report_sv1_events(miner, reporter);
                     return Err(e);
                 }
             }
             () = tokio::time::sleep_until(wake), if miner.has_work() => {
                 hash_now(&mut pacer, |budget, now| miner.mine(budget, now));
-                tokio::task::yield_now().await;
+                hashed = true;
             }
         }
     }

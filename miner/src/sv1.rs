@@ -500,8 +500,21 @@ impl Sv1Miner {
     /// cannot go on (subscribe or authorize refused); a line that does not parse is reported
     /// and skipped.
     pub fn handle_line(&mut self, line: impl Into<Bytes>, now: Now) -> Result<(), MinerError> {
+        self.handle_line_arrived(line, now, None)
+    }
+
+    /// [`Sv1Miner::handle_line`] for a line that reached the miner's socket at `arrived`
+    /// (the kernel's receive time), before the miner read it at `now`: a submit's latency
+    /// then runs to the arrival, and the time to the read is recorded apart
+    /// ([`MinerStats::read_latencies_us`]). `None`: the line arrived when it was read.
+    pub fn handle_line_arrived(
+        &mut self,
+        line: impl Into<Bytes>,
+        now: Now,
+        arrived: Option<Instant>,
+    ) -> Result<(), MinerError> {
         match ServerMessage::parse(line) {
-            Ok(ServerMessage::Response(r)) => self.on_response(r, now)?,
+            Ok(ServerMessage::Response(r)) => self.on_response(r, now, arrived)?,
             Ok(ServerMessage::Request(req)) => self.on_request(req)?,
             Err(e) => {
                 tracing::warn!(miner = self.config.index, error = %e, "malformed line skipped");
@@ -671,7 +684,12 @@ impl Sv1Miner {
         self.pending.remove(&seq).map(|kind| (seq, kind))
     }
 
-    fn on_response(&mut self, r: Response, now: Now) -> Result<(), MinerError> {
+    fn on_response(
+        &mut self,
+        r: Response,
+        now: Now,
+        arrived: Option<Instant>,
+    ) -> Result<(), MinerError> {
         let Some((seq, kind)) = self.take_pending(&r) else {
             self.warn("response", format!("to unknown request id {}", r.id));
             return Ok(());
@@ -750,10 +768,18 @@ impl Sv1Miner {
                 if r.error.is_none() && r.result_bool() == Some(true) {
                     self.stats.acknowledged += 1;
                     if self.config.record_latency {
-                        let us = now.instant.saturating_duration_since(at).as_micros();
-                        self.stats
-                            .latencies_us
-                            .push(u32::try_from(us).unwrap_or(u32::MAX));
+                        let micros = |t: Instant| {
+                            u32::try_from(t.saturating_duration_since(at).as_micros())
+                                .unwrap_or(u32::MAX)
+                        };
+                        let read = micros(now.instant);
+                        match arrived {
+                            Some(a) => {
+                                self.stats.latencies_us.push(micros(a).min(read));
+                                self.stats.read_latencies_us.push(read);
+                            }
+                            None => self.stats.latencies_us.push(read),
+                        }
                     }
                     let acked = self.stats.acknowledged;
                     self.event(Event::ShareAccepted {
