@@ -125,6 +125,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod alarm;
 pub mod error;
 pub mod identity;
 pub mod load;

@@ -4,7 +4,8 @@
 //! Each connection is one tokio task running the same shell as a single miner
 //! ([`crate::shell`]) with [`Pacing::ShareRate`]`(rate / connections)`: when a share is due it
 //! hashes (at the target the server gave) until it finds one, submits it, and waits for the
-//! next due time. The SV2 miners advertise a tiny nominal hashrate so the pool hands out easy
+//! next due time on an [`crate::alarm::Alarm`] (sub-millisecond: tokio's 1 ms timer ticks
+//! would make the connections submit in bursts, one per tick). The SV2 miners advertise a tiny nominal hashrate so the pool hands out easy
 //! targets; if the pool's vardiff raises the difficulty (it sees more shares than the nominal
 //! hashrate explains), each share costs more hashes and the achieved rate may fall short of
 //! the requested one on a small machine: the report shows what was achieved.

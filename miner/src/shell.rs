@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant as TokioInstant;
 use tokio_util::sync::CancellationToken;
 
+use crate::alarm::Alarm;
 use crate::error::MinerError;
 use crate::pace::{Pacer, Pacing};
 use crate::report::{Event, Reporter};
@@ -100,12 +101,37 @@ async fn tcp_connect(
 }
 
 /// When to hash next: the pacer's time while there is work, else never.
-fn wake_at(pacer: &Pacer, has_work: bool) -> TokioInstant {
+fn wake_at(pacer: &Pacer, has_work: bool) -> std::time::Instant {
     let now = std::time::Instant::now();
     if has_work {
-        TokioInstant::from_std(pacer.next_wake(now))
+        pacer.next_wake(now)
     } else {
-        TokioInstant::now() + Duration::from_secs(3600)
+        now + Duration::from_secs(3600)
+    }
+}
+
+/// What a connection sleeps on between hashing steps: tokio's timer (1 ms ticks), or for
+/// the load generator's share-rate pacing an [`Alarm`] (sub-millisecond), so that thousands
+/// of connections submit at spread instants rather than in a burst at each tick.
+#[derive(Debug)]
+enum Wake {
+    Tokio,
+    Alarm(Alarm),
+}
+
+impl Wake {
+    fn for_pacing(pacing: Pacing) -> Self {
+        match pacing {
+            Pacing::ShareRate(_) => Wake::Alarm(Alarm::new()),
+            Pacing::Hashrate(_) => Wake::Tokio,
+        }
+    }
+
+    async fn until(&mut self, at: std::time::Instant) {
+        match self {
+            Wake::Tokio => tokio::time::sleep_until(TokioInstant::from_std(at)).await,
+            Wake::Alarm(a) => a.until(at).await,
+        }
     }
 }
 
@@ -201,6 +227,7 @@ async fn sv2_session(
     miner.connect(&endpoint.host, endpoint.port);
     let mut pacer = Pacer::new(pacing, std::time::Instant::now());
     let mut hashed = false;
+    let mut sleep = Wake::for_pacing(pacing);
     loop {
         while let Some(out) = miner.poll_output() {
             match out {
@@ -243,7 +270,7 @@ async fn sv2_session(
                     Err(source) => return Err(MinerError::Malformed { source }),
                 }
             }
-            () = tokio::time::sleep_until(wake), if miner.has_work() => {
+            () = sleep.until(wake), if miner.has_work() => {
                 hash_now(&mut pacer, |budget, now| miner.mine(budget, now));
                 hashed = true;
             }
@@ -332,6 +359,7 @@ async fn sv1_session(
     let mut pacer = Pacer::new(pacing, std::time::Instant::now());
     let mut out = Vec::with_capacity(1024);
     let mut hashed = false;
+    let mut sleep = Wake::for_pacing(pacing);
     loop {
         while let Some(o) = miner.poll_output() {
             match o {
@@ -379,7 +407,7 @@ async fn sv1_session(
                     return Err(e);
                 }
             }
-            () = tokio::time::sleep_until(wake), if miner.has_work() => {
+            () = sleep.until(wake), if miner.has_work() => {
                 hash_now(&mut pacer, |budget, now| miner.mine(budget, now));
                 hashed = true;
             }
