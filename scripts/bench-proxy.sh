@@ -21,7 +21,21 @@ ulimit -n 20000 2>/dev/null || true
 if [ "${PIN:-0}" = 1 ]; then on_proxy="taskset -c 0"; on_rest="taskset -c 1"; else on_proxy=""; on_rest=""; fi
 if [ -n "${LOAD_NICE:-}" ]; then on_rest="nice -n $LOAD_NICE $on_rest"; fi
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+cleanup() {
+  # the proxy first, alone: a graceful stop should take well under 10 s
+  if [ -n "${proxy_pid:-}" ] && kill -TERM "$proxy_pid" 2>/dev/null; then
+    for _ in $(seq 100); do kill -0 "$proxy_pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$proxy_pid" 2>/dev/null; then
+      echo "$which: WARNING: the proxy did not exit within 10 s of SIGTERM (log copied to /tmp/bench-proxy-hung-$$.log)" >&2
+      kill -9 "$proxy_pid" 2>/dev/null || true
+      cp "$work/proxy.log" "/tmp/bench-proxy-hung-$$.log" 2>/dev/null || true
+    fi
+  fi
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 cargo build --release -q -p strata-pool -p strata-proxy -p strata-miner
 STRATA_POOL_MIN_BLOCK_INTERVAL_MS=30000 STRATA_POOL_VARDIFF__SHARES_PER_MINUTE=600 RUST_LOG=warn \

@@ -5,8 +5,9 @@
 //! makes that load (its devices submit at independent instants), and it queues the last
 //! shares of each burst behind the first ones at the server under test, which then shows in
 //! the latency we measure. The load generator's connections wait on an [`Alarm`] instead:
-//! one thread per process keeps the deadlines in a heap, sleeps until the earliest (the
-//! kernel's timer slack, about 50 µs, is its resolution) and notifies the connections due.
+//! one thread per process keeps the deadlines in a heap, sleeps until the earliest, rounded
+//! up to a multiple of [`GRAIN`] (100 µs: the connections due within one grain are woken
+//! together, one thread wake-up for several of them), and notifies the connections due.
 //!
 //! An alarm is cancel-safe: a connection may stop waiting (a line arrived) and wait again
 //! for the same or another deadline. A deadline given up stays in the heap until it passes
@@ -15,9 +16,13 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
+
+/// The clock's resolution: deadlines ring at the first multiple of it (since the clock
+/// started) at or after them.
+pub const GRAIN: Duration = Duration::from_micros(100);
 
 /// One connection's wake-ups.
 #[derive(Debug, Default)]
@@ -86,8 +91,10 @@ struct Heap {
 }
 
 /// The process's clock thread and its heap of deadlines.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Clock {
+    /// The origin of the grains.
+    start: Instant,
     heap: Mutex<Heap>,
     /// Signalled when a deadline earlier than all others is set.
     earlier: Condvar,
@@ -97,7 +104,11 @@ struct Clock {
 fn clock() -> &'static Clock {
     static CLOCK: OnceLock<&'static Clock> = OnceLock::new();
     CLOCK.get_or_init(|| {
-        let clock: &'static Clock = Box::leak(Box::default());
+        let clock: &'static Clock = Box::leak(Box::new(Clock {
+            start: Instant::now(),
+            heap: Mutex::default(),
+            earlier: Condvar::new(),
+        }));
         let spawned = std::thread::Builder::new()
             .name("strata-alarm".into())
             .spawn(move || clock.run());
@@ -112,6 +123,15 @@ fn clock() -> &'static Clock {
 impl Clock {
     fn lock(&self) -> MutexGuard<'_, Heap> {
         self.heap.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The first multiple of [`GRAIN`] after the clock's start at or after `at`.
+    fn grain_end(&self, at: Instant) -> Instant {
+        let since = at.saturating_duration_since(self.start);
+        let grain = GRAIN.as_nanos();
+        let grains = since.as_nanos().div_ceil(grain);
+        let nanos = u64::try_from(grains.saturating_mul(grain)).unwrap_or(u64::MAX);
+        self.start + Duration::from_nanos(nanos)
     }
 
     fn set(&self, at: Instant, notify: Arc<Notify>) {
@@ -148,7 +168,7 @@ impl Clock {
             }
             heap = match heap.entries.peek() {
                 Some(Reverse(e)) => {
-                    let wait = e.at.saturating_duration_since(now);
+                    let wait = self.grain_end(e.at).saturating_duration_since(now);
                     self.earlier
                         .wait_timeout(heap, wait)
                         .unwrap_or_else(PoisonError::into_inner)
@@ -168,6 +188,23 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    #[test]
+    fn deadlines_round_up_to_the_grain() {
+        let start = Instant::now();
+        let c = Clock {
+            start,
+            heap: Mutex::default(),
+            earlier: Condvar::new(),
+        };
+        assert_eq!(c.grain_end(start), start);
+        assert_eq!(c.grain_end(start + Duration::from_nanos(1)), start + GRAIN);
+        assert_eq!(c.grain_end(start + GRAIN), start + GRAIN);
+        assert_eq!(
+            c.grain_end(start + GRAIN * 7 + Duration::from_micros(1)),
+            start + GRAIN * 8
+        );
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn rings_at_its_deadline_with_sub_millisecond_resolution() {
         let mut late = Vec::new();
@@ -180,8 +217,8 @@ mod tests {
             late.push(now - at);
         }
         late.sort_unstable();
-        // tokio's timer would be up to 1 ms late; the clock is typically ~50-100 µs late
-        // (generous bound: CI machines are shared)
+        // tokio's timer would be up to 1 ms late; the clock is up to a GRAIN (100 µs) plus
+        // the kernel's timer slack (~50 µs) late (generous bound: CI machines are shared)
         assert!(
             late[late.len() / 2] < Duration::from_micros(700),
             "median lateness {:?}",
