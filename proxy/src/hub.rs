@@ -21,7 +21,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use strata_work::extranonce::{ExtranonceSplitter, MinerId, SplitConfig};
-use strata_work::target::Target;
+use strata_work::target::{hashrate_from_target, Target};
+use strata_work::vardiff::Vardiff;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -102,7 +103,7 @@ pub struct MinerReport {
     pub protocol: &'static str,
     /// Current share difficulty.
     pub difficulty: f64,
-    /// Estimated hashes per second (vardiff).
+    /// Hashes per second as the proxy announces it upstream ([`miner_hashrate`]).
     pub hashrate: f64,
     /// Shares accepted locally.
     pub accepted: u64,
@@ -116,6 +117,37 @@ pub struct MinerReport {
     pub connected_since_ms: u64,
     /// False in the last report of a disconnecting miner.
     pub connected: bool,
+}
+
+/// Shares the vardiff window must hold before its estimate replaces the hashrate the target
+/// implies in [`miner_hashrate`] (the estimate's relative standard error is then
+/// `1 / sqrt(16)` = 25 %; with the default 6 shares a minute a settled window holds about 60).
+pub const ESTIMATE_MIN_SHARES: u64 = 16;
+
+/// The hashrate (h/s) the proxy reports and announces for one SV1 miner or one SV2 channel,
+/// from its vardiff.
+///
+/// Two sources. The vardiff estimate (shares in its window over their exposure) is 0 before
+/// the first share and rough for the next few. The hashrate the current target implies at the
+/// configured share rate ([`hashrate_from_target`]: difficulty × 2^32 × shares_per_minute /
+/// 60) is known from the first moment: the SV2 device's own nominal hashrate, or the SV1
+/// miner's starting (or suggested) difficulty, as good as that difficulty is, and right once
+/// vardiff has settled.
+///
+/// Choice: the implied value while the window holds fewer than [`ESTIMATE_MIN_SHARES`]
+/// shares, the estimate from then on. Not a blend: before vardiff settles the implied value
+/// can be off by orders of magnitude (a 100 TH/s ASIC at the default SV1 starting difficulty
+/// is over a hundred times faster than that difficulty implies), so it is not averaged into
+/// an estimate that already rests on evidence; a miner far faster than its difficulty has
+/// those shares within a second. A miner that stops hashing falls back to the implied value
+/// once its window empties below the threshold, by then of a difficulty that vardiff has
+/// halved while it was idle.
+pub fn miner_hashrate(vardiff: &Vardiff, now: Instant) -> f64 {
+    if vardiff.shares_in_window(now) >= ESTIMATE_MIN_SHARES {
+        return vardiff.hashrate(now);
+    }
+    // the share rate was validated with the vardiff configuration
+    hashrate_from_target(&vardiff.target(), vardiff.config().shares_per_minute).unwrap_or(0.0)
 }
 
 /// The handle miner tasks hold (each follows its channel's work from [`Joined::work`]).
@@ -1159,6 +1191,30 @@ mod tests {
             reason: "late".into(),
         });
         assert_eq!(h.upstreams()[0].channels[1].state, "open");
+    }
+
+    #[test]
+    fn a_miners_hashrate_is_the_implied_one_until_its_window_holds_enough_shares() {
+        let t0 = Instant::now();
+        let cfg = strata_work::vardiff::VardiffConfig::default();
+        let mut v = Vardiff::new(cfg, 1024.0, t0).unwrap();
+        // difficulty x 2^32 x shares_per_minute / 60, up to the target's rounding
+        let implied = hashrate_from_target(&v.target(), cfg.shares_per_minute).unwrap();
+        let formula = 1024.0 * 2f64.powi(32) * cfg.shares_per_minute / 60.0;
+        assert!((implied - formula).abs() < 1e-3 * formula);
+        assert_eq!(v.hashrate(t0), 0.0, "no estimate without shares");
+        assert_eq!(miner_hashrate(&v, t0), implied);
+        // shares every 100 ms: far more than the difficulty is for
+        let target = v.target();
+        let at = |k: u64| t0 + Duration::from_millis(100 * k);
+        for k in 1..ESTIMATE_MIN_SHARES {
+            v.on_share(at(k), &target);
+            assert_eq!(miner_hashrate(&v, at(k)), implied, "{k} shares");
+        }
+        let n = ESTIMATE_MIN_SHARES;
+        v.on_share(at(n), &target);
+        assert_eq!(miner_hashrate(&v, at(n)), v.hashrate(at(n)));
+        assert!(v.hashrate(at(n)) > 50.0 * implied);
     }
 
     #[test]

@@ -61,7 +61,7 @@ use strata_work::share::{validate_extended, Rejection};
 use strata_work::target::Target;
 use strata_work::vardiff::{Vardiff, VardiffConfig, VardiffError};
 
-use crate::hub::{JoinError, MinerReport, Slot};
+use crate::hub::{miner_hashrate, JoinError, MinerReport, Slot};
 use crate::work::{ForwardShare, RejectReason, UpstreamWork};
 
 /// The channel id of the session's local channel (there is one per session).
@@ -327,7 +327,7 @@ impl Sv1Session {
             user_agent: self.user_agent.clone(),
             protocol: "sv1",
             difficulty: self.vardiff.difficulty(),
-            hashrate: self.vardiff.hashrate(now.mono),
+            hashrate: miner_hashrate(&self.vardiff, now.mono),
             accepted: self.stats.accepted,
             rejected: self
                 .stats

@@ -79,7 +79,7 @@ use strata_work::share::Rejection;
 use strata_work::target::{hash_meets, Target};
 use strata_work::vardiff::{Vardiff, VardiffConfig};
 
-use crate::hub::{JoinError, MinerReport, Slot};
+use crate::hub::{miner_hashrate, JoinError, MinerReport, Slot};
 use crate::work::{ForwardShare, RejectReason, UpstreamWork};
 
 /// `OpenMiningChannel.Error` code answering `OpenExtendedMiningChannel`: the proxy serves
@@ -974,7 +974,7 @@ impl Sv2DownSession {
             hashrate: self
                 .meta
                 .values()
-                .map(|m| m.vardiff.hashrate(now.mono))
+                .map(|m| miner_hashrate(&m.vardiff, now.mono))
                 .sum(),
             accepted: self.counters.accepted,
             rejected: self
