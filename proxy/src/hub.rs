@@ -87,7 +87,9 @@ pub enum HubRequest {
     },
 }
 
-/// What a miner task reports about its miner (about every 10 s and at disconnect).
+/// What a miner task reports about its miner: as soon as it mines (SV2: at each channel
+/// open), as soon as its hashrate estimate rests on enough shares ([`ESTIMATE_MIN_SHARES`]),
+/// about every 10 s, and at disconnect.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MinerReport {
     /// The miner.
