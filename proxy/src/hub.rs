@@ -10,9 +10,24 @@
 //! on it (from an earlier pool) wait for the next pool, miners still waiting for it and later
 //! ones go to the open channel with the fewest miners (above N) rather than asking for more
 //! refusals. With N = 0 every miner is on channel 0. Miner ids are
-//! unique within a channel; the hub's maps are keyed by (channel, id). Each channel's
-//! `UpdateChannel` carries the summed hashrate of its own miners (debounced: at most every
-//! `update_interval`, and only after a change beyond `update_threshold`).
+//! unique within a channel; the hub's maps are keyed by (channel, id).
+//!
+//! # UpdateChannel
+//!
+//! Each channel's `UpdateChannel` carries the summed hashrate of its own miners, as their
+//! reports give it ([`miner_hashrate`]). The pool starts a channel opened with a zero
+//! nominal hashrate at its minimum difficulty, where nearly every miner share is forwarded,
+//! so the first announcement is prompt; the later ones are debounced:
+//!
+//! ```text
+//!  nothing announced ──first report with a hashrate──▶ wait FIRST_UPDATE_DELAY (1 s: the
+//!        ▲                                             miners connecting together join it)
+//!        │ announced 0 (every miner left)                 │ UpdateChannel(sum)
+//!        │                                                ▼
+//!        └──────────────────────────────── announced ──every update_interval: UpdateChannel
+//!                                                         when the sum moved by more than
+//!                                                         update_threshold
+//! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -21,7 +36,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use strata_work::extranonce::{ExtranonceSplitter, MinerId, SplitConfig};
-use strata_work::target::Target;
+use strata_work::target::{hashrate_from_target, Target};
+use strata_work::vardiff::Vardiff;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -86,7 +102,9 @@ pub enum HubRequest {
     },
 }
 
-/// What a miner task reports about its miner (about every 10 s and at disconnect).
+/// What a miner task reports about its miner: as soon as it mines (SV2: at each channel
+/// open), as soon as its hashrate estimate rests on enough shares ([`ESTIMATE_MIN_SHARES`]),
+/// about every 10 s, and at disconnect.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct MinerReport {
     /// The miner.
@@ -102,7 +120,7 @@ pub struct MinerReport {
     pub protocol: &'static str,
     /// Current share difficulty.
     pub difficulty: f64,
-    /// Estimated hashes per second (vardiff).
+    /// Hashes per second as the proxy announces it upstream ([`miner_hashrate`]).
     pub hashrate: f64,
     /// Shares accepted locally.
     pub accepted: u64,
@@ -116,6 +134,37 @@ pub struct MinerReport {
     pub connected_since_ms: u64,
     /// False in the last report of a disconnecting miner.
     pub connected: bool,
+}
+
+/// Shares the vardiff window must hold before its estimate replaces the hashrate the target
+/// implies in [`miner_hashrate`] (the estimate's relative standard error is then
+/// `1 / sqrt(16)` = 25 %; with the default 6 shares a minute a settled window holds about 60).
+pub const ESTIMATE_MIN_SHARES: u64 = 16;
+
+/// The hashrate (h/s) the proxy reports and announces for one SV1 miner or one SV2 channel,
+/// from its vardiff.
+///
+/// Two sources. The vardiff estimate (shares in its window over their exposure) is 0 before
+/// the first share and rough for the next few. The hashrate the current target implies at the
+/// configured share rate ([`hashrate_from_target`]: difficulty × 2^32 × shares_per_minute /
+/// 60) is known from the first moment: the SV2 device's own nominal hashrate, or the SV1
+/// miner's starting (or suggested) difficulty, as good as that difficulty is, and right once
+/// vardiff has settled.
+///
+/// Choice: the implied value while the window holds fewer than [`ESTIMATE_MIN_SHARES`]
+/// shares, the estimate from then on. Not a blend: before vardiff settles the implied value
+/// can be off by orders of magnitude (a 100 TH/s ASIC at the default SV1 starting difficulty
+/// is over a hundred times faster than that difficulty implies), so it is not averaged into
+/// an estimate that already rests on evidence; a miner far faster than its difficulty has
+/// those shares within a second. A miner that stops hashing falls back to the implied value
+/// once its window empties below the threshold, by then of a difficulty that vardiff has
+/// halved while it was idle.
+pub fn miner_hashrate(vardiff: &Vardiff, now: Instant) -> f64 {
+    if vardiff.shares_in_window(now) >= ESTIMATE_MIN_SHARES {
+        return vardiff.hashrate(now);
+    }
+    // the share rate was validated with the vardiff configuration
+    hashrate_from_target(&vardiff.target(), vardiff.config().shares_per_minute).unwrap_or(0.0)
 }
 
 /// The handle miner tasks hold (each follows its channel's work from [`Joined::work`]).
@@ -136,7 +185,9 @@ pub struct HubConfig {
     pub split: SplitConfig,
     /// Miners per upstream channel (0 = every miner on one channel).
     pub miners_per_channel: u32,
-    /// How often each channel's summed miner hashrate is considered for an `UpdateChannel`.
+    /// How often each channel's summed miner hashrate is considered for an `UpdateChannel`
+    /// once it announced one (the first goes out [`FIRST_UPDATE_DELAY`] after the channel's
+    /// first miner report with a hashrate, or after this interval if that is shorter).
     pub update_interval: Duration,
     /// Relative hashrate change that triggers an `UpdateChannel` (0.1 = 10 %).
     pub update_threshold: f64,
@@ -155,6 +206,13 @@ impl Default for HubConfig {
         }
     }
 }
+
+/// How long after a channel's first miner report with a hashrate (while it has announced
+/// nothing) its first `UpdateChannel` goes out: long enough to include the miners that
+/// connect together (a restarted proxy gets its farm back within a second or two), short
+/// enough that the pool leaves its minimum difficulty, where nearly every miner share is
+/// forwarded, within seconds.
+pub const FIRST_UPDATE_DELAY: Duration = Duration::from_secs(1);
 
 /// One upstream pool as the API shows it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -286,6 +344,10 @@ struct HubChannel {
     /// Miners on the channel: joined, or waiting for it.
     assigned: usize,
     announced_hashrate: f64,
+    /// When the announcement is next considered: [`FIRST_UPDATE_DELAY`] after the first
+    /// report with a hashrate while nothing is announced, then every `update_interval`;
+    /// `None` while nothing is announced and no miner reported a hashrate.
+    update_at: Option<Instant>,
 }
 
 impl HubChannel {
@@ -299,6 +361,7 @@ impl HubChannel {
             waiting: Vec::new(),
             assigned: 0,
             announced_hashrate: 0.0,
+            update_at: None,
         }
     }
 
@@ -349,6 +412,8 @@ struct Hub {
     active_pool: Option<usize>,
     upstreams: Vec<UpstreamStatus>,
     commands: mpsc::Sender<UpstreamCommand>,
+    /// The earliest [`HubChannel::update_at`]: when [`Hub::channel_updates`] is next due.
+    next_update: Option<Instant>,
 }
 
 impl Hub {
@@ -371,6 +436,7 @@ impl Hub {
             active_pool: None,
             upstreams,
             commands,
+            next_update: None,
         }
     }
 
@@ -778,9 +844,25 @@ impl Hub {
                 }
             }
             HubRequest::Report { channel, report } => {
-                if let Some(m) = self.miners.get_mut(&(channel, report.miner)) {
-                    m.report = Some(report);
-                }
+                self.on_report(channel, report, Instant::now());
+            }
+        }
+    }
+
+    /// A miner's report. The first one with a hashrate on a channel that has announced
+    /// nothing schedules the channel's first `UpdateChannel`.
+    fn on_report(&mut self, channel: usize, report: MinerReport, now: Instant) {
+        let Some(m) = self.miners.get_mut(&(channel, report.miner)) else {
+            return;
+        };
+        let wakes = report.connected && report.hashrate > 0.0;
+        m.report = Some(report);
+        let delay = FIRST_UPDATE_DELAY.min(self.cfg.update_interval);
+        if let Some(ch) = self.channels.get_mut(channel) {
+            if wakes && ch.update_at.is_none() {
+                let at = now + delay;
+                ch.update_at = Some(at);
+                self.next_update = Some(self.next_update.map_or(at, |t| t.min(at)));
             }
         }
     }
@@ -798,32 +880,45 @@ impl Hub {
         h
     }
 
-    /// The `UpdateChannel`s due: each open channel whose miners' summed hashrate moved by
-    /// more than the threshold since the last announcement.
-    fn channel_updates(&mut self) -> Vec<UpstreamCommand> {
+    /// The `UpdateChannel`s due at `now`: each open channel whose time has come
+    /// ([`HubChannel::update_at`]) and whose miners' summed hashrate moved from 0, or by more
+    /// than the threshold, since its last announcement. Schedules each channel's next look.
+    fn channel_updates(&mut self, now: Instant) -> Vec<UpstreamCommand> {
         let threshold = self.cfg.update_threshold;
+        let interval = self.cfg.update_interval;
         let mut due = Vec::new();
-        for (c, h) in self.hashrates().into_iter().enumerate() {
-            let ch = &mut self.channels[c];
-            let old = ch.announced_hashrate;
-            let changed = if old <= 0.0 {
-                h > 0.0
-            } else {
-                ((h - old) / old).abs() > threshold
-            };
-            if changed && ch.upstream.is_some() {
-                ch.announced_hashrate = h;
-                due.push(UpstreamCommand::UpdateHashrate {
-                    channel: c,
-                    hashrate: h,
-                });
+        let mut next: Option<Instant> = None;
+        let rates = self.hashrates();
+        for (c, (ch, h)) in self.channels.iter_mut().zip(rates).enumerate() {
+            if ch.update_at.is_some_and(|at| at <= now) {
+                let old = ch.announced_hashrate;
+                let changed = if old <= 0.0 {
+                    h > 0.0
+                } else {
+                    ((h - old) / old).abs() > threshold
+                };
+                if changed && ch.upstream.is_some() {
+                    ch.announced_hashrate = h;
+                    due.push(UpstreamCommand::UpdateHashrate {
+                        channel: c,
+                        hashrate: h,
+                    });
+                }
+                // with something announced, looked at again after a full interval; with
+                // nothing (all miners gone, or no upstream for the first one yet), at the
+                // next report with a hashrate
+                ch.update_at = (ch.announced_hashrate > 0.0).then(|| now + interval);
+            }
+            if let Some(at) = ch.update_at {
+                next = Some(next.map_or(at, |n| n.min(at)));
             }
         }
+        self.next_update = next;
         due
     }
 
-    async fn maybe_update_channels(&mut self) {
-        for cmd in self.channel_updates() {
+    async fn maybe_update_channels(&mut self, now: Instant) {
+        for cmd in self.channel_updates(now) {
             if self.commands.send(cmd).await.is_err() {
                 return;
             }
@@ -916,10 +1011,16 @@ pub fn spawn(
     let (query_tx, mut query_rx) = mpsc::channel::<HubQuery>(64);
     let mut hub = Hub::new(cfg, commands);
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(hub.cfg.update_interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let started = Instant::now();
+        // reset to the hub's next update only when that changes (not at every request)
+        let wake = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(wake);
         loop {
+            let next_update = hub.next_update;
+            if let Some(at) = next_update.map(tokio::time::Instant::from_std) {
+                if wake.deadline() != at {
+                    wake.as_mut().reset(at);
+                }
+            }
             tokio::select! {
                 ev = events.recv() => match ev {
                     Some(ev) => hub.on_event(ev),
@@ -934,10 +1035,10 @@ pub fn spawn(
                     HubQuery::Miners(r) => { let _ = r.send(hub.miners()); }
                     HubQuery::Upstreams(r) => { let _ = r.send(hub.upstreams()); }
                 },
-                _ = tick.tick() => {
-                    if started.elapsed() >= hub.cfg.update_interval {
-                        hub.maybe_update_channels().await;
-                    }
+                () = &mut wake, if next_update.is_some() => {
+                    // never before the deadline the timer was set for (no spinning on it)
+                    let now = next_update.map_or_else(Instant::now, |at| at.max(Instant::now()));
+                    hub.maybe_update_channels(now).await;
                 }
                 _ = shutdown.cancelled() => break,
             }
@@ -1162,6 +1263,44 @@ mod tests {
     }
 
     #[test]
+    fn a_miners_hashrate_is_the_implied_one_until_its_window_holds_enough_shares() {
+        let t0 = Instant::now();
+        let cfg = strata_work::vardiff::VardiffConfig::default();
+        let mut v = Vardiff::new(cfg, 1024.0, t0).unwrap();
+        // difficulty x 2^32 x shares_per_minute / 60, up to the target's rounding
+        let implied = hashrate_from_target(&v.target(), cfg.shares_per_minute).unwrap();
+        let formula = 1024.0 * 2f64.powi(32) * cfg.shares_per_minute / 60.0;
+        assert!((implied - formula).abs() < 1e-3 * formula);
+        assert_eq!(v.hashrate(t0), 0.0, "no estimate without shares");
+        assert_eq!(miner_hashrate(&v, t0), implied);
+        // shares every 100 ms: far more than the difficulty is for
+        let target = v.target();
+        let at = |k: u64| t0 + Duration::from_millis(100 * k);
+        for k in 1..ESTIMATE_MIN_SHARES {
+            v.on_share(at(k), &target);
+            assert_eq!(miner_hashrate(&v, at(k)), implied, "{k} shares");
+        }
+        let n = ESTIMATE_MIN_SHARES;
+        v.on_share(at(n), &target);
+        assert_eq!(miner_hashrate(&v, at(n)), v.hashrate(at(n)));
+        assert!(v.hashrate(at(n)) > 50.0 * implied);
+    }
+
+    /// Joins `n` miners on an open channel 0; their ids.
+    fn joined_miners(h: &mut Hub, n: u16) -> Vec<MinerId> {
+        (1..=n)
+            .map(|p| {
+                let (mut r, _) = join(h, p);
+                joined(&mut r).slot.miner
+            })
+            .collect()
+    }
+
+    fn update(channel: usize, hashrate: f64) -> UpstreamCommand {
+        UpstreamCommand::UpdateHashrate { channel, hashrate }
+    }
+
+    #[test]
     fn update_channel_per_channel_with_its_miners_hashrate() {
         let (mut h, _rx) = hub(2);
         h.on_event(active(1, 7, 0xaa));
@@ -1174,38 +1313,116 @@ mod tests {
             let j = joined(&mut r);
             ids.push((j.channel, j.slot.miner));
         }
+        let t0 = Instant::now();
         for (i, (c, m)) in ids.iter().enumerate() {
-            let rate = 100.0 * (i as f64 + 1.0);
-            if let Some(e) = h.miners.get_mut(&(*c, *m)) {
-                e.report = Some(report(*m, rate));
-            }
+            h.on_report(*c, report(*m, 100.0 * (i as f64 + 1.0)), t0);
         }
-        let due = h.channel_updates();
+        let first = t0 + FIRST_UPDATE_DELAY;
+        assert_eq!(h.next_update, Some(first));
+        assert!(h.channel_updates(t0).is_empty(), "not before the delay");
         assert_eq!(
-            due,
-            vec![
-                UpstreamCommand::UpdateHashrate {
-                    channel: 0,
-                    hashrate: 300.0
-                },
-                UpstreamCommand::UpdateHashrate {
-                    channel: 1,
-                    hashrate: 300.0
-                },
-            ]
+            h.channel_updates(first),
+            vec![update(0, 300.0), update(1, 300.0)]
         );
-        // debounced: nothing new until a change beyond the threshold
-        assert!(h.channel_updates().is_empty());
+        assert_eq!(h.upstreams()[0].channels[1].announced_hashrate, 300.0);
+
+        // debounced: nothing new before an interval has passed, then only beyond the threshold
+        let interval = h.cfg.update_interval;
+        assert_eq!(h.next_update, Some(first + interval));
         let (c, m) = ids[2];
-        if let Some(e) = h.miners.get_mut(&(c, m)) {
-            e.report = Some(report(m, 400.0));
-        }
+        h.on_report(c, report(m, 400.0), first + Duration::from_secs(1));
+        let (c0, m0) = ids[0];
+        h.on_report(c0, report(m0, 105.0), first + Duration::from_secs(1));
+        assert!(h
+            .channel_updates(first + interval - Duration::from_millis(1))
+            .is_empty());
         assert_eq!(
-            h.channel_updates(),
-            vec![UpstreamCommand::UpdateHashrate {
-                channel: 1,
-                hashrate: 400.0
-            }]
+            h.channel_updates(first + interval),
+            vec![update(1, 400.0)],
+            "channel 0 moved by 2.5 %, channel 1 by a third"
+        );
+        assert_eq!(h.next_update, Some(first + 2 * interval));
+    }
+
+    #[test]
+    fn the_first_update_channel_goes_out_a_second_after_the_first_report_with_a_hashrate() {
+        let (mut h, _rx) = hub(0);
+        h.on_event(active(1, 7, 0xaa));
+        let ids = joined_miners(&mut h, 3);
+        // joins alone (their listing has no hashrate) schedule nothing
+        assert_eq!(h.next_update, None);
+        let t0 = Instant::now();
+        h.on_report(0, report(ids[0], 0.0), t0);
+        assert_eq!(h.next_update, None, "a report without a hashrate");
+        h.on_report(0, report(ids[0], 1e12), t0);
+        assert_eq!(h.next_update, Some(t0 + FIRST_UPDATE_DELAY));
+        // the miners connecting meanwhile are part of the first announcement
+        let t1 = t0 + Duration::from_millis(600);
+        h.on_report(0, report(ids[1], 2e12), t1);
+        h.on_report(0, report(ids[2], 3e12), t1);
+        assert_eq!(h.next_update, Some(t0 + FIRST_UPDATE_DELAY));
+        assert!(h.channel_updates(t1).is_empty());
+        assert_eq!(
+            h.channel_updates(t0 + FIRST_UPDATE_DELAY),
+            vec![update(0, 6e12)]
+        );
+        assert_eq!(h.upstreams()[0].channels[0].announced_hashrate, 6e12);
+    }
+
+    #[test]
+    fn a_channel_whose_miners_all_left_announces_zero_then_its_next_miner_promptly() {
+        let (mut h, _rx) = hub(0);
+        h.on_event(active(1, 7, 0xaa));
+        let ids = joined_miners(&mut h, 1);
+        let t0 = Instant::now();
+        h.on_report(0, report(ids[0], 500.0), t0);
+        let first = t0 + FIRST_UPDATE_DELAY;
+        assert_eq!(h.channel_updates(first), vec![update(0, 500.0)]);
+        // the last report of a leaving miner does not count
+        let mut last = report(ids[0], 500.0);
+        last.connected = false;
+        h.on_report(0, last, first + Duration::from_secs(2));
+        h.forget(0, ids[0]);
+        let interval = h.cfg.update_interval;
+        assert_eq!(h.channel_updates(first + interval), vec![update(0, 0.0)]);
+        assert_eq!(
+            h.next_update, None,
+            "nothing to look at until a miner reports"
+        );
+        // a miner comes back: its first report is announced after the short delay again
+        let back = joined_miners(&mut h, 1);
+        let t2 = first + interval + Duration::from_secs(3);
+        h.on_report(0, report(back[0], 700.0), t2);
+        assert_eq!(h.next_update, Some(t2 + FIRST_UPDATE_DELAY));
+        assert_eq!(
+            h.channel_updates(t2 + FIRST_UPDATE_DELAY),
+            vec![update(0, 700.0)]
+        );
+    }
+
+    #[test]
+    fn a_first_report_while_the_channel_has_no_upstream_waits_for_the_next_report() {
+        let (mut h, _rx) = hub(0);
+        h.on_event(active(1, 7, 0xaa));
+        let ids = joined_miners(&mut h, 1);
+        h.on_event(UpstreamEvent::Down {
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            reason: "gone".into(),
+            was_active: true,
+        });
+        let t0 = Instant::now();
+        h.on_report(0, report(ids[0], 500.0), t0);
+        let first = t0 + FIRST_UPDATE_DELAY;
+        assert!(h.channel_updates(first).is_empty(), "no pool to tell");
+        // no timer left running on it (no spinning while the pool is down)
+        assert_eq!(h.next_update, None);
+        h.on_event(active(2, 9, 0xab));
+        let t1 = first + Duration::from_secs(10);
+        h.on_report(0, report(ids[0], 500.0), t1);
+        assert_eq!(
+            h.channel_updates(t1 + FIRST_UPDATE_DELAY),
+            vec![update(0, 500.0)]
         );
     }
 }

@@ -1,7 +1,8 @@
 //! The SV1 connection tasks over 127.0.0.1 with a fake hub: the workspace's simulated SV1
 //! miner gets shares accepted and forwarded (and each forwarded share validates on an
 //! upstream-side channel); garbage, an oversized line and a miner that never reads are each
-//! closed alone while another miner keeps mining; shutdown sends `client.reconnect`.
+//! closed alone while another miner keeps mining; a miner's first report reaches the hub as
+//! soon as it mines; shutdown sends `client.reconnect`.
 #![allow(clippy::unwrap_used)]
 
 mod upstream_view;
@@ -25,7 +26,7 @@ use strata_proxy::work::{ForwardShare, UpstreamWork};
 use strata_work::channel::ExtendedWork;
 use strata_work::extranonce::MinerId;
 use strata_work::share::validate_extended;
-use strata_work::target::Target;
+use strata_work::target::{hashrate_from_target, Target};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
@@ -415,7 +416,7 @@ async fn a_silent_miner_is_closed_at_the_idle_timeout_and_leaves_the_hub() {
         idle_timeout: Duration::from_millis(300),
         ..(*proxy_config()).clone()
     });
-    let proxy = start_proxy_with(&hub, 4, cfg).await;
+    let proxy = start_proxy_with(&hub, 4, cfg.clone()).await;
     let mut quiet = TcpStream::connect(proxy.addr).await.unwrap();
     quiet
         .write_all(b"{\"id\":1,\"method\":\"mining.subscribe\",\"params\":[]}\n")
@@ -430,6 +431,19 @@ async fn a_silent_miner_is_closed_at_the_idle_timeout_and_leaves_the_hub() {
     let HubEvent::Joined(m, _) = hub.next().await else {
         panic!("join first")
     };
+    // mining started: its first report comes at once (not after the 10 s report interval,
+    // longer than this miner lives), with the hashrate its difficulty implies
+    let HubEvent::Report(first) = hub.next().await else {
+        panic!("an early report next")
+    };
+    assert!(first.connected);
+    assert_eq!((first.miner, first.accepted), (m, 0));
+    let implied = hashrate_from_target(
+        &Target::from_difficulty(cfg.initial_difficulty).unwrap(),
+        cfg.vardiff.shares_per_minute,
+    )
+    .unwrap();
+    assert_eq!(first.hashrate, implied);
     loop {
         match hub.next().await {
             HubEvent::Left(left) => {

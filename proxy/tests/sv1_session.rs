@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use strata_protocol::mining::SubmitSharesExtended;
 use strata_protocol::B0_32;
 use strata_proxy::downstream::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
-use strata_proxy::hub::{JoinError, Slot};
+use strata_proxy::hub::{JoinError, Slot, ESTIMATE_MIN_SHARES};
 use strata_proxy::work::{ForwardShare, RejectReason, UpstreamWork};
 use strata_sv1::{Notify, ServerMessage, ServerMethod};
 use strata_work::channel::ExtendedWork;
@@ -24,7 +24,7 @@ use strata_work::extranonce::MinerId;
 use strata_work::merkle::merkle_root_from_path;
 use strata_work::sha256d::hash_header;
 use strata_work::share::validate_extended;
-use strata_work::target::Target;
+use strata_work::target::{hashrate_from_target, Target};
 use upstream_view::upstream_channel;
 
 const T0: u32 = 1_700_000_000;
@@ -198,7 +198,11 @@ fn validate_upstream(w: &UpstreamWork, f: &ForwardShare) {
 /// A session through configure (mask `1fffffe0`), subscribe, slot, authorize: returns it
 /// with the first notify.
 fn handshake(cfg: Arc<Sv1Config>, w: &Arc<UpstreamWork>) -> (Sv1Session, Notify) {
-    let now = now0();
+    handshake_at(cfg, w, now0())
+}
+
+/// [`handshake`], all of it at `now`.
+fn handshake_at(cfg: Arc<Sv1Config>, w: &Arc<UpstreamWork>, now: Now) -> (Sv1Session, Notify) {
     let mut s = Sv1Session::new(cfg, peer(), now).unwrap();
     let mut out = vec![];
     s.on_work(Some(w), now, &mut out);
@@ -223,6 +227,85 @@ fn handshake(cfg: Arc<Sv1Config>, w: &Arc<UpstreamWork>) -> (Sv1Session, Notify)
     let l = lines(&mut out);
     let notify = notify_of(l.iter().find(|v| method(v) == "mining.notify").unwrap());
     (s, notify)
+}
+
+#[test]
+fn reports_carry_the_implied_hashrate_until_vardiff_has_evidence_then_the_estimate() {
+    let t0 = now0();
+    let at = |ms: u64| Now {
+        mono: t0.mono + Duration::from_millis(ms),
+        unix_ms: t0.unix_ms,
+    };
+    let cfg = config();
+    let w = work(1, 1, 0x42, true);
+    let mut idle = Sv1Session::new(cfg.clone(), peer(), t0).unwrap();
+    assert_eq!(idle.take_early_report(t0), None, "not mining yet");
+    let (mut s, notify) = handshake_at(cfg.clone(), &w, t0);
+
+    // mining started: the hub gets the hashrate its difficulty implies at the configured
+    // share rate (difficulty x 2^32 x shares_per_minute / 60), at once
+    let target = Target::from_difficulty(EASY).unwrap();
+    let implied = hashrate_from_target(&target, cfg.vardiff.shares_per_minute).unwrap();
+    let expected = EASY * 2f64.powi(32) * cfg.vardiff.shares_per_minute / 60.0;
+    assert!(
+        (implied - expected).abs() < 1e-3 * expected,
+        "{implied} vs {expected}"
+    );
+    let first = s
+        .take_early_report(t0)
+        .expect("an early report when mining starts");
+    assert_eq!(first.hashrate, implied);
+    assert_eq!(first.difficulty, EASY);
+    assert!(first.connected);
+    assert_eq!(s.take_early_report(t0), None, "once");
+    assert_eq!(
+        s.report(t0).unwrap().hashrate,
+        implied,
+        "periodic ones alike"
+    );
+
+    // real shares, one every 100 ms (far more than the 6 a minute the difficulty is for)
+    let en1 = hex::decode("0005").unwrap();
+    let n = ESTIMATE_MIN_SHARES;
+    let mut nonce = 0;
+    let mut out = vec![];
+    for k in 1..=n {
+        let en2 = [0, 0, 0, 0, 0, k as u8];
+        nonce = mine(&notify, &en1, &en2, 0x2000_0000, target, true, nonce);
+        let line = submit_line(10 + k, "user.s9", &notify.job_id, &en2, T0, nonce, None);
+        s.handle_line(line.as_bytes(), at(100 * k), &mut out);
+        assert!(
+            out.iter()
+                .any(|a| matches!(a, Sv1Action::Send(l) if l.contains("\"result\":true"))),
+            "share {k}: {out:?}"
+        );
+        out.clear();
+        if k < n {
+            assert_eq!(s.take_early_report(at(100 * k)), None);
+            assert_eq!(
+                s.report(at(100 * k)).unwrap().hashrate,
+                implied,
+                "share {k}"
+            );
+        }
+    }
+    // the window holds enough shares: the estimate takes over, and the hub hears of it now
+    let r = s
+        .take_early_report(at(100 * n))
+        .expect("an early report when the estimate takes over");
+    // n shares of `work` hashes each in n / 10 seconds
+    let estimate = 10.0 * target.work();
+    assert!(
+        (r.hashrate - estimate).abs() < 1e-6 * estimate,
+        "{} vs {estimate}",
+        r.hashrate
+    );
+    assert!(
+        r.hashrate > 50.0 * implied,
+        "the difficulty was far too easy"
+    );
+    assert_eq!(r.accepted, n);
+    assert_eq!(s.take_early_report(at(100 * n)), None);
 }
 
 #[test]

@@ -34,7 +34,7 @@ use strata_work::channel::ExtendedWork;
 use strata_work::channel::{Channel, ChannelConfig, Channels};
 use strata_work::extranonce::MinerId;
 use strata_work::header::Header;
-use strata_work::target::Target;
+use strata_work::target::{hashrate_from_target, Target};
 use strata_work::vardiff::VardiffConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
@@ -368,6 +368,72 @@ fn two_standard_channels_get_unique_extranonces_and_forwarded_shares_validate_up
     assert_eq!(r.stale, 0);
     assert!(r.connected);
     assert_eq!(r.last_share_ms, clock.1);
+}
+
+#[test]
+fn reports_carry_the_nominal_hashrate_until_the_channel_estimate_rests_on_enough_shares() {
+    let clock = Clock::new();
+    let t0 = clock.now();
+    let at = |secs: u64| Now {
+        mono: t0.mono + Duration::from_secs(secs),
+        unix_ms: t0.unix_ms,
+    };
+    let w = work(1, 1, 77, 0xaa, &[0xaa, 0xbb], true);
+    let mut miner = Miner::new();
+    let mut s = Sv2DownSession::new(peer(), config(), t0);
+    let mut out = vec![];
+    s.on_work(Some(Arc::new(w)), &mut out);
+    s.on_message(setup(0), t0, &mut out);
+    // 100 h/s: at 6 shares a minute about 1000 hashes a share, easier than the upstream
+    // target (about 4096), so the channel mines at exactly what its vardiff picked
+    let open = OpenStandardMiningChannel {
+        request_id: 1,
+        user_identity: Str0_255::new("farm.a").unwrap(),
+        nominal_hash_rate: 100.0,
+        max_target: U256([0xff; 32]),
+    };
+    s.on_message(open.into(), t0, &mut out);
+    assert_eq!(s.take_early_report(t0), None, "no miner id yet");
+    out.clear();
+    s.on_slot(Ok(Slot { miner: MINER }), &mut out);
+    miner.feed(&out);
+    assert!(names(&out).contains(&"OpenStandardMiningChannel.Success"));
+
+    // the channel opened: the hub gets the device's nominal hashrate at once (what the
+    // channel's target implies at the configured share rate: 100 h/s up to rounding)
+    let target = miner.channels.get(1).unwrap().target();
+    let implied = hashrate_from_target(&target, config().vardiff.shares_per_minute).unwrap();
+    assert!((implied - 100.0).abs() < 0.5, "{implied}");
+    let first = s
+        .take_early_report(t0)
+        .expect("an early report at the open");
+    assert_eq!(first.hashrate, implied);
+    assert_eq!(s.take_early_report(t0), None, "once");
+
+    let n = strata_proxy::hub::ESTIMATE_MIN_SHARES;
+    for k in 1..n {
+        out.clear();
+        s.on_message(miner.share(1, None).into(), at(k), &mut out);
+        assert!(error_codes(&out).is_empty(), "{out:?}");
+        assert_eq!(s.take_early_report(at(k)), None);
+        let r = s.report(at(k)).unwrap();
+        assert_eq!(r.hashrate, implied, "before evidence");
+    }
+    // the share that fills the window to the threshold: the estimate takes over, at once
+    out.clear();
+    s.on_message(miner.share(1, None).into(), at(n), &mut out);
+    let r = s
+        .take_early_report(at(n))
+        .expect("an early report when the estimate takes over");
+    // n shares of `work` hashes each in n seconds
+    let estimate = target.work();
+    assert!(
+        (r.hashrate - estimate).abs() < 1e-6 * estimate,
+        "{} vs {estimate}",
+        r.hashrate
+    );
+    assert_eq!(r.accepted, n);
+    assert_eq!(s.take_early_report(at(n)), None);
 }
 
 #[test]

@@ -14,6 +14,16 @@
 //!  on_tick ──▶ vardiff: set_difficulty + the current job again as a new notify (clean=false)
 //! ```
 //!
+//! # Reports
+//!
+//! The shell sends [`Sv1Session::report`] to the hub every `report_interval`, and at once
+//! whenever [`Sv1Session::take_early_report`] has one: when the miner starts mining (its
+//! subscribe answered with the first difficulty and job; the hashrate is then the one that
+//! difficulty implies) and when its vardiff window first holds [`ESTIMATE_MIN_SHARES`]
+//! shares (the estimate takes over, see [`crate::hub::miner_hashrate`]). Both feed the
+//! upstream channel's first `UpdateChannel`, which the pool needs within seconds of a
+//! (re)start, not after a full interval.
+//!
 //! # Local validation
 //!
 //! The miner's `extranonce1` is its id in the upstream channel's extranonce space (the
@@ -61,7 +71,7 @@ use strata_work::share::{validate_extended, Rejection};
 use strata_work::target::Target;
 use strata_work::vardiff::{Vardiff, VardiffConfig, VardiffError};
 
-use crate::hub::{JoinError, MinerReport, Slot};
+use crate::hub::{miner_hashrate, JoinError, MinerReport, Slot, ESTIMATE_MIN_SHARES};
 use crate::work::{ForwardShare, RejectReason, UpstreamWork};
 
 /// The channel id of the session's local channel (there is one per session).
@@ -97,7 +107,9 @@ pub struct Sv1Config {
     /// A write that does not complete in this time (a miner that never reads) closes the
     /// miner (default 30 s).
     pub write_timeout: Duration,
-    /// How often a miner's figures go to the hub (default 10 s).
+    /// How often a miner's figures go to the hub (default 10 s); besides, they go at once
+    /// when it starts mining and when its hashrate estimate first rests on enough shares
+    /// ([`Sv1Session::take_early_report`]).
     pub report_interval: Duration,
 }
 
@@ -259,6 +271,8 @@ pub struct Sv1Session {
     stats: Stats,
     malformed: u32,
     closed: bool,
+    /// The hub should have the miner's figures now (see [`Self::take_early_report`]).
+    early_report: bool,
 }
 
 impl Sv1Session {
@@ -284,6 +298,7 @@ impl Sv1Session {
             stats: Stats::default(),
             malformed: 0,
             closed: false,
+            early_report: false,
         })
     }
 
@@ -327,7 +342,7 @@ impl Sv1Session {
             user_agent: self.user_agent.clone(),
             protocol: "sv1",
             difficulty: self.vardiff.difficulty(),
-            hashrate: self.vardiff.hashrate(now.mono),
+            hashrate: miner_hashrate(&self.vardiff, now.mono),
             accepted: self.stats.accepted,
             rejected: self
                 .stats
@@ -340,6 +355,17 @@ impl Sv1Session {
             connected_since_ms: self.connected_ms,
             connected: !self.closed,
         })
+    }
+
+    /// The report the hub should get now rather than at the next `report_interval`, once:
+    /// when the miner started mining, and when its vardiff window first holds
+    /// [`ESTIMATE_MIN_SHARES`] shares (see the module docs). The shell sends it without
+    /// dropping it when the hub is busy.
+    pub fn take_early_report(&mut self, now: Now) -> Option<MinerReport> {
+        if !std::mem::take(&mut self.early_report) {
+            return None;
+        }
+        self.report(now)
     }
 
     /// Shares rejected for `reason` so far.
@@ -592,6 +618,8 @@ impl Sv1Session {
         self.announce_mask(out);
         send_method(out, ServerMethod::SetDifficulty(self.wire_difficulty()));
         self.push_job(&w, true, out);
+        // the hub learns of a new miner's hashrate now, for the channel's first UpdateChannel
+        self.early_report = true;
     }
 
     fn answer_subscribe(&mut self, out: &mut Vec<Sv1Action>) {
@@ -954,6 +982,10 @@ impl Sv1Session {
                 target
             };
             self.vardiff.on_share(now.mono, &target);
+            if self.vardiff.shares_in_window(now.mono) == ESTIMATE_MIN_SHARES {
+                // the estimate takes over from the implied hashrate: tell the hub now
+                self.early_report = true;
+            }
         }
         self.stats.accepted += 1;
         self.stats.last_share_ms = now.unix_ms;

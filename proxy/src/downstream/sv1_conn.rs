@@ -9,6 +9,10 @@
 //!     serve_sv1:  select { shutdown | work changed | line | timer }
 //!                  └─▶ Sv1Session ─▶ actions: Send (buffered, written with a timeout),
 //!                                             Join (hub round trip), Forward, Close
+//!                               early report (mining started, estimate took over): Report,
+//!                                             waiting for room in the hub's queue
+//!     timer:      vardiff tick, idle timeout, Report every report_interval (dropped when
+//!                 the hub's queue is full: the next one supersedes it)
 //!     at exit:    Report(connected = false), Leave
 //! ```
 //!
@@ -91,6 +95,10 @@ pub async fn serve_sv1(
             if let Err(reason) = Box::pin(conn.run(&mut session, &mut actions)).await {
                 break reason;
             }
+        }
+        if let Some(report) = session.take_early_report(Now::current()) {
+            // boxed like `run`: twice in a connection's life
+            Box::pin(conn.report_now(report)).await;
         }
         let now = TokioInstant::now();
         let idle_at = last_line + cfg.idle_timeout;
@@ -279,6 +287,24 @@ impl Conn {
         };
         if let Err(e) = self.hub.requests.try_send(request) {
             tracing::debug!(peer = %self.peer, error = %e, "periodic report dropped");
+        }
+    }
+
+    /// An early report (the session's first figures, or the first resting on evidence):
+    /// the channel's first `UpdateChannel` is made of these, so it waits for room in the
+    /// hub's queue rather than being dropped (a shutdown ends the wait; its branch follows).
+    async fn report_now(&self, r: crate::hub::MinerReport) {
+        let request = HubRequest::Report {
+            channel: self.channel,
+            report: r,
+        };
+        tokio::select! {
+            sent = self.hub.requests.send(request) => {
+                if sent.is_err() {
+                    tracing::debug!(peer = %self.peer, "hub gone before an early report");
+                }
+            }
+            () = self.shutdown.cancelled() => {}
         }
     }
 

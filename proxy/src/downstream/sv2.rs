@@ -53,6 +53,15 @@
 //! calls it after each burst of frames); rejected shares get `SubmitShares.Error` at once
 //! with the spec / SRI code. A share whose hash meets the upstream target of its job (or the
 //! network target) leaves as [`Action::Forward`].
+//!
+//! # Reports
+//!
+//! [`Sv2DownSession::report`] sums the channels' hashrates ([`crate::hub::miner_hashrate`]:
+//! the one a channel's target implies, i.e. the device's nominal hashrate, until its vardiff
+//! window holds [`ESTIMATE_MIN_SHARES`] shares, then the estimate). Besides the connection
+//! task's periodic reports, [`Sv2DownSession::take_early_report`] has one when a channel
+//! opens and when a channel's window first holds that many shares, so that the upstream
+//! channel's first `UpdateChannel` does not wait a full report interval.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -79,7 +88,7 @@ use strata_work::share::Rejection;
 use strata_work::target::{hash_meets, Target};
 use strata_work::vardiff::{Vardiff, VardiffConfig};
 
-use crate::hub::{JoinError, MinerReport, Slot};
+use crate::hub::{miner_hashrate, JoinError, MinerReport, Slot, ESTIMATE_MIN_SHARES};
 use crate::work::{ForwardShare, RejectReason, UpstreamWork};
 
 /// `OpenMiningChannel.Error` code answering `OpenExtendedMiningChannel`: the proxy serves
@@ -216,6 +225,8 @@ pub struct Sv2DownSession {
     work: Option<Arc<UpstreamWork>>,
     counters: Counters,
     connected_since_ms: u64,
+    /// The hub should have the miner's figures now (see [`Self::take_early_report`]).
+    early_report: bool,
 }
 
 fn str255(s: &str) -> Str0_255 {
@@ -279,6 +290,7 @@ impl Sv2DownSession {
             work: None,
             counters: Counters::default(),
             connected_since_ms: now.unix_ms,
+            early_report: false,
         }
     }
 
@@ -608,6 +620,8 @@ impl Sv2DownSession {
         );
         tracing::info!(peer = %self.peer, channel = id, worker = %p.user, counter, "standard channel opened");
         self.channel_job(id, work, out);
+        // its nominal hashrate counts from now on: the hub hears of it at once
+        self.early_report = true;
     }
 
     fn update_channel(&mut self, u: &UpdateChannel, now: Now, out: &mut Vec<Action>) {
@@ -882,6 +896,10 @@ impl Sv2DownSession {
         };
         if let Some(t) = job_target {
             meta.vardiff.on_share(now.mono, &t);
+            if meta.vardiff.shares_in_window(now.mono) == ESTIMATE_MIN_SHARES {
+                // the channel's estimate takes over from its nominal hashrate
+                self.early_report = true;
+            }
         }
         let ack = meta.ack.get_or_insert(Ack {
             last_sequence_number: s.sequence_number,
@@ -955,6 +973,16 @@ impl Sv2DownSession {
         self.flush_acks(out);
     }
 
+    /// The report the hub should get now rather than at the next periodic one, once after
+    /// each channel opened and after a channel's vardiff window first held
+    /// [`ESTIMATE_MIN_SHARES`] shares (see the module docs).
+    pub fn take_early_report(&mut self, now: Now) -> Option<MinerReport> {
+        if !std::mem::take(&mut self.early_report) {
+            return None;
+        }
+        self.report(now)
+    }
+
     /// The miner's figures for the hub (`None` before it has a miner id).
     pub fn report(&self, now: Now) -> Option<MinerReport> {
         let miner = self.miner()?;
@@ -974,7 +1002,7 @@ impl Sv2DownSession {
             hashrate: self
                 .meta
                 .values()
-                .map(|m| m.vardiff.hashrate(now.mono))
+                .map(|m| miner_hashrate(&m.vardiff, now.mono))
                 .sum(),
             accepted: self.counters.accepted,
             rejected: self

@@ -1,7 +1,8 @@
 //! The task of one SV2 miner connection: Noise handshake (or plaintext on a trusted LAN),
 //! then a loop that feeds the [`Sv2DownSession`] with frames, upstream work, the hub's join
 //! answer and ticks, and carries out its [`Action`]s. The task owns the session and both
-//! halves of the connection; it reports to the hub about every
+//! halves of the connection; it reports to the hub when the session has an early report
+//! (a channel opened, a channel's hashrate estimate took over), about every
 //! [`Sv2DownContext::report_interval`] and at exit, then leaves.
 //!
 //! [`listen_sv2`] accepts connections, caps them per IP address and runs one task each.
@@ -227,6 +228,12 @@ pub async fn serve_sv2(
                 Action::Close(r) => {
                     stop.get_or_insert(r);
                 }
+            }
+        }
+        if let Some(report) = session.take_early_report(Now::current()) {
+            let req = HubRequest::Report { channel, report };
+            if hub.requests.send(req).await.is_err() {
+                stop.get_or_insert("hub stopped".into());
             }
         }
         if writer.pending() > 0 {
