@@ -1027,7 +1027,12 @@ pub fn spawn(
                     None => break,
                 },
                 req = req_rx.recv() => match req {
-                    Some(req) => hub.on_request(req).await,
+                    // a forward waits while the upstream's queue is full (backpressure);
+                    // shutdown must not wait behind it
+                    Some(req) => tokio::select! {
+                        () = hub.on_request(req) => {}
+                        () = shutdown.cancelled() => break,
+                    },
                     None => break,
                 },
                 Some(q) = query_rx.recv() => match q {
@@ -1038,7 +1043,10 @@ pub fn spawn(
                 () = &mut wake, if next_update.is_some() => {
                     // never before the deadline the timer was set for (no spinning on it)
                     let now = next_update.map_or_else(Instant::now, |at| at.max(Instant::now()));
-                    hub.maybe_update_channels(now).await;
+                    tokio::select! {
+                        () = hub.maybe_update_channels(now) => {}
+                        () = shutdown.cancelled() => break,
+                    }
                 }
                 _ = shutdown.cancelled() => break,
             }
@@ -1120,6 +1128,62 @@ mod tests {
             connected_since_ms: 0,
             connected: true,
         }
+    }
+
+    /// The pool stops reading: forwards fill the upstream queue and the hub waits on it
+    /// (backpressure). A shutdown still ends the hub at once, so that miners' exits and the
+    /// proxy's stop do not wait behind it.
+    #[tokio::test]
+    async fn shutdown_ends_the_hub_while_a_forward_waits_on_a_full_upstream_queue() {
+        let (events_tx, events_rx) = mpsc::channel(8);
+        let (commands_tx, mut commands_rx) = mpsc::channel(1);
+        let shutdown = CancellationToken::new();
+        let cfg = HubConfig {
+            pools: vec!["stratum2+tcp://pool:1/KEY".into()],
+            ..HubConfig::default()
+        };
+        let (handle, _queries) = spawn(cfg, events_rx, commands_tx, shutdown.clone());
+        events_tx.send(active(1, 7, 0xaa)).await.expect("hub up");
+        let (reply_tx, reply_rx) = oneshot::channel();
+        handle
+            .requests
+            .send(HubRequest::Join {
+                peer: peer(1),
+                reply: reply_tx,
+            })
+            .await
+            .expect("hub up");
+        let joined = reply_rx.await.expect("answered").expect("joined");
+        let share = |nonce| ForwardShare {
+            channel: joined.channel,
+            miner: joined.slot.miner,
+            worker: "rig".into(),
+            epoch: 1,
+            job_id: 1,
+            nonce,
+            ntime: 0,
+            version: 0x2000_0000,
+            extranonce: bytes::Bytes::from_static(&[0; 4]),
+            difficulty: 1.0,
+        };
+        // the first fills the queue of one, the second waits on it
+        for nonce in 0..2 {
+            handle
+                .requests
+                .send(HubRequest::Share(share(nonce)))
+                .await
+                .expect("hub up");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(2), handle.requests.closed())
+            .await
+            .expect("the hub ended (its request queue closed) without the upstream reading");
+        // what was forwarded before is still there for the upstream task
+        assert!(matches!(
+            commands_rx.try_recv(),
+            Ok(UpstreamCommand::Submit(_))
+        ));
     }
 
     #[test]
