@@ -11,6 +11,8 @@
 # the proxy only (e.g. TOKIO_WORKER_THREADS=1).
 # LOAD_NICE=N runs the pool and the load generator at nice N (the proxy at 0), so that on this
 # 2-core machine the generator yields the CPU to the proxy under test instead of preempting it.
+# KEEP_LOGS=DIR copies the proxy's and the pool's logs and the reports there (with
+# PROXY_ENV=RUST_LOG=info for a verbose proxy log).
 # PIN=1 puts the proxy alone on CPU 0 and the pool and load generator on CPU 1 (taskset), as
 # on a farm where the proxy has its own machine (here the generator then saturates its one
 # core at about 12,000 shares/s).
@@ -33,14 +35,17 @@ cleanup() {
   fi
   kill $(jobs -p) 2>/dev/null || true
   wait 2>/dev/null || true
+  if [ -n "${KEEP_LOGS:-}" ]; then
+    mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$work"/*.out "$work"/*.json "$KEEP_LOGS"/ 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 cargo build --release -q -p strata-pool -p strata-proxy -p strata-miner
-STRATA_POOL_MIN_BLOCK_INTERVAL_MS=30000 STRATA_POOL_VARDIFF__SHARES_PER_MINUTE=600 RUST_LOG=warn \
+STRATA_POOL_MIN_BLOCK_INTERVAL_MS=30000 STRATA_POOL_VARDIFF__SHARES_PER_MINUTE=600 RUST_LOG=${POOL_LOG:-warn} \
   $on_rest target/release/strata-pool --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
-  > "$work/pool.out" 2>/dev/null &
+  > "$work/pool.out" 2>"$work/pool.log" &
 until [ -s "$work/pool.out" ]; do sleep 0.2; done
 pool_addr=$(awk '{for (i = 1; i < NF; i++) if ($i == "on") print $(i + 1)}' "$work/pool.out" | head -1)
 key=$(cat "$work/pool/authority.pub")

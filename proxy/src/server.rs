@@ -49,7 +49,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     let tasks = TaskTracker::new();
 
     let (events_tx, events_rx) = mpsc::channel(1024);
-    let (commands_tx, commands_rx) = mpsc::channel(4096);
+    // unbounded: see the hub's `commands`
+    let (commands_tx, commands_rx) = mpsc::unbounded_channel();
     let ucfg = UpstreamConfig {
         pools,
         user_identity: cfg.upstream.user_identity.clone(),

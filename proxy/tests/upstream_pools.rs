@@ -64,7 +64,7 @@ fn config(pools: Vec<PoolUrl>) -> UpstreamConfig {
 
 struct Upstream {
     events: mpsc::Receiver<UpstreamEvent>,
-    commands: mpsc::Sender<UpstreamCommand>,
+    commands: mpsc::UnboundedSender<UpstreamCommand>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     /// The last work seen.
@@ -73,7 +73,7 @@ struct Upstream {
 
 fn spawn(cfg: UpstreamConfig) -> Upstream {
     let (etx, events) = mpsc::channel(1024);
-    let (commands, crx) = mpsc::channel(1024);
+    let (commands, crx) = mpsc::unbounded_channel();
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run_upstreams(cfg, etx, crx, shutdown.clone()));
     Upstream {
@@ -146,7 +146,6 @@ impl Upstream {
     async fn submit(&mut self, share: ForwardShare) -> (bool, Option<String>) {
         self.commands
             .send(UpstreamCommand::Submit(share.clone()))
-            .await
             .unwrap();
         let (ev, _) = self
             .wait_for(
@@ -522,7 +521,6 @@ async fn accepted_on(up: &mut Upstream, seen: &mut Vec<UpstreamEvent>, channel: 
         share.channel = channel;
         up.commands
             .send(UpstreamCommand::Submit(share.clone()))
-            .await
             .unwrap();
         let (ev, skipped) = up
             .wait_for(
@@ -580,10 +578,7 @@ async fn more_channels_on_one_connection_each_with_its_work_and_shares_and_all_r
     };
 
     // the hub asks for three channels: two more open on the same connection
-    up.commands
-        .send(UpstreamCommand::Channels(3))
-        .await
-        .unwrap();
+    up.commands.send(UpstreamCommand::Channels(3)).unwrap();
     let mut opened = vec![];
     let mut seen = vec![];
     while opened.len() < 2 {
@@ -646,7 +641,6 @@ async fn more_channels_on_one_connection_each_with_its_work_and_shares_and_all_r
             channel: 2,
             hashrate: 9_000.0,
         })
-        .await
         .unwrap();
 
     // the primary dies: all three channels reopen on the backup

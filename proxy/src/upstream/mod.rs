@@ -361,7 +361,7 @@ struct Supervisor {
 pub async fn run_upstreams(
     cfg: UpstreamConfig,
     events: mpsc::Sender<UpstreamEvent>,
-    mut commands: mpsc::Receiver<UpstreamCommand>,
+    mut commands: mpsc::UnboundedReceiver<UpstreamCommand>,
     shutdown: CancellationToken,
 ) {
     let now = Instant::now();
