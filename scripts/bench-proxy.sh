@@ -77,11 +77,18 @@ else
   STRATA_PROXY_SV1__INITIAL_DIFFICULTY=1e-9 STRATA_PROXY_SV1__MIN_DIFFICULTY=1e-9 \
   STRATA_PROXY_SV1__SHARES_PER_MINUTE=60 STRATA_PROXY_SV1__MAX_PER_IP=20000 RUST_LOG=warn \
     $on_proxy env ${PROXY_ENV:-} target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
-    --sv1-listen 127.0.0.1:$port --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+    --sv1-listen 127.0.0.1:0 --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
     --data-dir "$work/proxy" > "$work/proxy.log" 2>&1 &
 fi
 proxy_pid=$!
 sleep 3
+if ! kill -0 "$proxy_pid" 2>/dev/null; then
+  echo "$which: the proxy exited at start:" >&2; tail -5 "$work/proxy.log" >&2; exit 1
+fi
+if [ "$which" != sri ]; then
+  # the port the proxy chose (a fixed random one may be taken)
+  port=$(sed -n 's/^strata-proxy: SV1 on [^ ]*:\([0-9]*\),.*/\1/p' "$work/proxy.log" | head -1)
+fi
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$proxy_pid/status"; }
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$proxy_pid/stat"; }
 base=$(rss_kb)
