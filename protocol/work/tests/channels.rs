@@ -762,22 +762,28 @@ fn group_channel_with_standard_and_extended_members() {
     assert!(chans.get(3).is_some());
 }
 
-#[test]
-fn share_budget_is_bounded() {
+/// A standard channel 1 remembering at most `max_seen_shares`, its job 1 active under `nbits`.
+fn budget_channel(max_seen_shares: usize, nbits: u32) -> Channel {
     let mut c = Channel::new_standard(
         1,
         &[],
         Target::MAX,
         ChannelConfig {
-            max_seen_shares: 10,
+            max_seen_shares,
             ..ChannelConfig::default()
         },
     )
     .expect("valid");
     c.on_new_mining_job(&std_job(1, 1, None, 1))
         .expect("future");
-    c.on_set_new_prev_hash(&prevhash(1, 1, NBITS_HARD))
+    c.on_set_new_prev_hash(&prevhash(1, 1, nbits))
         .expect("activates");
+    c
+}
+
+#[test]
+fn share_budget_is_bounded() {
+    let mut c = budget_channel(10, NBITS_HARD);
     for n in 0..10 {
         assert_eq!(code(validate_standard(&mut c, &share(1, 1, n), 0)), "ok");
     }
@@ -806,21 +812,8 @@ fn share_budget_is_bounded() {
 /// where every share is a block).
 #[test]
 fn share_budget_never_refuses_a_block() {
-    let mut c = Channel::new_standard(
-        1,
-        &[],
-        Target::MAX,
-        ChannelConfig {
-            max_seen_shares: 10,
-            ..ChannelConfig::default()
-        },
-    )
-    .expect("valid");
-    c.on_new_mining_job(&std_job(1, 1, None, 1))
-        .expect("future");
     // regtest: about every other share meets the network target (2^255)
-    c.on_set_new_prev_hash(&prevhash(1, 1, NBITS_REGTEST))
-        .expect("activates");
+    let mut c = budget_channel(10, NBITS_REGTEST);
     for n in 0..10 {
         assert_eq!(code(validate_standard(&mut c, &share(1, 1, n), 0)), "ok");
     }
@@ -835,15 +828,7 @@ fn share_budget_never_refuses_a_block() {
             }
             Err(Rejection::ShareBudgetExhausted { limit: 10 }) if blocks.len() == 10 => {
                 // the 21st entry: refused even as a block; is it one?
-                let mut probe =
-                    Channel::new_standard(1, &[], Target::MAX, ChannelConfig::default())
-                        .expect("valid");
-                probe
-                    .on_new_mining_job(&std_job(1, 1, None, 1))
-                    .expect("future");
-                probe
-                    .on_set_new_prev_hash(&prevhash(1, 1, NBITS_REGTEST))
-                    .expect("activates");
+                let mut probe = budget_channel(usize::MAX, NBITS_REGTEST);
                 let a = validate_standard(&mut probe, &share(1, 1, nonce), 0).expect("ok");
                 if a.is_block.is_some() {
                     break;
