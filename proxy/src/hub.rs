@@ -28,6 +28,9 @@
 //!                                                         when the sum moved by more than
 //!                                                         update_threshold
 //! ```
+//!
+//! A rise beyond [`URGENT_RISE`] times the announcement is announced [`FIRST_UPDATE_DELAY`]
+//! after the report that showed it, without waiting for the interval.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -214,6 +217,20 @@ impl Default for HubConfig {
 /// forwarded, within seconds.
 pub const FIRST_UPDATE_DELAY: Duration = Duration::from_secs(1);
 
+/// A channel whose miners' reported hashrate rose above this many times its announced one
+/// announces again [`FIRST_UPDATE_DELAY`] after the report that showed it, without waiting
+/// for `update_interval`: the pool's target is then far too easy and nearly every share is
+/// forwarded. The common case is a farm coming back after a restart, whose ASICs are first
+/// counted at the hashrate their starting difficulty implies (a hundred times too low) until
+/// their vardiff estimates take over a second later. A fall waits for the interval (fewer
+/// shares forwarded costs nothing meanwhile).
+pub const URGENT_RISE: f64 = 2.0;
+
+/// The hashrate a report adds to its channel's sum (0 once disconnected).
+fn reported_rate(r: Option<&MinerReport>) -> f64 {
+    r.filter(|r| r.connected).map_or(0.0, |r| r.hashrate)
+}
+
 /// One upstream pool as the API shows it.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct UpstreamStatus {
@@ -344,6 +361,10 @@ struct HubChannel {
     /// Miners on the channel: joined, or waiting for it.
     assigned: usize,
     announced_hashrate: f64,
+    /// Summed hashrate of the channel's connected miners as reported, kept up to date report
+    /// by report (and recomputed exactly at each look): how a sharp rise is noticed between
+    /// two looks.
+    reported: f64,
     /// When the announcement is next considered: [`FIRST_UPDATE_DELAY`] after the first
     /// report with a hashrate while nothing is announced, then every `update_interval`;
     /// `None` while nothing is announced and no miner reported a hashrate.
@@ -361,6 +382,7 @@ impl HubChannel {
             waiting: Vec::new(),
             assigned: 0,
             announced_hashrate: 0.0,
+            reported: 0.0,
             update_at: None,
         }
     }
@@ -565,6 +587,9 @@ impl Hub {
         let Some(m) = self.miners.remove(&(c, miner)) else {
             return;
         };
+        if let Some(ch) = self.channels.get_mut(c) {
+            ch.reported -= reported_rate(m.report.as_ref());
+        }
         if let Some(r) = m.report {
             self.departed.shares_accepted += r.accepted;
             self.departed.shares_rejected += r.rejected.values().sum::<u64>();
@@ -856,11 +881,17 @@ impl Hub {
             return;
         };
         let wakes = report.connected && report.hashrate > 0.0;
+        let change = reported_rate(Some(&report)) - reported_rate(m.report.as_ref());
         m.report = Some(report);
         let delay = FIRST_UPDATE_DELAY.min(self.cfg.update_interval);
         if let Some(ch) = self.channels.get_mut(channel) {
-            if wakes && ch.update_at.is_none() {
-                let at = now + delay;
+            ch.reported += change;
+            let at = now + delay;
+            let first = wakes && ch.update_at.is_none();
+            let urgent = ch.announced_hashrate > 0.0
+                && ch.reported > URGENT_RISE * ch.announced_hashrate
+                && ch.update_at.is_some_and(|t| t > at);
+            if first || urgent {
                 ch.update_at = Some(at);
                 self.next_update = Some(self.next_update.map_or(at, |t| t.min(at)));
             }
@@ -890,6 +921,8 @@ impl Hub {
         let mut next: Option<Instant> = None;
         let rates = self.hashrates();
         for (c, (ch, h)) in self.channels.iter_mut().zip(rates).enumerate() {
+            // exact again (the running sum drifts by rounding)
+            ch.reported = h;
             if ch.update_at.is_some_and(|at| at <= now) {
                 let old = ch.announced_hashrate;
                 let changed = if old <= 0.0 {
@@ -1438,6 +1471,51 @@ mod tests {
             vec![update(0, 6e12)]
         );
         assert_eq!(h.upstreams()[0].channels[0].announced_hashrate, 6e12);
+    }
+
+    /// ASICs are first counted at the hashrate their starting difficulty implies, then at
+    /// their estimates a second later, a hundred times higher: that rise goes out after the
+    /// short delay, not after `update_interval`; a fall waits for the interval.
+    #[test]
+    fn a_sharp_rise_is_announced_without_waiting_for_the_interval() {
+        let (mut h, _rx) = hub(0);
+        h.on_event(active(1, 7, 0xaa));
+        let ids = joined_miners(&mut h, 2);
+        let t0 = Instant::now();
+        h.on_report(0, report(ids[0], 1e12), t0);
+        h.on_report(0, report(ids[1], 1e12), t0);
+        let first = t0 + FIRST_UPDATE_DELAY;
+        assert_eq!(h.channel_updates(first), vec![update(0, 2e12)]);
+        let interval = h.cfg.update_interval;
+        assert_eq!(h.next_update, Some(first + interval));
+        // a rise under URGENT_RISE waits for the interval
+        let t1 = first + Duration::from_millis(200);
+        h.on_report(0, report(ids[0], 2.5e12), t1);
+        assert_eq!(h.next_update, Some(first + interval));
+        // the estimates take over: far above twice the announcement
+        let t2 = t1 + Duration::from_millis(300);
+        h.on_report(0, report(ids[1], 100e12), t2);
+        assert_eq!(h.next_update, Some(t2 + FIRST_UPDATE_DELAY));
+        assert!(
+            h.channel_updates(t2).is_empty(),
+            "not before the short delay"
+        );
+        assert_eq!(
+            h.channel_updates(t2 + FIRST_UPDATE_DELAY),
+            vec![update(0, 102.5e12)]
+        );
+        // a fall, however large, waits for the interval
+        let t3 = t2 + FIRST_UPDATE_DELAY + Duration::from_millis(100);
+        h.on_report(0, report(ids[1], 1e12), t3);
+        assert_eq!(h.next_update, Some(t2 + FIRST_UPDATE_DELAY + interval));
+        // a miner leaving takes its hashrate out of the running sum
+        h.forget(0, ids[0]);
+        h.on_report(0, report(ids[1], 3e12), t3);
+        assert_eq!(
+            h.next_update,
+            Some(t2 + FIRST_UPDATE_DELAY + interval),
+            "3e12 alone is not twice 102.5e12"
+        );
     }
 
     #[test]
