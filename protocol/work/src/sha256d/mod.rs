@@ -398,20 +398,17 @@ impl Engine {
                 }
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Engine::ShaNi(tok) => {
-                const W: usize = SHANI_WAYS;
-                let done = out.len() - out.len() % W;
-                let mut chunks = out.chunks_exact_mut(W);
-                for (c, o) in (&mut chunks).enumerate() {
-                    let items: [_; W] = core::array::from_fn(|k| item(W * c + k));
-                    let r = shani::tails::<W>(tok, items.map(|x| x.0), items.map(|x| x.1));
-                    o.copy_from_slice(&r);
-                }
-                for (k, o) in chunks.into_remainder().iter_mut().enumerate() {
-                    let (m, t) = item(done + k);
-                    *o = shani::tails::<1>(tok, [m], [t])[0];
-                }
-            }
+            Engine::ShaNi(tok) => shani_groups(
+                out,
+                |i| {
+                    let items: [_; SHANI_WAYS] = core::array::from_fn(|k| item(i + k));
+                    shani::tails(tok, items.map(|x| x.0), items.map(|x| x.1))
+                },
+                |i| {
+                    let (m, t) = item(i);
+                    shani::tails::<1>(tok, [m], [t])[0]
+                },
+            ),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => lanes_tails::<{ avx2::L }>(&item, same_mid, out, |m, t, o| {
                 avx2::tails(tok, m, t, o)
@@ -435,18 +432,11 @@ impl Engine {
                 }
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Engine::ShaNi(tok) => {
-                const W: usize = SHANI_WAYS;
-                let mut hc = headers.chunks_exact(W);
-                let mut oc = out.chunks_exact_mut(W);
-                for (h, o) in (&mut hc).zip(&mut oc) {
-                    let h: [&[u8; 80]; W] = core::array::from_fn(|k| &h[k]);
-                    o.copy_from_slice(&shani::headers::<W>(tok, h));
-                }
-                for (h, o) in hc.remainder().iter().zip(oc.into_remainder()) {
-                    *o = shani::headers::<1>(tok, [h])[0];
-                }
-            }
+            Engine::ShaNi(tok) => shani_groups(
+                out,
+                |i| shani::headers(tok, core::array::from_fn(|k| &headers[i + k])),
+                |i| shani::headers::<1>(tok, [&headers[i]])[0],
+            ),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => {
                 lanes_headers::<{ avx2::L }>(headers, out, |b, t, o| avx2::headers(tok, b, t, o))
@@ -472,18 +462,11 @@ impl Engine {
                 }
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Engine::ShaNi(tok) => {
-                const W: usize = SHANI_WAYS;
-                let mut mc = msgs.chunks_exact(W);
-                let mut oc = out.chunks_exact_mut(W);
-                for (m, o) in (&mut mc).zip(&mut oc) {
-                    let m: [&[u8; 64]; W] = core::array::from_fn(|k| &m[k]);
-                    o.copy_from_slice(&shani::sha256d_64::<W>(tok, m));
-                }
-                for (m, o) in mc.remainder().iter().zip(oc.into_remainder()) {
-                    *o = shani::sha256d_64::<1>(tok, [m])[0];
-                }
-            }
+            Engine::ShaNi(tok) => shani_groups(
+                out,
+                |i| shani::sha256d_64(tok, core::array::from_fn(|k| &msgs[i + k])),
+                |i| shani::sha256d_64::<1>(tok, [&msgs[i]])[0],
+            ),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => lanes_64::<{ avx2::L }>(
                 msgs,
@@ -526,28 +509,26 @@ impl Engine {
                 }
             }
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
-            Engine::ShaNi(tok) => {
-                const W: usize = SHANI_WAYS;
-                let mut ic = inputs.chunks_exact(W);
-                let mut oc = out.chunks_exact_mut(W);
-                for (c, (m, o)) in (&mut ic).zip(&mut oc).enumerate() {
-                    let mut s: [[u32; 8]; W] = core::array::from_fn(|k| init(W * c + k));
+            Engine::ShaNi(tok) => shani_groups(
+                out,
+                |i| {
+                    let mut s: [[u32; 8]; SHANI_WAYS] = core::array::from_fn(|k| init(i + k));
                     for b in 0..blocks {
-                        let padded: [[u8; 64]; W] =
-                            core::array::from_fn(|k| pad_block_at(m[k], b, offset));
-                        shani::compress_blocks::<W>(tok, &mut s, padded.each_ref());
+                        let padded: [[u8; 64]; SHANI_WAYS] =
+                            core::array::from_fn(|k| pad_block_at(inputs[i + k], b, offset));
+                        shani::compress_blocks(tok, &mut s, padded.each_ref());
                     }
-                    o.copy_from_slice(&shani::finish_states::<W>(tok, s.each_ref()));
-                }
-                let done = inputs.len() - ic.remainder().len();
-                for (k, (m, o)) in ic.remainder().iter().zip(oc.into_remainder()).enumerate() {
-                    let mut s = [init(done + k)];
+                    shani::finish_states(tok, s.each_ref())
+                },
+                |i| {
+                    let mut s = [init(i)];
                     for b in 0..blocks {
-                        shani::compress_blocks::<1>(tok, &mut s, [&pad_block_at(m, b, offset)]);
+                        let block = pad_block_at(inputs[i], b, offset);
+                        shani::compress_blocks::<1>(tok, &mut s, [&block]);
                     }
-                    *o = shani::finish_states::<1>(tok, [&s[0]])[0];
-                }
-            }
+                    shani::finish_states::<1>(tok, [&s[0]])[0]
+                },
+            ),
             #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
             Engine::Avx2(tok) => lanes_many::<{ avx2::L }>(
                 inputs,
@@ -576,6 +557,26 @@ impl Engine {
 fn lane_digest<const L: usize>(res: &[[u32; L]; 8], lane: usize, out: &mut [u8; 32]) {
     for (o, r) in out.chunks_exact_mut(4).zip(res) {
         o.copy_from_slice(&r[lane].to_be_bytes());
+    }
+}
+
+/// SHA-NI's way of hashing many messages: [`SHANI_WAYS`] independent streams interleaved to
+/// hide the instructions' latency, the last `out.len() % SHANI_WAYS` one at a time. `ways(i)`
+/// hashes messages `i..i + SHANI_WAYS`, `one(i)` message `i`.
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[inline(always)]
+fn shani_groups(
+    out: &mut [[u8; 32]],
+    mut ways: impl FnMut(usize) -> [[u8; 32]; SHANI_WAYS],
+    mut one: impl FnMut(usize) -> [u8; 32],
+) {
+    let done = out.len() - out.len() % SHANI_WAYS;
+    let mut chunks = out.chunks_exact_mut(SHANI_WAYS);
+    for (c, o) in (&mut chunks).enumerate() {
+        o.copy_from_slice(&ways(c * SHANI_WAYS));
+    }
+    for (k, o) in chunks.into_remainder().iter_mut().enumerate() {
+        *o = one(done + k);
     }
 }
 
