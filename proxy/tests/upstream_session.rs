@@ -66,6 +66,17 @@ fn job(job_id: u32, min_ntime: Option<u32>, tag: u8) -> NewExtendedMiningJob {
     }
 }
 
+/// A regtest `SetNewPrevHash` for `job_id` on `channel_id`, its prevhash `tag` repeated.
+fn prevhash(channel_id: u32, job_id: u32, tag: u8, min_ntime: u32) -> SetNewPrevHash {
+    SetNewPrevHash {
+        channel_id,
+        job_id,
+        prev_hash: U256([tag; 32]),
+        min_ntime,
+        nbits: 0x207f_ffff,
+    }
+}
+
 fn share(n: u32, worker: &str) -> ForwardShare {
     ForwardShare {
         channel: 0,
@@ -179,19 +190,8 @@ fn future_job_and_prevhash_then_target_prefix_and_active_jobs_give_work() {
         .unwrap();
     assert!(out.is_empty(), "{out:?}");
     // the prevhash activates it
-    s.on_message(
-        SetNewPrevHash {
-            channel_id: CH,
-            job_id: 1,
-            prev_hash: U256([0x55; 32]),
-            min_ntime: 1_700_000_000,
-            nbits: 0x207f_ffff,
-        }
-        .into(),
-        t0,
-        &mut out,
-    )
-    .unwrap();
+    s.on_message(prevhash(CH, 1, 0x55, 1_700_000_000).into(), t0, &mut out)
+        .unwrap();
     let w = works(&out);
     assert_eq!(w.len(), 1, "{out:?}");
     let w1 = &w[0];
@@ -269,18 +269,7 @@ fn future_job_and_prevhash_then_target_prefix_and_active_jobs_give_work() {
 
     // a SetNewPrevHash naming a job that was never a future job is a protocol error
     let e = s
-        .on_message(
-            SetNewPrevHash {
-                channel_id: CH,
-                job_id: 99,
-                prev_hash: U256([0x66; 32]),
-                min_ntime: 1_700_000_100,
-                nbits: 0x207f_ffff,
-            }
-            .into(),
-            t0,
-            &mut out,
-        )
+        .on_message(prevhash(CH, 99, 0x66, 1_700_000_100).into(), t0, &mut out)
         .unwrap_err();
     assert!(matches!(e, SessionError::Channel { .. }), "{e}");
 }
@@ -499,19 +488,8 @@ fn refusals_closes_reconnects_and_timeouts_end_the_session() {
         Err(SessionError::NoJobTimeout { .. })
     ));
     s.on_message(job(1, None, 1).into(), t0, &mut out).unwrap();
-    s.on_message(
-        SetNewPrevHash {
-            channel_id: CH,
-            job_id: 1,
-            prev_hash: U256([1; 32]),
-            min_ntime: 1,
-            nbits: 0x207f_ffff,
-        }
-        .into(),
-        t0,
-        &mut out,
-    )
-    .unwrap();
+    s.on_message(prevhash(CH, 1, 1, 1).into(), t0, &mut out)
+        .unwrap();
     assert_eq!(s.deadline(), None);
     assert!(s.check_timeout(t0 + Duration::from_secs(3600)).is_ok());
 
@@ -573,14 +551,7 @@ fn a_pool_requiring_a_fixed_version_gives_work_without_version_rolling() {
         }
         .into(),
         job(1, None, 3).into(),
-        SetNewPrevHash {
-            channel_id: CH,
-            job_id: 1,
-            prev_hash: U256([2; 32]),
-            min_ntime: 5,
-            nbits: 0x207f_ffff,
-        }
-        .into(),
+        prevhash(CH, 1, 2, 5).into(),
     ] {
         s.on_message(msg, t0, &mut out).unwrap();
     }
@@ -676,19 +647,8 @@ fn group_addressed_jobs_and_prevhash_reach_every_member_channel() {
     j.channel_id = GROUP;
     s.on_message(j.into(), t0, &mut out).unwrap();
     assert!(out.is_empty(), "{out:?}");
-    s.on_message(
-        SetNewPrevHash {
-            channel_id: GROUP,
-            job_id: 1,
-            prev_hash: U256([0x77; 32]),
-            min_ntime: 1_700_000_000,
-            nbits: 0x207f_ffff,
-        }
-        .into(),
-        t0,
-        &mut out,
-    )
-    .unwrap();
+    s.on_message(prevhash(GROUP, 1, 0x77, 1_700_000_000).into(), t0, &mut out)
+        .unwrap();
     let w = works_by_channel(&out);
     assert_eq!(
         w.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
@@ -842,19 +802,8 @@ fn a_refused_further_channel_is_reported_and_the_others_go_on() {
     ));
     out.clear();
     s.on_message(job(1, None, 1).into(), t0, &mut out).unwrap();
-    s.on_message(
-        SetNewPrevHash {
-            channel_id: CH,
-            job_id: 1,
-            prev_hash: U256([1; 32]),
-            min_ntime: 1,
-            nbits: 0x207f_ffff,
-        }
-        .into(),
-        t0,
-        &mut out,
-    )
-    .unwrap();
+    s.on_message(prevhash(CH, 1, 1, 1).into(), t0, &mut out)
+        .unwrap();
     assert_eq!(
         works_by_channel(&out)
             .iter()
