@@ -411,6 +411,16 @@ fn report(filter: &str, name: &str, f: impl FnOnce() -> f64) {
     }
 }
 
+/// Our standard-share validation, one share at a time: the shares of `seg` accepted.
+#[inline]
+fn one_at_a_time(chans: &mut Channels, seg: &[SubmitSharesStandard]) -> usize {
+    let mut ok = 0;
+    for sh in seg {
+        ok += usize::from(chans.validate_standard(sh, 0).is_ok());
+    }
+    ok
+}
+
 /// Run the share-validation measurements whose names contain `filter`.
 pub(crate) fn run(filter: &str) {
     let mut std = Std::new();
@@ -423,13 +433,7 @@ pub(crate) fn run(filter: &str) {
             n,
             |s| s.next_run(n),
             |s, shares| {
-                let ok = s.ours_segments(shares, |chans, seg| {
-                    let mut ok = 0;
-                    for sh in seg {
-                        ok += usize::from(chans.validate_standard(sh, 0).is_ok());
-                    }
-                    ok
-                });
+                let ok = s.ours_segments(shares, one_at_a_time);
                 sink += ok;
                 ok
             },
@@ -442,13 +446,7 @@ pub(crate) fn run(filter: &str) {
             n,
             |s| s.next_run_fixed_version(n),
             |s, shares| {
-                let ok = s.ours_segments(shares, |chans, seg| {
-                    let mut ok = 0;
-                    for sh in seg {
-                        ok += usize::from(chans.validate_standard(sh, 0).is_ok());
-                    }
-                    ok
-                });
+                let ok = s.ours_segments(shares, one_at_a_time);
                 sink += ok;
                 ok
             },
