@@ -9,7 +9,9 @@ mod common;
 
 use std::net::SocketAddr;
 
-use common::{free_port, get_json, pool_config, pool_url, start_pool, sv1_miners, until};
+use common::{
+    free_port, get_json, pool_config, pool_url, pool_worker_names, start_pool, sv1_miners, until,
+};
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
 use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
@@ -108,13 +110,7 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
     // the pool sees each worker behind the proxy (extension 0x0002), SV1 and SV2 alike,
     // once one of its shares met the upstream target
     until("SV1 and SV2 workers at the pool", 60, async || {
-        let workers = get_json(format!("http://{}/api/v1/workers", primary.api_addr)).await;
-        let names: Vec<String> = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["worker"].as_str().unwrap().to_string())
-            .collect();
+        let names = pool_worker_names(primary.api_addr).await;
         names.iter().any(|n| n.ends_with("/farm.sv2rig"))
             && names.iter().any(|n| n.contains("/farm.rig"))
     })

@@ -10,7 +10,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use common::{free_port, get_json, pool_config, pool_url, start_pool, sv1_miners, until};
+use common::{
+    free_port, get_json, pool_config, pool_url, pool_worker_names, start_pool, sv1_miners, until,
+};
 use strata_miner::report::{Reporter, Sink};
 use strata_pool::server::RunningPool;
 use strata_proxy::config::Config;
@@ -125,13 +127,7 @@ async fn five_miners_two_per_channel_hold_three_channels_across_a_failover() {
     )
     .await;
     until("every worker at the pool", 20, async || {
-        let workers = get_json(format!("http://{}/api/v1/workers", primary.api_addr)).await;
-        let names: Vec<String> = workers
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w["worker"].as_str().unwrap().to_string())
-            .collect();
+        let names = pool_worker_names(primary.api_addr).await;
         (0..MINERS).all(|i| names.iter().any(|n| n.ends_with(&format!("/farm.rig{i}"))))
     })
     .await;

@@ -52,6 +52,17 @@ pub(crate) async fn get_json(url: String) -> serde_json::Value {
         .expect("JSON")
 }
 
+/// The worker names the pool lists (`GET /api/v1/workers` on its API at `pool_api`).
+pub(crate) async fn pool_worker_names(pool_api: SocketAddr) -> Vec<String> {
+    let workers = get_json(format!("http://{pool_api}/api/v1/workers")).await;
+    workers
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|w| w["worker"].as_str().expect("a name").to_string())
+        .collect()
+}
+
 /// Polls `f` every 200 ms until it holds; fails the test after `secs` seconds. Prints how
 /// long it took.
 pub(crate) async fn until(what: &str, secs: u64, mut f: impl AsyncFnMut() -> bool) {
