@@ -33,15 +33,6 @@ fn drain(m: &mut Sv1Miner) -> (Vec<ClientMessage>, Vec<Event>, Vec<Sv1Output>) {
     (sent, events, other)
 }
 
-fn line(msg: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    let mut v = Vec::new();
-    msg(&mut v);
-    while v.last() == Some(&b'\n') {
-        v.pop();
-    }
-    Bytes::from(v)
-}
-
 fn respond(m: &mut Sv1Miner, r: Response) {
     m.handle_line(line(|b| r.encode(b)), now())
         .expect("handled");

@@ -33,15 +33,6 @@ fn names(reqs: &[Request<ClientMethod>]) -> Vec<&str> {
     reqs.iter().map(|r| r.method.name()).collect()
 }
 
-fn line(msg: impl FnOnce(&mut Vec<u8>)) -> Bytes {
-    let mut v = Vec::new();
-    msg(&mut v);
-    while v.last() == Some(&b'\n') {
-        v.pop();
-    }
-    Bytes::from(v)
-}
-
 fn respond(m: &mut Sv1Miner, r: Response) -> Result<(), MinerError> {
     m.handle_line(line(|b| r.encode(b)), now())
 }

@@ -18,6 +18,16 @@ pub fn easier_target() -> Target {
 }
 
 pub const MIN_NTIME: u32 = 1_700_000_000;
+
+/// An SV1 line as a server sends it, rendered by `msg`, without its newline.
+pub fn line(msg: impl FnOnce(&mut Vec<u8>)) -> bytes::Bytes {
+    let mut v = Vec::new();
+    msg(&mut v);
+    while v.last() == Some(&b'\n') {
+        v.pop();
+    }
+    bytes::Bytes::from(v)
+}
 /// A regtest-like nBits (target 0x7fffff << 232: half of all hashes are blocks).
 pub const REGTEST_NBITS: u32 = 0x207f_ffff;
 /// A mainnet-like nBits (no share of ours is a block).
