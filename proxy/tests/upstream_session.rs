@@ -66,6 +66,24 @@ fn job(job_id: u32, min_ntime: Option<u32>, tag: u8) -> NewExtendedMiningJob {
     }
 }
 
+/// The pool's `OpenExtendedMiningChannelSuccess`: 10 extranonce bytes after a 6-byte prefix
+/// of `prefix`, no group.
+fn opened(
+    request_id: u32,
+    channel_id: u32,
+    target_le: [u8; 32],
+    prefix: u8,
+) -> OpenExtendedMiningChannelSuccess {
+    OpenExtendedMiningChannelSuccess {
+        request_id,
+        channel_id,
+        target: U256(target_le),
+        extranonce_size: 10,
+        extranonce_prefix: B0_32::new(&[prefix; 6]).unwrap(),
+        group_channel_id: 0,
+    }
+}
+
 /// A regtest `SetNewPrevHash` for `job_id` on `channel_id`, its prevhash `tag` repeated.
 fn prevhash(channel_id: u32, job_id: u32, tag: u8, min_ntime: u32) -> SetNewPrevHash {
     SetNewPrevHash {
@@ -148,15 +166,7 @@ fn open_session(grant: bool) -> (UpstreamSession, Instant) {
     }
     out.clear();
     s.on_message(
-        OpenExtendedMiningChannelSuccess {
-            request_id: o.request_id,
-            channel_id: CH,
-            target: U256(target(0x7f).to_le_bytes()),
-            extranonce_size: 10,
-            extranonce_prefix: B0_32::new(&[0xaa; 6]).unwrap(),
-            group_channel_id: 0,
-        }
-        .into(),
+        opened(o.request_id, CH, target(0x7f).to_le_bytes(), 0xaa).into(),
         t0,
         &mut out,
     )
@@ -393,19 +403,7 @@ fn without_the_extension_shares_carry_no_tlv_and_pending_is_bounded() {
         )
         .unwrap();
     small
-        .on_message(
-            OpenExtendedMiningChannelSuccess {
-                request_id: 1,
-                channel_id: CH,
-                target: U256([0xff; 32]),
-                extranonce_size: 10,
-                extranonce_prefix: B0_32::new(&[1; 6]).unwrap(),
-                group_channel_id: 0,
-            }
-            .into(),
-            t0,
-            &mut out,
-        )
+        .on_message(opened(1, CH, [0xff; 32], 1).into(), t0, &mut out)
         .unwrap();
     out.clear();
     for n in 0..3 {
@@ -541,15 +539,7 @@ fn a_pool_requiring_a_fixed_version_gives_work_without_version_rolling() {
             used_version: 2,
             flags: m::REQUIRES_FIXED_VERSION,
         }),
-        OpenExtendedMiningChannelSuccess {
-            request_id: 1,
-            channel_id: CH,
-            target: U256([0xff; 32]),
-            extranonce_size: 10,
-            extranonce_prefix: B0_32::new(&[1; 6]).unwrap(),
-            group_channel_id: 0,
-        }
-        .into(),
+        opened(1, CH, [0xff; 32], 1).into(),
         job(1, None, 3).into(),
         prevhash(CH, 1, 2, 5).into(),
     ] {
@@ -599,15 +589,7 @@ fn two_channels() -> (UpstreamSession, Instant) {
     s.set_channels(2, &mut out);
     assert!(out.is_empty(), "{out:?}");
     s.on_message(
-        OpenExtendedMiningChannelSuccess {
-            request_id: 2,
-            channel_id: CH1,
-            target: U256(target(0x3f).to_le_bytes()),
-            extranonce_size: 10,
-            extranonce_prefix: B0_32::new(&[0xcc; 6]).unwrap(),
-            group_channel_id: 0,
-        }
-        .into(),
+        opened(2, CH1, target(0x3f).to_le_bytes(), 0xcc).into(),
         t0,
         &mut out,
     )
