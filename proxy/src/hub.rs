@@ -44,7 +44,7 @@ use strata_work::vardiff::Vardiff;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::upstream::{UpstreamCommand, UpstreamEvent};
+use crate::upstream::{ShareRoute, UpstreamCommand, UpstreamEvent, CODE_STALE_UPSTREAM};
 use crate::work::{ForwardShare, UpstreamWork};
 
 /// What a miner's session needs of its place in an upstream channel.
@@ -432,12 +432,14 @@ struct Hub {
     departed: ProxyStats,
     epoch: u64,
     active_pool: Option<usize>,
+    /// Where shares of `epoch` go while `active_pool` is set.
+    route: Option<ShareRoute>,
     upstreams: Vec<UpstreamStatus>,
     /// Unbounded, so that the hub never waits on the upstream side: that side waits on the
     /// hub to take its events (share results, work), and a bounded queue each way let the
     /// two wait on each other for good (seen at 40,000 forwards/s with the pool refusing
-    /// them). It stays short: the upstream task takes each command at once (a connection
-    /// whose queue is full gets the share refused as `upstream-busy`, never waited on).
+    /// them). It stays short: the upstream task takes each command at once. Shares do not
+    /// go this way but through [`Hub::route`], never waited on either.
     commands: mpsc::UnboundedSender<UpstreamCommand>,
     /// The earliest [`HubChannel::update_at`]: when [`Hub::channel_updates`] is next due.
     next_update: Option<Instant>,
@@ -461,6 +463,7 @@ impl Hub {
             departed: ProxyStats::default(),
             epoch: 0,
             active_pool: None,
+            route: None,
             upstreams,
             commands,
             next_update: None,
@@ -651,6 +654,7 @@ impl Hub {
         match ev {
             UpstreamEvent::Active {
                 epoch,
+                route,
                 pool,
                 channel_id,
                 extranonce_prefix,
@@ -660,6 +664,7 @@ impl Hub {
             } => {
                 self.epoch = epoch;
                 self.active_pool = Some(pool);
+                self.route = Some(route);
                 for ch in &mut self.channels {
                     ch.clear(epoch);
                 }
@@ -795,24 +800,7 @@ impl Hub {
                 share,
                 accepted,
                 code,
-            } => {
-                if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
-                    if accepted {
-                        m.upstream_accepted += 1;
-                    } else {
-                        m.upstream_rejected += 1;
-                    }
-                }
-                if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
-                    if accepted {
-                        u.shares_accepted += 1;
-                    } else {
-                        *u.shares_rejected
-                            .entry(code.unwrap_or_else(|| "rejected".into()))
-                            .or_default() += 1;
-                    }
-                }
-            }
+            } => self.on_share_result(&share, accepted, code),
             UpstreamEvent::Down {
                 pool, url, reason, ..
             } => {
@@ -823,10 +811,31 @@ impl Hub {
                 }
                 if self.active_pool == Some(pool) {
                     self.active_pool = None;
+                    self.route = None;
                     for ch in &mut self.channels {
                         ch.clear(self.epoch);
                     }
                 }
+            }
+        }
+    }
+
+    /// The pool's (or the upstream side's) answer for a forwarded share.
+    fn on_share_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
+        if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
+            if accepted {
+                m.upstream_accepted += 1;
+            } else {
+                m.upstream_rejected += 1;
+            }
+        }
+        if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
+            if accepted {
+                u.shares_accepted += 1;
+            } else {
+                *u.shares_rejected
+                    .entry(code.unwrap_or_else(|| "rejected".into()))
+                    .or_default() += 1;
             }
         }
     }
@@ -864,8 +873,12 @@ impl Hub {
                 if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
                     u.shares_forwarded += 1;
                 }
-                if self.commands.send(UpstreamCommand::Submit(share)).is_err() {
-                    tracing::error!("upstream task gone");
+                let sent = match &self.route {
+                    Some(route) => route.submit(share),
+                    None => Err((share, CODE_STALE_UPSTREAM)),
+                };
+                if let Err((share, code)) = sent {
+                    self.on_share_result(&share, false, Some(code.into()));
                 }
             }
             HubRequest::Report { channel, report } => {
@@ -1099,9 +1112,16 @@ mod tests {
         (Hub::new(cfg, tx), rx)
     }
 
+    /// Pool 0 active, its share queue gone (shares come back as `stale-upstream`).
     fn active(epoch: u64, channel_id: u32, prefix: u8) -> UpstreamEvent {
+        active_via(ShareRoute::channel(epoch, 1).0, channel_id, prefix)
+    }
+
+    /// Pool 0 active, its shares going to `route`.
+    fn active_via(route: ShareRoute, channel_id: u32, prefix: u8) -> UpstreamEvent {
         UpstreamEvent::Active {
-            epoch,
+            epoch: route.epoch(),
+            route,
             pool: 0,
             url: "stratum2+tcp://pool:1/KEY".into(),
             channel_id,
@@ -1155,20 +1175,25 @@ mod tests {
         }
     }
 
-    /// The upstream side stops taking commands while it has events for the hub (share
-    /// results of a pool refusing a flood of forwards): the hub still takes every share and
-    /// every event. With bounded queues both ways the two waited on each other for good.
+    /// The upstream side takes no shares while it has events for the hub (share results of
+    /// a pool refusing a flood of forwards): the hub still takes every share and every
+    /// event. With bounded queues both ways the two waited on each other for good.
     #[tokio::test]
-    async fn the_hub_takes_events_while_the_upstream_side_takes_no_commands() {
+    async fn the_hub_takes_events_while_the_upstream_side_takes_no_shares() {
+        const SHARES: u32 = 10_000;
         let (events_tx, events_rx) = mpsc::channel(2);
-        let (commands_tx, mut commands_rx) = mpsc::unbounded_channel();
+        let (commands_tx, _commands_rx) = mpsc::unbounded_channel();
+        let (route, mut shares_rx) = ShareRoute::channel(1, SHARES as usize);
         let shutdown = CancellationToken::new();
         let cfg = HubConfig {
             pools: vec!["stratum2+tcp://pool:1/KEY".into()],
             ..HubConfig::default()
         };
         let (handle, _queries) = spawn(cfg, events_rx, commands_tx, shutdown.clone());
-        events_tx.send(active(1, 7, 0xaa)).await.expect("hub up");
+        events_tx
+            .send(active_via(route, 7, 0xaa))
+            .await
+            .expect("hub up");
         let (reply_tx, reply_rx) = oneshot::channel();
         handle
             .requests
@@ -1191,7 +1216,6 @@ mod tests {
             extranonce: bytes::Bytes::from_static(&[0; 4]),
             difficulty: 1.0,
         };
-        const SHARES: u32 = 10_000;
         let flood = tokio::time::timeout(Duration::from_secs(10), async {
             for nonce in 0..SHARES {
                 handle
@@ -1213,16 +1237,13 @@ mod tests {
         .await;
         assert!(flood.is_ok(), "the hub stopped taking shares or events");
         let mut forwarded = 0;
-        while let Ok(cmd) = commands_rx.try_recv() {
-            forwarded += u32::from(matches!(cmd, UpstreamCommand::Submit(_)));
-            if forwarded == SHARES {
-                break;
+        let all = tokio::time::timeout(Duration::from_secs(10), async {
+            while forwarded < SHARES && shares_rx.recv().await.is_some() {
+                forwarded += 1;
             }
-            if commands_rx.is_empty() {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-        assert_eq!(forwarded, SHARES, "every share forwarded");
+        })
+        .await;
+        assert!(all.is_ok(), "{forwarded} shares forwarded");
         shutdown.cancel();
     }
 

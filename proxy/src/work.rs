@@ -1,11 +1,15 @@
 //! What flows between the upstream side and the miners, shared by every module.
 //!
 //! ```text
-//!  pool(s) ──SV2──▶ upstream task ──UpstreamEvent──▶ hub ──watch<Arc<UpstreamWork>>──▶ miner tasks
-//!                        ▲                            │     (one watch per channel)      │
-//!                        │                            │  ◀──HubRequest (join/leave/share)┘
-//!                        └──── UpstreamCommand ───────┘
+//!  pool(s) ──SV2──▶ upstream tasks ──UpstreamEvent──▶ hub ──watch<Arc<UpstreamWork>>──▶ miner tasks
+//!                        ▲                             │     (one watch per channel)      │
+//!                        │                             │  ◀──HubRequest (join/leave/share)┘
+//!                        ├──── UpstreamCommand ────────┤
+//!                        └──── ShareRoute (shares) ────┘
 //! ```
+//!
+//! A forwarded share goes miner task → hub → the active pool connection's task, and the
+//! pool's answer comes straight back to the hub: two hand-offs each way.
 //!
 //! The proxy holds one or more extended channels on the active pool, numbered 0, 1, 2... on
 //! the proxy side (`upstream.miners_per_channel` decides how many miners share one). The hub

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use common::{free_port, pool_config};
 use strata_pool::server::RunningPool;
 use strata_proxy::upstream::{
-    run_upstreams, PoolUrl, UpstreamCommand, UpstreamConfig, UpstreamEvent,
+    run_upstreams, PoolUrl, ShareRoute, UpstreamCommand, UpstreamConfig, UpstreamEvent,
 };
 use strata_proxy::work::{ForwardShare, UpstreamWork};
 use strata_work::coinbase::txid_from_parts;
@@ -69,6 +69,8 @@ struct Upstream {
     task: tokio::task::JoinHandle<()>,
     /// The last work seen.
     latest: Option<UpstreamWork>,
+    /// The route of the last `Active` seen.
+    route: Option<ShareRoute>,
 }
 
 fn spawn(cfg: UpstreamConfig) -> Upstream {
@@ -82,6 +84,7 @@ fn spawn(cfg: UpstreamConfig) -> Upstream {
         shutdown,
         task,
         latest: None,
+        route: None,
     }
 }
 
@@ -97,12 +100,8 @@ impl Upstream {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
         loop {
             let next = tokio::time::timeout_at(deadline, self.events.recv()).await;
-            if let Ok(Some(UpstreamEvent::Work {
-                channel: 0,
-                work: w,
-            })) = &next
-            {
-                self.latest = Some(w.clone());
+            if let Ok(Some(e)) = &next {
+                self.note(e);
             }
             match next {
                 Ok(Some(ev)) if f(&ev) => return (ev, skipped),
@@ -142,11 +141,12 @@ impl Upstream {
         w
     }
 
-    /// Submits `share` and returns its result.
+    /// Submits `share` through the route of the last `Active` seen; returns its result.
     async fn submit(&mut self, share: ForwardShare) -> (bool, Option<String>) {
-        self.commands
-            .send(UpstreamCommand::Submit(share.clone()))
-            .unwrap();
+        let route = self.route.as_ref().expect("an Active event seen");
+        if let Err((_, code)) = route.submit(share.clone()) {
+            return (false, Some(code.to_string()));
+        }
         let (ev, _) = self
             .wait_for(
                 20,
@@ -164,16 +164,22 @@ impl Upstream {
     fn drain(&mut self) -> Vec<UpstreamEvent> {
         let mut events = vec![];
         while let Ok(e) = self.events.try_recv() {
-            if let UpstreamEvent::Work {
-                channel: 0,
-                work: w,
-            } = &e
-            {
-                self.latest = Some(w.clone());
-            }
+            self.note(&e);
             events.push(e);
         }
         events
+    }
+
+    /// Remembers the latest work of channel 0 and the latest route.
+    fn note(&mut self, e: &UpstreamEvent) {
+        match e {
+            UpstreamEvent::Work {
+                channel: 0,
+                work: w,
+            } => self.latest = Some(w.clone()),
+            UpstreamEvent::Active { route, .. } => self.route = Some(route.clone()),
+            _ => {}
+        }
     }
 
     async fn stop(self) {
@@ -519,9 +525,10 @@ async fn accepted_on(up: &mut Upstream, seen: &mut Vec<UpstreamEvent>, channel: 
         };
         let mut share = mine(&work, 100 * channel as u32 + attempt, "rig");
         share.channel = channel;
-        up.commands
-            .send(UpstreamCommand::Submit(share.clone()))
-            .unwrap();
+        let route = up.route.as_ref().expect("an Active event seen");
+        if let Err((_, code)) = route.submit(share.clone()) {
+            panic!("share refused before reaching the pool: {code}");
+        }
         let (ev, skipped) = up
             .wait_for(
                 20,

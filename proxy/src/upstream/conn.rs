@@ -1,7 +1,8 @@
 //! The tokio shell around one [`UpstreamSession`]: TCP connect, Noise handshake (pinning the
-//! pool's authority key), then one `select!` loop over the pool's frames, the supervisor's
-//! commands and the session's deadline. Every outcome goes to the supervisor as a
-//! [`ConnEvent`]; the task always ends with [`ConnEvent::Ended`].
+//! pool's authority key), then one `select!` loop over the pool's frames, the hub's shares,
+//! the supervisor's commands and the session's deadline. Share answers go straight to the
+//! hub ([`UpstreamEvent::ShareResult`]); every other outcome goes to the supervisor as a
+//! [`ConnEvent`], and the task always ends with [`ConnEvent::Ended`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,13 +18,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Action, ChannelInfo, SessionConfig, SessionError, UpstreamSession};
 use super::url::PoolUrl;
+use super::UpstreamEvent;
 use crate::work::{ForwardShare, UpstreamWork};
 
 /// What the supervisor tells a connection.
 #[derive(Debug)]
 pub(crate) enum ConnCommand {
-    /// Forward a share.
-    Submit(ForwardShare),
     /// Send UpdateChannel on a channel.
     UpdateHashrate { channel: usize, hashrate: f32 },
     /// Take no more shares; end once every pending share is answered or `timeout` passed.
@@ -46,12 +46,6 @@ pub(crate) enum ConnEvent {
     },
     /// SetExtranoncePrefix.
     ExtranoncePrefix { channel: usize, prefix: Bytes },
-    /// A share's answer.
-    ShareResult {
-        share: ForwardShare,
-        accepted: bool,
-        code: Option<String>,
-    },
     /// The connection is over.
     Ended {
         reason: String,
@@ -101,6 +95,8 @@ pub(crate) enum ConnError {
     Shutdown,
     #[error("supervisor gone")]
     SupervisorGone,
+    #[error("hub gone")]
+    HubGone,
 }
 
 /// Settings of one connection.
@@ -112,42 +108,57 @@ pub(crate) struct ConnSettings {
     pub write_timeout: Duration,
 }
 
-type Tx = mpsc::Sender<(u64, ConnEvent)>;
+/// Shares handed to the session per wake-up at most: a burst of queued shares goes out in
+/// one write, and the pool's frames are not kept waiting behind a long queue.
+const SHARE_BATCH: usize = 64;
+
+/// What one connection task reads from and reports to.
+#[derive(Debug)]
+pub(crate) struct Queues {
+    /// The supervisor's commands.
+    pub commands: mpsc::Receiver<ConnCommand>,
+    /// The hub's shares (through a [`super::ShareRoute`]).
+    pub shares: mpsc::Receiver<ForwardShare>,
+    /// Channels wanted.
+    pub channels: watch::Receiver<usize>,
+    /// Everything but share answers, to the supervisor.
+    pub events: mpsc::Sender<(u64, ConnEvent)>,
+    /// Share answers, to the hub.
+    pub results: mpsc::Sender<UpstreamEvent>,
+}
 
 /// Runs one connection to `url` (or the `redirect` host/port with `url`'s key) until it
-/// fails, drains, or `cancel` fires. Always reports [`ConnEvent::Ended`] last.
+/// fails, drains, or `cancel` fires. Always reports [`ConnEvent::Ended`] last, after the
+/// answer of every share it took.
 pub(crate) async fn run(
     id: u64,
     url: PoolUrl,
     settings: Arc<ConnSettings>,
-    mut commands: mpsc::Receiver<ConnCommand>,
-    mut channels: watch::Receiver<usize>,
-    events: Tx,
+    mut q: Queues,
     cancel: CancellationToken,
 ) {
     let mut session_cfg = settings.session.clone();
-    session_cfg.channels = session_cfg.channels.max(*channels.borrow_and_update());
+    session_cfg.channels = session_cfg.channels.max(*q.channels.borrow_and_update());
     session_cfg.endpoint_host = url.host.clone();
     session_cfg.endpoint_port = url.port;
     let mut session = UpstreamSession::new(session_cfg);
     let result = tokio::select! {
-        r = drive(id, &url, &settings, &mut session, &mut commands, &mut channels, &events) => r,
+        r = drive(id, &url, &settings, &mut session, &mut q) => r,
         () = cancel.cancelled() => Err(ConnError::Shutdown),
     };
     let mut out = Vec::new();
     session.close(&mut out);
     // shares that arrived for this connection and were never handed to the session
-    commands.close();
-    while let Ok(cmd) = commands.try_recv() {
-        if let ConnCommand::Submit(share) = cmd {
-            out.push(Action::ShareResult {
-                share,
-                accepted: false,
-                code: Some(super::session::CODE_STALE_UPSTREAM.into()),
-            });
-        }
+    q.shares.close();
+    while let Ok(share) = q.shares.try_recv() {
+        out.push(Action::ShareResult {
+            share,
+            accepted: false,
+            code: Some(super::session::CODE_STALE_UPSTREAM.into()),
+        });
     }
-    let _ = forward(id, &mut out, &events).await;
+    let _ = forward(id, &mut out, &q).await;
+    let events = &q.events;
     match &result {
         Err(
             e @ (ConnError::Handshake { .. }
@@ -159,7 +170,13 @@ pub(crate) async fn run(
                 | SessionError::ChannelRefused { .. },
             )),
         ) => tracing::error!(pool = %url.address(), error = %e, "pool unusable"),
-        Err(ConnError::Drained | ConnError::Shutdown | ConnError::SupervisorGone) | Ok(()) => {}
+        Err(
+            ConnError::Drained
+            | ConnError::Shutdown
+            | ConnError::SupervisorGone
+            | ConnError::HubGone,
+        )
+        | Ok(()) => {}
         Err(e) => tracing::info!(pool = %url.address(), error = %e, "pool connection ended"),
     }
     let (reason, redirect) = match &result {
@@ -195,12 +212,13 @@ async fn connect(url: &PoolUrl, settings: &ConnSettings) -> Result<TcpStream, Co
     Ok(tcp)
 }
 
-/// Hands the session's actions over: messages into the writer, the rest to the supervisor.
+/// Hands the session's actions over: messages into the writer, share answers to the hub,
+/// the rest to the supervisor.
 async fn apply(
     id: u64,
     out: &mut Vec<Action>,
     writer: &mut Sv2Writer<OwnedWriteHalf>,
-    events: &Tx,
+    q: &Queues,
     write_timeout: Duration,
 ) -> Result<(), ConnError> {
     let mut wrote = false;
@@ -222,7 +240,7 @@ async fn apply(
         }
     }
     out.retain(|a| !matches!(a, Action::Send { .. }));
-    forward(id, out, events).await?;
+    forward(id, out, q).await?;
     if wrote {
         tokio::time::timeout(write_timeout, writer.flush())
             .await
@@ -234,8 +252,8 @@ async fn apply(
     Ok(())
 }
 
-/// Sends the non-message actions to the supervisor.
-async fn forward(id: u64, out: &mut Vec<Action>, events: &Tx) -> Result<(), ConnError> {
+/// Sends the non-message actions on: share answers to the hub, the rest to the supervisor.
+async fn forward(id: u64, out: &mut Vec<Action>, q: &Queues) -> Result<(), ConnError> {
     for a in out.drain(..) {
         let ev = match a {
             Action::Send { .. } => continue,
@@ -250,13 +268,19 @@ async fn forward(id: u64, out: &mut Vec<Action>, events: &Tx) -> Result<(), Conn
                 share,
                 accepted,
                 code,
-            } => ConnEvent::ShareResult {
-                share,
-                accepted,
-                code,
-            },
+            } => {
+                q.results
+                    .send(UpstreamEvent::ShareResult {
+                        share,
+                        accepted,
+                        code,
+                    })
+                    .await
+                    .map_err(|_| ConnError::HubGone)?;
+                continue;
+            }
         };
-        events
+        q.events
             .send((id, ev))
             .await
             .map_err(|_| ConnError::SupervisorGone)?;
@@ -269,9 +293,7 @@ async fn drive(
     url: &PoolUrl,
     settings: &ConnSettings,
     session: &mut UpstreamSession,
-    commands: &mut mpsc::Receiver<ConnCommand>,
-    channels: &mut watch::Receiver<usize>,
-    events: &Tx,
+    q: &mut Queues,
 ) -> Result<(), ConnError> {
     let tcp = connect(url, settings).await?;
     let (rd, wr) = tcp.into_split();
@@ -284,9 +306,10 @@ async fn drive(
             })?;
     let mut out = Vec::new();
     session.start(Instant::now(), &mut out);
-    apply(id, &mut out, &mut writer, events, settings.write_timeout).await?;
+    apply(id, &mut out, &mut writer, q, settings.write_timeout).await?;
     let mut drain_until: Option<tokio::time::Instant> = None;
     let mut commands_open = true;
+    let mut shares_open = true;
     let mut channels_open = true;
     loop {
         if drain_until.is_some() && session.pending_shares() == 0 {
@@ -319,8 +342,19 @@ async fn drive(
                     Err(source) => return Err(ConnError::Garbage { source }),
                 }
             }
-            cmd = commands.recv(), if commands_open => match cmd {
-                Some(ConnCommand::Submit(share)) => session.submit(share, &mut out),
+            share = q.shares.recv(), if shares_open => match share {
+                Some(share) => {
+                    session.submit(share, &mut out);
+                    for _ in 1..SHARE_BATCH {
+                        match q.shares.try_recv() {
+                            Ok(share) => session.submit(share, &mut out),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                None => shares_open = false,
+            },
+            cmd = q.commands.recv(), if commands_open => match cmd {
                 Some(ConnCommand::UpdateHashrate { channel, hashrate }) => {
                     session.update_hashrate(channel, hashrate, &mut out);
                 }
@@ -329,9 +363,9 @@ async fn drive(
                 }
                 None => commands_open = false,
             },
-            changed = channels.changed(), if channels_open => match changed {
+            changed = q.channels.changed(), if channels_open => match changed {
                 Ok(()) => {
-                    let wanted = *channels.borrow_and_update();
+                    let wanted = *q.channels.borrow_and_update();
                     if drain_until.is_none() {
                         session.set_channels(wanted, &mut out);
                     }
@@ -345,6 +379,6 @@ async fn drive(
                 session.check_timeout(Instant::now())?;
             }
         }
-        apply(id, &mut out, &mut writer, events, settings.write_timeout).await?;
+        apply(id, &mut out, &mut writer, q, settings.write_timeout).await?;
     }
 }

@@ -26,11 +26,16 @@
 //! a connection usable ([`UpstreamEvent::Active`]); each further channel of the active pool
 //! is announced by [`UpstreamEvent::ChannelOpened`] (or [`UpstreamEvent::ChannelRefused`]).
 //!
-//! Epochs: each [`UpstreamEvent::Active`] carries a new `epoch`; the [`UpstreamWork`] of
-//! [`UpstreamEvent::Work`] carries it too. A [`ForwardShare`] whose `epoch` is not the active
-//! one (or sent while no pool is active) comes back at once as
-//! `ShareResult { accepted: false, code: Some("stale-upstream") }`; no share is dropped
-//! without a [`UpstreamEvent::ShareResult`] (except at shutdown).
+//! Epochs: each [`UpstreamEvent::Active`] carries a new `epoch` and the [`ShareRoute`] of
+//! that epoch; the [`UpstreamWork`] of [`UpstreamEvent::Work`] carries the epoch too.
+//!
+//! Shares go straight to the active connection's task through its [`ShareRoute`], and its
+//! answers straight back to the hub's event queue: the supervisor task is not woken per
+//! share (each hand-off between tasks is a wake-up, and on a busy proxy they dominate the
+//! cost of a forwarded share). [`ShareRoute::submit`] refuses at once a share of another
+//! epoch or one the connection cannot take (`stale-upstream`, `upstream-busy`), handing it
+//! back; every share it takes is answered by one [`UpstreamEvent::ShareResult`] (except at
+//! shutdown).
 
 pub mod session;
 pub mod url;
@@ -60,8 +65,66 @@ pub use url::{PoolUrl, PoolUrlError};
 /// channel (`min-extranonce-size-too-large`) and the setting must be lowered (e.g. 6 = 2 + 4).
 pub const DEFAULT_MIN_EXTRANONCE_SIZE: u16 = 10;
 
-/// Capacity of each connection's command queue (shares waiting to be written).
-const CONN_QUEUE: usize = 4096;
+/// Capacity of each connection's share queue (shares waiting to be written).
+const SHARE_QUEUE: usize = 4096;
+
+/// Capacity of each connection's command queue (hashrate updates, drain).
+const CONN_QUEUE: usize = 64;
+
+/// Where the shares of one epoch go: the queue of the connection that was active when the
+/// epoch began (handed out by [`UpstreamEvent::Active`]). Cloning is cheap.
+#[derive(Clone)]
+pub struct ShareRoute {
+    epoch: u64,
+    tx: mpsc::Sender<ForwardShare>,
+}
+
+impl ShareRoute {
+    /// A route for `epoch` into a queue of `capacity` shares, and that queue's receiving end
+    /// (what a connection task reads; also for tests that stand in for one).
+    pub fn channel(epoch: u64, capacity: usize) -> (Self, mpsc::Receiver<ForwardShare>) {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        (ShareRoute { epoch, tx }, rx)
+    }
+
+    /// The epoch whose shares this route takes.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Queues `share` for the pool without waiting; its answer comes as an
+    /// [`UpstreamEvent::ShareResult`]. Refused at once, the share comes back with the code:
+    /// [`CODE_STALE_UPSTREAM`] (another epoch, or the connection has ended) or
+    /// [`CODE_UPSTREAM_BUSY`] (the connection's queue is full).
+    pub fn submit(&self, share: ForwardShare) -> Result<(), (ForwardShare, &'static str)> {
+        if share.epoch != self.epoch {
+            return Err((share, CODE_STALE_UPSTREAM));
+        }
+        self.tx.try_send(share).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(s) => (s, CODE_UPSTREAM_BUSY),
+            mpsc::error::TrySendError::Closed(s) => (s, CODE_STALE_UPSTREAM),
+        })
+    }
+}
+
+impl std::fmt::Debug for ShareRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareRoute")
+            .field("epoch", &self.epoch)
+            .field("queued", &(self.tx.max_capacity() - self.tx.capacity()))
+            .finish()
+    }
+}
+
+/// Two routes are equal when they lead into the same queue for the same epoch.
+impl PartialEq for ShareRoute {
+    fn eq(&self, other: &Self) -> bool {
+        self.epoch == other.epoch && self.tx.same_channel(&other.tx)
+    }
+}
+
+/// The code of a share refused because the connection's queue was full.
+pub const CODE_UPSTREAM_BUSY: &str = "upstream-busy";
 
 /// Settings of [`run_upstreams`]. `Default` gives the documented defaults and no pool.
 #[derive(Debug, Clone)]
@@ -146,6 +209,8 @@ pub enum UpstreamEvent {
         /// The new epoch (stamp it on [`UpstreamWork::epoch`] and expect it back on
         /// [`ForwardShare::epoch`]).
         epoch: u64,
+        /// Where this epoch's shares go, on every channel.
+        route: ShareRoute,
         /// Index of the pool in [`UpstreamConfig::pools`].
         pool: usize,
         /// The pool's URL.
@@ -212,16 +277,16 @@ pub enum UpstreamEvent {
         /// The new prefix (the size is unchanged).
         extranonce_prefix: Bytes,
     },
-    /// The answer for a share given in [`UpstreamCommand::Submit`].
+    /// The answer for a share taken by [`ShareRoute::submit`].
     ShareResult {
         /// The share.
         share: ForwardShare,
         /// Accepted by the pool.
         accepted: bool,
         /// Why not: the pool's `SubmitShares.Error` code, or `stale-upstream` (not
-        /// forwarded: no active pool, an old epoch or its channel not open),
-        /// `upstream-busy` (queue full), `upstream-closed` (sent, but the connection ended
-        /// before an answer), `no-response` (too many unanswered shares).
+        /// forwarded: its channel is not open, or the connection ended before writing it),
+        /// `upstream-closed` (sent, but the connection ended before an answer),
+        /// `no-response` (too many unanswered shares).
         code: Option<String>,
     },
     /// A connection to a pool failed or ended. With `was_active`, there is no upstream until
@@ -241,9 +306,6 @@ pub enum UpstreamEvent {
 /// What the hub tells the upstream side.
 #[derive(Debug, Clone, PartialEq)]
 pub enum UpstreamCommand {
-    /// Forward a share on its channel ([`ForwardShare::channel`]) of the active pool
-    /// (answered by [`UpstreamEvent::ShareResult`]).
-    Submit(ForwardShare),
     /// The nominal hashrate of a channel's miners changed: `UpdateChannel` on that channel
     /// of the active pool, and the value announced by later opens of the channel.
     UpdateHashrate {
@@ -317,6 +379,8 @@ struct Conn {
     pool: usize,
     role: Role,
     tx: mpsc::Sender<ConnCommand>,
+    /// Its share queue (handed to the hub as a [`ShareRoute`] when it becomes active).
+    shares: mpsc::Sender<ForwardShare>,
     cancel: CancellationToken,
     /// When channel 0 opened.
     opened_at: Option<Instant>,
@@ -357,7 +421,8 @@ struct Supervisor {
 
 /// Runs the upstream side until `shutdown` (or until the hub drops `events`): keeps one
 /// channel open on the most preferred reachable pool of `cfg.pools`, reports through
-/// `events` and takes shares and hashrate updates from `commands` (see the module docs).
+/// `events`, takes hashrate updates from `commands` and shares through the
+/// [`ShareRoute`] of each [`UpstreamEvent::Active`] (see the module docs).
 pub async fn run_upstreams(
     cfg: UpstreamConfig,
     events: mpsc::Sender<UpstreamEvent>,
@@ -467,15 +532,20 @@ impl Supervisor {
         let slot = &mut self.slots[pool];
         let url = slot.redirect.take().unwrap_or_else(|| slot.url.clone());
         let (tx, rx) = mpsc::channel(CONN_QUEUE);
+        let (route, shares) = ShareRoute::channel(0, SHARE_QUEUE);
         let cancel = self.shutdown.child_token();
         tracing::info!(pool, url = %url.address(), ?role, "connecting to pool");
         self.tasks.spawn(conn::run(
             id,
             url,
             Arc::new(self.settings.clone()),
-            rx,
-            self.channels.subscribe(),
-            self.conn_tx.clone(),
+            conn::Queues {
+                commands: rx,
+                shares,
+                channels: self.channels.subscribe(),
+                events: self.conn_tx.clone(),
+                results: self.events.clone(),
+            },
             cancel.clone(),
         ));
         self.conns.push(Conn {
@@ -483,6 +553,7 @@ impl Supervisor {
             pool,
             role,
             tx,
+            shares: route.tx,
             cancel,
             opened_at: None,
             infos: BTreeMap::new(),
@@ -578,6 +649,10 @@ impl Supervisor {
         };
         self.epoch += 1;
         let epoch = self.epoch;
+        let route = ShareRoute {
+            epoch,
+            tx: c.shares.clone(),
+        };
         let pool = c.pool;
         let others: Vec<ChannelInfo> = c.infos.values().skip(1).cloned().collect();
         let refused: Vec<(usize, String)> =
@@ -599,6 +674,7 @@ impl Supervisor {
         }
         self.emit(UpstreamEvent::Active {
             epoch,
+            route,
             pool,
             url,
             channel_id: info.channel_id,
@@ -627,20 +703,6 @@ impl Supervisor {
     }
 
     async fn on_conn_event(&mut self, id: u64, ev: ConnEvent) -> Result<(), HubGone> {
-        if let ConnEvent::ShareResult {
-            share,
-            accepted,
-            code,
-        } = ev
-        {
-            return self
-                .emit(UpstreamEvent::ShareResult {
-                    share,
-                    accepted,
-                    code,
-                })
-                .await;
-        }
         let Some(i) = self.conns.iter().position(|c| c.id == id) else {
             return Ok(());
         };
@@ -716,7 +778,6 @@ impl Supervisor {
                     .await?;
                 }
             }
-            ConnEvent::ShareResult { .. } => {}
             ConnEvent::Ended { reason, redirect } => {
                 let c = self.conns.remove(i);
                 c.cancel.cancel();
@@ -766,29 +827,6 @@ impl Supervisor {
 
     async fn on_command(&mut self, cmd: UpstreamCommand) -> Result<(), HubGone> {
         match cmd {
-            UpstreamCommand::Submit(share) => {
-                let code = match self.find(Role::Active) {
-                    Some(i) if share.epoch == self.epoch => {
-                        match self.conns[i].tx.try_send(ConnCommand::Submit(share)) {
-                            Ok(()) => return Ok(()),
-                            Err(mpsc::error::TrySendError::Full(ConnCommand::Submit(s))) => {
-                                (s, "upstream-busy")
-                            }
-                            Err(mpsc::error::TrySendError::Closed(ConnCommand::Submit(s))) => {
-                                (s, CODE_STALE_UPSTREAM)
-                            }
-                            Err(_) => return Ok(()),
-                        }
-                    }
-                    _ => (share, CODE_STALE_UPSTREAM),
-                };
-                self.emit(UpstreamEvent::ShareResult {
-                    share: code.0,
-                    accepted: false,
-                    code: Some(code.1.to_string()),
-                })
-                .await
-            }
             UpstreamCommand::UpdateHashrate { channel, hashrate } => {
                 let h = hashrate as f32;
                 if h.is_finite() && h >= 0.0 {
