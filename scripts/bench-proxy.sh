@@ -8,7 +8,8 @@
 # generator's JSON report (accepted shares/s, submit-to-response latency percentiles), and
 # the proxy's CPU seconds during the load (and per 1,000 shares/s).
 # SKIP_IDLE=1 skips the idle (RSS) phase; PROXY_ENV="K=V ..." adds environment variables to
-# the proxy only (e.g. TOKIO_WORKER_THREADS=1).
+# the proxy only (e.g. TOKIO_WORKER_THREADS=1); PROXY_BIN=PATH runs another strata-proxy build
+# (an A/B comparison in the same session).
 # LOAD_NICE=N runs the pool and the load generator at nice N (the proxy at 0), so that on this
 # 2-core machine the generator yields the CPU to the proxy under test instead of preempting it.
 # KEEP_LOGS=DIR copies the proxy's and the pool's logs and the reports there (with
@@ -76,7 +77,7 @@ EOF
 else
   STRATA_PROXY_SV1__INITIAL_DIFFICULTY=1e-9 STRATA_PROXY_SV1__MIN_DIFFICULTY=1e-9 \
   STRATA_PROXY_SV1__SHARES_PER_MINUTE=60 STRATA_PROXY_SV1__MAX_PER_IP=20000 RUST_LOG=warn \
-    $on_proxy env ${PROXY_ENV:-} target/release/strata-proxy --upstream "stratum2+tcp://$pool_addr/$key" \
+    $on_proxy env ${PROXY_ENV:-} "${PROXY_BIN:-target/release/strata-proxy}" --upstream "stratum2+tcp://$pool_addr/$key" \
     --sv1-listen 127.0.0.1:0 --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
     --data-dir "$work/proxy" > "$work/proxy.log" 2>&1 &
 fi

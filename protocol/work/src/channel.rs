@@ -44,7 +44,7 @@
 //!
 //! # Memory per channel
 //!
-//! A [`Channel`] is about 380 bytes and a [`Job`] about 260 (an 80-byte header template with
+//! A [`Channel`] is about 420 bytes and a [`Job`] about 260 (an 80-byte header template with
 //! prevhash, merkle root and nBits filled in, the target, the extranonce prefix, the header
 //! midstate at the job's version once a share used it; an extended job's coinbase parts,
 //! merkle path and coinbase-prefix midstate sit behind one `Arc` shared by every member of a
@@ -53,7 +53,8 @@
 //! set holds 8 bytes per share accepted under the current prevhash in a hash table at most 7/8
 //! full (9-18 bytes per share; [`ChannelConfig::initial_seen_capacity`] entries, 64 by
 //! default, reserved at the first share, the allocation kept across prevhashes up to 4096
-//! entries), at most [`ChannelConfig::max_seen_shares`] entries. At most `max_jobs +
+//! entries), at most [`ChannelConfig::max_seen_shares`] entries, plus block candidates apart
+//! (none on a real chain between two prevhashes; at most twice that on regtest). At most `max_jobs +
 //! max_future_jobs` jobs are held; the future-job queue is released when a `SetNewPrevHash`
 //! empties it. [`Channel::capacities`] tells what a channel holds. With the defaults (8 + 8 jobs, 65 536 shares) an idle channel with a full job
 //! history is about 4.5 KiB, and at most about 1.2 MiB if a miner submits the whole share budget
@@ -90,9 +91,12 @@ pub struct ChannelConfig {
     /// Future jobs kept per channel (at least 1; default 8; the oldest is evicted).
     pub max_future_jobs: usize,
     /// Accepted shares remembered for duplicate detection under one prevhash (default
-    /// 65 536; about 11 hours at 100 shares/min). Once reached, further shares are refused
-    /// ([`crate::share::Rejection::ShareBudgetExhausted`]) until a new prevhash clears them:
-    /// forgetting would let a miner replay shares for credit.
+    /// 65 536; about 11 hours at 100 shares/min). Once reached, the set is renewed: emptied,
+    /// with an nTime floor one second above every share it held, so that none can be
+    /// replayed for credit. Shares below the floor are then refused as stale
+    /// ([`crate::share::Rejection::BelowNtimeFloor`]): a channel flooded with shares (a
+    /// restarting farm at its starting difficulty) loses about a second of them per
+    /// budget, not the rest of the block.
     pub max_seen_shares: usize,
     /// Seconds a share's nTime may be ahead of `max(job min_ntime, now)` (default
     /// [`MAX_FUTURE_BLOCK_TIME`], consensus' limit).
@@ -435,46 +439,107 @@ impl StdHasher for PassThrough {
 /// per job. Two different shares collide with probability about `n² / 2^65` (below 2^-33 at
 /// 65 536 shares), and a collision only refuses an honest share, it never accepts a replay.
 ///
+/// When the set is full it can be [renewed](Self::renew): emptied, with an nTime floor above
+/// every share it held, so that none of them can come back (their headers all have a lower
+/// nTime) while newer shares are checked against a fresh set. Block candidates are kept
+/// apart ([`insert_block`](Self::insert_block)), across renewals and below the floor: a
+/// header is a block or not whatever job it is submitted under, so the two never meet, and a
+/// block is never refused for the floor.
+///
 /// A `HashSet` (hashbrown) measured faster here than a plain open-addressing table of `u64`:
 /// a new key is rejected as a match from the 1-byte control array, which stays in cache
 /// across channels, and the 8-byte slot is only written (a store, which does not stall).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct SeenSet(HashSet<u64, BuildHasherDefault<PassThrough>>);
+pub(crate) struct SeenSet {
+    set: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    /// Block candidates (rare on a real chain; on regtest about every other share).
+    blocks: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    /// The highest nTime recorded since the last [`clear`](Self::clear).
+    max_ntime: u32,
+    /// Shares with a lower nTime are refused (0 until a [`renew`](Self::renew)).
+    ntime_floor: u32,
+}
 
 impl SeenSet {
-    /// Entries held.
+    /// Entries held (blocks included).
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.0.len()
+        self.set.len() + self.blocks.len()
     }
 
-    /// Records `hash_bits` (uniformly distributed bits of a share hash) unless present or
-    /// `limit` entries are held; the first insertion reserves `initial` entries.
+    /// Entries allocated (blocks included).
+    pub(crate) fn capacity(&self) -> usize {
+        self.set.capacity() + self.blocks.capacity()
+    }
+
+    /// The nTime floor: shares below it are refused (0: none).
     #[inline]
-    pub(crate) fn insert(&mut self, hash_bits: u64, limit: usize, initial: usize) -> Seen {
-        if self.0.capacity() == 0 {
-            self.0.reserve(initial);
+    pub(crate) fn ntime_floor(&self) -> u32 {
+        self.ntime_floor
+    }
+
+    /// Records `hash_bits` (uniformly distributed bits of a share hash) of a share with
+    /// `ntime` unless present or `limit` entries are held; the first insertion reserves
+    /// `initial` entries.
+    #[inline]
+    pub(crate) fn insert(
+        &mut self,
+        hash_bits: u64,
+        ntime: u32,
+        limit: usize,
+        initial: usize,
+    ) -> Seen {
+        if self.set.capacity() == 0 {
+            self.set.reserve(initial);
         }
-        if self.0.len() >= limit {
-            return if self.0.contains(&hash_bits) {
+        if self.set.len() >= limit {
+            return if self.set.contains(&hash_bits) {
                 Seen::Duplicate
             } else {
                 Seen::Full
             };
         }
-        if self.0.insert(hash_bits) {
+        if self.set.insert(hash_bits) {
+            self.max_ntime = self.max_ntime.max(ntime);
             Seen::Inserted
         } else {
             Seen::Duplicate
         }
     }
 
-    /// Forgets every entry, keeping up to [`RECYCLE_SEEN_CAPACITY`] entries allocated.
-    pub(crate) fn clear(&mut self) {
-        self.0.clear();
-        if self.0.capacity() > RECYCLE_SEEN_CAPACITY {
-            self.0.shrink_to(RECYCLE_SEEN_CAPACITY);
+    /// Records a block candidate's `hash_bits` unless present or `limit` blocks are held.
+    #[cold]
+    pub(crate) fn insert_block(&mut self, hash_bits: u64, limit: usize) -> Seen {
+        if self.blocks.contains(&hash_bits) {
+            Seen::Duplicate
+        } else if self.blocks.len() >= limit {
+            Seen::Full
+        } else {
+            self.blocks.insert(hash_bits);
+            Seen::Inserted
         }
+    }
+
+    /// Empties the set of shares (keeping its allocation and the blocks) and raises the nTime
+    /// floor above every recorded share; returns the floor. `None` (nothing changed) if a
+    /// recorded nTime is `u32::MAX`, above which no floor fits.
+    pub(crate) fn renew(&mut self) -> Option<u32> {
+        let floor = self.max_ntime.checked_add(1)?;
+        self.set.clear();
+        self.ntime_floor = floor;
+        Some(floor)
+    }
+
+    /// Forgets every entry and the nTime floor (a new prevhash), keeping up to
+    /// [`RECYCLE_SEEN_CAPACITY`] entries allocated (the blocks' allocation is released).
+    pub(crate) fn clear(&mut self) {
+        self.set.clear();
+        if self.set.capacity() > RECYCLE_SEEN_CAPACITY {
+            self.set.shrink_to(RECYCLE_SEEN_CAPACITY);
+        }
+        self.blocks = HashSet::default();
+        self.max_ntime = 0;
+        self.ntime_floor = 0;
     }
 }
 
@@ -625,7 +690,7 @@ impl Channel {
         Capacities {
             jobs: self.jobs.capacity(),
             future_jobs: self.future.capacity(),
-            seen: self.seen.0.capacity(),
+            seen: self.seen.capacity(),
         }
     }
 
@@ -1489,17 +1554,25 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             keys.push(x);
-            assert_eq!(s.insert(x, usize::MAX, 64), Seen::Inserted);
+            assert_eq!(s.insert(x, 1, usize::MAX, 64), Seen::Inserted);
         }
         assert_eq!(s.len(), 10_000);
         for &k in &keys {
-            assert_eq!(s.insert(k, usize::MAX, 64), Seen::Duplicate);
+            assert_eq!(s.insert(k, 1, usize::MAX, 64), Seen::Duplicate);
         }
-        assert_eq!(s.insert(12345, 10_000, 64), Seen::Full);
-        assert_eq!(s.insert(keys[7], 0, 64), Seen::Duplicate);
+        assert_eq!(s.insert(12345, 1, 10_000, 64), Seen::Full);
+        assert_eq!(s.insert(keys[7], 1, 0, 64), Seen::Duplicate);
+        // renewed: empty, and a floor above every nTime it held
+        assert_eq!(s.renew(), Some(2));
+        assert_eq!((s.len(), s.ntime_floor()), (0, 2));
+        assert_eq!(s.insert(keys[7], 2, usize::MAX, 64), Seen::Inserted);
         s.clear();
-        assert_eq!(s.len(), 0);
-        assert!(s.0.capacity() <= 2 * RECYCLE_SEEN_CAPACITY);
-        assert_eq!(s.insert(keys[0], usize::MAX, 64), Seen::Inserted);
+        assert_eq!((s.len(), s.ntime_floor()), (0, 0));
+        assert!(s.capacity() <= 2 * RECYCLE_SEEN_CAPACITY);
+        assert_eq!(s.insert(keys[0], 1, usize::MAX, 64), Seen::Inserted);
+        // no floor fits above u32::MAX
+        assert_eq!(s.insert(keys[1], u32::MAX, usize::MAX, 64), Seen::Inserted);
+        assert_eq!(s.renew(), None);
+        assert_eq!(s.len(), 2);
     }
 }

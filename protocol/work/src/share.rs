@@ -16,8 +16,10 @@
 //! | `ntime <= max(job min_ntime, now) + max_ntime_ahead` | [`Rejection::NtimeTooLate`] | `invalid-share` |
 //! | version bits changed only inside the job's mask | [`Rejection::InvalidVersion`], [`Rejection::VersionRollingNotAllowed`] | `invalid-non-rollable-version-bit`, `version-rolling-not-allowed` |
 //! | hash ≤ job target, or ≤ network target (a block) | [`Rejection::DifficultyTooLow`] | `difficulty-too-low` |
+//! | `ntime >=` the channel's nTime floor (set when its duplicate budget was renewed) | [`Rejection::BelowNtimeFloor`] | `stale-share` |
 //! | not accepted before on this channel since the last prevhash | [`Rejection::DuplicateShare`] | `duplicate-share` |
-//! | duplicate budget left (a block candidate: twice the budget) | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
+//! | duplicate budget left, or renewed with this share at or above the new floor | [`Rejection::BelowNtimeFloor`] | `stale-share` |
+//! | a block candidate: fewer than twice the budget recorded as blocks | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
 //!
 //! The nTime window: the spec (5.3.11) bounds nTime by the prevhash's `min_ntime` plus the
 //! seconds elapsed since it arrived; consensus allows two hours ahead of the node's clock.
@@ -30,7 +32,14 @@
 //! job id with the same merkle root (a template re-sent as a new job) is a duplicate too. The
 //! set is emptied by a `SetNewPrevHash` that changes the prevhash (a repeated tip keeps it,
 //! as SRI does);
-//! [`crate::channel::ChannelConfig::max_seen_shares`] caps it.
+//! [`crate::channel::ChannelConfig::max_seen_shares`] caps it. A full set is renewed:
+//! emptied, with an nTime floor one second above every share it held, so no share it held can
+//! be replayed (its header has a lower nTime) and newer shares are checked against the fresh
+//! set; shares below the floor are refused as stale until the miners' nTime passes it (a
+//! second or so). Only an nTime of `u32::MAX` already recorded leaves no room for a floor:
+//! then shares are refused ([`Rejection::ShareBudgetExhausted`]) until the next prevhash.
+//! Block candidates are remembered apart, up to twice the budget, and never refused for the
+//! floor.
 //!
 //! The per-share path does not allocate (the duplicate set grows amortized; a block
 //! candidate, rare by nature, is boxed).
@@ -141,9 +150,19 @@ pub enum Rejection {
         /// The job id of the share.
         job_id: u32,
     },
+    /// The nTime is below the channel's floor: the share may be one the channel forgot when
+    /// its duplicate budget was renewed (see the module docs). Miners pass the floor within
+    /// about a second by rolling nTime forward with the clock.
+    #[error("nTime {ntime} below the channel's floor {floor} (duplicate budget renewed)")]
+    BelowNtimeFloor {
+        /// The share's nTime.
+        ntime: u32,
+        /// The floor.
+        floor: u32,
+    },
     /// The channel remembers [`max_seen_shares`](crate::channel::ChannelConfig::max_seen_shares)
-    /// shares already; it cannot accept more without forgetting duplicates. The application
-    /// should raise the target or close the channel.
+    /// shares already and an nTime of `u32::MAX` leaves no room to renew the set; it cannot
+    /// accept more without forgetting duplicates until the next prevhash.
     #[error("duplicate-detection budget of {limit} shares exhausted")]
     ShareBudgetExhausted {
         /// The budget.
@@ -159,7 +178,7 @@ impl Rejection {
                 ERROR_INVALID_CHANNEL_ID
             }
             Rejection::InvalidJobId { .. } => ERROR_INVALID_JOB_ID,
-            Rejection::StaleShare { .. } => ERROR_STALE_SHARE,
+            Rejection::StaleShare { .. } | Rejection::BelowNtimeFloor { .. } => ERROR_STALE_SHARE,
             Rejection::BadExtranonceSize { .. } => ERROR_BAD_EXTRANONCE_SIZE,
             Rejection::NtimeTooEarly { .. }
             | Rejection::NtimeTooLate { .. }
@@ -394,6 +413,7 @@ fn finish(
     idx: usize,
     hash: [u8; 32],
     header: impl FnOnce(&Job) -> [u8; HEADER_LEN],
+    ntime: u32,
     sequence_number: u32,
     extranonce: &[u8],
 ) -> Result<AcceptedShare, Rejection> {
@@ -407,13 +427,28 @@ fn finish(
     let mut low = [0u8; 8];
     low.copy_from_slice(&hash[..8]);
     let key = u64::from_le_bytes(low);
-    let mut seen = ch.seen.insert(key, limit, ch.config.initial_seen_capacity);
-    if seen == Seen::Full && is_block {
-        // a block is never refused for the budget (that would lose it); it is recorded
-        // beyond the budget, up to twice it, so that it cannot be replayed for credit
-        // either (blocks are rare on a real chain; on regtest every share is one)
-        seen = ch.seen.insert(key, limit.saturating_mul(2), 0);
-    }
+    let seen = if is_block {
+        // a block is never refused for the floor (that would lose it); it is remembered
+        // apart, up to twice the budget (blocks are rare on a real chain; on regtest about
+        // every other share is one)
+        ch.seen.insert_block(key, limit.saturating_mul(2))
+    } else {
+        // here, not before hashing: a batch renews the set between its shares
+        let floor = ch.seen.ntime_floor();
+        if ntime < floor {
+            return Err(Rejection::BelowNtimeFloor { ntime, floor });
+        }
+        let initial = ch.config.initial_seen_capacity;
+        match ch.seen.insert(key, ntime, limit, initial) {
+            Seen::Full => match ch.seen.renew() {
+                // no share recorded so far reaches the new floor: this one is new
+                Some(floor) if ntime >= floor => ch.seen.insert(key, ntime, limit, initial),
+                Some(floor) => return Err(Rejection::BelowNtimeFloor { ntime, floor }),
+                None => Seen::Full,
+            },
+            seen => seen,
+        }
+    };
     match seen {
         Seen::Inserted => {}
         Seen::Duplicate => return Err(Rejection::DuplicateShare { job_id: job.id }),
@@ -483,7 +518,15 @@ pub fn validate_standard(
     let job = &mut channel.jobs[idx];
     let hash = hash_standard(job, share);
     let header = |job: &Job| standard_header(job, share);
-    finish(channel, idx, hash, header, share.sequence_number, &[])
+    finish(
+        channel,
+        idx,
+        hash,
+        header,
+        share.ntime,
+        share.sequence_number,
+        &[],
+    )
 }
 
 /// SHA-256d of a standard share's header, hashed from the job's header template with the
@@ -533,6 +576,7 @@ pub fn validate_extended(
         idx,
         hash,
         |_| header,
+        share.ntime,
         share.sequence_number,
         share.extranonce.as_slice(),
     )
@@ -815,7 +859,7 @@ impl BatchValidator {
                     let (h, hash) = (&self.headers[k], self.hashes[k]);
                     k += 1;
                     match channels.channel_mut(s.channel_id) {
-                        Some(ch) => finish(ch, idx, hash, |_| *h, s.sequence_number, &[]),
+                        Some(ch) => finish(ch, idx, hash, |_| *h, s.ntime, s.sequence_number, &[]),
                         None => Err(Rejection::InvalidChannelId {
                             channel_id: s.channel_id,
                         }),
@@ -962,6 +1006,7 @@ impl BatchValidator {
                             idx,
                             hash,
                             |_| *h,
+                            s.ntime,
                             s.sequence_number,
                             s.extranonce.as_slice(),
                         ),

@@ -14,8 +14,10 @@
 //! * **Active job before any prevhash**: SRI stores it and answers its shares with a
 //!   `NoChainTip` error (no error code); we refuse the job itself
 //!   ([`ChannelError::NoPrevHash`]).
-//! * **Duplicate budget**: SRI's client forgets the oldest of 4096 hashes; we refuse shares
-//!   past the budget ([`Rejection::ShareBudgetExhausted`], default 65 536) rather than forget.
+//! * **Duplicate budget**: SRI's client forgets the oldest of 4096 hashes (a forgotten share
+//!   can be replayed); past our budget (default 65 536) we empty the set and refuse shares
+//!   with an nTime at or below the highest one it held ([`Rejection::BelowNtimeFloor`]), so
+//!   no forgotten share can come back.
 
 use std::collections::BTreeMap;
 

@@ -1029,7 +1029,8 @@ fn build_job(
 pub fn reject_reason(r: &Rejection) -> RejectReason {
     match r {
         Rejection::InvalidJobId { .. } => RejectReason::UnknownJob,
-        Rejection::StaleShare { .. } => RejectReason::Stale,
+        // below the nTime floor of a renewed duplicate set: as stale as an old job
+        Rejection::StaleShare { .. } | Rejection::BelowNtimeFloor { .. } => RejectReason::Stale,
         Rejection::DuplicateShare { .. } => RejectReason::Duplicate,
         // the channel can no longer tell a duplicate from a new share
         Rejection::ShareBudgetExhausted { .. } => RejectReason::Duplicate,
