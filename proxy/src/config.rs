@@ -62,6 +62,16 @@ pub struct UpstreamSettings {
     /// Miners per upstream extended channel: 0 aggregates every miner into one channel;
     /// N > 0 opens one more channel on the pool each time N more miners connect.
     pub miners_per_channel: u32,
+    /// Hashrate (H/s) each channel announces when it opens, before its miners report. 0
+    /// (default): the pool starts the channel at its minimum difficulty until the first
+    /// `UpdateChannel`, about a second after the miners start; set it to the farm's
+    /// hashrate (per channel) so that the pool's first target already fits.
+    pub nominal_hashrate: f64,
+    /// Seconds between a channel's `UpdateChannel`s (a rise beyond twice the announced
+    /// hashrate goes out after 1 s regardless).
+    pub update_interval_secs: u64,
+    /// Relative hashrate change that sends an `UpdateChannel` (0.1 = 10 %).
+    pub update_threshold: f64,
 }
 
 impl Default for UpstreamSettings {
@@ -72,6 +82,9 @@ impl Default for UpstreamSettings {
             return_to_preferred: true,
             stable_secs: 30,
             miners_per_channel: 0,
+            nominal_hashrate: 0.0,
+            update_interval_secs: 10,
+            update_threshold: 0.1,
         }
     }
 }
@@ -96,6 +109,8 @@ pub struct Config {
     pub max_miner_series: usize,
     /// Miners at most (the extranonce split is sized for it).
     pub max_miners: u32,
+    /// Seconds between each miner's statistics reports to the hub (API, hashrate sums).
+    pub report_interval_secs: u64,
     /// SV1 miners.
     pub sv1: Sv1Settings,
     /// Pools.
@@ -113,6 +128,7 @@ impl Default for Config {
             data_dir: PathBuf::from("strata-proxy-data"),
             max_miner_series: 1000,
             max_miners: 65_536,
+            report_interval_secs: 10,
             sv1: Sv1Settings::default(),
             upstream: UpstreamSettings::default(),
         }
@@ -160,10 +176,17 @@ mod tests {
         assert!(c.sv1.power_of_two);
         assert_eq!(c.upstream.miners_per_channel, 8);
         let file = std::env::temp_dir().join(format!("strata-proxy-{}.toml", std::process::id()));
-        std::fs::write(&file, "[upstream]\nminers_per_channel = 3\n").expect("write");
+        std::fs::write(
+            &file,
+            "report_interval_secs = 5\n[upstream]\nminers_per_channel = 3\nnominal_hashrate = 1e15\nupdate_interval_secs = 30\n",
+        )
+        .expect("write");
         let c = Config::load(Some(&file), Vec::new()).expect("file");
         let _ = std::fs::remove_file(&file);
         assert_eq!(c.upstream.miners_per_channel, 3);
+        assert_eq!(c.upstream.nominal_hashrate, 1e15);
+        assert_eq!(c.upstream.update_interval_secs, 30);
+        assert_eq!(c.report_interval_secs, 5);
         let bad = vec![(
             "STRATA_PROXY_UPSTREAM__MINERS_PER_CHANNEL".to_string(),
             "-1".to_string(),

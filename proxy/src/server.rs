@@ -58,6 +58,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         return_to_preferred: cfg.upstream.return_to_preferred,
         stable_for: std::time::Duration::from_secs(cfg.upstream.stable_secs),
         probe_interval: std::time::Duration::from_secs(cfg.upstream.stable_secs.clamp(1, 30)),
+        nominal_hashrate: cfg.upstream.nominal_hashrate,
         ..UpstreamConfig::default()
     };
     tasks.spawn(upstream::run_upstreams(
@@ -74,13 +75,17 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
             },
             pools: cfg.upstreams.clone(),
             miners_per_channel: cfg.upstream.miners_per_channel,
-            ..HubConfig::default()
+            update_interval: std::time::Duration::from_secs(
+                cfg.upstream.update_interval_secs.max(1),
+            ),
+            update_threshold: cfg.upstream.update_threshold,
         },
         events_rx,
         commands_tx,
         shutdown.clone(),
     );
 
+    let report_interval = std::time::Duration::from_secs(cfg.report_interval_secs.max(1));
     let defaults = crate::downstream::sv1::Sv1Config::default();
     let sv1_cfg = Arc::new(crate::downstream::sv1::Sv1Config {
         vardiff: strata_work::vardiff::VardiffConfig {
@@ -94,6 +99,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         max_line_len: cfg.sv1.max_line_len,
         idle_timeout: std::time::Duration::from_secs(cfg.sv1.idle_timeout_secs.max(1)),
         write_timeout: std::time::Duration::from_secs(cfg.sv1.write_timeout_secs.max(1)),
+        report_interval,
         ..defaults
     });
     let sv1 = TcpListener::bind(cfg.sv1_listen)
@@ -117,6 +123,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
             let authority = keys.authority;
             let mut ctx = crate::downstream::sv2_conn::Sv2DownContext::new(keys.responder);
             ctx.plaintext = cfg.sv2_plaintext;
+            ctx.report_interval = report_interval;
             let l = TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;
