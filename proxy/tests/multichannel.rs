@@ -80,7 +80,7 @@ async fn five_miners_two_per_channel_hold_three_channels_across_a_failover() {
         data_dir: dp.path().to_path_buf(),
         ..Config::default()
     };
-    cfg.sv1.initial_difficulty = 0.0001;
+    cfg.sv1.initial_difficulty = 5e-6;
     cfg.sv1.shares_per_minute = 60.0;
     cfg.upstream.miners_per_channel = 2;
     let proxy = strata_proxy::server::start(cfg).await.unwrap();
