@@ -434,6 +434,22 @@ fn reports_carry_the_nominal_hashrate_until_the_channel_estimate_rests_on_enough
     );
     assert_eq!(r.accepted, n);
     assert_eq!(s.take_early_report(at(n)), None);
+
+    // the device announces a new nominal hashrate: the hub hears of it at once, and the
+    // channel counts at it again until its new window holds enough shares
+    out.clear();
+    let upd = UpdateChannel {
+        channel_id: 1,
+        nominal_hash_rate: 200.0,
+        maximum_target: U256([0xff; 32]),
+    };
+    s.on_message(upd.into(), at(n), &mut out);
+    assert_eq!(names(&out), ["SetTarget"]);
+    let r = s
+        .take_early_report(at(n))
+        .expect("an early report after UpdateChannel");
+    assert!((r.hashrate - 200.0).abs() < 1.0, "{}", r.hashrate);
+    assert_eq!(s.take_early_report(at(n)), None);
 }
 
 #[test]

@@ -60,8 +60,9 @@
 //! the one a channel's target implies, i.e. the device's nominal hashrate, until its vardiff
 //! window holds [`ESTIMATE_MIN_SHARES`] shares, then the estimate). Besides the connection
 //! task's periodic reports, [`Sv2DownSession::take_early_report`] has one when a channel
-//! opens and when a channel's window first holds that many shares, so that the upstream
-//! channel's first `UpdateChannel` does not wait a full report interval.
+//! opens, when the device announces a new nominal hashrate (`UpdateChannel`) and when a
+//! channel's window first holds that many shares, so that the upstream channel's
+//! `UpdateChannel` does not wait a full report interval.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -655,6 +656,9 @@ impl Sv2DownSession {
             meta.max_target = max;
         }
         self.retarget(u.channel_id, target, out);
+        // the channel counts at its new nominal hashrate from now on: the hub hears of it at
+        // once (a device that ramps up would otherwise wait a report interval)
+        self.early_report = true;
     }
 
     /// Sets a channel's target and tells the miner, if it changed.
@@ -974,8 +978,8 @@ impl Sv2DownSession {
     }
 
     /// The report the hub should get now rather than at the next periodic one, once after
-    /// each channel opened and after a channel's vardiff window first held
-    /// [`ESTIMATE_MIN_SHARES`] shares (see the module docs).
+    /// each channel opened or took an `UpdateChannel` and after a channel's vardiff window
+    /// first held [`ESTIMATE_MIN_SHARES`] shares (see the module docs).
     pub fn take_early_report(&mut self, now: Now) -> Option<MinerReport> {
         if !std::mem::take(&mut self.early_report) {
             return None;
