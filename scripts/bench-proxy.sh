@@ -14,6 +14,8 @@
 # 2-core machine the generator yields the CPU to the proxy under test instead of preempting it.
 # KEEP_LOGS=DIR copies the proxy's and the pool's logs and the reports there (with
 # PROXY_ENV=RUST_LOG=info for a verbose proxy log).
+# PROXY_PREFIX="CMD ..." runs the proxy under a command (e.g. "chrt -f 1" or "nice -n -10", to
+# see how much of the latency tail is the other processes' scheduler time slices).
 # PIN=1 puts the proxy alone on CPU 0 and the pool and load generator on CPU 1 (taskset), as
 # on a farm where the proxy has its own machine (here the generator then saturates its one
 # core at about 12,000 shares/s).
@@ -23,6 +25,7 @@ which=${1:-strata}; conns=${2:-10000}; rate=${3:-5000}; secs=${4:-30}
 ulimit -n 20000 2>/dev/null || true
 if [ "${PIN:-0}" = 1 ]; then on_proxy="taskset -c 0"; on_rest="taskset -c 1"; else on_proxy=""; on_rest=""; fi
 if [ -n "${LOAD_NICE:-}" ]; then on_rest="nice -n $LOAD_NICE $on_rest"; fi
+on_proxy="${PROXY_PREFIX:-} $on_proxy"
 work=$(mktemp -d)
 cleanup() {
   # the proxy first, alone: a graceful stop should take well under 10 s
