@@ -26,7 +26,8 @@ use crate::work::{ForwardShare, UpstreamWork};
 pub(crate) enum ConnCommand {
     /// Send UpdateChannel on a channel.
     UpdateHashrate { channel: usize, hashrate: f32 },
-    /// Take no more shares; end once every pending share is answered or `timeout` passed.
+    /// End once every pending share is answered or `timeout` passed (the epoch changed:
+    /// shares still arriving through its old route are taken until then).
     Drain { timeout: Duration },
 }
 

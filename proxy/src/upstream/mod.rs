@@ -68,8 +68,9 @@ pub const DEFAULT_MIN_EXTRANONCE_SIZE: u16 = 10;
 /// Capacity of each connection's share queue (shares waiting to be written).
 const SHARE_QUEUE: usize = 4096;
 
-/// Capacity of each connection's command queue (hashrate updates, drain).
-const CONN_QUEUE: usize = 64;
+/// Capacity of each connection's command queue (hashrate updates, one per channel at most
+/// every second or so, and a drain).
+const CONN_QUEUE: usize = 1024;
 
 /// Where the shares of one epoch go: the queue of the connection that was active when the
 /// epoch began (handed out by [`UpstreamEvent::Active`]). Cloning is cheap.
