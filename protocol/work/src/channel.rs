@@ -492,32 +492,17 @@ impl SeenSet {
         if self.set.capacity() == 0 {
             self.set.reserve(initial);
         }
-        if self.set.len() >= limit {
-            return if self.set.contains(&hash_bits) {
-                Seen::Duplicate
-            } else {
-                Seen::Full
-            };
-        }
-        if self.set.insert(hash_bits) {
+        let seen = bounded_insert(&mut self.set, hash_bits, limit);
+        if seen == Seen::Inserted {
             self.max_ntime = self.max_ntime.max(ntime);
-            Seen::Inserted
-        } else {
-            Seen::Duplicate
         }
+        seen
     }
 
     /// Records a block candidate's `hash_bits` unless present or `limit` blocks are held.
     #[cold]
     pub(crate) fn insert_block(&mut self, hash_bits: u64, limit: usize) -> Seen {
-        if self.blocks.contains(&hash_bits) {
-            Seen::Duplicate
-        } else if self.blocks.len() >= limit {
-            Seen::Full
-        } else {
-            self.blocks.insert(hash_bits);
-            Seen::Inserted
-        }
+        bounded_insert(&mut self.blocks, hash_bits, limit)
     }
 
     /// Empties the set of shares (keeping its allocation and the blocks) and raises the nTime
@@ -540,6 +525,27 @@ impl SeenSet {
         self.blocks = HashSet::default();
         self.max_ntime = 0;
         self.ntime_floor = 0;
+    }
+}
+
+/// Records `key` in `set` unless present or `limit` entries are held.
+#[inline]
+fn bounded_insert(
+    set: &mut HashSet<u64, BuildHasherDefault<PassThrough>>,
+    key: u64,
+    limit: usize,
+) -> Seen {
+    if set.len() >= limit {
+        return if set.contains(&key) {
+            Seen::Duplicate
+        } else {
+            Seen::Full
+        };
+    }
+    if set.insert(key) {
+        Seen::Inserted
+    } else {
+        Seen::Duplicate
     }
 }
 
