@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::MinerError;
 use crate::identity::default_address;
 use crate::pace::Pacing;
-use crate::report::{MinerStats, Reporter};
+use crate::report::{since_clock_base, MinerStats, Reporter};
 use crate::shell::{run_sv1, run_sv2, Endpoint, Sv2Connect};
 use crate::sv1::{Sv1Config, Sv1Miner};
 use crate::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
@@ -150,9 +150,24 @@ pub struct LoadReport {
     pub elapsed_s: f64,
     /// Hashes computed.
     pub hashes: u64,
+    /// Every measured share in submit order: (microseconds from the start of the run to its
+    /// submit, its latency in microseconds, as in `latency_ms`). Not in the JSON: written
+    /// apart by [`LoadReport::write_timeline`] (`strata-miner load --timeline FILE`).
+    #[serde(skip)]
+    pub timeline: Vec<(u32, u32)>,
 }
 
 impl LoadReport {
+    /// Writes [`LoadReport::timeline`], one share per line: `SUBMIT_MS LATENCY_US` (submit
+    /// time in milliseconds from the start of the run, three decimals). Shows whether a
+    /// latency tail is spread over the run or comes in bursts, and when.
+    pub fn write_timeline(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        for &(at_us, latency_us) in &self.timeline {
+            writeln!(out, "{}.{:03} {latency_us}", at_us / 1000, at_us % 1000)?;
+        }
+        out.flush()
+    }
+
     /// One line of JSON.
     pub fn to_json_line(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
@@ -200,6 +215,8 @@ async fn one_connection(
 
 /// Runs a load test until `config.duration` elapsed or `stop` is cancelled, and reports.
 pub async fn run_load(config: LoadConfig, stop: CancellationToken) -> LoadReport {
+    // the timeline's clock starts no later than the run
+    crate::report::clock_base();
     let start = Instant::now();
     let n = config.connections;
     let per_conn_rate = config.rate / n.max(1) as f64;
@@ -274,6 +291,14 @@ pub async fn run_load(config: LoadConfig, stop: CancellationToken) -> LoadReport
     }
     timer.abort();
     let secs = elapsed.as_secs_f64();
+    let start_us = since_clock_base(start);
+    let mut timeline: Vec<(u32, u32)> = total
+        .latency_at_us
+        .iter()
+        .map(|at| at.saturating_sub(start_us))
+        .zip(total.latencies_us.iter().copied())
+        .collect();
+    timeline.sort_unstable();
     LoadReport {
         connections: counts,
         submitted: total.submitted,
@@ -290,6 +315,7 @@ pub async fn run_load(config: LoadConfig, stop: CancellationToken) -> LoadReport
         errors,
         elapsed_s: (secs * 1000.0).round() / 1000.0,
         hashes: total.hashes,
+        timeline,
     }
 }
 

@@ -168,6 +168,11 @@ struct LoadArgs {
     /// nominal_hash_rate each SV2 connection advertises (tiny: easy targets).
     #[arg(long, value_name = "H_PER_S", default_value_t = DEFAULT_LOAD_HASHRATE)]
     nominal_hashrate: f32,
+    /// Also write every measured share to FILE, in submit order, one per line:
+    /// `SUBMIT_MS LATENCY_US` (milliseconds from the start of the run; microseconds, as the
+    /// report's `latency_ms`): when the latency tail happened.
+    #[arg(long, value_name = "FILE")]
+    timeline: Option<std::path::PathBuf>,
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -415,5 +420,16 @@ async fn load(a: LoadArgs) -> ExitCode {
     stop_on(None, &stop);
     let report = run_load(config, stop).await;
     println!("{}", report.to_json_line());
+    if let Some(path) = &a.timeline {
+        let written = std::fs::File::create(path)
+            .and_then(|f| report.write_timeline(&mut std::io::BufWriter::new(f)));
+        if let Err(e) = written {
+            eprintln!(
+                "error: cannot write the timeline to {}: {e}",
+                path.display()
+            );
+            return ExitCode::FAILURE;
+        }
+    }
     ExitCode::SUCCESS
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -490,6 +491,20 @@ pub struct MinerStats {
     /// `latencies_us` when that one ran to the arrival (the difference is the miner's own
     /// delay in reading).
     pub read_latencies_us: Vec<u32>,
+    /// When each share of `latencies_us` was submitted: microseconds since
+    /// [`clock_base`] (one clock for every connection of the process), saturating.
+    pub latency_at_us: Vec<u32>,
+}
+
+/// The process's reference instant for [`MinerStats::latency_at_us`] (set at first use).
+pub fn clock_base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// Microseconds from [`clock_base`] to `t` (0 before it, `u32::MAX` past 71 minutes).
+pub fn since_clock_base(t: Instant) -> u32 {
+    u32::try_from(t.saturating_duration_since(clock_base()).as_micros()).unwrap_or(u32::MAX)
 }
 
 impl MinerStats {
@@ -509,6 +524,7 @@ impl MinerStats {
         self.latencies_us.extend_from_slice(&other.latencies_us);
         self.read_latencies_us
             .extend_from_slice(&other.read_latencies_us);
+        self.latency_at_us.extend_from_slice(&other.latency_at_us);
     }
 
     /// Counts one rejected share.

@@ -58,7 +58,7 @@ use strata_work::merkle::merkle_root_from_path;
 use strata_work::target::Target;
 
 use crate::error::MinerError;
-use crate::report::{Event, MinerStats};
+use crate::report::{since_clock_base, Event, MinerStats};
 use crate::search::{display_hash, spread_bits, HeaderSearch};
 use crate::{Mined, Now};
 
@@ -773,6 +773,7 @@ impl Sv1Miner {
                                 .unwrap_or(u32::MAX)
                         };
                         let read = micros(now.instant);
+                        self.stats.latency_at_us.push(since_clock_base(at));
                         match arrived {
                             Some(a) => {
                                 self.stats.latencies_us.push(micros(a).min(read));

@@ -43,7 +43,7 @@ use strata_work::merkle::merkle_root_from_path;
 use strata_work::target::Target;
 
 use crate::error::MinerError;
-use crate::report::{Event, MinerStats};
+use crate::report::{since_clock_base, Event, MinerStats};
 use crate::search::{display_hash, spread_bits, HeaderSearch};
 use crate::{Mined, Now};
 
@@ -624,6 +624,7 @@ impl Sv2Miner {
                 self.stats
                     .latencies_us
                     .push(u32::try_from(us).unwrap_or(u32::MAX));
+                self.stats.latency_at_us.push(since_clock_base(at));
             }
         }
         let acked = self.stats.acknowledged;

@@ -203,6 +203,7 @@ async fn load_against_sv2_reports_shares_and_latency() {
     assert!(report.latency_ms.p50 <= report.latency_ms.p99);
     assert!(report.latency_ms.p99 <= report.latency_ms.max);
     assert!(report.errors.is_empty(), "{report:?}");
+    assert_timeline(&report, Duration::from_secs(2));
     let json: serde_json::Value =
         serde_json::from_str(&report.to_json_line()).expect("json report");
     assert!(
@@ -229,6 +230,31 @@ async fn load_against_sv1_reports_shares() {
     assert!(report.acknowledged >= 20, "{report:?}");
     assert!(report.rejected.is_empty(), "{report:?}");
     assert_eq!(report.latency_ms.samples, report.acknowledged);
+    assert_timeline(&report, Duration::from_secs(2));
+}
+
+/// The timeline holds every measured share, in submit order, within the run, with the
+/// latencies the percentiles were taken from; and it is written one share per line.
+fn assert_timeline(report: &strata_miner::load::LoadReport, duration: Duration) {
+    let t = &report.timeline;
+    assert_eq!(t.len() as u64, report.latency_ms.samples);
+    assert!(t.windows(2).all(|w| w[0].0 <= w[1].0), "submit order");
+    let last_us = t.last().expect("shares").0;
+    assert!(u128::from(last_us) <= duration.as_micros(), "{last_us} us");
+    let max_us = t.iter().map(|s| s.1).max().expect("shares");
+    assert_eq!(f64::from(max_us) / 1000.0, report.latency_ms.max);
+    let mut out = Vec::new();
+    report.write_timeline(&mut out).expect("written");
+    let text = String::from_utf8(out).expect("utf-8");
+    assert_eq!(text.lines().count(), t.len());
+    let (ms, us) = text
+        .lines()
+        .next()
+        .expect("a line")
+        .split_once(' ')
+        .expect("two fields");
+    assert_eq!(ms, format!("{}.{:03}", t[0].0 / 1000, t[0].0 % 1000));
+    assert_eq!(us, t[0].1.to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
