@@ -140,7 +140,9 @@ pub async fn serve(
                     links.stats.send(StatsEvent::Rejected { worker, code })
                 }
                 Event::Block(found) => {
-                    tracing::info!(conn = conn_id, height = found.height, hash = %found.hash, worker = %found.worker, "block candidate");
+                    // debug: on regtest about every other share is a candidate; the manager logs what
+                    // becomes of it (submitted and accepted or rejected) at info or above
+                    tracing::debug!(conn = conn_id, height = found.height, hash = %found.hash, worker = %found.worker, "block candidate");
                     if links.blocks.send(*found).await.is_err() {
                         close = Some("pool stopping".into());
                     }
