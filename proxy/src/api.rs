@@ -6,7 +6,8 @@
 //! * `GET /api/v1/upstreams`: each pool: state, shares forwarded and accepted; the active one
 //!   also lists its channels (`channel_ids`, and `channels`: index, state open / opening /
 //!   refused, upstream id, error, miners, announced hashrate).
-//! * `GET /api/v1/stats`: proxy-wide figures.
+//! * `GET /api/v1/stats`: proxy-wide figures, with `upstream_ack_latency_ms` (samples, p50,
+//!   p90, p99, max: from a miner's submit reaching the proxy to the pool accepting it).
 //! * `GET /metrics`: Prometheus text; per-miner series for at most `max_miner_series` miners.
 
 use std::fmt::Write as _;
@@ -18,7 +19,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::hub::HubQuery;
+use crate::hub::{HubQuery, ACK_BUCKETS_S};
 
 /// What the handlers need.
 #[derive(Debug, Clone)]
@@ -144,6 +145,20 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         "Upstream switches since start.",
         "counter",
         st.epoch as f64,
+    );
+    let ack = &st.upstream_ack_latency_ms;
+    let _ = writeln!(out, "# HELP strata_proxy_upstream_ack_seconds From a miner's submit reaching the proxy to the pool accepting the forwarded share.\n# TYPE strata_proxy_upstream_ack_seconds histogram");
+    for (le, n) in ACK_BUCKETS_S.iter().zip(&ack.buckets) {
+        let _ = writeln!(
+            out,
+            "strata_proxy_upstream_ack_seconds_bucket{{le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "strata_proxy_upstream_ack_seconds_bucket{{le=\"+Inf\"}} {n}\nstrata_proxy_upstream_ack_seconds_sum {}\nstrata_proxy_upstream_ack_seconds_count {n}",
+        ack.sum_s,
+        n = ack.samples
     );
     let _ = writeln!(out, "# HELP strata_proxy_upstream_active Whether each pool is the active upstream.\n# TYPE strata_proxy_upstream_active gauge");
     for u in &ups {

@@ -412,6 +412,7 @@ fn share(n: u32, b: u8) -> ForwardShare {
         version: 0x2000_0000 | (u32::from(b) << 13),
         extranonce: Bytes::from(vec![b; usize::from(b % 40)]),
         difficulty: 1.0,
+        received: std::time::Instant::now(),
     }
 }
 

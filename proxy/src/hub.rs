@@ -37,6 +37,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use strata_work::extranonce::{ExtranonceSplitter, MinerId, SplitConfig};
 use strata_work::target::{hashrate_from_target, Target};
@@ -314,6 +315,62 @@ pub struct ProxyStats {
     pub upstream_rejected: u64,
     /// Summed miner hashrate estimate (h/s).
     pub hashrate: f64,
+    /// From a miner's submit to the pool accepting the forwarded share.
+    pub upstream_ack_latency_ms: AckLatency,
+}
+
+/// The latency from the proxy taking a miner's submit to the hub receiving the pool's
+/// acknowledgement of the forwarded share, over every share the pools accepted since the
+/// proxy started (percentiles to two significant digits). It adds the proxy's upstream
+/// path (hub, pool connection, encryption) and the pool's own answer time to what the miner
+/// waits for (the miner's answer does not wait for the pool).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AckLatency {
+    /// Acknowledged shares measured.
+    pub samples: u64,
+    /// Median (ms).
+    pub p50: f64,
+    /// 90th percentile (ms).
+    pub p90: f64,
+    /// 99th percentile (ms).
+    pub p99: f64,
+    /// Largest (ms).
+    pub max: f64,
+    /// Cumulative counts at the Prometheus bucket bounds [`ACK_BUCKETS_S`] (seconds).
+    #[serde(skip)]
+    pub buckets: Vec<u64>,
+    /// Sum of the latencies (seconds).
+    #[serde(skip)]
+    pub sum_s: f64,
+}
+
+/// The bucket bounds (seconds) of the `strata_proxy_upstream_ack_seconds` histogram.
+pub const ACK_BUCKETS_S: [f64; 14] = [
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Acknowledgement latencies in microseconds (1 µs to an hour; longer ones count as an hour).
+fn ack_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant bounds are valid")
+}
+
+impl AckLatency {
+    fn of(h: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        let at = |q: f64| ms(h.value_at_quantile(q));
+        AckLatency {
+            samples: h.len(),
+            p50: at(0.50),
+            p90: at(0.90),
+            p99: at(0.99),
+            max: ms(h.max()),
+            buckets: ACK_BUCKETS_S
+                .iter()
+                .map(|le| h.count_between(0, (le * 1e6) as u64))
+                .collect(),
+            sum_s: h.mean() * h.len() as f64 / 1e6,
+        }
+    }
 }
 
 /// Questions the API asks the hub.
@@ -443,6 +500,8 @@ struct Hub {
     commands: mpsc::UnboundedSender<UpstreamCommand>,
     /// The earliest [`HubChannel::update_at`]: when [`Hub::channel_updates`] is next due.
     next_update: Option<Instant>,
+    /// Submit-to-acknowledgement latencies (µs) of the shares the pools accepted.
+    ack_latency: Histogram<u64>,
 }
 
 impl Hub {
@@ -467,6 +526,7 @@ impl Hub {
             upstreams,
             commands,
             next_update: None,
+            ack_latency: ack_histogram(),
         }
     }
 
@@ -822,6 +882,11 @@ impl Hub {
 
     /// The pool's (or the upstream side's) answer for a forwarded share.
     fn on_share_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
+        if accepted {
+            let us = share.received.elapsed().as_micros();
+            self.ack_latency
+                .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+        }
         if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
             if accepted {
                 m.upstream_accepted += 1;
@@ -978,6 +1043,7 @@ impl Hub {
             channels: self.channels.len(),
             epoch: self.epoch,
             hashrate: self.hashrates().iter().sum(),
+            upstream_ack_latency_ms: AckLatency::of(&self.ack_latency),
             ..self.departed.clone()
         };
         for m in self.miners.values() {
@@ -1215,6 +1281,7 @@ mod tests {
             version: 0x2000_0000,
             extranonce: bytes::Bytes::from_static(&[0; 4]),
             difficulty: 1.0,
+            received: Instant::now(),
         };
         let flood = tokio::time::timeout(Duration::from_secs(10), async {
             for nonce in 0..SHARES {
@@ -1245,6 +1312,55 @@ mod tests {
         .await;
         assert!(all.is_ok(), "{forwarded} shares forwarded");
         shutdown.cancel();
+    }
+
+    /// Each share the pool accepts adds the time since the proxy took it from the miner;
+    /// refusals (the pool's, or the proxy's own `stale-upstream`) add nothing.
+    #[test]
+    fn accepted_shares_time_their_acknowledgement() {
+        let (mut h, _rx) = hub(0);
+        let (route, _shares) = ShareRoute::channel(1, 16);
+        h.on_event(active_via(route, 7, 0xaa));
+        let (mut reply, _) = join(&mut h, 1);
+        let joined = joined(&mut reply);
+        let share = |ago_ms: u64| ForwardShare {
+            channel: joined.channel,
+            miner: joined.slot.miner,
+            worker: "rig".into(),
+            epoch: 1,
+            job_id: 1,
+            nonce: 0,
+            ntime: 0,
+            version: 0x2000_0000,
+            extranonce: bytes::Bytes::from_static(&[0; 4]),
+            difficulty: 1.0,
+            received: Instant::now() - Duration::from_millis(ago_ms),
+        };
+        let result = |ago_ms, accepted: bool| UpstreamEvent::ShareResult {
+            share: share(ago_ms),
+            accepted,
+            code: (!accepted).then(|| "stale-share".into()),
+        };
+        assert_eq!(
+            h.stats().upstream_ack_latency_ms,
+            AckLatency::of(&ack_histogram())
+        );
+        for ago in [3, 4, 6, 8] {
+            h.on_event(result(ago, true));
+        }
+        h.on_event(result(500, false));
+        let a = h.stats().upstream_ack_latency_ms;
+        assert_eq!(a.samples, 4, "{a:?}");
+        // two significant digits (the clock moved on a little since each share was made)
+        assert!((3.9..4.5).contains(&a.p50), "{a:?}");
+        assert!((7.9..8.5).contains(&a.p99) && a.p99 <= a.max, "{a:?}");
+        // Prometheus: cumulative counts at 5 ms and 10 ms, the sum in seconds
+        let at = |le: f64| a.buckets[ACK_BUCKETS_S.iter().position(|b| *b == le).unwrap()];
+        assert_eq!((at(0.002), at(0.005), at(0.01)), (0, 2, 4), "{a:?}");
+        assert!((0.0209..0.0225).contains(&a.sum_s), "{a:?}");
+        let json = serde_json::to_value(&a).unwrap();
+        assert_eq!(json["samples"], 4);
+        assert!(json.get("buckets").is_none(), "{json}");
     }
 
     #[test]

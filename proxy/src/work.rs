@@ -18,6 +18,7 @@
 //! the hub only the shares that meet the upstream target.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use strata_work::channel::ExtendedWork;
@@ -113,6 +114,9 @@ pub struct ForwardShare {
     pub extranonce: Bytes,
     /// The share's difficulty at the miner's target (for accounting).
     pub difficulty: f64,
+    /// When the proxy took the miner's submit (the start of its acknowledgement latency,
+    /// [`crate::hub::AckLatency`]).
+    pub received: Instant,
 }
 
 /// Why a miner's share did not count, as reported to the miner and in statistics.

@@ -179,6 +179,45 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
     let ups = get_json(format!("http://{api}/api/v1/upstreams")).await;
     assert_eq!(ups[0]["state"], "active", "{ups}");
 
+    // every share the pools accepted was timed from the miner's submit to the pool's answer
+    let stats = get_json(format!("http://{api}/api/v1/stats")).await;
+    let ack = &stats["upstream_ack_latency_ms"];
+    let samples = ack["samples"].as_u64().unwrap();
+    assert!(samples > 0, "{stats}");
+    assert!(
+        samples <= stats["upstream_accepted"].as_u64().unwrap(),
+        "{stats}"
+    );
+    let (p50, p99, max) = (
+        ack["p50"].as_f64().unwrap(),
+        ack["p99"].as_f64().unwrap(),
+        ack["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{stats}");
+    let metrics = reqwest::get(format!("http://{api}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("# TYPE strata_proxy_upstream_ack_seconds histogram"),
+        "{metrics}"
+    );
+    // the count may have grown since the stats were read
+    let count: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("strata_proxy_upstream_ack_seconds_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(count >= samples, "{metrics}");
+    assert!(
+        metrics.contains(&format!(
+            "strata_proxy_upstream_ack_seconds_bucket{{le=\"+Inf\"}} {count}"
+        )),
+        "{metrics}"
+    );
+
     stop.cancel();
     proxy.shutdown.cancel();
     proxy.wait().await;

@@ -224,6 +224,7 @@ fn mine(work: &UpstreamWork, tag: u32, worker: &str) -> ForwardShare {
         version: h.version,
         extranonce: Bytes::from(extranonce),
         difficulty: work.upstream_target.difficulty(),
+        received: std::time::Instant::now(),
     }
 }
 

@@ -107,6 +107,7 @@ fn share(n: u32, worker: &str) -> ForwardShare {
         version: 0x2000_0000,
         extranonce: Bytes::from(vec![n as u8; 10]),
         difficulty: 1.0,
+        received: std::time::Instant::now(),
     }
 }
 

@@ -970,6 +970,7 @@ impl Sv1Session {
                     version,
                     extranonce: Bytes::from(extranonce),
                     difficulty: accepted.difficulty,
+                    received: now.mono,
                 })
             }
             _ => None,

@@ -932,6 +932,7 @@ impl Sv2DownSession {
                 version: s.version,
                 extranonce: job.extranonce.clone(),
                 difficulty: share.difficulty,
+                received: now.mono,
             }));
         }
     }
