@@ -5,8 +5,11 @@
 # - sri:    SRI's translator_sv2 (cargo install translator_sv2 --root /tmp/sri-tproxy), the
 #           same pool upstream, aggregate_channels = true
 # Prints, per run: proxy RSS with every miner connected and idle (and per miner), the load
-# generator's JSON report (accepted shares/s, submit-to-response latency percentiles), and
-# the proxy's CPU seconds during the load (and per 1,000 shares/s).
+# generator's JSON report (accepted shares/s, submit-to-response latency percentiles), the
+# proxy's CPU seconds during the load (and per 1,000 shares/s), and (strata) the latency from
+# a miner's submit to the pool's acknowledgement, as the proxy's API reports it.
+# TIMELINE=FILE writes every measured share's submit time and latency there
+# (`strata-miner load --timeline`: when the latency tail happened).
 # SKIP_IDLE=1 skips the idle (RSS) phase; PROXY_ENV="K=V ..." adds environment variables to
 # the proxy only (e.g. TOKIO_WORKER_THREADS=1); PROXY_BIN=PATH runs another strata-proxy build
 # (an A/B comparison in the same session).
@@ -111,7 +114,8 @@ fi
 # load
 c0=$(cpu_s)
 $on_rest target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
-  --rate "$rate" --duration "$secs" --connect-rate 2000 > "$work/load.json" 2>/dev/null || true
+  --rate "$rate" --duration "$secs" --connect-rate 2000 ${TIMELINE:+--timeline "$TIMELINE"} \
+  > "$work/load.json" 2>/dev/null || true
 c1=$(cpu_s)
 cat "$work/load.json"
 awk -v c0="$c0" -v c1="$c1" -v f="$work/load.json" -v w="$which" 'BEGIN {
@@ -119,3 +123,7 @@ awk -v c0="$c0" -v c1="$c1" -v f="$work/load.json" -v w="$which" 'BEGIN {
   match(line, /"elapsed_s":[0-9.]+/); e = substr(line, RSTART + 12, RLENGTH - 12);
   cpu = c1 - c0; printf "%s: cpu_s=%.2f elapsed_s=%s accepted_per_s=%s cpu_per_1000_shares_per_s=%.3f shares_per_cpu_s=%.0f\n",
     w, cpu, e, a, (a > 0 ? cpu / e / (a / 1000) : 0), (cpu > 0 ? a * e / cpu : 0) }'
+if [ "$which" != sri ]; then
+  api=$(sed -n 's/^strata-proxy: .*API http:\/\/\([0-9.:]*\).*/\1/p' "$work/proxy.log" | head -1)
+  echo "$which: $(curl -s "http://$api/api/v1/stats" | grep -o '"upstream_ack_latency_ms":{[^}]*}')"
+fi
