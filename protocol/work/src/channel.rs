@@ -400,7 +400,7 @@ const RECYCLE_SEEN_CAPACITY: usize = 4096;
 /// 7, 14...): [`ChannelConfig::initial_seen_capacity`].
 pub const INITIAL_SEEN_CAPACITY: usize = 64;
 
-/// What [`SeenSet::insert`] found.
+/// What [`Recent::insert`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Seen {
     /// New; recorded.
@@ -439,43 +439,63 @@ impl StdHasher for PassThrough {
 /// per job. Two different shares collide with probability about `n² / 2^65` (below 2^-33 at
 /// 65 536 shares), and a collision only refuses an honest share, it never accepts a replay.
 ///
-/// When the set is full it can be [renewed](Self::renew): emptied, with an nTime floor above
+/// When the set is full it is [renewed](Recent::renew): emptied, with an nTime floor above
 /// every share it held, so that none of them can come back (their headers all have a lower
 /// nTime) while newer shares are checked against a fresh set. Block candidates are kept
-/// apart ([`insert_block`](Self::insert_block)), across renewals and below the floor: a
-/// header is a block or not whatever job it is submitted under, so the two never meet, and a
-/// block is never refused for the floor.
+/// apart (`blocks`), with a budget and a floor of their own: a header is a block or not
+/// whatever job it is submitted under, so the two never meet, and a block is never refused
+/// for the shares' floor. The blocks' budget (twice the shares') only fills where blocks are
+/// nearly free, on regtest; there, full, it is renewed the same way.
 ///
 /// A `HashSet` (hashbrown) measured faster here than a plain open-addressing table of `u64`:
 /// a new key is rejected as a match from the 1-byte control array, which stays in cache
 /// across channels, and the 8-byte slot is only written (a store, which does not stall).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct SeenSet {
-    set: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    /// Shares that are not blocks.
+    pub(crate) shares: Recent,
     /// Block candidates (rare on a real chain; on regtest about every other share).
-    blocks: HashSet<u64, BuildHasherDefault<PassThrough>>,
-    /// The highest nTime recorded since the last [`clear`](Self::clear).
-    max_ntime: u32,
-    /// Shares with a lower nTime are refused (0 until a [`renew`](Self::renew)).
-    ntime_floor: u32,
+    pub(crate) blocks: Recent,
 }
 
 impl SeenSet {
     /// Entries held (blocks included).
     #[inline]
     pub(crate) fn len(&self) -> usize {
-        self.set.len() + self.blocks.len()
+        self.shares.set.len() + self.blocks.set.len()
     }
 
     /// Entries allocated (blocks included).
     pub(crate) fn capacity(&self) -> usize {
-        self.set.capacity() + self.blocks.capacity()
+        self.shares.set.capacity() + self.blocks.set.capacity()
     }
 
-    /// The nTime floor: shares below it are refused (0: none).
+    /// Forgets every entry and floor (a new prevhash), keeping up to
+    /// [`RECYCLE_SEEN_CAPACITY`] share entries allocated (the blocks' allocation is released).
+    pub(crate) fn clear(&mut self) {
+        self.shares.clear();
+        if self.shares.set.capacity() > RECYCLE_SEEN_CAPACITY {
+            self.shares.set.shrink_to(RECYCLE_SEEN_CAPACITY);
+        }
+        self.blocks = Recent::default();
+    }
+}
+
+/// One bounded, renewable part of a [`SeenSet`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Recent {
+    set: HashSet<u64, BuildHasherDefault<PassThrough>>,
+    /// The highest nTime recorded since the last [`clear`](Self::clear).
+    max_ntime: u32,
+    /// Entries with a lower nTime are refused (0 until a [`renew`](Self::renew)).
+    floor: u32,
+}
+
+impl Recent {
+    /// The nTime floor: entries below it are refused (0: none).
     #[inline]
-    pub(crate) fn ntime_floor(&self) -> u32 {
-        self.ntime_floor
+    pub(crate) fn floor(&self) -> u32 {
+        self.floor
     }
 
     /// Records `hash_bits` (uniformly distributed bits of a share hash) of a share with
@@ -489,63 +509,41 @@ impl SeenSet {
         limit: usize,
         initial: usize,
     ) -> Seen {
-        if self.set.capacity() == 0 {
+        if self.set.capacity() == 0 && initial > 0 {
             self.set.reserve(initial);
         }
-        let seen = bounded_insert(&mut self.set, hash_bits, limit);
+        let seen = if self.set.len() >= limit {
+            if self.set.contains(&hash_bits) {
+                Seen::Duplicate
+            } else {
+                Seen::Full
+            }
+        } else if self.set.insert(hash_bits) {
+            Seen::Inserted
+        } else {
+            Seen::Duplicate
+        };
         if seen == Seen::Inserted {
             self.max_ntime = self.max_ntime.max(ntime);
         }
         seen
     }
 
-    /// Records a block candidate's `hash_bits` unless present or `limit` blocks are held.
-    #[cold]
-    pub(crate) fn insert_block(&mut self, hash_bits: u64, limit: usize) -> Seen {
-        bounded_insert(&mut self.blocks, hash_bits, limit)
-    }
-
-    /// Empties the set of shares (keeping its allocation and the blocks) and raises the nTime
-    /// floor above every recorded share; returns the floor. `None` (nothing changed) if a
-    /// recorded nTime is `u32::MAX`, above which no floor fits.
+    /// Empties the set (keeping its allocation) and raises the nTime floor above every
+    /// recorded entry; returns the floor. `None` (nothing changed) if a recorded nTime is
+    /// `u32::MAX`, above which no floor fits.
     pub(crate) fn renew(&mut self) -> Option<u32> {
         let floor = self.max_ntime.checked_add(1)?;
         self.set.clear();
-        self.ntime_floor = floor;
+        self.floor = floor;
         Some(floor)
     }
 
-    /// Forgets every entry and the nTime floor (a new prevhash), keeping up to
-    /// [`RECYCLE_SEEN_CAPACITY`] entries allocated (the blocks' allocation is released).
-    pub(crate) fn clear(&mut self) {
+    /// Forgets every entry and the floor, keeping the allocation.
+    fn clear(&mut self) {
         self.set.clear();
-        if self.set.capacity() > RECYCLE_SEEN_CAPACITY {
-            self.set.shrink_to(RECYCLE_SEEN_CAPACITY);
-        }
-        self.blocks = HashSet::default();
         self.max_ntime = 0;
-        self.ntime_floor = 0;
-    }
-}
-
-/// Records `key` in `set` unless present or `limit` entries are held.
-#[inline]
-fn bounded_insert(
-    set: &mut HashSet<u64, BuildHasherDefault<PassThrough>>,
-    key: u64,
-    limit: usize,
-) -> Seen {
-    if set.len() >= limit {
-        return if set.contains(&key) {
-            Seen::Duplicate
-        } else {
-            Seen::Full
-        };
-    }
-    if set.insert(key) {
-        Seen::Inserted
-    } else {
-        Seen::Duplicate
+        self.floor = 0;
     }
 }
 
@@ -1552,7 +1550,8 @@ mod tests {
 
     #[test]
     fn seen_set_grows_and_keeps_every_entry() {
-        let mut s = SeenSet::default();
+        let mut seen = SeenSet::default();
+        let s = &mut seen.shares;
         let mut x = 0x2545_f491_4f6c_dd1du64;
         let mut keys = vec![];
         for _ in 0..10_000 {
@@ -1562,7 +1561,7 @@ mod tests {
             keys.push(x);
             assert_eq!(s.insert(x, 1, usize::MAX, 64), Seen::Inserted);
         }
-        assert_eq!(s.len(), 10_000);
+        assert_eq!(s.set.len(), 10_000);
         for &k in &keys {
             assert_eq!(s.insert(k, 1, usize::MAX, 64), Seen::Duplicate);
         }
@@ -1570,15 +1569,26 @@ mod tests {
         assert_eq!(s.insert(keys[7], 1, 0, 64), Seen::Duplicate);
         // renewed: empty, and a floor above every nTime it held
         assert_eq!(s.renew(), Some(2));
-        assert_eq!((s.len(), s.ntime_floor()), (0, 2));
+        assert_eq!((s.set.len(), s.floor()), (0, 2));
         assert_eq!(s.insert(keys[7], 2, usize::MAX, 64), Seen::Inserted);
-        s.clear();
-        assert_eq!((s.len(), s.ntime_floor()), (0, 0));
-        assert!(s.capacity() <= 2 * RECYCLE_SEEN_CAPACITY);
+        // blocks are apart: their own entries and floor
+        assert_eq!(
+            seen.blocks.insert(keys[7], 9, usize::MAX, 0),
+            Seen::Inserted
+        );
+        assert_eq!(seen.len(), 2);
+        assert_eq!((seen.blocks.renew(), seen.shares.floor()), (Some(10), 2));
+        seen.clear();
+        assert_eq!(
+            (seen.len(), seen.shares.floor(), seen.blocks.floor()),
+            (0, 0, 0)
+        );
+        assert!(seen.capacity() <= 2 * RECYCLE_SEEN_CAPACITY);
+        let s = &mut seen.shares;
         assert_eq!(s.insert(keys[0], 1, usize::MAX, 64), Seen::Inserted);
         // no floor fits above u32::MAX
         assert_eq!(s.insert(keys[1], u32::MAX, usize::MAX, 64), Seen::Inserted);
         assert_eq!(s.renew(), None);
-        assert_eq!(s.len(), 2);
+        assert_eq!(seen.len(), 2);
     }
 }

@@ -16,10 +16,10 @@
 //! | `ntime <= max(job min_ntime, now) + max_ntime_ahead` | [`Rejection::NtimeTooLate`] | `invalid-share` |
 //! | version bits changed only inside the job's mask | [`Rejection::InvalidVersion`], [`Rejection::VersionRollingNotAllowed`] | `invalid-non-rollable-version-bit`, `version-rolling-not-allowed` |
 //! | hash ≤ job target, or ≤ network target (a block) | [`Rejection::DifficultyTooLow`] | `difficulty-too-low` |
-//! | `ntime >=` the channel's nTime floor (set when its duplicate budget was renewed) | [`Rejection::BelowNtimeFloor`] | `stale-share` |
+//! | `ntime >=` the channel's nTime floor (set when its duplicate budget was renewed; blocks have their own) | [`Rejection::BelowNtimeFloor`] | `stale-share` |
 //! | not accepted before on this channel since the last prevhash | [`Rejection::DuplicateShare`] | `duplicate-share` |
-//! | duplicate budget left, or renewed with this share at or above the new floor | [`Rejection::BelowNtimeFloor`] | `stale-share` |
-//! | a block candidate: fewer than twice the budget recorded as blocks | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
+//! | duplicate budget left (blocks: twice it), or renewed with this share at or above the new floor | [`Rejection::BelowNtimeFloor`] | `stale-share` |
+//! | an nTime of `u32::MAX` recorded leaves room for a floor when the budget is spent | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
 //!
 //! The nTime window: the spec (5.3.11) bounds nTime by the prevhash's `min_ntime` plus the
 //! seconds elapsed since it arrived; consensus allows two hours ahead of the node's clock.
@@ -39,7 +39,8 @@
 //! second or so). Only an nTime of `u32::MAX` already recorded leaves no room for a floor:
 //! then shares are refused ([`Rejection::ShareBudgetExhausted`]) until the next prevhash.
 //! Block candidates are remembered apart, up to twice the budget, and never refused for the
-//! floor.
+//! shares' floor; only regtest, where about every other share is a block, fills their
+//! budget, and there it is renewed the same way, with a floor of its own.
 //!
 //! The per-share path does not allocate (the duplicate set grows amortized; a block
 //! candidate, rare by nature, is boxed).
@@ -161,8 +162,9 @@ pub enum Rejection {
         floor: u32,
     },
     /// The channel remembers [`max_seen_shares`](crate::channel::ChannelConfig::max_seen_shares)
-    /// shares already and an nTime of `u32::MAX` leaves no room to renew the set; it cannot
-    /// accept more without forgetting duplicates until the next prevhash.
+    /// shares (or twice as many blocks) already and an nTime of `u32::MAX` leaves no room to
+    /// renew the set; it cannot accept more without forgetting duplicates until the next
+    /// prevhash.
     #[error("duplicate-detection budget of {limit} shares exhausted")]
     ShareBudgetExhausted {
         /// The budget.
@@ -427,27 +429,27 @@ fn finish(
     let mut low = [0u8; 8];
     low.copy_from_slice(&hash[..8]);
     let key = u64::from_le_bytes(low);
-    let seen = if is_block {
-        // a block is never refused for the floor (that would lose it); it is remembered
-        // apart, up to twice the budget (blocks are rare on a real chain; on regtest about
-        // every other share is one)
-        ch.seen.insert_block(key, limit.saturating_mul(2))
+    // a block is never refused for the shares' floor (that would lose it): blocks are
+    // remembered apart, with twice the budget and a floor of their own, which only regtest
+    // (about every other share a block) ever raises
+    let (seen, cap, initial) = if is_block {
+        (&mut ch.seen.blocks, limit.saturating_mul(2), 0)
     } else {
-        // here, not before hashing: a batch renews the set between its shares
-        let floor = ch.seen.ntime_floor();
-        if ntime < floor {
-            return Err(Rejection::BelowNtimeFloor { ntime, floor });
-        }
-        let initial = ch.config.initial_seen_capacity;
-        match ch.seen.insert(key, ntime, limit, initial) {
-            Seen::Full => match ch.seen.renew() {
-                // no share recorded so far reaches the new floor: this one is new
-                Some(floor) if ntime >= floor => ch.seen.insert(key, ntime, limit, initial),
-                Some(floor) => return Err(Rejection::BelowNtimeFloor { ntime, floor }),
-                None => Seen::Full,
-            },
-            seen => seen,
-        }
+        (&mut ch.seen.shares, limit, ch.config.initial_seen_capacity)
+    };
+    // here, not before hashing: a batch renews the set between its shares
+    let floor = seen.floor();
+    if ntime < floor {
+        return Err(Rejection::BelowNtimeFloor { ntime, floor });
+    }
+    let seen = match seen.insert(key, ntime, cap, initial) {
+        Seen::Full => match seen.renew() {
+            // nothing recorded so far reaches the new floor: this one is new
+            Some(floor) if ntime >= floor => seen.insert(key, ntime, cap, initial),
+            Some(floor) => return Err(Rejection::BelowNtimeFloor { ntime, floor }),
+            None => Seen::Full,
+        },
+        seen => seen,
     };
     match seen {
         Seen::Inserted => {}

@@ -868,11 +868,13 @@ fn a_batch_that_renews_the_set_holds_its_later_shares_to_the_floor() {
     );
 }
 
-/// A share that is a block is never refused for the floor or the budget (the block would be
-/// lost) and cannot be replayed: blocks are remembered apart, across renewals, up to twice
-/// the budget (regtest, where about every other share is a block, reaches that).
+/// A share that is a block is never refused for the shares' floor or budget (the block would
+/// be lost) and cannot be replayed: blocks are remembered apart, across the shares' renewals,
+/// up to twice the budget. Regtest, where about every other share is a block, reaches that;
+/// the blocks' set is then renewed like the shares' (a pool on regtest used to refuse every
+/// block candidate after 131,072 of them on one prevhash).
 #[test]
-fn share_budget_never_refuses_a_block() {
+fn share_budget_never_refuses_a_block_below_its_own_budget() {
     // regtest: about every other share meets the network target (2^255)
     let mut c = budget_channel(10, NBITS_REGTEST);
     let mut probe = budget_channel(usize::MAX, NBITS_REGTEST);
@@ -907,19 +909,37 @@ fn share_budget_never_refuses_a_block() {
         ERROR_DUPLICATE_SHARE,
         "a block below the floor is still remembered"
     );
-    // the twenty-first block is refused: blocks too are bounded
-    loop {
+    // the twenty-first block renews the blocks' set (only regtest finds that many blocks
+    // on one prevhash): at the old nTime it is refused as stale, and so is any old block
+    let floor = MIN_NTIME + 1;
+    let twenty_first = loop {
         let block = is_block(nonce);
         let r = validate_standard(&mut c, &share(1, 1, nonce), 0);
         nonce += 1;
         if block {
-            assert!(matches!(
-                r,
-                Err(Rejection::ShareBudgetExhausted { limit: 10 })
-            ));
-            break;
+            assert!(
+                matches!(r, Err(Rejection::BelowNtimeFloor { ntime: MIN_NTIME, floor: f }) if f == floor),
+                "{r:?}"
+            );
+            break nonce - 1;
         }
-    }
+    };
+    assert_eq!(
+        code(validate_standard(&mut c, &share(1, 1, blocks[3]), 0)),
+        ERROR_STALE_SHARE
+    );
+    // a block at the new floor counts once; the shares' floor is apart (and lower)
+    assert_eq!(
+        code(validate_standard(&mut c, &share_at(twenty_first, floor), 0)),
+        "ok"
+    );
+    assert_eq!(
+        code(validate_standard(&mut c, &share_at(twenty_first, floor), 0)),
+        ERROR_DUPLICATE_SHARE
+    );
+    // held now: that block alone (the ordinary shares past their budget were refused below
+    // their own floor, and the blocks' set was emptied)
+    assert_eq!(c.seen_shares(), 1);
 }
 
 #[test]
