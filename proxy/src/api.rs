@@ -7,7 +7,7 @@
 //!   also lists its channels (`channel_ids`, and `channels`: index, state open / opening /
 //!   refused, upstream id, error, miners, announced hashrate).
 //! * `GET /api/v1/stats`: proxy-wide figures, with `upstream_ack_latency_ms` (samples, p50,
-//!   p90, p99, max: from a miner's submit reaching the proxy to the pool accepting it).
+//!   p90, p99, max: from a miner's submit reaching the proxy to the pool's answer).
 //! * `GET /metrics`: Prometheus text; per-miner series for at most `max_miner_series` miners.
 
 use std::fmt::Write as _;
@@ -147,7 +147,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         st.epoch as f64,
     );
     let ack = &st.upstream_ack_latency_ms;
-    let _ = writeln!(out, "# HELP strata_proxy_upstream_ack_seconds From a miner's submit reaching the proxy to the pool accepting the forwarded share.\n# TYPE strata_proxy_upstream_ack_seconds histogram");
+    let _ = writeln!(out, "# HELP strata_proxy_upstream_ack_seconds From a miner's submit reaching the proxy to the pool's answer for the forwarded share.\n# TYPE strata_proxy_upstream_ack_seconds histogram");
     for (le, n) in ACK_BUCKETS_S.iter().zip(&ack.buckets) {
         let _ = writeln!(
             out,

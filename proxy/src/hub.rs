@@ -45,7 +45,10 @@ use strata_work::vardiff::Vardiff;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::upstream::{ShareRoute, UpstreamCommand, UpstreamEvent, CODE_STALE_UPSTREAM};
+use crate::upstream::{
+    ShareRoute, UpstreamCommand, UpstreamEvent, CODE_NO_RESPONSE, CODE_STALE_UPSTREAM,
+    CODE_UPSTREAM_BUSY, CODE_UPSTREAM_CLOSED,
+};
 use crate::work::{ForwardShare, UpstreamWork};
 
 /// What a miner's session needs of its place in an upstream channel.
@@ -315,13 +318,14 @@ pub struct ProxyStats {
     pub upstream_rejected: u64,
     /// Summed miner hashrate estimate (h/s).
     pub hashrate: f64,
-    /// From a miner's submit to the pool accepting the forwarded share.
+    /// From a miner's submit to the pool's answer for the forwarded share.
     pub upstream_ack_latency_ms: AckLatency,
 }
 
 /// The latency from the proxy taking a miner's submit to the hub receiving the pool's
-/// acknowledgement of the forwarded share, over every share the pools accepted since the
-/// proxy started (percentiles to two significant digits). It adds the proxy's upstream
+/// answer for the forwarded share (`SubmitShares.Success` or `.Error`), over every share the
+/// pools answered since the proxy started (percentiles to two significant digits). Shares
+/// the proxy itself gave up on (its `CODE_*`: not sent, or no answer) are not in it. It adds the proxy's upstream
 /// path (hub, pool connection, encryption) and the pool's own answer time to what the miner
 /// waits for (the miner's answer does not wait for the pool).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -343,6 +347,14 @@ pub struct AckLatency {
     #[serde(skip)]
     pub sum_s: f64,
 }
+
+/// The proxy's own codes for a forwarded share without a pool answer.
+const LOCAL_CODES: [&str; 4] = [
+    CODE_STALE_UPSTREAM,
+    CODE_UPSTREAM_BUSY,
+    CODE_NO_RESPONSE,
+    CODE_UPSTREAM_CLOSED,
+];
 
 /// The bucket bounds (seconds) of the `strata_proxy_upstream_ack_seconds` histogram.
 pub const ACK_BUCKETS_S: [f64; 14] = [
@@ -500,7 +512,7 @@ struct Hub {
     commands: mpsc::UnboundedSender<UpstreamCommand>,
     /// The earliest [`HubChannel::update_at`]: when [`Hub::channel_updates`] is next due.
     next_update: Option<Instant>,
-    /// Submit-to-acknowledgement latencies (µs) of the shares the pools accepted.
+    /// Submit-to-answer latencies (µs) of the shares the pools answered.
     ack_latency: Histogram<u64>,
 }
 
@@ -882,7 +894,7 @@ impl Hub {
 
     /// The pool's (or the upstream side's) answer for a forwarded share.
     fn on_share_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
-        if accepted {
+        if accepted || code.as_deref().is_some_and(|c| !LOCAL_CODES.contains(&c)) {
             let us = share.received.elapsed().as_micros();
             self.ack_latency
                 .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
@@ -1314,8 +1326,8 @@ mod tests {
         shutdown.cancel();
     }
 
-    /// Each share the pool accepts adds the time since the proxy took it from the miner;
-    /// refusals (the pool's, or the proxy's own `stale-upstream`) add nothing.
+    /// Each share the pool answers (accepted or refused) adds the time since the proxy took
+    /// it from the miner; a share the proxy gave up on itself (`stale-upstream`) adds nothing.
     #[test]
     fn accepted_shares_time_their_acknowledgement() {
         let (mut h, _rx) = hub(0);
@@ -1336,19 +1348,20 @@ mod tests {
             difficulty: 1.0,
             received: Instant::now() - Duration::from_millis(ago_ms),
         };
-        let result = |ago_ms, accepted: bool| UpstreamEvent::ShareResult {
+        let result = |ago_ms, code: Option<&str>| UpstreamEvent::ShareResult {
             share: share(ago_ms),
-            accepted,
-            code: (!accepted).then(|| "stale-share".into()),
+            accepted: code.is_none(),
+            code: code.map(Into::into),
         };
         assert_eq!(
             h.stats().upstream_ack_latency_ms,
             AckLatency::of(&ack_histogram())
         );
-        for ago in [3, 4, 6, 8] {
-            h.on_event(result(ago, true));
+        for ago in [3, 4, 6] {
+            h.on_event(result(ago, None));
         }
-        h.on_event(result(500, false));
+        h.on_event(result(8, Some("stale-share")));
+        h.on_event(result(500, Some(CODE_STALE_UPSTREAM)));
         let a = h.stats().upstream_ack_latency_ms;
         assert_eq!(a.samples, 4, "{a:?}");
         // two significant digits (the clock moved on a little since each share was made)

@@ -35,8 +35,10 @@
 //! [`crate::channel::ChannelConfig::max_seen_shares`] caps it. A full set is renewed:
 //! emptied, with an nTime floor one second above every share it held, so no share it held can
 //! be replayed (its header has a lower nTime) and newer shares are checked against the fresh
-//! set; shares below the floor are refused as stale until the miners' nTime passes it (a
-//! second or so). Only an nTime of `u32::MAX` already recorded leaves no room for a floor:
+//! set; shares below the floor are refused as stale until the miners' nTime passes it: a
+//! second or so for miners that roll nTime with the clock, but miners that keep their job's
+//! nTime (most SV1 firmware, and so a farm behind a proxy) pass it only with a job carrying a
+//! later nTime. Only an nTime of `u32::MAX` already recorded leaves no room for a floor:
 //! then shares are refused ([`Rejection::ShareBudgetExhausted`]) until the next prevhash.
 //! Block candidates are remembered apart, up to twice the budget, and never refused for the
 //! shares' floor; only regtest, where about every other share is a block, fills their
@@ -152,8 +154,9 @@ pub enum Rejection {
         job_id: u32,
     },
     /// The nTime is below the channel's floor: the share may be one the channel forgot when
-    /// its duplicate budget was renewed (see the module docs). Miners pass the floor within
-    /// about a second by rolling nTime forward with the clock.
+    /// its duplicate budget was renewed (see the module docs). Miners rolling nTime with the
+    /// clock pass the floor within about a second; others with their next job of a later
+    /// nTime.
     #[error("nTime {ntime} below the channel's floor {floor} (duplicate budget renewed)")]
     BelowNtimeFloor {
         /// The share's nTime.

@@ -56,7 +56,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::work::{ForwardShare, UpstreamWork};
 use conn::{ConnCommand, ConnEvent, ConnSettings};
-pub use session::{ChannelInfo, UpstreamSession, CODE_STALE_UPSTREAM};
+pub use session::{
+    ChannelInfo, UpstreamSession, CODE_NO_RESPONSE, CODE_STALE_UPSTREAM, CODE_UPSTREAM_CLOSED,
+};
 pub use url::{PoolUrl, PoolUrlError};
 
 /// Default `min_extranonce_size`: 10 bytes = a 2-byte miner id (65 536 miners) + an 8-byte
