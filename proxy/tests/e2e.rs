@@ -10,7 +10,8 @@ mod common;
 use std::net::SocketAddr;
 
 use common::{
-    free_port, get_json, pool_config, pool_url, pool_worker_names, start_pool, sv1_miners, until,
+    free_port, get_json, get_text, pool_config, pool_url, pool_worker_names, start_pool,
+    sv1_miners, until,
 };
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
@@ -194,12 +195,7 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
         ack["max"].as_f64().unwrap(),
     );
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{stats}");
-    let metrics = reqwest::get(format!("http://{api}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(format!("http://{api}/metrics")).await;
     assert!(
         metrics.contains("# TYPE strata_proxy_upstream_ack_seconds histogram"),
         "{metrics}"

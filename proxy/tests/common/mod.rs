@@ -52,6 +52,16 @@ pub(crate) async fn get_json(url: String) -> serde_json::Value {
         .expect("JSON")
 }
 
+/// GET `url` as text (Prometheus `/metrics`).
+pub(crate) async fn get_text(url: String) -> String {
+    reqwest::get(url)
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("text")
+}
+
 /// The worker names the pool lists (`GET /api/v1/workers` on its API at `pool_api`).
 pub(crate) async fn pool_worker_names(pool_api: SocketAddr) -> Vec<String> {
     let workers = get_json(format!("http://{pool_api}/api/v1/workers")).await;
