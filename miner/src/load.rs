@@ -151,7 +151,8 @@ pub struct LoadReport {
     /// Hashes computed.
     pub hashes: u64,
     /// Every measured share in submit order: (microseconds from the start of the run to its
-    /// submit, its latency in microseconds, as in `latency_ms`). Not in the JSON: written
+    /// submit, saturating after 71 minutes; its latency in microseconds, as in
+    /// `latency_ms`). Not in the JSON: written
     /// apart by [`LoadReport::write_timeline`] (`strata-miner load --timeline FILE`).
     #[serde(skip)]
     pub timeline: Vec<(u32, u32)>,

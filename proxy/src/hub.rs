@@ -325,12 +325,12 @@ pub struct ProxyStats {
 /// The latency from the proxy taking a miner's submit to the hub receiving the pool's
 /// answer for the forwarded share (`SubmitShares.Success` or `.Error`), over every share the
 /// pools answered since the proxy started (percentiles to two significant digits). Shares
-/// the proxy itself gave up on (its `CODE_*`: not sent, or no answer) are not in it. It adds the proxy's upstream
-/// path (hub, pool connection, encryption) and the pool's own answer time to what the miner
-/// waits for (the miner's answer does not wait for the pool).
+/// the proxy itself gave up on (its `CODE_*`: not sent, or no answer) are not in it. It adds
+/// the proxy's upstream path (hub, pool connection, encryption) and the pool's own answer
+/// time to what the miner waits for (the miner's answer does not wait for the pool).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct AckLatency {
-    /// Acknowledged shares measured.
+    /// Answered shares measured.
     pub samples: u64,
     /// Median (ms).
     pub p50: f64,

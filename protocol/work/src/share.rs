@@ -19,7 +19,7 @@
 //! | `ntime >=` the channel's nTime floor (set when its duplicate budget was renewed; blocks have their own) | [`Rejection::BelowNtimeFloor`] | `stale-share` |
 //! | not accepted before on this channel since the last prevhash | [`Rejection::DuplicateShare`] | `duplicate-share` |
 //! | duplicate budget left (blocks: twice it), or renewed with this share at or above the new floor | [`Rejection::BelowNtimeFloor`] | `stale-share` |
-//! | an nTime of `u32::MAX` recorded leaves room for a floor when the budget is spent | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
+//! | a spent budget can be renewed (no floor fits above a recorded nTime of `u32::MAX`) | [`Rejection::ShareBudgetExhausted`] | `invalid-share` |
 //!
 //! The nTime window: the spec (5.3.11) bounds nTime by the prevhash's `min_ntime` plus the
 //! seconds elapsed since it arrived; consensus allows two hours ahead of the node's clock.
