@@ -40,7 +40,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use strata_work::extranonce::{ExtranonceSplitter, MinerId, SplitConfig};
-use strata_work::target::{hashrate_from_target, Target};
+use strata_work::target::hashrate_from_target;
 use strata_work::vardiff::Vardiff;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
@@ -411,7 +411,6 @@ type Waiter = (SocketAddr, oneshot::Sender<Result<Joined, JoinError>>);
 #[derive(Debug, Clone, Copy)]
 struct Upstream {
     channel_id: u32,
-    target: Target,
 }
 
 /// One upstream channel as the hub keeps it (across pools: the splitter keeps the miners'
@@ -460,12 +459,13 @@ impl HubChannel {
     fn publish(&self, epoch: u64) {
         let work = self.last_work.as_ref().and_then(|w| {
             let split = self.splitter.as_ref()?;
-            let up = self.upstream.as_ref()?;
+            // no work without an open upstream channel; the work keeps its job's own target
+            // (a `SetTarget` applies to the jobs activated after it, spec 5.3.21, which carry it)
+            self.upstream.as_ref()?;
             Some(Arc::new(UpstreamWork {
                 epoch,
                 id_width: split.id_width(),
                 extranonce2_size: split.extranonce2_size(),
-                upstream_target: up.target,
                 ..w.clone()
             }))
         });
@@ -487,7 +487,6 @@ struct Opened {
     channel_id: u32,
     extranonce_prefix: bytes::Bytes,
     extranonce_size: u16,
-    target: Target,
 }
 
 /// The hub's state (sans-IO apart from the channels it is handed).
@@ -712,7 +711,6 @@ impl Hub {
         }
         ch.upstream = Some(Upstream {
             channel_id: o.channel_id,
-            target: o.target,
         });
         ch.refused = None;
         ch.last_work = None;
@@ -731,7 +729,6 @@ impl Hub {
                 channel_id,
                 extranonce_prefix,
                 extranonce_size,
-                target,
                 ..
             } => {
                 self.epoch = epoch;
@@ -754,7 +751,6 @@ impl Hub {
                         channel_id,
                         extranonce_prefix,
                         extranonce_size,
-                        target,
                     },
                 );
             }
@@ -764,7 +760,7 @@ impl Hub {
                 channel_id,
                 extranonce_prefix,
                 extranonce_size,
-                target,
+                ..
             } => {
                 if epoch == self.epoch {
                     tracing::info!(channel, channel_id, epoch, "upstream channel open");
@@ -774,7 +770,6 @@ impl Hub {
                             channel_id,
                             extranonce_prefix,
                             extranonce_size,
-                            target,
                         },
                     );
                 }
@@ -834,20 +829,10 @@ impl Hub {
                     }
                 }
             }
-            UpstreamEvent::Target {
-                epoch,
-                channel,
-                target,
-            } => {
-                if epoch == self.epoch {
-                    if let Some(ch) = self.channels.get_mut(channel) {
-                        if let Some(up) = ch.upstream.as_mut() {
-                            up.target = target;
-                        }
-                        ch.publish(epoch);
-                    }
-                }
-            }
+            // a `SetTarget` applies to the channel's jobs activated after it (spec 5.3.21):
+            // the next `Work` carries it, and the current job keeps its target (it used to be
+            // replaced here, which also woke every miner of the channel for nothing)
+            UpstreamEvent::Target { .. } => {}
             UpstreamEvent::ExtranoncePrefix {
                 epoch,
                 channel,
@@ -1175,6 +1160,7 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use strata_work::target::Target;
 
     fn peer(n: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], n))
@@ -1458,6 +1444,60 @@ mod tests {
         let (mut e, cmd_e) = join(&mut h, 5);
         assert_eq!(cmd_e, None);
         assert_eq!(joined(&mut e).channel, 0);
+    }
+
+    /// A `SetTarget` applies to the jobs activated after it (spec 5.3.21): the current work
+    /// keeps its job's target and the channel's miners are not woken; the next work, which
+    /// the upstream session builds with the new target, carries it.
+    #[test]
+    fn a_set_target_waits_for_the_next_job() {
+        let (mut h, _rx) = hub(0);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, _) = join(&mut h, 1);
+        let mut rx = joined(&mut a).work;
+        let job_target = Target::from_le_bytes([0x11; 32]);
+        let work = |job_id, upstream_target| UpstreamEvent::Work {
+            channel: 0,
+            work: UpstreamWork {
+                epoch: 1,
+                seq: u64::from(job_id),
+                job_id,
+                version: 0x2000_0000,
+                version_rolling_allowed: true,
+                version_mask: 0x1fff_e000,
+                prev_hash: [1; 32],
+                nbits: 0x207f_ffff,
+                min_ntime: 1,
+                coinbase_prefix: bytes::Bytes::from_static(&[1]),
+                coinbase_suffix: bytes::Bytes::from_static(&[2]),
+                merkle_path: Arc::from(vec![]),
+                extended: strata_work::channel::ExtendedWork::new(
+                    bytes::Bytes::from_static(&[1]),
+                    bytes::Bytes::from_static(&[2]),
+                    Arc::from(vec![]),
+                ),
+                extranonce_prefix: bytes::Bytes::from(vec![0xaa; 6]),
+                extranonce_size: 10,
+                id_width: 0,
+                extranonce2_size: 0,
+                upstream_target,
+                clean: true,
+            },
+        };
+        h.on_event(work(5, job_target));
+        assert!(rx.has_changed().unwrap());
+        let got = rx.borrow_and_update().clone().expect("work");
+        assert_eq!(got.upstream_target, job_target);
+        // the pool makes shares easier: the current job is still judged at its own target
+        h.on_event(UpstreamEvent::Target {
+            epoch: 1,
+            channel: 0,
+            target: Target::MAX,
+        });
+        assert!(!rx.has_changed().unwrap(), "miners woken for a SetTarget");
+        h.on_event(work(6, Target::MAX));
+        let got = rx.borrow_and_update().clone().expect("work");
+        assert_eq!((got.job_id, got.upstream_target), (6, Target::MAX));
     }
 
     #[test]
