@@ -1206,6 +1206,35 @@ mod tests {
         }
     }
 
+    /// Upstream work of job `job_id` with extranonce prefix `[prefix; 6]`.
+    fn work(job_id: u32, prefix: u8, upstream_target: Target) -> UpstreamWork {
+        UpstreamWork {
+            epoch: 1,
+            seq: u64::from(job_id),
+            job_id,
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            version_mask: 0x1fff_e000,
+            prev_hash: [1; 32],
+            nbits: 0x207f_ffff,
+            min_ntime: 1,
+            coinbase_prefix: bytes::Bytes::from_static(&[1]),
+            coinbase_suffix: bytes::Bytes::from_static(&[2]),
+            merkle_path: Arc::from(vec![]),
+            extended: strata_work::channel::ExtendedWork::new(
+                bytes::Bytes::from_static(&[1]),
+                bytes::Bytes::from_static(&[2]),
+                Arc::from(vec![]),
+            ),
+            extranonce_prefix: bytes::Bytes::from(vec![prefix; 6]),
+            extranonce_size: 10,
+            id_width: 0,
+            extranonce2_size: 0,
+            upstream_target,
+            clean: true,
+        }
+    }
+
     type Reply = oneshot::Receiver<Result<Joined, JoinError>>;
 
     /// A join; returns the pending answer and the command it caused.
@@ -1399,31 +1428,7 @@ mod tests {
         );
 
         // work reaches each channel's miners only, with that channel's prefix
-        let mut w = UpstreamWork {
-            epoch: 1,
-            seq: 1,
-            job_id: 5,
-            version: 0x2000_0000,
-            version_rolling_allowed: true,
-            version_mask: 0x1fff_e000,
-            prev_hash: [1; 32],
-            nbits: 0x207f_ffff,
-            min_ntime: 1,
-            coinbase_prefix: bytes::Bytes::from_static(&[1]),
-            coinbase_suffix: bytes::Bytes::from_static(&[2]),
-            merkle_path: Arc::from(vec![]),
-            extended: strata_work::channel::ExtendedWork::new(
-                bytes::Bytes::from_static(&[1]),
-                bytes::Bytes::from_static(&[2]),
-                Arc::from(vec![]),
-            ),
-            extranonce_prefix: bytes::Bytes::from(vec![0xcc; 6]),
-            extranonce_size: 10,
-            id_width: 0,
-            extranonce2_size: 0,
-            upstream_target: Target::MAX,
-            clean: true,
-        };
+        let mut w = work(5, 0xcc, Target::MAX);
         h.on_event(UpstreamEvent::Work {
             channel: 1,
             work: w.clone(),
@@ -1458,31 +1463,7 @@ mod tests {
         let job_target = Target::from_le_bytes([0x11; 32]);
         let work = |job_id, upstream_target| UpstreamEvent::Work {
             channel: 0,
-            work: UpstreamWork {
-                epoch: 1,
-                seq: u64::from(job_id),
-                job_id,
-                version: 0x2000_0000,
-                version_rolling_allowed: true,
-                version_mask: 0x1fff_e000,
-                prev_hash: [1; 32],
-                nbits: 0x207f_ffff,
-                min_ntime: 1,
-                coinbase_prefix: bytes::Bytes::from_static(&[1]),
-                coinbase_suffix: bytes::Bytes::from_static(&[2]),
-                merkle_path: Arc::from(vec![]),
-                extended: strata_work::channel::ExtendedWork::new(
-                    bytes::Bytes::from_static(&[1]),
-                    bytes::Bytes::from_static(&[2]),
-                    Arc::from(vec![]),
-                ),
-                extranonce_prefix: bytes::Bytes::from(vec![0xaa; 6]),
-                extranonce_size: 10,
-                id_width: 0,
-                extranonce2_size: 0,
-                upstream_target,
-                clean: true,
-            },
+            work: work(job_id, 0xaa, upstream_target),
         };
         h.on_event(work(5, job_target));
         assert!(rx.has_changed().unwrap());
