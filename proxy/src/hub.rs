@@ -46,8 +46,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::upstream::{
-    ShareRoute, UpstreamCommand, UpstreamEvent, CODE_NO_RESPONSE, CODE_STALE_UPSTREAM,
-    CODE_UPSTREAM_BUSY, CODE_UPSTREAM_CLOSED,
+    ShareRoute, UpstreamCommand, UpstreamEvent, CODE_STALE_UPSTREAM, PROXY_CODES,
 };
 use crate::work::{ForwardShare, UpstreamWork};
 
@@ -347,14 +346,6 @@ pub struct AckLatency {
     #[serde(skip)]
     pub sum_s: f64,
 }
-
-/// The proxy's own codes for a forwarded share without a pool answer.
-const LOCAL_CODES: [&str; 4] = [
-    CODE_STALE_UPSTREAM,
-    CODE_UPSTREAM_BUSY,
-    CODE_NO_RESPONSE,
-    CODE_UPSTREAM_CLOSED,
-];
 
 /// The bucket bounds (seconds) of the `strata_proxy_upstream_ack_seconds` histogram.
 pub const ACK_BUCKETS_S: [f64; 14] = [
@@ -879,7 +870,7 @@ impl Hub {
 
     /// The pool's (or the upstream side's) answer for a forwarded share.
     fn on_share_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
-        if accepted || code.as_deref().is_some_and(|c| !LOCAL_CODES.contains(&c)) {
+        if accepted || code.as_deref().is_some_and(|c| !PROXY_CODES.contains(&c)) {
             let us = share.received.elapsed().as_micros();
             self.ack_latency
                 .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));

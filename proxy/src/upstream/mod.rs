@@ -132,6 +132,15 @@ impl PartialEq for ShareRoute {
 /// The code of a share refused because the connection's queue was full.
 pub const CODE_UPSTREAM_BUSY: &str = "upstream-busy";
 
+/// Every code the proxy itself gives a forwarded share that got no answer from the pool (a
+/// [`UpstreamEvent::ShareResult`] with another code carries the pool's own answer).
+pub const PROXY_CODES: [&str; 4] = [
+    CODE_STALE_UPSTREAM,
+    CODE_UPSTREAM_BUSY,
+    CODE_NO_RESPONSE,
+    CODE_UPSTREAM_CLOSED,
+];
+
 /// Settings of [`run_upstreams`]. `Default` gives the documented defaults and no pool.
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
