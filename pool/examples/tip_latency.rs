@@ -1,21 +1,33 @@
 //! New tip to last job: how long after a block is found every channel has its new work.
 //!
-//! Starts the pool in-process on its embedded regtest chain, connects `--channels` SV2
-//! clients (one standard channel each, Noise over loopback), then repeatedly lets client 0
-//! submit a share that is a block and measures, for each round, the time from that submit
-//! until the last client received its `SetNewPrevHash` for the new tip.
+//! Starts the pool in-process, connects `--channels` SV2 clients (one standard channel each,
+//! Noise over loopback), then, round after round, makes a new tip and measures the time until
+//! the last client received its `SetNewPrevHash` for it.
+//!
+//! * `--source embedded` (default): the pool's own regtest chain; client 0 submits a share
+//!   that is a block, and the clock starts at that submit.
+//! * `--source rpc` / `--source ipc`: a real Bitcoin Core on regtest (`bitcoind`, or
+//!   `bitcoin-node -ipcbind=unix`; binaries from `STRATA_BITCOIN_CORE_BIN` or
+//!   `scripts/bitcoin-core.sh`); the node mines a block itself (`generatetoaddress`), and the
+//!   clock starts when that call is sent (the node has the block when it answers: the time
+//!   of the call is printed too).
 //!
 //! ```text
 //! cargo run --release -p strata-pool --example tip_latency -- --channels 1000 --rounds 7
+//! cargo run --release -p strata-pool --example tip_latency -- --source rpc --channels 100
 //! ```
-//! Prints `bench tip_to_last_job value=<median ms> unit=ms channels=<n>` and each round.
+//! Prints `bench tip_to_last_job value=<median ms> unit=ms channels=<n> source=<s>` and each
+//! round.
 #![allow(clippy::unwrap_used)]
+
+#[path = "../tests/common/bitcoin_core.rs"]
+mod bitcoin_core;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata_net::sv2::{initiate, Sv2Options};
-use strata_pool::config::Config;
+use strata_pool::config::{Config, SourceKind};
 use strata_protocol::common::SetupConnection;
 use strata_protocol::mining::{
     MiningMessage, OpenStandardMiningChannel, SubmitSharesStandard, REQUIRES_STANDARD_JOBS,
@@ -35,7 +47,7 @@ struct Job {
     merkle_root: [u8; 32],
 }
 
-fn arg(name: &str, default: usize) -> usize {
+fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
@@ -46,14 +58,35 @@ fn arg(name: &str, default: usize) -> usize {
 
 #[tokio::main]
 async fn main() {
-    let channels = arg("--channels", 1000);
-    let rounds = arg("--rounds", 7);
+    let channels: usize = arg("--channels", 1000);
+    let rounds: usize = arg("--rounds", 7);
+    let source: String = arg("--source", String::from("embedded"));
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
+    let mut cfg = Config {
         data_dir: dir.path().to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         api_listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
+    };
+    let key = bitcoin_core::TestKey::new(0x51);
+    let node = match source.as_str() {
+        "embedded" => None,
+        "rpc" | "ipc" => {
+            let flavor = if source == "rpc" {
+                cfg.template_source = SourceKind::Rpc;
+                bitcoin_core::Flavor::Bitcoind
+            } else {
+                cfg.template_source = ipc_source();
+                bitcoin_core::Flavor::Ipc
+            };
+            let node = bitcoin_core::CoreNode::start(flavor, &[]).await;
+            node.generate_to(1, &key.address.to_string()).await;
+            cfg.rpc.url = node.rpc_url();
+            cfg.rpc.cookie = Some(node.cookie());
+            set_ipc_socket(&mut cfg, &node);
+            Some(node)
+        }
+        other => panic!("--source embedded|rpc|ipc, not {other}"),
     };
     let pool = strata_pool::server::start(cfg).await.unwrap();
     let addr = pool.sv2_addr;
@@ -145,6 +178,17 @@ async fn main() {
     let mut results = Vec::new();
     for round in 0..rounds {
         let (job, prev, ntime, nbits) = job_rx.recv().await.unwrap();
+        if let Some(node) = &node {
+            let t0 = Instant::now();
+            node.generate_to(1, &key.address.to_string()).await;
+            let rpc_ms = t0.elapsed().as_secs_f64() * 1e3;
+            let (first_ms, total) = wait_all(&mut tips_rx, channels, t0).await;
+            eprintln!(
+                "round {round}: generatetoaddress took {rpc_ms:.2} ms, first job after {first_ms:.2} ms, last after {total:.2} ms"
+            );
+            results.push(total);
+            continue;
+        }
         let target = Target::from_compact(nbits).unwrap();
         let mut h = Header {
             version: job.version,
@@ -168,30 +212,46 @@ async fn main() {
                 version: h.version,
             })
             .unwrap();
-        let mut seen = vec![false; channels];
-        let mut n = 0;
-        let mut first = None;
-        let mut last = t0;
-        while n < channels {
-            let (i, t) = tokio::time::timeout(Duration::from_secs(30), tips_rx.recv())
-                .await
-                .expect("every channel gets the new tip")
-                .unwrap();
-            if !seen[i] {
-                seen[i] = true;
-                n += 1;
-                first.get_or_insert(t);
-                last = last.max(t);
-            }
-        }
-        let total = last.duration_since(t0).as_secs_f64() * 1e3;
-        let first_ms = first.unwrap().duration_since(t0).as_secs_f64() * 1e3;
+        let (first_ms, total) = wait_all(&mut tips_rx, channels, t0).await;
         eprintln!("round {round}: first job after {first_ms:.2} ms, last after {total:.2} ms");
         results.push(total);
     }
     results.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let median = results[results.len() / 2];
-    println!("bench tip_to_last_job value={median:.2} unit=ms channels={channels}");
+    println!("bench tip_to_last_job value={median:.2} unit=ms channels={channels} source={source}");
     pool.shutdown.cancel();
     pool.wait().await;
+    drop(node);
 }
+
+/// Waits until every channel saw a new tip; (first, last) in ms after `t0`.
+async fn wait_all(
+    tips_rx: &mut mpsc::UnboundedReceiver<(usize, Instant)>,
+    channels: usize,
+    t0: Instant,
+) -> (f64, f64) {
+    let mut seen = vec![false; channels];
+    let mut n = 0;
+    let mut first = None;
+    let mut last = t0;
+    while n < channels {
+        let (i, t) = tokio::time::timeout(Duration::from_secs(30), tips_rx.recv())
+            .await
+            .expect("every channel gets the new tip")
+            .unwrap();
+        if !seen[i] {
+            seen[i] = true;
+            n += 1;
+            first.get_or_insert(t);
+            last = last.max(t);
+        }
+    }
+    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
+    (ms(first.unwrap()), ms(last))
+}
+
+fn ipc_source() -> SourceKind {
+    panic!("this build has no ipc template source yet")
+}
+
+fn set_ipc_socket(_cfg: &mut Config, _node: &bitcoin_core::CoreNode) {}

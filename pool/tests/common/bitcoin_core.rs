@@ -1,0 +1,371 @@
+//! A real Bitcoin Core for integration tests: `bitcoind` (RPC) or `bitcoin-node` (RPC and
+//! the IPC mining interface on a UNIX socket), on regtest, in a temporary data directory,
+//! RPC on a loopback port picked by the OS, stopped by its pid when dropped.
+//!
+//! The binaries come from `STRATA_BITCOIN_CORE_BIN` (a folder) or, when that is unset, from
+//! `scripts/bitcoin-core.sh`, which builds them once and caches them outside the clone
+//! (10-15 minutes the first time, then instant).
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::str::FromStr;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
+use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::{
+    absolute, transaction, Address, Amount, CompressedPublicKey, KnownHrp, OutPoint, ScriptBuf,
+    Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+};
+use serde_json::{json, Value};
+
+/// The folder holding `bitcoind`, `bitcoin-node` and `bitcoin-cli`.
+pub fn core_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Ok(dir) = std::env::var("STRATA_BITCOIN_CORE_BIN") {
+            return PathBuf::from(dir);
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bitcoin-core.sh");
+        let out = Command::new("bash")
+            .arg(&script)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/bitcoin-core.sh");
+        assert!(out.status.success(), "scripts/bitcoin-core.sh failed");
+        let text = String::from_utf8(out.stdout).expect("utf-8 path");
+        PathBuf::from(text.lines().last().expect("a folder").trim())
+    })
+}
+
+/// Which binary to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `bitcoind`: RPC only.
+    Bitcoind,
+    /// `bitcoin-node -ipcbind=unix`: RPC and the IPC mining interface.
+    Ipc,
+}
+
+/// A running regtest node.
+pub struct CoreNode {
+    child: Child,
+    /// Its data directory (removed on drop).
+    pub datadir: tempfile::TempDir,
+    /// RPC port on 127.0.0.1.
+    pub rpc_port: u16,
+    http: reqwest::Client,
+}
+
+fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
+
+impl CoreNode {
+    /// Starts a node with `extra` arguments and waits until its RPC answers.
+    pub async fn start(flavor: Flavor, extra: &[&str]) -> CoreNode {
+        let datadir = tempfile::tempdir().expect("tempdir");
+        let rpc_port = free_port();
+        let exe = core_bin().join(match flavor {
+            Flavor::Bitcoind => "bitcoind",
+            Flavor::Ipc => "bitcoin-node",
+        });
+        let mut cmd = Command::new(&exe);
+        cmd.arg("-regtest")
+            .arg(format!("-datadir={}", datadir.path().display()))
+            .arg(format!("-rpcport={rpc_port}"))
+            .arg("-rpcbind=127.0.0.1")
+            .arg("-rpcallowip=127.0.0.1")
+            .args([
+                "-listen=0",
+                "-dnsseed=0",
+                "-fixedseeds=0",
+                "-printtoconsole=0",
+            ])
+            .arg("-txindex=0");
+        if flavor == Flavor::Ipc {
+            cmd.arg("-ipcbind=unix");
+        }
+        cmd.args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", exe.display()));
+        let node = CoreNode {
+            child,
+            datadir,
+            rpc_port,
+            http: reqwest::Client::new(),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if node.try_rpc("getblockcount", json!([])).await.is_ok()
+                && (flavor != Flavor::Ipc || node.socket().exists())
+            {
+                return node;
+            }
+            assert!(Instant::now() < deadline, "node did not come up in 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn rpc_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.rpc_port)
+    }
+
+    /// The RPC cookie file.
+    pub fn cookie(&self) -> PathBuf {
+        self.datadir.path().join("regtest").join(".cookie")
+    }
+
+    /// The IPC socket (`-ipcbind=unix`).
+    pub fn socket(&self) -> PathBuf {
+        self.datadir.path().join("regtest").join("node.sock")
+    }
+
+    async fn try_rpc(&self, method: &str, params: Value) -> Result<Value, String> {
+        let cookie = std::fs::read_to_string(self.cookie()).map_err(|e| e.to_string())?;
+        let (user, password) = cookie.trim().split_once(':').ok_or("bad cookie")?;
+        let reply: Value = self
+            .http
+            .post(self.rpc_url())
+            .basic_auth(user, Some(password))
+            .json(&json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !reply["error"].is_null() {
+            return Err(format!("{method}: {}", reply["error"]));
+        }
+        Ok(reply["result"].clone())
+    }
+
+    /// A JSON-RPC call that must succeed.
+    pub async fn rpc(&self, method: &str, params: Value) -> Value {
+        self.try_rpc(method, params)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A JSON-RPC call that may fail (its error as text).
+    pub async fn rpc_result(&self, method: &str, params: Value) -> Result<Value, String> {
+        self.try_rpc(method, params).await
+    }
+
+    /// Current height.
+    pub async fn height(&self) -> u64 {
+        self.rpc("getblockcount", json!([]))
+            .await
+            .as_u64()
+            .expect("height")
+    }
+
+    /// Mines `n` blocks paying `address` (the node's own miner; no wallet needed).
+    pub async fn generate_to(&self, n: u64, address: &str) -> Vec<String> {
+        let hashes = self.rpc("generatetoaddress", json!([n, address])).await;
+        hashes
+            .as_array()
+            .expect("hashes")
+            .iter()
+            .map(|h| h.as_str().expect("hash").to_string())
+            .collect()
+    }
+
+    /// `getblock HASH 2`: the block with its decoded transactions.
+    pub async fn block(&self, hash: &str) -> Value {
+        self.rpc("getblock", json!([hash, 2])).await
+    }
+
+    /// The tip block, decoded.
+    pub async fn tip(&self) -> Value {
+        let hash = self.rpc("getbestblockhash", json!([])).await;
+        self.block(hash.as_str().expect("hash")).await
+    }
+
+    /// Waits until `height` is reached (or panics after `timeout`).
+    pub async fn wait_height(&self, height: u64, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let h = self.height().await;
+            if h >= height {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node at {h}, wanted {height} within {timeout:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for CoreNode {
+    fn drop(&mut self) {
+        // stopped by its pid, whatever the test did
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A key the tests hold: mines to its P2WPKH address and spends what it got.
+pub struct TestKey {
+    secret: SecretKey,
+    public: CompressedPublicKey,
+    /// Its regtest P2WPKH address.
+    pub address: Address,
+}
+
+impl TestKey {
+    /// The key with secret `[byte; 32]`.
+    pub fn new(byte: u8) -> TestKey {
+        let secp = Secp256k1::signing_only();
+        let secret = SecretKey::from_slice(&[byte; 32]).expect("valid scalar");
+        let public = CompressedPublicKey(PublicKey::from_secret_key(&secp, &secret));
+        let address = Address::p2wpkh(&public, KnownHrp::Regtest);
+        TestKey {
+            secret,
+            public,
+            address,
+        }
+    }
+
+    /// Its output script.
+    pub fn script(&self) -> ScriptBuf {
+        self.address.script_pubkey()
+    }
+
+    /// A version-2 transaction spending `inputs` (each paying this key) to `outputs`,
+    /// signed (P2WPKH, SIGHASH_ALL).
+    pub fn spend(&self, inputs: &[(OutPoint, Amount)], outputs: Vec<TxOut>) -> Transaction {
+        let mut tx = Transaction {
+            version: transaction::Version::TWO,
+            lock_time: absolute::LockTime::ZERO,
+            input: inputs
+                .iter()
+                .map(|(previous_output, _)| TxIn {
+                    previous_output: *previous_output,
+                    script_sig: ScriptBuf::new(),
+                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
+                    witness: Witness::new(),
+                })
+                .collect(),
+            output: outputs,
+        };
+        let secp = Secp256k1::signing_only();
+        let script = self.script();
+        let mut witnesses = Vec::with_capacity(inputs.len());
+        {
+            let mut cache = SighashCache::new(&tx);
+            for (i, (_, value)) in inputs.iter().enumerate() {
+                let sighash = cache
+                    .p2wpkh_signature_hash(i, &script, *value, EcdsaSighashType::All)
+                    .expect("sighash");
+                let msg = Message::from(sighash);
+                let signature = bitcoin::ecdsa::Signature {
+                    signature: secp.sign_ecdsa(&msg, &self.secret),
+                    sighash_type: EcdsaSighashType::All,
+                };
+                witnesses.push(Witness::p2wpkh(&signature, &self.public.0));
+            }
+        }
+        for (input, witness) in tx.input.iter_mut().zip(witnesses) {
+            input.witness = witness;
+        }
+        tx
+    }
+}
+
+/// Regtest addresses of `n` distinct keys (P2WPKH), for payees.
+pub fn payee_addresses(n: usize) -> Vec<String> {
+    let secp = Secp256k1::signing_only();
+    (0..n)
+        .map(|i| {
+            let mut bytes = [0x42u8; 32];
+            bytes[..8].copy_from_slice(&(i as u64 + 1).to_be_bytes());
+            let sk = SecretKey::from_slice(&bytes).expect("valid scalar");
+            let pk = CompressedPublicKey(PublicKey::from_secret_key(&secp, &sk));
+            Address::p2wpkh(&pk, KnownHrp::Regtest).to_string()
+        })
+        .collect()
+}
+
+/// Funds `key` and sends `children` transactions to `node`'s mempool: mines
+/// `parents + 100` blocks to the key, then spends each of the first `parents` coinbases
+/// into `children / parents` outputs (one fan-out transaction each), and each of those
+/// outputs in a transaction of its own. Returns the txids sent (parents first).
+pub async fn fill_mempool(
+    node: &CoreNode,
+    key: &TestKey,
+    parents: usize,
+    children: usize,
+) -> Vec<Txid> {
+    let per_parent = children.div_ceil(parents);
+    let hashes = node
+        .generate_to(parents as u64 + 100, &key.address.to_string())
+        .await;
+    let mut sent = Vec::new();
+    let mut fanned = Vec::new();
+    for hash in hashes.iter().take(parents) {
+        let block = node.block(hash).await;
+        let coinbase = &block["tx"][0];
+        let txid = Txid::from_str(coinbase["txid"].as_str().expect("txid")).expect("txid");
+        let (vout, value) = coinbase["vout"]
+            .as_array()
+            .expect("vout")
+            .iter()
+            .find(|o| o["scriptPubKey"]["hex"] == hex::encode(key.script().as_bytes()))
+            .map(|o| {
+                (
+                    o["n"].as_u64().expect("n") as u32,
+                    Amount::from_btc(o["value"].as_f64().expect("value")).expect("amount"),
+                )
+            })
+            .expect("the coinbase pays the key");
+        let fee = Amount::from_sat(20_000);
+        let each = (value - fee) / per_parent as u64;
+        let outputs = (0..per_parent)
+            .map(|_| TxOut {
+                value: each,
+                script_pubkey: key.script(),
+            })
+            .collect();
+        let tx = key.spend(&[(OutPoint { txid, vout }, value)], outputs);
+        let id = send(node, &tx).await;
+        sent.push(id);
+        for i in 0..per_parent {
+            fanned.push((
+                OutPoint {
+                    txid: id,
+                    vout: i as u32,
+                },
+                each,
+            ));
+        }
+    }
+    for (outpoint, value) in fanned.into_iter().take(children) {
+        let tx = key.spend(
+            &[(outpoint, value)],
+            vec![TxOut {
+                value: value - Amount::from_sat(1_000),
+                script_pubkey: key.script(),
+            }],
+        );
+        sent.push(send(node, &tx).await);
+    }
+    sent
+}
+
+async fn send(node: &CoreNode, tx: &Transaction) -> Txid {
+    let hex = bitcoin::consensus::encode::serialize_hex(tx);
+    let id = node.rpc("sendrawtransaction", json!([hex])).await;
+    Txid::from_str(id.as_str().expect("txid")).expect("txid")
+}

@@ -1,0 +1,3 @@
+//! Helpers shared by the pool's integration tests.
+
+pub mod bitcoin_core;
