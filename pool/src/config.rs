@@ -92,7 +92,8 @@ impl Default for VardiffSettings {
 pub struct RpcSettings {
     /// bitcoind RPC URL.
     pub url: String,
-    /// Cookie file (default auth when no user is set).
+    /// Cookie file (default auth when no user is set); unset: bitcoind's default for the
+    /// network ([`default_cookie_path`]).
     pub cookie: Option<PathBuf>,
     /// RPC user.
     pub user: Option<String>,
@@ -114,6 +115,26 @@ impl Default for RpcSettings {
             poll_ms: 1000,
             longpoll: true,
         }
+    }
+}
+
+/// Where bitcoind writes its RPC cookie for `network` when its data directory is the
+/// default `HOME/.bitcoin` (the `[rpc] cookie` default): `.bitcoin/.cookie` on main,
+/// `.bitcoin/testnet3/.cookie`, `.bitcoin/testnet4/.cookie`, `.bitcoin/signet/.cookie`,
+/// `.bitcoin/regtest/.cookie`.
+pub fn default_cookie_path(home: &Path, network: bitcoin::Network) -> PathBuf {
+    let datadir = home.join(".bitcoin");
+    let sub = match network {
+        bitcoin::Network::Bitcoin => None,
+        bitcoin::Network::Testnet => Some("testnet3"),
+        bitcoin::Network::Testnet4 => Some("testnet4"),
+        bitcoin::Network::Signet => Some("signet"),
+        // regtest, and any network a later `bitcoin` release adds
+        _ => Some("regtest"),
+    };
+    match sub {
+        Some(sub) => datadir.join(sub).join(".cookie"),
+        None => datadir.join(".cookie"),
     }
 }
 
@@ -272,6 +293,25 @@ mod tests {
         assert_eq!(c.payout.mode, PayoutKind::Solo);
         assert_eq!(c.payout.fee_ppm, 7);
         assert_eq!(c.rpc.url, "http://h:1");
+    }
+
+    #[test]
+    fn default_cookie_paths_follow_bitcoind_datadirs() {
+        use bitcoin::Network;
+        let home = Path::new("/home/pool");
+        for (network, path) in [
+            (Network::Bitcoin, "/home/pool/.bitcoin/.cookie"),
+            (Network::Testnet, "/home/pool/.bitcoin/testnet3/.cookie"),
+            (Network::Testnet4, "/home/pool/.bitcoin/testnet4/.cookie"),
+            (Network::Signet, "/home/pool/.bitcoin/signet/.cookie"),
+            (Network::Regtest, "/home/pool/.bitcoin/regtest/.cookie"),
+        ] {
+            assert_eq!(
+                default_cookie_path(home, network),
+                PathBuf::from(path),
+                "{network}"
+            );
+        }
     }
 
     #[test]

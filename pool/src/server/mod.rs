@@ -261,16 +261,10 @@ fn rpc_config(cfg: &Config) -> crate::template::rpc::RpcConfig {
         },
         (None, Some(cookie)) => RpcAuth::Cookie(cookie.clone()),
         (None, None) => {
-            let sub = match cfg.network {
-                bitcoin::Network::Bitcoin => "",
-                bitcoin::Network::Testnet => "testnet3",
-                bitcoin::Network::Signet => "signet",
-                _ => "regtest",
-            };
             let home = std::env::var_os("HOME")
                 .map(std::path::PathBuf::from)
                 .unwrap_or_default();
-            RpcAuth::Cookie(home.join(".bitcoin").join(sub).join(".cookie"))
+            RpcAuth::Cookie(crate::config::default_cookie_path(&home, cfg.network))
         }
     };
     let mut rc = RpcConfig::new(r.url.clone(), auth, cfg.network);
@@ -304,6 +298,9 @@ where
         };
         match attempt.await {
             Ok(x) => break x,
+            Err(e) if e.is_permanent() => {
+                return Err(anyhow::Error::new(e).context("the template source cannot be used"))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "template source not ready; retrying in {backoff:?}");
                 tokio::select! {

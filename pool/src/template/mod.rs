@@ -131,6 +131,27 @@ pub enum SourceError {
     /// A local i/o error (data directory, cookie file).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The node runs another chain than the pool's configured `network`: templates from it
+    /// would pay addresses of the wrong network. Retrying cannot help.
+    #[error(
+        "the node is on chain \"{node}\" but the pool's network is \"{configured}\" (bitcoind \
+         -chain={configured}): point the pool at a node of its network or fix `network`"
+    )]
+    WrongChain {
+        /// The node's chain, as `getblockchaininfo` names it (`main`, `test`, `testnet4`,
+        /// `signet`, `regtest`).
+        node: String,
+        /// The configured network, in the same naming.
+        configured: String,
+    },
+}
+
+impl SourceError {
+    /// Whether retrying the source cannot help (a configuration mismatch): the pool then
+    /// refuses to start instead of retrying.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SourceError::WrongChain { .. })
+    }
 }
 
 /// A template source. One task owns it and drives it; nothing here is shared.
