@@ -103,6 +103,10 @@ pub struct RpcSettings {
     pub poll_ms: u64,
     /// Use getblocktemplate long-polling.
     pub longpoll: bool,
+    /// bitcoind's `-blockreservedweight` (its default: 8000): the weight its templates leave
+    /// for the block header and the coinbase. The pool refuses to start when its largest
+    /// coinbase does not fit (see [`crate::budget`]).
+    pub block_reserved_weight: u32,
 }
 
 impl Default for RpcSettings {
@@ -114,6 +118,7 @@ impl Default for RpcSettings {
             password: None,
             poll_ms: 1000,
             longpoll: true,
+            block_reserved_weight: crate::budget::CORE_DEFAULT_BLOCK_RESERVED_WEIGHT,
         }
     }
 }

@@ -823,3 +823,56 @@ async fn a_node_on_another_chain_is_refused_before_any_template() {
     assert_eq!(node.seen().gbt_requests, 1);
 }
 
+/// A pool configuration on the `rpc` source at `url` (user `u`, password `p`), signet.
+fn pool_config(dir: &Path, url: &str) -> strata_pool::config::Config {
+    let mut cfg = strata_pool::config::Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        template_source: strata_pool::config::SourceKind::Rpc,
+        network: Network::Signet,
+        pool_address: Some("tb1pqqqqp399et2xygdj5xreqhjjvcmzhxw4aywxecjdzew6hylgvsesf3hn0c".into()),
+        ..Default::default()
+    };
+    cfg.rpc.url = url.to_owned();
+    cfg.rpc.user = Some("u".into());
+    cfg.rpc.password = Some("p".into());
+    cfg
+}
+
+#[tokio::test]
+async fn the_pool_refuses_to_start_on_a_coinbase_too_big_or_the_wrong_chain() {
+    let (node, url) = FakeNode::start(fixture(SIGNET), "u", "p").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // 100 payees do not fit bitcoind's default -blockreservedweight: the message says what
+    // bitcoind needs, before anything is asked of it
+    let cfg = pool_config(dir.path(), &url);
+    assert_eq!(cfg.rpc.block_reserved_weight, 8000);
+    assert_eq!(cfg.payout.max_outputs, 100);
+    let err = format!("{:#}", strata_pool::server::start(cfg).await.unwrap_err());
+    assert!(err.contains("-blockreservedweight=18268"), "{err}");
+    assert!(err.contains("max_outputs to 40"), "{err}");
+    assert_eq!(node.chain_requests(), 0);
+
+    // with room for it, a node on another chain is refused at once (no retries)
+    node.set_chain("regtest");
+    let mut cfg = pool_config(dir.path(), &url);
+    cfg.rpc.block_reserved_weight = 18_268;
+    let err = format!(
+        "{:#}",
+        strata_pool::server::start(cfg.clone()).await.unwrap_err()
+    );
+    assert!(
+        err.contains("\"regtest\"") && err.contains("\"signet\""),
+        "{err}"
+    );
+    assert_eq!(node.seen().gbt_requests, 0);
+
+    // the right chain: the pool starts on the node's template
+    node.set_chain("signet");
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    assert!(node.seen().gbt_requests >= 1);
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

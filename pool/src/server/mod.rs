@@ -171,6 +171,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
             }
         }
         SourceKind::Rpc => {
+            crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script)
+                .check_reserve(
+                    cfg.rpc.block_reserved_weight,
+                    crate::budget::CORE_COINBASE_SIGOPS,
+                )
+                .context("the pool's coinbase does not fit bitcoind's templates")?;
             let rc = rpc_config(&cfg);
             let open = move || {
                 let rc = rc.clone();
@@ -189,7 +195,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                         .map_err(|e| anyhow::anyhow!("tdp.authority_key: {e}"))?,
                 )
             };
-            let tc = crate::template::tdp::TdpConfig::new(cfg.tdp.address.clone(), authority);
+            let mut tc = crate::template::tdp::TdpConfig::new(cfg.tdp.address.clone(), authority);
+            tc.constraints =
+                crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints();
             let open = move || crate::template::tdp::TdpSource::connect(tc.clone());
             launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
         }
