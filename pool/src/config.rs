@@ -92,7 +92,8 @@ impl Default for VardiffSettings {
 pub struct RpcSettings {
     /// bitcoind RPC URL.
     pub url: String,
-    /// Cookie file (default auth when no user is set).
+    /// Cookie file (default auth when no user is set); unset: bitcoind's default for the
+    /// network ([`default_cookie_path`]).
     pub cookie: Option<PathBuf>,
     /// RPC user.
     pub user: Option<String>,
@@ -102,6 +103,10 @@ pub struct RpcSettings {
     pub poll_ms: u64,
     /// Use getblocktemplate long-polling.
     pub longpoll: bool,
+    /// bitcoind's `-blockreservedweight` (its default: 8000): the weight its templates leave
+    /// for the block header and the coinbase. The pool refuses to start when its largest
+    /// coinbase does not fit (see [`crate::budget`]).
+    pub block_reserved_weight: u32,
 }
 
 impl Default for RpcSettings {
@@ -113,7 +118,28 @@ impl Default for RpcSettings {
             password: None,
             poll_ms: 1000,
             longpoll: true,
+            block_reserved_weight: crate::budget::CORE_DEFAULT_BLOCK_RESERVED_WEIGHT,
         }
+    }
+}
+
+/// Where bitcoind writes its RPC cookie for `network` when its data directory is the
+/// default `HOME/.bitcoin` (the `[rpc] cookie` default): `.bitcoin/.cookie` on main,
+/// `.bitcoin/testnet3/.cookie`, `.bitcoin/testnet4/.cookie`, `.bitcoin/signet/.cookie`,
+/// `.bitcoin/regtest/.cookie`.
+pub fn default_cookie_path(home: &Path, network: bitcoin::Network) -> PathBuf {
+    let datadir = home.join(".bitcoin");
+    let sub = match network {
+        bitcoin::Network::Bitcoin => None,
+        bitcoin::Network::Testnet => Some("testnet3"),
+        bitcoin::Network::Testnet4 => Some("testnet4"),
+        bitcoin::Network::Signet => Some("signet"),
+        // regtest, and any network a later `bitcoin` release adds
+        _ => Some("regtest"),
+    };
+    match sub {
+        Some(sub) => datadir.join(sub).join(".cookie"),
+        None => datadir.join(".cookie"),
     }
 }
 
@@ -272,6 +298,25 @@ mod tests {
         assert_eq!(c.payout.mode, PayoutKind::Solo);
         assert_eq!(c.payout.fee_ppm, 7);
         assert_eq!(c.rpc.url, "http://h:1");
+    }
+
+    #[test]
+    fn default_cookie_paths_follow_bitcoind_datadirs() {
+        use bitcoin::Network;
+        let home = Path::new("/home/pool");
+        for (network, path) in [
+            (Network::Bitcoin, "/home/pool/.bitcoin/.cookie"),
+            (Network::Testnet, "/home/pool/.bitcoin/testnet3/.cookie"),
+            (Network::Testnet4, "/home/pool/.bitcoin/testnet4/.cookie"),
+            (Network::Signet, "/home/pool/.bitcoin/signet/.cookie"),
+            (Network::Regtest, "/home/pool/.bitcoin/regtest/.cookie"),
+        ] {
+            assert_eq!(
+                default_cookie_path(home, network),
+                PathBuf::from(path),
+                "{network}"
+            );
+        }
     }
 
     #[test]

@@ -4,7 +4,11 @@
 //! and check its split.
 //!
 //! Payout addresses come from user identities, by the solo-pool convention
-//! `ADDRESS.worker` ([`payout_script`]). Every split pays out exactly the amount it is given:
+//! `ADDRESS.worker` ([`payout_script`]): the identity a channel was opened with, never the
+//! worker name a proxy tags a share with (extension 0x0002; the ledger keeps it apart as
+//! [`ShareRecord::worker`](crate::ledger::ShareRecord::worker) for statistics), so a proxy
+//! opened as a bare `ADDRESS` is paid whatever its miners are called, dots included.
+//! Every split pays out exactly the amount it is given:
 //! whatever cannot or should not be paid to a miner (fee, rounding, dust, identities
 //! without an address, payees past the output limit) goes to the pool's script.
 //!
@@ -151,8 +155,8 @@ pub fn solo_split(
 }
 
 /// PPLNS: `total` less the fee is shared in proportion to each payout address's difficulty
-/// in the window (workers of one address merged; identities without a valid address count
-/// for the pool). Integer arithmetic, each share rounded down; payees below
+/// in the window (whose entries are channel identities; identities of one address merged,
+/// identities without a valid address count for the pool). Integer arithmetic, each share rounded down; payees below
 /// [`PplnsConfig::dust_sats`] and past [`PplnsConfig::max_outputs`] are dropped; the fee,
 /// the rounding and everything dropped go to the pool. An empty window pays the pool.
 pub fn pplns_split(

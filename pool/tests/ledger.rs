@@ -85,6 +85,18 @@ impl TestDb {
         }
     }
 
+    /// Runs `sql` on the database outside the ledger.
+    fn execute(&self, sql: &str) {
+        match self {
+            TestDb::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).expect("open sqlite");
+                conn.execute_batch(sql).expect("execute");
+            }
+            #[cfg(feature = "postgres")]
+            TestDb::Postgres(db) => pg::execute(&db.url, sql),
+        }
+    }
+
     fn is_sqlite(&self) -> bool {
         matches!(self, TestDb::Sqlite { .. })
     }
@@ -194,6 +206,8 @@ on_both_backends! {
     #[tokio::test] reopen_after_drop_keeps_everything;
     #[tokio::test] refuses_a_newer_schema;
     #[tokio::test] a_block_split_verifies_from_its_window;
+    #[tokio::test] tagged_shares_count_for_their_channel_identity;
+    #[tokio::test] a_version_1_ledger_migrates_keeping_its_shares;
     #[tokio::test] crash_loses_no_acknowledged_share;
     #[tokio::test] crash_loses_no_acknowledged_share_with_normal_sync;
 }
@@ -204,6 +218,7 @@ fn share(worker: &str, difficulty: f64, n: u32) -> ShareRecord {
     hash[31] = 0x5a;
     ShareRecord {
         worker: worker.to_owned(),
+        channel_identity: worker.to_owned(),
         connection_id: u64::from(n % 7) + (1 << 63),
         channel_id: n % 5,
         job_id: n / 3,
@@ -413,8 +428,10 @@ async fn pplns_window_over_a_known_sequence(db: TestDb) {
 
     // the same window rebuilt from the raw shares
     let raw = ledger.shares_in(4, 8).await.unwrap();
-    let rebuilt =
-        PplnsWindow::from_shares(raw.iter().map(|(id, s)| (*id, &s.worker, s.difficulty)));
+    let rebuilt = PplnsWindow::from_shares(
+        raw.iter()
+            .map(|(id, s)| (*id, &s.channel_identity, s.difficulty)),
+    );
     assert_eq!(rebuilt, w);
     drop(ledger);
     thread.join().unwrap();
@@ -526,7 +543,7 @@ async fn refuses_a_newer_schema(db: TestDb) {
         Ledger::open(db.config()),
         Err(LedgerError::SchemaTooNew {
             found: 99,
-            supported: 1
+            supported: 2
         })
     ));
 }
@@ -583,11 +600,113 @@ async fn a_block_split_verifies_from_its_window(db: TestDb) {
     let recorded = ledger.blocks(1).await.unwrap().remove(0);
     let (first, last) = recorded.window.unwrap();
     let shares = ledger.shares_in(first, last).await.unwrap();
-    let rebuilt =
-        PplnsWindow::from_shares(shares.iter().map(|(id, s)| (*id, &s.worker, s.difficulty)));
+    let rebuilt = PplnsWindow::from_shares(
+        shares
+            .iter()
+            .map(|(id, s)| (*id, &s.channel_identity, s.difficulty)),
+    );
     let again = pplns_split(recorded.reward_sats, &rebuilt, &pool_script, &cfg, network);
     assert_eq!(again.payouts, recorded.outputs);
     assert_eq!(again.outputs, split.outputs);
+    drop(ledger);
+    thread.join().unwrap();
+}
+
+/// A share a proxy tagged with a worker name (extension 0x0002) on a channel opened as
+/// `identity`.
+fn tagged(identity: &str, worker: &str, difficulty: f64, n: u32) -> ShareRecord {
+    ShareRecord {
+        worker: format!("{identity}/{worker}"),
+        channel_identity: identity.to_owned(),
+        ..share(identity, difficulty, n)
+    }
+}
+
+async fn tagged_shares_count_for_their_channel_identity(db: TestDb) {
+    let (ledger, thread) = db.open();
+    let a = regtest_address(1);
+    let shares = vec![
+        tagged(&a, "rig.1", 1.0, 1),
+        tagged(&a, "rig.2", 2.0, 2),
+        share("bob.rig", 4.0, 3),
+        tagged("carol", "x.y", 8.0, 4),
+    ];
+    ledger.submit(shares).await.unwrap().await.unwrap();
+
+    // the window sums per channel identity: what PPLNS pays
+    let window = ledger.pplns_window(10).await.unwrap();
+    let per: Vec<_> = window
+        .workers
+        .iter()
+        .map(|w| (w.worker.as_str(), w.shares, w.difficulty))
+        .collect();
+    let mut expected = vec![(a.as_str(), 2, 3.0), ("bob.rig", 1, 4.0), ("carol", 1, 8.0)];
+    expected.sort_by(|x, y| x.0.cmp(y.0));
+    assert_eq!(per, expected);
+
+    // the worker labels stay for statistics
+    let totals = ledger.totals().await.unwrap();
+    let labels: Vec<_> = totals.workers.iter().map(|w| w.worker.clone()).collect();
+    let mut want = vec![
+        format!("{a}/rig.1"),
+        format!("{a}/rig.2"),
+        "bob.rig".to_owned(),
+        "carol/x.y".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(labels, want);
+
+    // and both read back
+    let raw = ledger.shares_in(1, 4).await.unwrap();
+    assert_eq!(raw[0].1, tagged(&a, "rig.1", 1.0, 1));
+    assert_eq!(raw[3].1.channel_identity, "carol");
+    drop(ledger);
+    thread.join().unwrap();
+}
+
+async fn a_version_1_ledger_migrates_keeping_its_shares(db: TestDb) {
+    let (ledger, thread) = db.open();
+    let a = regtest_address(1);
+    ledger
+        .submit(vec![share("old.rig", 1.0, 1), share(&a, 2.0, 2)])
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    drop(ledger);
+    thread.join().unwrap();
+    // back to version 1's schema: shares without a channel identity
+    db.execute("ALTER TABLE shares DROP COLUMN channel_identity");
+    db.set_schema_version(1);
+
+    let (ledger, thread) = db.open();
+    // version 1 rows are their worker's
+    let old = ledger.shares_in(1, 2).await.unwrap();
+    assert_eq!(old[0].1, share("old.rig", 1.0, 1));
+    assert_eq!(old[1].1.channel_identity, a);
+    ledger
+        .submit(vec![tagged(&a, "rig.9", 4.0, 3)])
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    let window = ledger.pplns_window(10).await.unwrap();
+    let per: Vec<_> = window
+        .workers
+        .iter()
+        .map(|w| (w.worker.as_str(), w.shares, w.difficulty))
+        .collect();
+    let mut expected = vec![(a.as_str(), 2, 6.0), ("old.rig", 1, 1.0)];
+    expected.sort_by(|x, y| x.0.cmp(y.0));
+    assert_eq!(per, expected);
+    drop(ledger);
+    thread.join().unwrap();
+    // reopening does not migrate again
+    let (ledger, thread) = db.open();
+    assert_eq!(
+        ledger.shares_in(3, 3).await.unwrap()[0].1,
+        tagged(&a, "rig.9", 4.0, 3)
+    );
     drop(ledger);
     thread.join().unwrap();
 }

@@ -98,6 +98,10 @@ struct NodeState {
     accepted: HashSet<BlockHash>,
     /// When set, every request is answered with this JSON-RPC error.
     rpc_error: Option<(i64, String)>,
+    /// `getblockchaininfo`'s `chain` (`signet` unless a test sets another).
+    chain: String,
+    /// `getblockchaininfo` requests received.
+    chain_requests: usize,
 }
 
 #[derive(Debug)]
@@ -118,6 +122,8 @@ impl FakeNode {
                 submitted: Vec::new(),
                 accepted: HashSet::new(),
                 rpc_error: None,
+                chain: "signet".into(),
+                chain_requests: 0,
             }),
             switched: watch::Sender::new(0),
             seen: watch::Sender::new(Seen::default()),
@@ -142,6 +148,14 @@ impl FakeNode {
 
     fn set_rpc_error(&self, error: Option<(i64, &str)>) {
         self.state.lock().unwrap().rpc_error = error.map(|(c, m)| (c, m.to_owned()));
+    }
+
+    fn set_chain(&self, chain: &str) {
+        self.state.lock().unwrap().chain = chain.to_owned();
+    }
+
+    fn chain_requests(&self) -> usize {
+        self.state.lock().unwrap().chain_requests
     }
 
     fn gbt_params(&self) -> Vec<Value> {
@@ -196,6 +210,16 @@ async fn handle(State(node): State<Arc<FakeNode>>, headers: HeaderMap, body: Byt
         return rpc_reply(StatusCode::INTERNAL_SERVER_ERROR, &id, Value::Null, error);
     }
     match request["method"].as_str() {
+        Some("getblockchaininfo") => {
+            let chain = {
+                let mut state = node.state.lock().unwrap();
+                state.chain_requests += 1;
+                state.chain.clone()
+            };
+            // the fields of bitcoind's answer the pool could read, abridged
+            let info = json!({ "chain": chain, "blocks": 956, "initialblockdownload": false });
+            rpc_reply(StatusCode::OK, &id, info, Value::Null)
+        }
         Some("getblocktemplate") => {
             let params = request["params"][0].clone();
             // subscribe before looking at the template, so a switch in between is not missed
@@ -413,12 +437,18 @@ fn display_hash(header: &[u8; 80]) -> String {
 
 #[tokio::test]
 async fn templates_from_captured_responses() {
-    for (name, network, rules) in [
-        (SIGNET, Network::Signet, json!(["segwit", "signet"])),
-        (TESTNET, Network::Testnet, json!(["segwit"])),
+    for (name, network, chain, rules) in [
+        (
+            SIGNET,
+            Network::Signet,
+            "signet",
+            json!(["segwit", "signet"]),
+        ),
+        (TESTNET, Network::Testnet, "test", json!(["segwit"])),
     ] {
         let gbt = fixture(name);
         let (node, url) = FakeNode::start(gbt.clone(), "u", "p").await;
+        node.set_chain(chain);
         let mut source = RpcSource::new(config(&url, userpass("u", "p"), network)).unwrap();
         assert_eq!(source.name(), "rpc");
         let t = source.next_template().await.unwrap();
@@ -554,7 +584,8 @@ async fn bad_blocks_are_rejected_with_the_nodes_reason() {
     ));
 
     // the testnet capture lists fewer transactions than its witness commitment covers
-    let (_node, url) = FakeNode::start(with_regtest_bits(fixture(TESTNET)), "u", "p").await;
+    let (node, url) = FakeNode::start(with_regtest_bits(fixture(TESTNET)), "u", "p").await;
+    node.set_chain("test");
     let mut source = RpcSource::new(config(&url, userpass("u", "p"), Network::Testnet)).unwrap();
     let template = source.next_template().await.unwrap();
     assert_eq!(
@@ -747,4 +778,101 @@ async fn rpc_error_objects_are_protocol_errors() {
         matches!(&err, SourceError::Protocol(m) if m.contains("Block decode failed")),
         "{err:?}"
     );
+}
+
+#[tokio::test]
+async fn a_node_on_another_chain_is_refused_before_any_template() {
+    let (node, url) = FakeNode::start(fixture(SIGNET), "u", "p").await;
+    // testnet3 is "test" and testnet4 "testnet4": neither is the other
+    for (node_chain, network) in [
+        ("signet", Network::Bitcoin),
+        ("main", Network::Signet),
+        ("test", Network::Testnet4),
+        ("testnet4", Network::Testnet),
+        ("regtest", Network::Signet),
+    ] {
+        node.set_chain(node_chain);
+        let mut source = RpcSource::new(config(&url, userpass("u", "p"), network)).unwrap();
+        let err = source.next_template().await.unwrap_err();
+        match &err {
+            SourceError::WrongChain { node, configured } => {
+                assert_eq!(node, node_chain);
+                assert_eq!(configured, network.to_core_arg());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(err.is_permanent());
+        let message = err.to_string();
+        assert!(
+            message.contains(node_chain) && message.contains(network.to_core_arg()),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        node.seen().gbt_requests,
+        0,
+        "no template from the wrong chain"
+    );
+
+    // the right chain: checked once, then templates
+    node.set_chain("signet");
+    let mut source = RpcSource::new(config(&url, userpass("u", "p"), Network::Signet)).unwrap();
+    let before = node.chain_requests();
+    source.next_template().await.unwrap();
+    assert_eq!(node.chain_requests(), before + 1);
+    assert_eq!(node.seen().gbt_requests, 1);
+}
+
+/// A pool configuration on the `rpc` source at `url` (user `u`, password `p`), signet.
+fn pool_config(dir: &Path, url: &str) -> strata_pool::config::Config {
+    let mut cfg = strata_pool::config::Config {
+        data_dir: dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        template_source: strata_pool::config::SourceKind::Rpc,
+        network: Network::Signet,
+        pool_address: Some("tb1pqqqqp399et2xygdj5xreqhjjvcmzhxw4aywxecjdzew6hylgvsesf3hn0c".into()),
+        ..Default::default()
+    };
+    cfg.rpc.url = url.to_owned();
+    cfg.rpc.user = Some("u".into());
+    cfg.rpc.password = Some("p".into());
+    cfg
+}
+
+#[tokio::test]
+async fn the_pool_refuses_to_start_on_a_coinbase_too_big_or_the_wrong_chain() {
+    let (node, url) = FakeNode::start(fixture(SIGNET), "u", "p").await;
+    let dir = tempfile::tempdir().unwrap();
+
+    // 100 payees do not fit bitcoind's default -blockreservedweight: the message says what
+    // bitcoind needs, before anything is asked of it
+    let cfg = pool_config(dir.path(), &url);
+    assert_eq!(cfg.rpc.block_reserved_weight, 8000);
+    assert_eq!(cfg.payout.max_outputs, 100);
+    let err = format!("{:#}", strata_pool::server::start(cfg).await.unwrap_err());
+    assert!(err.contains("-blockreservedweight=18268"), "{err}");
+    assert!(err.contains("max_outputs to 40"), "{err}");
+    assert_eq!(node.chain_requests(), 0);
+
+    // with room for it, a node on another chain is refused at once (no retries)
+    node.set_chain("regtest");
+    let mut cfg = pool_config(dir.path(), &url);
+    cfg.rpc.block_reserved_weight = 18_268;
+    let err = format!(
+        "{:#}",
+        strata_pool::server::start(cfg.clone()).await.unwrap_err()
+    );
+    assert!(
+        err.contains("\"regtest\"") && err.contains("\"signet\""),
+        "{err}"
+    );
+    assert_eq!(node.seen().gbt_requests, 0);
+
+    // the right chain: the pool starts on the node's template
+    node.set_chain("signet");
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    assert!(node.seen().gbt_requests >= 1);
+    pool.shutdown.cancel();
+    pool.wait().await;
 }

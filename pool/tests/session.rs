@@ -661,3 +661,126 @@ fn update_channel_retargets_and_vardiff_follows_the_share_rate() {
         "{targets:?}"
     );
 }
+
+#[test]
+fn worker_tagged_shares_are_paid_to_the_channel_identity() {
+    use strata_protocol::extensions::{RequestExtensions, FIELD_TYPE_USER_IDENTITY};
+    use strata_protocol::{Tlv, EXTENSION_WORKER_HASHRATE};
+
+    let clock = Clock::new();
+    let mut s = session(false);
+    let mut ev = vec![];
+    s.on_work(work(1, template(1, 101, 0xaa)), clock.now(), &mut ev);
+    s.on_message(setup(0), &[], clock.now(), &mut ev);
+    s.on_message(
+        RequestExtensions {
+            request_id: 1,
+            requested_extensions: vec![EXTENSION_WORKER_HASHRATE].try_into().unwrap(),
+        }
+        .into(),
+        &[],
+        clock.now(),
+        &mut ev,
+    );
+    // a proxy whose identity is a bare address
+    let identity = "bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080";
+    s.on_message(
+        OpenExtendedMiningChannel {
+            request_id: 2,
+            user_identity: Str0_255::new(identity).unwrap(),
+            nominal_hash_rate: 0.0,
+            max_target: U256([0xff; 32]),
+            min_extranonce_size: 8,
+        }
+        .into(),
+        &[],
+        clock.now(),
+        &mut ev,
+    );
+    let msgs = sent(&ev);
+    let ok = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::Mining(MiningMessage::OpenExtendedMiningChannelSuccess(ok)) => Some(ok),
+            _ => None,
+        })
+        .expect("channel opened");
+    let job = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::Mining(MiningMessage::NewExtendedMiningJob(j)) => Some(j),
+            _ => None,
+        })
+        .expect("a job");
+    let prev = msgs
+        .iter()
+        .find_map(|m| match m {
+            Message::Mining(MiningMessage::SetNewPrevHash(p)) => Some(p),
+            _ => None,
+        })
+        .expect("a tip");
+    // a regtest share: every nonce that meets the channel's target also makes a block
+    let extranonce = [7u8; 10];
+    let mut cb = job.coinbase_tx_prefix.as_slice().to_vec();
+    cb.extend_from_slice(ok.extranonce_prefix.as_slice());
+    cb.extend_from_slice(&extranonce);
+    cb.extend_from_slice(job.coinbase_tx_suffix.as_slice());
+    let txid = bitcoin::hashes::sha256d::Hash::hash(&cb).to_byte_array();
+    let mut h = Header {
+        version: job.version,
+        prev_hash: prev.prev_hash.0,
+        merkle_root: txid,
+        ntime: prev.min_ntime,
+        nbits: prev.nbits,
+        nonce: 0,
+    };
+    let target = Target::from_compact(REGTEST_BITS).unwrap();
+    while !h.meets(&target) {
+        h.nonce += 1;
+    }
+    // the worker's name has a dot, as SV1 worker names often do
+    let mut tlvs = Vec::new();
+    strata_protocol::tlv::encode_list(
+        &[Tlv::new(
+            EXTENSION_WORKER_HASHRATE,
+            FIELD_TYPE_USER_IDENTITY,
+            &b"rig.1"[..],
+        )
+        .unwrap()],
+        &mut tlvs,
+    );
+    ev.clear();
+    s.on_message(
+        SubmitSharesExtended {
+            channel_id: ok.channel_id,
+            sequence_number: 1,
+            job_id: job.job_id,
+            nonce: h.nonce,
+            ntime: h.ntime,
+            version: h.version,
+            extranonce: B0_32::new(&extranonce).unwrap(),
+        }
+        .into(),
+        &tlvs,
+        clock.now(),
+        &mut ev,
+    );
+    let record = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::Accepted(a) => Some(a.0.clone()),
+            _ => None,
+        })
+        .expect("share accepted");
+    // statistics see the worker, PPLNS pays the channel
+    assert_eq!(record.worker, format!("{identity}/rig.1"));
+    assert_eq!(record.channel_identity, identity);
+    let found = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::Block(f) => Some(f.clone()),
+            _ => None,
+        })
+        .expect("block candidate");
+    assert_eq!(found.worker, format!("{identity}/rig.1"));
+}

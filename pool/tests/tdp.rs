@@ -433,6 +433,7 @@ async fn tp_accept(
 const CONSTRAINTS: CoinbaseConstraints = CoinbaseConstraints {
     max_additional_size: 1_234,
     max_additional_sigops: 56,
+    block_reserved_weight: 7_890,
 };
 
 /// A connected source and its TP.
@@ -828,5 +829,53 @@ async fn next_template_dropped_in_the_middle_of_a_frame_loses_nothing() {
     assert_eq!(
         within(src.next_template()).await.unwrap(),
         f.expected(1, &tip, 4)
+    );
+}
+
+#[tokio::test]
+async fn the_pool_tells_the_tp_its_coinbase_budget_from_max_outputs() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let address = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+    let mut cfg = strata_pool::config::Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        template_source: strata_pool::config::SourceKind::Tdp,
+        network: bitcoin::Network::Bitcoin,
+        pool_address: Some(address.into()),
+        ..Default::default()
+    };
+    cfg.tdp.address = listener.local_addr().unwrap().to_string();
+    cfg.payout.max_outputs = 10;
+    let pool_script = bitcoin::Address::from_str(address)
+        .unwrap()
+        .assume_checked()
+        .script_pubkey();
+    let expected = strata_pool::budget::CoinbaseBudget::for_config(&cfg, &pool_script);
+    // the pool waits for its first template: only the handshake matters here
+    let pool = tokio::spawn(strata_pool::server::start(cfg));
+    let tp = within(tp_accept(listener, None, None))
+        .await
+        .expect("tp accepted");
+    pool.abort();
+    // 10 payees of 43 bytes, the pool's P2WPKH output (31), the pushed 8-byte tag (9) and
+    // 16-byte extranonce (17); a P2PKH sigop per payee, 4 each
+    assert_eq!(
+        tp.constraints,
+        CoinbaseOutputConstraints {
+            coinbase_output_max_additional_size: 10 * 43 + 31 + 9 + 17,
+            coinbase_output_max_additional_sigops: 40,
+        }
+    );
+    assert_eq!(
+        (
+            tp.constraints.coinbase_output_max_additional_size,
+            tp.constraints.coinbase_output_max_additional_sigops
+        ),
+        (
+            expected.constraints().max_additional_size,
+            expected.constraints().max_additional_sigops
+        )
     );
 }

@@ -2,7 +2,9 @@
 //! strata-pool on its embedded regtest chain (Bitcoin Core's consensus). Blocks found through
 //! the proxy are accepted by Core and the shares are credited to the proxy's channel; the
 //! proxy's API shows every miner; killing the primary pool moves the miners' work to the
-//! secondary without dropping their connections, and the proxy returns to the primary.
+//! secondary without dropping their connections, and the proxy returns to the primary. A
+//! proxy whose pool identity is a bare payout address has its PPLNS part paid to that
+//! address, whatever its miners' worker names.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -11,7 +13,7 @@ use std::net::SocketAddr;
 
 use common::{
     free_port, get_json, get_text, pool_config, pool_url, pool_worker_names, start_pool,
-    sv1_miners, until,
+    sv1_miners, sv1_miners_named, until,
 };
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
@@ -221,4 +223,76 @@ async fn sv1_and_sv2_miners_mine_blocks_through_the_proxy_and_survive_a_failover
     secondary.shutdown.cancel();
     primary.wait().await;
     secondary.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bare_address_identity_is_paid_for_its_dotted_workers() {
+    let dp = tempfile::tempdir().unwrap();
+    let dpool = tempfile::tempdir().unwrap();
+    let pool = pool(dpool.path(), 0).await;
+    // the proxy's channel identity is a bare regtest address: no `.worker` part
+    let address = bitcoin::Address::p2wsh(
+        &bitcoin::ScriptBuf::from(b"farm payout".to_vec()),
+        bitcoin::Network::Regtest,
+    );
+    let mut cfg = proxy_config(vec![pool_url(&pool)], dp.path());
+    cfg.upstream.user_identity = address.to_string();
+    let proxy = strata_proxy::server::start(cfg).await.unwrap();
+
+    let stop = CancellationToken::new();
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    // worker names with dots, tagged on the proxy's shares (extension 0x0002)
+    let names = vec!["rig.1".to_owned(), "rig.2".to_owned()];
+    sv1_miners_named(proxy.sv1_addr, &names, &reporter, &stop);
+
+    let tagged = format!("{address}/rig.1");
+    until("the pool sees the tagged worker", 60, async || {
+        pool_worker_names(pool.api_addr).await.contains(&tagged)
+    })
+    .await;
+    // a block whose PPLNS window holds the proxy's shares pays the address
+    let paid = |b: &serde_json::Value| {
+        b["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["owner"] == address.to_string())
+    };
+    until("a block paying the proxy's address", 90, async || {
+        let blocks = get_json(format!("http://{}/api/v1/blocks", pool.api_addr)).await;
+        blocks.as_array().unwrap().iter().any(paid)
+    })
+    .await;
+
+    // every block with shares in its window pays the address (the only miner) all but the
+    // 1 % fee, to its script
+    let blocks = get_json(format!("http://{}/api/v1/blocks", pool.api_addr)).await;
+    let script = address.script_pubkey().to_hex_string();
+    let mut checked = 0;
+    for b in blocks.as_array().unwrap() {
+        if b["mode"] != "pplns" || b["window"].is_null() {
+            continue;
+        }
+        let reward = b["reward_sats"].as_u64().unwrap();
+        let output = b["outputs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["owner"] == address.to_string())
+            .unwrap_or_else(|| panic!("the address is not paid: {b}"));
+        assert_eq!(output["script_hex"], script.as_str(), "{b}");
+        let sats = output["sats"].as_u64().unwrap();
+        assert!(sats >= reward / 100 * 98, "{sats} of {reward}: {b}");
+        checked += 1;
+    }
+    assert!(checked > 0, "{blocks}");
+    // per-worker statistics keep the worker labels
+    let names = pool_worker_names(pool.api_addr).await;
+    assert!(names.contains(&tagged), "{names:?}");
+
+    stop.cancel();
+    proxy.shutdown.cancel();
+    proxy.wait().await;
+    pool.shutdown.cancel();
+    pool.wait().await;
 }

@@ -38,6 +38,7 @@
 //! let (ledger, thread) = Ledger::open(LedgerConfig::new(dir.path().join("ledger.sqlite")))?;
 //! let share = ShareRecord {
 //!     worker: "bcrt1qexample.rig1".into(),
+//!     channel_identity: "bcrt1qexample.rig1".into(),
 //!     connection_id: 1,
 //!     channel_id: 1,
 //!     job_id: 7,
@@ -233,8 +234,15 @@ impl LedgerConfig {
 /// One accepted share, as the ledger stores it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ShareRecord {
-    /// The user identity the channel was opened with, e.g. `"bcrt1q...x.rig1"`.
+    /// Who the share is credited to in statistics: the channel's user identity, or
+    /// `identity/worker` when a proxy tagged the share with a worker name (extension
+    /// 0x0002), e.g. `"bcrt1q...x.rig1"`, `"bcrt1q...x/rig.7"`.
     pub worker: String,
+    /// The user identity the channel was opened with: whom PPLNS pays for the share (the
+    /// address before its first `.`, see [`crate::payout`]), whatever the worker label.
+    /// Shares stored before the ledger kept it (schema version 1) read back with their
+    /// `worker` here.
+    pub channel_identity: String,
     /// The pool's id of the miner's connection.
     pub connection_id: u64,
     /// The channel the share was submitted on.
@@ -742,7 +750,8 @@ impl Ledger {
         .await
     }
 
-    /// The PPLNS window: the last `n_shares` shares by id, summed per worker.
+    /// The PPLNS window: the last `n_shares` shares by id, summed per channel identity
+    /// (the payout owner, not the worker label).
     pub async fn pplns_window(&self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
         self.ask(|reply| Request::Read(Read::Window { n_shares, reply }))
             .await

@@ -1,11 +1,12 @@
 //! The PostgreSQL backend of the ledger (synchronous `postgres` client, one connection owned
 //! by the ledger thread): schema, migrations and the storage operations.
 //!
-//! Schema (version 1, in `strata_ledger_schema`), the same as SQLite's:
+//! Schema (version 2, in `strata_ledger_schema`), the same as SQLite's:
 //!
 //! ```text
 //! shares(id BIGSERIAL PRIMARY KEY, worker, connection_id, channel_id, job_id,
-//!        sequence_number, height, difficulty DOUBLE PRECISION, hash BYTEA, time_ms, block)
+//!        sequence_number, height, difficulty DOUBLE PRECISION, hash BYTEA, time_ms, block,
+//!        channel_identity)  -- NULL in rows of version 1: their worker is the identity
 //!        -- ids never reused (a rolled-back or killed transaction leaves a gap)
 //! workers(worker TEXT PRIMARY KEY, shares, difficulty, last_share_ms)
 //!        -- running totals, updated in the same transaction as the shares
@@ -38,7 +39,8 @@ use super::{
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE shares (
     id              BIGSERIAL        PRIMARY KEY,
     worker          TEXT             NOT NULL,
@@ -81,7 +83,11 @@ CREATE TABLE block_outputs (
     sats       BIGINT NOT NULL,
     PRIMARY KEY (block_id, idx)
 );
-"];
+",
+    r"
+ALTER TABLE shares ADD COLUMN channel_identity TEXT;
+",
+];
 
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -171,10 +177,11 @@ impl Statements {
             // ids are drawn in ordinality order: the request's shares in submission order
             insert_shares: client.prepare(
                 "INSERT INTO shares (worker, connection_id, channel_id, job_id, \
-                 sequence_number, height, difficulty, hash, time_ms, block) \
-                 SELECT w, c, ch, j, sq, h, d, hs, t, b FROM unnest($1::text[], $2::int8[], \
-                 $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::float8[], $8::bytea[], \
-                 $9::int8[], $10::bool[]) WITH ORDINALITY AS u(w, c, ch, j, sq, h, d, hs, t, b, n) \
+                 sequence_number, height, difficulty, hash, time_ms, block, channel_identity) \
+                 SELECT w, c, ch, j, sq, h, d, hs, t, b, ci FROM unnest($1::text[], \
+                 $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::float8[], \
+                 $8::bytea[], $9::int8[], $10::bool[], $11::text[]) \
+                 WITH ORDINALITY AS u(w, c, ch, j, sq, h, d, hs, t, b, ci, n) \
                  ORDER BY n RETURNING id",
             )?,
             upsert_workers: client.prepare(
@@ -186,14 +193,15 @@ impl Statements {
                  last_share_ms = GREATEST(workers.last_share_ms, excluded.last_share_ms)",
             )?,
             window: client.prepare(
-                "SELECT id, worker, difficulty FROM \
-                 (SELECT id, worker, difficulty FROM shares ORDER BY id DESC LIMIT $1) AS w \
+                "SELECT id, identity, difficulty FROM \
+                 (SELECT id, coalesce(channel_identity, worker) AS identity, difficulty \
+                 FROM shares ORDER BY id DESC LIMIT $1) AS w \
                  ORDER BY id",
             )?,
             shares_in: client.prepare(
                 "SELECT id, worker, connection_id, channel_id, job_id, sequence_number, height, \
-                 difficulty, hash, time_ms, block FROM shares WHERE id BETWEEN $1 AND $2 \
-                 ORDER BY id",
+                 difficulty, hash, time_ms, block, channel_identity FROM shares \
+                 WHERE id BETWEEN $1 AND $2 ORDER BY id",
             )?,
         })
     }
@@ -528,10 +536,13 @@ impl Session {
                         table: "shares",
                         detail: format!("share {id}: hash of {} bytes", h.len()),
                     })?;
+                let worker: String = r.try_get(1).map_err(err)?;
+                let identity: Option<String> = r.try_get(11).map_err(err)?;
                 Ok((
                     id,
                     ShareRecord {
-                        worker: r.try_get(1).map_err(err)?,
+                        channel_identity: identity.unwrap_or_else(|| worker.clone()),
+                        worker,
                         connection_id: id_from_sql(r.try_get(2).map_err(err)?),
                         channel_id: narrow("shares", "channel_id", r.try_get(3).map_err(err)?)?,
                         job_id: narrow("shares", "job_id", r.try_get(4).map_err(err)?)?,
@@ -619,6 +630,7 @@ struct Columns {
     hash: Vec<Vec<u8>>,
     time_ms: Vec<i64>,
     block: Vec<bool>,
+    channel_identity: Vec<String>,
 }
 
 fn insert_shares(
@@ -647,6 +659,7 @@ fn insert_shares(
         c.hash.push(s.hash.to_vec());
         c.time_ms.push(time_ms);
         c.block.push(s.block);
+        c.channel_identity.push(s.channel_identity.clone());
         // summed in submission order, as the SQLite backend does
         let entry = per_worker.entry(&s.worker).or_insert((0, 0.0, 0));
         entry.0 += 1;
@@ -667,6 +680,7 @@ fn insert_shares(
                 &c.hash,
                 &c.time_ms,
                 &c.block,
+                &c.channel_identity,
             ],
         )
         .map_err(err)?;

@@ -1,11 +1,12 @@
 //! The SQLite backend of the ledger: schema, migrations and the storage operations the
 //! ledger thread runs (see [`engine`](super::engine) for the thread and its group commit).
 //!
-//! Schema (version 1, `PRAGMA user_version`):
+//! Schema (version 2, `PRAGMA user_version`):
 //!
 //! ```text
 //! shares(id INTEGER PRIMARY KEY AUTOINCREMENT, worker, connection_id, channel_id, job_id,
-//!        sequence_number, height, difficulty REAL, hash BLOB(32), time_ms, block)
+//!        sequence_number, height, difficulty REAL, hash BLOB(32), time_ms, block,
+//!        channel_identity)  -- NULL in rows of version 1: their worker is the identity
 //!        -- ids never reused; PPLNS windows and shares_in are ranges of the primary key
 //! workers(worker TEXT PRIMARY KEY, shares, difficulty, last_share_ms) WITHOUT ROWID
 //!        -- running totals, updated in the same transaction as the shares
@@ -29,7 +30,8 @@ use super::{
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[r"
+const MIGRATIONS: &[&str] = &[
+    r"
 CREATE TABLE shares (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     worker          TEXT    NOT NULL,
@@ -72,7 +74,11 @@ CREATE TABLE block_outputs (
     sats       INTEGER NOT NULL,
     PRIMARY KEY (block_id, idx)
 ) WITHOUT ROWID;
-"];
+",
+    r"
+ALTER TABLE shares ADD COLUMN channel_identity TEXT;
+",
+];
 
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -174,8 +180,9 @@ impl Storage for Store {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT id, worker, difficulty FROM \
-                 (SELECT id, worker, difficulty FROM shares ORDER BY id DESC LIMIT ?1) \
+                "SELECT id, identity, difficulty FROM \
+                 (SELECT id, coalesce(channel_identity, worker) AS identity, difficulty \
+                 FROM shares ORDER BY id DESC LIMIT ?1) \
                  ORDER BY id",
             )
             .map_err(err)?;
@@ -210,14 +217,15 @@ impl Storage for Store {
             Vec<u8>,
             i64,
             bool,
+            Option<String>,
         );
         let err = LedgerError::sqlite("read shares");
         let mut stmt = self
             .conn
             .prepare_cached(
                 "SELECT id, worker, connection_id, channel_id, job_id, sequence_number, height, \
-                 difficulty, hash, time_ms, block FROM shares WHERE id BETWEEN ?1 AND ?2 \
-                 ORDER BY id",
+                 difficulty, hash, time_ms, block, channel_identity FROM shares \
+                 WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
             )
             .map_err(err)?;
         let raw: Vec<Raw> = stmt
@@ -234,6 +242,7 @@ impl Storage for Store {
                     r.get(8)?,
                     r.get(9)?,
                     r.get(10)?,
+                    r.get(11)?,
                 ))
             })
             .map_err(err)?
@@ -241,7 +250,20 @@ impl Storage for Store {
             .map_err(err)?;
         raw.into_iter()
             .map(
-                |(id, worker, conn, chan, job, seq, height, difficulty, hash, time, block)| {
+                |(
+                    id,
+                    worker,
+                    conn,
+                    chan,
+                    job,
+                    seq,
+                    height,
+                    difficulty,
+                    hash,
+                    time,
+                    block,
+                    ident,
+                )| {
                     let hash: [u8; 32] =
                         hash.try_into().map_err(|h: Vec<u8>| LedgerError::Corrupt {
                             table: "shares",
@@ -250,6 +272,7 @@ impl Storage for Store {
                     Ok((
                         id,
                         ShareRecord {
+                            channel_identity: ident.unwrap_or_else(|| worker.clone()),
                             worker,
                             connection_id: id_from_sql(conn),
                             channel_id: narrow("shares", "channel_id", chan)?,
@@ -482,8 +505,8 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
     let mut insert = conn
         .prepare_cached(
             "INSERT INTO shares (worker, connection_id, channel_id, job_id, sequence_number, \
-             height, difficulty, hash, time_ms, block) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             height, difficulty, hash, time_ms, block, channel_identity) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )
         .map_err(err)?;
     let mut first_id = 0;
@@ -508,6 +531,7 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
                 &s.hash[..],
                 time_ms,
                 s.block,
+                s.channel_identity,
             ])
             .map_err(err)?;
         if i == 0 {

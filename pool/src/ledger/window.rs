@@ -1,13 +1,15 @@
-//! The PPLNS window: the last N shares, summed per worker.
+//! The PPLNS window: the last N shares, summed per channel identity (whom they pay).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-/// One worker's weight in a [`PplnsWindow`].
+/// One payout identity's weight in a [`PplnsWindow`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerWeight {
-    /// The user identity.
+    /// The channel's user identity the shares were submitted under
+    /// ([`ShareRecord::channel_identity`](super::ShareRecord::channel_identity)): its address
+    /// is paid. Worker labels of extension 0x0002 are not part of it.
     pub worker: String,
     /// Its shares in the window.
     pub shares: u64,
@@ -15,7 +17,7 @@ pub struct WorkerWeight {
     pub difficulty: f64,
 }
 
-/// The last N accepted shares, summed per worker: the input of
+/// The last N accepted shares, summed per channel identity: the input of
 /// [`pplns_split`](crate::payout::pplns_split).
 ///
 /// Built only by [`PplnsWindow::from_shares`], from shares in ascending id order, so the
@@ -32,12 +34,13 @@ pub struct PplnsWindow {
     pub shares: u64,
     /// Sum of all their difficulty, added in id order.
     pub total_difficulty: f64,
-    /// Per worker, sorted by identity.
+    /// Per channel identity, sorted by identity.
     pub workers: Vec<WorkerWeight>,
 }
 
 impl PplnsWindow {
-    /// Sums `(id, worker, difficulty)` triples, which must come in ascending id order.
+    /// Sums `(id, channel identity, difficulty)` triples, which must come in ascending id
+    /// order.
     pub fn from_shares<W: AsRef<str>>(
         shares: impl IntoIterator<Item = (i64, W, f64)>,
     ) -> PplnsWindow {

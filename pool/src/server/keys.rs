@@ -38,6 +38,55 @@ pub fn pool_script(cfg: &Config, authority: &PublicKey) -> anyhow::Result<Script
             let secp = Secp256k1::verification_only();
             Ok(Address::p2tr(&secp, *authority.as_xonly(), None, cfg.network).script_pubkey())
         }
-        None => anyhow::bail!("pool_address must be set on {}", cfg.network),
+        None => anyhow::bail!(
+            "pool_address must be set on {}: fees and unpaid remainders go to it (only regtest \
+             defaults to an address of the pool's authority key)",
+            cfg.network
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authority() -> PublicKey {
+        // the x coordinate of the secp256k1 generator
+        let g = hex::decode("79be667ef9dcbbac55a06295ce870b07029bfcdb2dce28d959f2815b16f81798")
+            .expect("hex");
+        PublicKey::from_bytes(&g.try_into().expect("32 bytes")).expect("a valid x-only key")
+    }
+
+    #[test]
+    fn mainnet_refuses_to_start_without_a_pool_address() {
+        let cfg = Config {
+            network: bitcoin::Network::Bitcoin,
+            ..Config::default()
+        };
+        let err = pool_script(&cfg, &authority()).expect_err("mainnet without pool_address");
+        let message = format!("{err:#}");
+        assert!(
+            message.contains("pool_address must be set on bitcoin"),
+            "{message}"
+        );
+
+        // with one, the script is the address's
+        let address = "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq";
+        let cfg = Config {
+            pool_address: Some(address.into()),
+            ..cfg
+        };
+        let expected = Address::from_str(address)
+            .expect("address")
+            .assume_checked()
+            .script_pubkey();
+        assert_eq!(pool_script(&cfg, &authority()).expect("script"), expected);
+
+        // and a testnet address is refused on mainnet
+        let cfg = Config {
+            pool_address: Some("tb1qw508d6qejxtdg4y5r3zarvary0c5xw7kxpjzsx".into()),
+            ..cfg
+        };
+        assert!(pool_script(&cfg, &authority()).is_err());
     }
 }

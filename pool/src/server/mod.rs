@@ -171,6 +171,12 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
             }
         }
         SourceKind::Rpc => {
+            crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script)
+                .check_reserve(
+                    cfg.rpc.block_reserved_weight,
+                    crate::budget::CORE_COINBASE_SIGOPS,
+                )
+                .context("the pool's coinbase does not fit bitcoind's templates")?;
             let rc = rpc_config(&cfg);
             let open = move || {
                 let rc = rc.clone();
@@ -189,7 +195,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                         .map_err(|e| anyhow::anyhow!("tdp.authority_key: {e}"))?,
                 )
             };
-            let tc = crate::template::tdp::TdpConfig::new(cfg.tdp.address.clone(), authority);
+            let mut tc = crate::template::tdp::TdpConfig::new(cfg.tdp.address.clone(), authority);
+            tc.constraints =
+                crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints();
             let open = move || crate::template::tdp::TdpSource::connect(tc.clone());
             launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
         }
@@ -261,16 +269,10 @@ fn rpc_config(cfg: &Config) -> crate::template::rpc::RpcConfig {
         },
         (None, Some(cookie)) => RpcAuth::Cookie(cookie.clone()),
         (None, None) => {
-            let sub = match cfg.network {
-                bitcoin::Network::Bitcoin => "",
-                bitcoin::Network::Testnet => "testnet3",
-                bitcoin::Network::Signet => "signet",
-                _ => "regtest",
-            };
             let home = std::env::var_os("HOME")
                 .map(std::path::PathBuf::from)
                 .unwrap_or_default();
-            RpcAuth::Cookie(home.join(".bitcoin").join(sub).join(".cookie"))
+            RpcAuth::Cookie(crate::config::default_cookie_path(&home, cfg.network))
         }
     };
     let mut rc = RpcConfig::new(r.url.clone(), auth, cfg.network);
@@ -304,6 +306,9 @@ where
         };
         match attempt.await {
             Ok(x) => break x,
+            Err(e) if e.is_permanent() => {
+                return Err(anyhow::Error::new(e).context("the template source cannot be used"))
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "template source not ready; retrying in {backoff:?}");
                 tokio::select! {

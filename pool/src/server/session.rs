@@ -944,6 +944,8 @@ impl Session {
             Some(w) if !w.is_empty() => format!("{}/{}", meta.worker, w),
             _ => meta.worker.clone(),
         };
+        // PPLNS pays the channel's identity, never a proxy's worker label
+        let channel_identity = meta.worker.clone();
         let height = self
             .jobs
             .get(&(channel_id, share.job_id))
@@ -962,6 +964,7 @@ impl Session {
         out.push(Event::Accepted(Box::new((
             ShareRecord {
                 worker,
+                channel_identity,
                 connection_id: self.conn_id,
                 channel_id,
                 job_id: share.job_id,

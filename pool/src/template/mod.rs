@@ -89,21 +89,30 @@ pub enum SubmitOutcome {
 }
 
 /// Limits on what the pool adds to the coinbase (Template Distribution's
-/// `CoinbaseOutputConstraints`), told to sources that need them.
+/// `CoinbaseOutputConstraints`, Bitcoin Core's `BlockCreateOptions`), told to sources that
+/// need them. The pool computes them from its configuration with
+/// [`CoinbaseBudget`](crate::budget::CoinbaseBudget).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CoinbaseConstraints {
     /// Serialized bytes of the pool's outputs (and scriptSig additions) at most.
     pub max_additional_size: u32,
-    /// Sigops of the pool's outputs at most.
+    /// Sigop cost of the pool's outputs at most.
     pub max_additional_sigops: u16,
+    /// Weight of the block header, the transaction count and the whole coinbase at most:
+    /// what the node must reserve besides the template's transactions (Bitcoin Core's
+    /// `-blockreservedweight`, `block_reserved_weight` over IPC).
+    pub block_reserved_weight: u32,
 }
 
 impl Default for CoinbaseConstraints {
     fn default() -> Self {
-        // room for ~100 P2TR/P2WSH payouts (43 bytes each) plus the scriptSig additions
+        // room for ~100 P2TR/P2WSH payouts (43 bytes each) plus the scriptSig additions;
+        // the weight is those 4,400 bytes at 4 WU, the rest of a segwit coinbase (about 106
+        // bytes at 4 WU and its 36-byte witness) and the header and transaction count (332)
         CoinbaseConstraints {
             max_additional_size: 4_400,
             max_additional_sigops: 400,
+            block_reserved_weight: 18_400,
         }
     }
 }
@@ -131,6 +140,27 @@ pub enum SourceError {
     /// A local i/o error (data directory, cookie file).
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// The node runs another chain than the pool's configured `network`: templates from it
+    /// would pay addresses of the wrong network. Retrying cannot help.
+    #[error(
+        "the node is on chain \"{node}\" but the pool's network is \"{configured}\" (bitcoind \
+         -chain={configured}): point the pool at a node of its network or fix `network`"
+    )]
+    WrongChain {
+        /// The node's chain, as `getblockchaininfo` names it (`main`, `test`, `testnet4`,
+        /// `signet`, `regtest`).
+        node: String,
+        /// The configured network, in the same naming.
+        configured: String,
+    },
+}
+
+impl SourceError {
+    /// Whether retrying the source cannot help (a configuration mismatch): the pool then
+    /// refuses to start instead of retrying.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SourceError::WrongChain { .. })
+    }
 }
 
 /// A template source. One task owns it and drives it; nothing here is shared.

@@ -32,6 +32,10 @@
 //! (wtxid) checked against its data, so a node answer that would produce invalid blocks is
 //! a [`SourceError::Protocol`] rather than a rejected block later.
 //!
+//! Before its first template the source checks the node's chain (`getblockchaininfo`'s
+//! `chain`) against [`RpcConfig::network`]: a node on another chain is a
+//! [`SourceError::WrongChain`], which the pool treats as fatal at start.
+//!
 //! Authentication is HTTP Basic, either a fixed user and password or bitcoind's `.cookie`
 //! file (`__cookie__:password`), which is re-read whenever the node answers 401 because
 //! bitcoind writes a new one each time it starts.
@@ -99,7 +103,8 @@ pub struct RpcConfig {
     pub url: String,
     /// Credentials.
     pub auth: RpcAuth,
-    /// The node's chain: on signet the `signet` rule is requested as well.
+    /// The pool's network: the node must be on this chain (checked before the first
+    /// template); on signet the `signet` rule is requested as well.
     pub network: Network,
     /// How often to poll when long polling is off or unavailable (default 1 s); also the
     /// pause after a long poll that returned nothing new.
@@ -142,6 +147,9 @@ pub struct RpcSource {
     fresh: bool,
     /// Raw transactions of the templates returned last, oldest first.
     kept: VecDeque<(u64, Vec<Vec<u8>>)>,
+    /// The node's chain was found to be [`RpcConfig::network`] (checked before the first
+    /// template).
+    chain_checked: bool,
 }
 
 impl RpcSource {
@@ -156,7 +164,30 @@ impl RpcSource {
             last: None,
             fresh: true,
             kept: VecDeque::with_capacity(KEPT_TEMPLATES),
+            chain_checked: false,
         })
+    }
+
+    /// Asks the node for its chain (`getblockchaininfo`) and compares it with
+    /// [`RpcConfig::network`]: [`SourceError::WrongChain`] when they differ. Runs before the
+    /// first template; calling it again asks again.
+    pub async fn check_chain(&mut self) -> Result<(), SourceError> {
+        let result = self
+            .rpc
+            .call("getblockchaininfo", json!([]), self.config.request_timeout)
+            .await?;
+        let node = result.get("chain").and_then(Value::as_str).ok_or_else(|| {
+            SourceError::Protocol("getblockchaininfo result has no \"chain\"".into())
+        })?;
+        let configured = self.config.network.to_core_arg();
+        if node != configured {
+            return Err(SourceError::WrongChain {
+                node: node.to_owned(),
+                configured: configured.to_owned(),
+            });
+        }
+        self.chain_checked = true;
+        Ok(())
     }
 
     /// The configuration this source runs with.
@@ -217,6 +248,9 @@ impl RpcSource {
     }
 
     async fn wait_for_template(&mut self) -> Result<Template, SourceError> {
+        if !self.chain_checked {
+            self.check_chain().await?;
+        }
         loop {
             let last = match (&self.last, self.fresh) {
                 (Some(last), false) => last.clone(),

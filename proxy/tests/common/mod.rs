@@ -92,12 +92,24 @@ pub(crate) fn sv1_miners(
     reporter: &Reporter,
     stop: &CancellationToken,
 ) {
-    for i in 0..n {
+    let names: Vec<String> = (0..n).map(|i| format!("farm.rig{i}")).collect();
+    sv1_miners_named(addr, &names, reporter, stop);
+}
+
+/// One simulated SV1 miner (20 kH/s) per name on `addr` until `stop`.
+pub(crate) fn sv1_miners_named(
+    addr: SocketAddr,
+    names: &[String],
+    reporter: &Reporter,
+    stop: &CancellationToken,
+) {
+    for (i, name) in names.iter().enumerate() {
         let endpoint = Endpoint::parse(&addr.to_string()).expect("address");
         let reporter = reporter.clone();
         let stop = stop.clone();
+        let name = name.clone();
         tokio::spawn(async move {
-            let mut m = Sv1Miner::new(Sv1Config::new(i, format!("farm.rig{i}")));
+            let mut m = Sv1Miner::new(Sv1Config::new(i, name));
             let _ = run_sv1(
                 &mut m,
                 &endpoint,
