@@ -79,7 +79,9 @@ async fn main() {
                 cfg.template_source = ipc_source();
                 bitcoin_core::Flavor::Ipc
             };
-            let node = bitcoin_core::CoreNode::start(flavor, &[]).await;
+            // room for the pool's coinbase with its default 100 payees (see the README)
+            let node = bitcoin_core::CoreNode::start(flavor, &["-blockreservedweight=40000"]).await;
+            cfg.rpc.block_reserved_weight = 40_000;
             node.generate_to(1, &key.address.to_string()).await;
             cfg.rpc.url = node.rpc_url();
             cfg.rpc.cookie = Some(node.cookie());

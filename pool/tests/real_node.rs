@@ -31,6 +31,7 @@ fn pool_config(dir: &std::path::Path, node: &CoreNode, source: SourceKind) -> Co
     };
     c.rpc.url = node.rpc_url();
     c.rpc.cookie = Some(node.cookie());
+    c.rpc.block_reserved_weight = reserved_weight();
     c.payout.mode = PayoutKind::Pplns;
     c.payout.window_shares = 1_000;
     c.vardiff.shares_per_minute = 60.0;
@@ -141,7 +142,7 @@ fn coinbase_matches_record(block: &Value, record: &Value) -> usize {
 /// Mines with a few miners through `source` until the node is `blocks` higher, then checks
 /// the tip's coinbase against the pool's record of it.
 async fn pool_mines_blocks_the_node_accepts(flavor: Flavor, source: SourceKind) {
-    let node = CoreNode::start(flavor, &[]).await;
+    let node = CoreNode::start(flavor, &[&reserve_arg()]).await;
     // out of initial block download (a regtest node with no peers serves templates after
     // its first block)
     let key = TestKey::new(0x21);
@@ -195,12 +196,11 @@ const BLOCK_MAX_WEIGHT: u64 = 40_000;
 async fn full_blocks_with_transactions_and_100_payees_are_accepted() {
     // A small maximum block weight makes a few hundred transactions a full template; the
     // room Core keeps for the coinbase is what the pool says its coinbase needs.
-    let reserved = reserved_weight_for_100_payees();
     let node = CoreNode::start(
         Flavor::Bitcoind,
         &[
             &format!("-blockmaxweight={BLOCK_MAX_WEIGHT}"),
-            &format!("-blockreservedweight={reserved}"),
+            &reserve_arg(),
         ],
     )
     .await;
@@ -274,10 +274,17 @@ async fn full_blocks_with_transactions_and_100_payees_are_accepted() {
     pool.wait().await;
 }
 
-/// `-blockreservedweight` for a coinbase with 100 P2WPKH payees, the pool's output and the
-/// witness commitment.
-fn reserved_weight_for_100_payees() -> u64 {
-    // 101 outputs of 31 bytes, the commitment (43), the input and scriptSig (~100), the
-    // version, counts and lock time, times 4; the witness reserved value (34)
-    (101 * 31 + 43 + 100 + 16) * 4 + 34 + 2_000
+/// The `-blockreservedweight` the pool says its coinbase needs with the default 100 payees
+/// (the pool's output is its authority key's P2TR on regtest: 34 bytes of script, like any
+/// P2TR).
+fn reserved_weight() -> u32 {
+    let cfg = Config::default();
+    assert_eq!(cfg.payout.max_outputs, 100);
+    let p2tr = bitcoin::ScriptBuf::from_bytes([&[0x51, 0x20][..], &[7u8; 32]].concat());
+    let budget = strata_pool::budget::CoinbaseBudget::for_config(&cfg, &p2tr);
+    u32::try_from(budget.reserved_weight).unwrap()
+}
+
+fn reserve_arg() -> String {
+    format!("-blockreservedweight={}", reserved_weight())
 }
