@@ -14,7 +14,8 @@
     non_camel_case_types,
     non_snake_case,
     clippy::all,
-    clippy::pedantic
+    clippy::pedantic,
+    clippy::unwrap_used
 )]
 
 #[rustfmt::skip]
