@@ -608,3 +608,83 @@ impl Node {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::generated::init_capnp::init;
+    use super::super::generated::proxy_capnp::{thread, thread_map};
+    use super::*;
+    use capnp::capability::Rc;
+
+    /// A node whose `Init` knows `construct` and `makeThread` but not `makeMining` @3, as
+    /// Bitcoin Core 30 answers.
+    struct OldInit;
+    struct Threads;
+    struct Thread;
+
+    impl thread::Server for Thread {}
+
+    impl thread_map::Server for Threads {
+        fn make_thread(
+            self: Rc<Self>,
+            _: thread_map::MakeThreadParams,
+            mut results: thread_map::MakeThreadResults,
+        ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+            results
+                .get()
+                .set_result(capnp_rpc::new_client::<thread::Client, _>(Thread));
+            std::future::ready(Ok(()))
+        }
+    }
+
+    impl init::Server for OldInit {
+        fn construct(
+            self: Rc<Self>,
+            _: init::ConstructParams,
+            mut results: init::ConstructResults,
+        ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+            results
+                .get()
+                .set_thread_map(capnp_rpc::new_client::<thread_map::Client, _>(Threads));
+            std::future::ready(Ok(()))
+        }
+    }
+
+    /// Serves [`OldInit`] to one connection on `socket`, on a thread of its own.
+    fn old_node(socket: std::path::PathBuf) {
+        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            tokio::task::LocalSet::new().block_on(&rt, async move {
+                listener.set_nonblocking(true).unwrap();
+                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
+                let (stream, _) = listener.accept().await.unwrap();
+                let (reader, writer) = stream.into_split();
+                let network = twoparty::VatNetwork::new(
+                    futures::io::BufReader::new(reader.compat()),
+                    futures::io::BufWriter::new(writer.compat_write()),
+                    Side::Server,
+                    Default::default(),
+                );
+                let init: init::Client = capnp_rpc::new_client(OldInit);
+                let _ = RpcSystem::new(Box::new(network), Some(init.client)).await;
+            });
+        });
+    }
+
+    #[tokio::test]
+    async fn an_older_mining_interface_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("node.sock");
+        old_node(socket.clone());
+        let err = super::super::IpcSource::connect(IpcConfig::new(socket))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, SourceError::Protocol(_)), "{text}");
+        assert!(text.contains("Bitcoin Core 31"), "{text}");
+    }
+}
