@@ -148,6 +148,8 @@ pub struct IpcSettings {
     pub fee_threshold_sats: u64,
     /// Longest single wait for a new template, in milliseconds (re-issued when it ends).
     pub wait_ms: u64,
+    /// Bitcoin Core's Mining interface version: `auto` (31, else 30), `v31` or `v30`.
+    pub interface: crate::template::ipc::Interface,
 }
 
 impl Default for IpcSettings {
@@ -156,6 +158,7 @@ impl Default for IpcSettings {
             socket: None,
             fee_threshold_sats: 1_000,
             wait_ms: 10_000,
+            interface: crate::template::ipc::Interface::Auto,
         }
     }
 }

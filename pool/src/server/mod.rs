@@ -295,6 +295,7 @@ fn ipc_config(cfg: &Config) -> crate::template::ipc::IpcConfig {
     let mut ic = IpcConfig::new(socket);
     ic.fee_threshold = cfg.ipc.fee_threshold_sats;
     ic.wait_timeout = Duration::from_millis(cfg.ipc.wait_ms.max(100));
+    ic.interface = cfg.ipc.interface;
     // a regtest chain may look stale to the node forever: no initial-download cooldown
     ic.cooldown = cfg.network != bitcoin::Network::Regtest;
     ic

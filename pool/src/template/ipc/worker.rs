@@ -18,11 +18,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 
 use super::generated::init_capnp::init;
-use super::generated::mining_capnp::{block_template, mining};
 use super::generated::proxy_capnp::{thread, thread_map};
+use super::generated::{mining_capnp, v30::mining_capnp as v30_mining};
 use super::{
-    header_fields, template_from_parts, BlockCheck, CheckOptions, CoinbaseParts, Command,
-    IpcConfig, Latest, KEPT_TEMPLATES,
+    header_fields, v30, v31, BlockCheck, CheckOptions, Command, Interface, IpcConfig, Latest,
+    KEPT_TEMPLATES,
 };
 use crate::template::{SourceError, SubmitOutcome, Template};
 
@@ -68,23 +68,48 @@ pub(super) fn run(
 /// A template the source handed out: what `submit` needs of it.
 struct Kept {
     id: u64,
-    client: block_template::Client,
+    client: TemplateClient,
     header: [u8; 80],
     merkle_path: Vec<[u8; 32]>,
 }
 
-/// The live connection: the two server threads and `Mining`.
-struct Node {
-    config: IpcConfig,
-    mining: mining::Client,
+/// The node's server threads every call names, and the configuration.
+pub(super) struct Threads {
+    /// The source's configuration.
+    pub(super) config: IpcConfig,
     /// Server thread of ordinary calls.
-    calls: thread::Client,
-    /// Server thread of `waitNext`.
-    waits: thread::Client,
+    pub(super) calls: thread::Client,
+    /// Server thread of `waitNext`, so a submit never queues behind a wait.
+    pub(super) waits: thread::Client,
 }
 
-type WaitFuture =
-    Pin<Box<dyn Future<Output = Result<Option<block_template::Client>, SourceError>>>>;
+impl Threads {
+    /// The local guard of one `waitNext`: its own timeout, a request's, and some grace.
+    pub(super) fn wait_limit(&self) -> Duration {
+        self.config.wait_timeout + self.config.request_timeout + WAIT_GRACE
+    }
+}
+
+/// `Mining` of the interface version the node serves.
+enum MiningClient {
+    V31(mining_capnp::mining::Client),
+    V30(v30_mining::mining::Client),
+}
+
+/// A `BlockTemplate` of the interface version the node serves.
+#[derive(Clone)]
+enum TemplateClient {
+    V31(mining_capnp::block_template::Client),
+    V30(v30_mining::block_template::Client),
+}
+
+/// The live connection: the server threads and `Mining`.
+struct Node {
+    threads: Threads,
+    mining: MiningClient,
+}
+
+type WaitFuture = Pin<Box<dyn Future<Output = Result<Option<TemplateClient>, SourceError>>>>;
 
 async fn serve(
     config: &IpcConfig,
@@ -117,7 +142,7 @@ async fn serve(
     if let Some(ready) = ready.take() {
         let _ = ready.send(Ok(()));
     }
-    let mut wait: WaitFuture = Box::pin(node.wait_next(current.clone()));
+    let mut wait = node.wait_next(&current);
 
     loop {
         tokio::select! {
@@ -134,7 +159,7 @@ async fn serve(
                         let fresh = node.create_new_block().await?;
                         tokio::task::spawn_local(node.interrupt(&current));
                         current = node.publish(fresh, &mut next_id, &mut kept, latest).await?;
-                        wait = Box::pin(node.wait_next(current.clone()));
+                        wait = node.wait_next(&current);
                     }
                     let _ = reply.send(outcome);
                 }
@@ -146,7 +171,7 @@ async fn serve(
                 if let Some(template) = waited? {
                     current = node.publish(template, &mut next_id, &mut kept, latest).await?;
                 }
-                wait = Box::pin(node.wait_next(current.clone()));
+                wait = node.wait_next(&current);
             }
             ended = &mut connection => {
                 return Err(SourceError::Connection(match ended {
@@ -173,7 +198,7 @@ fn connect_error(config: &IpcConfig, e: &std::io::Error) -> SourceError {
 }
 
 /// A capnp call's error as a source error.
-fn call_error(call: &str, e: capnp::Error) -> SourceError {
+pub(super) fn call_error(call: &str, e: capnp::Error) -> SourceError {
     match e.kind {
         capnp::ErrorKind::Disconnected => {
             SourceError::Connection(format!("{call}: node disconnected: {}", e.extra))
@@ -183,7 +208,7 @@ fn call_error(call: &str, e: capnp::Error) -> SourceError {
 }
 
 /// `fut` within `limit`, else a connection error naming `call`.
-async fn timed<T>(
+pub(super) async fn timed<T>(
     limit: Duration,
     call: &str,
     fut: impl Future<Output = Result<T, SourceError>>,
@@ -196,7 +221,8 @@ async fn timed<T>(
 }
 
 impl Node {
-    /// `Init.construct`, two `ThreadMap.makeThread`, `Init.makeMining`.
+    /// `Init.construct`, two `ThreadMap.makeThread`, `Init.makeMining` of the configured
+    /// interface version (or the first of 31 and 30 the node serves).
     async fn open(config: IpcConfig, init: &init::Client) -> Result<Node, SourceError> {
         let limit = config.request_timeout;
         let thread_map: thread_map::Client = timed(limit, "Init.construct", async {
@@ -229,129 +255,103 @@ impl Node {
         };
         let calls = make_thread("strata-ipc-calls").await?;
         let waits = make_thread("strata-ipc-waits").await?;
-
-        let mut request = init.make_mining_request();
-        request.get().init_context().set_thread(calls.clone());
-        let mining = timed(limit, "Init.makeMining", async {
-            let answer = request.send().promise.await.map_err(|e| match e.kind {
-                capnp::ErrorKind::Unimplemented => SourceError::Protocol(
-                    "the node does not serve Init.makeMining @3: it runs an older Mining \
-                     interface (Bitcoin Core 30?); the ipc source needs Bitcoin Core 31"
-                        .into(),
-                ),
-                _ => call_error("Init.makeMining", e),
-            })?;
-            answer
-                .get()
-                .and_then(|r| r.get_result())
-                .map_err(|e| call_error("Init.makeMining", e))
-        })
-        .await?;
-        tracing::info!(socket = %config.socket.display(), "ipc: connected to the node's Mining interface");
-        Ok(Node {
+        let threads = Threads {
             config,
-            mining,
             calls,
             waits,
-        })
+        };
+
+        let interface = threads.config.interface;
+        let v31 = match interface {
+            Interface::V30 => None,
+            Interface::Auto | Interface::V31 => v31::make_mining(&threads, init).await?,
+        };
+        let mining = match (v31, interface) {
+            (Some(mining), _) => MiningClient::V31(mining),
+            (None, Interface::V31) => {
+                return Err(SourceError::Protocol(
+                    "the node does not serve Init.makeMining @3: it runs an older Mining \
+                     interface (Bitcoin Core 30?); set [ipc] interface = \"v30\" or \"auto\""
+                        .into(),
+                ))
+            }
+            (None, _) => {
+                MiningClient::V30(v30::make_mining(&threads, init).await.map_err(|e| {
+                    SourceError::Protocol(format!(
+                        "the node serves neither Core 31's nor Core 30's Mining interface \
+                         (Init.makeMining @3 unknown, @2: {e})"
+                    ))
+                })?)
+            }
+        };
+        tracing::info!(
+            socket = %threads.config.socket.display(),
+            interface = match mining { MiningClient::V31(_) => "31", MiningClient::V30(_) => "30" },
+            "ipc: connected to the node's Mining interface"
+        );
+        Ok(Node { threads, mining })
     }
 
     /// `Mining.createNewBlock` with the pool's coinbase needs.
-    async fn create_new_block(&self) -> Result<block_template::Client, SourceError> {
-        let mut request = self.mining.create_new_block_request();
-        {
-            let mut params = request.get();
-            params
-                .reborrow()
-                .init_context()
-                .set_thread(self.calls.clone());
-            params.set_cooldown(self.config.cooldown);
-            let mut options = params.init_options();
-            options.set_use_mempool(true);
-            options.set_block_reserved_weight(self.config.block_reserved_weight());
-            options.set_coinbase_output_max_additional_sigops(u64::from(
-                self.config.constraints.max_additional_sigops,
-            ));
-        }
-        let call = "Mining.createNewBlock";
-        timed(self.config.request_timeout, call, async {
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            let results = answer.get().map_err(|e| call_error(call, e))?;
-            if !results.has_result() {
-                return Err(SourceError::Connection(format!(
-                    "{call}: no template (the node is shutting down)"
-                )));
+    async fn create_new_block(&self) -> Result<TemplateClient, SourceError> {
+        Ok(match &self.mining {
+            MiningClient::V31(m) => {
+                TemplateClient::V31(v31::create_new_block(&self.threads, m).await?)
             }
-            results.get_result().map_err(|e| call_error(call, e))
+            MiningClient::V30(m) => {
+                TemplateClient::V30(v30::create_new_block(&self.threads, m).await?)
+            }
         })
-        .await
     }
 
     /// `BlockTemplate.waitNext` on `template`: `Some` new template (new tip or fees up), or
     /// `None` after the wait's timeout.
-    fn wait_next(
-        &self,
-        template: block_template::Client,
-    ) -> impl Future<Output = Result<Option<block_template::Client>, SourceError>> + 'static {
-        let mut request = template.wait_next_request();
-        {
-            let mut params = request.get();
-            params
-                .reborrow()
-                .init_context()
-                .set_thread(self.waits.clone());
-            let mut options = params.init_options();
-            options.set_timeout(self.config.wait_timeout.as_secs_f64() * 1000.0);
-            options.set_fee_threshold(i64::try_from(self.config.fee_threshold).unwrap_or(i64::MAX));
-        }
-        let limit = self.config.wait_timeout + self.config.request_timeout + WAIT_GRACE;
-        let call = "BlockTemplate.waitNext";
-        timed(limit, call, async move {
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            let results = answer.get().map_err(|e| call_error(call, e))?;
-            if !results.has_result() {
-                return Ok(None);
+    fn wait_next(&self, template: &TemplateClient) -> WaitFuture {
+        match template {
+            TemplateClient::V31(t) => {
+                let wait = v31::wait_next(&self.threads, t);
+                Box::pin(async move { Ok(wait.await?.map(TemplateClient::V31)) })
             }
-            results
-                .get_result()
-                .map(Some)
-                .map_err(|e| call_error(call, e))
-        })
+            TemplateClient::V30(t) => {
+                let wait = v30::wait_next(&self.threads, t);
+                Box::pin(async move { Ok(wait.await?.map(TemplateClient::V30)) })
+            }
+        }
     }
 
     /// `BlockTemplate.interruptWait`: ends a `waitNext` in flight on `template` (it runs on
     /// the node's event loop, not on a server thread). The returned future sends it.
-    fn interrupt(&self, template: &block_template::Client) -> impl Future<Output = ()> + 'static {
-        let request = template.interrupt_wait_request();
-        let limit = self.config.request_timeout;
-        async move {
-            let _ = tokio::time::timeout(limit, request.send().promise).await;
+    fn interrupt(&self, template: &TemplateClient) -> Pin<Box<dyn Future<Output = ()>>> {
+        match template {
+            TemplateClient::V31(t) => Box::pin(v31::interrupt(&self.threads, t)),
+            TemplateClient::V30(t) => Box::pin(v30::interrupt(&self.threads, t)),
         }
     }
 
-    /// Reads `template`, assigns it the next id, keeps it and publishes it. Returns the
+    /// Reads `client`, assigns it the next id, keeps it and publishes it. Returns the
     /// template client to wait on next.
     async fn publish(
         &self,
-        client: block_template::Client,
+        client: TemplateClient,
         next_id: &mut u64,
         kept: &mut VecDeque<Kept>,
         latest: &watch::Sender<Latest>,
-    ) -> Result<block_template::Client, SourceError> {
+    ) -> Result<TemplateClient, SourceError> {
+        let read = async {
+            match &client {
+                TemplateClient::V31(t) => v31::read_template(&self.threads, t).await,
+                TemplateClient::V30(t) => v30::read_template(&self.threads, t).await,
+            }
+        };
         let (template, header) = timed(
-            self.config.request_timeout,
+            self.threads.config.request_timeout,
             "reading a block template",
-            self.read_template(&client),
+            read,
         )
         .await?;
+        let header: [u8; 80] = header
+            .try_into()
+            .map_err(|_| SourceError::Protocol("block header is not 80 bytes".into()))?;
         let template = Template {
             id: *next_id,
             ..template
@@ -376,94 +376,6 @@ impl Node {
         Ok(client)
     }
 
-    /// `getBlockHeader`, `getCoinbaseTx`, `getCoinbaseMerklePath`, `getTxFees`.
-    async fn read_template(
-        &self,
-        client: &block_template::Client,
-    ) -> Result<(Template, [u8; 80]), SourceError> {
-        let header = {
-            let mut request = client.get_block_header_request();
-            request.get().init_context().set_thread(self.calls.clone());
-            let call = "BlockTemplate.getBlockHeader";
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            answer
-                .get()
-                .and_then(|r| r.get_result())
-                .map(<[u8]>::to_vec)
-                .map_err(|e| call_error(call, e))?
-        };
-        let coinbase = {
-            let mut request = client.get_coinbase_tx_request();
-            request.get().init_context().set_thread(self.calls.clone());
-            let call = "BlockTemplate.getCoinbaseTx";
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            let read = || -> capnp::Result<CoinbaseParts> {
-                let tx = answer.get()?.get_result()?;
-                Ok(CoinbaseParts {
-                    version: tx.get_version(),
-                    sequence: tx.get_sequence(),
-                    script_sig_prefix: tx.get_script_sig_prefix()?.to_vec(),
-                    witness: tx.get_witness()?.to_vec(),
-                    block_reward_remaining: tx.get_block_reward_remaining(),
-                    required_outputs: tx
-                        .get_required_outputs()?
-                        .iter()
-                        .map(|o| o.map(<[u8]>::to_vec))
-                        .collect::<capnp::Result<_>>()?,
-                    lock_time: tx.get_lock_time(),
-                })
-            };
-            read().map_err(|e| call_error(call, e))?
-        };
-        let merkle_path = {
-            let mut request = client.get_coinbase_merkle_path_request();
-            request.get().init_context().set_thread(self.calls.clone());
-            let call = "BlockTemplate.getCoinbaseMerklePath";
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            let read = || -> capnp::Result<Vec<Vec<u8>>> {
-                answer
-                    .get()?
-                    .get_result()?
-                    .iter()
-                    .map(|h| h.map(<[u8]>::to_vec))
-                    .collect()
-            };
-            read().map_err(|e| call_error(call, e))?
-        };
-        let tx_count = {
-            let mut request = client.get_tx_fees_request();
-            request.get().init_context().set_thread(self.calls.clone());
-            let call = "BlockTemplate.getTxFees";
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            answer
-                .get()
-                .and_then(|r| r.get_result())
-                .map(|fees| fees.len() as usize)
-                .map_err(|e| call_error(call, e))?
-        };
-        let template = template_from_parts(&header, &coinbase, &merkle_path, tx_count)?;
-        let header: [u8; 80] = header
-            .try_into()
-            .map_err(|_| SourceError::Protocol("block header is not 80 bytes".into()))?;
-        Ok((template, header))
-    }
-
     /// `BlockTemplate.submitSolution` on the template the solution names; on `false`,
     /// `Mining.checkBlock` on the same block for the reason.
     async fn submit(
@@ -485,7 +397,8 @@ impl Node {
         };
         // the header the node builds: its template's, with the solution's version, time and
         // nonce and the merkle root of the solution's coinbase
-        let (version, timestamp, nonce) = header_fields(&solution.header);
+        let fields = header_fields(&solution.header);
+        let (version, timestamp, nonce) = fields;
         let mut header = kept.header;
         let root =
             merkle_root_from_path(coinbase.compute_txid().to_byte_array(), &kept.merkle_path);
@@ -497,31 +410,14 @@ impl Node {
         hash.reverse();
         let hash = hex::encode(hash);
 
-        let mut request = kept.client.submit_solution_request();
-        {
-            let mut params = request.get();
-            params
-                .reborrow()
-                .init_context()
-                .set_thread(self.calls.clone());
-            params.set_version(version);
-            params.set_timestamp(timestamp);
-            params.set_nonce(nonce);
-            params.set_coinbase(&solution.coinbase);
-        }
-        let call = "BlockTemplate.submitSolution";
-        let accepted = timed(self.config.request_timeout, call, async {
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            answer
-                .get()
-                .map(|r| r.get_result())
-                .map_err(|e| call_error(call, e))
-        })
-        .await?;
+        let accepted = match &kept.client {
+            TemplateClient::V31(t) => {
+                v31::submit_solution(&self.threads, t, fields, &solution.coinbase).await?
+            }
+            TemplateClient::V30(t) => {
+                v30::submit_solution(&self.threads, t, fields, &solution.coinbase).await?
+            }
+        };
         if accepted {
             tracing::info!(%hash, template = solution.template_id, "ipc: block accepted");
             return Ok(SubmitOutcome::Accepted { hash });
@@ -544,24 +440,15 @@ impl Node {
         header: &[u8; 80],
         coinbase: Transaction,
     ) -> Result<BlockCheck, SourceError> {
-        let mut request = kept.client.get_block_request();
-        request.get().init_context().set_thread(self.calls.clone());
-        let call = "BlockTemplate.getBlock";
-        let raw = timed(self.config.request_timeout, call, async {
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            answer
-                .get()
-                .and_then(|r| r.get_result())
-                .map(<[u8]>::to_vec)
-                .map_err(|e| call_error(call, e))
-        })
-        .await?;
-        let mut block: Block = consensus::deserialize(&raw)
-            .map_err(|e| SourceError::Protocol(format!("{call}: block does not decode: {e}")))?;
+        let raw = match &kept.client {
+            TemplateClient::V31(t) => v31::get_block(&self.threads, t).await?,
+            TemplateClient::V30(t) => v30::get_block(&self.threads, t).await?,
+        };
+        let mut block: Block = consensus::deserialize(&raw).map_err(|e| {
+            SourceError::Protocol(format!(
+                "BlockTemplate.getBlock: block does not decode: {e}"
+            ))
+        })?;
         block.header = consensus::deserialize(header)
             .map_err(|e| SourceError::Protocol(format!("header does not decode: {e}")))?;
         match block.txdata.first_mut() {
@@ -578,113 +465,9 @@ impl Node {
         block: &[u8],
         options: CheckOptions,
     ) -> Result<BlockCheck, SourceError> {
-        let mut request = self.mining.check_block_request();
-        {
-            let mut params = request.get();
-            params
-                .reborrow()
-                .init_context()
-                .set_thread(self.calls.clone());
-            params.set_block(block);
-            let mut o = params.init_options();
-            o.set_check_merkle_root(options.check_merkle_root);
-            o.set_check_pow(options.check_pow);
+        match &self.mining {
+            MiningClient::V31(m) => v31::check_block(&self.threads, m, block, options).await,
+            MiningClient::V30(m) => v30::check_block(&self.threads, m, block, options).await,
         }
-        let call = "Mining.checkBlock";
-        timed(self.config.request_timeout, call, async {
-            let answer = request
-                .send()
-                .promise
-                .await
-                .map_err(|e| call_error(call, e))?;
-            let read = || -> capnp::Result<BlockCheck> {
-                let r = answer.get()?;
-                let reason = r.get_reason()?.to_string()?;
-                let debug = r.get_debug()?.to_string()?;
-                Ok(BlockCheck::from_answer(r.get_result(), &reason, &debug))
-            };
-            read().map_err(|e| call_error(call, e))
-        })
-        .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::super::generated::init_capnp::init;
-    use super::super::generated::proxy_capnp::{thread, thread_map};
-    use super::*;
-    use capnp::capability::Rc;
-
-    /// A node whose `Init` knows `construct` and `makeThread` but not `makeMining` @3, as
-    /// Bitcoin Core 30 answers.
-    struct OldInit;
-    struct Threads;
-    struct Thread;
-
-    impl thread::Server for Thread {}
-
-    impl thread_map::Server for Threads {
-        fn make_thread(
-            self: Rc<Self>,
-            _: thread_map::MakeThreadParams,
-            mut results: thread_map::MakeThreadResults,
-        ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-            results
-                .get()
-                .set_result(capnp_rpc::new_client::<thread::Client, _>(Thread));
-            std::future::ready(Ok(()))
-        }
-    }
-
-    impl init::Server for OldInit {
-        fn construct(
-            self: Rc<Self>,
-            _: init::ConstructParams,
-            mut results: init::ConstructResults,
-        ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
-            results
-                .get()
-                .set_thread_map(capnp_rpc::new_client::<thread_map::Client, _>(Threads));
-            std::future::ready(Ok(()))
-        }
-    }
-
-    /// Serves [`OldInit`] to one connection on `socket`, on a thread of its own.
-    fn old_node(socket: std::path::PathBuf) {
-        let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            tokio::task::LocalSet::new().block_on(&rt, async move {
-                listener.set_nonblocking(true).unwrap();
-                let listener = tokio::net::UnixListener::from_std(listener).unwrap();
-                let (stream, _) = listener.accept().await.unwrap();
-                let (reader, writer) = stream.into_split();
-                let network = twoparty::VatNetwork::new(
-                    futures::io::BufReader::new(reader.compat()),
-                    futures::io::BufWriter::new(writer.compat_write()),
-                    Side::Server,
-                    Default::default(),
-                );
-                let init: init::Client = capnp_rpc::new_client(OldInit);
-                let _ = RpcSystem::new(Box::new(network), Some(init.client)).await;
-            });
-        });
-    }
-
-    #[tokio::test]
-    async fn an_older_mining_interface_is_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let socket = dir.path().join("node.sock");
-        old_node(socket.clone());
-        let err = super::super::IpcSource::connect(IpcConfig::new(socket))
-            .await
-            .unwrap_err();
-        let text = err.to_string();
-        assert!(matches!(err, SourceError::Protocol(_)), "{text}");
-        assert!(text.contains("Bitcoin Core 31"), "{text}");
     }
 }
