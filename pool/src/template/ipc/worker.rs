@@ -154,14 +154,27 @@ async fn serve(
                 }
                 Some(Command::Submit { solution, reply }) => {
                     let outcome = node.submit(&kept, &solution).await;
+                    let mut failed = None;
                     if let Ok(SubmitOutcome::Accepted { .. }) = &outcome {
                         // the next template is on the new tip: publish it before answering
-                        let fresh = node.create_new_block().await?;
-                        tokio::task::spawn_local(node.interrupt(&current));
-                        current = node.publish(fresh, &mut next_id, &mut kept, latest).await?;
-                        wait = node.wait_next(&current);
+                        let fresh = async {
+                            let fresh = node.create_new_block().await?;
+                            node.publish(fresh, &mut next_id, &mut kept, latest).await
+                        };
+                        match fresh.await {
+                            Ok(fresh) => {
+                                tokio::task::spawn_local(node.interrupt(&current));
+                                current = fresh;
+                                wait = node.wait_next(&current);
+                            }
+                            Err(e) => failed = Some(e),
+                        }
                     }
+                    // the block's outcome is told even when the connection fails right after
                     let _ = reply.send(outcome);
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
                 }
                 Some(Command::Check { block, options, reply }) => {
                     let _ = reply.send(node.check_block(&block, options).await);
