@@ -5,7 +5,7 @@
 //! source bootstraps `Init`, asks for a thread map (`Init.construct`), makes two server threads
 //! (`ThreadMap.makeThread`: one for ordinary calls, one for long waits, so a submit never
 //! queues behind a wait) and passes `Proxy.Context{thread}` on every call, as Core's servers
-//! require, then obtains `Mining` with `Init.makeMining` (ordinal 3).
+//! require, then obtains `Mining` with `Init.makeMining` (ordinal 3; 2 on Core 30).
 //!
 //! How templates come and how [`IpcSource::next_template`] waits:
 //!
