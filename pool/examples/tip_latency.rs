@@ -76,7 +76,7 @@ async fn main() {
                 cfg.template_source = SourceKind::Rpc;
                 bitcoin_core::Flavor::Bitcoind
             } else {
-                cfg.template_source = ipc_source();
+                cfg.template_source = SourceKind::Ipc;
                 bitcoin_core::Flavor::Ipc
             };
             // room for the pool's coinbase with its default 100 payees (see the README)
@@ -85,7 +85,7 @@ async fn main() {
             node.generate_to(1, &key.address.to_string()).await;
             cfg.rpc.url = node.rpc_url();
             cfg.rpc.cookie = Some(node.cookie());
-            set_ipc_socket(&mut cfg, &node);
+            cfg.ipc.socket = Some(node.socket());
             Some(node)
         }
         other => panic!("--source embedded|rpc|ipc, not {other}"),
@@ -251,9 +251,3 @@ async fn wait_all(
     let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
     (ms(first.unwrap()), ms(last))
 }
-
-fn ipc_source() -> SourceKind {
-    panic!("this build has no ipc template source yet")
-}
-
-fn set_ipc_socket(_cfg: &mut Config, _node: &bitcoin_core::CoreNode) {}

@@ -21,6 +21,8 @@ pub enum SourceKind {
     Rpc,
     /// A Template Provider over SV2 Template Distribution.
     Tdp,
+    /// Bitcoin Core's Mining interface over its IPC socket (`bitcoin-node -ipcbind=unix`).
+    Ipc,
 }
 
 /// Payout scheme.
@@ -162,6 +164,31 @@ impl Default for TdpSettings {
     }
 }
 
+/// `[ipc]`: Bitcoin Core's IPC socket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IpcSettings {
+    /// The node's socket; default `~/.bitcoin/<chain>/node.sock` for `network`.
+    pub socket: Option<PathBuf>,
+    /// A better template on the same tip when fees rise by this many satoshis.
+    pub fee_threshold_sats: u64,
+    /// Longest single wait for a new template, in milliseconds (re-issued when it ends).
+    pub wait_ms: u64,
+    /// Bitcoin Core's Mining interface version: `auto` (31, else 30), `v31` or `v30`.
+    pub interface: crate::template::ipc::Interface,
+}
+
+impl Default for IpcSettings {
+    fn default() -> Self {
+        IpcSettings {
+            socket: None,
+            fee_threshold_sats: 1_000,
+            wait_ms: 10_000,
+            interface: crate::template::ipc::Interface::Auto,
+        }
+    }
+}
+
 /// `[ledger]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -225,6 +252,8 @@ pub struct Config {
     pub rpc: RpcSettings,
     /// Template Provider source.
     pub tdp: TdpSettings,
+    /// Bitcoin Core IPC source.
+    pub ipc: IpcSettings,
     /// Share ledger.
     pub ledger: LedgerSettings,
 }
@@ -249,6 +278,7 @@ impl Default for Config {
             vardiff: VardiffSettings::default(),
             rpc: RpcSettings::default(),
             tdp: TdpSettings::default(),
+            ipc: IpcSettings::default(),
             ledger: LedgerSettings::default(),
         }
     }

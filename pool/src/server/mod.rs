@@ -201,6 +201,13 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
             let open = move || crate::template::tdp::TdpSource::connect(tc.clone());
             launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
         }
+        SourceKind::Ipc => {
+            let mut ic = ipc_config(&cfg);
+            ic.constraints =
+                crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints();
+            let open = move || crate::template::ipc::IpcSource::connect(ic.clone());
+            launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
+        }
     };
 
     let ctx = Arc::new(ConnContext {
@@ -279,6 +286,24 @@ fn rpc_config(cfg: &Config) -> crate::template::rpc::RpcConfig {
     rc.poll_interval = Duration::from_millis(r.poll_ms.max(10));
     rc.longpoll = r.longpoll;
     rc
+}
+
+fn ipc_config(cfg: &Config) -> crate::template::ipc::IpcConfig {
+    use crate::template::ipc::IpcConfig;
+    let socket = cfg.ipc.socket.clone().unwrap_or_else(|| {
+        let home = std::env::var_os("HOME")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_default();
+        IpcConfig::default_socket(&home.join(".bitcoin"), cfg.network)
+    });
+    let mut ic = IpcConfig::new(socket);
+    ic.fee_threshold = cfg.ipc.fee_threshold_sats;
+    ic.wait_timeout = Duration::from_millis(cfg.ipc.wait_ms.max(100));
+    ic.interface = cfg.ipc.interface;
+    ic.network = cfg.network;
+    // a regtest chain may look stale to the node forever: no initial-download cooldown
+    ic.cooldown = cfg.network != bitcoin::Network::Regtest;
+    ic
 }
 
 /// Opens the source, waits for its first template, and spawns the manager; returns the

@@ -12,6 +12,7 @@
 //!   validated by Bitcoin Core's consensus code through `bitcoinkernel`.
 //! * [`rpc`]: bitcoind over JSON-RPC (`getblocktemplate`, `submitblock`).
 //! * [`tdp`]: a Template Provider over SV2 Template Distribution.
+//! * [`ipc`]: Bitcoin Core's Mining interface over Cap'n Proto on its IPC socket.
 //!
 //! A source is driven by one task (see [`TemplateSource`]): the pool `select!`s between
 //! [`TemplateSource::next_template`] (cancel-safe) and the solutions it has to submit.
@@ -22,6 +23,7 @@ use bitcoin::TxOut;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
+pub mod ipc;
 pub mod rpc;
 pub mod tdp;
 
@@ -165,7 +167,7 @@ impl SourceError {
 
 /// A template source. One task owns it and drives it; nothing here is shared.
 pub trait TemplateSource: Send {
-    /// A short name for logs and the API (`embedded`, `rpc`, `tdp`).
+    /// A short name for logs and the API (`embedded`, `rpc`, `tdp`, `ipc`).
     fn name(&self) -> &'static str;
 
     /// Waits for the next template: the first call returns the current one at once; later

@@ -298,23 +298,14 @@ pub fn payee_addresses(n: usize) -> Vec<String> {
         .collect()
 }
 
-/// Funds `key` and sends `children` transactions to `node`'s mempool: mines
-/// `parents + 100` blocks to the key, then spends each of the first `parents` coinbases
-/// into `children / parents` outputs (one fan-out transaction each), and each of those
-/// outputs in a transaction of its own. Returns the txids sent (parents first).
-pub async fn fill_mempool(
-    node: &CoreNode,
-    key: &TestKey,
-    parents: usize,
-    children: usize,
-) -> Vec<Txid> {
-    let per_parent = children.div_ceil(parents);
+/// Mines `coins + 100` blocks paying `key`: the first `coins` coinbases are spendable
+/// afterwards. Returns them (outpoint and value).
+pub async fn fund(node: &CoreNode, key: &TestKey, coins: usize) -> Vec<(OutPoint, Amount)> {
     let hashes = node
-        .generate_to(parents as u64 + 100, &key.address.to_string())
+        .generate_to(coins as u64 + 100, &key.address.to_string())
         .await;
-    let mut sent = Vec::new();
-    let mut fanned = Vec::new();
-    for hash in hashes.iter().take(parents) {
+    let mut funds = Vec::new();
+    for hash in hashes.iter().take(coins) {
         let block = node.block(hash).await;
         let coinbase = &block["tx"][0];
         let txid = Txid::from_str(coinbase["txid"].as_str().expect("txid")).expect("txid");
@@ -330,15 +321,33 @@ pub async fn fill_mempool(
                 )
             })
             .expect("the coinbase pays the key");
+        funds.push((OutPoint { txid, vout }, value));
+    }
+    funds
+}
+
+/// Sends `children` transactions (and their parents) to `node`'s mempool: each of `funds`
+/// is spent into `children / funds.len()` outputs (one fan-out transaction each), and each of
+/// those outputs in a transaction of its own. Returns the txids sent (parents first).
+pub async fn fill_mempool(
+    node: &CoreNode,
+    key: &TestKey,
+    funds: &[(OutPoint, Amount)],
+    children: usize,
+) -> Vec<Txid> {
+    let per_parent = children.div_ceil(funds.len());
+    let mut sent = Vec::new();
+    let mut fanned = Vec::new();
+    for (outpoint, value) in funds {
         let fee = Amount::from_sat(20_000);
-        let each = (value - fee) / per_parent as u64;
+        let each = (*value - fee) / per_parent as u64;
         let outputs = (0..per_parent)
             .map(|_| TxOut {
                 value: each,
                 script_pubkey: key.script(),
             })
             .collect();
-        let tx = key.spend(&[(OutPoint { txid, vout }, value)], outputs);
+        let tx = key.spend(&[(*outpoint, *value)], outputs);
         let id = send(node, &tx).await;
         sent.push(id);
         for i in 0..per_parent {
