@@ -248,7 +248,7 @@ async fn full_blocks_with_transactions_and_100_payees(flavor: Flavor, source: So
 
     // (payees, transactions, weight) of each block the pool found, checked against its record
     let mut checked = BTreeMap::new();
-    let mut check_new_blocks = async |checked: &mut BTreeMap<u64, (usize, usize, u64)>| {
+    let check_new_blocks = async |checked: &mut BTreeMap<u64, (usize, usize, u64)>| {
         let height = node.height().await;
         for h in start + 1..=height {
             if checked.contains_key(&h) {

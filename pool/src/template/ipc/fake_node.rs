@@ -188,6 +188,16 @@ impl v30::init_capnp::init::Server for Init30 {
 
 struct Mining30(Shared);
 impl mining::Server for Mining30 {
+    fn is_test_chain(
+        self: Rc<Self>,
+        _params: mining::IsTestChainParams,
+        mut results: mining::IsTestChainResults,
+    ) -> impl Future<Output = Result<(), capnp::Error>> + 'static {
+        // a regtest node
+        results.get().set_result(true);
+        std::future::ready(Ok(()))
+    }
+
     fn create_new_block(
         self: Rc<Self>,
         params: mining::CreateNewBlockParams,
@@ -411,6 +421,6 @@ async fn a_core_30_node_through_its_own_schema() {
         seen.solutions,
         vec![(0x2000_0004, 1_800_000_007, 77, coinbase)]
     );
-    // the pool's 4400 bytes at 4 WU on top of Core's 8000, 400 sigops, the mempool on
-    assert_eq!(seen.create_options, vec![(true, 25_600, 400); 2]);
+    // the default constraints' reserved weight and 400 sigops, the mempool on
+    assert_eq!(seen.create_options, vec![(true, 18_400, 400); 2]);
 }
