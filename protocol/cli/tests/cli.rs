@@ -535,7 +535,7 @@ fn cert_end_to_end_handshake() {
         .decode(&mut buf)
         .expect("open")
         .expect("a whole frame");
-    assert_eq!(frame.msg_type(), 0x1a);
+    assert_eq!(frame.header.msg_type, 0x1a);
 
     // an initiator pinning another authority refuses it
     let (waiting, act1) = Initiator::new(AuthorityKeypair::generate().public_key());
