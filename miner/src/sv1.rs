@@ -22,8 +22,9 @@
 //!
 //! # Firmware quirks
 //!
-//! [`Sv1Config`] can make the miner behave like the firmware found in farms (SPEC-NOTES,
-//! "Stratum V1 as ASIC firmware speaks it"); the defaults are a well-behaved miner:
+//! [`Sv1Config`] can make the miner behave like the firmware found in farms
+//! (docs/spec-notes.md §10, "Stratum V1 as ASIC firmware speaks it"); the defaults are a
+//! well-behaved miner:
 //!
 //! * `max_extranonce2_size` / `max_extranonce1_len`: a subscribe result (or
 //!   `mining.set_extranonce`) beyond the device's limits ends the miner

@@ -235,6 +235,9 @@ pub struct Config {
     pub max_channels_per_connection: usize,
     /// Connections at most.
     pub max_connections: usize,
+    /// Connections at most from one IP address (0: no limit), so that one host cannot take
+    /// every connection slot; further ones are closed at once (logged at debug).
+    pub max_connections_per_ip: usize,
     /// Seconds a connection has to finish the handshake and SetupConnection.
     pub setup_timeout_secs: u64,
     /// Certificate validity in days (re-issued at every start).
@@ -271,6 +274,7 @@ impl Default for Config {
             extranonce_size: 16,
             max_channels_per_connection: 1024,
             max_connections: 18_000,
+            max_connections_per_ip: 4096,
             setup_timeout_secs: 30,
             certificate_days: 365,
             min_block_interval_ms: 0,

@@ -280,3 +280,50 @@ async fn solo_pool_pays_the_finder_and_the_chain_survives_a_restart() {
     pool.shutdown.cancel();
     pool.wait().await;
 }
+
+/// `max_connections_per_ip`: a further connection from an address at the limit is closed
+/// before the handshake; once one of its connections ends, the address may connect again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_ip_are_capped_and_a_closed_one_frees_its_place() {
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpStream;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), PayoutKind::Pplns);
+    cfg.max_connections_per_ip = 2;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    let handshake = |tcp: TcpStream| async move {
+        let (rd, wr) = tcp.into_split();
+        strata_net::sv2::initiate(rd, wr, pool.authority, &Sv2Options::default()).await
+    };
+    let a = handshake(TcpStream::connect(pool.sv2_addr).await.unwrap())
+        .await
+        .expect("first connection");
+    let _b = handshake(TcpStream::connect(pool.sv2_addr).await.unwrap())
+        .await
+        .expect("second connection");
+    // the third from 127.0.0.1 is closed at once: end of stream before any handshake byte
+    let mut third = TcpStream::connect(pool.sv2_addr).await.unwrap();
+    let mut buf = [0u8; 1];
+    let n = tokio::time::timeout(Duration::from_secs(10), third.read(&mut buf))
+        .await
+        .expect("closed at once, not left waiting")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "the third connection got bytes");
+    // the first one leaves: its place is free once the pool has seen it go
+    drop(a);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let tcp = TcpStream::connect(pool.sv2_addr).await.unwrap();
+        if handshake(tcp).await.is_ok() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the closed connection's place was never freed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

@@ -607,6 +607,35 @@ fn protocol_violations_close_the_session() {
     assert!(s.is_closed());
 }
 
+/// Every `SetupConnection.protocol` but Mining is refused with `unsupported-protocol`: the
+/// other two sub-protocols, 3 (listed in the spec's table as "Job Distribution", defined
+/// nowhere) and the values no table lists.
+#[test]
+fn setup_for_another_or_no_sub_protocol_is_unsupported_protocol() {
+    let clock = Clock::new();
+    for protocol in [1, 2, 3, 4, 255] {
+        let mut s = session(false);
+        let mut ev = vec![];
+        let Message::Common(CommonMessage::SetupConnection(mut bad)) = setup(0) else {
+            panic!()
+        };
+        bad.protocol = protocol;
+        s.on_message(bad.into(), &[], clock.now(), &mut ev);
+        let sent = sent(&ev);
+        let [Message::Common(CommonMessage::SetupConnectionError(e))] = &sent[..] else {
+            panic!("protocol {protocol}: {sent:?}")
+        };
+        assert_eq!(
+            e.error_code.as_str(),
+            "unsupported-protocol",
+            "protocol {protocol}"
+        );
+        assert_eq!(e.flags, 0);
+        assert!(matches!(ev.last(), Some(Event::Close(_))));
+        assert!(s.is_closed(), "protocol {protocol}");
+    }
+}
+
 #[test]
 fn update_channel_retargets_and_vardiff_follows_the_share_rate() {
     let mut clock = Clock::new();

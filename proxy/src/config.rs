@@ -27,7 +27,8 @@ pub struct Sv1Settings {
     pub idle_timeout_secs: u64,
     /// Seconds a write to a miner may block (a miner that does not read is dropped then).
     pub write_timeout_secs: u64,
-    /// Connections at most per IP address.
+    /// Connections at most per IP address, on the SV1 port and (separately counted) the SV2
+    /// port (0: no limit).
     pub max_per_ip: usize,
 }
 

@@ -1,6 +1,6 @@
 //! The firmware-quirk matrix end to end: one strata-pool on its embedded regtest chain, the
-//! proxy in-process, and one simulated SV1 miner per quirk of SPEC-NOTES ("Stratum V1 as ASIC
-//! firmware speaks it"), each mining through the proxy to the pool. Every row checks what was
+//! proxy in-process, and one simulated SV1 miner per quirk of docs/spec-notes.md §10
+//! ("Stratum V1 as ASIC firmware speaks it"), each mining through the proxy to the pool. Every row checks what was
 //! negotiated (from the miner's [`Sv1Observed`] records) and that its shares were accepted by
 //! the proxy, forwarded and acknowledged by the pool (proxy API `accepted` and
 //! `upstream_accepted`; the pool credits the worker behind the proxy's channel).

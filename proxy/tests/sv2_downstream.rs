@@ -17,7 +17,7 @@ use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
 use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
 use strata_net::sv2::Sv2Options;
 use strata_noise::{AuthorityKeypair, Certificate, PublicKey, Responder, StaticKeypair};
-use strata_protocol::common::SetupConnection;
+use strata_protocol::common::{CommonMessage, SetupConnection};
 use strata_protocol::mining::{
     MiningMessage, OpenExtendedMiningChannel, OpenStandardMiningChannel, SubmitSharesExtended,
     SubmitSharesStandard, UpdateChannel, REQUIRES_WORK_SELECTION,
@@ -634,6 +634,35 @@ fn opens_wait_for_work_and_unsupported_requests_are_refused() {
         u.report(clock.now()).is_none(),
         "no report without a miner id"
     );
+}
+
+/// Every `SetupConnection.protocol` but Mining is refused with `unsupported-protocol`: the
+/// other two sub-protocols, 3 (listed in the spec's table as "Job Distribution", defined
+/// nowhere) and the values no table lists.
+#[test]
+fn setup_for_another_or_no_sub_protocol_is_unsupported_protocol() {
+    let clock = Clock::new();
+    for protocol in [1, 2, 3, 4, 255] {
+        let mut s = Sv2DownSession::new(peer(), config(), clock.now());
+        let mut out = vec![];
+        let Message::Common(CommonMessage::SetupConnection(mut bad)) = setup(0) else {
+            panic!()
+        };
+        bad.protocol = protocol;
+        s.on_message(bad.into(), clock.now(), &mut out);
+        let sent = sent(&out);
+        let [Message::Common(CommonMessage::SetupConnectionError(e))] = &sent[..] else {
+            panic!("protocol {protocol}: {sent:?}")
+        };
+        assert_eq!(
+            e.error_code.as_str(),
+            "unsupported-protocol",
+            "protocol {protocol}"
+        );
+        assert_eq!(e.flags, 0);
+        assert!(matches!(out.last(), Some(Action::Close(_))));
+        assert!(s.is_closed(), "protocol {protocol}");
+    }
 }
 
 #[test]

@@ -222,7 +222,9 @@ fn future_job_and_prevhash_then_target_prefix_and_active_jobs_give_work() {
     assert_eq!(w1.upstream_target, target(0x7f));
     assert_eq!((w1.epoch, w1.id_width, w1.extranonce2_size), (0, 0, 0));
 
-    // SetTarget: reported, and the next job carries it
+    // SetTarget: kept in the channel state, nothing to relay (spec 5.3.21: it applies to the
+    // jobs activated after it): the current work keeps its job's target, the next job carries
+    // the new one
     out.clear();
     s.on_message(
         SetTarget {
@@ -234,13 +236,10 @@ fn future_job_and_prevhash_then_target_prefix_and_active_jobs_give_work() {
         &mut out,
     )
     .unwrap();
-    assert_eq!(
-        out,
-        vec![Action::Target {
-            channel: 0,
-            target: target(0x0f)
-        }]
-    );
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(s.channel(0).unwrap().target(), target(0x0f));
+    let current = s.current_work(0, false).expect("current work");
+    assert_eq!((current.job_id, current.upstream_target), (1, target(0x7f)));
 
     // SetExtranoncePrefix: reported, and the next job carries it
     out.clear();
@@ -679,17 +678,29 @@ fn group_addressed_jobs_and_prevhash_reach_every_member_channel() {
     }
     assert_eq!(
         out,
-        vec![
-            Action::Target {
-                channel: 1,
-                target: target(0x1f)
-            },
-            Action::ExtranoncePrefix {
-                channel: 1,
-                prefix: Bytes::from_static(&[0xdd; 6])
-            }
-        ]
+        vec![Action::ExtranoncePrefix {
+            channel: 1,
+            prefix: Bytes::from_static(&[0xdd; 6])
+        }]
     );
+    assert_eq!(s.channel(1).unwrap().target(), target(0x1f));
+    assert_eq!(s.channel(0).unwrap().target(), target(0x7f));
+    // the group's next job carries each member's own target and prefix
+    out.clear();
+    let mut j = job(3, Some(1_700_000_006), 0x60);
+    j.channel_id = GROUP;
+    s.on_message(j.into(), t0, &mut out).unwrap();
+    let w = works_by_channel(&out);
+    assert_eq!(w.len(), 2, "{out:?}");
+    for (c, work) in &w {
+        let (prefix, t) = if *c == 0 {
+            ([0xaa; 6], target(0x7f))
+        } else {
+            ([0xdd; 6], target(0x1f))
+        };
+        assert_eq!((work.job_id, work.upstream_target), (3, t));
+        assert_eq!(&work.extranonce_prefix[..], &prefix);
+    }
 
     // a share on each channel goes out with that channel's id and its own sequence numbers
     out.clear();

@@ -90,6 +90,7 @@ use tokio::sync::{mpsc, oneshot};
 mod engine;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod rows;
 mod sqlite;
 mod window;
 

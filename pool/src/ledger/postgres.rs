@@ -33,9 +33,12 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement, Transaction};
 
 use super::engine::{Batch, Storage};
+use super::rows::{
+    self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerDeltas, WorkerRow,
+};
 use super::{
     redact_password, BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow,
-    ShareRecord, Synchronous, Totals, WorkerTotals,
+    ShareRecord, Synchronous, Totals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -111,55 +114,6 @@ impl LedgerError {
             op,
             source: Arc::new(source),
         }
-    }
-}
-
-fn int(field: &'static str, value: u64) -> Result<i64, LedgerError> {
-    i64::try_from(value).map_err(|_| LedgerError::OutOfRange { field, value })
-}
-
-fn uint(table: &'static str, field: &str, value: i64) -> Result<u64, LedgerError> {
-    u64::try_from(value).map_err(|_| LedgerError::Corrupt {
-        table,
-        detail: format!("negative {field} {value}"),
-    })
-}
-
-fn narrow(table: &'static str, field: &str, value: i64) -> Result<u32, LedgerError> {
-    u32::try_from(value).map_err(|_| LedgerError::Corrupt {
-        table,
-        detail: format!("{field} {value} out of range"),
-    })
-}
-
-/// Identifiers are stored bit-for-bit: every `u64` has a slot, ordering is not needed.
-fn id_to_sql(id: u64) -> i64 {
-    i64::from_le_bytes(id.to_le_bytes())
-}
-
-fn id_from_sql(id: i64) -> u64 {
-    u64::from_le_bytes(id.to_le_bytes())
-}
-
-fn status_to_sql(status: &BlockStatus) -> (&'static str, Option<&str>) {
-    match status {
-        BlockStatus::Submitted => ("submitted", None),
-        BlockStatus::Accepted => ("accepted", None),
-        BlockStatus::Rejected { reason } => ("rejected", Some(reason.as_str())),
-    }
-}
-
-fn status_from_sql(status: &str, reason: Option<String>) -> Result<BlockStatus, LedgerError> {
-    match status {
-        "submitted" => Ok(BlockStatus::Submitted),
-        "accepted" => Ok(BlockStatus::Accepted),
-        "rejected" => Ok(BlockStatus::Rejected {
-            reason: reason.unwrap_or_default(),
-        }),
-        other => Err(LedgerError::Corrupt {
-            table: "blocks",
-            detail: format!("unknown status {other:?}"),
-        }),
     }
 }
 
@@ -445,34 +399,34 @@ impl Session {
             )
             .map_err(err)?
         {
-            let sats: i64 = r.try_get(3).map_err(err)?;
+            let payout = rows::payout(
+                r.try_get(1).map_err(err)?,
+                r.try_get(2).map_err(err)?,
+                r.try_get(3).map_err(err)?,
+            )?;
             outputs
                 .entry(r.try_get(0).map_err(err)?)
                 .or_default()
-                .push(Payout {
-                    owner: r.try_get(1).map_err(err)?,
-                    script_hex: r.try_get(2).map_err(err)?,
-                    sats: uint("block_outputs", "sats", sats)?,
-                });
+                .push(payout);
         }
         let mut blocks = Vec::with_capacity(rows.len());
         for r in &rows {
-            let id: i64 = r.try_get(0).map_err(err)?;
-            let first: Option<i64> = r.try_get(7).map_err(err)?;
-            let last: Option<i64> = r.try_get(8).map_err(err)?;
-            let status: String = r.try_get(10).map_err(err)?;
-            blocks.push(BlockRecord {
-                height: narrow("blocks", "height", r.try_get(1).map_err(err)?)?,
+            let row = BlockRow {
+                id: r.try_get(0).map_err(err)?,
+                height: r.try_get(1).map_err(err)?,
                 hash: r.try_get(2).map_err(err)?,
-                template_id: id_from_sql(r.try_get(3).map_err(err)?),
+                template_id: r.try_get(3).map_err(err)?,
                 worker: r.try_get(4).map_err(err)?,
-                time_ms: uint("blocks", "time_ms", r.try_get(5).map_err(err)?)?,
-                reward_sats: uint("blocks", "reward_sats", r.try_get(6).map_err(err)?)?,
-                outputs: outputs.remove(&id).unwrap_or_default(),
-                window: first.zip(last),
+                time_ms: r.try_get(5).map_err(err)?,
+                reward_sats: r.try_get(6).map_err(err)?,
+                window_first: r.try_get(7).map_err(err)?,
+                window_last: r.try_get(8).map_err(err)?,
                 mode: r.try_get(9).map_err(err)?,
-                status: status_from_sql(&status, r.try_get(11).map_err(err)?)?,
-            });
+                status: r.try_get(10).map_err(err)?,
+                reject_reason: r.try_get(11).map_err(err)?,
+            };
+            let outputs = outputs.remove(&row.id).unwrap_or_default();
+            blocks.push(row.into_record(outputs)?);
         }
         Ok(blocks)
     }
@@ -487,34 +441,29 @@ impl Session {
                 &[],
             )
             .map_err(err)?;
-        let mut totals = Totals {
-            shares_accepted: 0,
-            difficulty: 0.0,
-            blocks_found: 0,
-            blocks_accepted: 0,
-            workers: Vec::with_capacity(rows.len()),
-        };
-        for r in &rows {
-            let shares = uint("workers", "shares", r.try_get(1).map_err(err)?)?;
-            let difficulty: f64 = r.try_get(2).map_err(err)?;
-            totals.shares_accepted += shares;
-            totals.difficulty += difficulty;
-            totals.workers.push(WorkerTotals {
-                worker: r.try_get(0).map_err(err)?,
-                shares,
-                difficulty,
-                last_share_ms: uint("workers", "last_share_ms", r.try_get(3).map_err(err)?)?,
-            });
-        }
+        let workers = rows
+            .iter()
+            .map(|r| {
+                Ok(WorkerRow {
+                    worker: r.try_get(0)?,
+                    shares: r.try_get(1)?,
+                    difficulty: r.try_get(2)?,
+                    last_share_ms: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, postgres::Error>>()
+            .map_err(err)?;
         let row = client
             .query_one(
                 "SELECT count(*), count(*) FILTER (WHERE status = 'accepted') FROM blocks",
                 &[],
             )
             .map_err(err)?;
-        totals.blocks_found = uint("blocks", "count", row.try_get(0).map_err(err)?)?;
-        totals.blocks_accepted = uint("blocks", "count", row.try_get(1).map_err(err)?)?;
-        Ok(totals)
+        rows::totals(
+            workers,
+            row.try_get(0).map_err(err)?,
+            row.try_get(1).map_err(err)?,
+        )
     }
 
     fn read_shares_in(
@@ -529,35 +478,21 @@ impl Session {
             .map_err(err)?;
         rows.iter()
             .map(|r| {
-                let id: i64 = r.try_get(0).map_err(err)?;
-                let hash: Vec<u8> = r.try_get(8).map_err(err)?;
-                let hash: [u8; 32] =
-                    hash.try_into().map_err(|h: Vec<u8>| LedgerError::Corrupt {
-                        table: "shares",
-                        detail: format!("share {id}: hash of {} bytes", h.len()),
-                    })?;
-                let worker: String = r.try_get(1).map_err(err)?;
-                let identity: Option<String> = r.try_get(11).map_err(err)?;
-                Ok((
-                    id,
-                    ShareRecord {
-                        channel_identity: identity.unwrap_or_else(|| worker.clone()),
-                        worker,
-                        connection_id: id_from_sql(r.try_get(2).map_err(err)?),
-                        channel_id: narrow("shares", "channel_id", r.try_get(3).map_err(err)?)?,
-                        job_id: narrow("shares", "job_id", r.try_get(4).map_err(err)?)?,
-                        sequence_number: narrow(
-                            "shares",
-                            "sequence_number",
-                            r.try_get(5).map_err(err)?,
-                        )?,
-                        height: narrow("shares", "height", r.try_get(6).map_err(err)?)?,
-                        difficulty: r.try_get(7).map_err(err)?,
-                        hash,
-                        time_ms: uint("shares", "time_ms", r.try_get(9).map_err(err)?)?,
-                        block: r.try_get(10).map_err(err)?,
-                    },
-                ))
+                ShareRow {
+                    id: r.try_get(0).map_err(err)?,
+                    worker: r.try_get(1).map_err(err)?,
+                    connection_id: r.try_get(2).map_err(err)?,
+                    channel_id: r.try_get(3).map_err(err)?,
+                    job_id: r.try_get(4).map_err(err)?,
+                    sequence_number: r.try_get(5).map_err(err)?,
+                    height: r.try_get(6).map_err(err)?,
+                    difficulty: r.try_get(7).map_err(err)?,
+                    hash: r.try_get(8).map_err(err)?,
+                    time_ms: r.try_get(9).map_err(err)?,
+                    block: r.try_get(10).map_err(err)?,
+                    channel_identity: r.try_get(11).map_err(err)?,
+                }
+                .into_record()
             })
             .collect()
     }
@@ -640,15 +575,10 @@ fn insert_shares(
 ) -> Result<CommitReceipt, LedgerError> {
     let err = LedgerError::postgres("insert shares");
     let mut c = Columns::default();
-    let mut per_worker: BTreeMap<&str, (i64, f64, i64)> = BTreeMap::new();
+    // summed in submission order, as the SQLite backend does
+    let mut per_worker = WorkerDeltas::default();
     for s in shares {
-        if !s.difficulty.is_finite() || s.difficulty < 0.0 {
-            return Err(LedgerError::InvalidDifficulty {
-                worker: s.worker.clone(),
-                difficulty: s.difficulty,
-            });
-        }
-        let time_ms = int("time_ms", s.time_ms)?;
+        let time_ms = per_worker.add(s)?;
         c.worker.push(s.worker.clone());
         c.connection_id.push(id_to_sql(s.connection_id));
         c.channel_id.push(i64::from(s.channel_id));
@@ -660,11 +590,6 @@ fn insert_shares(
         c.time_ms.push(time_ms);
         c.block.push(s.block);
         c.channel_identity.push(s.channel_identity.clone());
-        // summed in submission order, as the SQLite backend does
-        let entry = per_worker.entry(&s.worker).or_insert((0, 0.0, 0));
-        entry.0 += 1;
-        entry.1 += s.difficulty;
-        entry.2 = entry.2.max(time_ms);
     }
     let rows = tx
         .query(
@@ -700,11 +625,12 @@ fn insert_shares(
             ),
         });
     }
+    let per_worker: Vec<_> = per_worker.into_rows().collect();
     let mut workers = Vec::with_capacity(per_worker.len());
     let mut counts = Vec::with_capacity(per_worker.len());
     let mut difficulties = Vec::with_capacity(per_worker.len());
     let mut lasts = Vec::with_capacity(per_worker.len());
-    for (worker, (count, difficulty, last)) in per_worker {
+    for (worker, count, difficulty, last) in per_worker {
         workers.push(worker);
         counts.push(count);
         difficulties.push(difficulty);

@@ -17,16 +17,18 @@
 //!        PRIMARY KEY(block_id, idx)) WITHOUT ROWID
 //! ```
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::engine::{Batch, Storage};
+use super::rows::{
+    self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerDeltas, WorkerRow,
+};
 use super::{
-    BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow, ShareRecord,
-    Synchronous, Totals, WorkerTotals,
+    BlockRecord, BlockStatus, CommitReceipt, LedgerError, PplnsWindow, ShareRecord, Synchronous,
+    Totals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -82,55 +84,6 @@ ALTER TABLE shares ADD COLUMN channel_identity TEXT;
 
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
-
-fn int(field: &'static str, value: u64) -> Result<i64, LedgerError> {
-    i64::try_from(value).map_err(|_| LedgerError::OutOfRange { field, value })
-}
-
-fn uint(table: &'static str, field: &str, value: i64) -> Result<u64, LedgerError> {
-    u64::try_from(value).map_err(|_| LedgerError::Corrupt {
-        table,
-        detail: format!("negative {field} {value}"),
-    })
-}
-
-fn narrow(table: &'static str, field: &str, value: i64) -> Result<u32, LedgerError> {
-    u32::try_from(value).map_err(|_| LedgerError::Corrupt {
-        table,
-        detail: format!("{field} {value} out of range"),
-    })
-}
-
-/// Identifiers are stored bit-for-bit: every `u64` has a slot, ordering is not needed.
-fn id_to_sql(id: u64) -> i64 {
-    i64::from_le_bytes(id.to_le_bytes())
-}
-
-fn id_from_sql(id: i64) -> u64 {
-    u64::from_le_bytes(id.to_le_bytes())
-}
-
-fn status_to_sql(status: &BlockStatus) -> (&'static str, Option<&str>) {
-    match status {
-        BlockStatus::Submitted => ("submitted", None),
-        BlockStatus::Accepted => ("accepted", None),
-        BlockStatus::Rejected { reason } => ("rejected", Some(reason.as_str())),
-    }
-}
-
-fn status_from_sql(status: &str, reason: Option<String>) -> Result<BlockStatus, LedgerError> {
-    match status {
-        "submitted" => Ok(BlockStatus::Submitted),
-        "accepted" => Ok(BlockStatus::Accepted),
-        "rejected" => Ok(BlockStatus::Rejected {
-            reason: reason.unwrap_or_default(),
-        }),
-        other => Err(LedgerError::Corrupt {
-            table: "blocks",
-            detail: format!("unknown status {other:?}"),
-        }),
-    }
-}
 
 /// The open database; owned by the ledger thread.
 #[derive(Debug)]
@@ -205,20 +158,6 @@ impl Storage for Store {
         first_id: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
-        type Raw = (
-            i64,
-            String,
-            i64,
-            i64,
-            i64,
-            i64,
-            i64,
-            f64,
-            Vec<u8>,
-            i64,
-            bool,
-            Option<String>,
-        );
         let err = LedgerError::sqlite("read shares");
         let mut stmt = self
             .conn
@@ -228,66 +167,27 @@ impl Storage for Store {
                  WHERE id BETWEEN ?1 AND ?2 ORDER BY id",
             )
             .map_err(err)?;
-        let raw: Vec<Raw> = stmt
+        let raw: Vec<ShareRow> = stmt
             .query_map([first_id, last_id], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                ))
+                Ok(ShareRow {
+                    id: r.get(0)?,
+                    worker: r.get(1)?,
+                    connection_id: r.get(2)?,
+                    channel_id: r.get(3)?,
+                    job_id: r.get(4)?,
+                    sequence_number: r.get(5)?,
+                    height: r.get(6)?,
+                    difficulty: r.get(7)?,
+                    hash: r.get(8)?,
+                    time_ms: r.get(9)?,
+                    block: r.get(10)?,
+                    channel_identity: r.get(11)?,
+                })
             })
             .map_err(err)?
             .collect::<Result<_, _>>()
             .map_err(err)?;
-        raw.into_iter()
-            .map(
-                |(
-                    id,
-                    worker,
-                    conn,
-                    chan,
-                    job,
-                    seq,
-                    height,
-                    difficulty,
-                    hash,
-                    time,
-                    block,
-                    ident,
-                )| {
-                    let hash: [u8; 32] =
-                        hash.try_into().map_err(|h: Vec<u8>| LedgerError::Corrupt {
-                            table: "shares",
-                            detail: format!("share {id}: hash of {} bytes", h.len()),
-                        })?;
-                    Ok((
-                        id,
-                        ShareRecord {
-                            channel_identity: ident.unwrap_or_else(|| worker.clone()),
-                            worker,
-                            connection_id: id_from_sql(conn),
-                            channel_id: narrow("shares", "channel_id", chan)?,
-                            job_id: narrow("shares", "job_id", job)?,
-                            sequence_number: narrow("shares", "sequence_number", seq)?,
-                            height: narrow("shares", "height", height)?,
-                            difficulty,
-                            hash,
-                            time_ms: uint("shares", "time_ms", time)?,
-                            block,
-                        },
-                    ))
-                },
-            )
-            .collect()
+        raw.into_iter().map(ShareRow::into_record).collect()
     }
 
     fn totals(&mut self) -> Result<Totals, LedgerError> {
@@ -298,36 +198,18 @@ impl Storage for Store {
                 "SELECT worker, shares, difficulty, last_share_ms FROM workers ORDER BY worker",
             )
             .map_err(err)?;
-        let raw = stmt
+        let workers = stmt
             .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, f64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
+                Ok(WorkerRow {
+                    worker: r.get(0)?,
+                    shares: r.get(1)?,
+                    difficulty: r.get(2)?,
+                    last_share_ms: r.get(3)?,
+                })
             })
             .map_err(err)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(err)?;
-        let mut totals = Totals {
-            shares_accepted: 0,
-            difficulty: 0.0,
-            blocks_found: 0,
-            blocks_accepted: 0,
-            workers: Vec::with_capacity(raw.len()),
-        };
-        for (worker, shares, difficulty, last) in raw {
-            let shares = uint("workers", "shares", shares)?;
-            totals.shares_accepted += shares;
-            totals.difficulty += difficulty;
-            totals.workers.push(WorkerTotals {
-                worker,
-                shares,
-                difficulty,
-                last_share_ms: uint("workers", "last_share_ms", last)?,
-            });
-        }
         let (found, accepted): (i64, i64) = self
             .conn
             .query_row(
@@ -336,26 +218,10 @@ impl Storage for Store {
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .map_err(err)?;
-        totals.blocks_found = uint("blocks", "count", found)?;
-        totals.blocks_accepted = uint("blocks", "count", accepted)?;
-        Ok(totals)
+        rows::totals(workers, found, accepted)
     }
 
     fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
-        type Raw = (
-            i64,
-            i64,
-            String,
-            i64,
-            String,
-            i64,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            String,
-            String,
-            Option<String>,
-        );
         let err = LedgerError::sqlite("read blocks");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let mut stmt = self
@@ -366,22 +232,22 @@ impl Storage for Store {
                  FROM blocks ORDER BY id DESC LIMIT ?1",
             )
             .map_err(err)?;
-        let raw: Vec<Raw> = stmt
+        let raw: Vec<BlockRow> = stmt
             .query_map([limit], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get(9)?,
-                    r.get(10)?,
-                    r.get(11)?,
-                ))
+                Ok(BlockRow {
+                    id: r.get(0)?,
+                    height: r.get(1)?,
+                    hash: r.get(2)?,
+                    template_id: r.get(3)?,
+                    worker: r.get(4)?,
+                    time_ms: r.get(5)?,
+                    reward_sats: r.get(6)?,
+                    window_first: r.get(7)?,
+                    window_last: r.get(8)?,
+                    mode: r.get(9)?,
+                    status: r.get(10)?,
+                    reject_reason: r.get(11)?,
+                })
             })
             .map_err(err)?
             .collect::<Result<_, _>>()
@@ -394,11 +260,9 @@ impl Storage for Store {
             )
             .map_err(err)?;
         let mut blocks = Vec::with_capacity(raw.len());
-        for (id, height, hash, template, worker, time, reward, first, last, mode, status, reason) in
-            raw
-        {
+        for row in raw {
             let outputs = outputs_stmt
-                .query_map([id], |r| {
+                .query_map([row.id], |r| {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
@@ -409,26 +273,9 @@ impl Storage for Store {
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(err)?
                 .into_iter()
-                .map(|(owner, script_hex, sats)| {
-                    Ok(Payout {
-                        owner,
-                        script_hex,
-                        sats: uint("block_outputs", "sats", sats)?,
-                    })
-                })
+                .map(|(owner, script_hex, sats)| rows::payout(owner, script_hex, sats))
                 .collect::<Result<Vec<_>, LedgerError>>()?;
-            blocks.push(BlockRecord {
-                height: narrow("blocks", "height", height)?,
-                hash,
-                template_id: id_from_sql(template),
-                worker,
-                time_ms: uint("blocks", "time_ms", time)?,
-                reward_sats: uint("blocks", "reward_sats", reward)?,
-                outputs,
-                window: first.zip(last),
-                mode,
-                status: status_from_sql(&status, reason)?,
-            });
+            blocks.push(row.into_record(outputs)?);
         }
         Ok(blocks)
     }
@@ -510,15 +357,9 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
         )
         .map_err(err)?;
     let mut first_id = 0;
-    let mut per_worker: BTreeMap<&str, (i64, f64, i64)> = BTreeMap::new();
+    let mut per_worker = WorkerDeltas::default();
     for (i, s) in shares.iter().enumerate() {
-        if !s.difficulty.is_finite() || s.difficulty < 0.0 {
-            return Err(LedgerError::InvalidDifficulty {
-                worker: s.worker.clone(),
-                difficulty: s.difficulty,
-            });
-        }
-        let time_ms = int("time_ms", s.time_ms)?;
+        let time_ms = per_worker.add(s)?;
         insert
             .execute(params![
                 s.worker,
@@ -537,10 +378,6 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
         if i == 0 {
             first_id = conn.last_insert_rowid();
         }
-        let entry = per_worker.entry(&s.worker).or_insert((0, 0.0, 0));
-        entry.0 += 1;
-        entry.1 += s.difficulty;
-        entry.2 = entry.2.max(time_ms);
     }
     let mut upsert = conn
         .prepare_cached(
@@ -551,7 +388,7 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
              last_share_ms = max(last_share_ms, excluded.last_share_ms)",
         )
         .map_err(err)?;
-    for (worker, (count, difficulty, last)) in per_worker {
+    for (worker, count, difficulty, last) in per_worker.into_rows() {
         upsert
             .execute(params![worker, count, difficulty, last])
             .map_err(err)?;

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bitcoin::ScriptBuf;
+use strata_net::limit::IpLimiter;
 use strata_net::sv2::Sv2Options;
 use strata_noise::PublicKey;
 use strata_work::channel::ChannelConfig;
@@ -234,6 +235,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         ctx,
         links,
         cfg.max_connections,
+        IpLimiter::new("pool", cfg.max_connections_per_ip),
         tasks.clone(),
     ));
 
@@ -370,6 +372,7 @@ async fn accept_loop(
     ctx: Arc<ConnContext>,
     links: ConnLinks,
     max_connections: usize,
+    per_ip: IpLimiter,
     tasks: TaskTracker,
 ) {
     static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
@@ -388,6 +391,10 @@ async fn accept_loop(
                 continue;
             }
         };
+        // refused (and logged at debug) when the address has max_connections_per_ip
+        let Some(ip_slot) = per_ip.admit(peer) else {
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "connection limit reached; refusing");
             continue;
@@ -397,7 +404,7 @@ async fn accept_loop(
         let links = links.clone();
         tasks.spawn(async move {
             conn::serve(stream, peer, conn_id, ctx, links).await;
-            drop(permit);
+            drop((permit, ip_slot));
         });
     }
 }

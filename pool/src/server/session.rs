@@ -18,7 +18,8 @@ use std::sync::Arc;
 
 use bitcoin::{Network, ScriptBuf};
 use strata_protocol::common::{
-    CommonMessage, SetupConnection, SetupConnectionError, SetupConnectionSuccess, PROTOCOL_MINING,
+    CommonMessage, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
+    ERROR_PROTOCOL_VERSION_MISMATCH, ERROR_UNSUPPORTED_FEATURE_FLAGS, ERROR_UNSUPPORTED_PROTOCOL,
 };
 use strata_protocol::extensions::{
     ExtensionsMessage, RequestExtensions, RequestExtensionsSuccess, FIELD_TYPE_USER_IDENTITY,
@@ -315,12 +316,13 @@ impl Session {
             flags,
             error_code: str255(code),
         };
-        if s.protocol != PROTOCOL_MINING {
-            send(out, error(0, "unsupported-protocol"));
+        // anything but Mining, 3 and other values that name no sub-protocol included
+        if s.sub_protocol() != Ok(Protocol::Mining) {
+            send(out, error(0, ERROR_UNSUPPORTED_PROTOCOL));
             return self.close(out, format!("unsupported protocol {}", s.protocol));
         }
         if s.min_version > 2 || s.max_version < 2 {
-            send(out, error(0, "protocol-version-mismatch"));
+            send(out, error(0, ERROR_PROTOCOL_VERSION_MISMATCH));
             return self.close(
                 out,
                 format!("versions {}..={} exclude 2", s.min_version, s.max_version),
@@ -328,7 +330,7 @@ impl Session {
         }
         let unsupported = s.flags & m::REQUIRES_WORK_SELECTION;
         if unsupported != 0 {
-            send(out, error(unsupported, "unsupported-feature-flags"));
+            send(out, error(unsupported, ERROR_UNSUPPORTED_FEATURE_FLAGS));
             return self.close(out, "miner requires work selection".into());
         }
         self.requires_standard_jobs = s.flags & m::REQUIRES_STANDARD_JOBS != 0;

@@ -3,6 +3,7 @@
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Value};
 use std::io::Read;
+use strata_protocol::common::{CommonMessage, ERROR_UNSUPPORTED_PROTOCOL};
 use strata_protocol::json::ToJson;
 use strata_protocol::tlv::{self, Tlv, TlvField};
 use strata_protocol::{frame::parse_frame, Message, UserIdentity};
@@ -36,6 +37,12 @@ pub(crate) fn decode_hex_frame(text: &str) -> Result<Value> {
     let bytes = hex::decode(cleaned).context("input is not valid hex")?;
     let (header, payload) = parse_frame(&bytes).context("bad frame")?;
     let (msg, rest) = Message::decode_with_tlvs(&header, payload).context("bad message")?;
+    if let Message::Common(CommonMessage::SetupConnection(setup)) = &msg {
+        // 3 ("Job Distribution" in the spec's table, never specified) like 4..=255
+        setup.sub_protocol().with_context(|| {
+            format!("bad message: a server answers it with SetupConnection.Error {ERROR_UNSUPPORTED_PROTOCOL}")
+        })?;
+    }
     let mut out = json!({
         "extension_type": header.extension_type,
         "msg_type": header.msg_type,

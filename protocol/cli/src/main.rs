@@ -40,7 +40,8 @@ enum Command {
     /// little-endian as SRI writes them). They are listed under "tlvs" as
     /// {"extension_type", "field_type", "value" (hex)}; the user_identity field of extension
     /// 0x0002 (0x0002/0x01) also gets "user_identity" with the worker name. Trailing bytes
-    /// that are not a well-formed TLV list are an error.
+    /// that are not a well-formed TLV list are an error, and so is a SetupConnection whose
+    /// protocol is not 0 (Mining), 1 (Job Declaration) or 2 (Template Distribution).
     Decode {
         /// The frame as hex (whitespace and a leading 0x are ignored); `-` reads stdin.
         hex: String,

@@ -318,6 +318,22 @@ fn decode_bad_inputs_are_one_line_errors() {
     assert_ne!(good, bad);
     let err = one_line_error(&decode(&bad));
     assert!(err.contains("utf-8"), "{err}");
+    // a SetupConnection for no sub-protocol: 3 (the spec table's "Job Distribution") like 7
+    for protocol in [3u8, 7, 255] {
+        let mut m = setup_connection("ABC");
+        m.protocol = protocol;
+        let err = one_line_error(&decode(&frame_hex(m)));
+        assert!(err.contains(&format!("protocol {protocol}")), "{err}");
+        assert!(err.contains("unsupported-protocol"), "{err}");
+    }
+    for protocol in [1u8, 2] {
+        let mut m = setup_connection("ABC");
+        m.protocol = protocol;
+        assert_eq!(
+            decode_ok(&frame_hex(m))["fields"]["protocol"],
+            json!(protocol)
+        );
+    }
     // unknown subcommand and missing argument: clap errors are one line too
     one_line_error(&strata_in(&std::env::temp_dir(), &["decoder"]));
     one_line_error(&strata_in(&std::env::temp_dir(), &["decode"]));
@@ -519,7 +535,7 @@ fn cert_end_to_end_handshake() {
         .decode(&mut buf)
         .expect("open")
         .expect("a whole frame");
-    assert_eq!(frame.msg_type(), 0x1a);
+    assert_eq!(frame.header.msg_type, 0x1a);
 
     // an initiator pinning another authority refuses it
     let (waiting, act1) = Initiator::new(AuthorityKeypair::generate().public_key());

@@ -5,18 +5,86 @@ use crate::message::{protocol_enum, sv2_message};
 use crate::wire::Str0_255;
 
 /// `SetupConnection.protocol` value for the Mining Protocol.
-pub const PROTOCOL_MINING: u8 = 0;
+pub const PROTOCOL_MINING: u8 = Protocol::Mining as u8;
 /// `SetupConnection.protocol` value for the Job Declaration Protocol.
-pub const PROTOCOL_JOB_DECLARATION: u8 = 1;
+pub const PROTOCOL_JOB_DECLARATION: u8 = Protocol::JobDeclaration as u8;
 /// `SetupConnection.protocol` value for the Template Distribution Protocol.
-pub const PROTOCOL_TEMPLATE_DISTRIBUTION: u8 = 2;
-/// `SetupConnection.protocol` value for the Job Distribution Protocol.
-pub const PROTOCOL_JOB_DISTRIBUTION: u8 = 3;
+pub const PROTOCOL_TEMPLATE_DISTRIBUTION: u8 = Protocol::TemplateDistribution as u8;
+
+/// SetupConnection.Error: the server does not support a flag the client requires (the
+/// unsupported bits are in `flags`).
+pub const ERROR_UNSUPPORTED_FEATURE_FLAGS: &str = "unsupported-feature-flags";
+/// SetupConnection.Error: the server does not serve the requested sub-protocol, or the
+/// `protocol` value names none ([`SetupConnection::sub_protocol`]).
+pub const ERROR_UNSUPPORTED_PROTOCOL: &str = "unsupported-protocol";
+/// SetupConnection.Error: no version in `min_version..=max_version` is one the server speaks.
+pub const ERROR_PROTOCOL_VERSION_MISMATCH: &str = "protocol-version-mismatch";
+
+/// A sub-protocol a client can ask for in `SetupConnection.protocol`: the three the spec
+/// defines (chapters 5, 6 and 7).
+///
+/// The spec's 3.6.1 table also lists "3 = Job Distribution Protocol", which its chapter 3
+/// announces as "left to be specified in a future document" and no chapter defines (no
+/// message, no flag); SRI removed it as legacy (its `Protocol` enum is 0..=2 and refuses 3
+/// when decoding). Here 3 is an unknown value like 4..=255: [`SetupConnection`] still decodes
+/// it (the field is a plain `u8`, so a server can answer), and
+/// [`SetupConnection::sub_protocol`] says it is none, which servers answer with
+/// `SetupConnection.Error` [`ERROR_UNSUPPORTED_PROTOCOL`] (`docs/spec-vs-sri.md`, row 10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Protocol {
+    /// 0: the Mining Protocol (spec chapter 5).
+    Mining = 0,
+    /// 1: the Job Declaration Protocol (spec chapter 6).
+    JobDeclaration = 1,
+    /// 2: the Template Distribution Protocol (spec chapter 7).
+    TemplateDistribution = 2,
+}
+
+impl Protocol {
+    /// The protocol's name as the spec writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Mining => "Mining",
+            Protocol::JobDeclaration => "Job Declaration",
+            Protocol::TemplateDistribution => "Template Distribution",
+        }
+    }
+}
+
+impl TryFrom<u8> for Protocol {
+    type Error = UnknownProtocol;
+
+    fn try_from(value: u8) -> Result<Self, UnknownProtocol> {
+        match value {
+            0 => Ok(Protocol::Mining),
+            1 => Ok(Protocol::JobDeclaration),
+            2 => Ok(Protocol::TemplateDistribution),
+            other => Err(UnknownProtocol(other)),
+        }
+    }
+}
+
+impl From<Protocol> for u8 {
+    fn from(p: Protocol) -> u8 {
+        p as u8
+    }
+}
+
+/// A `SetupConnection.protocol` value that names no sub-protocol (3..=255); a server answers
+/// it with `SetupConnection.Error` [`ERROR_UNSUPPORTED_PROTOCOL`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "SetupConnection.protocol {0} names no sub-protocol \
+     (0 Mining, 1 Job Declaration, 2 Template Distribution)"
+)]
+pub struct UnknownProtocol(pub u8);
 
 sv2_message! {
     /// Client -> Server: the first message on a connection (spec 3.6.1).
     SetupConnection = (0, 0x00, channel_msg = false, "SetupConnection") {
-        /// 0 = Mining, 1 = Job Declaration, 2 = Template Distribution, 3 = Job Distribution.
+        /// 0 = Mining, 1 = Job Declaration, 2 = Template Distribution; any other value is
+        /// decoded and names no sub-protocol ([`SetupConnection::sub_protocol`]).
         protocol: u8,
         /// Minimum protocol version the client supports (currently 2).
         min_version: u16,
@@ -54,7 +122,8 @@ sv2_message! {
     SetupConnectionError = (0, 0x02, channel_msg = false, "SetupConnection.Error") {
         /// Flags the server does not support (0 when the error is about something else).
         flags: u32,
-        /// `unsupported-feature-flags`, `unsupported-protocol`, `protocol-version-mismatch`...
+        /// [`ERROR_UNSUPPORTED_FEATURE_FLAGS`], [`ERROR_UNSUPPORTED_PROTOCOL`],
+        /// [`ERROR_PROTOCOL_VERSION_MISMATCH`]...
         error_code: Str0_255,
     }
 }
@@ -74,6 +143,14 @@ sv2_message! {
         new_host: Str0_255,
         /// New port; 0 = the present one.
         new_port: u16,
+    }
+}
+
+impl SetupConnection {
+    /// The sub-protocol the client asks for, or the unknown value (3 included: see
+    /// [`Protocol`]).
+    pub fn sub_protocol(&self) -> Result<Protocol, UnknownProtocol> {
+        Protocol::try_from(self.protocol)
     }
 }
 

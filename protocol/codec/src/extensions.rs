@@ -22,7 +22,7 @@
 //! The 0x0001 messages agree field for field with SRI (extensions_sv2 0.3.0). For 0x0002:
 //!
 //! * **TLV byte order**: the spec's example is big-endian, SRI little-endian; we follow SRI
-//!   (see [`crate::tlv`], SPEC-NOTES 7).
+//!   (see [`crate::tlv`], docs/spec-notes.md §3).
 //! * **UTF-8**: the spec says the value is UTF-8; SRI accepts any bytes on receipt. We reject
 //!   a value that is not UTF-8 ([`crate::DecodeError::InvalidUtf8`]); SRI senders build it from
 //!   a `&str`.

@@ -8,8 +8,8 @@
 //! +----------------+----------+------------+----------------------+
 //! ```
 //!
-//! On the wire the channel_msg flag is `extension_type & 0x8000` (SPEC-NOTES 1); [`Header`]
-//! keeps it apart from the extension id so that look-ups never see it.
+//! On the wire the channel_msg flag is `extension_type & 0x8000` (docs/spec-notes.md §1);
+//! [`Header`] keeps it apart from the extension id so that look-ups never see it.
 
 use crate::error::DecodeError;
 use bytes::{BufMut, Bytes, BytesMut};

@@ -84,7 +84,7 @@ sv2_message! {
         /// SetCustomMiningJob).
         mining_job_token: B0_255,
         /// Outputs added by the pool, the first being the pool payout output (0 sats):
-        /// a CompactSize-prefixed array of consensus serialized outputs (SPEC-NOTES 9;
+        /// a CompactSize-prefixed array of consensus serialized outputs (docs/spec-notes.md §4;
         /// `coinbase_outputs` in SRI).
         coinbase_tx_outputs: B0_64K,
     }
@@ -100,7 +100,7 @@ sv2_message! {
         /// Header version (its BIP323 general purpose bits may be rolled later).
         version: u32,
         /// Coinbase transaction up to the extranonce, BIP141 fields **not** stripped
-        /// (SPEC-NOTES 10).
+        /// (docs/spec-notes.md §5).
         coinbase_tx_prefix: B0_64K,
         /// Coinbase transaction after the extranonce, BIP141 fields **not** stripped.
         coinbase_tx_suffix: B0_64K,

@@ -25,7 +25,7 @@
 //! `NewTemplate.coinbase_tx_outputs` is **not** CompactSize-prefixed (unlike
 //! `AllocateMiningJobToken.Success.coinbase_tx_outputs` and
 //! `SetCustomMiningJob.coinbase_tx_outputs`): it is the raw concatenation of the consensus
-//! serialized outputs, counted by `coinbase_tx_outputs_count` (spec 7.2; SPEC-NOTES 9).
+//! serialized outputs, counted by `coinbase_tx_outputs_count` (spec 7.2; docs/spec-notes.md §4).
 
 use crate::message::{protocol_enum, sv2_message};
 use crate::wire::{Seq0_255, Seq0_64K, Str0_255, B0_16M, B0_255, B0_64K, U256};
@@ -68,7 +68,8 @@ sv2_message! {
         /// Number of outputs in `coinbase_tx_outputs`.
         coinbase_tx_outputs_count: u32,
         /// Outputs to be the last of the coinbase (witness commitment included): consensus
-        /// serialized outputs concatenated, **without** a CompactSize count (SPEC-NOTES 9).
+        /// serialized outputs concatenated, **without** a CompactSize count
+        /// (docs/spec-notes.md §4).
         coinbase_tx_outputs: B0_64K,
         /// The coinbase transaction's nLockTime.
         coinbase_tx_locktime: u32,
@@ -139,7 +140,7 @@ sv2_message! {
         /// Header nonce.
         header_nonce: u32,
         /// The full serialized coinbase transaction, BIP141 fields **not** stripped
-        /// (SPEC-NOTES 10).
+        /// (docs/spec-notes.md §5).
         coinbase_tx: B0_64K,
     }
 }

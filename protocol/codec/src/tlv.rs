@@ -15,7 +15,7 @@
 //!
 //! # Differences between the spec text and SRI
 //!
-//! * **Byte order** (SPEC-NOTES 7): the spec's examples write the type and length
+//! * **Byte order** (docs/spec-notes.md §3): the spec's examples write the type and length
 //!   big-endian (`00 02 01 00 0A` for extension 0x0002, field 0x01, length 10); SRI's
 //!   parsers_sv2 0.6 writes both little-endian (`02 00 01 0A 00`), like every other SV2
 //!   integer. We interoperate with SRI: little-endian.

@@ -98,3 +98,61 @@ fn setup_connection_rejects_bad_utf8_with_field_name() {
         }
     ));
 }
+
+/// 0, 1 and 2 are the spec's sub-protocols; every other value, 3 ("Job Distribution", a
+/// sub-protocol the spec leaves "to a future document" and never defines) included, names none.
+#[test]
+fn protocol_values_outside_0_to_2_name_no_sub_protocol() {
+    assert_eq!(Protocol::try_from(PROTOCOL_MINING), Ok(Protocol::Mining));
+    assert_eq!(
+        Protocol::try_from(PROTOCOL_JOB_DECLARATION),
+        Ok(Protocol::JobDeclaration)
+    );
+    assert_eq!(
+        Protocol::try_from(PROTOCOL_TEMPLATE_DISTRIBUTION),
+        Ok(Protocol::TemplateDistribution)
+    );
+    for p in [
+        Protocol::Mining,
+        Protocol::JobDeclaration,
+        Protocol::TemplateDistribution,
+    ] {
+        assert_eq!(Protocol::try_from(u8::from(p)), Ok(p));
+    }
+    for v in 3..=u8::MAX {
+        assert_eq!(Protocol::try_from(v), Err(UnknownProtocol(v)));
+    }
+    let msg = UnknownProtocol(3).to_string();
+    assert!(msg.contains("protocol 3"), "{msg}");
+}
+
+/// A SetupConnection asking for protocol 3 still decodes (a server must be able to answer it
+/// with `unsupported-protocol`) and names no sub-protocol; SRI refuses to decode it.
+#[test]
+fn setup_connection_protocol_3_decodes_and_names_no_sub_protocol() {
+    use strata_protocol::{Decode, Encode};
+    let m = SetupConnection {
+        protocol: 3,
+        min_version: 2,
+        max_version: 2,
+        flags: 0,
+        endpoint_host: s("pool.example"),
+        endpoint_port: 34254,
+        vendor: s("v"),
+        hardware_version: s(""),
+        firmware: s(""),
+        device_id: s(""),
+    };
+    let bytes = m.to_vec();
+    let back = SetupConnection::from_bytes(&bytes).expect("3 is a u8 like any other");
+    assert_eq!(back, m);
+    assert_eq!(back.sub_protocol(), Err(UnknownProtocol(3)));
+    let mut sri = bytes.clone();
+    assert!(
+        binary_sv2::from_bytes::<common_messages_sv2::SetupConnection<'_>>(&mut sri).is_err(),
+        "SRI's Protocol enum is 0..=2"
+    );
+    let mut mining = m.clone();
+    mining.protocol = PROTOCOL_MINING;
+    assert_eq!(mining.sub_protocol(), Ok(Protocol::Mining));
+}

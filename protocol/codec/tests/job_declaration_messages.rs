@@ -97,7 +97,8 @@ fn push_solution_wire_vector() {
 }
 
 /// AllocateMiningJobToken.Success carries the pool's outputs as a CompactSize-prefixed array
-/// inside its B0_64K (SPEC-NOTES 9), unlike NewTemplate: the codec keeps the bytes as they are.
+/// inside its B0_64K (docs/spec-notes.md §4), unlike NewTemplate: the codec keeps the bytes as
+/// they are.
 #[test]
 fn allocate_mining_job_token_success_from_sri_value() {
     use job_declaration_sv2::AllocateMiningJobTokenSuccess as Sri;

@@ -64,7 +64,7 @@ fn u256(b: u8) -> U256 {
 }
 
 /// NewTemplate, byte by byte from the table of spec 7.2. `coinbase_tx_outputs` holds one
-/// output (a SegWit commitment) with no CompactSize count in front (SPEC-NOTES 9).
+/// output (a SegWit commitment) with no CompactSize count in front (docs/spec-notes.md §4).
 #[test]
 fn new_template_wire_vector() {
     // output: value 0 (8 bytes), script length 38, OP_RETURN OP_PUSHBYTES_36 aa21a9ed + 32 bytes

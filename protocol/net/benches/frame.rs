@@ -34,7 +34,6 @@ use criterion::Criterion;
 use framing_sv2::framing::MessageFrame;
 use parsers_sv2::{AnyMessage, Mining};
 use strata_noise::{AuthorityKeypair, Certificate, Initiator, Responder, StaticKeypair};
-use strata_protocol::frame::Header;
 use strata_protocol::mining::{NewExtendedMiningJob, SubmitSharesStandard};
 use strata_protocol::{Message, Seq0_255, Sv2Message, B0_64K, U256};
 
@@ -148,7 +147,7 @@ impl<M: Sv2Message> Strata<M> {
         self.sealer.seal_frame(&mut self.tx).unwrap();
         self.rx.extend_from_slice(&self.tx);
         let f = self.opener.decode(&mut self.rx).unwrap().unwrap();
-        Message::decode(&Header::from_bytes(f.header), &f.payload).unwrap()
+        Message::decode(&f.header, &f.payload).unwrap()
     }
 }
 

@@ -11,6 +11,8 @@
 //! * [`sv1`]: a `tokio_util::codec` line codec for Stratum V1 with a maximum line length.
 //! * [`keys`]: a server's authority key, static key and certificate kept in a data
 //!   directory (pool, proxy).
+//! * [`limit`]: connections per IP address for listeners ([`limit::IpLimiter`], whose slots
+//!   free themselves on drop).
 //!
 //! ```no_run
 //! # async fn demo(authority: strata_noise::PublicKey) -> Result<(), strata_net::NetError> {
@@ -31,6 +33,7 @@
 
 pub mod config;
 pub mod keys;
+pub mod limit;
 pub mod sv1;
 pub mod sv2;
 

@@ -194,12 +194,9 @@ impl<R: AsyncRead + Unpin> Sv2Reader<R> {
 
     fn decode_buffered(&mut self) -> Result<Option<Frame>, NetError> {
         match &mut self.decoder {
-            Decoder::Noise(opener) => Ok(opener.decode(&mut self.buf)?.map(|pf| {
-                let header = Header::from_bytes(pf.header);
-                Frame {
-                    header,
-                    payload: pf.payload.freeze(),
-                }
+            Decoder::Noise(opener) => Ok(opener.decode(&mut self.buf)?.map(|pf| Frame {
+                header: pf.header,
+                payload: pf.payload.freeze(),
             })),
             Decoder::Plain(dec) => Ok(dec.decode(&mut self.buf)?),
         }

@@ -4,10 +4,11 @@
 use std::sync::OnceLock;
 
 use bytes::BytesMut;
+use strata_protocol::frame::{Header, HEADER_LEN};
 
 use crate::{
     AuthorityKeypair, Certificate, Initiator, Opener, Responder, StaticKeypair, Transport,
-    ACT1_LEN, ACT2_LEN, HEADER_LEN,
+    ACT1_LEN, ACT2_LEN,
 };
 
 const NOW: u32 = 1_700_000_000;
@@ -124,9 +125,9 @@ pub fn transport_open(data: &[u8]) {
         frame.extend_from_slice(&[k as u8, 0x80, 0x15]);
         frame.extend_from_slice(&(len as u32).to_le_bytes()[..3]);
         frame.extend_from_slice(&payload);
-        let header: [u8; HEADER_LEN] = match frame[..HEADER_LEN].try_into() {
-            Ok(h) => h,
-            Err(_) => return,
+        let header = match frame.first_chunk::<HEADER_LEN>() {
+            Some(h) => Header::from_bytes(*h),
+            None => return,
         };
         if sealer.seal_frame(&mut frame).is_err() {
             panic!("seal_frame failed on a well-formed frame");

@@ -21,6 +21,10 @@
 //! Each handshake step consumes its state, so an out-of-order step does not compile. Any error
 //! means: close the connection.
 //!
+//! The plaintext frame header is `strata-protocol`'s ([`strata_protocol::frame::Header`],
+//! [`strata_protocol::frame::HEADER_LEN`]): a [`PlainFrame`] carries it decoded, and the sealer
+//! reads `msg_length` through it.
+//!
 //! # Example
 //!
 //! ```
@@ -46,7 +50,7 @@
 //! sealer.seal_frame(&mut buf)?;
 //! assert_eq!(buf.len(), strata_noise::encrypted_len(3));
 //! let frame = opener.decode(&mut buf)?.expect("a whole frame");
-//! assert_eq!((frame.msg_type(), &frame.payload[..]), (0x1a, &b"abc"[..]));
+//! assert_eq!((frame.header.msg_type, &frame.payload[..]), (0x1a, &b"abc"[..]));
 //! # Ok::<(), strata_noise::NoiseError>(())
 //! ```
 //!
@@ -100,8 +104,7 @@ pub use handshake::{Initiator, InitiatorWaiting, Responder, ACT1_LEN, ACT2_LEN};
 pub use keys::{AuthorityKeypair, PublicKey, SecretKey, StaticKeypair};
 pub use transport::{
     encrypted_len, Opener, PlainFrame, Sealer, Transport, DEFAULT_MAX_PAYLOAD_LEN,
-    ENCRYPTED_HEADER_LEN, HEADER_LEN, MAX_CHUNK_CIPHERTEXT_LEN, MAX_CHUNK_PLAINTEXT_LEN,
-    MAX_FRAME_PAYLOAD_LEN,
+    ENCRYPTED_HEADER_LEN, MAX_CHUNK_CIPHERTEXT_LEN, MAX_CHUNK_PLAINTEXT_LEN,
 };
 
 /// The Noise protocol name, hashed into the initial handshake state.

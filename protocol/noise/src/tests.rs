@@ -63,9 +63,15 @@ fn handshake_and_frames_both_ways() {
         let mut wire = sealed(&mut c_seal, 0x8000, 0x1b, &p);
         let f = s_open.decode(&mut wire).unwrap().unwrap();
         assert!(wire.is_empty());
+        // extension_type 0x8000 on the wire: extension 0 with the channel_msg bit
         assert_eq!(
-            (f.extension_type(), f.msg_type(), f.msg_length()),
-            (0x8000, 0x1b, len)
+            (
+                f.header.extension_type,
+                f.header.channel_msg,
+                f.header.msg_type,
+                f.header.msg_length as usize
+            ),
+            (0, true, 0x1b, len)
         );
         assert_eq!(&f.payload[..], &p[..]);
 

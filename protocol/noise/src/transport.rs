@@ -11,22 +11,20 @@
 
 use bytes::{Buf, BytesMut};
 use noise_protocol::CipherState;
+use strata_protocol::frame::{Header, HEADER_LEN};
 
 use crate::{
     crypto::{open_in_place, seal_in_place, ChaChaPoly, Secret32, MAC_LEN},
     NoiseError, PublicKey,
 };
 
-/// Plaintext SV2 frame header length.
-pub const HEADER_LEN: usize = 6;
-/// Encrypted SV2 frame header length (header + MAC).
+/// Encrypted SV2 frame header length: the plaintext header
+/// ([`strata_protocol::frame::HEADER_LEN`]) plus its MAC.
 pub const ENCRYPTED_HEADER_LEN: usize = HEADER_LEN + MAC_LEN;
 /// Largest ciphertext of one Noise transport message.
 pub const MAX_CHUNK_CIPHERTEXT_LEN: usize = 65535;
 /// Largest plaintext of one payload chunk.
 pub const MAX_CHUNK_PLAINTEXT_LEN: usize = MAX_CHUNK_CIPHERTEXT_LEN - MAC_LEN;
-/// Largest payload a frame header can announce (`msg_length` is a u24).
-pub const MAX_FRAME_PAYLOAD_LEN: usize = 0xFF_FFFF;
 /// Default cap on the plaintext payload an [`Opener`] accepts: 4 MiB, enough for a full block's
 /// transactions in Job Declaration. Mining-only connections can set far less.
 pub const DEFAULT_MAX_PAYLOAD_LEN: usize = 4 << 20;
@@ -39,10 +37,6 @@ pub const fn encrypted_len(payload_len: usize) -> usize {
 
 const fn encrypted_payload_len(payload_len: usize) -> usize {
     payload_len + payload_len.div_ceil(MAX_CHUNK_PLAINTEXT_LEN) * MAC_LEN
-}
-
-fn msg_length(header: &[u8; HEADER_LEN]) -> usize {
-    u32::from_le_bytes([header[3], header[4], header[5], 0]) as usize
 }
 
 /// One direction's cipher state: key and 64-bit nonce. The key is wiped on drop.
@@ -164,7 +158,7 @@ impl Sealer {
         let Some(header) = frame.first_chunk::<HEADER_LEN>() else {
             return Err(NoiseError::FrameTooShort { len: frame.len() });
         };
-        let declared = msg_length(header);
+        let declared = Header::from_bytes(*header).msg_length as usize;
         let payload_len = frame.len() - HEADER_LEN;
         if declared != payload_len {
             return Err(NoiseError::FrameLengthMismatch {
@@ -215,30 +209,14 @@ impl Sealer {
     }
 }
 
-/// A decrypted SV2 frame: the plaintext 6-byte header and the payload.
+/// A decrypted SV2 frame: the plaintext header and the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlainFrame {
-    /// `extension_type` (u16 LE), `msg_type` (u8), `msg_length` (u24 LE).
-    pub header: [u8; HEADER_LEN],
-    /// The plaintext payload, `msg_length` bytes, split off the receive buffer without copying.
+    /// The decrypted header (the codec's: channel_msg kept apart from `extension_type`).
+    pub header: Header,
+    /// The plaintext payload, `header.msg_length` bytes, split off the receive buffer without
+    /// copying.
     pub payload: BytesMut,
-}
-
-impl PlainFrame {
-    /// `extension_type`, including the channel_msg bit (`0x8000`).
-    pub fn extension_type(&self) -> u16 {
-        u16::from_le_bytes([self.header[0], self.header[1]])
-    }
-
-    /// `msg_type`.
-    pub fn msg_type(&self) -> u8 {
-        self.header[2]
-    }
-
-    /// `msg_length`: the plaintext payload length.
-    pub fn msg_length(&self) -> usize {
-        msg_length(&self.header)
-    }
 }
 
 /// The receiving half: a sans-IO incremental decoder of encrypted SV2 frames.
@@ -246,7 +224,7 @@ pub struct Opener {
     cipher: DirectionCipher,
     max_payload_len: usize,
     /// Header already decrypted (its nonce spent) while the payload is still arriving.
-    pending_header: Option<[u8; HEADER_LEN]>,
+    pending_header: Option<Header>,
     closed: bool,
 }
 
@@ -311,7 +289,8 @@ impl Opener {
                 let mut h = [0u8; HEADER_LEN];
                 h.copy_from_slice(&ct[..HEADER_LEN]);
                 src.advance(ENCRYPTED_HEADER_LEN);
-                let len = msg_length(&h);
+                let h = Header::from_bytes(h);
+                let len = h.msg_length as usize;
                 if len > self.max_payload_len {
                     return Err(NoiseError::PayloadTooLarge {
                         len,
@@ -322,7 +301,7 @@ impl Opener {
                 h
             }
         };
-        let payload_len = msg_length(&header);
+        let payload_len = header.msg_length as usize;
         let ct_len = encrypted_payload_len(payload_len);
         if src.len() < ct_len {
             src.reserve(ct_len - src.len());

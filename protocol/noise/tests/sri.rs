@@ -88,7 +88,7 @@ fn our_open(opener: &mut Opener, wire: &[u8]) -> Vec<u8> {
     let mut b = BytesMut::from(wire);
     let f = opener.decode(&mut b).unwrap().unwrap();
     assert!(b.is_empty());
-    let mut v = f.header.to_vec();
+    let mut v = f.header.to_bytes().to_vec();
     v.extend_from_slice(&f.payload);
     v
 }

@@ -1,7 +1,7 @@
 //! Limits and helpers for what deployed firmware actually tolerates, and the version-rolling
 //! mask arithmetic of BIP310 / BIP320.
 //!
-//! See `SPEC-NOTES.md`, "Stratum V1 as ASIC firmware speaks it".
+//! See `docs/spec-notes.md` §10, "Stratum V1 as ASIC firmware speaks it".
 
 /// The largest `extranonce2_size` to hand out by default: cgminer-based firmware (Antminer S9
 /// bmminer, WhatsMiner) misbehaves above 8 bytes.

@@ -28,7 +28,7 @@
 //!        └──────── SetNewPrevHash (other job) ──┴──────────────────────┴──► stale ids
 //! ```
 //!
-//! * A `SetNewPrevHash` must name a job that was sent as a future job (SPEC-NOTES 12); one
+//! * A `SetNewPrevHash` must name a job that was sent as a future job (docs/spec-notes.md §7); one
 //!   naming an unknown job, or an active one, is refused and the channel is left unchanged.
 //!   On success every other job (future, active, past) is dropped and its id remembered as
 //!   stale, so a late share gets `stale-share` rather than `invalid-job-id`.
@@ -162,7 +162,7 @@ pub enum ChannelError {
         /// The job id.
         job_id: u32,
     },
-    /// `SetNewPrevHash` names a job that was not sent as a future job (SPEC-NOTES 12).
+    /// `SetNewPrevHash` names a job that was not sent as a future job (docs/spec-notes.md §7).
     #[error(
         "SetNewPrevHash names job {job_id} on channel {channel_id}, which is not a future job"
     )]
@@ -214,7 +214,7 @@ pub enum ChannelError {
         max: usize,
     },
     /// A member of a group channel would not have the group's full extranonce size
-    /// (spec 5.2.3, SPEC-NOTES 14).
+    /// (spec 5.2.3, docs/spec-notes.md §9).
     #[error(
         "channel {channel_id} has full extranonce size {got}, group {group_id} has {expected}"
     )]
@@ -1043,7 +1043,7 @@ impl Channel {
     /// Records a `SetNewPrevHash` (spec 5.3.17): activates the named future job with the
     /// message's `min_ntime`, drops every other job (remembering their ids as stale) and
     /// empties the duplicate set if the prevhash changed. Refused, leaving the channel unchanged, if the job is not
-    /// a future job of this channel (SPEC-NOTES 12) or nBits is invalid.
+    /// a future job of this channel (docs/spec-notes.md §7) or nBits is invalid.
     pub fn on_set_new_prev_hash(&mut self, msg: &SetNewPrevHash) -> Result<(), ChannelError> {
         let Some(pos) = self.future.iter().position(|j| j.id == msg.job_id) else {
             return Err(if self.jobs.iter().any(|j| j.id == msg.job_id) {
@@ -1182,7 +1182,7 @@ impl Channel {
 
 /// A group channel (spec 5.2.3): channels of one connection addressed together by extended
 /// jobs, `SetNewPrevHash` and `SetTarget`. All members have the same full extranonce size
-/// (SPEC-NOTES 14).
+/// (docs/spec-notes.md §9).
 #[derive(Debug, Clone)]
 pub struct GroupChannel {
     id: u32,

@@ -14,7 +14,7 @@
 //! the same layout as SRI's job factory. The outputs are the pool's payouts followed by the
 //! template's `coinbase_tx_outputs`, which must come last (spec 7.2).
 //!
-//! Two serializations (SPEC-NOTES 10):
+//! Two serializations (docs/spec-notes.md §5):
 //! * **stripped** (no BIP141 marker, flag or witness): `prefix ‖ extranonce ‖ suffix`; its
 //!   SHA-256d is the txid, which goes into the merkle root. This is what NewExtendedMiningJob
 //!   carries.
@@ -129,7 +129,7 @@ pub struct CoinbaseParams {
 
 impl CoinbaseParams {
     /// Parameters from a template (spec 7.2): its version, scriptSig prefix, nSequence,
-    /// outputs (decoded from the raw, count-less `coinbase_tx_outputs`, SPEC-NOTES 9) and
+    /// outputs (decoded from the raw, count-less `coinbase_tx_outputs`, docs/spec-notes.md §4) and
     /// lock time, with the pool's payout outputs (checked against
     /// `coinbase_tx_value_remaining`), tag and extranonce size.
     pub fn from_template(
@@ -416,7 +416,7 @@ pub fn bip34_height_push(height: u32) -> Vec<u8> {
 }
 
 /// Decodes `count` consensus-serialized outputs concatenated without a count prefix
-/// (`NewTemplate.coinbase_tx_outputs`, SPEC-NOTES 9); every byte must be used.
+/// (`NewTemplate.coinbase_tx_outputs`, docs/spec-notes.md §4); every byte must be used.
 pub fn decode_outputs(bytes: &[u8], count: u32) -> Result<Vec<TxOut>, CoinbaseError> {
     // an output is at least 9 bytes: do not trust `count` for the allocation
     let mut outs = Vec::with_capacity((count as usize).min(bytes.len() / 9));

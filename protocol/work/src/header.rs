@@ -7,7 +7,7 @@
 //! miner may change are BIP323's general purpose bits 5..=28 ([`BIP323_VERSION_MASK`]) when
 //! the job allows rolling, none otherwise. [`check_version`] verifies that every other bit is
 //! the job's. SV1 firmware negotiates a mask with `mining.configure` (BIP310; `1fffe000` and
-//! `1fffffe0` are the ones seen, SPEC-NOTES 11) and [`rolled_version`] applies it.
+//! `1fffffe0` are the ones seen, docs/spec-notes.md §6) and [`rolled_version`] applies it.
 
 use strata_protocol::mining::{
     NewExtendedMiningJob, NewMiningJob, SetNewPrevHash, SubmitSharesExtended, SubmitSharesStandard,

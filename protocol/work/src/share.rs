@@ -196,7 +196,7 @@ impl Rejection {
     }
 
     /// The `SubmitShares.Error` for the share `(channel_id, sequence_number)` (sent at once,
-    /// one per bad share: SPEC-NOTES 13).
+    /// one per bad share: docs/spec-notes.md §8).
     pub fn to_message(&self, channel_id: u32, sequence_number: u32) -> SubmitSharesError {
         SubmitSharesError {
             channel_id,
@@ -625,7 +625,7 @@ impl Channels {
 // ---------------------------------------------------------------------------------------------
 
 /// Accumulates accepted shares of one channel into `SubmitShares.Success` messages
-/// (spec 5.3.13, SPEC-NOTES 13): errors go out at once, successes every `batch_size`
+/// (spec 5.3.13, docs/spec-notes.md §8): errors go out at once, successes every `batch_size`
 /// shares, at a block, or when the caller flushes (e.g. on a timer).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SuccessBatch {

@@ -149,7 +149,8 @@ fn check_block(f: &Fixture, header: &Header, coinbase_full: &[u8], stripped_coin
         u64::from(HEIGHT)
     );
 
-    // the coinbase txid is SHA256d of the stripped prefix ‖ extranonce ‖ suffix (SPEC-NOTES 10)
+    // the coinbase txid is SHA256d of the stripped prefix ‖ extranonce ‖ suffix
+    // (docs/spec-notes.md §5)
     let cb = &block.txdata[0];
     assert!(cb.is_coinbase());
     assert_eq!(

@@ -22,11 +22,11 @@
 //! action list are released after each use), and the rarely used parts of the task (running
 //! actions, the exit) are boxed so that they do not enlarge every waiting task.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use strata_net::limit::IpLimiter;
 use strata_net::sv1::LineReader;
 use strata_net::NetError;
 use strata_sv1::{Id, Response, StratumError, Text};
@@ -333,48 +333,10 @@ impl Conn {
     }
 }
 
-/// Connections per remote address.
-#[derive(Debug, Default)]
-struct PerIp {
-    counts: Mutex<HashMap<IpAddr, usize>>,
-}
-
-/// Holds one connection slot of an address; released on drop.
-struct IpSlot {
-    table: Arc<PerIp>,
-    ip: IpAddr,
-}
-
-impl PerIp {
-    fn acquire(self: &Arc<Self>, ip: IpAddr, max: usize) -> Option<IpSlot> {
-        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        let n = counts.entry(ip).or_insert(0);
-        if *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            table: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut counts = self.table.counts.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = counts.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                counts.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Accepts SV1 miners on `listener` until `shutdown` is cancelled, one [`serve_sv1`] task
-/// each, at most `max_per_ip` at once from one address (further connections from it are
-/// closed at once); returns when every connection task has finished.
+/// each, at most `max_per_ip` at once from one address (0: no limit; further connections
+/// from it are closed at once, logged at debug); returns when every connection task has
+/// finished.
 pub async fn listen_sv1(
     listener: TcpListener,
     hub: HubHandle,
@@ -383,7 +345,7 @@ pub async fn listen_sv1(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let per_ip = Arc::new(PerIp::default());
+    let per_ip = IpLimiter::new("sv1", max_per_ip);
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => break,
@@ -399,8 +361,7 @@ pub async fn listen_sv1(
                 }
             }
         };
-        let Some(slot) = per_ip.acquire(peer.ip(), max_per_ip) else {
-            tracing::info!(%peer, max_per_ip, "sv1 connection refused: too many from this address");
+        let Some(slot) = per_ip.admit(peer) else {
             drop(stream);
             continue;
         };

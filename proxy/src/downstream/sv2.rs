@@ -70,7 +70,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use strata_protocol::common::{
-    CommonMessage, SetupConnection, SetupConnectionError, SetupConnectionSuccess, PROTOCOL_MINING,
+    CommonMessage, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
+    ERROR_PROTOCOL_VERSION_MISMATCH, ERROR_UNSUPPORTED_FEATURE_FLAGS, ERROR_UNSUPPORTED_PROTOCOL,
 };
 use strata_protocol::extensions::{ExtensionsMessage, RequestExtensions, RequestExtensionsError};
 use strata_protocol::mining::{
@@ -100,13 +101,6 @@ pub const ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED: &str = "extended-channels-not-s
 /// `CloseChannel` reason when an upstream switch leaves no room in the new extranonce space
 /// for the channel's counter.
 pub const REASON_EXTRANONCE_SPACE_EXHAUSTED: &str = "extranonce-space-exhausted";
-
-/// `SetupConnection.Error` code for an unsupported protocol.
-const ERROR_UNSUPPORTED_PROTOCOL: &str = "unsupported-protocol";
-/// `SetupConnection.Error` code for a version range without 2.
-const ERROR_VERSION_MISMATCH: &str = "protocol-version-mismatch";
-/// `SetupConnection.Error` code for flags the proxy does not support.
-const ERROR_UNSUPPORTED_FLAGS: &str = "unsupported-feature-flags";
 
 /// Settings shared by every SV2 downstream session of a proxy.
 #[derive(Debug, Clone, PartialEq)]
@@ -355,18 +349,19 @@ impl Sv2DownSession {
             flags,
             error_code: str255(code),
         };
-        if s.protocol != PROTOCOL_MINING {
+        // anything but Mining, 3 and other values that name no sub-protocol included
+        if s.sub_protocol() != Ok(Protocol::Mining) {
             send(out, error(0, ERROR_UNSUPPORTED_PROTOCOL));
             return self.close(out, format!("unsupported protocol {}", s.protocol));
         }
         if s.min_version > 2 || s.max_version < 2 {
-            send(out, error(0, ERROR_VERSION_MISMATCH));
+            send(out, error(0, ERROR_PROTOCOL_VERSION_MISMATCH));
             let reason = format!("versions {}..={} exclude 2", s.min_version, s.max_version);
             return self.close(out, reason);
         }
         let unsupported = s.flags & m::REQUIRES_WORK_SELECTION;
         if unsupported != 0 {
-            send(out, error(unsupported, ERROR_UNSUPPORTED_FLAGS));
+            send(out, error(unsupported, ERROR_UNSUPPORTED_FEATURE_FLAGS));
             return self.close(out, "miner requires work selection".into());
         }
         let parts = [

@@ -7,13 +7,13 @@
 //!
 //! [`listen_sv2`] accepts connections, caps them per IP address and runs one task each.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::OptionFuture;
 use futures::FutureExt as _;
+use strata_net::limit::IpLimiter;
 use strata_net::sv2::{plaintext, respond, Sv2Options, Sv2Reader, Sv2Writer};
 use strata_noise::Responder;
 use strata_protocol::frame::Frame;
@@ -291,44 +291,10 @@ async fn work_changed(work: &mut Option<WorkRx>) -> Result<(), watch::error::Rec
     }
 }
 
-/// Connections per IP address, released on drop.
-#[derive(Debug)]
-struct IpSlot {
-    ip: IpAddr,
-    table: Arc<Mutex<HashMap<IpAddr, usize>>>,
-}
-
-impl IpSlot {
-    /// One more connection from `ip`, unless it has `max` already (`max == 0`: no limit).
-    fn acquire(table: &Arc<Mutex<HashMap<IpAddr, usize>>>, ip: IpAddr, max: usize) -> Option<Self> {
-        let mut t = table.lock().unwrap_or_else(|e| e.into_inner());
-        let n = t.entry(ip).or_insert(0);
-        if max != 0 && *n >= max {
-            return None;
-        }
-        *n += 1;
-        Some(IpSlot {
-            ip,
-            table: table.clone(),
-        })
-    }
-}
-
-impl Drop for IpSlot {
-    fn drop(&mut self) {
-        let mut t = self.table.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                t.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Accepts SV2 miners on `listener` until `shutdown` is cancelled, at most `max_per_ip`
-/// connections per IP address at a time (0: no limit), one [`serve_sv2`] task each; returns
-/// once every connection task has ended.
+/// connections per IP address at a time (0: no limit; further ones are closed at once,
+/// logged at debug), one [`serve_sv2`] task each; returns once every connection task has
+/// ended.
 pub async fn listen_sv2(
     listener: TcpListener,
     hub: HubHandle,
@@ -337,13 +303,12 @@ pub async fn listen_sv2(
     shutdown: CancellationToken,
 ) {
     let tracker = TaskTracker::new();
-    let per_ip: Arc<Mutex<HashMap<IpAddr, usize>>> = Arc::default();
+    let per_ip = IpLimiter::new("sv2", max_per_ip);
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let Some(slot) = IpSlot::acquire(&per_ip, peer.ip(), max_per_ip) else {
-                        tracing::debug!(%peer, max_per_ip, "too many SV2 connections from this address");
+                    let Some(slot) = per_ip.admit(peer) else {
                         continue;
                     };
                     let (hub, ctx, shutdown) = (hub.clone(), ctx.clone(), shutdown.clone());

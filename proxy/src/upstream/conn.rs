@@ -40,11 +40,6 @@ pub(crate) enum ConnEvent {
     Refused { channel: usize, code: String },
     /// New current work of a channel.
     Work { channel: usize, work: UpstreamWork },
-    /// SetTarget.
-    Target {
-        channel: usize,
-        target: strata_work::target::Target,
-    },
     /// SetExtranoncePrefix.
     ExtranoncePrefix { channel: usize, prefix: Bytes },
     /// The connection is over.
@@ -261,7 +256,6 @@ async fn forward(id: u64, out: &mut Vec<Action>, q: &Queues) -> Result<(), ConnE
             Action::Opened(info) => ConnEvent::Opened(info),
             Action::ChannelRefused { channel, code } => ConnEvent::Refused { channel, code },
             Action::Work { channel, work } => ConnEvent::Work { channel, work },
-            Action::Target { channel, target } => ConnEvent::Target { channel, target },
             Action::ExtranoncePrefix { channel, prefix } => {
                 ConnEvent::ExtranoncePrefix { channel, prefix }
             }

@@ -236,7 +236,8 @@ pub enum UpstreamEvent {
         extranonce_prefix: Bytes,
         /// Bytes the proxy splits among the channel's miners.
         extranonce_size: u16,
-        /// The channel's current target.
+        /// The target the pool opened the channel with (a later `SetTarget` reaches the
+        /// miners in the work of the jobs after it, [`UpstreamWork::upstream_target`]).
         target: Target,
     },
     /// A further channel (index 1, 2...) of the active pool is open.
@@ -251,7 +252,7 @@ pub enum UpstreamEvent {
         extranonce_prefix: Bytes,
         /// Bytes the proxy splits among the channel's miners.
         extranonce_size: u16,
-        /// Its current target.
+        /// The target the pool opened it with (later ones: as for [`UpstreamEvent::Active`]).
         target: Target,
     },
     /// The active pool refused to open channel `channel` (`OpenMiningChannel.Error`): its
@@ -271,16 +272,6 @@ pub enum UpstreamEvent {
         channel: usize,
         /// The work.
         work: UpstreamWork,
-    },
-    /// A channel's target changed (applies to jobs activated from now on; the next
-    /// [`UpstreamEvent::Work`] carries it as `upstream_target`).
-    Target {
-        /// The epoch it belongs to.
-        epoch: u64,
-        /// The channel's proxy-side index.
-        channel: usize,
-        /// The new target.
-        target: Target,
     },
     /// A channel's extranonce prefix changed (`SetExtranoncePrefix`): re-carve its miners'
     /// extranonce1; the next [`UpstreamEvent::Work`] carries it.
@@ -763,20 +754,6 @@ impl Supervisor {
                 if c.role == Role::Active {
                     work.epoch = epoch;
                     self.emit(UpstreamEvent::Work { channel, work }).await?;
-                }
-            }
-            ConnEvent::Target { channel, target } => {
-                let c = &mut self.conns[i];
-                if let Some(info) = c.infos.get_mut(&channel) {
-                    info.target = target;
-                }
-                if c.role == Role::Active {
-                    self.emit(UpstreamEvent::Target {
-                        epoch,
-                        channel,
-                        target,
-                    })
-                    .await?;
                 }
             }
             ConnEvent::ExtranoncePrefix { channel, prefix } => {

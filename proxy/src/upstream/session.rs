@@ -116,7 +116,9 @@ pub struct ChannelInfo {
     pub extranonce_prefix: Bytes,
     /// Bytes the proxy rolls after the prefix.
     pub extranonce_size: u16,
-    /// The channel's current target.
+    /// The target the pool opened the channel with. A later `SetTarget` stays in the channel
+    /// state ([`UpstreamSession::channel`]) and goes out with the work of the jobs activated
+    /// after it (spec 5.3.21).
     pub target: Target,
     /// The group channel the pool put the channel in (0 = none).
     pub group_channel_id: u32,
@@ -148,13 +150,6 @@ pub enum Action {
         channel: usize,
         /// The work.
         work: UpstreamWork,
-    },
-    /// `SetTarget`: jobs of channel `channel` activated from now on use this target.
-    Target {
-        /// The channel's index.
-        channel: usize,
-        /// The new target.
-        target: Target,
     },
     /// `SetExtranoncePrefix`: jobs of channel `channel` from now on use this prefix (size
     /// unchanged).
@@ -679,13 +674,11 @@ impl UpstreamSession {
                 if members.is_empty() {
                     return Ok(());
                 }
+                // kept in the channel state only: it applies to the jobs activated after it
+                // (spec 5.3.21), whose work carries it as `upstream_target`
                 self.channels
                     .on_set_target(&t)
                     .map_err(Self::channel_err("SetTarget"))?;
-                let target = Target::from_le_bytes(t.maximum_target.0);
-                for channel in members {
-                    out.push(Action::Target { channel, target });
-                }
                 Ok(())
             }
             MiningMessage::SetExtranoncePrefix(p) => {

@@ -1,6 +1,6 @@
 //! Pool addresses: `stratum2+tcp://host:port/AUTHORITY_KEY`
 //! ([spec 4.4.1](https://github.com/stratum-mining/sv2-spec/blob/main/04-Protocol-Security.md);
-//! the key is base58check of `[0x01, 0x00] ‖ x-only key`, SPEC-NOTES 5).
+//! the key is base58check of `[0x01, 0x00] ‖ x-only key`, docs/spec-notes.md §2).
 
 use std::fmt;
 use std::str::FromStr;
