@@ -58,6 +58,13 @@ fn arg<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 #[tokio::main]
 async fn main() {
+    // RUST_LOG=strata_pool=debug shows what the pool does between the rounds
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let channels: usize = arg("--channels", 1000);
     let rounds: usize = arg("--rounds", 7);
     let source: String = arg("--source", String::from("embedded"));
@@ -182,6 +189,7 @@ async fn main() {
         let (job, prev, ntime, nbits) = job_rx.recv().await.unwrap();
         if let Some(node) = &node {
             let t0 = Instant::now();
+            tracing::debug!("round start");
             node.generate_to(1, &key.address.to_string()).await;
             let rpc_ms = t0.elapsed().as_secs_f64() * 1e3;
             let (first_ms, total) = wait_all(&mut tips_rx, channels, t0).await;

@@ -147,7 +147,10 @@ pub(super) fn interrupt(
     }
 }
 
-/// `getBlockHeader`, `getCoinbaseTx`, `getCoinbaseMerklePath`, `getTxFees`.
+/// `getBlockHeader`, `getCoinbaseTx`, `getCoinbaseMerklePath`, `getTxFees`: the four
+/// requests go out together, two on the calls thread and two on the reads thread, which the
+/// node runs side by side (sending each only after the last answer cost about 0.5 ms more
+/// per new tip on regtest).
 pub(super) async fn read_template(
     threads: &Threads,
     client: &block_template::Client,
@@ -158,12 +161,36 @@ pub(super) async fn read_template(
             .get()
             .init_context()
             .set_thread(threads.calls.clone());
+        request.send().promise
+    };
+    let coinbase = {
+        let mut request = client.get_coinbase_tx_request();
+        request
+            .get()
+            .init_context()
+            .set_thread(threads.reads.clone());
+        request.send().promise
+    };
+    let merkle_path = {
+        let mut request = client.get_coinbase_merkle_path_request();
+        request
+            .get()
+            .init_context()
+            .set_thread(threads.calls.clone());
+        request.send().promise
+    };
+    let fees = {
+        let mut request = client.get_tx_fees_request();
+        request
+            .get()
+            .init_context()
+            .set_thread(threads.reads.clone());
+        request.send().promise
+    };
+
+    let header = {
         let call = "BlockTemplate.getBlockHeader";
-        let answer = request
-            .send()
-            .promise
-            .await
-            .map_err(|e| call_error(call, e))?;
+        let answer = header.await.map_err(|e| call_error(call, e))?;
         answer
             .get()
             .and_then(|r| r.get_result())
@@ -171,17 +198,8 @@ pub(super) async fn read_template(
             .map_err(|e| call_error(call, e))?
     };
     let coinbase = {
-        let mut request = client.get_coinbase_tx_request();
-        request
-            .get()
-            .init_context()
-            .set_thread(threads.calls.clone());
         let call = "BlockTemplate.getCoinbaseTx";
-        let answer = request
-            .send()
-            .promise
-            .await
-            .map_err(|e| call_error(call, e))?;
+        let answer = coinbase.await.map_err(|e| call_error(call, e))?;
         let read = || -> capnp::Result<CoinbaseParts> {
             let tx = answer.get()?.get_result()?;
             Ok(CoinbaseParts {
@@ -201,17 +219,8 @@ pub(super) async fn read_template(
         read().map_err(|e| call_error(call, e))?
     };
     let merkle_path = {
-        let mut request = client.get_coinbase_merkle_path_request();
-        request
-            .get()
-            .init_context()
-            .set_thread(threads.calls.clone());
         let call = "BlockTemplate.getCoinbaseMerklePath";
-        let answer = request
-            .send()
-            .promise
-            .await
-            .map_err(|e| call_error(call, e))?;
+        let answer = merkle_path.await.map_err(|e| call_error(call, e))?;
         let read = || -> capnp::Result<Vec<Vec<u8>>> {
             answer
                 .get()?
@@ -223,17 +232,8 @@ pub(super) async fn read_template(
         read().map_err(|e| call_error(call, e))?
     };
     let tx_count = {
-        let mut request = client.get_tx_fees_request();
-        request
-            .get()
-            .init_context()
-            .set_thread(threads.calls.clone());
         let call = "BlockTemplate.getTxFees";
-        let answer = request
-            .send()
-            .promise
-            .await
-            .map_err(|e| call_error(call, e))?;
+        let answer = fees.await.map_err(|e| call_error(call, e))?;
         answer
             .get()
             .and_then(|r| r.get_result())

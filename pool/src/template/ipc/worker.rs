@@ -81,6 +81,9 @@ pub(super) struct Threads {
     pub(super) calls: thread::Client,
     /// Server thread of `waitNext`, so a submit never queues behind a wait.
     pub(super) waits: thread::Client,
+    /// A second thread for reading a new template, so that its four reads run two at a time
+    /// on the node (never behind a `waitNext`).
+    pub(super) reads: thread::Client,
 }
 
 impl Threads {
@@ -234,7 +237,7 @@ pub(super) async fn timed<T>(
 }
 
 impl Node {
-    /// `Init.construct`, two `ThreadMap.makeThread`, `Init.makeMining` of the configured
+    /// `Init.construct`, three `ThreadMap.makeThread`, `Init.makeMining` of the configured
     /// interface version (or the first of 31 and 30 the node serves).
     async fn open(config: IpcConfig, init: &init::Client) -> Result<Node, SourceError> {
         let limit = config.request_timeout;
@@ -268,10 +271,12 @@ impl Node {
         };
         let calls = make_thread("strata-ipc-calls").await?;
         let waits = make_thread("strata-ipc-waits").await?;
+        let reads = make_thread("strata-ipc-reads").await?;
         let threads = Threads {
             config,
             calls,
             waits,
+            reads,
         };
 
         let interface = threads.config.interface;
