@@ -442,6 +442,7 @@ mod tests {
     /// An offline data directory: `server.key` and a certificate for it, no authority key.
     fn offline_dir(
         authority: &AuthorityKeypair,
+        from: u32,
         to: u32,
     ) -> (tempfile::TempDir, KeyFiles, PublicKey) {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -449,14 +450,14 @@ mod tests {
         let server = SecretKey::generate();
         std::fs::write(&files.server_key, format!("{}\n", server.encode().as_str())).expect("key");
         let public = server.public_key();
-        write_cert(&files.server_cert, authority, &public, T0, to);
+        write_cert(&files.server_cert, authority, &public, from, to);
         (dir, files, public)
     }
 
     #[test]
     fn offline_mode_uses_the_certificate_and_never_creates_an_authority_key() {
         let authority = AuthorityKeypair::generate();
-        let (dir, files, server) = offline_dir(&authority, T0 + 30 * DAY);
+        let (dir, files, server) = offline_dir(&authority, T0, T0 + 30 * DAY);
         let keys = load_or_create_at(dir.path(), "", 30, T0 + DAY).expect("offline start");
         assert_eq!(keys.authority, authority.public_key());
         assert_eq!(keys.responder.public_key(), server);
@@ -539,7 +540,7 @@ mod tests {
     #[test]
     fn offline_renewal_reads_a_new_file_and_ignores_a_bad_one() {
         let authority = AuthorityKeypair::generate();
-        let (dir, files, server) = offline_dir(&authority, T0 + 10 * DAY);
+        let (dir, files, server) = offline_dir(&authority, T0, T0 + 10 * DAY);
         let mut keys = load_or_create_at(dir.path(), "", 30, T0).expect("start");
         let first = keys.responder.certificate();
 
@@ -569,5 +570,37 @@ mod tests {
         assert_eq!(fresh.certificate().not_valid_after(), T0 + 400 * DAY);
         assert_eq!(d, Decision::Keep);
         drop(dir);
+    }
+
+    #[tokio::test]
+    async fn the_renewal_task_publishes_a_dropped_in_certificate_to_new_connections() {
+        let authority = AuthorityKeypair::generate();
+        let now = unix_now();
+        let (dir, files, server) = offline_dir(&authority, now - 60, now + DAY);
+        let keys = load_or_create(dir.path(), "", 30).expect("start");
+        let (tx, mut rx) = watch::channel(Arc::new(keys.responder));
+        let task = tokio::spawn(run_renewal(keys.renewal, tx, Duration::from_millis(10)));
+
+        write_cert(
+            &files.server_cert,
+            &authority,
+            &server,
+            now - 60,
+            now + 90 * DAY,
+        );
+        tokio::time::timeout(Duration::from_secs(10), rx.changed())
+            .await
+            .expect("a new responder within 10 s")
+            .expect("the task is running");
+        let current = rx.borrow_and_update().clone();
+        assert_eq!(current.certificate().not_valid_after(), now + 90 * DAY);
+        assert_eq!(current.public_key(), server);
+
+        // the task ends when the last receiver is gone
+        drop(rx);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the task ends")
+            .expect("no panic");
     }
 }
