@@ -67,12 +67,12 @@ pub enum KeysError {
         source: NoiseError,
     },
     /// A certificate file is refused.
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {reason}", path.display())]
     Certificate {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: CertFileError,
+        reason: CertFileError,
     },
     /// Offline mode needs the server key the certificate was signed for.
     #[error(
@@ -234,16 +234,16 @@ fn load_offline(files: KeyFiles, now: u32) -> Result<ServerKeys, KeysError> {
         Ok(text) => Some(
             PublicKey::from_str(text.trim()).map_err(|e| KeysError::Certificate {
                 path: files.authority_pub.clone(),
-                source: CertFileError::Format(format!("not a public key: {e}")),
+                reason: CertFileError::Format(format!("not a public key: {e}")),
             })?,
         ),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_error(&files.authority_pub)(e)),
     };
     let text = std::fs::read_to_string(&files.server_cert).map_err(io_error(&files.server_cert))?;
-    let cert_error = |source| KeysError::Certificate {
+    let cert_error = |reason| KeysError::Certificate {
         path: files.server_cert.clone(),
-        source,
+        reason,
     };
     let file = cert::parse_certificate_file(&text).map_err(cert_error)?;
     let authority = cert::check_certificate_file(&file, pinned, &server.public_key(), now)
@@ -316,6 +316,19 @@ impl Renewal {
                         .map(|_| f.certificate)
                     });
                     match checked {
+                        // signed ahead of time: looked at again at every check until valid
+                        Err(CertFileError::Invalid(NoiseError::CertificateNotYetValid {
+                            valid_from,
+                            ..
+                        })) => {
+                            tracing::info!(
+                                path = %path.display(),
+                                valid_from,
+                                "the new certificate file is not valid yet; it replaces the \
+                                 current one from valid_from"
+                            );
+                            return self.verdict(fresh, current, now);
+                        }
                         Ok(c) if c != *current => {
                             tracing::info!(
                                 path = %path.display(),
@@ -341,6 +354,17 @@ impl Renewal {
                 ),
             },
         }
+        self.verdict(fresh, current, now)
+    }
+
+    /// What [`cert::decide`] says about the certificate in use after a check, logged, and the
+    /// responder for a `fresh` certificate.
+    fn verdict(
+        &self,
+        fresh: Option<Certificate>,
+        current: &Certificate,
+        now: u32,
+    ) -> (Option<Responder>, Decision) {
         let in_use = fresh.unwrap_or(*current);
         let decision = cert::decide(&in_use, self.signer(), now);
         match decision {
@@ -480,7 +504,7 @@ mod tests {
         assert!(matches!(
             err,
             KeysError::Certificate {
-                source: CertFileError::OtherAuthority { .. },
+                reason: CertFileError::OtherAuthority { .. },
                 ..
             }
         ));
@@ -498,7 +522,7 @@ mod tests {
         assert!(matches!(
             err,
             KeysError::Certificate {
-                source: CertFileError::OtherServerKey { .. },
+                reason: CertFileError::OtherServerKey { .. },
                 ..
             }
         ));
@@ -557,15 +581,33 @@ mod tests {
         let (none, _) = keys.renewal.check(&first, T0 + 5 * DAY);
         assert!(none.is_none());
 
-        // the operator's fresh one: used, and the warning stops
+        // one signed ahead of time (valid from day 6): not used before, used from then on
         write_cert(
             &files.server_cert,
             &authority,
             &server,
-            T0 + 5 * DAY,
+            T0 + 6 * DAY,
+            T0 + 200 * DAY,
+        );
+        let (none, d) = keys.renewal.check(&first, T0 + 5 * DAY);
+        assert!(none.is_none());
+        assert_eq!(d, Decision::ExpiringSoon { secs_left: 5 * DAY });
+        let (ahead, d) = keys.renewal.check(&first, T0 + 6 * DAY);
+        let ahead = ahead.expect("valid now");
+        assert_eq!(ahead.certificate().not_valid_after(), T0 + 200 * DAY);
+        assert_eq!(d, Decision::Keep);
+        let second = ahead.certificate();
+        assert!(keys.renewal.check(&second, T0 + 6 * DAY).0.is_none());
+
+        // a replacement dropped in later: used
+        write_cert(
+            &files.server_cert,
+            &authority,
+            &server,
+            T0 + 6 * DAY,
             T0 + 400 * DAY,
         );
-        let (fresh, d) = keys.renewal.check(&first, T0 + 5 * DAY);
+        let (fresh, d) = keys.renewal.check(&second, T0 + 7 * DAY);
         let fresh = fresh.expect("new certificate");
         assert_eq!(fresh.certificate().not_valid_after(), T0 + 400 * DAY);
         assert_eq!(d, Decision::Keep);
