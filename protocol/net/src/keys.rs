@@ -34,6 +34,10 @@ use crate::cert::{self, CertFileError, Decision, Signer};
 /// How often a running server looks at its certificate (and, offline, re-reads the file).
 pub const CERT_CHECK_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The warning that an offline certificate expires soon (or has expired) is logged at most
+/// once per this many seconds.
+pub const EXPIRY_WARNING_EVERY_SECS: u32 = 3_600;
+
 /// The keys a server runs with.
 #[derive(Debug)]
 pub struct ServerKeys {
@@ -214,6 +218,7 @@ pub fn load_or_create_at(
                 keys: authority,
                 days,
             },
+            last_warning: None,
         },
     })
 }
@@ -259,6 +264,7 @@ fn load_offline(files: KeyFiles, now: u32) -> Result<ServerKeys, KeysError> {
                 path: files.server_cert,
                 last_text: text,
             },
+            last_warning: None,
         },
     })
 }
@@ -279,6 +285,8 @@ pub struct Renewal {
     server: StaticKeypair,
     authority: PublicKey,
     source: Source,
+    /// When the expiry was last warned about.
+    last_warning: Option<u32>,
 }
 
 impl Renewal {
@@ -360,14 +368,24 @@ impl Renewal {
     /// What [`cert::decide`] says about the certificate in use after a check, logged, and the
     /// responder for a `fresh` certificate.
     fn verdict(
-        &self,
+        &mut self,
         fresh: Option<Certificate>,
         current: &Certificate,
         now: u32,
     ) -> (Option<Responder>, Decision) {
         let in_use = fresh.unwrap_or(*current);
         let decision = cert::decide(&in_use, self.signer(), now);
+        let warn = match decision {
+            Decision::ExpiringSoon { .. } | Decision::Expired { .. } => self
+                .last_warning
+                .is_none_or(|t| now.saturating_sub(t) >= EXPIRY_WARNING_EVERY_SECS),
+            Decision::Keep | Decision::Renew => false,
+        };
+        if warn {
+            self.last_warning = Some(now);
+        }
         match decision {
+            _ if !warn => {}
             Decision::ExpiringSoon { secs_left } => tracing::warn!(
                 secs_left,
                 not_valid_after = in_use.not_valid_after(),
@@ -574,6 +592,13 @@ mod tests {
         let (none, d) = keys.renewal.check(&first, T0 + 5 * DAY);
         assert!(none.is_none());
         assert_eq!(d, Decision::ExpiringSoon { secs_left: 5 * DAY });
+
+        // the warning is logged once an hour, not at every check
+        assert_eq!(keys.renewal.last_warning, Some(T0 + 5 * DAY));
+        keys.renewal.check(&first, T0 + 5 * DAY + 600);
+        assert_eq!(keys.renewal.last_warning, Some(T0 + 5 * DAY));
+        keys.renewal.check(&first, T0 + 5 * DAY + 3_600);
+        assert_eq!(keys.renewal.last_warning, Some(T0 + 5 * DAY + 3_600));
 
         // a certificate from another authority dropped in: ignored
         let intruder = AuthorityKeypair::generate();
