@@ -4,7 +4,9 @@
 //!   connections, hashrate, ...
 //! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share.
 //! * `GET /api/v1/blocks?limit=N`: found blocks, newest first, with their reward split.
-//! * `GET /metrics`: Prometheus text format.
+//! * `GET /metrics`: Prometheus text format, with the certificate's expiry
+//!   (`strata_pool_certificate_not_valid_after_seconds`) and `strata_pool_certificate_expiring`
+//!   (1 when a certificate signed offline expires within a week or has expired).
 
 use std::fmt::Write as _;
 
@@ -14,6 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
+
+use strata_net::cert::{Decision, Signer};
+use strata_net::keys::ResponderWatch;
 
 use crate::ledger::Ledger;
 use crate::server::stats::StatsHandle;
@@ -25,6 +30,10 @@ pub struct ApiState {
     pub stats: StatsHandle,
     /// The ledger (blocks).
     pub ledger: Ledger,
+    /// The responder new connections get (its certificate's expiry is a metric).
+    pub certificate: ResponderWatch,
+    /// Whether the pool signs its certificates itself.
+    pub signer: Signer,
 }
 
 /// The API routes.
@@ -156,5 +165,19 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             w.hashrate
         );
     }
+    let cert = s.certificate.borrow().certificate();
+    let expiring = match strata_net::cert::decide(&cert, s.signer, strata_net::keys::unix_now()) {
+        Decision::ExpiringSoon { .. } | Decision::Expired { .. } => 1,
+        Decision::Keep | Decision::Renew => 0,
+    };
+    let _ = writeln!(
+        out,
+        "# HELP strata_pool_certificate_not_valid_after_seconds End of the current certificate's validity (unix seconds).\n# TYPE strata_pool_certificate_not_valid_after_seconds gauge\nstrata_pool_certificate_not_valid_after_seconds {}",
+        cert.not_valid_after()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP strata_pool_certificate_expiring 1 when a certificate signed offline expires within a week (or has expired) and no new one replaced it.\n# TYPE strata_pool_certificate_expiring gauge\nstrata_pool_certificate_expiring {expiring}"
+    );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -82,12 +82,15 @@ fn main() -> anyhow::Result<()> {
 async fn run(cfg: Config, demo_miners: usize) -> anyhow::Result<()> {
     let data_dir = cfg.data_dir.clone();
     let pool = strata_pool::server::start(cfg).await?;
+    let pub_file = data_dir.join("authority.pub");
+    let pub_note = if pub_file.exists() {
+        format!(" (also in {})", pub_file.display())
+    } else {
+        String::new()
+    };
     println!(
-        "strata-pool listening on {} (API http://{}); authority key {} (also in {})",
-        pool.sv2_addr,
-        pool.api_addr,
-        pool.authority,
-        data_dir.join("authority.pub").display()
+        "strata-pool listening on {} (API http://{}); authority key {}{pub_note}",
+        pool.sv2_addr, pool.api_addr, pool.authority,
     );
     if demo_miners > 0 {
         demo(&pool, demo_miners);

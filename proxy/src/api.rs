@@ -9,6 +9,9 @@
 //! * `GET /api/v1/stats`: proxy-wide figures, with `upstream_ack_latency_ms` (samples, p50,
 //!   p90, p99, max: from a miner's submit reaching the proxy to the pool's answer).
 //! * `GET /metrics`: Prometheus text; per-miner series for at most `max_miner_series` miners.
+//!   With an SV2 downstream: `strata_proxy_certificate_not_valid_after_seconds` and
+//!   `strata_proxy_certificate_expiring` (1 when a certificate signed offline expires within
+//!   a week or has expired).
 
 use std::fmt::Write as _;
 
@@ -19,6 +22,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
+use strata_net::cert::{Decision, Signer};
+use strata_net::keys::ResponderWatch;
+
 use crate::hub::{HubQuery, ACK_BUCKETS_S};
 
 /// What the handlers need.
@@ -28,6 +34,9 @@ pub struct ApiState {
     pub hub: mpsc::Sender<HubQuery>,
     /// Bound on per-miner metric series.
     pub max_miner_series: usize,
+    /// The SV2 downstream's current responder (for its certificate's expiry) and whether the
+    /// proxy signs its certificates itself; `None` without an SV2 listener.
+    pub certificate: Option<(ResponderWatch, Signer)>,
 }
 
 /// The routes.
@@ -201,6 +210,23 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             label(&m.report.worker),
             label(&m.report.address),
             m.report.accepted
+        );
+    }
+    if let Some((responder, signer)) = &s.certificate {
+        let cert = responder.borrow().certificate();
+        let now = strata_net::keys::unix_now();
+        let expiring = match strata_net::cert::decide(&cert, *signer, now) {
+            Decision::ExpiringSoon { .. } | Decision::Expired { .. } => 1,
+            Decision::Keep | Decision::Renew => 0,
+        };
+        let _ = writeln!(
+            out,
+            "# HELP strata_proxy_certificate_not_valid_after_seconds End of the SV2 downstream certificate's validity (unix seconds).\n# TYPE strata_proxy_certificate_not_valid_after_seconds gauge\nstrata_proxy_certificate_not_valid_after_seconds {}",
+            cert.not_valid_after()
+        );
+        let _ = writeln!(
+            out,
+            "# HELP strata_proxy_certificate_expiring 1 when a certificate signed offline expires within a week (or has expired) and no new one replaced it.\n# TYPE strata_proxy_certificate_expiring gauge\nstrata_proxy_certificate_expiring {expiring}"
         );
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

@@ -45,6 +45,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         .map(|u| u.parse().with_context(|| format!("upstream {u}")))
         .collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(!pools.is_empty(), "at least one --upstream is needed");
+    // the SV2 keys first: a refused certificate stops the start before anything runs
+    let keys = match cfg.sv2_listen {
+        Some(_) => {
+            std::fs::create_dir_all(&cfg.data_dir)
+                .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
+            Some(
+                crate::downstream::keys::load_or_create(&cfg.data_dir, 365)
+                    .context("cannot load the proxy's SV2 keys")?,
+            )
+        }
+        None => None,
+    };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
 
@@ -114,14 +126,29 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         shutdown.clone(),
     ));
 
-    let (sv2_addr, authority) = match cfg.sv2_listen {
-        Some(addr) => {
-            std::fs::create_dir_all(&cfg.data_dir)
-                .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
-            let keys = crate::downstream::keys::load_or_create(&cfg.data_dir, 365)
-                .context("cannot load the proxy's SV2 keys")?;
+    let mut certificate = None;
+    let (sv2_addr, authority) = match (cfg.sv2_listen, keys) {
+        (Some(addr), Some(keys)) => {
             let authority = keys.authority;
+            let signer = keys.renewal.signer();
+            let renewal = keys.renewal;
             let mut ctx = crate::downstream::sv2_conn::Sv2DownContext::new(keys.responder);
+            // the renewal task publishes new certificates; connections read the current one
+            let (responder_tx, responder) =
+                tokio::sync::watch::channel(ctx.responder.borrow().clone());
+            ctx.responder = responder.clone();
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                tokio::select! {
+                    () = strata_net::keys::run_renewal(
+                        renewal,
+                        responder_tx,
+                        strata_net::keys::CERT_CHECK_INTERVAL,
+                    ) => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+            certificate = Some((responder, signer));
             ctx.plaintext = cfg.sv2_plaintext;
             ctx.report_interval = report_interval;
             let l = TcpListener::bind(addr)
@@ -137,7 +164,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
             ));
             (Some(a), Some(authority))
         }
-        None => (None, None),
+        _ => (None, None),
     };
 
     let api = TcpListener::bind(cfg.api_listen)
@@ -147,6 +174,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     let router = crate::api::router(crate::api::ApiState {
         hub: queries,
         max_miner_series: cfg.max_miner_series,
+        certificate,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt};
+use strata_net::keys::ResponderWatch;
 use strata_net::sv2::{respond, Sv2Options};
-use strata_noise::Responder;
 use strata_protocol::Message;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
@@ -23,8 +23,9 @@ use crate::ledger::{Ledger, LedgerError, ShareRecord};
 /// What every connection task shares (read-only).
 #[derive(Debug)]
 pub struct ConnContext {
-    /// The Noise responder (static key and certificate).
-    pub responder: Responder,
+    /// The Noise responder (static key and certificate) for new connections; a renewed
+    /// certificate replaces it (each connection takes the current one at its handshake).
+    pub responder: ResponderWatch,
     /// Handshake timeout and frame limits.
     pub net: Sv2Options,
     /// Session settings.
@@ -64,7 +65,8 @@ pub async fn serve(
 ) {
     let _ = stream.set_nodelay(true);
     let (rd, wr) = stream.into_split();
-    let (mut reader, mut writer) = match respond(rd, wr, &ctx.responder, &ctx.net).await {
+    let responder = ctx.responder.borrow().clone();
+    let (mut reader, mut writer) = match respond(rd, wr, &responder, &ctx.net).await {
         Ok(halves) => halves,
         Err(e) => {
             tracing::debug!(%peer, error = %e, "handshake failed");

@@ -1,6 +1,8 @@
 //! The pool's keys, kept in the data directory: the authority key (`authority.key`, 0600;
 //! its public half in `authority.pub` for proxies and miners), the server's static Noise key
-//! (`server.key`, 0600), and a certificate signed at every start.
+//! (`server.key`, 0600), and a certificate signed at every start and renewed while running.
+//! Or, with the authority kept offline, `server.cert` from `strata cert` and no
+//! `authority.key` ([`strata_net::keys`] has the rules).
 
 use std::path::Path;
 use std::str::FromStr;
@@ -8,17 +10,27 @@ use std::str::FromStr;
 use anyhow::Context as _;
 use bitcoin::key::Secp256k1;
 use bitcoin::{Address, ScriptBuf};
+use strata_net::cert::Signer;
 use strata_net::keys::ServerKeys;
 use strata_noise::PublicKey;
 
 use crate::config::Config;
 
 /// Loads the keys from `dir`, creating them on first start, and issues a certificate valid
-/// from an hour ago (clock skew) for `days` days. Writes `authority.pub`.
+/// from an hour ago (clock skew) for `days` days; writes `authority.pub`. With `server.cert`
+/// and no `authority.key`, checks and uses that certificate instead.
 pub fn load_or_create(dir: &Path, days: u32) -> anyhow::Result<ServerKeys> {
-    let keys = strata_net::keys::load_or_create(dir, "", days)?;
+    let keys = strata_net::keys::load_or_create(dir, "", days)
+        .context("cannot load the pool's keys and certificate")?;
     if keys.created {
         tracing::info!(authority = %keys.authority, "generated a new authority key");
+    }
+    if keys.renewal.signer() == Signer::Offline {
+        tracing::info!(
+            authority = %keys.authority,
+            not_valid_after = keys.responder.certificate().not_valid_after(),
+            "using server.cert, signed by an offline authority"
+        );
     }
     Ok(keys)
 }

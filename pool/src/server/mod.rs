@@ -1,4 +1,4 @@
-//! The running pool: keys and certificate, ledger, statistics, the work manager owning the
+//! The running pool: keys and certificate (renewed or re-read while it runs), ledger, statistics, the work manager owning the
 //! template source, the SV2 listener with one task per connection, and the HTTP API.
 //!
 //! ```text
@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bitcoin::ScriptBuf;
+use strata_net::keys::CERT_CHECK_INTERVAL;
 use strata_net::limit::IpLimiter;
 use strata_net::sv2::Sv2Options;
 use strata_noise::PublicKey;
@@ -211,8 +212,18 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         }
     };
 
+    let signer = keys.renewal.signer();
+    let (responder_tx, responder) = watch::channel(Arc::new(keys.responder));
+    let stop = shutdown.clone();
+    let renewal = keys.renewal;
+    tasks.spawn(async move {
+        tokio::select! {
+            () = strata_net::keys::run_renewal(renewal, responder_tx, CERT_CHECK_INTERVAL) => {}
+            () = stop.cancelled() => {}
+        }
+    });
     let ctx = Arc::new(ConnContext {
-        responder: keys.responder,
+        responder: responder.clone(),
         net: Sv2Options::default(),
         session: Arc::new(session_config(&cfg, pool_script)),
         tick: Duration::from_secs(5),
@@ -246,6 +257,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     let router = crate::api::router(crate::api::ApiState {
         stats: stats.clone(),
         ledger: ledger.clone(),
+        certificate: responder,
+        signer,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -10,7 +10,9 @@
 //!   exists for trusted LANs.
 //! * [`sv1`]: a `tokio_util::codec` line codec for Stratum V1 with a maximum line length.
 //! * [`keys`]: a server's authority key, static key and certificate kept in a data
-//!   directory (pool, proxy).
+//!   directory (pool, proxy), or a certificate signed offline by `strata cert`, and the task
+//!   that renews or re-reads the certificate while the server runs.
+//! * [`cert`]: the sans-IO part of that: certificate files and the renewal decision.
 //! * [`limit`]: connections per IP address for listeners ([`limit::IpLimiter`], whose slots
 //!   free themselves on drop).
 //!
@@ -31,6 +33,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod cert;
 pub mod config;
 pub mod keys;
 pub mod limit;

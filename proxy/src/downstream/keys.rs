@@ -1,7 +1,9 @@
 //! The keys of the proxy's SV2 server toward its miners, kept in the data directory: its own
 //! authority key (`downstream-authority.key`, 0600; the public half in
 //! `downstream-authority.pub`, for the miners' configuration), the static Noise key
-//! (`downstream-server.key`, 0600), and a certificate signed at every start. The same layout
+//! (`downstream-server.key`, 0600), and a certificate signed at every start and renewed while
+//! running. Or, with the authority kept offline, `downstream-server.cert` from `strata cert`
+//! and no `downstream-authority.key` ([`strata_net::keys`] has the rules). The same layout
 //! as the pool's keys, with a `downstream-` prefix so that they never mix with upstream
 //! settings in a shared directory.
 
@@ -16,6 +18,13 @@ pub fn load_or_create(dir: &Path, days: u32) -> Result<DownstreamKeys, KeysError
     let keys = strata_net::keys::load_or_create(dir, "downstream-", days)?;
     if keys.created {
         tracing::info!(authority = %keys.authority, "generated a new downstream authority key");
+    }
+    if keys.renewal.signer() == strata_net::cert::Signer::Offline {
+        tracing::info!(
+            authority = %keys.authority,
+            not_valid_after = keys.responder.certificate().not_valid_after(),
+            "using downstream-server.cert, signed by an offline authority"
+        );
     }
     Ok(keys)
 }

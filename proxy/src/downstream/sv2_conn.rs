@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use futures::future::OptionFuture;
 use futures::FutureExt as _;
+use strata_net::keys::ResponderWatch;
 use strata_net::limit::IpLimiter;
 use strata_net::sv2::{plaintext, respond, Sv2Options, Sv2Reader, Sv2Writer};
 use strata_noise::Responder;
@@ -31,9 +32,10 @@ use crate::work::UpstreamWork;
 /// What every SV2 downstream connection task shares (read-only).
 #[derive(Debug)]
 pub struct Sv2DownContext {
-    /// The Noise responder: the proxy's static key and its certificate signed by the proxy's
-    /// own authority key (what the miners pin).
-    pub responder: Responder,
+    /// The Noise responder for new connections: the proxy's static key and its certificate
+    /// signed by the proxy's own authority key (what the miners pin), here or offline. A
+    /// renewed certificate replaces it; each handshake takes the current one.
+    pub responder: ResponderWatch,
     /// Serve unencrypted SV2 (trusted LANs only; off by default).
     pub plaintext: bool,
     /// Handshake timeout and frame limits.
@@ -57,7 +59,7 @@ impl Sv2DownContext {
     /// up, 10 s write timeout, 10 min idle timeout.
     pub fn new(responder: Responder) -> Self {
         Sv2DownContext {
-            responder,
+            responder: watch::channel(Arc::new(responder)).1,
             plaintext: false,
             net: Sv2Options::default(),
             session: Arc::new(Sv2DownConfig::default()),
@@ -87,8 +89,9 @@ async fn handshake(
     if ctx.plaintext {
         return Ok(plaintext(rd, wr, &ctx.net));
     }
+    let responder = ctx.responder.borrow().clone();
     tokio::select! {
-        r = respond(rd, wr, &ctx.responder, &ctx.net) => r.map_err(|e| e.to_string()),
+        r = respond(rd, wr, &responder, &ctx.net) => r.map_err(|e| e.to_string()),
         () = shutdown.cancelled() => Err("proxy shutting down".into()),
     }
 }
