@@ -1,5 +1,6 @@
-//! The running pool: keys and certificate (renewed or re-read while it runs), ledger, statistics, the work manager owning the
-//! template source, the SV2 listener with one task per connection, and the HTTP API.
+//! The running pool: keys and certificate (renewed or re-read while it runs), ledger,
+//! statistics, the work manager owning the template source, the SV2 listener with one task per
+//! connection, and the HTTP API.
 //!
 //! ```text
 //!  template source ──▶ manager ──watch<Work>──▶ connection tasks ◀──▶ miners
