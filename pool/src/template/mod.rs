@@ -20,6 +20,7 @@
 use std::future::Future;
 
 use bitcoin::TxOut;
+use strata_work::coinbase::bip34_height_push;
 
 #[cfg(feature = "embedded")]
 pub mod embedded;
@@ -184,4 +185,82 @@ pub trait TemplateSource: Send {
         &mut self,
         solution: Solution,
     ) -> impl Future<Output = Result<SubmitOutcome, SourceError>> + Send;
+}
+
+/// The height in the BIP34 push that starts a coinbase scriptSig, which must be encoded as
+/// Bitcoin Core writes it (`CScript() << height`, see [`bip34_height_push`]).
+pub(crate) fn bip34_height(script_sig: &[u8]) -> Result<u32, String> {
+    let Some(&op) = script_sig.first() else {
+        return Err("is empty: no BIP34 height".into());
+    };
+    let height = match op {
+        0x00 => 0,
+        0x51..=0x60 => u32::from(op - 0x50),
+        0x01..=0x05 => {
+            let n = usize::from(op);
+            let Some(num) = script_sig.get(1..1 + n) else {
+                return Err(format!("ends inside its {n}-byte BIP34 height push"));
+            };
+            if num.last().is_some_and(|b| b & 0x80 != 0) {
+                return Err("starts with a negative BIP34 height".into());
+            }
+            let mut le = [0u8; 8];
+            le[..n].copy_from_slice(num);
+            u32::try_from(u64::from_le_bytes(le))
+                .map_err(|_| "starts with a BIP34 height above u32".to_string())?
+        }
+        _ => {
+            return Err(format!(
+                "starts with opcode {op:#04x}, not a BIP34 height push"
+            ))
+        }
+    };
+    let push = bip34_height_push(height);
+    if !script_sig.starts_with(&push) {
+        return Err(format!("encodes height {height} non-minimally"));
+    }
+    Ok(height)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bip34_heights_round_trip() {
+        for h in [
+            0,
+            1,
+            16,
+            17,
+            127,
+            128,
+            255,
+            256,
+            32_767,
+            32_768,
+            840_000,
+            8_388_608,
+            u32::MAX,
+        ] {
+            let mut script = bip34_height_push(h);
+            assert_eq!(bip34_height(&script), Ok(h), "height {h}");
+            script.extend_from_slice(&[0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
+            assert_eq!(
+                bip34_height(&script),
+                Ok(h),
+                "height {h} with trailing bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn bip34_rejects_missing_or_odd_heights() {
+        assert!(bip34_height(&[]).is_err());
+        assert!(bip34_height(&[0x03, 0x40, 0xd1]).is_err(), "truncated push");
+        assert!(bip34_height(&[0x6a]).is_err(), "OP_RETURN");
+        assert!(bip34_height(&[0x01, 0x80]).is_err(), "negative");
+        assert!(bip34_height(&[0x02, 0x05, 0x00]).is_err(), "non-minimal 5");
+        assert!(bip34_height(&[0x01, 0x05]).is_err(), "5 must be OP_5");
+    }
 }

@@ -86,7 +86,7 @@ use strata_protocol::template_distribution::{
     RequestTransactionDataSuccess, SetNewPrevHash, SubmitSolution, TemplateDistributionMessage,
 };
 use strata_protocol::{DecodeError, Message, Str0_255, B0_64K};
-use strata_work::coinbase::{bip34_height_push, decode_outputs};
+use strata_work::coinbase::decode_outputs;
 use strata_work::merkle::{
     is_witness_commitment, merkle_path_for_coinbase, witness_commitment, witness_merkle_root,
 };
@@ -95,7 +95,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tracing::{debug, info, warn};
 
-use super::{CoinbaseConstraints, Solution, SourceError, SubmitOutcome, Template, TemplateSource};
+use super::{
+    bip34_height, CoinbaseConstraints, Solution, SourceError, SubmitOutcome, Template,
+    TemplateSource,
+};
 
 /// The Template Distribution protocol version this source speaks (`SetupConnection`
 /// `min_version` = `max_version`).
@@ -533,41 +536,6 @@ impl Announced {
     }
 }
 
-/// The height in the BIP34 push that starts a coinbase scriptSig, which must be encoded as
-/// Bitcoin Core writes it (`CScript() << height`, see [`bip34_height_push`]).
-fn bip34_height(script_sig: &[u8]) -> Result<u32, String> {
-    let Some(&op) = script_sig.first() else {
-        return Err("is empty: no BIP34 height".into());
-    };
-    let height = match op {
-        0x00 => 0,
-        0x51..=0x60 => u32::from(op - 0x50),
-        0x01..=0x05 => {
-            let n = usize::from(op);
-            let Some(num) = script_sig.get(1..1 + n) else {
-                return Err(format!("ends inside its {n}-byte BIP34 height push"));
-            };
-            if num.last().is_some_and(|b| b & 0x80 != 0) {
-                return Err("starts with a negative BIP34 height".into());
-            }
-            let mut le = [0u8; 8];
-            le[..n].copy_from_slice(num);
-            u32::try_from(u64::from_le_bytes(le))
-                .map_err(|_| "starts with a BIP34 height above u32".to_string())?
-        }
-        _ => {
-            return Err(format!(
-                "starts with opcode {op:#04x}, not a BIP34 height push"
-            ))
-        }
-    };
-    let push = bip34_height_push(height);
-    if !script_sig.starts_with(&push) {
-        return Err(format!("encodes height {height} non-minimally"));
-    }
-    Ok(height)
-}
-
 /// Fewest non-coinbase transactions a block can have with a merkle path of `path_len`
 /// hashes: `2^(path_len - 1)` (0 for an empty path), saturating.
 fn tx_count_lower_bound(path_len: usize) -> u32 {
@@ -845,44 +813,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn bip34_heights_round_trip() {
-        for h in [
-            0,
-            1,
-            16,
-            17,
-            127,
-            128,
-            255,
-            256,
-            32_767,
-            32_768,
-            840_000,
-            8_388_608,
-            u32::MAX,
-        ] {
-            let mut script = bip34_height_push(h);
-            assert_eq!(bip34_height(&script), Ok(h), "height {h}");
-            script.extend_from_slice(&[0x08, 1, 2, 3, 4, 5, 6, 7, 8]);
-            assert_eq!(
-                bip34_height(&script),
-                Ok(h),
-                "height {h} with trailing bytes"
-            );
-        }
-    }
-
-    #[test]
-    fn bip34_rejects_missing_or_odd_heights() {
-        assert!(bip34_height(&[]).is_err());
-        assert!(bip34_height(&[0x03, 0x40, 0xd1]).is_err(), "truncated push");
-        assert!(bip34_height(&[0x6a]).is_err(), "OP_RETURN");
-        assert!(bip34_height(&[0x01, 0x80]).is_err(), "negative");
-        assert!(bip34_height(&[0x02, 0x05, 0x00]).is_err(), "non-minimal 5");
-        assert!(bip34_height(&[0x01, 0x05]).is_err(), "5 must be OP_5");
-    }
-
-    #[test]
     fn tx_count_bound_matches_tree_depth() {
         for tx_count in 0u32..200 {
             let path = merkle_path_for_coinbase(&vec![[7u8; 32]; tx_count as usize]);
@@ -914,7 +844,10 @@ mod tests {
             future_template: future,
             version: 0x2000_0000,
             coinbase_tx_version: 2,
-            coinbase_prefix: strata_protocol::B0_255::new(bip34_height_push(100)).expect("prefix"),
+            coinbase_prefix: strata_protocol::B0_255::new(
+                strata_work::coinbase::bip34_height_push(100),
+            )
+            .expect("prefix"),
             coinbase_tx_input_sequence: u32::MAX,
             coinbase_tx_value_remaining: 5_000_000_000,
             coinbase_tx_outputs_count: 0,

@@ -73,7 +73,10 @@ use bitcoin::TxOut;
 use strata_work::coinbase::bip34_height_push;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{CoinbaseConstraints, Solution, SourceError, SubmitOutcome, Template, TemplateSource};
+use super::{
+    bip34_height, CoinbaseConstraints, Solution, SourceError, SubmitOutcome, Template,
+    TemplateSource,
+};
 
 /// How many published templates the source remembers for `submit`.
 pub const KEPT_TEMPLATES: usize = 16;
@@ -456,28 +459,15 @@ pub fn template_from_parts(
     })
 }
 
-/// The height a BIP34 push encodes, checked to be the push Core writes for it.
+/// The height a BIP34 push encodes ([`bip34_height`]), checked to be the whole prefix and a
+/// block's height (the genesis block's 0 is never a template's).
 fn height_from_prefix(prefix: &[u8]) -> Result<u32, SourceError> {
-    let bad = || {
-        SourceError::Protocol(format!(
+    match bip34_height(prefix) {
+        Ok(height) if height > 0 && bip34_height_push(height).len() == prefix.len() => Ok(height),
+        _ => Err(SourceError::Protocol(format!(
             "coinbase scriptSig prefix {} is not a BIP34 height push",
             hex::encode(prefix)
-        ))
-    };
-    let height = match prefix.first() {
-        Some(&op @ 0x51..=0x60) => u32::from(op - 0x50),
-        Some(&len @ 1..=4) => {
-            let num = prefix.get(1..1 + usize::from(len)).ok_or_else(bad)?;
-            let mut bytes = [0u8; 4];
-            bytes[..num.len()].copy_from_slice(num);
-            u32::from_le_bytes(bytes)
-        }
-        _ => return Err(bad()),
-    };
-    if bip34_height_push(height) == prefix {
-        Ok(height)
-    } else {
-        Err(bad())
+        ))),
     }
 }
 
