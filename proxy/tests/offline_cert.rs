@@ -6,6 +6,7 @@
 
 use std::path::Path;
 
+use strata_net::cert::CertificateFile;
 use strata_net::sv2::{initiate, Sv2Options};
 use strata_noise::{AuthorityKeypair, Certificate, PublicKey, SecretKey};
 use strata_proxy::config::Config;
@@ -30,21 +31,12 @@ fn config(dir: &Path) -> Config {
 
 /// What `strata cert ... --out downstream-server.cert` writes.
 fn write_cert(dir: &Path, authority: &AuthorityKeypair, server: &PublicKey, from: u32, to: u32) {
-    let cert = Certificate::issue(authority, server, from, to);
-    let json = serde_json::json!({
-        "version": cert.version(),
-        "valid_from": cert.valid_from(),
-        "not_valid_after": cert.not_valid_after(),
-        "server_public_key": server.to_string(),
-        "authority_public_key": authority.public_key().to_string(),
-        "signature": hex::encode(cert.signature()),
-        "signature_noise_message": hex::encode(cert.to_bytes()),
-    });
-    std::fs::write(
-        dir.join("downstream-server.cert"),
-        serde_json::to_string_pretty(&json).unwrap(),
-    )
-    .unwrap();
+    let file = CertificateFile {
+        certificate: Certificate::issue(authority, server, from, to),
+        server: *server,
+        authority: authority.public_key(),
+    };
+    std::fs::write(dir.join("downstream-server.cert"), file.to_json()).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,9 +3,9 @@
 use crate::secret::read_secret;
 use anyhow::{bail, Context, Result};
 use clap::{ArgGroup, Args};
-use serde_json::json;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
+use strata_net::cert::CertificateFile;
 use strata_noise::{AuthorityKeypair, Certificate, PublicKey};
 
 /// Default margin, in seconds, by which `valid_from` precedes now.
@@ -79,16 +79,12 @@ pub(crate) fn run(args: &CertArgs) -> Result<()> {
         .verify(&authority.public_key(), &server, valid_from, 0)
         .context("self-check of the issued certificate failed")?;
 
-    let out = json!({
-        "version": cert.version(),
-        "valid_from": cert.valid_from(),
-        "not_valid_after": cert.not_valid_after(),
-        "server_public_key": server.to_string(),
-        "authority_public_key": authority.public_key().to_string(),
-        "signature": hex::encode(cert.signature()),
-        "signature_noise_message": hex::encode(bytes),
-    });
-    let text = format!("{}\n", serde_json::to_string_pretty(&out)?);
+    let text = CertificateFile {
+        certificate: cert,
+        server,
+        authority: authority.public_key(),
+    }
+    .to_json();
     match &args.out {
         Some(path) => {
             std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?

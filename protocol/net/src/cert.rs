@@ -98,6 +98,25 @@ pub struct CertificateFile {
     pub authority: PublicKey,
 }
 
+impl CertificateFile {
+    /// The JSON text of the file (what `strata cert` writes and [`parse_certificate_file`]
+    /// reads): the certificate's fields for a reader, the two keys, and the 74-byte
+    /// `signature_noise_message` a server presents; pretty-printed, with a final newline.
+    pub fn to_json(&self) -> String {
+        let c = &self.certificate;
+        let v = serde_json::json!({
+            "version": c.version(),
+            "valid_from": c.valid_from(),
+            "not_valid_after": c.not_valid_after(),
+            "server_public_key": self.server.to_string(),
+            "authority_public_key": self.authority.to_string(),
+            "signature": hex::encode(c.signature()),
+            "signature_noise_message": hex::encode(c.to_bytes()),
+        });
+        format!("{v:#}\n")
+    }
+}
+
 /// Why a certificate file is refused.
 #[derive(Debug, thiserror::Error)]
 pub enum CertFileError {
@@ -256,17 +275,12 @@ mod tests {
     }
 
     fn file_json(a: &AuthorityKeypair, server: &PublicKey, from: u32, to: u32) -> String {
-        let c = Certificate::issue(a, server, from, to);
-        serde_json::json!({
-            "version": c.version(),
-            "valid_from": c.valid_from(),
-            "not_valid_after": c.not_valid_after(),
-            "server_public_key": server.to_string(),
-            "authority_public_key": a.public_key().to_string(),
-            "signature": hex::encode(c.signature()),
-            "signature_noise_message": hex::encode(c.to_bytes()),
-        })
-        .to_string()
+        CertificateFile {
+            certificate: Certificate::issue(a, server, from, to),
+            server: *server,
+            authority: a.public_key(),
+        }
+        .to_json()
     }
 
     #[test]

@@ -471,13 +471,12 @@ mod tests {
         from: u32,
         to: u32,
     ) {
-        let c = Certificate::issue(authority, server, from, to);
-        let json = format!(
-            "{{\"version\": 0, \"server_public_key\": \"{server}\", \"authority_public_key\": \
-             \"{}\", \"signature_noise_message\": \"{}\"}}\n",
-            authority.public_key(),
-            hex::encode(c.to_bytes())
-        );
+        let json = crate::cert::CertificateFile {
+            certificate: Certificate::issue(authority, server, from, to),
+            server: *server,
+            authority: authority.public_key(),
+        }
+        .to_json();
         std::fs::write(path, json).expect("write cert");
     }
 
