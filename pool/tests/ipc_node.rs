@@ -16,11 +16,8 @@ use bitcoin::{Address, KnownHrp, ScriptBuf};
 use common::bitcoin_core::{CoreNode, Flavor};
 use strata_pool::template::ipc::{BlockCheck, CheckOptions, IpcConfig, IpcSource};
 use strata_pool::template::{Solution, SubmitOutcome, Template, TemplateSource};
-use strata_work::coinbase::{output, Coinbase, CoinbaseParams};
-use strata_work::header::{assemble_block, Header};
-use strata_work::merkle::merkle_root_from_path;
+use strata_work::header::assemble_block;
 
-const EXTRANONCE: [u8; 8] = [7; 8];
 /// Longest wait for anything the node should do at once.
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -52,48 +49,8 @@ fn payout_script() -> ScriptBuf {
     ScriptBuf::new_p2wsh(&bitcoin::WScriptHash::hash(&[0x51]))
 }
 
-/// The block the pool would make of `template`: coinbase (pool payout, then the template's
-/// outputs), merkle root from the path, a nonce ground until the header meets (or misses)
-/// its target.
 fn solve(template: &Template, meets: bool) -> Solution {
-    let params = CoinbaseParams {
-        version: template.coinbase_tx_version,
-        script_sig_prefix: template.coinbase_prefix.clone(),
-        pool_tag: b"/strata/".to_vec(),
-        extranonce_len: EXTRANONCE.len(),
-        sequence: template.coinbase_tx_input_sequence,
-        pool_outputs: vec![output(
-            template.coinbase_tx_value_remaining,
-            payout_script(),
-        )],
-        template_outputs: template.coinbase_tx_outputs.clone(),
-        lock_time: template.coinbase_tx_locktime,
-        witness_reserved_value: [0; 32],
-    };
-    let coinbase = Coinbase::build(&params).unwrap();
-    let txid = coinbase.txid(&[&EXTRANONCE]).unwrap();
-    let mut full = Vec::new();
-    coinbase.write_full(&[&EXTRANONCE], &mut full).unwrap();
-    let mut header = Header {
-        version: template.version,
-        prev_hash: template.prev_hash,
-        merkle_root: merkle_root_from_path(txid, &template.merkle_path),
-        ntime: template.min_ntime,
-        nbits: template.nbits,
-        nonce: 0,
-    };
-    loop {
-        let h: bitcoin::block::Header = header.into();
-        if h.validate_pow(h.target()).is_ok() == meets {
-            break;
-        }
-        header.nonce += 1;
-    }
-    Solution {
-        template_id: template.id,
-        header: header.to_bytes(),
-        coinbase: full,
-    }
+    common::solve::solve(template, payout_script(), meets)
 }
 
 /// The node's best block hash in header byte order.

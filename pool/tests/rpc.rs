@@ -19,6 +19,8 @@
 //! [`with_regtest_bits`]) and grind a nonce; every other field stays as captured.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -37,15 +39,15 @@ use bitcoin::{Block, BlockHash, Network, ScriptBuf, WPubkeyHash};
 use serde_json::{json, Value};
 use strata_pool::template::rpc::{RpcAuth, RpcConfig, RpcSource};
 use strata_pool::template::{Solution, SourceError, SubmitOutcome, Template, TemplateSource};
-use strata_work::coinbase::{output, Coinbase, CoinbaseParams};
 use strata_work::header::Header;
 use strata_work::merkle::merkle_root_from_path;
 use tokio::sync::watch;
 
+use common::solve::grind;
+
 const SIGNET: &str = "gbt_signet_956.json";
 const TESTNET: &str = "gbt_testnet3_1038222.json";
 const REGTEST_BITS: &str = "207fffff";
-const EXTRANONCE: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
 /// Long enough that a test passing proves the long poll (not a poll) delivered the template.
 const NEVER: Duration = Duration::from_secs(3600);
 
@@ -378,53 +380,8 @@ fn payout_script() -> ScriptBuf {
     ScriptBuf::new_p2wpkh(&WPubkeyHash::from_byte_array([0x42; 20]))
 }
 
-/// What the pool does with a template and a share that meets the block target: the
-/// coinbase (pool payout first, then the template's outputs), the merkle root from the
-/// template's path, a header with a ground nonce.
 fn solve(template: &Template) -> Solution {
-    let params = CoinbaseParams {
-        version: template.coinbase_tx_version,
-        script_sig_prefix: template.coinbase_prefix.clone(),
-        pool_tag: b"/strata/".to_vec(),
-        extranonce_len: EXTRANONCE.len(),
-        sequence: template.coinbase_tx_input_sequence,
-        pool_outputs: vec![output(
-            template.coinbase_tx_value_remaining,
-            payout_script(),
-        )],
-        template_outputs: template.coinbase_tx_outputs.clone(),
-        lock_time: template.coinbase_tx_locktime,
-        witness_reserved_value: [0; 32],
-    };
-    let coinbase = Coinbase::build(&params).unwrap();
-    let txid = coinbase.txid(&[&EXTRANONCE]).unwrap();
-    let mut full = Vec::new();
-    coinbase.write_full(&[&EXTRANONCE], &mut full).unwrap();
-    let header = Header {
-        version: template.version,
-        prev_hash: template.prev_hash,
-        merkle_root: merkle_root_from_path(txid, &template.merkle_path),
-        ntime: template.min_ntime,
-        nbits: template.nbits,
-        nonce: 0,
-    };
-    Solution {
-        template_id: template.id,
-        header: grind(header, true).to_bytes(),
-        coinbase: full,
-    }
-}
-
-/// The first nonce from `header.nonce` on whose hash meets (or, with `meets` false, misses)
-/// the header's own target.
-fn grind(mut header: Header, meets: bool) -> Header {
-    loop {
-        let h: bitcoin::block::Header = header.into();
-        if h.validate_pow(h.target()).is_ok() == meets {
-            return header;
-        }
-        header.nonce += 1;
-    }
+    common::solve::solve(template, payout_script(), true)
 }
 
 fn display_hash(header: &[u8; 80]) -> String {

@@ -1,3 +1,5 @@
-//! Helpers shared by the pool's integration tests.
+//! Helpers shared by the pool's integration tests (each test file uses some of them).
+#![allow(dead_code, unreachable_pub)]
 
 pub mod bitcoin_core;
+pub mod solve;
