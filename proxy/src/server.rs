@@ -132,11 +132,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
             let authority = keys.authority;
             let signer = keys.renewal.signer();
             let renewal = keys.renewal;
-            let mut ctx = crate::downstream::sv2_conn::Sv2DownContext::new(keys.responder);
             // the renewal task publishes new certificates; connections read the current one
             let (responder_tx, responder) =
-                tokio::sync::watch::channel(ctx.responder.borrow().clone());
-            ctx.responder = responder.clone();
+                tokio::sync::watch::channel(std::sync::Arc::new(keys.responder));
+            let mut ctx = crate::downstream::sv2_conn::Sv2DownContext::new(responder.clone());
             let stop = shutdown.clone();
             tasks.spawn(async move {
                 tokio::select! {

@@ -803,7 +803,7 @@ fn live_work() -> UpstreamWork {
 }
 
 fn context(responder: Responder, plaintext: bool) -> Sv2DownContext {
-    let mut ctx = Sv2DownContext::new(responder);
+    let mut ctx = Sv2DownContext::new(tokio::sync::watch::channel(Arc::new(responder)).1);
     ctx.plaintext = plaintext;
     ctx.session = Arc::new(Sv2DownConfig {
         vardiff: VardiffConfig {

@@ -16,7 +16,6 @@ use futures::FutureExt as _;
 use strata_net::keys::ResponderWatch;
 use strata_net::limit::IpLimiter;
 use strata_net::sv2::{plaintext, respond, Sv2Options, Sv2Reader, Sv2Writer};
-use strata_noise::Responder;
 use strata_protocol::frame::Frame;
 use strata_protocol::Message;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -56,10 +55,11 @@ pub struct Sv2DownContext {
 
 impl Sv2DownContext {
     /// A context with default settings: Noise, 5 s ticks, reports every 10 s, 10 s to set
-    /// up, 10 s write timeout, 10 min idle timeout.
-    pub fn new(responder: Responder) -> Self {
+    /// up, 10 s write timeout, 10 min idle timeout. New connections take `responder`'s
+    /// current value (a renewal task may publish new certificates into it).
+    pub fn new(responder: ResponderWatch) -> Self {
         Sv2DownContext {
-            responder: watch::channel(Arc::new(responder)).1,
+            responder,
             plaintext: false,
             net: Sv2Options::default(),
             session: Arc::new(Sv2DownConfig::default()),
