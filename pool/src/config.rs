@@ -199,6 +199,11 @@ pub struct LedgerSettings {
     /// A PostgreSQL URL (`postgresql://user:password@host/db`, a database of its own) to keep
     /// the ledger there instead of `DIR/ledger.sqlite`. Empty: SQLite.
     pub postgres_url: String,
+    /// Least microseconds between two commits under load (group commit): shares arriving
+    /// sooner after a commit wait for the rest of it and share the next fsync. Less CPU per
+    /// share for at most this much more acknowledgement latency; an idle ledger commits at
+    /// once. 0: commit as soon as the previous commit ends.
+    pub min_commit_interval_us: u64,
 }
 
 impl Default for LedgerSettings {
@@ -206,6 +211,8 @@ impl Default for LedgerSettings {
         LedgerSettings {
             synchronous: "full".into(),
             postgres_url: String::new(),
+            min_commit_interval_us: crate::ledger::LedgerConfig::DEFAULT_MIN_COMMIT_INTERVAL
+                .as_micros() as u64,
         }
     }
 }
@@ -247,6 +254,9 @@ pub struct Config {
     /// and are not submitted, so that load tests are not all new tips and stale shares.
     /// 0 (the default) submits the first candidate on every tip.
     pub min_block_interval_ms: u64,
+    /// Worker threads of the async runtime (connections, jobs, API). 0 (the default): one
+    /// per core less one, which the ledger thread uses under load (at least 1).
+    pub worker_threads: usize,
     /// Payouts.
     pub payout: PayoutConfig,
     /// Difficulty adjustment.
@@ -278,6 +288,7 @@ impl Default for Config {
             setup_timeout_secs: 30,
             certificate_days: 365,
             min_block_interval_ms: 0,
+            worker_threads: 0,
             payout: PayoutConfig::default(),
             vardiff: VardiffSettings::default(),
             rpc: RpcSettings::default(),

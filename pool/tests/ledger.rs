@@ -201,6 +201,7 @@ on_both_backends! {
     group_commit_batches_concurrent_submitters;
     #[tokio::test] group_commit_respects_max_batch_shares;
     #[tokio::test] a_bad_request_fails_alone_and_dropped_tickets_still_commit;
+    #[tokio::test] the_commit_observer_hears_of_committed_shares_only;
     #[tokio::test] pplns_window_over_a_known_sequence;
     #[tokio::test] blocks_newest_first_with_status_updates;
     #[tokio::test] reopen_after_drop_keeps_everything;
@@ -394,6 +395,51 @@ async fn a_bad_request_fails_alone_and_dropped_tickets_still_commit(db: TestDb) 
     assert_eq!(stored[1].0, good.first_id);
     drop(ledger);
     thread.join().unwrap();
+}
+
+async fn the_commit_observer_hears_of_committed_shares_only(db: TestDb) {
+    let (seen_tx, seen) = std::sync::mpsc::channel();
+    let (ledger, thread) = Ledger::open_observed(
+        db.config(),
+        Box::new(move |workers| seen_tx.send(workers).unwrap()),
+    )
+    .unwrap();
+    // back to back: one group whose combined insert fails, then one savepoint per request
+    let first = ledger.submit(vec![share("a", 1.0, 1)]).await.unwrap();
+    let bad = ledger
+        .submit(vec![share("b", 1.0, 2), share("b", f64::NAN, 3)])
+        .await
+        .unwrap();
+    let last = ledger
+        .submit(vec![share("c", 3.0, 4), share("a", 2.0, 5)])
+        .await
+        .unwrap();
+    let (first, last) = (first.await.unwrap(), last.await.unwrap());
+    assert!(bad.await.is_err());
+    assert_eq!((first.count, last.count), (1, 2));
+    let stored = ledger.shares_in(0, i64::MAX).await.unwrap();
+    let ids: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, vec![first.first_id, last.first_id, last.first_id + 1]);
+    drop(ledger);
+    thread.join().unwrap();
+    // the observer was told before each ticket resolved; summed over every commit:
+    let mut sums: std::collections::BTreeMap<String, (u64, f64, u64)> = Default::default();
+    for commit in seen.try_iter() {
+        for w in commit {
+            let e = sums.entry(w.worker).or_default();
+            e.0 += w.shares;
+            e.1 += w.difficulty;
+            e.2 = e.2.max(w.last_share_ms);
+        }
+    }
+    let t0 = 1_700_000_000_000;
+    assert_eq!(
+        sums.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("a".to_owned(), (2, 3.0, t0 + 5)),
+            ("c".to_owned(), (1, 3.0, t0 + 4)),
+        ]
+    );
 }
 
 async fn pplns_window_over_a_known_sequence(db: TestDb) {

@@ -1,12 +1,16 @@
-//! The ledger thread, whichever database it writes to: group commit, savepoint per request,
-//! reads in queue order. A backend only supplies the storage operations ([`Storage`] and
+//! The ledger thread, whichever database it writes to: group commit (the shares of every
+//! request in a group in one insert, a request's own savepoint only after a failure), reads
+//! in queue order. A backend only supplies the storage operations ([`Storage`] and
 //! [`Batch`]); how requests are batched, answered and counted lives here, once.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use super::{
     BlockRecord, BlockStatus, CommitReceipt, LedgerError, PplnsWindow, Read, Reply, Request,
-    ShareRecord, StatsCell, Totals, Write,
+    ShareRecord, StatsCell, Totals, WorkerTotals, Write,
 };
 
 /// An open ledger database, owned by the ledger thread.
@@ -113,8 +117,75 @@ fn apply(batch: &mut impl Batch, write: Write) -> Done {
     }
 }
 
-/// Writes a group of requests in one transaction, then resolves them.
-fn commit_batch(store: &mut impl Storage, batch: Vec<Write>, stats: &StatsCell) {
+/// What the ledger thread tells its owner after each commit: the shares committed, per
+/// worker (shares, difficulty, latest time), in worker order.
+pub type CommitObserver = Box<dyn FnMut(Vec<WorkerTotals>) + Send>;
+
+/// Share requests of one group, inserted together.
+struct ShareGroup {
+    /// Every request's shares, concatenated in queue order.
+    shares: Vec<ShareRecord>,
+    /// Each request's reply and share count.
+    requests: Vec<(Reply<CommitReceipt>, usize)>,
+}
+
+impl ShareGroup {
+    /// Inserts every request's shares with one statement in one savepoint: per share, the
+    /// cost of a savepoint and a workers upsert per request goes. When that fails (one bad
+    /// request), each request is inserted in its own savepoint again, so that only the bad
+    /// one fails.
+    fn apply(self, batch: &mut impl Batch, done: &mut Vec<Done>) -> Vec<ShareRecord> {
+        let ShareGroup { shares, requests } = self;
+        if requests.len() > 1 {
+            if let Ok(receipt) = batch.insert_shares(&shares) {
+                let mut next = receipt.first_id;
+                for (reply, count) in requests {
+                    let first_id = if count == 0 { 0 } else { next };
+                    next += count as i64;
+                    done.push(Done::Shares(reply, Ok(CommitReceipt { first_id, count })));
+                }
+                return shares;
+            }
+        }
+        let mut committed = Vec::with_capacity(shares.len());
+        let mut rest = shares.into_iter();
+        for (reply, count) in requests {
+            let mine: Vec<ShareRecord> = rest.by_ref().take(count).collect();
+            let res = batch.insert_shares(&mine);
+            if res.is_ok() {
+                committed.extend(mine);
+            }
+            done.push(Done::Shares(reply, res));
+        }
+        committed
+    }
+}
+
+/// Per-worker sums of committed shares, for the [`CommitObserver`].
+fn worker_deltas(shares: &[ShareRecord]) -> Vec<WorkerTotals> {
+    let mut by_worker: BTreeMap<&str, WorkerTotals> = BTreeMap::new();
+    for s in shares {
+        let w = by_worker.entry(&s.worker).or_insert_with(|| WorkerTotals {
+            worker: s.worker.clone(),
+            shares: 0,
+            difficulty: 0.0,
+            last_share_ms: 0,
+        });
+        w.shares += 1;
+        w.difficulty += s.difficulty;
+        w.last_share_ms = w.last_share_ms.max(s.time_ms);
+    }
+    by_worker.into_values().collect()
+}
+
+/// Writes a group of requests in one transaction, then resolves them (the observer hears of
+/// the committed shares before their owners do).
+fn commit_batch(
+    store: &mut impl Storage,
+    batch: Vec<Write>,
+    stats: &StatsCell,
+    observer: &mut CommitObserver,
+) {
     let requests = batch.len() as u64;
     let mut tx = match store.begin() {
         Ok(tx) => tx,
@@ -126,17 +197,34 @@ fn commit_batch(store: &mut impl Storage, batch: Vec<Write>, stats: &StatsCell) 
             return;
         }
     };
-    let mut done = Vec::with_capacity(batch.len());
-    let mut shares = 0u64;
+    let mut group = ShareGroup {
+        shares: Vec::new(),
+        requests: Vec::new(),
+    };
+    let mut others = Vec::new();
     for write in batch {
-        let outcome = apply(&mut tx, write);
-        shares += outcome.committed_shares();
-        done.push(outcome);
+        match write {
+            Write::Shares { shares, reply } => {
+                group.requests.push((reply, shares.len()));
+                group.shares.extend(shares);
+            }
+            other => others.push(other),
+        }
     }
+    let mut done = Vec::with_capacity(requests as usize);
+    // shares first: a block or status write never depends on shares queued beside it
+    let committed = group.apply(&mut tx, &mut done);
+    for write in others {
+        done.push(apply(&mut tx, write));
+    }
+    let shares: u64 = done.iter().map(Done::committed_shares).sum();
     match tx.commit() {
         Ok(()) => {
             stats.record(requests, shares);
             tracing::trace!(requests, shares, "ledger batch committed");
+            if !committed.is_empty() {
+                observer(worker_deltas(&committed));
+            }
         }
         Err(err) => {
             tracing::error!(error = %err, "ledger batch failed");
@@ -171,16 +259,27 @@ fn serve(store: &mut impl Storage, read: Read) {
     }
 }
 
+/// How the ledger thread groups writes.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Limits {
+    /// Most shares in one transaction (a larger single request goes alone).
+    pub max_batch_shares: usize,
+    /// Least time between the starts of two commits.
+    pub min_commit_interval: Duration,
+}
+
 /// The ledger thread: group-commits writes, serves reads in queue order, and returns when
 /// every sender is gone and the queue is drained.
 pub(super) fn run(
     mut store: impl Storage,
     mut rx: mpsc::Receiver<Request>,
-    max_batch_shares: usize,
+    limits: Limits,
     stats: &StatsCell,
+    mut observer: CommitObserver,
 ) {
     // a read taken off the queue while collecting a batch; served right after the commit
     let mut held: Option<Read> = None;
+    let mut last_commit: Option<Instant> = None;
     loop {
         let first = match held.take() {
             Some(read) => Request::Read(read),
@@ -196,9 +295,18 @@ pub(super) fn run(
             }
             Request::Write(write) => write,
         };
+        // under load, wait out the rest of the interval since the last commit: the
+        // requests arriving meanwhile share this commit's fsync
+        if let Some(at) = last_commit {
+            let due = at + limits.min_commit_interval;
+            let now = Instant::now();
+            if due > now && first.share_count() < limits.max_batch_shares {
+                std::thread::sleep(due - now);
+            }
+        }
         let mut shares = first.share_count();
         let mut batch = vec![first];
-        while shares < max_batch_shares {
+        while shares < limits.max_batch_shares {
             match rx.try_recv() {
                 Ok(Request::Write(write)) => {
                     shares += write.share_count();
@@ -211,7 +319,8 @@ pub(super) fn run(
                 Err(_) => break,
             }
         }
-        commit_batch(&mut store, batch, stats);
+        last_commit = Some(Instant::now());
+        commit_batch(&mut store, batch, stats, &mut observer);
     }
     tracing::info!("ledger closed");
 }

@@ -21,8 +21,12 @@
 //! One std thread owns the database connection. It blocks on the queue,
 //! then drains whatever else is already queued — up to [`LedgerConfig::max_batch_shares`]
 //! shares — and writes the lot in one transaction: a group commit, so the fsync cost is
-//! shared by every request in the batch. Each request runs inside its own savepoint, so one
-//! bad request (a duplicate block hash, a NaN difficulty) fails alone. Reads are served in
+//! shared by every request in the batch. Under load, commits are at least
+//! [`LedgerConfig::min_commit_interval`] apart: a request arriving sooner after the last
+//! commit waits out the rest of the interval for company (an idle ledger commits at once).
+//! The shares of every request in a batch go in with one insert; when that fails, each
+//! request is written again in its own savepoint, so one bad request (a duplicate block
+//! hash, a NaN difficulty) fails alone. Reads are served in
 //! queue order, after the writes queued before them are committed, so a read sees every
 //! write whose ticket resolved before it was sent.
 //!
@@ -94,6 +98,7 @@ mod rows;
 mod sqlite;
 mod window;
 
+pub use engine::CommitObserver;
 pub use window::{PplnsWindow, WorkerWeight};
 
 /// How durable a commit is: SQLite's `synchronous`, PostgreSQL's `synchronous_commit`
@@ -200,6 +205,11 @@ pub struct LedgerConfig {
     pub synchronous: Synchronous,
     /// Most shares written in one transaction (a single larger request still goes alone).
     pub max_batch_shares: usize,
+    /// Least time between the starts of two commits under load: each commit costs an fsync
+    /// and its system time whatever its size, so shares that arrive within this interval of
+    /// the last commit wait for the rest of it and share the next one. Zero commits as soon
+    /// as the previous commit ends (lowest latency, most commits).
+    pub min_commit_interval: std::time::Duration,
     /// Capacity of the request queue; [`Ledger::submit`] waits when it is full.
     pub queue: usize,
 }
@@ -209,6 +219,9 @@ impl LedgerConfig {
     pub const DEFAULT_MAX_BATCH_SHARES: usize = 4096;
     /// Default queue capacity.
     pub const DEFAULT_QUEUE: usize = 1024;
+    /// Default [`min_commit_interval`](Self::min_commit_interval).
+    pub const DEFAULT_MIN_COMMIT_INTERVAL: std::time::Duration =
+        std::time::Duration::from_micros(1000);
 
     /// An SQLite ledger in the file `path`, with the defaults: `FULL`, 4096 shares per
     /// batch, 1024 queued requests.
@@ -227,6 +240,7 @@ impl LedgerConfig {
             backend,
             synchronous: Synchronous::Full,
             max_batch_shares: Self::DEFAULT_MAX_BATCH_SHARES,
+            min_commit_interval: Self::DEFAULT_MIN_COMMIT_INTERVAL,
             queue: Self::DEFAULT_QUEUE,
         }
     }
@@ -640,10 +654,23 @@ impl Ledger {
     /// Opens (creating or migrating) the database and starts the ledger thread. Does
     /// blocking file I/O: call it at startup, or through `spawn_blocking`.
     pub fn open(config: LedgerConfig) -> Result<(Ledger, LedgerThread), LedgerError> {
+        Ledger::open_observed(config, Box::new(|_| {}))
+    }
+
+    /// [`open`](Self::open), and `observer` hears of every commit's shares (summed per
+    /// worker) on the ledger thread, before the shares' submitters do: statistics follow
+    /// the committed shares at one call per transaction, not one event per share.
+    pub fn open_observed(
+        config: LedgerConfig,
+        observer: CommitObserver,
+    ) -> Result<(Ledger, LedgerThread), LedgerError> {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let stats = Arc::new(StatsCell::default());
         let thread_stats = Arc::clone(&stats);
-        let max_batch = config.max_batch_shares.max(1);
+        let limits = engine::Limits {
+            max_batch_shares: config.max_batch_shares.max(1),
+            min_commit_interval: config.min_commit_interval,
+        };
         let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
         let backend = config.backend.clone();
         let synchronous = config.synchronous;
@@ -660,7 +687,7 @@ impl Ledger {
                     Backend::Sqlite { path } => match sqlite::Store::open(&path, synchronous) {
                         Ok(store) => {
                             report(Ok(()));
-                            engine::run(store, rx, max_batch, &thread_stats);
+                            engine::run(store, rx, limits, &thread_stats, observer);
                         }
                         Err(e) => report(Err(e)),
                     },
@@ -668,7 +695,7 @@ impl Ledger {
                     Backend::Postgres { url } => match postgres::Store::open(&url, synchronous) {
                         Ok(store) => {
                             report(Ok(()));
-                            engine::run(store, rx, max_batch, &thread_stats);
+                            engine::run(store, rx, limits, &thread_stats, observer);
                         }
                         Err(e) => report(Err(e)),
                     },

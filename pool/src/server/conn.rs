@@ -129,12 +129,8 @@ pub async fn serve(
                     }
                 }
                 Event::Accepted(b) => {
+                    // counted in the statistics once committed (the ledger's observer)
                     let (record, ack) = *b;
-                    links.stats.send(StatsEvent::Accepted {
-                        worker: record.worker.clone(),
-                        difficulty: record.difficulty,
-                        time_ms: record.time_ms,
-                    });
                     batch.push(record);
                     acks.push(ack);
                 }

@@ -40,7 +40,7 @@ use crate::template::{SourceError, TemplateSource};
 use conn::{ConnContext, ConnLinks};
 use manager::ManagerConfig;
 use session::SessionConfig;
-use stats::{Stats, StatsHandle, WorkerStats};
+use stats::{Stats, StatsEvent, StatsHandle, WorkerStats};
 
 /// A started pool.
 #[derive(Debug)]
@@ -125,23 +125,33 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     } else {
         Synchronous::Full
     };
-    let (ledger, ledger_thread) = Ledger::open(lcfg).context("cannot open the share ledger")?;
+    lcfg.min_commit_interval = Duration::from_micros(cfg.ledger.min_commit_interval_us);
+    let (stats, stats_queue) = stats::channel();
+    let committed = stats.clone();
+    let (ledger, ledger_thread) = Ledger::open_observed(
+        lcfg,
+        Box::new(move |workers| committed.send(StatsEvent::Committed(workers))),
+    )
+    .context("cannot open the share ledger")?;
     let totals = ledger.totals().await.context("cannot read the ledger")?;
-    let stats = stats::spawn(Stats::new(
-        totals.shares_accepted,
-        totals.blocks_accepted,
-        totals
-            .workers
-            .iter()
-            .map(|w| WorkerStats {
-                worker: w.worker.clone(),
-                shares_accepted: w.shares,
-                difficulty_accepted: w.difficulty,
-                last_share_ms: w.last_share_ms,
-                ..WorkerStats::default()
-            })
-            .collect(),
-    ));
+    stats::spawn(
+        Stats::new(
+            totals.shares_accepted,
+            totals.blocks_accepted,
+            totals
+                .workers
+                .iter()
+                .map(|w| WorkerStats {
+                    worker: w.worker.clone(),
+                    shares_accepted: w.shares,
+                    difficulty_accepted: w.difficulty,
+                    last_share_ms: w.last_share_ms,
+                    ..WorkerStats::default()
+                })
+                .collect(),
+        ),
+        stats_queue,
+    );
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();

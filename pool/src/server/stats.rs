@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::ledger::WorkerTotals;
+
 /// Something that happened, for the counters.
 #[derive(Debug)]
 pub enum StatsEvent {
@@ -17,15 +19,9 @@ pub enum StatsEvent {
         /// Its connection id.
         conn: u64,
     },
-    /// A share was accepted (counted when validated; the ledger has the committed truth).
-    Accepted {
-        /// Worker identity.
-        worker: String,
-        /// Share difficulty.
-        difficulty: f64,
-        /// When (UNIX ms).
-        time_ms: u64,
-    },
+    /// Shares were committed to the ledger (one event per ledger transaction, summed per
+    /// worker; `last_share_ms` places them in the hashrate window).
+    Committed(Vec<WorkerTotals>),
     /// A share was rejected.
     Rejected {
         /// Worker identity (empty for an unknown channel).
@@ -209,20 +205,22 @@ impl Stats {
                 self.pool.connections = self.pool.connections.saturating_sub(1);
                 self.rates.retain(|(c, _), _| *c != conn);
             }
-            StatsEvent::Accepted {
-                worker,
-                difficulty,
-                time_ms,
-            } => {
-                self.pool.shares_accepted += 1;
-                self.windows
-                    .entry(worker.clone())
-                    .or_default()
-                    .add(time_ms, difficulty);
-                let w = self.worker(worker);
-                w.shares_accepted += 1;
-                w.difficulty_accepted += difficulty;
-                w.last_share_ms = w.last_share_ms.max(time_ms);
+            StatsEvent::Committed(workers) => {
+                for c in workers {
+                    self.pool.shares_accepted += c.shares;
+                    match self.windows.get_mut(&c.worker) {
+                        Some(window) => window.add(c.last_share_ms, c.difficulty),
+                        None => {
+                            let mut window = ShareWindow::default();
+                            window.add(c.last_share_ms, c.difficulty);
+                            self.windows.insert(c.worker.clone(), window);
+                        }
+                    }
+                    let w = self.worker(c.worker);
+                    w.shares_accepted += c.shares;
+                    w.difficulty_accepted += c.difficulty;
+                    w.last_share_ms = w.last_share_ms.max(c.last_share_ms);
+                }
             }
             StatsEvent::Rejected { worker, code } => {
                 self.pool.shares_rejected += 1;
@@ -287,9 +285,20 @@ impl Stats {
     }
 }
 
-/// Starts the statistics task.
-pub fn spawn(initial: Stats) -> StatsHandle {
-    let (tx, mut rx) = mpsc::unbounded_channel();
+/// The statistics task's queue, made before the task starts (the ledger's commit observer
+/// sends to it from the moment the ledger opens).
+#[derive(Debug)]
+pub struct StatsQueue(mpsc::UnboundedReceiver<Msg>);
+
+/// A handle and the queue behind it; [`spawn`] starts the task on the queue.
+pub fn channel() -> (StatsHandle, StatsQueue) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (StatsHandle { tx }, StatsQueue(rx))
+}
+
+/// Starts the statistics task on `queue`, from the counters `initial`.
+pub fn spawn(initial: Stats, queue: StatsQueue) {
+    let StatsQueue(mut rx) = queue;
     tokio::spawn(async move {
         let mut stats = initial;
         while let Some(msg) = rx.recv().await {
@@ -304,7 +313,6 @@ pub fn spawn(initial: Stats) -> StatsHandle {
             }
         }
     });
-    StatsHandle { tx }
 }
 
 #[cfg(test)]
@@ -315,11 +323,12 @@ mod tests {
     fn counters_follow_events() {
         let mut s = Stats::new(10, 2, vec![]);
         s.apply(StatsEvent::Connected);
-        s.apply(StatsEvent::Accepted {
+        s.apply(StatsEvent::Committed(vec![WorkerTotals {
             worker: "a".into(),
+            shares: 1,
             difficulty: 2.0,
-            time_ms: 5,
-        });
+            last_share_ms: 5,
+        }]));
         s.apply(StatsEvent::Rejected {
             worker: "a".into(),
             code: "stale-share",
