@@ -202,6 +202,7 @@ on_both_backends! {
     #[tokio::test] group_commit_respects_max_batch_shares;
     #[tokio::test] a_bad_request_fails_alone_and_dropped_tickets_still_commit;
     #[tokio::test] the_commit_observer_hears_of_committed_shares_only;
+    #[tokio::test] worker_totals_left_behind_by_a_crash_are_caught_up_at_start;
     #[tokio::test] pplns_window_over_a_known_sequence;
     #[tokio::test] blocks_newest_first_with_status_updates;
     #[tokio::test] reopen_after_drop_keeps_everything;
@@ -442,6 +443,38 @@ async fn the_commit_observer_hears_of_committed_shares_only(db: TestDb) {
     );
 }
 
+async fn worker_totals_left_behind_by_a_crash_are_caught_up_at_start(db: TestDb) {
+    let (ledger, thread) = db.open();
+    for n in 1..=6 {
+        let w = if n % 2 == 0 { "even" } else { "odd" };
+        ledger
+            .submit(vec![share(w, f64::from(n), n)])
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let before = ledger.totals().await.unwrap();
+    assert_eq!(before.shares_accepted, 6);
+    drop(ledger);
+    thread.join().unwrap();
+    // as a kill -9 leaves it: the shares after id 2 committed, the workers table not told
+    db.execute(
+        "DELETE FROM workers; UPDATE workers_through SET id = 2; \
+         INSERT INTO workers (worker, shares, difficulty, last_share_ms) \
+         VALUES ('odd', 1, 1.0, 1700000000001), ('even', 1, 2.0, 1700000000002)",
+    );
+    let (ledger, thread) = db.open();
+    assert_eq!(ledger.totals().await.unwrap(), before);
+    drop(ledger);
+    thread.join().unwrap();
+    // and nothing is counted twice on the next start
+    let (ledger, thread) = db.open();
+    assert_eq!(ledger.totals().await.unwrap(), before);
+    drop(ledger);
+    thread.join().unwrap();
+}
+
 async fn pplns_window_over_a_known_sequence(db: TestDb) {
     let (ledger, thread) = db.open();
     assert!(ledger.pplns_window(10).await.unwrap().is_empty());
@@ -589,7 +622,7 @@ async fn refuses_a_newer_schema(db: TestDb) {
         Ledger::open(db.config()),
         Err(LedgerError::SchemaTooNew {
             found: 99,
-            supported: 2
+            supported: 3
         })
     ));
 }

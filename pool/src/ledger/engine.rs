@@ -29,8 +29,11 @@ pub(super) trait Storage {
     /// The last `limit` blocks, newest first.
     fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError>;
 
-    /// Ledger-wide and per-worker totals.
+    /// Ledger-wide and per-worker totals (as of the last [`Batch::add_worker_totals`]).
     fn totals(&mut self) -> Result<Totals, LedgerError>;
+
+    /// The id of the last share the `workers` table counts.
+    fn workers_through(&mut self) -> Result<i64, LedgerError>;
 
     /// The shares with ids in `first_id..=last_id`, ascending.
     fn shares_in(
@@ -43,11 +46,19 @@ pub(super) trait Storage {
 /// One write transaction. Each write runs in its own savepoint: when it fails, only its own
 /// changes are undone and the transaction goes on. Dropping the batch rolls it back.
 pub(super) trait Batch {
-    /// Inserts the shares (ids in submission order) and adds them to the workers' totals.
+    /// Inserts the shares (ids in submission order); their workers' totals follow later
+    /// ([`add_worker_totals`](Self::add_worker_totals)).
     fn insert_shares(&mut self, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError>;
 
     /// Inserts a block and its outputs; returns its id.
     fn insert_block(&mut self, block: &BlockRecord) -> Result<i64, LedgerError>;
+
+    /// Adds `totals` to the `workers` table, which then counts every share up to `through`.
+    fn add_worker_totals(
+        &mut self,
+        totals: &[WorkerTotals],
+        through: i64,
+    ) -> Result<(), LedgerError>;
 
     /// Sets the status of the block with this hash.
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError>;
@@ -134,7 +145,8 @@ impl ShareGroup {
     /// cost of a savepoint and a workers upsert per request goes. When that fails (one bad
     /// request), each request is inserted in its own savepoint again, so that only the bad
     /// one fails.
-    fn apply(self, batch: &mut impl Batch, done: &mut Vec<Done>) -> Vec<ShareRecord> {
+    /// Returns the shares inserted and the highest id among them.
+    fn apply(self, batch: &mut impl Batch, done: &mut Vec<Done>) -> (Vec<ShareRecord>, i64) {
         let ShareGroup { shares, requests } = self;
         if requests.len() > 1 {
             if let Ok(receipt) = batch.insert_shares(&shares) {
@@ -144,21 +156,106 @@ impl ShareGroup {
                     next += count as i64;
                     done.push(Done::Shares(reply, Ok(CommitReceipt { first_id, count })));
                 }
-                return shares;
+                return (shares, next - 1);
             }
         }
         let mut committed = Vec::with_capacity(shares.len());
+        let mut last_id = 0;
         let mut rest = shares.into_iter();
         for (reply, count) in requests {
             let mine: Vec<ShareRecord> = rest.by_ref().take(count).collect();
             let res = batch.insert_shares(&mine);
-            if res.is_ok() {
+            if let Ok(receipt) = &res {
+                if receipt.count > 0 {
+                    last_id = last_id.max(receipt.first_id + receipt.count as i64 - 1);
+                }
                 committed.extend(mine);
             }
             done.push(Done::Shares(reply, res));
         }
-        committed
+        (committed, last_id)
     }
+}
+
+/// How long committed shares may be left out of the `workers` table: its rows are
+/// scattered over many pages, and updating them at every commit cost more than the shares'
+/// own insert. [`Read::Totals`], a clean stop and the next start (from the shares after
+/// [`Storage::workers_through`]) bring it up to date.
+const WORKER_TOTALS_EVERY: Duration = Duration::from_secs(1);
+
+/// Committed shares not yet in the `workers` table, summed per worker.
+#[derive(Default)]
+struct PendingTotals {
+    by_worker: BTreeMap<String, WorkerTotals>,
+    /// Highest share id counted.
+    through: i64,
+    /// When the oldest of them was committed.
+    since: Option<Instant>,
+}
+
+impl PendingTotals {
+    fn add(&mut self, deltas: &[WorkerTotals], through: i64, now: Instant) {
+        for d in deltas {
+            match self.by_worker.get_mut(&d.worker) {
+                Some(w) => {
+                    w.shares += d.shares;
+                    w.difficulty += d.difficulty;
+                    w.last_share_ms = w.last_share_ms.max(d.last_share_ms);
+                }
+                None => {
+                    self.by_worker.insert(d.worker.clone(), d.clone());
+                }
+            }
+        }
+        self.through = self.through.max(through);
+        self.since.get_or_insert(now);
+    }
+
+    fn due(&self, now: Instant) -> bool {
+        self.since
+            .is_some_and(|t| now.duration_since(t) >= WORKER_TOTALS_EVERY)
+    }
+
+    fn rows(&self) -> Vec<WorkerTotals> {
+        self.by_worker.values().cloned().collect()
+    }
+
+    fn clear(&mut self) {
+        self.by_worker.clear();
+        self.since = None;
+    }
+
+    /// Writes them in a transaction of their own.
+    fn flush(&mut self, store: &mut impl Storage) -> Result<(), LedgerError> {
+        if self.since.is_none() {
+            return Ok(());
+        }
+        let mut tx = store.begin()?;
+        tx.add_worker_totals(&self.rows(), self.through)?;
+        tx.commit()?;
+        self.clear();
+        Ok(())
+    }
+}
+
+/// Brings the `workers` table up to date at start: the shares committed after its last
+/// update (a crash, or a version that updated it at every commit) are added now.
+pub(super) fn catch_up_worker_totals(store: &mut impl Storage) -> Result<(), LedgerError> {
+    let through = store.workers_through()?;
+    let missed = store.shares_in(through + 1, i64::MAX)?;
+    let Some(last) = missed.last().map(|(id, _)| *id) else {
+        return Ok(());
+    };
+    let shares: Vec<ShareRecord> = missed.into_iter().map(|(_, s)| s).collect();
+    let mut tx = store.begin()?;
+    tx.add_worker_totals(&worker_deltas(&shares), last)?;
+    tx.commit()?;
+    tracing::info!(
+        shares = shares.len(),
+        through = last,
+        "worker totals caught up"
+    );
+    Ok(())
 }
 
 /// Per-worker sums of committed shares, for the [`CommitObserver`].
@@ -185,6 +282,7 @@ fn commit_batch(
     batch: Vec<Write>,
     stats: &StatsCell,
     observer: &mut CommitObserver,
+    pending: &mut PendingTotals,
 ) {
     let requests = batch.len() as u64;
     let mut tx = match store.begin() {
@@ -213,17 +311,31 @@ fn commit_batch(
     }
     let mut done = Vec::with_capacity(requests as usize);
     // shares first: a block or status write never depends on shares queued beside it
-    let committed = group.apply(&mut tx, &mut done);
+    let (committed, last_id) = group.apply(&mut tx, &mut done);
     for write in others {
         done.push(apply(&mut tx, write));
     }
     let shares: u64 = done.iter().map(Done::committed_shares).sum();
+    // the workers table rides along about once a second
+    let now = Instant::now();
+    let flushed = pending.due(now) && {
+        let res = tx.add_worker_totals(&pending.rows(), pending.through);
+        if let Err(e) = &res {
+            tracing::warn!(error = %e, "worker totals not written; retried with the next commit");
+        }
+        res.is_ok()
+    };
     match tx.commit() {
         Ok(()) => {
             stats.record(requests, shares);
             tracing::trace!(requests, shares, "ledger batch committed");
+            if flushed {
+                pending.clear();
+            }
             if !committed.is_empty() {
-                observer(worker_deltas(&committed));
+                let deltas = worker_deltas(&committed);
+                pending.add(&deltas, last_id, now);
+                observer(deltas);
             }
         }
         Err(err) => {
@@ -238,7 +350,7 @@ fn commit_batch(
     }
 }
 
-fn serve(store: &mut impl Storage, read: Read) {
+fn serve(store: &mut impl Storage, read: Read, pending: &mut PendingTotals) {
     match read {
         Read::Window { n_shares, reply } => {
             let _ = reply.send(store.window(n_shares));
@@ -247,7 +359,7 @@ fn serve(store: &mut impl Storage, read: Read) {
             let _ = reply.send(store.blocks(limit));
         }
         Read::Totals { reply } => {
-            let _ = reply.send(store.totals());
+            let _ = reply.send(pending.flush(store).and_then(|()| store.totals()));
         }
         Read::SharesIn {
             first_id,
@@ -280,7 +392,18 @@ pub(super) fn run(
     // a read taken off the queue while collecting a batch; served right after the commit
     let mut held: Option<Read> = None;
     let mut last_commit: Option<Instant> = None;
+    let mut pending = PendingTotals::default();
     loop {
+        // under load, wait out the rest of the interval since the last commit before taking
+        // the next batch: the requests arriving meanwhile share one fsync, and the thread
+        // sleeps once per commit instead of waking for the first request and sleeping again
+        if let Some(at) = last_commit.take() {
+            let due = at + limits.min_commit_interval;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+        }
         let first = match held.take() {
             Some(read) => Request::Read(read),
             None => match rx.blocking_recv() {
@@ -290,20 +413,11 @@ pub(super) fn run(
         };
         let first = match first {
             Request::Read(read) => {
-                serve(&mut store, read);
+                serve(&mut store, read, &mut pending);
                 continue;
             }
             Request::Write(write) => write,
         };
-        // under load, wait out the rest of the interval since the last commit: the
-        // requests arriving meanwhile share this commit's fsync
-        if let Some(at) = last_commit {
-            let due = at + limits.min_commit_interval;
-            let now = Instant::now();
-            if due > now && first.share_count() < limits.max_batch_shares {
-                std::thread::sleep(due - now);
-            }
-        }
         let mut shares = first.share_count();
         let mut batch = vec![first];
         while shares < limits.max_batch_shares {
@@ -320,7 +434,10 @@ pub(super) fn run(
             }
         }
         last_commit = Some(Instant::now());
-        commit_batch(&mut store, batch, stats, &mut observer);
+        commit_batch(&mut store, batch, stats, &mut observer, &mut pending);
+    }
+    if let Err(e) = pending.flush(&mut store) {
+        tracing::warn!(error = %e, "worker totals not written at close; the next start adds them");
     }
     tracing::info!("ledger closed");
 }

@@ -684,7 +684,11 @@ impl Ledger {
                     let _ = opened_tx.send(res);
                 };
                 match backend {
-                    Backend::Sqlite { path } => match sqlite::Store::open(&path, synchronous) {
+                    Backend::Sqlite { path } => match sqlite::Store::open(&path, synchronous)
+                        .and_then(|mut store| {
+                            engine::catch_up_worker_totals(&mut store)?;
+                            Ok(store)
+                        }) {
                         Ok(store) => {
                             report(Ok(()));
                             engine::run(store, rx, limits, &thread_stats, observer);
@@ -692,7 +696,11 @@ impl Ledger {
                         Err(e) => report(Err(e)),
                     },
                     #[cfg(feature = "postgres")]
-                    Backend::Postgres { url } => match postgres::Store::open(&url, synchronous) {
+                    Backend::Postgres { url } => match postgres::Store::open(&url, synchronous)
+                        .and_then(|mut store| {
+                            engine::catch_up_worker_totals(&mut store)?;
+                            Ok(store)
+                        }) {
                         Ok(store) => {
                             report(Ok(()));
                             engine::run(store, rx, limits, &thread_stats, observer);

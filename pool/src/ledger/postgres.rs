@@ -33,12 +33,10 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement, Transaction};
 
 use super::engine::{Batch, Storage};
-use super::rows::{
-    self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerDeltas, WorkerRow,
-};
+use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerRow};
 use super::{
     redact_password, BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow,
-    ShareRecord, Synchronous, Totals,
+    ShareRecord, Synchronous, Totals, WorkerTotals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -89,6 +87,12 @@ CREATE TABLE block_outputs (
 ",
     r"
 ALTER TABLE shares ADD COLUMN channel_identity TEXT;
+",
+    // the workers table is written about once a second; it holds every share up to this id
+    r"
+CREATE TABLE IF NOT EXISTS workers_through (id BIGINT NOT NULL);
+DELETE FROM workers_through;
+INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
 ",
 ];
 
@@ -337,6 +341,17 @@ impl Storage for Store {
         self.note(res)
     }
 
+    fn workers_through(&mut self) -> Result<i64, LedgerError> {
+        let err = LedgerError::postgres("read the workers watermark");
+        let res = self
+            .session()?
+            .client
+            .query_one("SELECT id FROM workers_through", &[])
+            .and_then(|row| row.try_get(0))
+            .map_err(err);
+        self.note(res)
+    }
+
     fn totals(&mut self) -> Result<Totals, LedgerError> {
         let res = self.session()?.read_totals();
         self.note(res)
@@ -539,6 +554,14 @@ impl Batch for PgBatch<'_> {
         self.in_savepoint(|tx, _| insert_block(tx, block))
     }
 
+    fn add_worker_totals(
+        &mut self,
+        totals: &[WorkerTotals],
+        through: i64,
+    ) -> Result<(), LedgerError> {
+        self.in_savepoint(|tx, statements| add_worker_totals(tx, statements, totals, through))
+    }
+
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
         self.in_savepoint(|tx, _| set_status(tx, hash, status))
     }
@@ -575,10 +598,8 @@ fn insert_shares(
 ) -> Result<CommitReceipt, LedgerError> {
     let err = LedgerError::postgres("insert shares");
     let mut c = Columns::default();
-    // summed in submission order, as the SQLite backend does
-    let mut per_worker = WorkerDeltas::default();
     for s in shares {
-        let time_ms = per_worker.add(s)?;
+        let time_ms = rows::share_time(s)?;
         c.worker.push(s.worker.clone());
         c.connection_id.push(id_to_sql(s.connection_id));
         c.channel_id.push(i64::from(s.channel_id));
@@ -625,12 +646,25 @@ fn insert_shares(
             ),
         });
     }
-    let per_worker: Vec<_> = per_worker.into_rows().collect();
-    let mut workers = Vec::with_capacity(per_worker.len());
-    let mut counts = Vec::with_capacity(per_worker.len());
-    let mut difficulties = Vec::with_capacity(per_worker.len());
-    let mut lasts = Vec::with_capacity(per_worker.len());
-    for (worker, count, difficulty, last) in per_worker {
+    Ok(CommitReceipt {
+        first_id,
+        count: shares.len(),
+    })
+}
+
+fn add_worker_totals(
+    tx: &mut Transaction<'_>,
+    statements: &Statements,
+    totals: &[WorkerTotals],
+    through: i64,
+) -> Result<(), LedgerError> {
+    let err = LedgerError::postgres("add worker totals");
+    let mut workers = Vec::with_capacity(totals.len());
+    let mut counts = Vec::with_capacity(totals.len());
+    let mut difficulties = Vec::with_capacity(totals.len());
+    let mut lasts = Vec::with_capacity(totals.len());
+    for w in totals {
+        let (worker, count, difficulty, last) = rows::worker_columns(w)?;
         workers.push(worker);
         counts.push(count);
         difficulties.push(difficulty);
@@ -641,10 +675,9 @@ fn insert_shares(
         &[&workers, &counts, &difficulties, &lasts],
     )
     .map_err(err)?;
-    Ok(CommitReceipt {
-        first_id,
-        count: shares.len(),
-    })
+    tx.execute("UPDATE workers_through SET id = $1", &[&through])
+        .map_err(err)?;
+    Ok(())
 }
 
 fn insert_block(tx: &mut Transaction<'_>, block: &BlockRecord) -> Result<i64, LedgerError> {

@@ -4,8 +4,6 @@
 //! reads its columns into a row struct here (in the order of its `SELECT`) and writes records
 //! through these conversions, so both read and write the same values the same way.
 
-use std::collections::BTreeMap;
-
 use super::{BlockRecord, BlockStatus, LedgerError, Payout, ShareRecord, Totals, WorkerTotals};
 
 /// `value` as an SQL integer, or [`LedgerError::OutOfRange`] naming `field`.
@@ -196,37 +194,26 @@ pub(super) fn totals(
     Ok(totals)
 }
 
-/// What one insert of shares adds to each worker's `workers` row: shares, difficulty (summed
-/// in submission order) and the latest `time_ms`.
-#[derive(Default)]
-pub(super) struct WorkerDeltas<'a> {
-    by_worker: BTreeMap<&'a str, (i64, f64, i64)>,
+/// Checks `share` (a finite, non-negative difficulty, a `time_ms` that fits the column) and
+/// returns its `time_ms` column value.
+pub(super) fn share_time(share: &ShareRecord) -> Result<i64, LedgerError> {
+    if !share.difficulty.is_finite() || share.difficulty < 0.0 {
+        return Err(LedgerError::InvalidDifficulty {
+            worker: share.worker.clone(),
+            difficulty: share.difficulty,
+        });
+    }
+    int("time_ms", share.time_ms)
 }
 
-impl<'a> WorkerDeltas<'a> {
-    /// Checks `share` (a finite, non-negative difficulty, a `time_ms` that fits the column),
-    /// counts it for its worker and returns its `time_ms` column value.
-    pub(super) fn add(&mut self, share: &'a ShareRecord) -> Result<i64, LedgerError> {
-        if !share.difficulty.is_finite() || share.difficulty < 0.0 {
-            return Err(LedgerError::InvalidDifficulty {
-                worker: share.worker.clone(),
-                difficulty: share.difficulty,
-            });
-        }
-        let time_ms = int("time_ms", share.time_ms)?;
-        let entry = self.by_worker.entry(&share.worker).or_insert((0, 0.0, 0));
-        entry.0 += 1;
-        entry.1 += share.difficulty;
-        entry.2 = entry.2.max(time_ms);
-        Ok(time_ms)
-    }
-
-    /// `(worker, shares, difficulty, last_share_ms)` per worker, in name order.
-    pub(super) fn into_rows(self) -> impl Iterator<Item = (&'a str, i64, f64, i64)> {
-        self.by_worker
-            .into_iter()
-            .map(|(worker, (shares, difficulty, last))| (worker, shares, difficulty, last))
-    }
+/// A worker's totals as `workers` columns: `(worker, shares, difficulty, last_share_ms)`.
+pub(super) fn worker_columns(w: &WorkerTotals) -> Result<(&str, i64, f64, i64), LedgerError> {
+    Ok((
+        &w.worker,
+        int("shares", w.shares)?,
+        w.difficulty,
+        int("last_share_ms", w.last_share_ms)?,
+    ))
 }
 
 #[cfg(test)]
@@ -346,17 +333,18 @@ mod tests {
         );
 
         let (_, mut s) = share_row(vec![9; 32], None).into_record().unwrap();
-        let mut second = s.clone();
-        second.time_ms += 5;
-        let mut d = WorkerDeltas::default();
-        assert_eq!(d.add(&s).unwrap(), 1_700_000_000_000);
-        d.add(&second).unwrap();
-        let rows: Vec<_> = d.into_rows().collect();
-        assert_eq!(rows, vec![("farm.rig1", 2, 3.0, 1_700_000_000_005)]);
+        assert_eq!(share_time(&s).unwrap(), 1_700_000_000_000);
         s.difficulty = f64::NAN;
         assert!(matches!(
-            WorkerDeltas::default().add(&s),
+            share_time(&s),
             Err(LedgerError::InvalidDifficulty { .. })
         ));
+        let w = WorkerTotals {
+            worker: "farm.rig1".into(),
+            shares: 2,
+            difficulty: 3.0,
+            last_share_ms: 5,
+        };
+        assert_eq!(worker_columns(&w).unwrap(), ("farm.rig1", 2, 3.0, 5));
     }
 }

@@ -23,12 +23,10 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::engine::{Batch, Storage};
-use super::rows::{
-    self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerDeltas, WorkerRow,
-};
+use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerRow};
 use super::{
     BlockRecord, BlockStatus, CommitReceipt, LedgerError, PplnsWindow, ShareRecord, Synchronous,
-    Totals,
+    Totals, WorkerTotals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -79,6 +77,12 @@ CREATE TABLE block_outputs (
 ",
     r"
 ALTER TABLE shares ADD COLUMN channel_identity TEXT;
+",
+    // the workers table is written about once a second; it holds every share up to this id
+    r"
+CREATE TABLE IF NOT EXISTS workers_through (id INTEGER NOT NULL);
+DELETE FROM workers_through;
+INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
 ",
 ];
 
@@ -188,6 +192,12 @@ impl Storage for Store {
             .collect::<Result<_, _>>()
             .map_err(err)?;
         raw.into_iter().map(ShareRow::into_record).collect()
+    }
+
+    fn workers_through(&mut self) -> Result<i64, LedgerError> {
+        self.conn
+            .query_row("SELECT id FROM workers_through", [], |r| r.get(0))
+            .map_err(LedgerError::sqlite("read the workers watermark"))
     }
 
     fn totals(&mut self) -> Result<Totals, LedgerError> {
@@ -338,6 +348,14 @@ impl Batch for SqliteBatch<'_> {
         self.in_savepoint(|conn| insert_block(conn, block))
     }
 
+    fn add_worker_totals(
+        &mut self,
+        totals: &[WorkerTotals],
+        through: i64,
+    ) -> Result<(), LedgerError> {
+        self.in_savepoint(|conn| add_worker_totals(conn, totals, through))
+    }
+
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
         self.in_savepoint(|conn| set_status(conn, hash, status))
     }
@@ -357,9 +375,8 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
         )
         .map_err(err)?;
     let mut first_id = 0;
-    let mut per_worker = WorkerDeltas::default();
     for (i, s) in shares.iter().enumerate() {
-        let time_ms = per_worker.add(s)?;
+        let time_ms = rows::share_time(s)?;
         insert
             .execute(params![
                 s.worker,
@@ -379,6 +396,18 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
             first_id = conn.last_insert_rowid();
         }
     }
+    Ok(CommitReceipt {
+        first_id,
+        count: shares.len(),
+    })
+}
+
+fn add_worker_totals(
+    conn: &Connection,
+    totals: &[WorkerTotals],
+    through: i64,
+) -> Result<(), LedgerError> {
+    let err = LedgerError::sqlite("add worker totals");
     let mut upsert = conn
         .prepare_cached(
             "INSERT INTO workers (worker, shares, difficulty, last_share_ms) \
@@ -388,15 +417,15 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
              last_share_ms = max(last_share_ms, excluded.last_share_ms)",
         )
         .map_err(err)?;
-    for (worker, count, difficulty, last) in per_worker.into_rows() {
+    for w in totals {
+        let (worker, shares, difficulty, last) = rows::worker_columns(w)?;
         upsert
-            .execute(params![worker, count, difficulty, last])
+            .execute(params![worker, shares, difficulty, last])
             .map_err(err)?;
     }
-    Ok(CommitReceipt {
-        first_id,
-        count: shares.len(),
-    })
+    conn.execute("UPDATE workers_through SET id = ?1", [through])
+        .map_err(err)?;
+    Ok(())
 }
 
 fn insert_block(conn: &Connection, block: &BlockRecord) -> Result<i64, LedgerError> {

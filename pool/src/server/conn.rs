@@ -2,13 +2,14 @@
 //! [`Session`] with frames, new work, ledger commits and ticks, and carries out its events.
 //! The task owns the session, both halves of the connection and nothing else.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
-use futures::stream::{FuturesOrdered, StreamExt};
 use strata_net::keys::ResponderWatch;
 use strata_net::sv2::{respond, Sv2Options};
 use strata_protocol::Message;
@@ -18,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{Event, FoundBlock, Now, PendingAck, Session, SessionConfig, Work};
 use super::stats::{StatsEvent, StatsHandle};
-use crate::ledger::{Ledger, LedgerError, ShareRecord};
+use crate::ledger::{CommitTicket, Ledger, LedgerError, ShareRecord};
 
 /// What every connection task shares (read-only).
 #[derive(Debug)]
@@ -38,7 +39,24 @@ pub struct ConnContext {
     pub setup_timeout: Duration,
 }
 
-type Commit = Pin<Box<dyn Future<Output = (Result<(), LedgerError>, Vec<PendingAck>)> + Send>>;
+/// Shares being committed, oldest first: the ledger commits in queue order, so only the
+/// oldest ticket needs polling.
+type Commits = VecDeque<(CommitTicket, Vec<PendingAck>)>;
+
+/// Resolves when the oldest commit does, with its acknowledgements (pending while there is
+/// none).
+fn oldest_commit(
+    commits: &mut Commits,
+) -> impl Future<Output = (Result<(), LedgerError>, Vec<PendingAck>)> + '_ {
+    std::future::poll_fn(move |cx| {
+        let Some((ticket, _)) = commits.front_mut() else {
+            return Poll::Pending;
+        };
+        let result = std::task::ready!(Pin::new(ticket).poll(cx));
+        let (_, acks) = commits.pop_front().expect("the front was just polled");
+        Poll::Ready((result.map(|_| ()), acks))
+    })
+}
 
 /// The channels a connection task talks to.
 #[derive(Debug, Clone)]
@@ -76,7 +94,7 @@ pub async fn serve(
     links.stats.send(StatsEvent::Connected);
     let mut session = Session::new(conn_id, ctx.session.clone());
     let mut events: Vec<Event> = Vec::with_capacity(16);
-    let mut commits: FuturesOrdered<Commit> = FuturesOrdered::new();
+    let mut commits: Commits = VecDeque::new();
     let mut batch: Vec<ShareRecord> = Vec::new();
     let mut acks: Vec<PendingAck> = Vec::new();
     let mut tick = tokio::time::interval(ctx.tick);
@@ -107,7 +125,7 @@ pub async fn serve(
                 let work = links.work.borrow_and_update().clone();
                 session.on_work(work, Now::current(), &mut events);
             }
-            Some((result, done)) = commits.next(), if !commits.is_empty() => match result {
+            (result, done) = oldest_commit(&mut commits), if !commits.is_empty() => match result {
                 Ok(()) => session.on_committed(&done, &mut events),
                 Err(e) => {
                     tracing::error!(conn = conn_id, error = %e, shares = done.len(), "ledger commit failed; shares not acknowledged");
@@ -157,9 +175,7 @@ pub async fn serve(
             let shares = std::mem::take(&mut batch);
             let done = std::mem::take(&mut acks);
             match links.ledger.submit(shares).await {
-                Ok(ticket) => {
-                    commits.push_back(Box::pin(async move { (ticket.await.map(|_| ()), done) }))
-                }
+                Ok(ticket) => commits.push_back((ticket, done)),
                 Err(e) => {
                     tracing::error!(conn = conn_id, error = %e, "ledger unavailable");
                     session.on_commit_failed(&done, &mut events);
@@ -183,8 +199,8 @@ pub async fn serve(
         }
     };
     // acknowledge what is already being committed, if the miner is still there
-    while let Some((result, done)) = commits.next().await {
-        if result.is_ok() {
+    for (ticket, done) in commits.drain(..) {
+        if ticket.await.is_ok() {
             session.on_committed(&done, &mut events);
         }
     }
