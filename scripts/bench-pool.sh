@@ -2,6 +2,10 @@
 # The pool's share path under SV2 load, strata-pool or SRI's pool_sv2, both fed templates by
 # the same Bitcoin Core over IPC (release builds):
 #   scripts/bench-pool.sh strata|sri CONNECTIONS RATE SECONDS
+#   scripts/bench-pool.sh compare CONNECTIONS RATE SECONDS [ROUNDS]
+# `compare` alternates strata and sri runs (ROUNDS each, default 3) and prints each one's
+# medians (shares per pool CPU-second, CPU per share, submit-to-ack p50 and p99) and the
+# ratios strata/sri.
 # - strata: target/release/strata-pool, `template_source = "ipc"`, ledger `synchronous = full`
 #   (LEDGER_SYNC=normal to compare); every share is acknowledged after its commit.
 # - sri:    SRI's pool_sv2 (cargo install pool_sv2 --root ~/.cache/strata/sri-pool; SRI_POOL=PATH
@@ -21,6 +25,42 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-strata}; conns=${2:-1000}; rate=${3:-10000}; secs=${4:-30}
+if [ "$which" = compare ]; then
+  rounds=${5:-3}
+  out=$(mktemp)
+  for r in $(seq "$rounds"); do
+    for w in strata sri; do
+      "$0" "$w" "$conns" "$rate" "$secs" | tee -a "$out" | tail -1 >&2
+    done
+  done
+  # one line per run: the JSON report, then the summary line
+  python3 - "$out" <<'PY'
+import json, re, statistics, sys
+runs = {"strata": [], "sri": []}
+report = None
+for line in open(sys.argv[1]):
+    line = line.strip()
+    if line.startswith("{"):
+        report = json.loads(line)
+    m = re.match(r"(strata|sri): .*us_cpu_per_share=([0-9.]+) shares_per_cpu_s=([0-9]+)", line)
+    if m and report:
+        lat = report.get("latency_ms", {})
+        runs[m.group(1)].append((float(m.group(3)), float(m.group(2)), lat.get("p50", 0), lat.get("p99", 0), report.get("accepted_per_s", 0)))
+        report = None
+med = {}
+for w, rs in runs.items():
+    if not rs:
+        continue
+    med[w] = [statistics.median(col) for col in zip(*rs)]
+    print(f"{w}: runs={len(rs)} median shares_per_cpu_s={med[w][0]:.0f} us_cpu_per_share={med[w][1]:.1f} "
+          f"p50_ms={med[w][2]:.3f} p99_ms={med[w][3]:.3f} accepted_per_s={med[w][4]:.0f}")
+if len(med) == 2:
+    s, r = med["strata"], med["sri"]
+    print(f"strata/sri: shares_per_cpu_s x{s[0] / r[0]:.2f}, p50 x{s[2] / r[2]:.2f}, p99 x{s[3] / r[3]:.2f}")
+PY
+  rm -f "$out"
+  exit 0
+fi
 ulimit -n 20000 2>/dev/null || true
 on_rest=""
 if [ -n "${LOAD_NICE:-}" ]; then on_rest="nice -n $LOAD_NICE"; fi
@@ -116,13 +156,16 @@ real_pid=$(pgrep -n -f "$([ "$which" = sri ] && echo pool_sv2 || echo strata-poo
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$real_pid/stat"; }
 
 c0=$(cpu_s)
-$on_rest target/release/strata-miner load --pool "$pool_addr" --authority-key "$key" \
+TIMEFORMAT="%U %S"
+{ time $on_rest target/release/strata-miner load --pool "$pool_addr" --authority-key "$key" \
   --connections "$conns" --rate "$rate" --duration "$secs" --connect-rate 2000 \
-  > "$work/load.json" 2>"$work/load.log" || true
+  > "$work/load.json" 2>"$work/load.log" || true ; } 2> "$work/load.time"
 c1=$(cpu_s)
 cat "$work/load.json"
-awk -v c0="$c0" -v c1="$c1" -v f="$work/load.json" -v w="$which" 'BEGIN {
+# the generator's CPU too: where a run saturates, it may be the generator's core, not the pool
+gen=$(awk '{print $1 + $2}' "$work/load.time")
+awk -v c0="$c0" -v c1="$c1" -v g="$gen" -v f="$work/load.json" -v w="$which" 'BEGIN {
   getline line < f; match(line, /"accepted_per_s":[0-9.]+/); a = substr(line, RSTART + 17, RLENGTH - 17);
   match(line, /"elapsed_s":[0-9.]+/); e = substr(line, RSTART + 12, RLENGTH - 12);
-  cpu = c1 - c0; printf "%s: cpu_s=%.2f elapsed_s=%s accepted_per_s=%s us_cpu_per_share=%.1f shares_per_cpu_s=%.0f\n",
-    w, cpu, e, a, (a > 0 ? cpu / e / a * 1e6 : 0), (cpu > 0 ? a * e / cpu : 0) }'
+  cpu = c1 - c0; printf "%s: cpu_s=%.2f elapsed_s=%s accepted_per_s=%s us_cpu_per_share=%.1f shares_per_cpu_s=%.0f generator_cpu_s=%.2f\n",
+    w, cpu, e, a, (a > 0 ? cpu / e / a * 1e6 : 0), (cpu > 0 ? a * e / cpu : 0), g }'
