@@ -141,11 +141,10 @@ struct ShareGroup {
 }
 
 impl ShareGroup {
-    /// Inserts every request's shares with one statement in one savepoint: per share, the
-    /// cost of a savepoint and a workers upsert per request goes. When that fails (one bad
-    /// request), each request is inserted in its own savepoint again, so that only the bad
-    /// one fails.
-    /// Returns the shares inserted and the highest id among them.
+    /// Inserts every request's shares with one statement in one savepoint (not one savepoint
+    /// per request). When that fails (one bad request), each request is inserted in its own
+    /// savepoint again, so that only the bad one fails. Returns the shares inserted and the
+    /// highest id among them.
     fn apply(self, batch: &mut impl Batch, done: &mut Vec<Done>) -> (Vec<ShareRecord>, i64) {
         let ShareGroup { shares, requests } = self;
         if requests.len() > 1 {
@@ -239,7 +238,7 @@ impl PendingTotals {
 }
 
 /// Brings the `workers` table up to date at start: the shares committed after its last
-/// update (a crash, or a version that updated it at every commit) are added now.
+/// update (the ledger was killed before it wrote them) are added now.
 pub(super) fn catch_up_worker_totals(store: &mut impl Storage) -> Result<(), LedgerError> {
     let through = store.workers_through()?;
     let missed = store.shares_in(through + 1, i64::MAX)?;
