@@ -17,7 +17,8 @@
 //! ```
 //!
 //! Invariants: at most one connection is the active one or the candidate for it, at most one
-//! is a probe; epochs only grow.
+//! is a probe; epochs only grow; after every step [`Failover::next_wake`] is later than the
+//! step's `now` (the shell never spins).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -166,6 +167,7 @@ impl Backoff {
             .saturating_mul(1u32 << exp)
             .min(self.max)
             .as_secs_f64();
+        let jitter = if jitter.is_nan() { 0.5 } else { jitter };
         Duration::from_secs_f64(base * (0.75 + 0.5 * jitter.clamp(0.0, 1.0)))
     }
 
@@ -297,12 +299,14 @@ impl Failover {
     }
 
     /// When [`Failover::on_timer`] may have something new to do (`None`: only an event or a
-    /// command can change anything).
+    /// command can change anything). Always later than the `now` of the last step.
     pub fn next_wake(&self) -> Option<Instant> {
         let mut wake: Option<Instant> = None;
         let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
         if let Some(i) = self.find(Role::Probe) {
-            if let Some(t) = self.conns[i].opened_at {
+            let c = &self.conns[i];
+            // without work the probe cannot take over yet: its first job (an event) replans
+            if let (Some(t), true) = (c.opened_at, c.work.contains_key(&0)) {
                 at(t + self.cfg.stable_for);
             }
         }
@@ -944,7 +948,7 @@ mod tests {
 
     #[test]
     fn jitter_scales_the_delay_by_three_quarters_to_five_quarters() {
-        for (jitter, ms) in [(0.0, 750), (0.5, 1000), (1.0, 1250)] {
+        for (jitter, ms) in [(0.0, 750), (0.5, 1000), (1.0, 1250), (f64::NAN, 1000)] {
             let (mut sim, _) = Sim::new(config(1));
             let mut out = vec![];
             sim.core.on_conn_event(
@@ -1148,6 +1152,30 @@ mod tests {
             Action::Emit(UpstreamEvent::ChannelOpened { epoch: 3, channel: 1, extranonce_prefix, .. })
                 if extranonce_prefix[..] == [7; 6]
         )));
+    }
+
+    #[test]
+    fn a_probe_open_without_work_does_not_make_the_timer_spin() {
+        let (mut sim, _) = Sim::new(UpstreamConfig {
+            stable_for: S,
+            ..config(2)
+        });
+        sim.up(1);
+        sim.ended(1);
+        sim.up(2);
+        let probe = connects(&sim.wake())[0].0;
+        sim.ev(probe, ConnEvent::Opened(info(0, 9)));
+        sim.after(10 * S);
+        // no work yet: nothing to wait for (the work itself replans)
+        assert_eq!(sim.core.next_wake(), None);
+        let out = sim.ev(
+            probe,
+            ConnEvent::Work {
+                channel: 0,
+                work: work(2),
+            },
+        );
+        assert_eq!(activates(&out), vec![(3, 0)]);
     }
 
     #[test]
