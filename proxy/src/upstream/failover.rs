@@ -16,9 +16,10 @@
 //!        the old Active drains (answers for shares already sent) and closes.
 //! ```
 //!
-//! Invariants: at most one connection is the active one or the candidate for it, at most one
-//! is a probe; epochs only grow; after every step [`Failover::next_wake`] is later than the
-//! step's `now` (the shell never spins).
+//! Invariants (checked by the `proxy_failover` fuzz target, [`crate::fuzzing::failover`]): at
+//! most one connection is the active one or the candidate for it, at most one is a probe;
+//! epochs only grow; after every step [`Failover::next_wake`] is later than the step's `now`
+//! (the shell never spins).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
