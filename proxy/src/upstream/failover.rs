@@ -114,7 +114,8 @@ pub enum Action {
     },
     /// Tell the hub (never [`UpstreamEvent::Active`]: that is [`Action::Activate`]).
     Emit(UpstreamEvent),
-    /// Send `UpdateChannel` on a channel of connection `id`.
+    /// The hashrate of a channel changed: connection `id` announces it (`UpdateChannel` on the
+    /// channel if open, at its open otherwise).
     UpdateHashrate {
         /// The connection.
         id: u64,
@@ -337,9 +338,13 @@ impl Failover {
                             .resize(channel + 1, self.cfg.nominal_hashrate);
                     }
                     self.hashrates[channel] = h;
-                    if let Some((id, _)) = self.active() {
+                    // not only the active pool: a probe or a candidate that takes over later
+                    // must hold the hashrate of now, not the one of when it connected (a probe
+                    // lives `stable_for`, and a pool opened at 0 starts at its minimum
+                    // difficulty)
+                    for c in self.conns.iter().filter(|c| c.role != Role::Draining) {
                         out.push(Action::UpdateHashrate {
-                            id,
+                            id: c.id,
                             channel,
                             hashrate: h,
                         });
@@ -1054,13 +1059,18 @@ mod tests {
             nominal_hashrate: 100.0,
             ..config(2)
         });
-        // before any pool is active: remembered only
-        assert!(sim
-            .cmd(UpstreamCommand::UpdateHashrate {
+        // before any pool is active: remembered, and the connecting candidate opens with it
+        assert_eq!(
+            sim.cmd(UpstreamCommand::UpdateHashrate {
                 channel: 1,
                 hashrate: 5e12,
-            })
-            .is_empty());
+            }),
+            vec![Action::UpdateHashrate {
+                id: 1,
+                channel: 1,
+                hashrate: 5e12
+            }]
+        );
         sim.up(1);
         let out = sim.cmd(UpstreamCommand::UpdateHashrate {
             channel: 0,
@@ -1101,6 +1111,41 @@ mod tests {
         };
         assert_eq!(*channels, 3);
         assert_eq!(hashrates, &vec![7e12, 5e12]);
+    }
+
+    #[test]
+    fn a_probe_hears_the_hashrate_announced_while_it_waits_to_take_over() {
+        let (mut sim, _) = Sim::new(config(2));
+        sim.ended(1);
+        sim.up(2);
+        let probe = connects(&sim.wake())[0].0;
+        sim.up(probe);
+        let out = sim.cmd(UpstreamCommand::UpdateHashrate {
+            channel: 0,
+            hashrate: 3e12,
+        });
+        let ids: Vec<u64> = out
+            .iter()
+            .filter_map(|a| match a {
+                Action::UpdateHashrate { id, hashrate, .. } if *hashrate == 3e12 => Some(*id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(ids, vec![2, probe], "the active pool and the probe");
+        // once the probe took over, the drained connection hears nothing more
+        sim.wake();
+        let out = sim.cmd(UpstreamCommand::UpdateHashrate {
+            channel: 0,
+            hashrate: 4e12,
+        });
+        assert_eq!(
+            out,
+            vec![Action::UpdateHashrate {
+                id: probe,
+                channel: 0,
+                hashrate: 4e12
+            }]
+        );
     }
 
     #[test]
