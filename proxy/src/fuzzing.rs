@@ -1,7 +1,7 @@
 //! Fuzzing harnesses for the proxy's role state machines (the `proxy_sv1_session`,
-//! `proxy_sv2_session` and `proxy_upstream_session` cargo-fuzz targets are shims over
-//! [`sv1_session`], [`sv2_session`] and [`upstream_session`]; their seeds are replayed by
-//! `cargo test`).
+//! `proxy_sv2_session`, `proxy_upstream_session` and `proxy_failover` cargo-fuzz targets are
+//! shims over [`sv1_session`], [`sv2_session`], [`upstream_session`] and [`failover`]; their
+//! seeds are replayed by `cargo test`).
 //!
 //! Each input is a script: one control byte, then its argument. The downstream scripts feed
 //! the session miner input (SV1 lines or SV2 frame bytes), the hub's answer to a join, new
@@ -545,5 +545,236 @@ impl Shares {
                 "a share never came back"
             );
         }
+    }
+}
+
+/// Drives the failover core ([`crate::upstream::failover::Failover`]) with a script of
+/// connection events, hub commands and time steps (`proxy_failover` target).
+///
+/// The first byte sets up: `1 + b % 4` pools, bit 2 turns `return_to_preferred` off. Then
+/// each step is one control byte `op`, its low 3 bits choosing:
+///
+/// | op % 8 | step (arguments: following bytes) |
+/// |---|---|
+/// | 0 | connection `c` opens channel `x % 4` |
+/// | 1 | connection `c` gets work on channel `x % 4` |
+/// | 2 | connection `c`'s pool refuses channel `x % 4` |
+/// | 3 | connection `c` gets a new extranonce prefix on channel `x % 4` |
+/// | 4 | connection `c` ends (`x` bit 0: with a redirect; jitter `x / 256`) |
+/// | 5 | the hub: `x` even, UpdateHashrate(channel `x >> 1 & 3`, `y * 1e9` h/s, or NaN for `y == 255`); odd, Channels(`x >> 1 & 7`) |
+/// | 6 | `x * 2^(y % 12)` ms pass; the timer fires if due |
+/// | 7 | time jumps to the next wake-up, which fires |
+///
+/// `c` (a byte) picks a live connection (`c % (live + 1)`; the extra choice is an id the
+/// core never handed out).
+///
+/// Invariants checked after every step: no panic; at most one connection is active or the
+/// candidate for it, at most one probes; the core's active connection is the one the hub
+/// last heard of (an `Activate` not followed by its `Down`), so the hub never has two active
+/// pools; epochs grow by one per `Activate`; work and channel events carry the current epoch;
+/// actions only name connections the shell holds, `Connect` ids are new and name a pool that
+/// exists; `next_wake` is later than `now`.
+pub fn failover(data: &[u8]) {
+    use crate::upstream::failover::{Action as FAction, ConnEvent, Failover, Role};
+    use crate::upstream::session::ChannelInfo;
+    use crate::upstream::{PoolUrl, UpstreamCommand, UpstreamConfig, UpstreamEvent};
+
+    let mut i = 0;
+    let setup = next(data, &mut i);
+    let pools = 1 + usize::from(setup % 4);
+    static AUTHORITY: std::sync::OnceLock<strata_noise::PublicKey> = std::sync::OnceLock::new();
+    let authority =
+        *AUTHORITY.get_or_init(|| strata_noise::AuthorityKeypair::generate().public_key());
+    let cfg = UpstreamConfig {
+        pools: (0..pools)
+            .map(|p| PoolUrl {
+                host: "10.0.0.1".into(),
+                port: 3000 + p as u16,
+                authority,
+            })
+            .collect(),
+        return_to_preferred: setup & 4 == 0,
+        backoff_min: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(2),
+        probe_interval: Duration::from_secs(1),
+        stable_for: Duration::from_secs(3),
+        drain_timeout: Duration::from_secs(1),
+        ..UpstreamConfig::default()
+    };
+    let mut now = Instant::now();
+    let mut core = Failover::new(&cfg, now);
+    let mut out = Vec::new();
+    // the shell's view: live connection ids, every id ever handed out, the hub's active one
+    let mut live: Vec<u64> = Vec::new();
+    let mut handed: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut hub_active: Option<(u64, usize)> = None;
+    let mut epoch = 0u64;
+    let mut channels = cfg.channels.max(1);
+    core.on_timer(now, &mut out);
+    let mut check = |core: &Failover, out: &mut Vec<FAction>, now: Instant| {
+        for a in out.drain(..) {
+            match a {
+                FAction::Connect {
+                    id,
+                    pool,
+                    role,
+                    channels: n,
+                    ..
+                } => {
+                    assert!(handed.insert(id), "connection id {id} handed out twice");
+                    assert!(pool < pools, "pool {pool} of {pools}");
+                    assert!(matches!(role, Role::Candidate | Role::Probe), "{role:?}");
+                    assert_eq!(n, channels, "a connection opening the wrong channel count");
+                    live.push(id);
+                }
+                FAction::Activate {
+                    id, epoch: e, pool, ..
+                } => {
+                    assert!(live.contains(&id), "activating unknown connection {id}");
+                    assert_eq!(e, epoch + 1, "epochs grow by one");
+                    epoch = e;
+                    hub_active = Some((id, pool));
+                }
+                FAction::Emit(ev) => match ev {
+                    UpstreamEvent::Active { .. } => panic!("Active emitted without a route"),
+                    UpstreamEvent::Down {
+                        pool, was_active, ..
+                    } => {
+                        if was_active {
+                            let (_, p) = hub_active.take().expect("Down of an active pool");
+                            assert_eq!(p, pool, "Down(was_active) of another pool");
+                        }
+                    }
+                    UpstreamEvent::Work { work, .. } => {
+                        assert!(hub_active.is_some(), "work without an active pool");
+                        assert_eq!(work.epoch, epoch, "work of another epoch");
+                    }
+                    UpstreamEvent::ChannelOpened { epoch: e, .. }
+                    | UpstreamEvent::ChannelRefused { epoch: e, .. }
+                    | UpstreamEvent::ExtranoncePrefix { epoch: e, .. } => {
+                        assert!(hub_active.is_some(), "channel event without an active pool");
+                        assert_eq!(e, epoch, "channel event of another epoch");
+                    }
+                    UpstreamEvent::ShareResult { .. } => panic!("share results are not the core's"),
+                },
+                FAction::UpdateHashrate { id, .. } | FAction::Drain { id, .. } => {
+                    assert!(live.contains(&id), "command for unknown connection {id}");
+                }
+                FAction::Channels(n) => {
+                    assert!(n > channels, "channels never shrink");
+                    channels = n;
+                }
+                FAction::Release { id } => {
+                    let at = live
+                        .iter()
+                        .position(|l| *l == id)
+                        .expect("release of a live id");
+                    live.swap_remove(at);
+                }
+            }
+        }
+        let roles: Vec<Role> = core.connections().map(|c| c.2).collect();
+        let count = |r: Role| roles.iter().filter(|x| **x == r).count();
+        assert!(
+            count(Role::Active) + count(Role::Candidate) <= 1,
+            "two active or connecting: {roles:?}"
+        );
+        assert!(count(Role::Probe) <= 1, "two probes: {roles:?}");
+        assert_eq!(
+            core.active().map(|a| a.0),
+            hub_active.map(|a| a.0),
+            "the core's active connection is not the hub's"
+        );
+        assert_eq!(core.epoch(), epoch);
+        let mut ids: Vec<u64> = core.connections().map(|c| c.0).collect();
+        let mut held = live.clone();
+        ids.sort_unstable();
+        held.sort_unstable();
+        assert_eq!(ids, held, "the core's connections and the shell's differ");
+        if let Some(t) = core.next_wake() {
+            assert!(t > now, "next wake-up not after now");
+        }
+    };
+    check(&core, &mut out, now);
+    let mut n = 0u32;
+    while i < data.len() {
+        let op = next(data, &mut i);
+        let pick = |live: &[u64], b: u8| -> u64 {
+            let k = usize::from(b) % (live.len() + 1);
+            live.get(k).copied().unwrap_or(1_000_000 + u64::from(b))
+        };
+        let ids: Vec<u64> = core.connections().map(|c| c.0).collect();
+        n += 1;
+        match op % 8 {
+            0..=4 => {
+                let id = pick(&ids, next(data, &mut i));
+                let x = next(data, &mut i);
+                let channel = usize::from(x % 4);
+                let ev = match op % 8 {
+                    0 => ConnEvent::Opened(ChannelInfo {
+                        index: channel,
+                        channel_id: n,
+                        extranonce_prefix: Bytes::from(vec![x; 6]),
+                        extranonce_size: 10,
+                        target: Target::MAX,
+                        group_channel_id: 0,
+                    }),
+                    1 => {
+                        let mut g = WorkGen::new();
+                        g.seq = u64::from(n);
+                        g.epoch = 0;
+                        ConnEvent::Work {
+                            channel,
+                            work: UpstreamWork::clone(&g.build(x & 4 != 0)),
+                        }
+                    }
+                    2 => ConnEvent::Refused {
+                        channel,
+                        code: "refused".into(),
+                    },
+                    3 => ConnEvent::ExtranoncePrefix {
+                        channel,
+                        prefix: Bytes::from(vec![x; 6]),
+                    },
+                    _ => ConnEvent::Ended {
+                        reason: "ended".into(),
+                        redirect: (x & 1 == 1).then(|| ("10.0.0.2".to_string(), u16::from(x))),
+                    },
+                };
+                core.on_conn_event(id, ev, now, f64::from(x) / 256.0, &mut out);
+            }
+            5 => {
+                let x = next(data, &mut i);
+                let y = next(data, &mut i);
+                let cmd = if x.is_multiple_of(2) {
+                    UpstreamCommand::UpdateHashrate {
+                        channel: usize::from(x >> 1 & 3),
+                        hashrate: if y == 255 {
+                            f64::NAN
+                        } else {
+                            f64::from(y) * 1e9
+                        },
+                    }
+                } else {
+                    UpstreamCommand::Channels(usize::from(x >> 1 & 7))
+                };
+                core.on_command(cmd, now, &mut out);
+            }
+            6 => {
+                let x = u64::from(next(data, &mut i));
+                let y = next(data, &mut i) % 12;
+                now += Duration::from_millis(x << y);
+                if core.next_wake().is_some_and(|t| t <= now) {
+                    core.on_timer(now, &mut out);
+                }
+            }
+            _ => {
+                if let Some(t) = core.next_wake() {
+                    now = now.max(t);
+                    core.on_timer(now, &mut out);
+                }
+            }
+        }
+        check(&core, &mut out, now);
     }
 }

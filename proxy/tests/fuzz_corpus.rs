@@ -1,10 +1,12 @@
 //! The committed seeds of the proxy's fuzz targets (`fuzz/seeds/proxy_sv1_session`,
-//! `fuzz/seeds/proxy_sv2_session`, `fuzz/seeds/proxy_upstream_session`), replayed through the
-//! harnesses the targets call, so every reproducer stays fixed under a plain `cargo test`.
+//! `fuzz/seeds/proxy_sv2_session`, `fuzz/seeds/proxy_upstream_session`,
+//! `fuzz/seeds/proxy_failover`), replayed through the harnesses the targets call, so every
+//! reproducer stays fixed under a plain `cargo test`.
 //!
 //! `cargo test -p strata-proxy --test fuzz_corpus -- --ignored write_seeds` regenerates the
 //! generated seeds: scripted sessions in each harness's input format (real firmware lines and
-//! frames, hub answers, work on the same tip, new tips and new epochs, ticks, pool answers).
+//! frames, hub answers, work on the same tip, new tips and new epochs, ticks, pool answers;
+//! failover: pools dying, coming back, probes, hashrate updates and time steps).
 
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,7 @@ use strata_proxy::fuzzing;
 const SV1: &str = "proxy_sv1_session";
 const SV2: &str = "proxy_sv2_session";
 const UPSTREAM: &str = "proxy_upstream_session";
+const FAILOVER: &str = "proxy_failover";
 
 fn seeds_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -61,12 +64,19 @@ fn proxy_upstream_session_seeds_replay() {
 }
 
 #[test]
+fn proxy_failover_seeds_replay() {
+    let n = replay(FAILOVER, fuzzing::failover);
+    assert!(n >= failover_scripts().len(), "{n} seeds");
+}
+
+#[test]
 #[ignore = "regenerates fuzz/seeds/proxy_*"]
 fn write_seeds() {
     for (target, scripts) in [
         (SV1, sv1_scripts()),
         (SV2, sv2_scripts()),
         (UPSTREAM, upstream_scripts()),
+        (FAILOVER, failover_scripts()),
     ] {
         let dir = seeds_dir(target);
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -86,6 +96,9 @@ fn generated_scripts_run() {
     }
     for (_, script) in upstream_scripts() {
         fuzzing::upstream_session(&script);
+    }
+    for (_, script) in failover_scripts() {
+        fuzzing::failover(&script);
     }
 }
 
@@ -697,5 +710,81 @@ fn upstream_scripts() -> Vec<(&'static str, Vec<u8>)> {
     frames(&mut k, success(u32::MAX, 3));
     frames(&mut k, success(30, 31));
     out.push(("many_pending", k));
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// failover (see strata_proxy::fuzzing::failover)
+// ---------------------------------------------------------------------------------------------
+
+/// Connection `c` (by its place among the live ones) opens channel `ch`.
+const OPENED: u8 = 0;
+/// Connection `c` gets work on channel `ch`.
+const F_WORK: u8 = 1;
+/// Connection `c`'s pool refuses channel `ch`.
+const REFUSED: u8 = 2;
+/// Connection `c` gets a new extranonce prefix.
+const PREFIX: u8 = 3;
+/// Connection `c` ends (argument: bit 0 a redirect; jitter `x / 256`).
+const ENDED: u8 = 4;
+/// A hub command (two arguments).
+const COMMAND: u8 = 5;
+/// `x << y` ms pass.
+const STEP: u8 = 6;
+/// Time jumps to the next wake-up.
+const WAKE: u8 = 7;
+
+/// Connection `c` opens channel 0 and gets work on it.
+fn up(script: &mut Vec<u8>, c: u8) {
+    script.extend_from_slice(&[OPENED, c, 0, F_WORK, c, 0]);
+}
+
+fn failover_scripts() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = vec![];
+
+    // Two pools: the primary dies, the backup takes over, the primary is probed, holds and
+    // takes over again; the backup drains.
+    let mut a = vec![1];
+    up(&mut a, 0);
+    a.extend_from_slice(&[STEP, 10, 10, ENDED, 0, 128]);
+    up(&mut a, 0);
+    a.extend_from_slice(&[WAKE]);
+    up(&mut a, 1);
+    a.extend_from_slice(&[STEP, 200, 4, WAKE, ENDED, 0, 0]);
+    out.push(("two_pools_fail_over_and_back", a));
+
+    // Three pools, every one failing in turn with backoff, then one comes back; hashrate
+    // updates and more channels on the way (one of them refused).
+    let mut b = vec![2];
+    b.extend_from_slice(&[COMMAND, 0, 10, COMMAND, 5, 0]);
+    for _ in 0..3 {
+        b.extend_from_slice(&[ENDED, 0, 40]);
+    }
+    for _ in 0..5 {
+        b.extend_from_slice(&[WAKE, ENDED, 0, 200]);
+    }
+    b.extend_from_slice(&[WAKE]);
+    up(&mut b, 0);
+    b.extend_from_slice(&[OPENED, 0, 1, REFUSED, 0, 2, PREFIX, 0, 1, COMMAND, 2, 255]);
+    b.extend_from_slice(&[COMMAND, 2, 30, STEP, 255, 6, WAKE]);
+    out.push(("every_pool_down_then_one_returns", b));
+
+    // A probe that opens but sends no work for a long while, then the active pool dies: the
+    // open probe takes over; a redirect; events for unknown connections.
+    let mut c = vec![1];
+    c.extend_from_slice(&[ENDED, 0, 0]);
+    up(&mut c, 0);
+    c.extend_from_slice(&[WAKE, OPENED, 1, 0, STEP, 255, 8, ENDED, 0, 0, F_WORK, 0, 0]);
+    c.extend_from_slice(&[ENDED, 0, 1, WAKE, OPENED, 9, 0, ENDED, 7, 0]);
+    out.push(("probe_without_work_then_active_dies", c));
+
+    // Four pools without return to the preferred one.
+    let mut d = vec![3 | 4];
+    d.extend_from_slice(&[ENDED, 0, 0, ENDED, 0, 0]);
+    up(&mut d, 0);
+    d.extend_from_slice(&[STEP, 255, 11, WAKE, ENDED, 0, 9, STEP, 1, 0]);
+    up(&mut d, 0);
+    out.push(("four_pools_no_return", d));
+
     out
 }

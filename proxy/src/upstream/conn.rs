@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use strata_net::sv2::{initiate, Sv2Options, Sv2Reader, Sv2Writer};
 use strata_net::NetError;
 use strata_protocol::{DecodeError, Message};
@@ -16,10 +16,11 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use super::session::{Action, ChannelInfo, SessionConfig, SessionError, UpstreamSession};
+use super::failover::ConnEvent;
+use super::session::{Action, SessionConfig, SessionError, UpstreamSession};
 use super::url::PoolUrl;
 use super::UpstreamEvent;
-use crate::work::{ForwardShare, UpstreamWork};
+use crate::work::ForwardShare;
 
 /// What the supervisor tells a connection.
 #[derive(Debug)]
@@ -29,25 +30,6 @@ pub(crate) enum ConnCommand {
     /// End once every pending share is answered or `timeout` passed (the epoch changed:
     /// shares still arriving through its old route are taken until then).
     Drain { timeout: Duration },
-}
-
-/// What a connection tells the supervisor.
-#[derive(Debug)]
-pub(crate) enum ConnEvent {
-    /// A channel is open.
-    Opened(ChannelInfo),
-    /// The pool refused a further channel.
-    Refused { channel: usize, code: String },
-    /// New current work of a channel.
-    Work { channel: usize, work: UpstreamWork },
-    /// SetExtranoncePrefix.
-    ExtranoncePrefix { channel: usize, prefix: Bytes },
-    /// The connection is over.
-    Ended {
-        reason: String,
-        /// `Reconnect`'s target, if the pool asked for one.
-        redirect: Option<(String, u16)>,
-    },
 }
 
 /// How a connection failed.

@@ -5,20 +5,12 @@
 //! * [`session::UpstreamSession`]: the sans-IO SV2 client of one pool connection
 //!   (SetupConnection, extension 0x0002, OpenExtendedMiningChannel, job/prevhash/target
 //!   tracking, share sequence numbers and their answers).
-//! * [`run_upstreams`]: the task the hub talks to. It connects to pools in priority order,
-//!   fails over, probes preferred pools while on a backup, and turns everything into
-//!   [`UpstreamEvent`]s.
-//!
-//! ```text
-//!                 ┌──────── no pool up: wait for the earliest retry ────────┐
-//!                 ▼                                                         │
-//!   ──▶ Candidate(best pool not in backoff) ──Opened──▶ Active ──dies──▶ Down(was_active)
-//!            │ fails: Down, backoff that pool, next pool                     │
-//!            └────────────────────────────────────────────────────────────────┘
-//!   Active on a backup ──every probe_interval──▶ Probe(preferred pool)
-//!        Probe open with work for `stable_for` ──▶ Probe becomes Active (new epoch),
-//!        the old Active drains (answers for shares already sent) and closes.
-//! ```
+//! * [`failover::Failover`]: the sans-IO failover decisions (which pool, which role, when to
+//!   retry, when to switch back, what the hub hears), on time given as a value; its module
+//!   docs draw the states.
+//! * [`run_upstreams`]: the task the hub talks to, a thin tokio shell around
+//!   [`failover::Failover`]: it starts the connection tasks, feeds the core their events,
+//!   the hub's commands and its timer, and carries out the core's actions.
 //!
 //! Channels: the hub says how many it needs ([`UpstreamCommand::Channels`]); every
 //! connection opens that many (proxy-side indices 0, 1, 2...; see [`session`]), so a new
@@ -37,25 +29,27 @@
 //! back; every share it takes is answered by one [`UpstreamEvent::ShareResult`] (except at
 //! shutdown).
 
+pub mod failover;
 pub mod session;
 pub mod url;
 
 mod conn;
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use strata_net::sv2::Sv2Options;
 use strata_work::target::Target;
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::work::{ForwardShare, UpstreamWork};
-use conn::{ConnCommand, ConnEvent, ConnSettings};
+use conn::{ConnCommand, ConnSettings};
+use failover::{Action, ConnEvent};
+pub use failover::{Backoff, Failover};
 pub use session::{
     ChannelInfo, UpstreamSession, CODE_NO_RESPONSE, CODE_STALE_UPSTREAM, CODE_UPSTREAM_CLOSED,
 };
@@ -325,98 +319,22 @@ pub enum UpstreamCommand {
     Channels(usize),
 }
 
-/// Reconnect delays of one pool: exponential from `min` to `max`, jittered ±25 %.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    min: Duration,
-    max: Duration,
-    failures: u32,
-}
-
-impl Backoff {
-    /// No failure yet.
-    pub fn new(min: Duration, max: Duration) -> Self {
-        Backoff {
-            min,
-            max: max.max(min),
-            failures: 0,
-        }
-    }
-
-    /// Records a failure; returns the delay before the next attempt. `jitter` in `[0, 1)`
-    /// scales the delay by `0.75 + 0.5 * jitter`.
-    pub fn failure(&mut self, jitter: f64) -> Duration {
-        let exp = self.failures.min(20);
-        self.failures = self.failures.saturating_add(1);
-        let base = self
-            .min
-            .saturating_mul(1u32 << exp)
-            .min(self.max)
-            .as_secs_f64();
-        Duration::from_secs_f64(base * (0.75 + 0.5 * jitter.clamp(0.0, 1.0)))
-    }
-
-    /// The connection held: the next failure starts over from `min`.
-    pub fn reset(&mut self) {
-        self.failures = 0;
-    }
-
-    /// Consecutive failures.
-    pub fn failures(&self) -> u32 {
-        self.failures
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Role {
-    /// Connecting to become the active upstream.
-    Candidate,
-    /// The active upstream.
-    Active,
-    /// A preferred pool tried in the background.
-    Probe,
-    /// Replaced: answering shares already sent, then closing.
-    Draining,
-}
-
+/// A connection as the shell holds it: its queues and its cancellation.
 #[derive(Debug)]
-struct Conn {
-    id: u64,
-    pool: usize,
-    role: Role,
+struct ConnHandle {
     tx: mpsc::Sender<ConnCommand>,
     /// Its share queue (handed to the hub as a [`ShareRoute`] when it becomes active).
     shares: mpsc::Sender<ForwardShare>,
     cancel: CancellationToken,
-    /// When channel 0 opened.
-    opened_at: Option<Instant>,
-    /// Open channels, by index.
-    infos: BTreeMap<usize, ChannelInfo>,
-    /// Each channel's current work, by index.
-    work: BTreeMap<usize, UpstreamWork>,
-    /// Channels the pool refused, by index, with the code.
-    refused: BTreeMap<usize, String>,
-}
-
-#[derive(Debug)]
-struct Slot {
-    url: PoolUrl,
-    redirect: Option<PoolUrl>,
-    backoff: Backoff,
-    retry_at: Instant,
 }
 
 /// The hub is gone.
 struct HubGone;
 
-struct Supervisor {
-    cfg: UpstreamConfig,
+/// The tokio side of [`run_upstreams`]: the connection tasks and the queues to the hub.
+struct Shell {
     settings: ConnSettings,
-    slots: Vec<Slot>,
-    conns: Vec<Conn>,
-    next_id: u64,
-    epoch: u64,
-    next_probe_at: Instant,
+    conns: HashMap<u64, ConnHandle>,
     events: mpsc::Sender<UpstreamEvent>,
     conn_tx: mpsc::Sender<(u64, ConnEvent)>,
     /// Channels wanted on every connection.
@@ -428,14 +346,14 @@ struct Supervisor {
 /// Runs the upstream side until `shutdown` (or until the hub drops `events`): keeps one
 /// channel open on the most preferred reachable pool of `cfg.pools`, reports through
 /// `events`, takes hashrate updates from `commands` and shares through the
-/// [`ShareRoute`] of each [`UpstreamEvent::Active`] (see the module docs).
+/// [`ShareRoute`] of each [`UpstreamEvent::Active`] (see the module docs). The decisions are
+/// [`Failover`]'s; this loop feeds it and carries out its [`Action`]s.
 pub async fn run_upstreams(
     cfg: UpstreamConfig,
     events: mpsc::Sender<UpstreamEvent>,
     mut commands: mpsc::UnboundedReceiver<UpstreamCommand>,
     shutdown: CancellationToken,
 ) {
-    let now = Instant::now();
     let (conn_tx, mut conn_rx) = mpsc::channel(1024);
     let channels = cfg.channels.max(1);
     let settings = ConnSettings {
@@ -457,408 +375,148 @@ pub async fn run_upstreams(
         },
         write_timeout: cfg.write_timeout,
     };
-    let slots = cfg
-        .pools
-        .iter()
-        .map(|url| Slot {
-            url: url.clone(),
-            redirect: None,
-            backoff: Backoff::new(cfg.backoff_min, cfg.backoff_max),
-            retry_at: now,
-        })
-        .collect();
-    let mut sup = Supervisor {
-        next_probe_at: now + cfg.probe_interval,
-        cfg,
+    if cfg.pools.is_empty() {
+        tracing::error!("no upstream pool configured");
+    }
+    let mut core = Failover::new(&cfg, Instant::now());
+    let mut shell = Shell {
         settings,
-        slots,
-        conns: Vec::new(),
-        next_id: 1,
-        epoch: 0,
+        conns: HashMap::new(),
         events,
         conn_tx,
         channels: watch::Sender::new(channels),
         tasks: TaskTracker::new(),
         shutdown: shutdown.child_token(),
     };
-    if sup.slots.is_empty() {
-        tracing::error!("no upstream pool configured");
-    }
+    let mut out = Vec::new();
+    core.on_timer(Instant::now(), &mut out);
     let mut commands_open = true;
-    loop {
-        if shutdown.is_cancelled() || sup.plan(Instant::now()).await.is_err() {
-            break;
-        }
-        let wake = sup.next_wake();
+    while !shutdown.is_cancelled() && shell.carry_out(&mut out).await.is_ok() {
+        let wake = core.next_wake();
         let sleep = async {
             match wake {
-                Some(t) => tokio::time::sleep_until(t).await,
+                Some(t) => tokio::time::sleep_until(t.into()).await,
                 None => std::future::pending().await,
             }
         };
-        let step = tokio::select! {
+        tokio::select! {
             biased;
             () = shutdown.cancelled() => break,
-            Some((id, ev)) = conn_rx.recv() => sup.on_conn_event(id, ev).await,
+            Some((id, ev)) = conn_rx.recv() => {
+                core.on_conn_event(id, ev, Instant::now(), rand::random::<f64>(), &mut out);
+            }
             cmd = commands.recv(), if commands_open => match cmd {
-                Some(c) => sup.on_command(c).await,
-                None => {
-                    commands_open = false;
-                    Ok(())
-                }
+                Some(c) => core.on_command(c, Instant::now(), &mut out),
+                None => commands_open = false,
             },
-            () = sleep => Ok(()),
-        };
-        if step.is_err() {
-            break;
+            () = sleep => core.on_timer(Instant::now(), &mut out),
         }
     }
-    sup.shutdown.cancel();
-    sup.tasks.close();
+    shell.shutdown.cancel();
+    shell.tasks.close();
     drop(conn_rx);
-    sup.tasks.wait().await;
+    shell.tasks.wait().await;
 }
 
-impl Supervisor {
-    async fn emit(&self, ev: UpstreamEvent) -> Result<(), HubGone> {
-        self.events.send(ev).await.map_err(|_| HubGone)
-    }
-
-    fn find(&self, role: Role) -> Option<usize> {
-        self.conns.iter().position(|c| c.role == role)
-    }
-
-    fn active_pool(&self) -> Option<usize> {
-        self.find(Role::Active).map(|i| self.conns[i].pool)
-    }
-
-    fn spawn(&mut self, pool: usize, role: Role) {
-        let id = self.next_id;
-        self.next_id += 1;
-        let slot = &mut self.slots[pool];
-        let url = slot.redirect.take().unwrap_or_else(|| slot.url.clone());
-        let (tx, rx) = mpsc::channel(CONN_QUEUE);
-        let (route, shares) = ShareRoute::channel(0, SHARE_QUEUE);
-        let cancel = self.shutdown.child_token();
-        tracing::info!(pool, url = %url.address(), ?role, "connecting to pool");
-        self.tasks.spawn(conn::run(
-            id,
-            url,
-            Arc::new(self.settings.clone()),
-            conn::Queues {
-                commands: rx,
-                shares,
-                channels: self.channels.subscribe(),
-                events: self.conn_tx.clone(),
-                results: self.events.clone(),
-            },
-            cancel.clone(),
-        ));
-        self.conns.push(Conn {
-            id,
-            pool,
-            role,
-            tx,
-            shares: route.tx,
-            cancel,
-            opened_at: None,
-            infos: BTreeMap::new(),
-            work: BTreeMap::new(),
-            refused: BTreeMap::new(),
-        });
-    }
-
-    /// Starts the connections the state calls for.
-    async fn plan(&mut self, now: Instant) -> Result<(), HubGone> {
-        // 1. a stable probe takes over
-        if let Some(i) = self.find(Role::Probe) {
-            let c = &self.conns[i];
-            if c.work.contains_key(&0)
-                && c.opened_at.is_some_and(|t| now >= t + self.cfg.stable_for)
-            {
-                self.promote(i).await?;
-            }
-        }
-        // 2. nothing active or connecting: the probe (if up) or the best pool available
-        if self.find(Role::Active).is_none() && self.find(Role::Candidate).is_none() {
-            if let Some(i) = self.find(Role::Probe) {
-                if self.conns[i].infos.contains_key(&0) {
-                    self.promote(i).await?;
-                } else {
-                    self.conns[i].role = Role::Candidate;
-                }
-            } else if let Some(p) = self.best_available(now, self.slots.len()) {
-                self.spawn(p, Role::Candidate);
-            }
-        }
-        // 3. on a backup: probe a preferred pool now and then
-        if self.cfg.return_to_preferred && self.find(Role::Probe).is_none() {
-            if let Some(a) = self.active_pool() {
-                if a > 0 && now >= self.next_probe_at {
-                    if let Some(p) = self.best_available(now, a) {
-                        self.next_probe_at = now + self.cfg.probe_interval;
-                        self.spawn(p, Role::Probe);
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// The most preferred pool below index `below` that is out of backoff and has no live
-    /// connection.
-    fn best_available(&self, now: Instant, below: usize) -> Option<usize> {
-        (0..below.min(self.slots.len())).find(|&p| {
-            self.slots[p].retry_at <= now
-                && !self
-                    .conns
-                    .iter()
-                    .any(|c| c.pool == p && c.role != Role::Draining)
-        })
-    }
-
-    /// When [`plan`](Self::plan) may have something new to do.
-    fn next_wake(&self) -> Option<Instant> {
-        let mut wake: Option<Instant> = None;
-        let mut at = |t: Instant| wake = Some(wake.map_or(t, |w: Instant| w.min(t)));
-        if let Some(i) = self.find(Role::Probe) {
-            if let Some(t) = self.conns[i].opened_at {
-                at(t + self.cfg.stable_for);
-            }
-        }
-        let earliest_retry = |below: usize| self.slots.iter().take(below).map(|s| s.retry_at).min();
-        if self.find(Role::Active).is_none() && self.find(Role::Candidate).is_none() {
-            if let Some(t) = earliest_retry(self.slots.len()) {
-                at(t);
-            }
-        } else if let Some(a) = self.active_pool() {
-            if self.cfg.return_to_preferred && a > 0 && self.find(Role::Probe).is_none() {
-                if let Some(t) = earliest_retry(a) {
-                    at(t.max(self.next_probe_at));
-                }
-            }
-        }
-        wake
-    }
-
-    /// Makes conn `i` the active upstream: a new epoch; the old active drains.
-    async fn promote(&mut self, i: usize) -> Result<(), HubGone> {
-        let drain = self.cfg.drain_timeout;
-        for c in self.conns.iter_mut().filter(|c| c.role == Role::Active) {
-            c.role = Role::Draining;
-            let _ = c.tx.try_send(ConnCommand::Drain { timeout: drain });
-        }
-        let c = &mut self.conns[i];
-        c.role = Role::Active;
-        let Some(info) = c.infos.get(&0).cloned() else {
-            return Ok(());
-        };
-        self.epoch += 1;
-        let epoch = self.epoch;
-        let route = ShareRoute {
-            epoch,
-            tx: c.shares.clone(),
-        };
-        let pool = c.pool;
-        let others: Vec<ChannelInfo> = c.infos.values().skip(1).cloned().collect();
-        let refused: Vec<(usize, String)> =
-            c.refused.iter().map(|(i, r)| (*i, r.clone())).collect();
-        let work: Vec<(usize, UpstreamWork)> =
-            c.work.iter().map(|(i, w)| (*i, w.clone())).collect();
-        let url = self.slots[pool].url.to_string();
-        tracing::info!(
-            pool,
-            url = %self.slots[pool].url.address(),
-            epoch,
-            channel = info.channel_id,
-            channels = others.len() + 1,
-            extranonce_size = info.extranonce_size,
-            "upstream active"
-        );
-        if pool > 0 {
-            self.next_probe_at = Instant::now() + self.cfg.probe_interval;
-        }
-        self.emit(UpstreamEvent::Active {
-            epoch,
-            route,
-            pool,
-            url,
-            channel_id: info.channel_id,
-            extranonce_prefix: info.extranonce_prefix,
-            extranonce_size: info.extranonce_size,
-            target: info.target,
-        })
-        .await?;
-        for info in others {
-            self.emit(opened_event(epoch, info)).await?;
-        }
-        for (channel, reason) in refused {
-            self.emit(UpstreamEvent::ChannelRefused {
-                epoch,
-                channel,
-                reason,
-            })
-            .await?;
-        }
-        for (channel, mut w) in work {
-            w.epoch = epoch;
-            w.clean = true;
-            self.emit(UpstreamEvent::Work { channel, work: w }).await?;
-        }
-        Ok(())
-    }
-
-    async fn on_conn_event(&mut self, id: u64, ev: ConnEvent) -> Result<(), HubGone> {
-        let Some(i) = self.conns.iter().position(|c| c.id == id) else {
-            return Ok(());
-        };
-        let epoch = self.epoch;
-        match ev {
-            ConnEvent::Opened(info) => {
-                let c = &mut self.conns[i];
-                let index = info.index;
-                c.refused.remove(&index);
-                c.infos.insert(index, info.clone());
-                if index == 0 {
-                    c.opened_at = Some(Instant::now());
-                    if c.role == Role::Candidate {
-                        self.promote(i).await?;
-                    } else {
-                        tracing::info!(pool = c.pool, "probe: preferred pool opened a channel");
-                    }
-                } else if c.role == Role::Active {
-                    tracing::info!(
-                        pool = c.pool,
-                        channel = index,
-                        channel_id = info.channel_id,
-                        "further upstream channel open"
-                    );
-                    self.emit(opened_event(epoch, info)).await?;
-                }
-            }
-            ConnEvent::Refused { channel, code } => {
-                let c = &mut self.conns[i];
-                c.refused.insert(channel, code.clone());
-                if c.role == Role::Active {
-                    self.emit(UpstreamEvent::ChannelRefused {
-                        epoch,
-                        channel,
-                        reason: code,
-                    })
-                    .await?;
-                }
-            }
-            ConnEvent::Work { channel, mut work } => {
-                let c = &mut self.conns[i];
-                c.work.insert(channel, work.clone());
-                if c.role == Role::Active {
-                    work.epoch = epoch;
-                    self.emit(UpstreamEvent::Work { channel, work }).await?;
-                }
-            }
-            ConnEvent::ExtranoncePrefix { channel, prefix } => {
-                let c = &mut self.conns[i];
-                if let Some(info) = c.infos.get_mut(&channel) {
-                    info.extranonce_prefix = prefix.clone();
-                }
-                if c.role == Role::Active {
-                    self.emit(UpstreamEvent::ExtranoncePrefix {
-                        epoch,
-                        channel,
-                        extranonce_prefix: prefix,
-                    })
-                    .await?;
-                }
-            }
-            ConnEvent::Ended { reason, redirect } => {
-                let c = self.conns.remove(i);
-                c.cancel.cancel();
-                if c.role == Role::Draining {
-                    tracing::debug!(pool = c.pool, "replaced upstream closed");
-                    return Ok(());
-                }
-                let now = Instant::now();
-                let slot = &mut self.slots[c.pool];
-                if let Some((host, port)) = redirect {
-                    let mut url = slot.url.clone();
-                    if !host.is_empty() {
-                        url.host = host;
-                    }
-                    if port != 0 {
-                        url.port = port;
-                    }
-                    slot.redirect = Some(url);
-                    slot.retry_at = now;
-                } else {
-                    if c.opened_at.is_some_and(|t| now >= t + self.cfg.stable_for) {
-                        slot.backoff.reset();
-                    }
-                    slot.retry_at = now + slot.backoff.failure(rand::random::<f64>());
-                }
-                let url = slot.url.to_string();
-                let was_active = c.role == Role::Active;
-                tracing::warn!(
-                    pool = c.pool,
-                    url = %slot.url.address(),
-                    role = ?c.role,
-                    retry_in_ms = slot.retry_at.saturating_duration_since(now).as_millis() as u64,
-                    %reason,
-                    "pool connection down"
-                );
-                self.emit(UpstreamEvent::Down {
-                    pool: c.pool,
+impl Shell {
+    /// Carries out the core's actions, in order (waiting for room in the hub's queue).
+    async fn carry_out(&mut self, out: &mut Vec<Action>) -> Result<(), HubGone> {
+        for action in out.drain(..) {
+            match action {
+                Action::Connect {
+                    id,
+                    pool,
                     url,
-                    reason,
-                    was_active,
-                })
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn on_command(&mut self, cmd: UpstreamCommand) -> Result<(), HubGone> {
-        match cmd {
-            UpstreamCommand::UpdateHashrate { channel, hashrate } => {
-                let h = hashrate as f32;
-                if h.is_finite() && h >= 0.0 {
-                    let session = &mut self.settings.session;
-                    if session.channel_hashrates.len() <= channel {
-                        session
-                            .channel_hashrates
-                            .resize(channel + 1, session.nominal_hashrate);
-                    }
-                    session.channel_hashrates[channel] = h;
-                    if let Some(i) = self.find(Role::Active) {
-                        let _ = self.conns[i].tx.try_send(ConnCommand::UpdateHashrate {
-                            channel,
-                            hashrate: h,
-                        });
+                    role,
+                    channels,
+                    hashrates,
+                } => {
+                    let (tx, rx) = mpsc::channel(CONN_QUEUE);
+                    let (route, shares) = ShareRoute::channel(0, SHARE_QUEUE);
+                    let cancel = self.shutdown.child_token();
+                    let mut settings = self.settings.clone();
+                    settings.session.channels = channels;
+                    settings.session.channel_hashrates = hashrates;
+                    tracing::debug!(pool, id, ?role, "connection task started");
+                    self.tasks.spawn(conn::run(
+                        id,
+                        url,
+                        Arc::new(settings),
+                        conn::Queues {
+                            commands: rx,
+                            shares,
+                            channels: self.channels.subscribe(),
+                            events: self.conn_tx.clone(),
+                            results: self.events.clone(),
+                        },
+                        cancel.clone(),
+                    ));
+                    self.conns.insert(
+                        id,
+                        ConnHandle {
+                            tx,
+                            shares: route.tx,
+                            cancel,
+                        },
+                    );
+                }
+                Action::Activate {
+                    id,
+                    epoch,
+                    pool,
+                    url,
+                    info,
+                } => {
+                    let Some(c) = self.conns.get(&id) else {
+                        continue;
+                    };
+                    let route = ShareRoute {
+                        epoch,
+                        tx: c.shares.clone(),
+                    };
+                    self.emit(UpstreamEvent::Active {
+                        epoch,
+                        route,
+                        pool,
+                        url,
+                        channel_id: info.channel_id,
+                        extranonce_prefix: info.extranonce_prefix,
+                        extranonce_size: info.extranonce_size,
+                        target: info.target,
+                    })
+                    .await?;
+                }
+                Action::Emit(ev) => self.emit(ev).await?,
+                Action::UpdateHashrate {
+                    id,
+                    channel,
+                    hashrate,
+                } => {
+                    if let Some(c) = self.conns.get(&id) {
+                        let _ =
+                            c.tx.try_send(ConnCommand::UpdateHashrate { channel, hashrate });
                     }
                 }
-                Ok(())
-            }
-            UpstreamCommand::Channels(n) => {
-                if n > *self.channels.borrow() {
-                    tracing::info!(channels = n, "upstream channels wanted");
-                    self.settings.session.channels = n;
-                    // every live connection follows (and one started later opens them all)
+                Action::Drain { id, timeout } => {
+                    if let Some(c) = self.conns.get(&id) {
+                        let _ = c.tx.try_send(ConnCommand::Drain { timeout });
+                    }
+                }
+                Action::Channels(n) => {
                     self.channels.send_replace(n);
                 }
-                Ok(())
+                Action::Release { id } => {
+                    if let Some(c) = self.conns.remove(&id) {
+                        c.cancel.cancel();
+                    }
+                }
             }
         }
+        Ok(())
     }
-}
 
-fn opened_event(epoch: u64, info: ChannelInfo) -> UpstreamEvent {
-    UpstreamEvent::ChannelOpened {
-        epoch,
-        channel: info.index,
-        channel_id: info.channel_id,
-        extranonce_prefix: info.extranonce_prefix,
-        extranonce_size: info.extranonce_size,
-        target: info.target,
+    async fn emit(&self, ev: UpstreamEvent) -> Result<(), HubGone> {
+        self.events.send(ev).await.map_err(|_| HubGone)
     }
 }
 
