@@ -255,7 +255,8 @@ pub struct Config {
     /// 0 (the default) submits the first candidate on every tip.
     pub min_block_interval_ms: u64,
     /// Worker threads of the async runtime (connections, jobs, API). 0 (the default): one
-    /// per core less one, which the ledger thread uses under load (at least 1).
+    /// per core (or `TOKIO_WORKER_THREADS`). On a 2-core machine one worker spent about the
+    /// same CPU per share as two but had a 2-5 times longer latency tail (BENCHMARKS.md).
     pub worker_threads: usize,
     /// Payouts.
     pub payout: PayoutConfig,

@@ -73,30 +73,14 @@ fn main() -> anyhow::Result<()> {
         cfg.vardiff.shares_per_minute = 30.0;
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = runtime_threads(&cfg, cli.demo.is_some()) {
-        builder.worker_threads(n);
+    if cfg.worker_threads > 0 {
+        builder.worker_threads(cfg.worker_threads);
     }
     let rt = builder
         .enable_all()
         .build()
         .context("cannot start the runtime")?;
     rt.block_on(run(cfg, cli.demo.unwrap_or(0)))
-}
-
-/// The runtime's worker threads: `worker_threads` when set; otherwise tokio's default (one
-/// per core, or `TOKIO_WORKER_THREADS`) with demo miners in the process or when the
-/// environment says so, else one per core less the one the ledger thread keeps busy under
-/// load: on a 2-core machine one worker spends about 15 % less CPU per share than two,
-/// which wake each other for every share (BENCHMARKS.md, the share path).
-fn runtime_threads(cfg: &Config, demo: bool) -> Option<usize> {
-    if cfg.worker_threads > 0 {
-        return Some(cfg.worker_threads);
-    }
-    if demo || std::env::var_os("TOKIO_WORKER_THREADS").is_some() {
-        return None;
-    }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Some(cores.saturating_sub(1).max(1))
 }
 
 async fn run(cfg: Config, demo_miners: usize) -> anyhow::Result<()> {
