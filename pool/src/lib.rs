@@ -5,6 +5,7 @@
 //! commits accepted shares to the [`ledger`] before acknowledging them, pays out per
 //! [`payout`] in coinbases that always fit the node's room for them ([`budget`]), and submits
 //! blocks. [`api`] serves statistics over HTTP.
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod api;

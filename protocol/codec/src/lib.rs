@@ -35,6 +35,7 @@
 //! let msg = Message::decode(&frame.header, &frame.payload).unwrap();
 //! assert_eq!(msg, Message::from(share));
 //! ```
+#![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod error;

@@ -16,6 +16,7 @@
 //! * [`extranonce`]: extranonce prefix allocation and splitting of an upstream channel's space.
 //! * [`vardiff`]: per-channel / per-miner difficulty adjustment and hashrate estimates.
 
+#![warn(missing_docs)]
 pub mod channel;
 pub mod coinbase;
 pub mod extranonce;
