@@ -169,3 +169,10 @@ awk -v c0="$c0" -v c1="$c1" -v g="$gen" -v f="$work/load.json" -v w="$which" 'BE
   match(line, /"elapsed_s":[0-9.]+/); e = substr(line, RSTART + 12, RLENGTH - 12);
   cpu = c1 - c0; printf "%s: cpu_s=%.2f elapsed_s=%s accepted_per_s=%s us_cpu_per_share=%.1f shares_per_cpu_s=%.0f generator_cpu_s=%.2f\n",
     w, cpu, e, a, (a > 0 ? cpu / e / a * 1e6 : 0), (cpu > 0 ? a * e / cpu : 0), g }'
+if [ "$which" = strata ]; then
+  # the ledger's own view: from a connection queueing shares to their commit (cumulative
+  # counts per upper bound, in seconds)
+  api=$(sed -n 's/.*(API http:\/\/\([0-9.:]*\)).*/\1/p' "$work/pool.out" | head -1)
+  echo "strata ledger commit_seconds: $(curl -s "http://$api/metrics" \
+    | sed -n 's/^strata_pool_ledger_commit_seconds_bucket{le="\([^"]*\)"} \(.*\)/\1:\2/p' | tr '\n' ' ')"
+fi

@@ -6,7 +6,10 @@
 //! * `GET /api/v1/blocks?limit=N`: found blocks, newest first, with their reward split.
 //! * `GET /metrics`: Prometheus text format, with the certificate's expiry
 //!   (`strata_pool_certificate_not_valid_after_seconds`) and `strata_pool_certificate_expiring`
-//!   (1 when a certificate signed offline expires within a week or has expired).
+//!   (1 when a certificate signed offline expires within a week or has expired), and the
+//!   share ledger's commits (`strata_pool_ledger_transactions_total` and the histogram
+//!   `strata_pool_ledger_commit_seconds`: from a connection queueing shares to their commit,
+//!   what an acknowledgement waits for).
 
 use std::fmt::Write as _;
 
@@ -20,7 +23,7 @@ use serde::Deserialize;
 use strata_net::cert::{Decision, Signer};
 use strata_net::keys::ResponderWatch;
 
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, COMMIT_LATENCY_BOUNDS_US};
 use crate::server::stats::StatsHandle;
 
 /// What the handlers read.
@@ -165,6 +168,31 @@ async fn metrics(State(s): State<ApiState>) -> Response {
             w.hashrate
         );
     }
+    let l = s.ledger.stats();
+    let _ = writeln!(
+        out,
+        "# HELP strata_pool_ledger_transactions_total Ledger write transactions committed.\n# TYPE strata_pool_ledger_transactions_total counter\nstrata_pool_ledger_transactions_total {}",
+        l.transactions
+    );
+    let _ = writeln!(
+        out,
+        "# HELP strata_pool_ledger_commit_seconds Time from a connection queueing shares to their commit (what an acknowledgement waits for).\n# TYPE strata_pool_ledger_commit_seconds histogram"
+    );
+    for (i, n) in l.commit_latency.iter().enumerate() {
+        let le = COMMIT_LATENCY_BOUNDS_US
+            .get(i)
+            .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
+        let _ = writeln!(
+            out,
+            "strata_pool_ledger_commit_seconds_bucket{{le=\"{le}\"}} {n}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "strata_pool_ledger_commit_seconds_sum {}\nstrata_pool_ledger_commit_seconds_count {}",
+        l.commit_latency_sum_us as f64 / 1e6,
+        l.commit_latency[l.commit_latency.len() - 1]
+    );
     let cert = s.certificate.borrow().certificate();
     let expiring = match strata_net::cert::decide(&cert, s.signer, strata_net::keys::unix_now()) {
         Decision::ExpiringSoon { .. } | Decision::Expired { .. } => 1,

@@ -143,6 +143,21 @@ async fn pplns_pool_mines_regtest_blocks_core_accepts_and_the_ledger_explains_ea
         metrics.contains("strata_pool_shares_rejected_total"),
         "{metrics}"
     );
+    // every committed share request is in the commit-time histogram, whose buckets count up
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+    };
+    let commits = metric("strata_pool_ledger_commit_seconds_count");
+    assert!(commits >= 4.0, "{metrics}");
+    assert_eq!(
+        metric("strata_pool_ledger_commit_seconds_bucket{le=\"+Inf\"}"),
+        commits
+    );
+    assert!(metric("strata_pool_ledger_commit_seconds_sum") > 0.0);
+    assert!(metric("strata_pool_ledger_transactions_total") >= 1.0);
 
     stop.cancel();
     for h in handles {

@@ -118,7 +118,7 @@ impl Done {
 
 fn apply(batch: &mut impl Batch, write: Write) -> Done {
     match write {
-        Write::Shares { shares, reply } => Done::Shares(reply, batch.insert_shares(&shares)),
+        Write::Shares { shares, reply, .. } => Done::Shares(reply, batch.insert_shares(&shares)),
         Write::Block { block, reply } => Done::Block(reply, batch.insert_block(&block)),
         Write::Status {
             hash,
@@ -298,12 +298,18 @@ fn commit_batch(
         shares: Vec::new(),
         requests: Vec::new(),
     };
+    let mut queued_at = Vec::new();
     let mut others = Vec::new();
     for write in batch {
         match write {
-            Write::Shares { shares, reply } => {
+            Write::Shares {
+                shares,
+                reply,
+                queued,
+            } => {
                 group.requests.push((reply, shares.len()));
                 group.shares.extend(shares);
+                queued_at.push(queued);
             }
             other => others.push(other),
         }
@@ -327,6 +333,10 @@ fn commit_batch(
     match tx.commit() {
         Ok(()) => {
             stats.record(requests, shares);
+            let committed_at = Instant::now();
+            for queued in queued_at {
+                stats.record_commit_latency(committed_at.saturating_duration_since(queued));
+            }
             tracing::trace!(requests, shares, "ledger batch committed");
             if flushed {
                 pending.clear();

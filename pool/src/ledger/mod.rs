@@ -387,7 +387,20 @@ pub struct LedgerStats {
     pub shares: u64,
     /// Most write requests committed in one transaction.
     pub largest_batch: u64,
+    /// How long share requests took from being queued to being committed (what an
+    /// acknowledgement waits for): counts per bucket, cumulative, at the upper bounds of
+    /// [`COMMIT_LATENCY_BOUNDS_US`] and then all of them.
+    pub commit_latency: [u64; COMMIT_LATENCY_BUCKETS],
+    /// The sum of those times, in microseconds.
+    pub commit_latency_sum_us: u64,
 }
+
+/// Upper bounds (µs) of [`LedgerStats::commit_latency`]'s buckets but the last (infinite).
+pub const COMMIT_LATENCY_BOUNDS_US: [u64; COMMIT_LATENCY_BUCKETS - 1] = [
+    250, 500, 1_000, 2_000, 3_000, 5_000, 10_000, 25_000, 100_000,
+];
+/// Buckets of [`LedgerStats::commit_latency`].
+pub const COMMIT_LATENCY_BUCKETS: usize = 10;
 
 #[derive(Debug, Default)]
 struct StatsCell {
@@ -395,6 +408,9 @@ struct StatsCell {
     write_requests: AtomicU64,
     shares: AtomicU64,
     largest_batch: AtomicU64,
+    /// Per bucket (not cumulative).
+    commit_latency: [AtomicU64; COMMIT_LATENCY_BUCKETS],
+    commit_latency_sum_us: AtomicU64,
 }
 
 impl StatsCell {
@@ -405,12 +421,31 @@ impl StatsCell {
         self.largest_batch.fetch_max(requests, Ordering::Relaxed);
     }
 
+    /// A share request committed `waited` after it was queued.
+    fn record_commit_latency(&self, waited: std::time::Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        let bucket = COMMIT_LATENCY_BOUNDS_US
+            .iter()
+            .position(|&bound| us <= bound)
+            .unwrap_or(COMMIT_LATENCY_BUCKETS - 1);
+        self.commit_latency[bucket].fetch_add(1, Ordering::Relaxed);
+        self.commit_latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> LedgerStats {
+        let mut commit_latency = [0; COMMIT_LATENCY_BUCKETS];
+        let mut total = 0;
+        for (out, n) in commit_latency.iter_mut().zip(&self.commit_latency) {
+            total += n.load(Ordering::Relaxed);
+            *out = total;
+        }
         LedgerStats {
             transactions: self.transactions.load(Ordering::Relaxed),
             write_requests: self.write_requests.load(Ordering::Relaxed),
             shares: self.shares.load(Ordering::Relaxed),
             largest_batch: self.largest_batch.load(Ordering::Relaxed),
+            commit_latency,
+            commit_latency_sum_us: self.commit_latency_sum_us.load(Ordering::Relaxed),
         }
     }
 }
@@ -538,6 +573,8 @@ enum Write {
     Shares {
         shares: Vec<ShareRecord>,
         reply: Reply<CommitReceipt>,
+        /// When it was queued: its time to commit is measured from here.
+        queued: std::time::Instant,
     },
     Block {
         block: BlockRecord,
@@ -756,7 +793,13 @@ impl Ledger {
             });
         }
         let rx = self
-            .request(|reply| Request::Write(Write::Shares { shares, reply }))
+            .request(|reply| {
+                Request::Write(Write::Shares {
+                    shares,
+                    reply,
+                    queued: std::time::Instant::now(),
+                })
+            })
             .await?;
         Ok(CommitTicket {
             state: TicketState::Waiting(rx),

@@ -134,6 +134,9 @@ impl RpcConfig {
     }
 }
 
+/// How often the source polls while the node holds a long poll of a dropped call.
+const HELD_LONGPOLL_POLL: Duration = Duration::from_millis(500);
+
 /// The `rpc` template source: bitcoind's `getblocktemplate` and `submitblock`.
 #[derive(Debug)]
 pub struct RpcSource {
@@ -145,6 +148,12 @@ pub struct RpcSource {
     last: Option<Fingerprint>,
     /// Fetch at once on the next call (first call, after an accepted block).
     fresh: bool,
+    /// The long poll a dropped [`TemplateSource::next_template`] left behind: bitcoind holds
+    /// it (and one of its RPC threads) until the template changes, whether or not anyone
+    /// waits for the answer. While it is held the source polls instead of long-polling
+    /// again, so that callers that drop the call on other events (the work manager on every
+    /// block candidate) cannot tie up every RPC thread of the node and wedge it.
+    held_longpoll: Option<String>,
     /// Raw transactions of the templates returned last, oldest first.
     kept: VecDeque<(u64, Vec<Vec<u8>>)>,
     /// The node's chain was found to be [`RpcConfig::network`] (checked before the first
@@ -163,6 +172,7 @@ impl RpcSource {
             next_id: 1,
             last: None,
             fresh: true,
+            held_longpoll: None,
             kept: VecDeque::with_capacity(KEPT_TEMPLATES),
             chain_checked: false,
         })
@@ -238,6 +248,7 @@ impl RpcSource {
         self.kept.push_back((id, raw_txs));
         self.last = Some(fingerprint);
         self.fresh = false;
+        self.held_longpoll = None;
         tracing::debug!(
             id,
             height = template.height,
@@ -261,11 +272,19 @@ impl RpcSource {
                     continue;
                 }
             };
-            let longpollid = last.longpollid.as_deref().filter(|_| self.config.longpoll);
+            let longpollid = last
+                .longpollid
+                .as_deref()
+                .filter(|_| self.config.longpoll)
+                .filter(|id| self.held_longpoll.as_deref() != Some(*id));
             match longpollid {
                 Some(id) => {
                     let id = id.to_owned();
-                    match self.fetch(Some(&id)).await? {
+                    // cleared when the call completes; left set when it is dropped midway
+                    self.held_longpoll = Some(id.clone());
+                    let fetched = self.fetch(Some(&id)).await;
+                    self.held_longpoll = None;
+                    match fetched? {
                         Some(fetched) if fetched.fingerprint != last => {
                             return Ok(self.accept(fetched))
                         }
@@ -274,6 +293,16 @@ impl RpcSource {
                         Some(_) => tokio::time::sleep(self.config.poll_interval).await,
                         None => {}
                     }
+                }
+                None if self.held_longpoll.is_some() => {
+                    // the node still holds our dropped long poll: ask now, then at most
+                    // every HELD_LONGPOLL_POLL until the template changes (which frees it)
+                    if let Some(fetched) = self.fetch(None).await? {
+                        if fetched.fingerprint != last {
+                            return Ok(self.accept(fetched));
+                        }
+                    }
+                    tokio::time::sleep(self.config.poll_interval.min(HELD_LONGPOLL_POLL)).await;
                 }
                 None => {
                     tokio::time::sleep(self.config.poll_interval).await;
