@@ -135,6 +135,7 @@ pub mod search;
 pub mod shell;
 pub mod sv1;
 pub mod sv2;
+pub mod tips;
 
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -12,6 +12,7 @@ use strata_miner::pace::Pacing;
 use strata_miner::shell::{run_sv1, run_sv2, Endpoint, Sv2Connect};
 use strata_miner::sv1::{Sv1Config, Sv1Miner};
 use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner, DEFAULT_MIN_EXTRANONCE_SIZE};
+use strata_miner::tips::{run_tips, TipsConfig, Trigger};
 use strata_miner::{MinerError, MinerStats, Reporter, Sink, Summary, EXIT_PROTOCOL};
 use strata_net::sv2::Sv2Options;
 use strata_noise::PublicKey;
@@ -45,6 +46,10 @@ enum Command {
     /// report (connections, shares, accepted/s, latency percentiles). For 10 000
     /// connections raise the open-file limit first (`ulimit -n 20000`).
     Load(LoadArgs),
+    /// Block-change latency: open many standard channels, make new tips round after round,
+    /// and print how long after each tip the first and the last connection had its
+    /// SetNewPrevHash (per round on stderr; a JSON report with the medians on stdout).
+    Tips(TipsArgs),
 }
 
 /// SV2 channel kind.
@@ -175,6 +180,36 @@ struct LoadArgs {
     timeline: Option<std::path::PathBuf>,
 }
 
+#[derive(Debug, Args)]
+struct TipsArgs {
+    /// SV2 pool address, HOST:PORT.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pool: String,
+    /// The pool's authority public key (base58check).
+    #[arg(long, value_name = "KEY")]
+    authority_key: String,
+    /// Connections to open (one standard channel each).
+    #[arg(long, value_name = "N")]
+    connections: usize,
+    /// New tips to measure.
+    #[arg(long, value_name = "N", default_value_t = 7)]
+    rounds: usize,
+    /// Make each tip with the node's `generatetoaddress` at this JSON-RPC URL
+    /// (http://HOST:PORT); without it, connection 0 submits a block (regtest pools that
+    /// build their own blocks).
+    #[arg(long, value_name = "URL")]
+    node_rpc: Option<String>,
+    /// The node's RPC credentials: its cookie file (`user:password` on one line).
+    #[arg(long, value_name = "FILE", requires = "node_rpc")]
+    node_cookie: Option<std::path::PathBuf>,
+    /// Where the node's blocks pay (with --node-rpc).
+    #[arg(long, value_name = "ADDRESS", requires = "node_rpc")]
+    node_address: Option<String>,
+    /// The pool's process id (same machine): report its CPU time per round.
+    #[arg(long, value_name = "PID")]
+    pool_pid: Option<u32>,
+}
+
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {msg}");
     ExitCode::from(EXIT_USAGE)
@@ -229,6 +264,7 @@ fn main() -> ExitCode {
             Command::Sv2(a) => sv2(a).await,
             Command::Sv1(a) => sv1(a).await,
             Command::Load(a) => load(a).await,
+            Command::Tips(a) => tips(a).await,
         }
     })
 }
@@ -432,4 +468,53 @@ async fn load(a: LoadArgs) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+async fn tips(a: TipsArgs) -> ExitCode {
+    let authority = match parse_key(Some(&a.authority_key), false) {
+        Ok(Some(k)) => k,
+        Ok(None) => return usage("--authority-key is required"),
+        Err(e) => return usage(e),
+    };
+    if a.connections == 0 || a.rounds == 0 {
+        return usage("--connections and --rounds must be at least 1");
+    }
+    let trigger = match a.node_rpc {
+        None => Trigger::Submit,
+        Some(url) => {
+            let (Some(cookie), Some(address)) = (a.node_cookie, a.node_address) else {
+                return usage("--node-rpc needs --node-cookie and --node-address");
+            };
+            let credentials = match std::fs::read_to_string(&cookie) {
+                Ok(c) => c.trim().to_string(),
+                Err(e) => return usage(format!("cannot read {}: {e}", cookie.display())),
+            };
+            Trigger::Rpc {
+                url,
+                credentials,
+                address,
+            }
+        }
+    };
+    let cfg = TipsConfig {
+        pool: a.pool,
+        authority,
+        connections: a.connections,
+        rounds: a.rounds,
+        trigger,
+        pool_pid: a.pool_pid,
+    };
+    match run_tips(cfg).await {
+        Ok(report) => {
+            match serde_json::to_string(&report) {
+                Ok(line) => println!("{line}"),
+                Err(e) => eprintln!("error: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_PROTOCOL as u8)
+        }
+    }
 }

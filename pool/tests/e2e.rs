@@ -342,3 +342,45 @@ async fn connections_per_ip_are_capped_and_a_closed_one_frees_its_place() {
     pool.shutdown.cancel();
     pool.wait().await;
 }
+
+/// The block-change benchmark's client (`strata-miner tips`, run by scripts/bench-tip.sh)
+/// against the pool: every connection gets every new tip, each tip is a block the pool's
+/// chain accepted, and the pool's CPU is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_channel_gets_each_new_tip_as_the_tip_bench_measures_it() {
+    use strata_miner::tips::{run_tips, TipsConfig, Trigger};
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir.path(), PayoutKind::Pplns);
+    cfg.max_connections_per_ip = 0;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    let api = pool.api_addr;
+    let height = |s: serde_json::Value| s["height"].as_u64().unwrap();
+    let before = height(get_json(format!("http://{api}/api/v1/stats")).await);
+    let report = run_tips(TipsConfig {
+        pool: pool.sv2_addr.to_string(),
+        authority: pool.authority,
+        connections: 40,
+        rounds: 3,
+        trigger: Trigger::Submit,
+        pool_pid: Some(std::process::id()),
+    })
+    .await
+    .unwrap();
+    assert_eq!(report.connections, 40);
+    assert_eq!(report.rounds.len(), 3);
+    for r in &report.rounds {
+        assert!(r.first_ms > 0.0 && r.first_ms <= r.last_ms, "{r:?}");
+    }
+    assert!(report.pool_cpu_ms_per_round.is_some_and(|c| c > 0.0));
+    // the statistics follow the work a moment later
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let mut after = before;
+    while after < before + 3 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        after = height(get_json(format!("http://{api}/api/v1/stats")).await);
+    }
+    assert_eq!(after, before + 3, "one block per round");
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# Block change at scale: how long after a new tip the last of CHANNELS miners has its
+# SetNewPrevHash. The miners (`strata-miner tips`, one standard channel per Noise connection)
+# run in a process of their own; release builds.
+#   scripts/bench-tip.sh strata-embedded|strata|strata-rpc|sri CHANNELS [ROUNDS]
+#   scripts/bench-tip.sh compare CHANNELS [ROUNDS] [RUNS]
+#   scripts/bench-tip.sh floor CHANNELS [ROUNDS]
+# - strata-embedded: strata-pool on its own regtest chain; miner 0 submits a block and the
+#   clock starts at that submit.
+# - strata: strata-pool with `template_source = "ipc"`; sri: SRI's pool_sv2 (crates.io,
+#   installed into ~/.cache/strata/sri-pool when missing; SRI_POOL=PATH for another binary)
+#   with its Bitcoin Core IPC template provider. Both on the same kind of node:
+#   `bitcoin-node -regtest -ipcbind=unix` (scripts/bitcoin-core.sh or STRATA_BITCOIN_CORE_BIN),
+#   which mines each block itself (`generatetoaddress` over RPC); the clock starts when that
+#   call is sent, so the node's own work (connecting the block, building the next template)
+#   is in both pools' numbers. strata-rpc: strata-pool with `template_source = "rpc"`
+#   (getblocktemplate long-poll) on the same node.
+# `compare` alternates the four (RUNS each, default 3) and prints the medians of the runs'
+# medians. Each run prints the JSON report of `strata-miner tips` (per round: first and last
+# SetNewPrevHash in ms; the pool process's CPU time per round).
+# `floor`: scripts/loopback-floor.c, the kernel's own cost of one 120-byte write to each of
+# CHANNELS loopback connections read by another process (one writer, then two): what no
+# pool can beat on this machine. `compare` runs it too.
+# KEEP_LOGS=DIR copies the logs there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-strata}; channels=${2:-1000}; rounds=${3:-7}
+if [ "$which" = floor ]; then
+  cc -O2 -o "${TMPDIR:-/tmp}/loopback-floor" scripts/loopback-floor.c
+  for w in 1 2; do WRITERS=$w "${TMPDIR:-/tmp}/loopback-floor" "$channels" "$rounds" | tail -1; done
+  exit 0
+fi
+if [ "$which" = compare ]; then
+  runs=${4:-3}
+  out=$(mktemp)
+  for _ in $(seq "$runs"); do
+    "$0" floor "$channels" "$rounds" >&2
+    for w in strata-embedded strata strata-rpc sri; do
+      echo "$w $("$0" "$w" "$channels" "$rounds" | tail -1)" | tee -a "$out" >&2
+    done
+  done
+  python3 - "$out" "$channels" <<'PY'
+import json, statistics, sys
+runs = {}
+for line in open(sys.argv[1]):
+    name, _, report = line.strip().partition(" ")
+    if report.startswith("{"):
+        r = json.loads(report)
+        runs.setdefault(name, []).append((r["first_ms_median"], r["last_ms_median"], r.get("pool_cpu_ms_per_round") or 0))
+for name, rs in runs.items():
+    first = statistics.median(x[0] for x in rs)
+    last = statistics.median(x[1] for x in rs)
+    cpu = statistics.median(x[2] for x in rs)
+    print(f"{name}: channels={sys.argv[2]} runs={len(rs)} first_ms={first:.2f} last_ms={last:.2f} pool_cpu_ms_per_round={cpu:.1f} (run medians of last: {', '.join(f'{x[1]:.1f}' for x in rs)})")
+if "strata" in runs and "sri" in runs:
+    s = statistics.median(x[1] for x in runs["strata"])
+    r = statistics.median(x[1] for x in runs["sri"])
+    print(f"strata/sri last SetNewPrevHash: x{s / r:.2f}")
+    s = statistics.median(x[2] for x in runs["strata"])
+    r = statistics.median(x[2] for x in runs["sri"])
+    if r:
+        print(f"strata/sri pool CPU per round: x{s / r:.2f}")
+PY
+  rm -f "$out"
+  exit 0
+fi
+ulimit -n $((channels * 2 + 1000)) 2>/dev/null || true
+work=$(mktemp -d)
+cleanup() {
+  for pid in ${pool_pid:-} ${node_pid:-}; do
+    kill -INT "$pid" 2>/dev/null || continue
+    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  done
+  if [ -n "${KEEP_LOGS:-}" ]; then
+    mkdir -p "$KEEP_LOGS" && cp "$work"/*.log "$work"/*.out "$KEEP_LOGS"/ 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+cargo build --release -q -p strata-pool -p strata-miner
+sri=${SRI_POOL:-$HOME/.cache/strata/sri-pool/bin/pool_sv2}
+if [ "$which" = sri ] && [ ! -x "$sri" ]; then
+  cargo install pool_sv2 --locked --root "$HOME/.cache/strata/sri-pool"
+fi
+
+trigger=()
+if [ "$which" != strata-embedded ]; then
+  bin=${STRATA_BITCOIN_CORE_BIN:-$(scripts/bitcoin-core.sh | tail -1)}
+  mkdir -p "$work/node"
+  rpcport=$((20000 + RANDOM % 20000))
+  "$bin/bitcoin-node" -regtest -datadir="$work/node" -ipcbind=unix -listen=0 -server=1 \
+    -rpcport="$rpcport" -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1 -blockreservedweight=40000 \
+    -printtoconsole=0 > "$work/node.log" 2>&1 &
+  node_pid=$!
+  sock="$work/node/regtest/node.sock"
+  for _ in $(seq 300); do [ -S "$sock" ] && [ -f "$work/node/regtest/.cookie" ] && break; sleep 0.1; done
+  [ -S "$sock" ] || { echo "bitcoin-node did not open $sock" >&2; tail -5 "$work/node.log" >&2; exit 1; }
+  # the blocks pay an address nobody holds (regtest)
+  address=bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080
+  "$bin/bitcoin-cli" -regtest -datadir="$work/node" -rpcport="$rpcport" -noipcconnect \
+    -rpcwait generatetoaddress 1 "$address" > /dev/null
+  trigger=(--node-rpc "http://127.0.0.1:$rpcport" --node-cookie "$work/node/regtest/.cookie"
+    --node-address "$address")
+fi
+
+case "$which" in
+  sri)
+    port=$((20000 + RANDOM % 20000))
+    cat > "$work/pool.toml" <<EOF
+authority_public_key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
+authority_secret_key = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n"
+cert_validity_sec = 3600
+listen_address = "127.0.0.1:$port"
+coinbase_reward_script = "addr($address)"
+server_id = 1
+pool_signature = "bench"
+shares_per_minute = 6
+share_batch_size = 1
+supported_extensions = []
+required_extensions = []
+monitoring_address = "127.0.0.1:$((port + 1))"
+monitoring_cache_refresh_secs = 15
+[template_provider_type.BitcoinCoreIpc]
+version = 31
+network = "regtest"
+data_dir = "$work/node"
+fee_threshold = 100
+min_interval = 5
+EOF
+    key=9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72
+    pool_addr=127.0.0.1:$port
+    RUST_LOG=${POOL_LOG:-warn} "$sri" -c "$work/pool.toml" > "$work/pool.out" 2>"$work/pool.log" &
+    pool_pid=$!
+    for _ in $(seq 300); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      kill -0 "$pool_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    ;;
+  strata|strata-rpc|strata-embedded)
+    if [ "$which" = strata ]; then
+      export STRATA_POOL_TEMPLATE_SOURCE=ipc STRATA_POOL_IPC__SOCKET="$sock" \
+        STRATA_POOL_RPC__BLOCK_RESERVED_WEIGHT=40000
+    elif [ "$which" = strata-rpc ]; then
+      export STRATA_POOL_TEMPLATE_SOURCE=rpc STRATA_POOL_RPC__URL="http://127.0.0.1:$rpcport" \
+        STRATA_POOL_RPC__COOKIE="$work/node/regtest/.cookie" STRATA_POOL_RPC__BLOCK_RESERVED_WEIGHT=40000
+    fi
+    STRATA_POOL_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=${POOL_LOG:-warn} target/release/strata-pool \
+      --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+      > "$work/pool.out" 2>"$work/pool.log" &
+    pool_pid=$!
+    for _ in $(seq 300); do [ -s "$work/pool.out" ] && break; kill -0 "$pool_pid" 2>/dev/null || break; sleep 0.1; done
+    pool_addr=$(awk '{for (i = 1; i < NF; i++) if ($i == "on") print $(i + 1)}' "$work/pool.out" | head -1)
+    key=$(cat "$work/pool/authority.pub" 2>/dev/null || true)
+    ;;
+  *) echo "usage: $0 strata-embedded|strata|strata-rpc|sri|compare CHANNELS [ROUNDS]" >&2; exit 64 ;;
+esac
+sleep 1
+if ! kill -0 "$pool_pid" 2>/dev/null; then
+  echo "$which: the pool exited at start:" >&2; tail -5 "$work/pool.log" >&2; exit 1
+fi
+target/release/strata-miner tips --pool "$pool_addr" --authority-key "$key" \
+  --connections "$channels" --rounds "$rounds" --pool-pid "$pool_pid" "${trigger[@]}" \
+  2> "$work/tips.log"
+sed 's/^/  /' "$work/tips.log" >&2
