@@ -51,6 +51,7 @@ fn work(seq: u64, prev: u8) -> Arc<Work> {
             ..Split::default()
         })),
         window: None,
+        shared_coinbase: Default::default(),
     })
 }
 

@@ -67,6 +67,7 @@ fn work(seq: u64, t: Template) -> Arc<Work> {
         template: Arc::new(t),
         payouts: Payouts::Shared(Arc::new(split)),
         window: None,
+        shared_coinbase: Default::default(),
     })
 }
 

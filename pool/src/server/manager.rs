@@ -59,6 +59,7 @@ pub async fn make_work(seq: u64, template: Template, cfg: &ManagerConfig, ledger
         template: Arc::new(template),
         payouts,
         window,
+        shared_coinbase: Default::default(),
     }
 }
 

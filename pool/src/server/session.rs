@@ -14,7 +14,7 @@
 //! ([`Session::on_committed`]); rejected shares get `SubmitShares.Error` at once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bitcoin::{Network, ScriptBuf};
 use strata_protocol::common::{
@@ -109,7 +109,15 @@ pub struct Work {
     pub payouts: Payouts,
     /// PPLNS: the ledger share ids `(first, last)` the split was computed from.
     pub window: Option<(i64, i64)>,
+    /// The coinbase every channel of the pool shares for this work (shared payouts), built
+    /// by the first session that needs it: at a new tip a thousand sessions would otherwise
+    /// each build the same one. Keyed by its extranonce size (other sizes build their own).
+    pub shared_coinbase: SharedCoinbase,
 }
+
+/// See [`Work::shared_coinbase`]. `Default` is empty.
+#[derive(Debug, Clone, Default)]
+pub struct SharedCoinbase(Arc<OnceLock<(usize, Arc<Coinbase>)>>);
 
 pub use strata_work::time::Now;
 
@@ -198,7 +206,7 @@ struct Meta {
 struct JobInfo {
     template: Arc<Template>,
     window: Option<(i64, i64)>,
-    coinbase: Coinbase,
+    coinbase: Arc<Coinbase>,
     split: Arc<Split>,
 }
 
@@ -657,12 +665,42 @@ impl Session {
         }
     }
 
+    /// The coinbase of `work` paying `split` with room for `extranonce_len` bytes: the
+    /// work's shared one when `split` is the work's shared split.
+    fn coinbase(
+        &self,
+        work: &Work,
+        split: &Arc<Split>,
+        extranonce_len: usize,
+    ) -> Option<Arc<Coinbase>> {
+        let shared = matches!(&work.payouts, Payouts::Shared(s) if Arc::ptr_eq(s, split));
+        if !shared {
+            return self.build_coinbase(&work.template, split, extranonce_len);
+        }
+        if let Some((len, c)) = work.shared_coinbase.0.get() {
+            if *len == extranonce_len {
+                return Some(c.clone());
+            }
+            return self.build_coinbase(&work.template, split, extranonce_len);
+        }
+        let built = self.build_coinbase(&work.template, split, extranonce_len)?;
+        let (len, c) = work
+            .shared_coinbase
+            .0
+            .get_or_init(|| (extranonce_len, built.clone()));
+        Some(if *len == extranonce_len {
+            c.clone()
+        } else {
+            built
+        })
+    }
+
     fn build_coinbase(
         &self,
         t: &Template,
         split: &Split,
         extranonce_len: usize,
-    ) -> Option<Coinbase> {
+    ) -> Option<Arc<Coinbase>> {
         let params = CoinbaseParams {
             version: t.coinbase_tx_version,
             script_sig_prefix: t.coinbase_prefix.clone(),
@@ -675,7 +713,7 @@ impl Session {
             witness_reserved_value: [0; 32],
         };
         match Coinbase::build(&params) {
-            Ok(c) => Some(c),
+            Ok(c) => Some(Arc::new(c)),
             Err(e) => {
                 tracing::error!(template = t.id, error = %e, "cannot build the coinbase");
                 None
@@ -709,7 +747,7 @@ impl Session {
         let ch = self.channels.get(channel_id)?;
         let prefix = ch.extranonce_prefix().to_vec();
         let full = ch.full_extranonce_size();
-        let coinbase = self.build_coinbase(t, &split, full)?;
+        let coinbase = self.coinbase(work, &split, full)?;
         let job_id = self.channels.next_job_id(channel_id).ok()?;
         let msg: Message = if meta.standard {
             let txid = coinbase.txid(&[&prefix]).ok()?;
@@ -784,7 +822,7 @@ impl Session {
         let t = &work.template;
         let split = self.split_for(work, None, "");
         let full = self.channels.group(group_id)?.full_extranonce_size()?;
-        let coinbase = self.build_coinbase(t, &split, full)?;
+        let coinbase = self.coinbase(work, &split, full)?;
         let job_id = self.channels.next_job_id(group_id).ok()?;
         let job = self.extended_job(group_id, job_id, min_ntime, t, &coinbase)?;
         if let Err(e) = self.channels.on_new_extended_mining_job(&job) {
