@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod budget;
+pub mod cli;
 pub mod config;
 pub mod fuzzing;
 pub mod ledger;
