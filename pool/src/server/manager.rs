@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use bitcoin::{Network, ScriptBuf};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{FoundBlock, Payouts, Work};
@@ -85,6 +86,9 @@ pub async fn run<S, C, F>(
     let mut submitted_on: Option<[u8; 32]> = None;
     let mut last_block: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(500);
+    // blocks being recorded in the ledger: the next template (the new tip's work) does not
+    // wait for that commit
+    let mut records: JoinSet<()> = JoinSet::new();
     loop {
         tokio::select! {
             t = source.next_template() => match t {
@@ -104,7 +108,7 @@ pub async fn run<S, C, F>(
                     tracing::warn!(source = source.name(), error = %e, "template source failed; reconnecting in {backoff:?}");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.cancelled() => return,
+                        _ = shutdown.cancelled() => break,
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(30));
                     match connect().await {
@@ -130,24 +134,34 @@ pub async fn run<S, C, F>(
                     PayoutMode::Solo(_) => "solo",
                     PayoutMode::Pplns(_) => "pplns",
                 };
-                submit(&mut source, found, mode, &ledger, &stats, &mut submitted_on).await;
+                let record = submit(&mut source, found, mode, &stats, &mut submitted_on).await;
+                let ledger = ledger.clone();
+                records.spawn(async move {
+                    let hash = record.hash.clone();
+                    if let Err(e) = ledger.record_block(record).await {
+                        tracing::error!(%hash, error = %e, "cannot record the block in the ledger");
+                    }
+                });
                 if submitted_on == Some(tip) {
                     last_block = Some(tokio::time::Instant::now());
                 }
             }
-            _ = shutdown.cancelled() => return,
+            Some(_) = records.join_next(), if !records.is_empty() => {}
+            _ = shutdown.cancelled() => break,
         }
     }
+    // the blocks found are in the ledger before the pool closes it
+    while records.join_next().await.is_some() {}
 }
 
+/// Submits a found block and returns its ledger record.
 async fn submit<S: TemplateSource>(
     source: &mut S,
     found: FoundBlock,
     mode: &str,
-    ledger: &Ledger,
     stats: &StatsHandle,
     submitted_on: &mut Option<[u8; 32]>,
-) {
+) -> BlockRecord {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
@@ -174,7 +188,7 @@ async fn submit<S: TemplateSource>(
             }
         }
     };
-    let record = BlockRecord {
+    BlockRecord {
         height: found.height,
         hash: found.hash.clone(),
         template_id: found.template_id,
@@ -185,8 +199,5 @@ async fn submit<S: TemplateSource>(
         window: found.window,
         mode: mode.into(),
         status,
-    };
-    if let Err(e) = ledger.record_block(record).await {
-        tracing::error!(hash = %found.hash, error = %e, "cannot record the block in the ledger");
     }
 }
