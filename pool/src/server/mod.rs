@@ -113,6 +113,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     let keys = keys::load_or_create(&cfg.data_dir, cfg.certificate_days)?;
     let authority = keys.authority;
     let pool_script = keys::pool_script(&cfg, &authority)?;
+    let payout_rules = crate::api::PayoutRules::new(payout_mode(&cfg), &pool_script, cfg.network);
 
     let mut lcfg = if cfg.ledger.postgres_url.is_empty() {
         LedgerConfig::new(cfg.data_dir.join("ledger.sqlite"))
@@ -270,6 +271,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         ledger: ledger.clone(),
         certificate: responder,
         signer,
+        payout: payout_rules,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {
