@@ -1,4 +1,5 @@
-//! HTTP API (loopback by default): JSON statistics and Prometheus metrics.
+//! HTTP API (loopback by default): JSON statistics and Prometheus metrics. Beyond loopback
+//! it needs a bearer token (`api_token`; see [`strata_net::http_auth`]).
 //!
 //! * `GET /api/v1/stats`: height, blocks_found, shares_accepted, shares_rejected,
 //!   connections, hashrate, ...
@@ -28,6 +29,7 @@ use bitcoin::{Network, ScriptBuf};
 use serde::{Deserialize, Serialize};
 
 use strata_net::cert::{Decision, Signer};
+use strata_net::http_auth::ApiAuth;
 use strata_net::keys::ResponderWatch;
 
 use crate::ledger::{BlockRecord, Ledger, COMMIT_LATENCY_BOUNDS_US};
@@ -54,6 +56,8 @@ pub struct ApiState {
     pub signer: Signer,
     /// The rules found blocks are paid by.
     pub payout: PayoutRules,
+    /// Who may ask.
+    pub auth: ApiAuth,
 }
 
 /// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
@@ -84,16 +88,18 @@ impl PayoutRules {
     }
 }
 
-/// The API routes.
+/// The API routes, behind the bearer token when one is configured.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let auth = state.auth.clone();
+    let routes = Router::new()
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/blocks", get(blocks))
         .route("/api/v1/blocks/{hash}", get(block))
         .route("/api/v1/blocks/{hash}/window", get(block_window))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    auth.protect(routes)
 }
 
 fn unavailable() -> Response {

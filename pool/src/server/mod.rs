@@ -108,6 +108,7 @@ fn payout_mode(cfg: &Config) -> PayoutMode {
 
 /// Starts the pool described by `cfg`: returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
+    let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     let keys = keys::load_or_create(&cfg.data_dir, cfg.certificate_days)?;
@@ -272,6 +273,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         certificate: responder,
         signer,
         payout: payout_rules,
+        auth: api_auth,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

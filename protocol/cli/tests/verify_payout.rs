@@ -27,8 +27,19 @@ fn address(i: u8) -> String {
     Address::p2wsh(&ScriptBuf::from(vec![0x51, i]), Network::Regtest).to_string()
 }
 
+/// The pool's API token (the stand-in pool ignores it).
+const TOKEN: &str = "verify-payout-test-token";
+
 async fn get_json(url: String) -> Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn strata(args: Vec<String>) -> Output {
@@ -187,6 +198,7 @@ async fn verify_payout_confirms_a_pplns_block_and_fails_on_a_tampered_window_or_
         api_listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
     };
+    cfg.api_token = Some(strata_net::http_auth::ApiToken::new(TOKEN));
     cfg.payout.mode = PayoutKind::Pplns;
     cfg.payout.window_shares = 60;
     // a block (every regtest share is one) every second or so per miner
@@ -208,6 +220,8 @@ async fn verify_payout_confirms_a_pplns_block_and_fails_on_a_tampered_window_or_
             pool_url,
             "--block".into(),
             hash.clone(),
+            "--api-token".into(),
+            TOKEN.into(),
         ];
         args.extend(extra);
         strata(args)
@@ -239,6 +253,21 @@ async fn verify_payout_confirms_a_pplns_block_and_fails_on_a_tampered_window_or_
     }
     assert!(!stdout.contains("MISMATCH"), "{stdout}");
     assert!(stdout.contains("the payout matches"), "{stdout}");
+
+    // without the token the pool does not answer, and the CLI says so
+    let out = strata(vec![
+        "verify-payout".into(),
+        "--pool".into(),
+        pool_url.clone(),
+        "--block".into(),
+        hash.clone(),
+        "--blocks-dir".into(),
+        blocks_dir.display().to_string(),
+    ])
+    .await;
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stderr.contains("401"), "{stderr}");
 
     // the API's pages of the window are its shares in id order, each id once
     let whole = whole_window(api, &hash).await;
