@@ -1,9 +1,16 @@
-//! HTTP API (loopback by default): JSON statistics and Prometheus metrics.
+//! HTTP API (loopback by default): JSON statistics and Prometheus metrics. Beyond loopback
+//! it needs a bearer token (`api_token`; see [`strata_net::http_auth`]).
 //!
 //! * `GET /api/v1/stats`: height, blocks_found, shares_accepted, shares_rejected,
 //!   connections, hashrate, ...
 //! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share.
 //! * `GET /api/v1/blocks?limit=N`: found blocks, newest first, with their reward split.
+//! * `GET /api/v1/blocks/{hash}`: one found block (`block`) and the payout rules its split
+//!   follows (`payout`: network, the pool's output script, mode, fee, dust, output limit).
+//! * `GET /api/v1/blocks/{hash}/window?after=ID&limit=N`: the shares of the block's PPLNS
+//!   window (id, worker, identity, difficulty, time), in id order, at most
+//!   [`WINDOW_PAGE_MAX`] per page; `next_after` is the `after` of the next page (null on the
+//!   last). `strata verify-payout` recomputes the block's split from them.
 //! * `GET /metrics`: Prometheus text format, with the certificate's expiry
 //!   (`strata_pool_certificate_not_valid_after_seconds`) and `strata_pool_certificate_expiring`
 //!   (1 when a certificate signed offline expires within a week or has expired), and the
@@ -13,18 +20,28 @@
 
 use std::fmt::Write as _;
 
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
+use bitcoin::{Network, ScriptBuf};
+use serde::{Deserialize, Serialize};
 
 use strata_net::cert::{Decision, Signer};
+use strata_net::http_auth::ApiAuth;
 use strata_net::keys::ResponderWatch;
 
-use crate::ledger::{Ledger, COMMIT_LATENCY_BOUNDS_US};
+use crate::ledger::{BlockRecord, Ledger, COMMIT_LATENCY_BOUNDS_US};
+use crate::payout::PayoutMode;
 use crate::server::stats::StatsHandle;
+
+/// Shares in a page of `/api/v1/blocks/{hash}/window` when the request names no `limit`.
+pub const WINDOW_PAGE_DEFAULT: u64 = 1_000;
+/// Most shares in a page of `/api/v1/blocks/{hash}/window` (a larger `limit` is cut to it).
+pub const WINDOW_PAGE_MAX: u64 = 10_000;
+/// Most blocks `/api/v1/blocks?limit=N` lists.
+pub const BLOCKS_MAX: usize = 10_000;
 
 /// What the handlers read.
 #[derive(Debug, Clone)]
@@ -37,16 +54,52 @@ pub struct ApiState {
     pub certificate: ResponderWatch,
     /// Whether the pool signs its certificates itself.
     pub signer: Signer,
+    /// The rules found blocks are paid by.
+    pub payout: PayoutRules,
+    /// Who may ask.
+    pub auth: ApiAuth,
 }
 
-/// The API routes.
+/// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
+/// block's reward and window they determine its outputs
+/// ([`pplns_split`](crate::payout::pplns_split), [`solo_split`](crate::payout::solo_split)).
+/// They are the pool's settings now: a block found under other settings (a pool restarted
+/// with another fee, say) no longer verifies.
+#[derive(Debug, Clone, Serialize)]
+pub struct PayoutRules {
+    /// Network of the payout addresses, as Bitcoin Core names it (`main`, `test`,
+    /// `testnet4`, `signet`, `regtest`).
+    pub network: String,
+    /// The pool's output script (fee, remainders), hex.
+    pub pool_script_hex: String,
+    /// Mode and its parameters: `{"mode": "pplns", "window_shares", "fee_ppm", "dust_sats",
+    /// "max_outputs"}` or `{"mode": "solo", "fee_ppm"}`.
+    pub rules: PayoutMode,
+}
+
+impl PayoutRules {
+    /// The rules of a pool paying by `mode` on `network`, its own output `pool_script`.
+    pub fn new(mode: PayoutMode, pool_script: &ScriptBuf, network: Network) -> PayoutRules {
+        PayoutRules {
+            network: network.to_core_arg().to_owned(),
+            pool_script_hex: pool_script.to_hex_string(),
+            rules: mode,
+        }
+    }
+}
+
+/// The API routes, behind the bearer token when one is configured.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let auth = state.auth.clone();
+    let routes = Router::new()
         .route("/api/v1/stats", get(stats))
         .route("/api/v1/workers", get(workers))
         .route("/api/v1/blocks", get(blocks))
+        .route("/api/v1/blocks/{hash}", get(block))
+        .route("/api/v1/blocks/{hash}/window", get(block_window))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    auth.protect(routes)
 }
 
 fn unavailable() -> Response {
@@ -73,11 +126,125 @@ struct Limit {
 }
 
 async fn blocks(State(s): State<ApiState>, Query(q): Query<Limit>) -> Response {
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = q.limit.unwrap_or(100).min(BLOCKS_MAX);
     match s.ledger.blocks(limit).await {
         Ok(b) => Json(b).into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// The recorded block with this display hash, or the response to send instead.
+async fn find_block(s: &ApiState, hash: &str) -> Result<BlockRecord, Response> {
+    let valid = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+    if !valid {
+        return Err((StatusCode::BAD_REQUEST, "a block hash is 64 hex digits").into_response());
+    }
+    match s.ledger.block(&hash.to_ascii_lowercase()).await {
+        Ok(Some(b)) => Ok(b),
+        Ok(None) => Err((StatusCode::NOT_FOUND, "no such block").into_response()),
+        Err(e) => Err((StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response()),
+    }
+}
+
+/// `/api/v1/blocks/{hash}`.
+#[derive(Debug, Serialize)]
+struct BlockAnswer<'a> {
+    block: BlockRecord,
+    payout: &'a PayoutRules,
+}
+
+async fn block(State(s): State<ApiState>, Path(hash): Path<String>) -> Response {
+    match find_block(&s, &hash).await {
+        Ok(block) => Json(BlockAnswer {
+            block,
+            payout: &s.payout,
+        })
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct WindowPage {
+    /// Shares with ids above this (default: from the window's start).
+    after: Option<i64>,
+    limit: Option<u64>,
+}
+
+/// One share of a block's window.
+#[derive(Debug, Serialize)]
+struct WindowShare {
+    id: i64,
+    /// Whom the statistics credit (`identity/label` for a proxy's worker).
+    worker: String,
+    /// The channel's user identity: whom the share pays.
+    identity: String,
+    difficulty: f64,
+    time_ms: u64,
+}
+
+/// A page of `/api/v1/blocks/{hash}/window`.
+#[derive(Debug, Serialize)]
+struct WindowAnswer {
+    /// The window's share-id range (inclusive); null for a block without one.
+    first_id: Option<i64>,
+    last_id: Option<i64>,
+    shares: Vec<WindowShare>,
+    /// `after` for the next page; null on the last.
+    next_after: Option<i64>,
+}
+
+async fn block_window(
+    State(s): State<ApiState>,
+    Path(hash): Path<String>,
+    Query(q): Query<WindowPage>,
+) -> Response {
+    let block = match find_block(&s, &hash).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let Some((first, last)) = block.window else {
+        return Json(WindowAnswer {
+            first_id: None,
+            last_id: None,
+            shares: Vec::new(),
+            next_after: None,
+        })
+        .into_response();
+    };
+    let limit = q
+        .limit
+        .unwrap_or(WINDOW_PAGE_DEFAULT)
+        .clamp(1, WINDOW_PAGE_MAX);
+    // ids are never reused, so the page's id range holds at most `limit` shares
+    let from = q.after.map_or(first, |a| a.saturating_add(1).max(first));
+    let to = from
+        .saturating_add(i64::try_from(limit).unwrap_or(i64::MAX) - 1)
+        .min(last);
+    let shares = if from > to {
+        Vec::new()
+    } else {
+        match s.ledger.shares_in(from, to).await {
+            Ok(shares) => shares,
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        }
+    };
+    Json(WindowAnswer {
+        first_id: Some(first),
+        last_id: Some(last),
+        shares: shares
+            .into_iter()
+            .map(|(id, r)| WindowShare {
+                id,
+                worker: r.worker,
+                identity: r.channel_identity,
+                difficulty: r.difficulty,
+                time_ms: r.time_ms,
+            })
+            .collect(),
+        next_after: (to < last).then_some(to),
+    })
+    .into_response()
 }
 
 fn label(v: &str) -> String {

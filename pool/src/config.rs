@@ -227,6 +227,10 @@ pub struct Config {
     pub listen: SocketAddr,
     /// HTTP API listen address.
     pub api_listen: SocketAddr,
+    /// Bearer token of the HTTP API and `/metrics`: when set, every request needs
+    /// `Authorization: Bearer <token>`. Required when `api_listen` is not a loopback
+    /// address (the pool refuses to start without one).
+    pub api_token: Option<strata_net::http_auth::ApiToken>,
     /// Template source.
     pub template_source: SourceKind,
     /// Network of payout addresses (`regtest` for the embedded source).
@@ -278,6 +282,7 @@ impl Default for Config {
             data_dir: PathBuf::from("strata-pool-data"),
             listen: SocketAddr::from(([0, 0, 0, 0], 34254)),
             api_listen: SocketAddr::from(([127, 0, 0, 1], 34255)),
+            api_token: None,
             template_source: SourceKind::Embedded,
             network: bitcoin::Network::Regtest,
             pool_address: None,

@@ -560,6 +560,16 @@ async fn blocks_newest_first_with_status_updates(db: TestDb) {
     );
     assert_eq!(blocks[2], block("00aa", 101, BlockStatus::Submitted));
     assert_eq!(ledger.blocks(1).await.unwrap().len(), 1);
+    // one block by its hash, outputs and status included
+    assert_eq!(
+        ledger.block("00bb").await.unwrap().as_ref(),
+        Some(&blocks[1])
+    );
+    assert_eq!(
+        ledger.block("00cc").await.unwrap().unwrap().status,
+        rejected
+    );
+    assert_eq!(ledger.block("ffff").await.unwrap(), None);
 
     assert!(matches!(
         ledger.record_block(block("00aa", 101, BlockStatus::Accepted)).await,

@@ -1,4 +1,5 @@
-//! HTTP API of the proxy (loopback by default).
+//! HTTP API of the proxy (loopback by default; beyond loopback it needs a bearer token,
+//! `api_token`, see [`strata_net::http_auth`]).
 //!
 //! * `GET /api/v1/miners`: per miner: its upstream channel index and id, worker, address,
 //!   user agent, difficulty, hashrate, accepted / rejected by reason / stale, last share,
@@ -23,6 +24,7 @@ use axum::{Json, Router};
 use tokio::sync::{mpsc, oneshot};
 
 use strata_net::cert::{Decision, Signer};
+use strata_net::http_auth::ApiAuth;
 use strata_net::keys::ResponderWatch;
 
 use crate::hub::{HubQuery, ACK_BUCKETS_S};
@@ -37,16 +39,20 @@ pub struct ApiState {
     /// The SV2 downstream's current responder (for its certificate's expiry) and whether the
     /// proxy signs its certificates itself; `None` without an SV2 listener.
     pub certificate: Option<(ResponderWatch, Signer)>,
+    /// Who may ask.
+    pub auth: ApiAuth,
 }
 
-/// The routes.
+/// The routes, behind the bearer token when one is configured.
 pub fn router(state: ApiState) -> Router {
-    Router::new()
+    let auth = state.auth.clone();
+    let routes = Router::new()
         .route("/api/v1/miners", get(miners))
         .route("/api/v1/upstreams", get(upstreams))
         .route("/api/v1/stats", get(stats))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state);
+    auth.protect(routes)
 }
 
 async fn ask<T>(s: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> HubQuery) -> Option<T> {

@@ -104,6 +104,10 @@ pub struct Config {
     pub sv2_plaintext: bool,
     /// Address of the HTTP API.
     pub api_listen: SocketAddr,
+    /// Bearer token of the HTTP API and `/metrics`: when set, every request needs
+    /// `Authorization: Bearer <token>`. Required when `api_listen` is not a loopback
+    /// address (the proxy refuses to start without one).
+    pub api_token: Option<strata_net::http_auth::ApiToken>,
     /// Directory of the proxy's own keys (SV2 downstream certificate; `authority.pub`).
     pub data_dir: PathBuf,
     /// Per-miner Prometheus series at most.
@@ -126,6 +130,7 @@ impl Default for Config {
             sv2_listen: Some(SocketAddr::from(([0, 0, 0, 0], 34256))),
             sv2_plaintext: false,
             api_listen: SocketAddr::from(([127, 0, 0, 1], 34257)),
+            api_token: None,
             data_dir: PathBuf::from("strata-proxy-data"),
             max_miner_series: 1000,
             max_miners: 65_536,

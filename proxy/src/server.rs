@@ -45,6 +45,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         .map(|u| u.parse().with_context(|| format!("upstream {u}")))
         .collect::<anyhow::Result<_>>()?;
     anyhow::ensure!(!pools.is_empty(), "at least one --upstream is needed");
+    let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     // the SV2 keys first: a refused certificate stops the start before anything runs
     let keys = match cfg.sv2_listen {
         Some(_) => {
@@ -174,6 +175,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         hub: queries,
         max_miner_series: cfg.max_miner_series,
         certificate,
+        auth: api_auth,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -29,6 +29,9 @@ pub(super) trait Storage {
     /// The last `limit` blocks, newest first.
     fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError>;
 
+    /// The block with this display hash, if recorded.
+    fn block(&mut self, hash: &str) -> Result<Option<BlockRecord>, LedgerError>;
+
     /// Ledger-wide and per-worker totals (as of the last [`Batch::add_worker_totals`]).
     fn totals(&mut self) -> Result<Totals, LedgerError>;
 
@@ -366,6 +369,9 @@ fn serve(store: &mut impl Storage, read: Read, pending: &mut PendingTotals) {
         }
         Read::Blocks { limit, reply } => {
             let _ = reply.send(store.blocks(limit));
+        }
+        Read::Block { hash, reply } => {
+            let _ = reply.send(store.block(&hash));
         }
         Read::Totals { reply } => {
             let _ = reply.send(pending.flush(store).and_then(|()| store.totals()));

@@ -96,10 +96,9 @@ mod engine;
 mod postgres;
 mod rows;
 mod sqlite;
-mod window;
 
 pub use engine::CommitObserver;
-pub use window::{PplnsWindow, WorkerWeight};
+pub use strata_work::payout::{Payout, PplnsWindow, WorkerWeight};
 
 /// How durable a commit is: SQLite's `synchronous`, PostgreSQL's `synchronous_commit`
 /// (see the module docs for the trade-off).
@@ -310,17 +309,6 @@ pub enum BlockStatus {
         /// The node's reason.
         reason: String,
     },
-}
-
-/// One output of a block's coinbase that the pool chose (its payout), as recorded.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Payout {
-    /// Who is paid: a payout address, a worker identity, or `"pool"`.
-    pub owner: String,
-    /// The output script, hex.
-    pub script_hex: String,
-    /// Amount in satoshis.
-    pub sats: u64,
 }
 
 /// A block the pool found.
@@ -607,6 +595,10 @@ enum Read {
         limit: usize,
         reply: Reply<Vec<BlockRecord>>,
     },
+    Block {
+        hash: String,
+        reply: Reply<Option<BlockRecord>>,
+    },
     Totals {
         reply: Reply<Totals>,
     },
@@ -839,6 +831,13 @@ impl Ledger {
     /// The last `limit` blocks, newest first.
     pub async fn blocks(&self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
         self.ask(|reply| Request::Read(Read::Blocks { limit, reply }))
+            .await
+    }
+
+    /// The block with this display (RPC) hash, if recorded.
+    pub async fn block(&self, hash: &str) -> Result<Option<BlockRecord>, LedgerError> {
+        let hash = hash.to_owned();
+        self.ask(|reply| Request::Read(Read::Block { hash, reply }))
             .await
     }
 

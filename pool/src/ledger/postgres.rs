@@ -337,8 +337,16 @@ impl Storage for Store {
     }
 
     fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
-        let res = self.session()?.read_blocks(limit);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let res = self
+            .session()?
+            .read_blocks("ORDER BY id DESC LIMIT $1", &limit);
         self.note(res)
+    }
+
+    fn block(&mut self, hash: &str) -> Result<Option<BlockRecord>, LedgerError> {
+        let res = self.session()?.read_blocks("WHERE hash = $1", &hash);
+        self.note(res.map(|mut blocks| blocks.pop()))
     }
 
     fn workers_through(&mut self) -> Result<i64, LedgerError> {
@@ -388,16 +396,22 @@ impl Session {
         Ok(PplnsWindow::from_shares(shares))
     }
 
-    fn read_blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
+    /// The blocks `SELECT ... FROM blocks {tail}` finds (`$1` = `param`), with their outputs.
+    fn read_blocks(
+        &mut self,
+        tail: &str,
+        param: &(dyn postgres::types::ToSql + Sync),
+    ) -> Result<Vec<BlockRecord>, LedgerError> {
         let err = LedgerError::postgres("read blocks");
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let client = &mut self.client;
         let rows = client
             .query(
-                "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
-                 window_first, window_last, mode, status, reject_reason \
-                 FROM blocks ORDER BY id DESC LIMIT $1",
-                &[&limit],
+                &format!(
+                    "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
+                     window_first, window_last, mode, status, reject_reason \
+                     FROM blocks {tail}"
+                ),
+                &[param],
             )
             .map_err(err)?;
         let ids: Vec<i64> = rows

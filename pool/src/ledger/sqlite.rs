@@ -232,18 +232,33 @@ impl Storage for Store {
     }
 
     fn blocks(&mut self, limit: usize) -> Result<Vec<BlockRecord>, LedgerError> {
-        let err = LedgerError::sqlite("read blocks");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_blocks("ORDER BY id DESC LIMIT ?1", limit)
+    }
+
+    fn block(&mut self, hash: &str) -> Result<Option<BlockRecord>, LedgerError> {
+        Ok(self.read_blocks("WHERE hash = ?1", hash)?.pop())
+    }
+}
+
+impl Store {
+    /// The blocks `SELECT ... FROM blocks {tail}` finds (`?1` = `param`), with their outputs.
+    fn read_blocks(
+        &mut self,
+        tail: &str,
+        param: impl rusqlite::ToSql,
+    ) -> Result<Vec<BlockRecord>, LedgerError> {
+        let err = LedgerError::sqlite("read blocks");
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
                  window_first, window_last, mode, status, reject_reason \
-                 FROM blocks ORDER BY id DESC LIMIT ?1",
-            )
+                 FROM blocks {tail}"
+            ))
             .map_err(err)?;
         let raw: Vec<BlockRow> = stmt
-            .query_map([limit], |r| {
+            .query_map([param], |r| {
                 Ok(BlockRow {
                     id: r.get(0)?,
                     height: r.get(1)?,

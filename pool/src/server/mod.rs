@@ -108,11 +108,13 @@ fn payout_mode(cfg: &Config) -> PayoutMode {
 
 /// Starts the pool described by `cfg`: returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
+    let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
     let keys = keys::load_or_create(&cfg.data_dir, cfg.certificate_days)?;
     let authority = keys.authority;
     let pool_script = keys::pool_script(&cfg, &authority)?;
+    let payout_rules = crate::api::PayoutRules::new(payout_mode(&cfg), &pool_script, cfg.network);
 
     let mut lcfg = if cfg.ledger.postgres_url.is_empty() {
         LedgerConfig::new(cfg.data_dir.join("ledger.sqlite"))
@@ -270,6 +272,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         ledger: ledger.clone(),
         certificate: responder,
         signer,
+        payout: payout_rules,
+        auth: api_auth,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -3,6 +3,7 @@
 //! * `strata decode <hex>`: print a plaintext SV2 frame as JSON.
 //! * `strata keygen`: generate an authority keypair.
 //! * `strata cert`: issue a certificate for a server's static key.
+//! * `strata verify-payout`: check a pool's found block against its PPLNS window.
 //!
 //! Errors are one line on stderr starting `error: `; the exit status is 1 for a failed
 //! command and 2 for a command line clap could not parse.
@@ -11,6 +12,7 @@ mod cert;
 mod decode;
 mod keygen;
 mod secret;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -20,7 +22,7 @@ use std::process::ExitCode;
 #[command(
     name = "strata",
     version,
-    about = "Stratum V2 tools: decode frames, make keys and certificates"
+    about = "Stratum V2 tools: decode frames, make keys and certificates, verify payouts"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -76,6 +78,21 @@ enum Command {
     /// @FILE. Prefer @FILE: a literal secret on the command line is visible to other users in
     /// `ps` and lands in shell history.
     Cert(cert::CertArgs),
+
+    /// Check that a block the pool found pays what its window of shares earned.
+    ///
+    /// Fetches the block's record and payout rules (network, the pool's script, fee, dust,
+    /// output limit) and the shares of its PPLNS window from the pool's API, recomputes the
+    /// split with the function the pool builds its coinbases with, and compares it with the
+    /// block's coinbase, fetched from a node (--node), a file (--block-file) or a Bitcoin Core
+    /// blocks directory (--blocks-dir). The block must hash to HASH and its merkle root must
+    /// match its transactions, so whoever supplies it cannot alter its coinbase.
+    ///
+    /// Prints one line per payee (`ok` or `MISMATCH` with what was expected and what the
+    /// coinbase pays) and exits with status 1 on any mismatch: an output that differs or is
+    /// missing, value outside the split, a reward or recorded output list that differs from
+    /// the coinbase, a window larger than the pool's.
+    VerifyPayout(verify::VerifyArgs),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +104,7 @@ fn main() -> ExitCode {
         Command::Decode { hex } => decode::run(&hex),
         Command::Keygen { out, force } => keygen::run(&out, force),
         Command::Cert(args) => cert::run(&args),
+        Command::VerifyPayout(args) => verify::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

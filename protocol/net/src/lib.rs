@@ -15,6 +15,8 @@
 //! * [`cert`]: the sans-IO part of that: certificate files and the renewal decision.
 //! * [`limit`]: connections per IP address for listeners ([`limit::IpLimiter`], whose slots
 //!   free themselves on drop).
+//! * `http_auth` (feature `http`): the bearer token a server's HTTP API requires beyond
+//!   loopback.
 //!
 //! ```no_run
 //! # async fn demo(authority: strata_noise::PublicKey) -> Result<(), strata_net::NetError> {
@@ -35,6 +37,8 @@
 
 pub mod cert;
 pub mod config;
+#[cfg(feature = "http")]
+pub mod http_auth;
 pub mod keys;
 pub mod limit;
 pub mod sv1;

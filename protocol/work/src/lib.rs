@@ -15,6 +15,8 @@
 //!   candidates.
 //! * [`extranonce`]: extranonce prefix allocation and splitting of an upstream channel's space.
 //! * [`vardiff`]: per-channel / per-miner difficulty adjustment and hashrate estimates.
+//! * [`payout`]: who a found block pays (solo and PPLNS splits of the coinbase), for the pool
+//!   that builds the coinbase and for anyone checking it.
 
 #![warn(missing_docs)]
 pub mod channel;
@@ -22,6 +24,7 @@ pub mod coinbase;
 pub mod extranonce;
 pub mod header;
 pub mod merkle;
+pub mod payout;
 pub mod sha256d;
 pub mod share;
 pub mod target;

@@ -2,14 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One payout identity's weight in a [`PplnsWindow`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerWeight {
-    /// The channel's user identity the shares were submitted under
-    /// ([`ShareRecord::channel_identity`](super::ShareRecord::channel_identity)): its address
-    /// is paid. Worker labels of extension 0x0002 are not part of it.
+    /// The channel's user identity the shares were submitted under (not the worker label a
+    /// proxy tags a share with, extension 0x0002): its address is paid.
     pub worker: String,
     /// Its shares in the window.
     pub shares: u64,
@@ -20,11 +19,10 @@ pub struct WorkerWeight {
 /// The last N accepted shares, summed per channel identity: the input of
 /// [`pplns_split`](crate::payout::pplns_split).
 ///
-/// Built only by [`PplnsWindow::from_shares`], from shares in ascending id order, so the
-/// floating-point sums are the same whoever builds it: the ledger for a new block, or an
-/// auditor re-reading the window's shares with
-/// [`Ledger::shares_in`](super::Ledger::shares_in).
-#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+/// Built only by [`WindowBuilder`] (or [`PplnsWindow::from_shares`], which uses it), from
+/// shares in ascending id order, so the floating-point sums are the same whoever builds it:
+/// the pool's ledger for a new block, or an auditor re-reading the window's shares.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct PplnsWindow {
     /// Id of the oldest share in the window (0 when empty).
     pub first_id: i64,
@@ -44,27 +42,63 @@ impl PplnsWindow {
     pub fn from_shares<W: AsRef<str>>(
         shares: impl IntoIterator<Item = (i64, W, f64)>,
     ) -> PplnsWindow {
-        let mut window = PplnsWindow::default();
-        let mut per_worker: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+        let mut builder = WindowBuilder::default();
         for (id, worker, difficulty) in shares {
-            if window.shares == 0 {
-                window.first_id = id;
+            builder.push(id, worker.as_ref(), difficulty);
+        }
+        builder.finish()
+    }
+
+    /// Whether the window holds no share.
+    pub fn is_empty(&self) -> bool {
+        self.shares == 0
+    }
+}
+
+/// A [`PplnsWindow`] summed one share at a time (in ascending id order), holding one entry
+/// per identity rather than every share: for windows read in pages.
+#[derive(Debug, Clone, Default)]
+pub struct WindowBuilder {
+    window: PplnsWindow,
+    per_worker: BTreeMap<String, (u64, f64)>,
+}
+
+impl WindowBuilder {
+    /// Adds the share `id` of `identity`; ids must come in ascending order.
+    pub fn push(&mut self, id: i64, identity: &str, difficulty: f64) {
+        let window = &mut self.window;
+        if window.shares == 0 {
+            window.first_id = id;
+        }
+        window.last_id = id;
+        window.shares += 1;
+        window.total_difficulty += difficulty;
+        match self.per_worker.get_mut(identity) {
+            Some((count, sum)) => {
+                *count += 1;
+                *sum += difficulty;
             }
-            window.last_id = id;
-            window.shares += 1;
-            window.total_difficulty += difficulty;
-            let worker = worker.as_ref();
-            match per_worker.get_mut(worker) {
-                Some((count, sum)) => {
-                    *count += 1;
-                    *sum += difficulty;
-                }
-                None => {
-                    per_worker.insert(worker.to_owned(), (1, difficulty));
-                }
+            None => {
+                self.per_worker.insert(identity.to_owned(), (1, difficulty));
             }
         }
-        window.workers = per_worker
+    }
+
+    /// Shares added so far.
+    pub fn shares(&self) -> u64 {
+        self.window.shares
+    }
+
+    /// Id of the last share added (0 before the first).
+    pub fn last_id(&self) -> i64 {
+        self.window.last_id
+    }
+
+    /// The window of every share added.
+    pub fn finish(self) -> PplnsWindow {
+        let mut window = self.window;
+        window.workers = self
+            .per_worker
             .into_iter()
             .map(|(worker, (shares, difficulty))| WorkerWeight {
                 worker,
@@ -73,11 +107,6 @@ impl PplnsWindow {
             })
             .collect();
         window
-    }
-
-    /// Whether the window holds no share.
-    pub fn is_empty(&self) -> bool {
-        self.shares == 0
     }
 }
 
