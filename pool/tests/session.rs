@@ -814,3 +814,53 @@ fn worker_tagged_shares_are_paid_to_the_channel_identity() {
         .expect("block candidate");
     assert_eq!(found.worker, format!("{identity}/rig.1"));
 }
+
+/// SRI's `mining_device` opens its channel with an empty user identity (and panics when it is
+/// refused): PPLNS takes it like any unpayable identity, solo still needs an address.
+#[test]
+fn empty_user_identity_opens_in_pplns_and_is_refused_in_solo() {
+    let clock = Clock::new();
+    for solo in [false, true] {
+        let mut s = session(solo);
+        let mut ev = vec![];
+        let mut w = (*work(1, template(1, 101, 0xaa))).clone();
+        if solo {
+            w.payouts = Payouts::Solo;
+        }
+        s.on_work(Arc::new(w), clock.now(), &mut ev);
+        s.on_message(setup(REQUIRES_STANDARD_JOBS), &[], clock.now(), &mut ev);
+        ev.clear();
+        s.on_message(open_standard(10, ""), &[], clock.now(), &mut ev);
+        let msgs = sent(&ev);
+        if solo {
+            let Message::Mining(MiningMessage::OpenMiningChannelError(e)) = &msgs[0] else {
+                panic!(
+                    "solo: expected OpenMiningChannel.Error, got {}",
+                    msgs[0].name()
+                )
+            };
+            assert_eq!(e.error_code.as_str(), "invalid-user-identity");
+            assert_eq!(s.channel_count(), 0);
+            continue;
+        }
+        let channel = match &msgs[0] {
+            Message::Mining(MiningMessage::OpenStandardMiningChannelSuccess(ok)) => ok.channel_id,
+            m => panic!("pplns: expected the channel open, got {}", m.name()),
+        };
+        // it gets its job, and its shares are accepted under the empty identity
+        let mut miner = Miner::new();
+        miner.feed(&msgs);
+        ev.clear();
+        let share = miner.standard_share(channel, false);
+        s.on_message(share.into(), &[], clock.now(), &mut ev);
+        let (record, _) = ev
+            .iter()
+            .find_map(|e| match e {
+                Event::Accepted(a) => Some((**a).clone()),
+                _ => None,
+            })
+            .expect("share accepted");
+        assert_eq!(record.channel_identity, "");
+        assert_eq!(record.worker, "");
+    }
+}

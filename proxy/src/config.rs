@@ -25,6 +25,11 @@ pub struct Sv1Settings {
     pub max_line_len: usize,
     /// Seconds without a line before a miner is dropped.
     pub idle_timeout_secs: u64,
+    /// Seconds a connection may take to both subscribe and authorize before it is dropped
+    /// (port scanners, connections that send nothing or garbage).
+    pub handshake_timeout_secs: u64,
+    /// Unparseable lines tolerated per connection; the next one drops it.
+    pub max_malformed_lines: u32,
     /// Seconds a write to a miner may block (a miner that does not read is dropped then).
     pub write_timeout_secs: u64,
     /// Connections at most per IP address, on the SV1 port and (separately counted) the SV2
@@ -42,6 +47,8 @@ impl Default for Sv1Settings {
             power_of_two: false,
             max_line_len: 4096,
             idle_timeout_secs: 600,
+            handshake_timeout_secs: 30,
+            max_malformed_lines: 16,
             write_timeout_secs: 30,
             max_per_ip: 4096,
         }

@@ -111,6 +111,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         initial_difficulty: cfg.sv1.initial_difficulty,
         max_line_len: cfg.sv1.max_line_len,
         idle_timeout: std::time::Duration::from_secs(cfg.sv1.idle_timeout_secs.max(1)),
+        handshake_timeout: std::time::Duration::from_secs(cfg.sv1.handshake_timeout_secs.max(1)),
+        max_malformed_lines: cfg.sv1.max_malformed_lines,
         write_timeout: std::time::Duration::from_secs(cfg.sv1.write_timeout_secs.max(1)),
         report_interval,
         ..defaults

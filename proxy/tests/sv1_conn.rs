@@ -301,12 +301,15 @@ async fn bad_clients_are_closed_alone_while_a_miner_keeps_mining() {
     let proxy = start_proxy(&hub, 16).await;
     let good = start_miner(proxy.addr, 0, 1_000_000);
 
-    // garbage beyond the malformed-line budget
+    // garbage beyond the malformed-line budget (the first line starts like JSON)
     let mut garbage = TcpStream::connect(proxy.addr).await.unwrap();
     garbage
-        .write_all(b"hello\n\x00\x01\x02\n{\"id\":1,\n[1,2]\nmore garbage\n")
+        .write_all(b"{\"id\":1,\nhello\n\x00\x01\x02\n[1,2]\nmore garbage\n")
         .await
         .unwrap();
+    // not JSON-RPC from the first byte: closed at once
+    let mut not_json = TcpStream::connect(proxy.addr).await.unwrap();
+    not_json.write_all(b"hello").await.unwrap();
     // an oversized line (no newline ever)
     let mut big = TcpStream::connect(proxy.addr).await.unwrap();
     big.write_all(&vec![b'{'; 5000]).await.unwrap();
@@ -323,6 +326,12 @@ async fn bad_clients_are_closed_alone_while_a_miner_keeps_mining() {
     let garbage_lines = read_until_closed(garbage).await;
     assert_eq!(garbage_lines.len(), 4, "{garbage_lines:?}");
     assert!(garbage_lines.iter().all(|l| l.contains("-32700")));
+    let not_json_lines = read_until_closed(not_json).await;
+    assert_eq!(not_json_lines.len(), 1, "{not_json_lines:?}");
+    assert!(
+        not_json_lines[0].contains("not JSON-RPC"),
+        "{not_json_lines:?}"
+    );
     let big_lines = read_until_closed(big).await;
     assert_eq!(big_lines.len(), 1);
     assert!(big_lines[0].contains("longer than 4096"), "{big_lines:?}");

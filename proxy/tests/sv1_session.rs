@@ -1051,3 +1051,46 @@ fn only_shares_meeting_the_upstream_target_are_forwarded_and_shutdown_reconnects
     );
     assert!(matches!(out[1], Sv1Action::Close { .. }));
 }
+
+#[test]
+fn a_connection_that_does_not_subscribe_and_authorize_in_time_is_closed() {
+    let t0 = now0();
+    let at = |secs: u64| Now {
+        mono: t0.mono + Duration::from_secs(secs),
+        unix_ms: t0.unix_ms + secs * 1000,
+    };
+    let cfg = Arc::new(Sv1Config {
+        handshake_timeout: Duration::from_secs(30),
+        ..(*config()).clone()
+    });
+    // silent: the timer is due at the timeout, and then the session closes
+    let mut s = Sv1Session::new(cfg.clone(), peer(), t0).unwrap();
+    assert!(s.next_tick() <= at(30).mono);
+    let mut out = vec![];
+    s.on_tick(at(29), &mut out);
+    assert!(!s.is_closed());
+    s.on_tick(at(30), &mut out);
+    assert!(
+        matches!(out.last(), Some(Sv1Action::Close { reason }) if reason.contains("authorize"))
+    );
+    assert!(s.is_closed());
+    // subscribed but never authorized: the same
+    let w = work(1, 1, 0x11, true);
+    let mut s = Sv1Session::new(cfg.clone(), peer(), t0).unwrap();
+    let mut out = vec![];
+    s.on_work(Some(&w), t0, &mut out);
+    s.handle_line(
+        br#"{"id":1,"method":"mining.subscribe","params":[]}"#,
+        t0,
+        &mut out,
+    );
+    s.on_slot(Ok(Slot { miner: MINER }), t0, &mut out);
+    out.clear();
+    s.on_tick(at(31), &mut out);
+    assert!(s.is_closed());
+    // subscribed and authorized in time: no timeout, whatever comes later
+    let (mut s, _) = handshake_at(cfg, &w, at(10));
+    let mut out = vec![];
+    s.on_tick(at(3600), &mut out);
+    assert!(!s.is_closed(), "{out:?}");
+}

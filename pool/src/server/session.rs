@@ -412,9 +412,8 @@ impl Session {
         if self.channels.len() >= self.cfg.max_channels {
             return Err(m::ERROR_CHANNEL_CAPACITY_EXHAUSTED);
         }
-        if user.trim().is_empty() {
-            return Err(m::ERROR_INVALID_USER_IDENTITY);
-        }
+        // PPLNS takes any identity, an empty one too (SRI's mining_device sends one): one
+        // that is no address is paid to the pool; solo needs an address
         let payout = if self.cfg.solo {
             Some(
                 payout::payout_script(user, self.cfg.network)

@@ -84,6 +84,14 @@ pub const ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED_FOR_STANDARD_JOBS: &str =
     "extended-channels-not-supported-for-standard-jobs";
 /// SubmitShares.Error (SRI): the share does not hash to a valid header.
 pub const ERROR_INVALID_SHARE: &str = "invalid-share";
+/// SubmitShares.Error (strata; SRI says `invalid-share`): the share's nTime is below its
+/// job's `min_ntime`. A pool's `min_ntime` is at least the median time past + 1, the
+/// consensus floor, so such a header can never make a valid block.
+pub const ERROR_NTIME_TOO_EARLY: &str = "ntime-too-early";
+/// SubmitShares.Error (strata; SRI says `invalid-share`): the share's nTime is further ahead
+/// of the job's `min_ntime` (or the server's clock) than the server accepts (2 hours, the
+/// consensus limit, by default).
+pub const ERROR_NTIME_TOO_LATE: &str = "ntime-too-late";
 /// SubmitShares.Error (SRI): the share was already submitted.
 pub const ERROR_DUPLICATE_SHARE: &str = "duplicate-share";
 /// SubmitShares.Error (SRI): the extranonce is not the channel's negotiated size.

@@ -35,6 +35,15 @@ impl Sv1Codec {
     }
 }
 
+impl Sv1Codec {
+    /// Also refuse a stream whose first line cannot start a JSON-RPC message
+    /// ([`LineDecoder::json_first_line`]).
+    pub fn json_first_line(mut self) -> Self {
+        self.lines = self.lines.json_first_line();
+        self
+    }
+}
+
 impl Decoder for Sv1Codec {
     /// One line, without its `\n` / `\r\n`.
     type Item = BytesMut;
@@ -90,6 +99,14 @@ impl LineReader {
             stamped: false,
             received: None,
         }
+    }
+
+    /// Also refuse a stream whose first line cannot start a JSON-RPC message, as soon as its
+    /// first byte other than whitespace arrives ([`LineDecoder::json_first_line`]): a
+    /// server's check on what its peers send.
+    pub fn json_first_line(mut self) -> Self {
+        self.codec = self.codec.json_first_line();
+        self
     }
 
     /// Asks the kernel to timestamp what arrives (`SO_TIMESTAMPNS`, Linux only): from then on

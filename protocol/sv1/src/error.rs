@@ -117,4 +117,12 @@ pub enum LineError {
         /// The length seen so far.
         len: usize,
     },
+    /// The stream's first line does not start like a JSON-RPC message: its first byte other
+    /// than whitespace is not `{` (only checked when asked for,
+    /// [`crate::LineDecoder::json_first_line`]); detected as soon as that byte arrives.
+    #[error("not JSON-RPC: the first line starts with byte {byte:#04x}")]
+    NotJson {
+        /// The offending byte.
+        byte: u8,
+    },
 }

@@ -3,7 +3,9 @@
 //! ```text
 //!   src: BytesMut ──decode──▶ Ok(Some(line))   one line, terminator stripped, split off (no copy)
 //!                         ├─▶ Ok(None)         need more bytes (nothing consumed but blank lines)
-//!                         └─▶ Err(TooLong)     the stream is dead
+//!                         ├─▶ Err(TooLong)     the stream is dead
+//!                         └─▶ Err(NotJson)     the first line cannot be JSON-RPC (when asked:
+//!                                              `json_first_line`), the stream is dead
 //! ```
 
 use bytes::BytesMut;
@@ -25,6 +27,8 @@ pub struct LineDecoder {
     pub max_line_len: usize,
     /// How far `src` has already been searched for a newline.
     scanned: usize,
+    /// No line returned yet and its first byte must be `{` ([`Self::json_first_line`]).
+    expect_json: bool,
 }
 
 impl Default for LineDecoder {
@@ -39,12 +43,29 @@ impl LineDecoder {
         Self {
             max_line_len,
             scanned: 0,
+            expect_json: false,
         }
+    }
+
+    /// Also refuse a stream whose first line's first byte other than whitespace is not `{`
+    /// ([`LineError::NotJson`]), as soon as that byte arrives: a server's way to drop a peer
+    /// that does not speak JSON-RPC (random bytes, another protocol) without waiting for a
+    /// newline that may never come. Later lines are not checked.
+    pub fn json_first_line(mut self) -> Self {
+        self.expect_json = true;
+        self
     }
 
     /// The next non-blank line, without its `\n`/`\r\n`; `Ok(None)` when `src` holds no complete
     /// line yet. Must be called with the same `src` (plus appended bytes) each time.
     pub fn decode(&mut self, src: &mut BytesMut) -> Result<Option<BytesMut>, LineError> {
+        if self.expect_json {
+            if let Some(&byte) = src.iter().find(|b| !b.is_ascii_whitespace()) {
+                if byte != b'{' {
+                    return Err(LineError::NotJson { byte });
+                }
+            }
+        }
         loop {
             let from = self.scanned.min(src.len());
             let Some(pos) = src[from..].iter().position(|&b| b == b'\n') else {
@@ -68,6 +89,7 @@ impl LineDecoder {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
+            self.expect_json = false;
             return Ok(Some(line));
         }
     }
@@ -106,6 +128,30 @@ mod tests {
             out.push(l.to_vec());
         }
         out
+    }
+
+    #[test]
+    fn json_first_line_refuses_other_first_bytes_at_once() {
+        // random bytes, no newline: refused on the first byte
+        let mut d = LineDecoder::new(100).json_first_line();
+        let mut src = BytesMut::from(&b"\x16\x03\x01"[..]);
+        assert_eq!(d.decode(&mut src), Err(LineError::NotJson { byte: 0x16 }));
+        // whitespace first, then not `{`
+        let mut d = LineDecoder::new(100).json_first_line();
+        let mut src = BytesMut::from(&b" \r\n  GET / HTTP/1.1"[..]);
+        assert_eq!(d.decode(&mut src), Err(LineError::NotJson { byte: b'G' }));
+        // nothing but whitespace yet: wait
+        let mut d = LineDecoder::new(100).json_first_line();
+        let mut src = BytesMut::from(&b"\n  "[..]);
+        assert_eq!(d.decode(&mut src), Ok(None));
+        // a JSON first line, then anything: later lines are the caller's to judge
+        src.extend_from_slice(b"{\"id\":1}\nnot json\n");
+        assert_eq!(&d.decode(&mut src).unwrap().unwrap()[..], b"  {\"id\":1}");
+        assert_eq!(&d.decode(&mut src).unwrap().unwrap()[..], b"not json");
+        // unasked, nothing is checked
+        let mut d = LineDecoder::new(100);
+        let mut src = BytesMut::from(&b"hello\n"[..]);
+        assert_eq!(&d.decode(&mut src).unwrap().unwrap()[..], b"hello");
     }
 
     #[test]

@@ -12,8 +12,8 @@
 //! | job dropped by the last prevhash(es) | [`Rejection::StaleShare`] | `stale-share` |
 //! | job active or past (not future, not evicted) | [`Rejection::InvalidJobId`] | `invalid-job-id` |
 //! | extended: extranonce of the channel's size | [`Rejection::BadExtranonceSize`] | `bad-extranonce-size` |
-//! | `ntime >= job min_ntime` | [`Rejection::NtimeTooEarly`] | `invalid-share` |
-//! | `ntime <= max(job min_ntime, now) + max_ntime_ahead` | [`Rejection::NtimeTooLate`] | `invalid-share` |
+//! | `ntime >= job min_ntime` | [`Rejection::NtimeTooEarly`] | `ntime-too-early` (SRI: `invalid-share`) |
+//! | `ntime <= max(job min_ntime, now) + max_ntime_ahead` | [`Rejection::NtimeTooLate`] | `ntime-too-late` (SRI: `invalid-share`) |
 //! | version bits changed only inside the job's mask | [`Rejection::InvalidVersion`], [`Rejection::VersionRollingNotAllowed`] | `invalid-non-rollable-version-bit`, `version-rolling-not-allowed` |
 //! | hash ≤ job target, or ≤ network target (a block) | [`Rejection::DifficultyTooLow`] | `difficulty-too-low` |
 //! | `ntime >=` the channel's nTime floor (set when its duplicate budget was renewed; blocks have their own) | [`Rejection::BelowNtimeFloor`] | `stale-share` |
@@ -60,7 +60,8 @@ use strata_protocol::mining::{
     SubmitSharesError, SubmitSharesExtended, SubmitSharesStandard, SubmitSharesSuccess,
     ERROR_BAD_EXTRANONCE_SIZE, ERROR_DIFFICULTY_TOO_LOW, ERROR_DUPLICATE_SHARE,
     ERROR_INVALID_CHANNEL_ID, ERROR_INVALID_JOB_ID, ERROR_INVALID_NON_ROLLABLE_VERSION_BIT,
-    ERROR_INVALID_SHARE, ERROR_STALE_SHARE, ERROR_VERSION_ROLLING_NOT_ALLOWED,
+    ERROR_INVALID_SHARE, ERROR_NTIME_TOO_EARLY, ERROR_NTIME_TOO_LATE, ERROR_STALE_SHARE,
+    ERROR_VERSION_ROLLING_NOT_ALLOWED,
 };
 use strata_protocol::{Str0_255, B0_32};
 
@@ -185,9 +186,11 @@ impl Rejection {
             Rejection::InvalidJobId { .. } => ERROR_INVALID_JOB_ID,
             Rejection::StaleShare { .. } | Rejection::BelowNtimeFloor { .. } => ERROR_STALE_SHARE,
             Rejection::BadExtranonceSize { .. } => ERROR_BAD_EXTRANONCE_SIZE,
-            Rejection::NtimeTooEarly { .. }
-            | Rejection::NtimeTooLate { .. }
-            | Rejection::ShareBudgetExhausted { .. } => ERROR_INVALID_SHARE,
+            // SRI answers both nTime faults `invalid-share`; the miner is better served by
+            // the precise code (docs/spec-vs-sri.md)
+            Rejection::NtimeTooEarly { .. } => ERROR_NTIME_TOO_EARLY,
+            Rejection::NtimeTooLate { .. } => ERROR_NTIME_TOO_LATE,
+            Rejection::ShareBudgetExhausted { .. } => ERROR_INVALID_SHARE,
             Rejection::InvalidVersion { .. } => ERROR_INVALID_NON_ROLLABLE_VERSION_BIT,
             Rejection::VersionRollingNotAllowed { .. } => ERROR_VERSION_ROLLING_NOT_ALLOWED,
             Rejection::DifficultyTooLow => ERROR_DIFFICULTY_TOO_LOW,

@@ -47,7 +47,24 @@
 //!   also run every `period / 4`. Then `[min_difficulty, max_difficulty]`, the device's
 //!   maximum target ([`Vardiff::set_max_target`]) and, if asked, the nearest integer power of
 //!   two (SV1 firmware).
-//! * **Idle.** No share since the last retarget while at least 4 were expected (probability
+//! * **Silence before the first share.** A device that has not submitted a single share
+//!   since the vardiff was created (or since [`Vardiff::restart_silence`]) bounds its own
+//!   hashrate: over an exposure `E` (see above) a device of hashrate `H` expects `H * E`
+//!   shares, so with none `H < 1 / E` (for a constant difficulty `D` held `T` seconds,
+//!   `H < D * 2^32 / T`). Once the silence is significant (a device right for the current
+//!   difficulty would have submitted [`SILENCE_SIGNIFICANT`] = 3 shares by then: silent with
+//!   probability `e^-3`, 5%, so a well-started device is rarely touched), the difficulty drops
+//!   at once to the one at which a device of that bound submits one share per target
+//!   interval (`60 / shares_per_minute` s; `D * interval / T` for a constant `D`), and again
+//!   at every check (each quarter interval) while the silence lasts, by steps of at least
+//!   `min_deviation` (1.25), never below the minimum. The bound falls about `e`-fold per
+//!   target interval, so a CPU miner started at an ASIC's difficulty reaches one it can meet
+//!   after about `interval * (3 + 1.12 * ln(start / (3 * right)))`: about 85 s from 1024 for
+//!   10 MH/s at 10 shares a minute (right: 0.014), where halving every 30 s took hours.
+//!   Once a share came, the device has shown its hashrate: when it goes quiet later (paused,
+//!   restarting) only the gradual idle rule below applies, so that it does not come back at
+//!   a difficulty thousands of times too easy.
+//! * **Idle.** (After the first share.) No share since the last retarget while at least 4 were expected (probability
 //!   `e^-4` ≈ 2% at the right difficulty): the difficulty is halved; during ramp-up the step
 //!   doubles each time (÷2, ÷4, ÷8, ÷16) to catch a far too high initial difficulty. Never
 //!   below the minimum, and never a disconnect (idle timeouts are the caller's).
@@ -87,6 +104,10 @@ const IDLE_EXPECTED_SHARES: f64 = 4.0;
 
 /// Standard errors a step stops short of the estimate.
 const SHRINK: f64 = 0.5;
+
+/// Shares a device right for the current difficulty would have submitted before the silence
+/// rule acts (it stays that silent with probability `e^-3`, 5%).
+pub const SILENCE_SIGNIFICANT: f64 = 3.0;
 
 /// Why a vardiff configuration or a starting point is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -264,6 +285,14 @@ pub struct Vardiff {
     epoch_shares: u64,
     idle_streak: u32,
     adjustments: u64,
+    /// No share seen since creation or [`Vardiff::restart_silence`].
+    silent: bool,
+    /// Exposure since creation or [`Vardiff::restart_silence`] while `silent`.
+    silent_exposure: f64,
+    /// The silence was significant once (the starting difficulty was wrong).
+    silence_significant: bool,
+    /// The last silence check.
+    silence_checked: Instant,
     buckets: Box<[Bucket]>,
     /// Absolute index (periods since `created`) of the newest bucket in use.
     newest: u64,
@@ -344,6 +373,10 @@ impl Vardiff {
             epoch_shares: 0,
             idle_streak: 0,
             adjustments: 0,
+            silent: true,
+            silent_exposure: 0.0,
+            silence_significant: false,
+            silence_checked: now,
             buckets: vec![Bucket::default(); config.window_periods as usize].into_boxed_slice(),
             newest: 0,
         }
@@ -383,6 +416,7 @@ impl Vardiff {
     /// `target` is at least as hard as the current one. O(1) amortized.
     pub fn on_share(&mut self, now: Instant, target: &Target) {
         self.advance(now);
+        self.silent = false;
         if *target <= self.target {
             self.epoch_shares += 1;
         }
@@ -415,16 +449,80 @@ impl Vardiff {
     /// When [`Self::tick`] will next consider a retarget (calling it earlier is harmless).
     pub fn next_check(&self) -> Instant {
         let quick = self.last_check + self.config.period / 4;
-        if self.in_ramp_up(self.last_check) {
+        let regular = if self.in_ramp_up(self.last_check) {
             quick
         } else {
             self.last_check + self.config.period
+        };
+        if self.silent {
+            regular.min(self.silence_checked + self.share_interval() / 4)
+        } else {
+            regular
         }
     }
 
-    /// Consider a retarget: at most once per `period` (per `period / 4` during ramp-up);
-    /// returns the new target and difficulty when it changed.
+    /// The target time between shares, `60 / shares_per_minute` seconds.
+    fn share_interval(&self) -> Duration {
+        Duration::from_secs_f64(60.0 / self.config.shares_per_minute)
+    }
+
+    /// Starts the silence of [`Self::tick`]'s first-share rule (module docs) over at `now`:
+    /// for a caller that creates the vardiff before the device has work (an SV1 miner is
+    /// connected before it subscribes), so that the wait for work is not taken for silence.
+    pub fn restart_silence(&mut self, now: Instant) {
+        self.advance(now);
+        self.silent_exposure = 0.0;
+        self.silence_significant = false;
+        self.silence_checked = now;
+    }
+
+    /// The first-share rule (module docs): with no share yet over an exposure `E`, the
+    /// hashrate is below `1 / E`; once the silence is significant the difficulty drops to the
+    /// one at which that bound submits one share per target interval, when that is easier by
+    /// `min_deviation` or more.
+    fn silence_check(&mut self, now: Instant) -> Option<NewTarget> {
+        let interval = self.share_interval();
+        if !self.silent || now.saturating_duration_since(self.silence_checked) < interval / 4 {
+            return None;
+        }
+        self.silence_checked = now;
+        self.advance(now);
+        if self.silent_exposure <= 0.0 {
+            return None;
+        }
+        // shares a device right for the current difficulty would have submitted by now
+        let due = self.silent_exposure * self.target.work() / interval.as_secs_f64();
+        self.silence_significant |= due >= SILENCE_SIGNIFICANT;
+        if !self.silence_significant {
+            return None;
+        }
+        let bound = 1.0 / self.silent_exposure; // h/s
+        let work = bound * interval.as_secs_f64(); // hashes per share at that bound
+        let difficulty = work / Target::DIFF1.work();
+        // NaN (no finite bound) or not enough of a step: nothing to do
+        if difficulty.is_nan() || difficulty * self.config.min_deviation > self.difficulty {
+            return None;
+        }
+        let (difficulty, target) = self.quantize(difficulty);
+        if target <= self.target {
+            return None; // at the minimum, or rounded back
+        }
+        self.set(difficulty, target);
+        self.last_check = now;
+        self.epoch_start = now;
+        self.epoch_shares = 0;
+        self.adjustments += 1;
+        Some(self.current())
+    }
+
+    /// Consider a retarget: at most once per `period` (per `period / 4` during ramp-up; the
+    /// first-share rule every quarter target interval until the first share); returns the new
+    /// target and difficulty when it changed.
     pub fn tick(&mut self, now: Instant) -> Option<NewTarget> {
+        if self.silent {
+            // before the first share the silence rule stands in for the idle rule
+            return self.silence_check(now);
+        }
         let ramp = self.in_ramp_up(now);
         let interval = if ramp {
             self.config.period / 4
@@ -606,6 +704,9 @@ impl Vardiff {
     fn advance(&mut self, now: Instant) {
         if now <= self.accounted {
             return;
+        }
+        if self.silent {
+            self.silent_exposure += (now - self.accounted).as_secs_f64() * self.inv_work;
         }
         let len = self.buckets.len() as u64;
         let first = (self.bucket_index(now) + 1).saturating_sub(len);

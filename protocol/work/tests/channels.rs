@@ -10,7 +10,8 @@ use strata_protocol::mining::{
     SetTarget, SubmitSharesExtended, SubmitSharesStandard, UpdateChannel,
     ERROR_BAD_EXTRANONCE_SIZE, ERROR_DIFFICULTY_TOO_LOW, ERROR_DUPLICATE_SHARE,
     ERROR_INVALID_CHANNEL_ID, ERROR_INVALID_JOB_ID, ERROR_INVALID_NON_ROLLABLE_VERSION_BIT,
-    ERROR_INVALID_SHARE, ERROR_STALE_SHARE, ERROR_VERSION_ROLLING_NOT_ALLOWED,
+    ERROR_NTIME_TOO_EARLY, ERROR_NTIME_TOO_LATE, ERROR_STALE_SHARE,
+    ERROR_VERSION_ROLLING_NOT_ALLOWED,
 };
 use strata_protocol::{Seq0_255, Seq0_64K, B0_32, B0_64K, U256};
 use strata_work::channel::{Channel, ChannelConfig, ChannelError, Channels, ExtendedWork};
@@ -300,7 +301,7 @@ fn ntime_window() {
     };
     assert_eq!(
         code(validate_standard(&mut c, &early, 0)),
-        ERROR_INVALID_SHARE
+        ERROR_NTIME_TOO_EARLY
     );
     assert!(matches!(
         validate_standard(&mut c, &early, 0),
@@ -315,6 +316,10 @@ fn ntime_window() {
         validate_standard(&mut c, &late, 0),
         Err(Rejection::NtimeTooLate { .. })
     ));
+    assert_eq!(
+        code(validate_standard(&mut c, &late, 0)),
+        ERROR_NTIME_TOO_LATE
+    );
     // with a clock one hour later, it is within now + 2h (the hash decides then)
     let now_ms = u64::from(MIN_NTIME + 3600) * 1000;
     assert!(!matches!(

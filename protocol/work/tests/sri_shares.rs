@@ -58,10 +58,16 @@ fn target() -> [u8; 32] {
     t
 }
 
+/// Our verdict in SRI's terms: where we name the fault more precisely than SRI (nTime out of
+/// the window: `ntime-too-early` / `ntime-too-late`, SRI's `invalid-share`;
+/// docs/spec-vs-sri.md), SRI's code.
 fn ours_code(r: &Result<AcceptedShare, Rejection>) -> String {
     match r {
         Ok(a) if a.is_block.is_some() => "block".into(),
         Ok(_) => "ok".into(),
+        Err(Rejection::NtimeTooEarly { .. } | Rejection::NtimeTooLate { .. }) => {
+            "invalid-share".into()
+        }
         Err(e) => e.error_code().into(),
     }
 }

@@ -41,6 +41,8 @@ struct Sim {
     /// every retarget: (seconds, new target)
     retargets: Vec<(f64, NewTarget)>,
     shares: u64,
+    /// When the first share was found.
+    first_share: Option<f64>,
 }
 
 impl Sim {
@@ -53,6 +55,7 @@ impl Sim {
             next_share: f64::NAN,
             retargets: Vec::new(),
             shares: 0,
+            first_share: None,
         }
     }
 
@@ -81,6 +84,7 @@ impl Sim {
                 let t = v.target();
                 v.on_share(self.at(self.now), &t);
                 self.shares += 1;
+                self.first_share.get_or_insert(self.now);
                 self.draw(v);
             }
             self.now = tick_at;
@@ -162,11 +166,13 @@ fn stable_once_converged() {
         let mut sim = Sim::new(seed, HASHRATE);
         let mut v = Vardiff::new(config(spm), ideal(HASHRATE, spm), sim.t0).expect("valid");
         sim.run(&mut v, 4.0 * 3600.0);
-        // 240 periods: only a handful of corrections, each small
+        // 240 periods: only a handful of corrections, each small (before the first share the
+        // silence rule may lower it once or twice, corrected by the next checks)
+        let first = sim.first_share.expect("shares");
+        let after = sim.retargets.iter().filter(|r| r.0 > first).count();
         assert!(
-            v.adjustments() <= 6,
-            "seed {seed}: {} adjustments: {:?}",
-            v.adjustments(),
+            after <= 6,
+            "seed {seed}: {after} adjustments after the first share: {:?}",
             sim.retargets
         );
         let r = ratio(&v, HASHRATE, spm);
@@ -351,7 +357,10 @@ fn tick_at_most_once_per_period() {
     let mut v = Vardiff::new(config(6.0), ideal(HASHRATE, 6.0) / 1e4, sim.t0).expect("valid");
     sim.run(&mut v, 3600.0);
     let ramp = v.config().ramp_up.as_secs_f64();
-    for w in sim.retargets.windows(2) {
+    // before the first share the silence rule may act every quarter share interval
+    let first = sim.first_share.expect("shares");
+    let after: Vec<_> = sim.retargets.iter().filter(|r| r.0 > first).collect();
+    for w in after.windows(2) {
         let gap = w[1].0 - w[0].0;
         let min = if w[1].0 < ramp { 15.0 } else { 60.0 };
         assert!(gap >= min - 1e-9, "{w:?}");
@@ -403,6 +412,124 @@ fn late_shares_at_an_old_target_do_not_trigger_a_raise() {
     }
     let nt = v.tick(s(15)).expect("raised");
     assert!(nt.difficulty > 1.0);
+}
+
+/// The proxy's SV1 defaults: 10 shares a minute, difficulty 1024 to start.
+const SV1_SPM: f64 = 10.0;
+const SV1_START: f64 = 1024.0;
+
+#[test]
+fn silence_before_the_first_share_bounds_the_hashrate() {
+    // no share for T seconds at difficulty D: hashrate < D * 2^32 / T; once 3 shares were
+    // due at D (T = 18 s), the difficulty goes to the one at which that bound submits one
+    // share per 6 s (D * 6 / T)
+    let t0 = Instant::now();
+    let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+    let mut v = Vardiff::new(config(SV1_SPM), SV1_START, t0).expect("valid");
+    let mut t = 0.0;
+    let first = loop {
+        t += 0.5;
+        if let Some(nt) = v.tick(at(t)) {
+            break (t, nt);
+        }
+        assert!(t < 60.0, "no retarget in a minute of silence");
+    };
+    // checks every 1.5 s; significant at T = 18 s
+    assert!((first.0 - 18.0).abs() < 1e-9, "{first:?}");
+    assert!(
+        (first.1.difficulty / (SV1_START * 6.0 / first.0) - 1.0).abs() < 1e-6,
+        "{first:?}"
+    );
+    // the silence goes on: the bound keeps falling (exposure at each difficulty held), the
+    // difficulty with it, never below the minimum
+    let cfg = VardiffConfig {
+        min_difficulty: 1e-3,
+        ..config(SV1_SPM)
+    };
+    let mut v = Vardiff::new(cfg, SV1_START, t0).expect("valid");
+    let (mut prev, mut exposure, mut last) = (SV1_START, 0.0, 0.0);
+    let mut steps = 0;
+    t = 0.0;
+    while t < 600.0 {
+        t += 0.5;
+        if let Some(nt) = v.tick(at(t)) {
+            exposure += (t - last) / Target::from_difficulty(prev).expect("ok").work();
+            last = t;
+            assert!(
+                nt.difficulty <= prev / 1.25 + 1e-9 || nt.difficulty == cfg.min_difficulty,
+                "at least 1.25 times easier: {nt:?}"
+            );
+            let expected = (6.0 / exposure / Target::DIFF1.work()).max(cfg.min_difficulty);
+            assert!(
+                (nt.difficulty / expected - 1.0).abs() < 1e-6,
+                "t {t}: {} vs {expected}",
+                nt.difficulty
+            );
+            prev = nt.difficulty;
+            steps += 1;
+        }
+    }
+    assert!(steps >= 10, "{steps}");
+    assert_eq!(v.difficulty(), cfg.min_difficulty);
+}
+
+#[test]
+fn a_slow_cpu_miner_gets_its_first_share_from_an_asic_difficulty() {
+    // a 10 MH/s CPU miner at the proxy's ASIC start (1024): about 5 days per share there; the
+    // bound falls about e-fold per 6 s share interval, ln(1024 / 0.014) ≈ 11: about 85 s
+    let hashrate = 10e6;
+    let mut times = Vec::new();
+    for seed in SEEDS {
+        let mut sim = Sim::new(seed, hashrate);
+        let mut v = Vardiff::new(config(SV1_SPM), SV1_START, sim.t0).expect("valid");
+        sim.run(&mut v, 300.0);
+        let first = sim
+            .first_share
+            .unwrap_or_else(|| panic!("no share in 5 minutes: {:?}", sim.retargets));
+        times.push(first);
+        // and then it converges as usual
+        sim.run(&mut v, 1200.0);
+        let r = ratio(&v, hashrate, SV1_SPM);
+        assert!((0.6..=1.6).contains(&r), "seed {seed}: ratio {r}");
+    }
+    times.sort_by(f64::total_cmp);
+    eprintln!("first shares after {times:?} s");
+    assert!(times[times.len() - 1] < 120.0, "{times:?}");
+}
+
+#[test]
+fn restart_silence_ignores_the_wait_for_work() {
+    let t0 = Instant::now();
+    let at = |secs: f64| t0 + Duration::from_secs_f64(secs);
+    let mut v = Vardiff::new(config(SV1_SPM), SV1_START, t0).expect("valid");
+    // connected at 0, work only at 100 s: the silence counts from there
+    v.restart_silence(at(100.0));
+    assert_eq!(v.tick(at(116.0)), None, "not lowered at 16 s");
+    let nt = v.tick(at(118.0)).expect("lowered at 18 s of silence");
+    assert!(
+        (nt.difficulty - SV1_START * 6.0 / 18.0).abs() < 1e-6,
+        "{nt:?}"
+    );
+}
+
+#[test]
+fn silence_after_shares_is_left_to_the_gradual_idle_rule() {
+    // a miner with a known hashrate that stops keeps its difficulty for a while
+    let mut sim = Sim::new(21, HASHRATE);
+    let mut v = Vardiff::new(config(SV1_SPM), ideal(HASHRATE, SV1_SPM), sim.t0).expect("valid");
+    sim.run(&mut v, 120.0);
+    assert!(sim.shares > 0);
+    let before = sim.retargets.len();
+    sim.hashrate = 0.0;
+    sim.next_share = f64::INFINITY;
+    sim.run(&mut v, 60.0);
+    // the silence rule would have lowered it at 1.5 s steps; the idle rule acts at most at
+    // each regular (ramp-up) check
+    let quiet = &sim.retargets[before..];
+    assert!(quiet.len() <= 2, "{quiet:?}");
+    for w in quiet.windows(2) {
+        assert!(w[1].0 - w[0].0 >= 15.0 - 1e-9, "{quiet:?}");
+    }
 }
 
 mod prop {

@@ -12,6 +12,7 @@
 //!  submit ──▶ local validation ──▶ true / [code, message, null]   (+ Forward when it meets
 //!                                                                   the upstream target)
 //!  on_tick ──▶ vardiff: set_difficulty + the current job again as a new notify (clean=false)
+//!             Close when not subscribed and authorized within handshake_timeout
 //! ```
 //!
 //! # Reports
@@ -102,6 +103,10 @@ pub struct Sv1Config {
     pub max_line_len: usize,
     /// A miner that sends nothing for this long is closed (default 10 minutes).
     pub idle_timeout: Duration,
+    /// A connection that has not both subscribed and authorized this long after it was
+    /// opened is closed (default 30 s): port scanners, connections that send nothing or
+    /// garbage. Such a connection never holds a miner slot (slots are taken at subscribe).
+    pub handshake_timeout: Duration,
     /// Unparseable lines tolerated per connection; the next one closes it (default 16).
     pub max_malformed_lines: u32,
     /// A write that does not complete in this time (a miner that never reads) closes the
@@ -126,6 +131,7 @@ impl Default for Sv1Config {
             version_mask: VERSION_MASK_BIP320,
             max_line_len: 4096,
             idle_timeout: Duration::from_secs(600),
+            handshake_timeout: Duration::from_secs(30),
             max_malformed_lines: 16,
             write_timeout: Duration::from_secs(30),
             report_interval: Duration::from_secs(10),
@@ -255,6 +261,8 @@ pub struct Sv1Session {
     cfg: Arc<Sv1Config>,
     peer: SocketAddr,
     connected_ms: u64,
+    /// When the connection was opened (the handshake timeout runs from here).
+    connected_at: Instant,
     user_agent: String,
     workers: Vec<String>,
     /// A subscribe waiting for the slot or the first work.
@@ -284,6 +292,7 @@ impl Sv1Session {
             cfg,
             peer,
             connected_ms: now.unix_ms,
+            connected_at: now.mono,
             user_agent: String::new(),
             workers: Vec::new(),
             pending_subscribe: None,
@@ -327,9 +336,20 @@ impl Sv1Session {
         self.closed
     }
 
-    /// When [`Self::on_tick`] next has something to consider (a vardiff check).
+    /// When [`Self::on_tick`] next has something to consider (a vardiff check, or the
+    /// handshake timeout).
     pub fn next_tick(&self) -> Instant {
-        self.vardiff.next_check()
+        let check = self.vardiff.next_check();
+        if self.handshaken() {
+            check
+        } else {
+            check.min(self.connected_at + self.cfg.handshake_timeout)
+        }
+    }
+
+    /// Whether the miner subscribed and authorized (a worker).
+    fn handshaken(&self) -> bool {
+        self.join != JoinState::Idle && !self.workers.is_empty()
     }
 
     /// The miner's figures for the hub (`None` before it has an id).
@@ -454,7 +474,7 @@ impl Sv1Session {
                                 self.push_job(&w, true, out);
                             }
                         } else {
-                            self.try_start(out);
+                            self.try_start(now, out);
                         }
                     }
                 }
@@ -546,14 +566,14 @@ impl Sv1Session {
     // -----------------------------------------------------------------------------------------
 
     /// The hub's answer to [`Sv1Action::Join`].
-    pub fn on_slot(&mut self, slot: Result<Slot, JoinError>, _now: Now, out: &mut Vec<Sv1Action>) {
+    pub fn on_slot(&mut self, slot: Result<Slot, JoinError>, now: Now, out: &mut Vec<Sv1Action>) {
         if self.closed || self.join != JoinState::Pending {
             return;
         }
         match slot {
             Ok(s) => {
                 self.join = JoinState::Joined(s.miner);
-                self.try_start(out);
+                self.try_start(now, out);
             }
             Err(e) => {
                 self.join = JoinState::Refused;
@@ -570,7 +590,7 @@ impl Sv1Session {
     pub fn on_work(
         &mut self,
         work: Option<&Arc<UpstreamWork>>,
-        _now: Now,
+        now: Now,
         out: &mut Vec<Sv1Action>,
     ) {
         self.work = work.cloned();
@@ -583,14 +603,23 @@ impl Sv1Session {
         if self.mining.is_some() {
             self.on_new_work(w, out);
         } else {
-            self.try_start(out);
+            self.try_start(now, out);
         }
     }
 
-    /// Vardiff: call at [`Self::next_tick`] or any time.
+    /// Vardiff and the handshake timeout: call at [`Self::next_tick`] or any time.
     pub fn on_tick(&mut self, now: Now, out: &mut Vec<Sv1Action>) {
         if self.closed {
             return;
+        }
+        if !self.handshaken()
+            && now.mono.saturating_duration_since(self.connected_at) >= self.cfg.handshake_timeout
+        {
+            let reason = format!(
+                "no subscribe and authorize within {:?}",
+                self.cfg.handshake_timeout
+            );
+            return self.close(out, reason);
         }
         if let Some(nt) = self.vardiff.tick(now.mono) {
             tracing::debug!(peer = %self.peer, difficulty = nt.difficulty, "vardiff retarget");
@@ -599,7 +628,7 @@ impl Sv1Session {
     }
 
     /// Answers a waiting subscribe once there is a slot and work, and starts the jobs.
-    fn try_start(&mut self, out: &mut Vec<Sv1Action>) {
+    fn try_start(&mut self, now: Now, out: &mut Vec<Sv1Action>) {
         let (JoinState::Joined(miner), Some(w)) = (self.join, self.work.clone()) else {
             return;
         };
@@ -614,6 +643,9 @@ impl Sv1Session {
             return;
         };
         self.mining = Some(mining);
+        // vardiff's first-share rule counts the silence from the first job, not from the
+        // connection (a miner may take its time to subscribe)
+        self.vardiff.restart_silence(now.mono);
         self.answer_subscribe(out);
         self.announce_mask(out);
         send_method(out, ServerMethod::SetDifficulty(self.wire_difficulty()));

@@ -11,8 +11,11 @@
 //!                                             Join (hub round trip), Forward, Close
 //!                               early report (mining started, estimate took over): Report,
 //!                                             waiting for room in the hub's queue
-//!     timer:      vardiff tick, idle timeout, Report every report_interval (dropped when
-//!                 the hub's queue is full: the next one supersedes it)
+//!     timer:      vardiff tick, handshake timeout (the session's), idle timeout, Report
+//!                 every report_interval (dropped when the hub's queue is full: the next one
+//!                 supersedes it)
+//!     lines:      the first must start with `{` (else closed at its first byte); too long
+//!                 or past the malformed-line budget: closed
 //!     at exit:    Report(connected = false), Leave
 //! ```
 //!
@@ -72,7 +75,8 @@ pub async fn serve_sv1(
         }
     };
     let (rd, wr) = stream.into_split();
-    let mut lines = LineReader::new(rd, cfg.max_line_len);
+    // a peer whose first bytes cannot start a JSON-RPC line is closed at once
+    let mut lines = LineReader::new(rd, cfg.max_line_len).json_first_line();
     let mut conn = Conn {
         peer,
         hub,
