@@ -145,6 +145,7 @@ fn work(seq: u64, t: Template, solo: bool) -> Arc<Work> {
         template: Arc::new(t),
         payouts,
         window: None,
+        shared_coinbase: Default::default(),
     })
 }
 
