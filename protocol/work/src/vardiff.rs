@@ -54,13 +54,17 @@
 //!   `H < D * 2^32 / T`). Once the silence is significant (a device right for the current
 //!   difficulty would have submitted [`SILENCE_SIGNIFICANT`] = 3 shares by then: silent with
 //!   probability `e^-3`, 5%, so a well-started device is rarely touched), the difficulty drops
-//!   at once to the one at which a device of that bound submits one share per target
-//!   interval (`60 / shares_per_minute` s; `D * interval / T` for a constant `D`), and again
-//!   at every check (each quarter interval) while the silence lasts, by steps of at least
-//!   `min_deviation` (1.25), never below the minimum. The bound falls about `e`-fold per
-//!   target interval, so a CPU miner started at an ASIC's difficulty reaches one it can meet
-//!   after about `interval * (3 + 1.12 * ln(start / (3 * right)))`: about 85 s from 1024 for
-//!   10 MH/s at 10 shares a minute (right: 0.014), where halving every 30 s took hours.
+//!   at once to the one at which a device of that bound submits [`SILENCE_SPEEDUP`] = 16
+//!   shares per target interval (`60 / shares_per_minute` s; `D * interval / (16 * T)` for a
+//!   constant `D`), and again at every check (16 per interval) while the silence lasts, by
+//!   steps of at least `min_deviation` (1.25), never below the minimum. The device is below
+//!   the bound, so it submits fewer than that; the bound falls about `e`-fold per sixteenth
+//!   of an interval, so a CPU miner started at an ASIC's difficulty reaches one it can meet
+//!   quickly: a 10 MH/s miner from 1024 at 10 shares a minute (right: 0.014) has its first
+//!   share after about 25 s (simulated), where one share per interval at the bound took
+//!   about 85 s and halving every 30 s took hours. The cost: a device that was silent because
+//!   it was not hashing yet (an ASIC still starting) is met with a difficulty far too easy
+//!   for it, and floods until its first shares raise it again (ramp-up steps of 16).
 //!   Once a share came, the device has shown its hashrate: when it goes quiet later (paused,
 //!   restarting) only the gradual idle rule below applies, so that it does not come back at
 //!   a difficulty thousands of times too easy.
@@ -108,6 +112,13 @@ const SHRINK: f64 = 0.5;
 /// Shares a device right for the current difficulty would have submitted before the silence
 /// rule acts (it stays that silent with probability `e^-3`, 5%).
 pub const SILENCE_SIGNIFICANT: f64 = 3.0;
+/// Before the first share (module docs), the difficulty is the one at which a device of the
+/// hashrate bound would submit this many shares per target interval, and the rule is
+/// checked this many times per interval. The device is below the bound (it was silent), so
+/// it submits fewer; the bound itself then falls about `e`-fold every `1 / SILENCE_SPEEDUP`
+/// of an interval instead of every interval: a 10 MH/s CPU miner started at the proxy's ASIC
+/// difficulty gets its first share in about 25 s instead of 85 s.
+pub const SILENCE_SPEEDUP: u32 = 16;
 
 /// Why a vardiff configuration or a starting point is unusable.
 #[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
@@ -455,7 +466,7 @@ impl Vardiff {
             self.last_check + self.config.period
         };
         if self.silent {
-            regular.min(self.silence_checked + self.share_interval() / 4)
+            regular.min(self.silence_checked + self.share_interval() / SILENCE_SPEEDUP)
         } else {
             regular
         }
@@ -482,7 +493,9 @@ impl Vardiff {
     /// `min_deviation` or more.
     fn silence_check(&mut self, now: Instant) -> Option<NewTarget> {
         let interval = self.share_interval();
-        if !self.silent || now.saturating_duration_since(self.silence_checked) < interval / 4 {
+        if !self.silent
+            || now.saturating_duration_since(self.silence_checked) < interval / SILENCE_SPEEDUP
+        {
             return None;
         }
         self.silence_checked = now;
@@ -497,7 +510,8 @@ impl Vardiff {
             return None;
         }
         let bound = 1.0 / self.silent_exposure; // h/s
-        let work = bound * interval.as_secs_f64(); // hashes per share at that bound
+                                                // hashes per share at which that bound submits SILENCE_SPEEDUP shares per interval
+        let work = bound * interval.as_secs_f64() / f64::from(SILENCE_SPEEDUP);
         let difficulty = work / Target::DIFF1.work();
         // NaN (no finite bound) or not enough of a step: nothing to do
         if difficulty.is_nan() || difficulty * self.config.min_deviation > self.difficulty {
