@@ -21,7 +21,7 @@
 # `floor`: scripts/loopback-floor.c, the kernel's own cost of one 120-byte write to each of
 # CHANNELS loopback connections read by another process (one writer, then two): what no
 # pool can beat on this machine. `compare` runs it too.
-# KEEP_LOGS=DIR copies the logs there.
+# CONNECT_RATE=N: connections opened per second (default 2000). KEEP_LOGS=DIR copies the logs there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-strata}; channels=${2:-1000}; rounds=${3:-7}
@@ -78,6 +78,8 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
+# a port nobody listens on now
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 cargo build --release -q -p strata-pool -p strata-miner
 sri=${SRI_POOL:-$HOME/.cache/strata/sri-pool/bin/pool_sv2}
@@ -89,7 +91,7 @@ trigger=()
 if [ "$which" != strata-embedded ]; then
   bin=${STRATA_BITCOIN_CORE_BIN:-$(scripts/bitcoin-core.sh | tail -1)}
   mkdir -p "$work/node"
-  rpcport=$((20000 + RANDOM % 20000))
+  rpcport=$(free_port)
   "$bin/bitcoin-node" -regtest -datadir="$work/node" -ipcbind=unix -listen=0 -server=1 \
     -rpcport="$rpcport" -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1 -blockreservedweight=40000 \
     -printtoconsole=0 > "$work/node.log" 2>&1 &
@@ -100,14 +102,15 @@ if [ "$which" != strata-embedded ]; then
   # the blocks pay an address nobody holds (regtest)
   address=bcrt1qw508d6qejxtdg4y5r3zarvary0c5xw7kygt080
   "$bin/bitcoin-cli" -regtest -datadir="$work/node" -rpcport="$rpcport" -noipcconnect \
-    -rpcwait generatetoaddress 1 "$address" > /dev/null
+    -rpcwait -rpcwaittimeout=60 generatetoaddress 1 "$address" > /dev/null \
+    || { echo "bitcoin-node does not answer RPC:" >&2; tail -5 "$work/node.log" >&2; exit 1; }
   trigger=(--node-rpc "http://127.0.0.1:$rpcport" --node-cookie "$work/node/regtest/.cookie"
     --node-address "$address")
 fi
 
 case "$which" in
   sri)
-    port=$((20000 + RANDOM % 20000))
+    port=$(free_port)
     cat > "$work/pool.toml" <<EOF
 authority_public_key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
 authority_secret_key = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n"
@@ -120,7 +123,7 @@ shares_per_minute = 6
 share_batch_size = 1
 supported_extensions = []
 required_extensions = []
-monitoring_address = "127.0.0.1:$((port + 1))"
+monitoring_address = "127.0.0.1:$(free_port)"
 monitoring_cache_refresh_secs = 15
 [template_provider_type.BitcoinCoreIpc]
 version = 31
@@ -162,6 +165,6 @@ if ! kill -0 "$pool_pid" 2>/dev/null; then
   echo "$which: the pool exited at start:" >&2; tail -5 "$work/pool.log" >&2; exit 1
 fi
 target/release/strata-miner tips --pool "$pool_addr" --authority-key "$key" \
-  --connections "$channels" --rounds "$rounds" --pool-pid "$pool_pid" "${trigger[@]}" \
+  --connections "$channels" --rounds "$rounds" --pool-pid "$pool_pid" --connect-rate "${CONNECT_RATE:-2000}" "${trigger[@]}" \
   2> "$work/tips.log"
 sed 's/^/  /' "$work/tips.log" >&2

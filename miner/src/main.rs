@@ -205,6 +205,9 @@ struct TipsArgs {
     /// Where the node's blocks pay (with --node-rpc).
     #[arg(long, value_name = "ADDRESS", requires = "node_rpc")]
     node_address: Option<String>,
+    /// Connections opened per second.
+    #[arg(long, value_name = "PER_S", default_value_t = 2000.0)]
+    connect_rate: f64,
     /// The pool's process id (same machine): report its CPU time per round.
     #[arg(long, value_name = "PID")]
     pool_pid: Option<u32>,
@@ -479,6 +482,9 @@ async fn tips(a: TipsArgs) -> ExitCode {
     if a.connections == 0 || a.rounds == 0 {
         return usage("--connections and --rounds must be at least 1");
     }
+    if let Err(e) = positive("--connect-rate", a.connect_rate) {
+        return usage(e);
+    }
     let trigger = match a.node_rpc {
         None => Trigger::Submit,
         Some(url) => {
@@ -502,6 +508,7 @@ async fn tips(a: TipsArgs) -> ExitCode {
         connections: a.connections,
         rounds: a.rounds,
         trigger,
+        connect_rate: a.connect_rate,
         pool_pid: a.pool_pid,
     };
     match run_tips(cfg).await {

@@ -70,6 +70,9 @@ pub struct TipsConfig {
     pub rounds: usize,
     /// What makes each tip.
     pub trigger: Trigger,
+    /// Connections opened per second (a pool may not take thousands at once within its
+    /// handshake timeout).
+    pub connect_rate: f64,
     /// The pool's process id, when it runs on this machine: its CPU time over the rounds is
     /// reported (Linux, from `/proc`).
     pub pool_pid: Option<u32>,
@@ -140,7 +143,11 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| anyhow!(format!("cannot resolve {}", cfg.pool)))?;
+    let per_tick = (cfg.connect_rate / 100.0).ceil().max(1.0) as usize;
     for i in 0..n {
+        if i > 0 && i % per_tick == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let conn = Client {
             index: i,
             tips: tips_tx.clone(),

@@ -367,6 +367,7 @@ async fn every_channel_gets_each_new_tip_as_the_tip_bench_measures_it() {
         connections: 40,
         rounds: 3,
         trigger: Trigger::Submit,
+        connect_rate: 1000.0,
         pool_pid: Some(std::process::id()),
     })
     .await
