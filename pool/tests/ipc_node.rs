@@ -2,8 +2,8 @@
 //! -ipcbind=unix` in a temporary data directory (`common/bitcoin_core.rs`), driven over RPC
 //! for the chain set-up and through [`IpcSource`] for templates and blocks.
 //!
-//! The time from a new tip to the miners' jobs is measured by the `tip_latency` example
-//! (`--source ipc`), not here.
+//! The time from a new tip to the miners' jobs is measured by `scripts/bench-tip.sh strata`,
+//! not here.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
