@@ -1,5 +1,5 @@
 //! The command line shared by the `strata-pool` binary and the regtest demo (`strata-demo`):
-//! the pool's flags, the configuration they make, the runtime, and the signals that stop it.
+//! the pool's flags, the configuration they make, the runtime, and running until a signal.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -96,31 +96,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<crate::server::RunningPool> {
 pub async fn run_until_signal(pool: crate::server::RunningPool) {
     let stop = pool.shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        strata_net::signal::shutdown().await;
         tracing::info!("shutting down");
         stop.cancel();
     });
     pool.wait().await;
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

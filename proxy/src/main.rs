@@ -91,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         );
         let stop = proxy.shutdown.clone();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            strata_net::signal::shutdown().await;
             tracing::info!("shutting down: miners are told to reconnect");
             stop.cancel();
         });
@@ -100,17 +100,3 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
-}

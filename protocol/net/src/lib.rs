@@ -41,6 +41,7 @@ pub mod config;
 pub mod http_auth;
 pub mod keys;
 pub mod limit;
+pub mod signal;
 pub mod sv1;
 pub mod sv2;
 
