@@ -86,10 +86,8 @@ trap cleanup EXIT
 
 cargo build --release -q -p strata-pool -p strata-miner
 bin=${STRATA_BITCOIN_CORE_BIN:-$(scripts/bitcoin-core.sh | tail -1)}
-sri=${SRI_POOL:-$HOME/.cache/strata/sri-pool/bin/pool_sv2}
-if [ "$which" = sri ] && [ ! -x "$sri" ]; then
-  cargo install pool_sv2 --locked --root "$HOME/.cache/strata/sri-pool"
-fi
+. scripts/sri-pool.sh
+if [ "$which" = sri ]; then sri=$(sri_pool_bin); fi
 
 # the node: a signet of our own, IPC only
 mkdir -p "$work/node"
@@ -105,28 +103,8 @@ payout=tb1qa0sm0hxzj0x25rh8gw5xlzwlsfvvyz8u96w3p8
 spm=$(awk -v r="$rate" -v c="$conns" 'BEGIN { printf "%.1f", r / c * 60 }')
 if [ "$which" = sri ]; then
   port=$((20000 + RANDOM % 20000))
-  cat > "$work/pool.toml" <<EOF
-authority_public_key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
-authority_secret_key = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n"
-cert_validity_sec = 3600
-listen_address = "127.0.0.1:$port"
-coinbase_reward_script = "addr($payout)"
-server_id = 1
-pool_signature = "bench"
-shares_per_minute = $spm
-share_batch_size = 1
-supported_extensions = []
-required_extensions = []
-monitoring_address = "127.0.0.1:$((port + 1))"
-monitoring_cache_refresh_secs = 15
-[template_provider_type.BitcoinCoreIpc]
-version = 31
-network = "signet"
-data_dir = "$work/node"
-fee_threshold = 100
-min_interval = 5
-EOF
-  key=9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72
+  sri_pool_config "$port" "$((port + 1))" signet "$work/node" "$payout" "$spm" > "$work/pool.toml"
+  key=$SRI_POOL_AUTHORITY
   pool_addr=127.0.0.1:$port
   RUST_LOG=${POOL_LOG:-warn} ${POOL_PREFIX:-} "$sri" -c "$work/pool.toml" > "$work/pool.out" 2>"$work/pool.log" &
   pool_pid=$!

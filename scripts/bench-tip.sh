@@ -82,10 +82,8 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 cargo build --release -q -p strata-pool -p strata-miner
-sri=${SRI_POOL:-$HOME/.cache/strata/sri-pool/bin/pool_sv2}
-if [ "$which" = sri ] && [ ! -x "$sri" ]; then
-  cargo install pool_sv2 --locked --root "$HOME/.cache/strata/sri-pool"
-fi
+. scripts/sri-pool.sh
+if [ "$which" = sri ]; then sri=$(sri_pool_bin); fi
 
 trigger=()
 if [ "$which" != strata-embedded ]; then
@@ -111,28 +109,8 @@ fi
 case "$which" in
   sri)
     port=$(free_port)
-    cat > "$work/pool.toml" <<EOF
-authority_public_key = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72"
-authority_secret_key = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n"
-cert_validity_sec = 3600
-listen_address = "127.0.0.1:$port"
-coinbase_reward_script = "addr($address)"
-server_id = 1
-pool_signature = "bench"
-shares_per_minute = 6
-share_batch_size = 1
-supported_extensions = []
-required_extensions = []
-monitoring_address = "127.0.0.1:$(free_port)"
-monitoring_cache_refresh_secs = 15
-[template_provider_type.BitcoinCoreIpc]
-version = 31
-network = "regtest"
-data_dir = "$work/node"
-fee_threshold = 100
-min_interval = 5
-EOF
-    key=9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72
+    sri_pool_config "$port" "$(free_port)" regtest "$work/node" "$address" 6 > "$work/pool.toml"
+    key=$SRI_POOL_AUTHORITY
     pool_addr=127.0.0.1:$port
     RUST_LOG=${POOL_LOG:-warn} "$sri" -c "$work/pool.toml" > "$work/pool.out" 2>"$work/pool.log" &
     pool_pid=$!
