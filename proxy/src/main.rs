@@ -99,4 +99,3 @@ fn main() -> anyhow::Result<()> {
         Ok(())
     })
 }
-
