@@ -28,7 +28,12 @@ pub fn core_bin() -> &'static Path {
         if let Ok(dir) = std::env::var("STRATA_BITCOIN_CORE_BIN") {
             return PathBuf::from(dir);
         }
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/bitcoin-core.sh");
+        // the workspace's scripts/, above the crate this test belongs to (pool/ or protocol/cli/)
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|d| d.join("scripts/bitcoin-core.sh"))
+            .find(|s| s.exists())
+            .expect("scripts/bitcoin-core.sh in a folder above the crate");
         let out = Command::new("bash")
             .arg(&script)
             .stderr(Stdio::inherit())

@@ -1,0 +1,190 @@
+//! `strata verify-payout --node` against a real Bitcoin Core: a PPLNS pool on `bitcoind`
+//! (the `rpc` template source) mines blocks that carry mempool transactions (so the reward is
+//! the subsidy plus their fees) and pay several miners; the CLI fetches the block from the
+//! node with the node's cookie and confirms its coinbase pays the split of its window. The
+//! node is built by `scripts/bitcoin-core.sh` (cached) or taken from
+//! `STRATA_BITCOIN_CORE_BIN`.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../../../pool/tests/common/bitcoin_core.rs"]
+mod bitcoin_core;
+
+use std::time::Duration;
+
+use bitcoin_core::{fill_mempool, fund, CoreNode, Flavor, TestKey};
+use serde_json::Value;
+use strata_miner::pace::Pacing;
+use strata_miner::report::{Reporter, Sink};
+use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
+use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
+use strata_net::sv2::Sv2Options;
+use strata_pool::config::{Config, PayoutKind, SourceKind};
+use tokio_util::sync::CancellationToken;
+
+/// Room Core keeps for the coinbase: what the pool says its coinbase needs with the default
+/// limit of 100 payees (the pool refuses to start on a node that keeps less).
+fn reserved_weight() -> u32 {
+    let cfg = Config::default();
+    let p2tr = bitcoin::ScriptBuf::from_bytes([&[0x51, 0x20][..], &[7u8; 32]].concat());
+    let budget = strata_pool::budget::CoinbaseBudget::for_config(&cfg, &p2tr);
+    u32::try_from(budget.reserved_weight).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_payout_reads_the_block_from_a_real_node() {
+    let reserve = reserved_weight();
+    let node = CoreNode::start(
+        Flavor::Bitcoind,
+        &[&format!("-blockreservedweight={reserve}")],
+    )
+    .await;
+    let key = TestKey::new(0x42);
+    let funds = fund(&node, &key, 4).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        template_source: SourceKind::Rpc,
+        network: bitcoin::Network::Regtest,
+        ..Config::default()
+    };
+    cfg.rpc.url = node.rpc_url();
+    cfg.rpc.cookie = Some(node.cookie());
+    cfg.rpc.block_reserved_weight = reserve;
+    cfg.payout.mode = PayoutKind::Pplns;
+    cfg.payout.window_shares = 1_000;
+    cfg.vardiff.shares_per_minute = 60.0;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+
+    // three miners, each paid to an address of its own
+    let stop = CancellationToken::new();
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    for i in 0..3u8 {
+        let address = bitcoin::Address::p2wsh(
+            &bitcoin::ScriptBuf::from(vec![0x51, i]),
+            bitcoin::Network::Regtest,
+        );
+        let connect = Sv2Connect {
+            endpoint: Endpoint::parse(&pool.sv2_addr.to_string()).unwrap(),
+            authority: Some(pool.authority),
+            options: Sv2Options::default(),
+        };
+        let miner_cfg = Sv2Config {
+            index: usize::from(i),
+            user: format!("{address}.rig{i}"),
+            channel: ChannelRequest::Standard,
+            nominal_hashrate: 50_000.0,
+            record_latency: false,
+        };
+        let (reporter, stop) = (reporter.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut miner = Sv2Miner::new(miner_cfg).unwrap();
+            let pace = Pacing::Hashrate(50_000.0);
+            let _ = run_sv2(&mut miner, &connect, pace, &reporter, &stop).await;
+        });
+    }
+
+    // once the window pays two miners, transactions with fees enter the mempool; then an
+    // accepted block that carries them (a reward above the subsidy) and pays two miners
+    let api = pool.api_addr;
+    let paying_two = |b: &Value| {
+        b["status"]["status"] == "accepted"
+            && b["outputs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|o| o["owner"].as_str().unwrap().starts_with("bcrt1"))
+                .count()
+                >= 2
+    };
+    let with_fees = |b: &Value| {
+        // regtest halves the subsidy every 150 blocks
+        let subsidy = 5_000_000_000u64 >> (b["height"].as_u64().unwrap() / 150);
+        b["reward_sats"].as_u64().unwrap() > subsidy
+    };
+    let wait_for = |want_fees: bool| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let blocks: Value = reqwest::get(format!("http://{api}/api/v1/blocks?limit=1000"))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let found = blocks
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|b| paying_two(b) && (!want_fees || with_fees(b)));
+            if let Some(b) = found {
+                return b.clone();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no block paying two miners (with fees: {want_fees}): {blocks}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    };
+    wait_for(false).await;
+    let sent = fill_mempool(&node, &key, &funds, 40).await;
+    assert!(!sent.is_empty());
+    let block = wait_for(true).await;
+    stop.cancel();
+    let hash = block["hash"].as_str().unwrap().to_string();
+    let tx_count = node.block(&hash).await["tx"].as_array().unwrap().len();
+    assert!(tx_count > 1, "the block carries mempool transactions");
+
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "verify-payout",
+            "--pool",
+            &format!("http://{api}"),
+            "--block",
+            &hash,
+        ])
+        .args(["--node", &node.rpc_url(), "--rpc-cookie"])
+        .arg(node.cookie())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("MISMATCH"), "{stdout}");
+    let recorded = block["outputs"].as_array().unwrap();
+    let ok_lines = stdout.lines().filter(|l| l.starts_with("ok")).count();
+    assert_eq!(ok_lines, recorded.len(), "one ok line per payee:\n{stdout}");
+    for o in recorded {
+        let owner = o["owner"].as_str().unwrap();
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ok") && l.contains(owner)),
+            "{owner} not confirmed:\n{stdout}"
+        );
+    }
+
+    // the same check with the wrong credentials fails loudly instead of passing
+    let bad = dir.path().join("bad.cookie");
+    std::fs::write(&bad, "__cookie__:wrong").unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+        .args([
+            "verify-payout",
+            "--pool",
+            &format!("http://{api}"),
+            "--block",
+            &hash,
+        ])
+        .args(["--node", &node.rpc_url(), "--rpc-cookie"])
+        .arg(&bad)
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success(), "a refused node answer is an error");
+
+    pool.shutdown.cancel();
+    pool.wait().await;
+}
