@@ -63,8 +63,9 @@ pub struct ApiState {
 /// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
 /// block's reward and window they determine its outputs
 /// ([`pplns_split`](crate::payout::pplns_split), [`solo_split`](crate::payout::solo_split)).
-/// They are the pool's settings now: a block found under other settings (a pool restarted
-/// with another fee, say) no longer verifies.
+/// Recorded with each block when it is found (ledger schema version 4); for a block recorded
+/// before that, `/api/v1/blocks/{hash}` shows the pool's settings now (`payout_recorded`:
+/// false), and such a block found under other settings does not verify.
 #[derive(Debug, Clone, Serialize)]
 pub struct PayoutRules {
     /// Network of the payout addresses, as Bitcoin Core names it (`main`, `test`,
@@ -148,18 +149,36 @@ async fn find_block(s: &ApiState, hash: &str) -> Result<BlockRecord, Response> {
 
 /// `/api/v1/blocks/{hash}`.
 #[derive(Debug, Serialize)]
-struct BlockAnswer<'a> {
+struct BlockAnswer {
     block: BlockRecord,
-    payout: &'a PayoutRules,
+    /// The rules recorded with the block, or the pool's rules now for an older block.
+    payout: serde_json::Value,
+    /// Whether `payout` was recorded with the block.
+    payout_recorded: bool,
 }
 
 async fn block(State(s): State<ApiState>, Path(hash): Path<String>) -> Response {
     match find_block(&s, &hash).await {
-        Ok(block) => Json(BlockAnswer {
-            block,
-            payout: &s.payout,
-        })
-        .into_response(),
+        Ok(block) => {
+            let recorded = block
+                .payout_rules
+                .as_deref()
+                .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok());
+            let payout_recorded = recorded.is_some();
+            let payout = match recorded {
+                Some(rules) => rules,
+                None => match serde_json::to_value(&s.payout) {
+                    Ok(v) => v,
+                    Err(_) => return unavailable(),
+                },
+            };
+            Json(BlockAnswer {
+                block,
+                payout,
+                payout_recorded,
+            })
+            .into_response()
+        }
         Err(r) => r,
     }
 }

@@ -334,6 +334,12 @@ pub struct BlockRecord {
     pub mode: String,
     /// What the node said.
     pub status: BlockStatus,
+    /// The payout rules the split followed, as JSON (`api::PayoutRules`: network, the pool's
+    /// script, mode and its parameters), recorded with the block so that it verifies after
+    /// the pool's settings change; `None` for blocks recorded before schema version 4.
+    /// Served by `/api/v1/blocks/{hash}`, not in the block lists.
+    #[serde(skip)]
+    pub payout_rules: Option<String>,
 }
 
 /// Ledger-wide totals.

@@ -11,7 +11,7 @@
 //! workers(worker TEXT PRIMARY KEY, shares, difficulty, last_share_ms)
 //!        -- running totals, updated in the same transaction as the shares
 //! blocks(id BIGSERIAL PRIMARY KEY, height, hash TEXT UNIQUE, template_id, worker, time_ms,
-//!        reward_sats, window_first, window_last, mode, status, reject_reason)
+//!        reward_sats, window_first, window_last, mode, status, reject_reason, payout_rules)
 //! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
 //!        PRIMARY KEY(block_id, idx))
 //! strata_ledger_schema(singleton BOOLEAN PRIMARY KEY, version BIGINT)
@@ -93,6 +93,10 @@ ALTER TABLE shares ADD COLUMN channel_identity TEXT;
 CREATE TABLE IF NOT EXISTS workers_through (id BIGINT NOT NULL);
 DELETE FROM workers_through;
 INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
+",
+    // the payout rules a block's split followed, recorded with it (JSON; older blocks: NULL)
+    r"
+ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
 ",
 ];
 
@@ -408,7 +412,7 @@ impl Session {
             .query(
                 &format!(
                     "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
-                     window_first, window_last, mode, status, reject_reason \
+                     window_first, window_last, mode, status, reject_reason, payout_rules \
                      FROM blocks {tail}"
                 ),
                 &[param],
@@ -453,6 +457,7 @@ impl Session {
                 mode: r.try_get(9).map_err(err)?,
                 status: r.try_get(10).map_err(err)?,
                 reject_reason: r.try_get(11).map_err(err)?,
+                payout_rules: r.try_get(12).map_err(err)?,
             };
             let outputs = outputs.remove(&row.id).unwrap_or_default();
             blocks.push(row.into_record(outputs)?);
@@ -708,8 +713,8 @@ fn insert_block(tx: &mut Transaction<'_>, block: &BlockRecord) -> Result<i64, Le
     let id: i64 = tx
         .query_one(
             "INSERT INTO blocks (height, hash, template_id, worker, time_ms, reward_sats, \
-             window_first, window_last, mode, status, reject_reason) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             window_first, window_last, mode, status, reject_reason, payout_rules) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             &[
                 &i64::from(block.height),
                 &block.hash,
@@ -722,6 +727,7 @@ fn insert_block(tx: &mut Transaction<'_>, block: &BlockRecord) -> Result<i64, Le
                 &block.mode,
                 &status,
                 &reason,
+                &block.payout_rules,
             ],
         )
         .map_err(err)?

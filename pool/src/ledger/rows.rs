@@ -114,7 +114,7 @@ impl ShareRow {
 }
 
 /// A `blocks` row as stored: `id, height, hash, template_id, worker, time_ms, reward_sats,
-/// window_first, window_last, mode, status, reject_reason`.
+/// window_first, window_last, mode, status, reject_reason, payout_rules`.
 pub(super) struct BlockRow {
     pub(super) id: i64,
     pub(super) height: i64,
@@ -128,6 +128,7 @@ pub(super) struct BlockRow {
     pub(super) mode: String,
     pub(super) status: String,
     pub(super) reject_reason: Option<String>,
+    pub(super) payout_rules: Option<String>,
 }
 
 impl BlockRow {
@@ -144,6 +145,7 @@ impl BlockRow {
             window: self.window_first.zip(self.window_last),
             mode: self.mode,
             status: status_from_sql(&self.status, self.reject_reason)?,
+            payout_rules: self.payout_rules,
         })
     }
 }

@@ -12,7 +12,7 @@
 //!        -- running totals, updated in the same transaction as the shares
 //! blocks(id INTEGER PRIMARY KEY AUTOINCREMENT, height, hash TEXT UNIQUE, template_id,
 //!        worker, time_ms, reward_sats, window_first, window_last, mode, status,
-//!        reject_reason)   -- newest first = primary key descending; status by hash = unique
+//!        reject_reason, payout_rules)   -- newest first = primary key descending; status by hash = unique
 //! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
 //!        PRIMARY KEY(block_id, idx)) WITHOUT ROWID
 //! ```
@@ -83,6 +83,10 @@ ALTER TABLE shares ADD COLUMN channel_identity TEXT;
 CREATE TABLE IF NOT EXISTS workers_through (id INTEGER NOT NULL);
 DELETE FROM workers_through;
 INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
+",
+    // the payout rules a block's split followed, recorded with it (JSON; older blocks: NULL)
+    r"
+ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
 ",
 ];
 
@@ -253,7 +257,7 @@ impl Store {
             .conn
             .prepare_cached(&format!(
                 "SELECT id, height, hash, template_id, worker, time_ms, reward_sats, \
-                 window_first, window_last, mode, status, reject_reason \
+                 window_first, window_last, mode, status, reject_reason, payout_rules \
                  FROM blocks {tail}"
             ))
             .map_err(err)?;
@@ -272,6 +276,7 @@ impl Store {
                     mode: r.get(9)?,
                     status: r.get(10)?,
                     reject_reason: r.get(11)?,
+                    payout_rules: r.get(12)?,
                 })
             })
             .map_err(err)?
@@ -461,8 +466,8 @@ fn insert_block(conn: &Connection, block: &BlockRecord) -> Result<i64, LedgerErr
     let (status, reason) = status_to_sql(&block.status);
     conn.execute(
         "INSERT INTO blocks (height, hash, template_id, worker, time_ms, reward_sats, \
-         window_first, window_last, mode, status, reject_reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+         window_first, window_last, mode, status, reject_reason, payout_rules) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         params![
             block.height,
             block.hash,
@@ -475,6 +480,7 @@ fn insert_block(conn: &Connection, block: &BlockRecord) -> Result<i64, LedgerErr
             block.mode,
             status,
             reason,
+            block.payout_rules,
         ],
     )
     .map_err(err)?;

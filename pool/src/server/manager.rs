@@ -89,6 +89,15 @@ pub async fn run<S, C, F>(
     // blocks being recorded in the ledger: the next template (the new tip's work) does not
     // wait for that commit
     let mut records: JoinSet<()> = JoinSet::new();
+    // recorded with every block, so that its split verifies after the settings change
+    let rules = crate::api::PayoutRules::new(cfg.payout.clone(), &cfg.pool_script, cfg.network);
+    let rules = match serde_json::to_string(&rules) {
+        Ok(json) => Some(json),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot serialize the payout rules; blocks are recorded without them");
+            None
+        }
+    };
     loop {
         tokio::select! {
             t = source.next_template() => match t {
@@ -134,7 +143,8 @@ pub async fn run<S, C, F>(
                     PayoutMode::Solo(_) => "solo",
                     PayoutMode::Pplns(_) => "pplns",
                 };
-                let record = submit(&mut source, found, mode, &stats, &mut submitted_on).await;
+                let mut record = submit(&mut source, found, mode, &stats, &mut submitted_on).await;
+                record.payout_rules.clone_from(&rules);
                 let ledger = ledger.clone();
                 records.spawn(async move {
                     let hash = record.hash.clone();
@@ -199,5 +209,6 @@ async fn submit<S: TemplateSource>(
         window: found.window,
         mode: mode.into(),
         status,
+        payout_rules: None,
     }
 }

@@ -209,6 +209,10 @@ async fn verify_payout_confirms_a_pplns_block_and_fails_on_a_tampered_window_or_
     let block = block_paying_two_miners(api).await;
     stop.cancel();
     let hash = block["hash"].as_str().unwrap().to_string();
+    // the rules the split followed were recorded with the block
+    let answer = get_json(format!("http://{api}/api/v1/blocks/{hash}")).await;
+    assert_eq!(answer["payout_recorded"], true, "{answer}");
+    assert_eq!(answer["payout"]["rules"]["mode"], "pplns", "{answer}");
     let blocks_dir = dir.path().join("regtest").join("blocks");
     let pool_url = format!("http://{api}");
 
