@@ -142,7 +142,7 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         .await
         .ok()
         .and_then(|mut a| a.next())
-        .ok_or_else(|| anyhow!(format!("cannot resolve {}", cfg.pool)))?;
+        .ok_or_else(|| anyhow!("cannot resolve {}", cfg.pool))?;
     let per_tick = (cfg.connect_rate / 100.0).ceil().max(1.0) as usize;
     for i in 0..n {
         if i > 0 && i % per_tick == 0 {
