@@ -252,8 +252,7 @@ fn grind(
     nbits: u32,
     seq: u32,
 ) -> anyhow::Result<SubmitSharesStandard> {
-    let target =
-        Target::from_compact(nbits).map_err(|e| anyhow!(format!("nbits {nbits:08x}: {e}")))?;
+    let target = Target::from_compact(nbits).map_err(|e| anyhow!("nbits {nbits:08x}: {e}"))?;
     let mut h = Header {
         version: job.version,
         prev_hash: prev,
@@ -296,13 +295,13 @@ async fn generate(
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| anyhow!(format!("generatetoaddress: {e}")))?;
+        .map_err(|e| anyhow!("generatetoaddress: {e}"))?;
     let v: serde_json::Value = answer
         .json()
         .await
-        .map_err(|e| anyhow!(format!("generatetoaddress: {e}")))?;
+        .map_err(|e| anyhow!("generatetoaddress: {e}"))?;
     if !v["error"].is_null() {
-        return Err(anyhow!(format!("generatetoaddress: {}", v["error"])));
+        return Err(anyhow!("generatetoaddress: {}", v["error"]));
     }
     Ok(())
 }
@@ -320,9 +319,9 @@ async fn wait_all(
     while count < n {
         let got = tokio::time::timeout(ROUND_TIMEOUT, tips_rx.recv()).await;
         let Ok(Some((i, t))) = got else {
-            return Err(anyhow!(format!(
+            return Err(anyhow!(
                 "only {count} of {n} connections got the new tip within {ROUND_TIMEOUT:?}"
-            )));
+            ));
         };
         if t >= t0 && !seen[i] {
             seen[i] = true;
