@@ -137,19 +137,20 @@ async fn verify_payout_reads_the_block_from_a_real_node() {
     let tx_count = node.block(&hash).await["tx"].as_array().unwrap().len();
     assert!(tx_count > 1, "the block carries mempool transactions");
 
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "verify-payout",
-            "--pool",
-            &format!("http://{api}"),
-            "--block",
-            &hash,
-        ])
-        .args(["--node", &node.rpc_url(), "--rpc-cookie"])
-        .arg(node.cookie())
-        .output()
-        .await
-        .unwrap();
+    // `strata verify-payout` taking the block from the node with this cookie file
+    let verify = |cookie: std::path::PathBuf| {
+        let (pool_url, hash, rpc) = (format!("http://{api}"), hash.clone(), node.rpc_url());
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_strata"))
+                .args(["verify-payout", "--pool", &pool_url, "--block", &hash])
+                .args(["--node", &rpc, "--rpc-cookie"])
+                .arg(cookie)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = verify(node.cookie()).await;
     let stdout = String::from_utf8(out.stdout).unwrap();
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert!(out.status.success(), "{stdout}\n{stderr}");
@@ -170,19 +171,7 @@ async fn verify_payout_reads_the_block_from_a_real_node() {
     // the same check with the wrong credentials fails loudly instead of passing
     let bad = dir.path().join("bad.cookie");
     std::fs::write(&bad, "__cookie__:wrong").unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_strata"))
-        .args([
-            "verify-payout",
-            "--pool",
-            &format!("http://{api}"),
-            "--block",
-            &hash,
-        ])
-        .args(["--node", &node.rpc_url(), "--rpc-cookie"])
-        .arg(&bad)
-        .output()
-        .await
-        .unwrap();
+    let out = verify(bad).await;
     assert!(!out.status.success(), "a refused node answer is an error");
 
     pool.shutdown.cancel();
