@@ -108,11 +108,7 @@ if [ "$which" = sri ]; then
   pool_addr=127.0.0.1:$port
   RUST_LOG=${POOL_LOG:-warn} ${POOL_PREFIX:-} "$sri" -c "$work/pool.toml" > "$work/pool.out" 2>"$work/pool.log" &
   pool_pid=$!
-  for _ in $(seq 300); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-    kill -0 "$pool_pid" 2>/dev/null || break
-    sleep 0.1
-  done
+  sri_pool_wait "$port" "$pool_pid"
 else
   STRATA_POOL_TEMPLATE_SOURCE=ipc STRATA_POOL_NETWORK=signet STRATA_POOL_IPC__SOCKET="$sock" \
   STRATA_POOL_POOL_ADDRESS=$payout STRATA_POOL_MAX_CONNECTIONS_PER_IP=0 \

@@ -114,11 +114,7 @@ case "$which" in
     pool_addr=127.0.0.1:$port
     RUST_LOG=${POOL_LOG:-warn} "$sri" -c "$work/pool.toml" > "$work/pool.out" 2>"$work/pool.log" &
     pool_pid=$!
-    for _ in $(seq 300); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-      kill -0 "$pool_pid" 2>/dev/null || break
-      sleep 0.1
-    done
+    sri_pool_wait "$port" "$pool_pid"
     ;;
   strata|strata-rpc|strata-embedded)
     if [ "$which" = strata ]; then

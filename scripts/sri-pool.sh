@@ -5,6 +5,8 @@
 #                                    -> prints pool.toml: the test authority key below,
 #                                       share_batch_size = 1 (every share acknowledged at
 #                                       once, as strata does), the IPC template provider
+#   sri_pool_wait PORT PID           -> returns once the pool accepts connections on PORT,
+#                                       or its process PID has exited, or after 30 s
 # SRI_POOL_AUTHORITY is the authority public key miners pin.
 SRI_POOL_AUTHORITY=9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72
 
@@ -38,4 +40,12 @@ data_dir = "$4"
 fee_threshold = 100
 min_interval = 5
 TOML
+}
+
+sri_pool_wait() {
+  for _ in $(seq 300); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    kill -0 "$2" 2>/dev/null || return 0
+    sleep 0.1
+  done
 }
