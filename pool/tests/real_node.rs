@@ -9,7 +9,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::bitcoin_core::{fill_mempool, fund, payee_addresses, CoreNode, Flavor, TestKey};
+use common::bitcoin_core::{
+    fill_mempool, fund, payee_addresses, pool_reserved_weight, CoreNode, Flavor, TestKey,
+};
 use serde_json::{json, Value};
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
@@ -31,7 +33,7 @@ fn pool_config(dir: &std::path::Path, node: &CoreNode, source: SourceKind) -> Co
     };
     c.rpc.url = node.rpc_url();
     c.rpc.cookie = Some(node.cookie());
-    c.rpc.block_reserved_weight = reserved_weight();
+    c.rpc.block_reserved_weight = pool_reserved_weight();
     c.ipc.socket = Some(node.socket());
     c.payout.mode = PayoutKind::Pplns;
     c.payout.window_shares = 1_000;
@@ -315,17 +317,6 @@ async fn full_blocks_with_transactions_and_100_payees(flavor: Flavor, source: So
     pool.wait().await;
 }
 
-/// The `-blockreservedweight` the pool says its coinbase needs with the default 100 payees
-/// (the pool's output is its authority key's P2TR on regtest: 34 bytes of script, like any
-/// P2TR).
-fn reserved_weight() -> u32 {
-    let cfg = Config::default();
-    assert_eq!(cfg.payout.max_outputs, 100);
-    let p2tr = bitcoin::ScriptBuf::from_bytes([&[0x51, 0x20][..], &[7u8; 32]].concat());
-    let budget = strata_pool::budget::CoinbaseBudget::for_config(&cfg, &p2tr);
-    u32::try_from(budget.reserved_weight).unwrap()
-}
-
 fn reserve_arg() -> String {
-    format!("-blockreservedweight={}", reserved_weight())
+    format!("-blockreservedweight={}", pool_reserved_weight())
 }

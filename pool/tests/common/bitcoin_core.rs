@@ -383,3 +383,14 @@ async fn send(node: &CoreNode, tx: &Transaction) -> Txid {
     let id = node.rpc("sendrawtransaction", json!([hex])).await;
     Txid::from_str(id.as_str().expect("txid")).expect("txid")
 }
+
+/// The `-blockreservedweight` the pool says its coinbase needs with the default 100 payees
+/// (the pool's output is its authority key's P2TR on regtest: 34 bytes of script, like any
+/// P2TR): a node that keeps less is refused by the pool at start.
+pub fn pool_reserved_weight() -> u32 {
+    let cfg = strata_pool::config::Config::default();
+    assert_eq!(cfg.payout.max_outputs, 100);
+    let p2tr = ScriptBuf::from_bytes([&[0x51, 0x20][..], &[7u8; 32]].concat());
+    let budget = strata_pool::budget::CoinbaseBudget::for_config(&cfg, &p2tr);
+    u32::try_from(budget.reserved_weight).expect("a weight")
+}

@@ -5,6 +5,8 @@
 //! pays otherwise than the window says.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
@@ -12,35 +14,11 @@ use std::time::Duration;
 use axum::extract::Path as UrlPath;
 use axum::routing::get;
 use axum::{Json, Router};
-use bitcoin::{consensus, Address, Amount, Block, Network, ScriptBuf};
+use bitcoin::{consensus, Amount, Block, Network};
+use common::{accepted_paying_two_miners, address, get_json, start_miners, wait_for_block, TOKEN};
 use serde_json::Value;
-use strata_miner::pace::Pacing;
-use strata_miner::report::{Reporter, Sink};
-use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
-use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
-use strata_net::sv2::Sv2Options;
+use strata_miner::sv2::ChannelRequest;
 use strata_pool::config::{Config, PayoutKind};
-use tokio_util::sync::CancellationToken;
-
-/// A distinct regtest address per miner.
-fn address(i: u8) -> String {
-    Address::p2wsh(&ScriptBuf::from(vec![0x51, i]), Network::Regtest).to_string()
-}
-
-/// The pool's API token (the stand-in pool ignores it).
-const TOKEN: &str = "verify-payout-test-token";
-
-async fn get_json(url: String) -> Value {
-    reqwest::Client::new()
-        .get(url)
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
 
 async fn strata(args: Vec<String>) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_strata"))
@@ -57,70 +35,31 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-fn start_miners(pool: &strata_pool::server::RunningPool, n: u8) -> CancellationToken {
-    let stop = CancellationToken::new();
-    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
-    for i in 0..n {
-        let connect = Sv2Connect {
-            endpoint: Endpoint::parse(&pool.sv2_addr.to_string()).unwrap(),
-            authority: Some(pool.authority),
-            options: Sv2Options::default(),
-        };
-        let cfg = Sv2Config {
-            index: usize::from(i),
-            user: format!("{}.rig{i}", address(i)),
-            channel: if i % 2 == 0 {
-                ChannelRequest::Standard
-            } else {
-                ChannelRequest::Extended {
-                    min_extranonce_size: 8,
-                }
-            },
-            nominal_hashrate: 50_000.0,
-            record_latency: false,
-        };
-        let (reporter, stop) = (reporter.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut miner = Sv2Miner::new(cfg).unwrap();
-            let _ = run_sv2(
-                &mut miner,
-                &connect,
-                Pacing::Hashrate(50_000.0),
-                &reporter,
-                &stop,
-            )
-            .await;
-        });
+/// Miner `i`'s channel: standard for even `i`, extended for odd.
+fn mixed_channels(i: u8) -> ChannelRequest {
+    if i.is_multiple_of(2) {
+        ChannelRequest::Standard
+    } else {
+        ChannelRequest::Extended {
+            min_extranonce_size: 8,
+        }
     }
-    stop
 }
 
 /// An accepted block whose coinbase pays at least two of the miners, with a window of at
 /// least 12 shares (several pages of 5).
 async fn block_paying_two_miners(api: std::net::SocketAddr) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
-    loop {
-        let blocks = get_json(format!("http://{api}/api/v1/blocks")).await;
-        let found = blocks.as_array().unwrap().iter().find(|b| {
-            b["status"]["status"] == "accepted"
+    wait_for_block(
+        api,
+        Duration::from_secs(180),
+        Duration::from_millis(300),
+        "pays two miners",
+        |b| {
+            accepted_paying_two_miners(b)
                 && b["window"][1].as_i64().unwrap_or(0) - b["window"][0].as_i64().unwrap_or(0) >= 11
-                && b["outputs"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .filter(|o| o["owner"].as_str().unwrap().starts_with("bcrt1"))
-                    .count()
-                    >= 2
-        });
-        if let Some(b) = found {
-            return b.clone();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no block pays two miners: {blocks}"
-        );
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+        },
+    )
+    .await
 }
 
 /// A stand-in for the pool's API answering for one block with the given JSON.
@@ -205,7 +144,7 @@ async fn verify_payout_confirms_a_pplns_block_and_fails_on_a_tampered_window_or_
     cfg.vardiff.shares_per_minute = 60.0;
     let pool = strata_pool::server::start(cfg).await.unwrap();
     let api = pool.api_addr;
-    let stop = start_miners(&pool, 3);
+    let stop = start_miners(&pool, 3, mixed_channels);
     let block = block_paying_two_miners(api).await;
     stop.cancel();
     let hash = block["hash"].as_str().unwrap().to_string();

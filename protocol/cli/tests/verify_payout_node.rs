@@ -8,31 +8,19 @@
 
 #[path = "../../../pool/tests/common/bitcoin_core.rs"]
 mod bitcoin_core;
+mod common;
 
 use std::time::Duration;
 
-use bitcoin_core::{fill_mempool, fund, CoreNode, Flavor, TestKey};
+use bitcoin_core::{fill_mempool, fund, pool_reserved_weight, CoreNode, Flavor, TestKey};
+use common::{accepted_paying_two_miners, start_miners, wait_for_block};
 use serde_json::Value;
-use strata_miner::pace::Pacing;
-use strata_miner::report::{Reporter, Sink};
-use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
-use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
-use strata_net::sv2::Sv2Options;
+use strata_miner::sv2::ChannelRequest;
 use strata_pool::config::{Config, PayoutKind, SourceKind};
-use tokio_util::sync::CancellationToken;
-
-/// Room Core keeps for the coinbase: what the pool says its coinbase needs with the default
-/// limit of 100 payees (the pool refuses to start on a node that keeps less).
-fn reserved_weight() -> u32 {
-    let cfg = Config::default();
-    let p2tr = bitcoin::ScriptBuf::from_bytes([&[0x51, 0x20][..], &[7u8; 32]].concat());
-    let budget = strata_pool::budget::CoinbaseBudget::for_config(&cfg, &p2tr);
-    u32::try_from(budget.reserved_weight).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_payout_reads_the_block_from_a_real_node() {
-    let reserve = reserved_weight();
+    let reserve = pool_reserved_weight();
     let node = CoreNode::start(
         Flavor::Bitcoind,
         &[&format!("-blockreservedweight={reserve}")],
@@ -58,80 +46,32 @@ async fn verify_payout_reads_the_block_from_a_real_node() {
     cfg.vardiff.shares_per_minute = 60.0;
     let pool = strata_pool::server::start(cfg).await.unwrap();
 
-    // three miners, each paid to an address of its own
-    let stop = CancellationToken::new();
-    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
-    for i in 0..3u8 {
-        let address = bitcoin::Address::p2wsh(
-            &bitcoin::ScriptBuf::from(vec![0x51, i]),
-            bitcoin::Network::Regtest,
-        );
-        let connect = Sv2Connect {
-            endpoint: Endpoint::parse(&pool.sv2_addr.to_string()).unwrap(),
-            authority: Some(pool.authority),
-            options: Sv2Options::default(),
-        };
-        let miner_cfg = Sv2Config {
-            index: usize::from(i),
-            user: format!("{address}.rig{i}"),
-            channel: ChannelRequest::Standard,
-            nominal_hashrate: 50_000.0,
-            record_latency: false,
-        };
-        let (reporter, stop) = (reporter.clone(), stop.clone());
-        tokio::spawn(async move {
-            let mut miner = Sv2Miner::new(miner_cfg).unwrap();
-            let pace = Pacing::Hashrate(50_000.0);
-            let _ = run_sv2(&mut miner, &connect, pace, &reporter, &stop).await;
-        });
-    }
+    // three miners on standard channels, each paid to an address of its own
+    let stop = start_miners(&pool, 3, |_| ChannelRequest::Standard);
 
     // once the window pays two miners, transactions with fees enter the mempool; then an
     // accepted block that carries them (a reward above the subsidy) and pays two miners
     let api = pool.api_addr;
-    let paying_two = |b: &Value| {
-        b["status"]["status"] == "accepted"
-            && b["outputs"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|o| o["owner"].as_str().unwrap().starts_with("bcrt1"))
-                .count()
-                >= 2
-    };
     let with_fees = |b: &Value| {
         // regtest halves the subsidy every 150 blocks
         let subsidy = 5_000_000_000u64 >> (b["height"].as_u64().unwrap() / 150);
         b["reward_sats"].as_u64().unwrap() > subsidy
     };
-    let wait_for = |want_fees: bool| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let blocks: Value = reqwest::get(format!("http://{api}/api/v1/blocks?limit=1000"))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let found = blocks
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|b| paying_two(b) && (!want_fees || with_fees(b)));
-            if let Some(b) = found {
-                return b.clone();
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no block paying two miners (with fees: {want_fees}): {blocks}"
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    };
-    wait_for(false).await;
+    let (timeout, poll) = (Duration::from_secs(120), Duration::from_millis(200));
+    wait_for_block(
+        api,
+        timeout,
+        poll,
+        "paying two miners",
+        accepted_paying_two_miners,
+    )
+    .await;
     let sent = fill_mempool(&node, &key, &funds, 40).await;
     assert!(!sent.is_empty());
-    let block = wait_for(true).await;
+    let block = wait_for_block(api, timeout, poll, "paying two miners with fees", |b| {
+        accepted_paying_two_miners(b) && with_fees(b)
+    })
+    .await;
     stop.cancel();
     let hash = block["hash"].as_str().unwrap().to_string();
     let tx_count = node.block(&hash).await["tx"].as_array().unwrap().len();
