@@ -17,6 +17,9 @@
 //!   free themselves on drop).
 //! * `http_auth` (feature `http`): the bearer token a server's HTTP API requires beyond
 //!   loopback.
+//! * `web` (feature `http`): the static assets of the servers' web pages (stylesheet, SVG
+//!   line chart, sortable tables, the API from a browser with its token) and the responses
+//!   serving them.
 //!
 //! ```no_run
 //! # async fn demo(authority: strata_noise::PublicKey) -> Result<(), strata_net::NetError> {
@@ -44,6 +47,8 @@ pub mod limit;
 pub mod signal;
 pub mod sv1;
 pub mod sv2;
+#[cfg(feature = "http")]
+pub mod web;
 
 /// Errors of the async layer. Any of them ends the connection it came from.
 #[derive(Debug, thiserror::Error)]
