@@ -5,12 +5,15 @@
 #   Core's consensus code) is C++;
 # - a local PostgreSQL server, started, whose `postgres` user has the password `strata`: the
 #   share ledger's PostgreSQL tests use postgresql://postgres:strata@127.0.0.1:PORT/postgres
-#   (the URL is printed; port 5432 is their default, STRATA_TEST_POSTGRES_URL overrides it).
+#   (the URL is printed; port 5432 is their default, STRATA_TEST_POSTGRES_URL overrides it);
+# - Debian's chromium: the web pages' tests load them in headless Chromium
+#   (strata-testkit's `browser`; STRATA_CHROMIUM names another executable).
 set -euo pipefail
 missing=()
 command -v cmake >/dev/null 2>&1 || missing+=(cmake)
 command -v g++ >/dev/null 2>&1 || missing+=(g++)
 [ -d /usr/include/boost ] || missing+=(libboost-dev)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
     SUDO="sudo"

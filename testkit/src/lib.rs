@@ -1,0 +1,10 @@
+//! # strata-testkit
+//!
+//! Helpers for strata's tests only (`publish = false`, a dev-dependency):
+//!
+//! * [`browser`]: a headless Chromium that loads a page, runs its scripts, and returns the
+//!   DOM it ends with ([`browser::dump_dom`]) or a PNG of it ([`browser::screenshot`]).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod browser;
