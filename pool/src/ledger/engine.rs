@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::{
-    BlockRecord, BlockStatus, CommitReceipt, LedgerError, PplnsWindow, Read, Reply, Request,
-    ShareRecord, StatsCell, Totals, WorkerTotals, Write,
+    BlockRecord, BlockStatus, CommitReceipt, HistoryPoint, LedgerError, PplnsWindow, Read, Reply,
+    Request, ShareRecord, StatsCell, Totals, WorkerTotals, Write,
 };
 
 /// An open ledger database, owned by the ledger thread.
@@ -44,6 +44,14 @@ pub(super) trait Storage {
         first_id: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError>;
+
+    /// The history samples from `since_ms` on, in buckets of `bucket_ms` (see
+    /// [`rows::HISTORY_SELECT`](super::rows::HISTORY_SELECT)).
+    fn history(&mut self, since_ms: u64, bucket_ms: u64) -> Result<Vec<HistoryPoint>, LedgerError>;
+
+    /// The last `limit` blocks with an output to `owner`, newest first.
+    fn blocks_paying(&mut self, owner: &str, limit: usize)
+        -> Result<Vec<BlockRecord>, LedgerError>;
 }
 
 /// One write transaction. Each write runs in its own savepoint: when it fails, only its own
@@ -66,6 +74,14 @@ pub(super) trait Batch {
     /// Sets the status of the block with this hash.
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError>;
 
+    /// Writes a history sample (replacing one at the same time) and deletes the samples
+    /// before `prune_before_ms`.
+    fn record_history(
+        &mut self,
+        point: &HistoryPoint,
+        prune_before_ms: u64,
+    ) -> Result<(), LedgerError>;
+
     /// Commits (durably, as configured).
     fn commit(self) -> Result<(), LedgerError>;
 }
@@ -74,7 +90,8 @@ pub(super) trait Batch {
 enum Done {
     Shares(Reply<CommitReceipt>, Result<CommitReceipt, LedgerError>),
     Block(Reply<i64>, Result<i64, LedgerError>),
-    Status(Reply<()>, Result<(), LedgerError>),
+    /// A write answered with `()`: a status update, a history sample.
+    Unit(Reply<()>, Result<(), LedgerError>),
 }
 
 impl Done {
@@ -82,7 +99,9 @@ impl Done {
         match write {
             Write::Shares { reply, .. } => Done::Shares(reply, Err(err)),
             Write::Block { reply, .. } => Done::Block(reply, Err(err)),
-            Write::Status { reply, .. } => Done::Status(reply, Err(err)),
+            Write::Status { reply, .. } | Write::History { reply, .. } => {
+                Done::Unit(reply, Err(err))
+            }
         }
     }
 
@@ -98,7 +117,7 @@ impl Done {
         match self {
             Done::Shares(_, res @ Ok(_)) => *res = Err(err.clone()),
             Done::Block(_, res @ Ok(_)) => *res = Err(err.clone()),
-            Done::Status(_, res @ Ok(_)) => *res = Err(err.clone()),
+            Done::Unit(_, res @ Ok(_)) => *res = Err(err.clone()),
             _ => {}
         }
     }
@@ -112,7 +131,7 @@ impl Done {
             Done::Block(reply, res) => {
                 let _ = reply.send(res);
             }
-            Done::Status(reply, res) => {
+            Done::Unit(reply, res) => {
                 let _ = reply.send(res);
             }
         }
@@ -127,7 +146,12 @@ fn apply(batch: &mut impl Batch, write: Write) -> Done {
             hash,
             status,
             reply,
-        } => Done::Status(reply, batch.set_status(&hash, &status)),
+        } => Done::Unit(reply, batch.set_status(&hash, &status)),
+        Write::History {
+            point,
+            prune_before_ms,
+            reply,
+        } => Done::Unit(reply, batch.record_history(&point, prune_before_ms)),
     }
 }
 
@@ -382,6 +406,20 @@ fn serve(store: &mut impl Storage, read: Read, pending: &mut PendingTotals) {
             reply,
         } => {
             let _ = reply.send(store.shares_in(first_id, last_id));
+        }
+        Read::History {
+            since_ms,
+            bucket_ms,
+            reply,
+        } => {
+            let _ = reply.send(store.history(since_ms, bucket_ms));
+        }
+        Read::BlocksPaying {
+            owner,
+            limit,
+            reply,
+        } => {
+            let _ = reply.send(store.blocks_paying(&owner, limit));
         }
     }
 }

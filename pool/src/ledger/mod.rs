@@ -92,12 +92,14 @@ use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
 mod engine;
+mod history;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
 mod sqlite;
 
 pub use engine::CommitObserver;
+pub use history::HistoryPoint;
 pub use strata_work::payout::{Payout, PplnsWindow, WorkerWeight};
 
 /// How durable a commit is: SQLite's `synchronous`, PostgreSQL's `synchronous_commit`
@@ -506,6 +508,12 @@ pub enum LedgerError {
         /// The journal mode SQLite reported.
         mode: String,
     },
+    /// A history sample with a hashrate that is not a finite non-negative number.
+    #[error("history sample has invalid hashrate {hashrate}")]
+    InvalidHashrate {
+        /// The hashrate.
+        hashrate: f64,
+    },
     /// A share with a difficulty that is not a finite non-negative number.
     #[error("share from {worker} has invalid difficulty {difficulty}")]
     InvalidDifficulty {
@@ -579,13 +587,18 @@ enum Write {
         status: BlockStatus,
         reply: Reply<()>,
     },
+    History {
+        point: HistoryPoint,
+        prune_before_ms: u64,
+        reply: Reply<()>,
+    },
 }
 
 impl Write {
     fn share_count(&self) -> usize {
         match self {
             Write::Shares { shares, .. } => shares.len(),
-            Write::Block { .. } | Write::Status { .. } => 1,
+            Write::Block { .. } | Write::Status { .. } | Write::History { .. } => 1,
         }
     }
 }
@@ -612,6 +625,16 @@ enum Read {
         first_id: i64,
         last_id: i64,
         reply: Reply<Vec<(i64, ShareRecord)>>,
+    },
+    History {
+        since_ms: u64,
+        bucket_ms: u64,
+        reply: Reply<Vec<HistoryPoint>>,
+    },
+    BlocksPaying {
+        owner: String,
+        limit: usize,
+        reply: Reply<Vec<BlockRecord>>,
     },
 }
 

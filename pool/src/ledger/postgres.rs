@@ -1,7 +1,7 @@
 //! The PostgreSQL backend of the ledger (synchronous `postgres` client, one connection owned
 //! by the ledger thread): schema, migrations and the storage operations.
 //!
-//! Schema (version 2, in `strata_ledger_schema`), the same as SQLite's:
+//! Schema (version 5, in `strata_ledger_schema`), the same as SQLite's:
 //!
 //! ```text
 //! shares(id BIGSERIAL PRIMARY KEY, worker, connection_id, channel_id, job_id,
@@ -13,7 +13,9 @@
 //! blocks(id BIGSERIAL PRIMARY KEY, height, hash TEXT UNIQUE, template_id, worker, time_ms,
 //!        reward_sats, window_first, window_last, mode, status, reject_reason, payout_rules)
 //! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
-//!        PRIMARY KEY(block_id, idx))
+//!        PRIMARY KEY(block_id, idx))   -- indexed by owner
+//! workers_through(id)
+//! history(time_ms BIGINT PRIMARY KEY, hashrate, accepted, rejected, connections)
 //! strata_ledger_schema(singleton BOOLEAN PRIMARY KEY, version BIGINT)
 //! ```
 //!
@@ -33,10 +35,10 @@ use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement, Transaction};
 
 use super::engine::{Batch, Storage};
-use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerRow};
+use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, HistoryRow, ShareRow, WorkerRow};
 use super::{
-    redact_password, BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow,
-    ShareRecord, Synchronous, Totals, WorkerTotals,
+    redact_password, BlockRecord, BlockStatus, CommitReceipt, HistoryPoint, LedgerError, Payout,
+    PplnsWindow, ShareRecord, Synchronous, Totals, WorkerTotals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -97,6 +99,17 @@ INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
     // the payout rules a block's split followed, recorded with it (JSON; older blocks: NULL)
     r"
 ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
+",
+    // the pool's history (a sample a minute, pruned as written); a miner's blocks by owner
+    r"
+CREATE TABLE history (
+    time_ms     BIGINT           PRIMARY KEY,
+    hashrate    DOUBLE PRECISION NOT NULL,
+    accepted    BIGINT           NOT NULL,
+    rejected    BIGINT           NOT NULL,
+    connections BIGINT           NOT NULL
+);
+CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
 ",
 ];
 
@@ -353,6 +366,46 @@ impl Storage for Store {
         self.note(res.map(|mut blocks| blocks.pop()))
     }
 
+    fn blocks_paying(
+        &mut self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<BlockRecord>, LedgerError> {
+        let tail = format!(
+            "{} LIMIT {}",
+            rows::BLOCKS_PAYING_TAIL,
+            limit.min(i64::MAX as usize)
+        );
+        let res = self.session()?.read_blocks(&tail, &owner);
+        self.note(res)
+    }
+
+    fn history(&mut self, since_ms: u64, bucket_ms: u64) -> Result<Vec<HistoryPoint>, LedgerError> {
+        let err = LedgerError::postgres("read the history");
+        let (bucket, since) = rows::history_params(since_ms, bucket_ms);
+        let res = self
+            .session()?
+            .client
+            .query(rows::HISTORY_SELECT, &[&bucket, &since])
+            .map_err(err)
+            .and_then(|found| {
+                found
+                    .iter()
+                    .map(|r| {
+                        HistoryRow {
+                            time_ms: r.try_get(0).map_err(err)?,
+                            hashrate: r.try_get(1).map_err(err)?,
+                            accepted: r.try_get(2).map_err(err)?,
+                            rejected: r.try_get(3).map_err(err)?,
+                            connections: r.try_get(4).map_err(err)?,
+                        }
+                        .into_record()
+                    })
+                    .collect()
+            });
+        self.note(res)
+    }
+
     fn workers_through(&mut self) -> Result<i64, LedgerError> {
         let err = LedgerError::postgres("read the workers watermark");
         let res = self
@@ -583,6 +636,28 @@ impl Batch for PgBatch<'_> {
 
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
         self.in_savepoint(|tx, _| set_status(tx, hash, status))
+    }
+
+    fn record_history(
+        &mut self,
+        point: &HistoryPoint,
+        prune_before_ms: u64,
+    ) -> Result<(), LedgerError> {
+        self.in_savepoint(|tx, _| {
+            let err = LedgerError::postgres("record the history");
+            let (t, hashrate, accepted, rejected, connections) = rows::history_columns(point)?;
+            tx.execute(
+                rows::HISTORY_INSERT,
+                &[&t, &hashrate, &accepted, &rejected, &connections],
+            )
+            .map_err(err)?;
+            tx.execute(
+                rows::HISTORY_PRUNE,
+                &[&int("prune_before_ms", prune_before_ms)?],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
     }
 
     fn commit(self) -> Result<(), LedgerError> {

@@ -4,7 +4,9 @@
 //! reads its columns into a row struct here (in the order of its `SELECT`) and writes records
 //! through these conversions, so both read and write the same values the same way.
 
-use super::{BlockRecord, BlockStatus, LedgerError, Payout, ShareRecord, Totals, WorkerTotals};
+use super::{
+    BlockRecord, BlockStatus, HistoryPoint, LedgerError, Payout, ShareRecord, Totals, WorkerTotals,
+};
 
 /// `value` as an SQL integer, or [`LedgerError::OutOfRange`] naming `field`.
 pub(super) fn int(field: &'static str, value: u64) -> Result<i64, LedgerError> {
@@ -218,6 +220,76 @@ pub(super) fn worker_columns(w: &WorkerTotals) -> Result<(&str, i64, f64, i64), 
     ))
 }
 
+/// Writes a history sample: `$1..$5` = [`history_columns`]. The same text runs on both
+/// backends (SQLite reads `$N` as the N-th parameter too).
+pub(super) const HISTORY_INSERT: &str =
+    "INSERT INTO history (time_ms, hashrate, accepted, rejected, connections) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (time_ms) DO UPDATE SET \
+     hashrate = excluded.hashrate, accepted = excluded.accepted, \
+     rejected = excluded.rejected, connections = excluded.connections";
+
+/// Deletes the history samples before `$1` (ms).
+pub(super) const HISTORY_PRUNE: &str = "DELETE FROM history WHERE time_ms < $1";
+
+/// The history from `$2` (ms) on in buckets of `$1` ms, oldest first, as [`HistoryRow`]s:
+/// the bucket's start, the mean hashrate, the summed counts and the most connections.
+pub(super) const HISTORY_SELECT: &str =
+    "SELECT (time_ms / $1) * $1, avg(hashrate), CAST(sum(accepted) AS BIGINT), \
+     CAST(sum(rejected) AS BIGINT), max(connections) FROM history WHERE time_ms >= $2 \
+     GROUP BY 1 ORDER BY 1";
+
+/// The blocks with an output to `$1`, newest first, for `read_blocks` (`LIMIT` appended).
+pub(super) const BLOCKS_PAYING_TAIL: &str =
+    "WHERE id IN (SELECT block_id FROM block_outputs WHERE owner = $1) ORDER BY id DESC";
+
+/// A `history` row (or bucket) as [`HISTORY_SELECT`] reads it.
+pub(super) struct HistoryRow {
+    pub(super) time_ms: i64,
+    pub(super) hashrate: f64,
+    pub(super) accepted: i64,
+    pub(super) rejected: i64,
+    pub(super) connections: i64,
+}
+
+impl HistoryRow {
+    /// The sample it stores.
+    pub(super) fn into_record(self) -> Result<HistoryPoint, LedgerError> {
+        Ok(HistoryPoint {
+            time_ms: uint("history", "time_ms", self.time_ms)?,
+            hashrate: self.hashrate,
+            accepted: uint("history", "accepted", self.accepted)?,
+            rejected: uint("history", "rejected", self.rejected)?,
+            connections: uint("history", "connections", self.connections)?,
+        })
+    }
+}
+
+/// A sample as `history` columns (`time_ms, hashrate, accepted, rejected, connections`),
+/// checked: a finite non-negative hashrate, integers that fit.
+pub(super) fn history_columns(p: &HistoryPoint) -> Result<(i64, f64, i64, i64, i64), LedgerError> {
+    if !p.hashrate.is_finite() || p.hashrate < 0.0 {
+        return Err(LedgerError::InvalidHashrate {
+            hashrate: p.hashrate,
+        });
+    }
+    Ok((
+        int("time_ms", p.time_ms)?,
+        p.hashrate,
+        int("accepted", p.accepted)?,
+        int("rejected", p.rejected)?,
+        int("connections", p.connections)?,
+    ))
+}
+
+/// The bucket width and start of a history read as SQL integers (`$1`, `$2` of
+/// [`HISTORY_SELECT`]).
+pub(super) fn history_params(since_ms: u64, bucket_ms: u64) -> (i64, i64) {
+    (
+        i64::try_from(bucket_ms.max(1)).unwrap_or(i64::MAX),
+        i64::try_from(since_ms).unwrap_or(i64::MAX),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,5 +420,53 @@ mod tests {
             last_share_ms: 5,
         };
         assert_eq!(worker_columns(&w).unwrap(), ("farm.rig1", 2, 3.0, 5));
+    }
+
+    #[test]
+    fn history_samples_are_checked_and_read_back() {
+        let p = HistoryPoint {
+            time_ms: 1_700_000_000_000,
+            hashrate: 1.5e9,
+            accepted: 12,
+            rejected: 1,
+            connections: 3,
+        };
+        let (t, h, a, r, c) = history_columns(&p).unwrap();
+        let back = HistoryRow {
+            time_ms: t,
+            hashrate: h,
+            accepted: a,
+            rejected: r,
+            connections: c,
+        }
+        .into_record()
+        .unwrap();
+        assert_eq!(back, p);
+        for bad in [f64::NAN, f64::INFINITY, -1.0] {
+            let p = HistoryPoint {
+                hashrate: bad,
+                ..p.clone()
+            };
+            assert!(matches!(
+                history_columns(&p),
+                Err(LedgerError::InvalidHashrate { .. })
+            ));
+        }
+        let negative = HistoryRow {
+            time_ms: 1,
+            hashrate: 0.0,
+            accepted: -1,
+            rejected: 0,
+            connections: 0,
+        };
+        assert!(matches!(
+            negative.into_record(),
+            Err(LedgerError::Corrupt {
+                table: "history",
+                ..
+            })
+        ));
+        assert_eq!(history_params(5, 0), (1, 5));
+        assert_eq!(history_params(u64::MAX, 60_000), (60_000, i64::MAX));
     }
 }

@@ -1,7 +1,7 @@
 //! The SQLite backend of the ledger: schema, migrations and the storage operations the
 //! ledger thread runs (see [`engine`](super::engine) for the thread and its group commit).
 //!
-//! Schema (version 2, `PRAGMA user_version`):
+//! Schema (version 5, `PRAGMA user_version`):
 //!
 //! ```text
 //! shares(id INTEGER PRIMARY KEY AUTOINCREMENT, worker, connection_id, channel_id, job_id,
@@ -14,7 +14,10 @@
 //!        worker, time_ms, reward_sats, window_first, window_last, mode, status,
 //!        reject_reason, payout_rules)   -- newest first = primary key descending; status by hash = unique
 //! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
-//!        PRIMARY KEY(block_id, idx)) WITHOUT ROWID
+//!        PRIMARY KEY(block_id, idx)) WITHOUT ROWID   -- indexed by owner (a miner's blocks)
+//! workers_through(id)   -- the last share id the workers table counts
+//! history(time_ms INTEGER PRIMARY KEY, hashrate REAL, accepted, rejected, connections)
+//!        -- one sample a minute, pruned beyond the configured retention
 //! ```
 
 use std::path::Path;
@@ -23,10 +26,10 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::engine::{Batch, Storage};
-use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerRow};
+use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, HistoryRow, ShareRow, WorkerRow};
 use super::{
-    BlockRecord, BlockStatus, CommitReceipt, LedgerError, PplnsWindow, ShareRecord, Synchronous,
-    Totals, WorkerTotals,
+    BlockRecord, BlockStatus, CommitReceipt, HistoryPoint, LedgerError, PplnsWindow, ShareRecord,
+    Synchronous, Totals, WorkerTotals,
 };
 
 /// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
@@ -87,6 +90,17 @@ INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
     // the payout rules a block's split followed, recorded with it (JSON; older blocks: NULL)
     r"
 ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
+",
+    // the pool's history (a sample a minute, pruned as written); a miner's blocks by owner
+    r"
+CREATE TABLE history (
+    time_ms     INTEGER PRIMARY KEY,
+    hashrate    REAL    NOT NULL,
+    accepted    INTEGER NOT NULL,
+    rejected    INTEGER NOT NULL,
+    connections INTEGER NOT NULL
+);
+CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
 ",
 ];
 
@@ -243,6 +257,42 @@ impl Storage for Store {
     fn block(&mut self, hash: &str) -> Result<Option<BlockRecord>, LedgerError> {
         Ok(self.read_blocks("WHERE hash = ?1", hash)?.pop())
     }
+
+    fn blocks_paying(
+        &mut self,
+        owner: &str,
+        limit: usize,
+    ) -> Result<Vec<BlockRecord>, LedgerError> {
+        let tail = format!(
+            "{} LIMIT {}",
+            rows::BLOCKS_PAYING_TAIL,
+            limit.min(i64::MAX as usize)
+        );
+        self.read_blocks(&tail, owner)
+    }
+
+    fn history(&mut self, since_ms: u64, bucket_ms: u64) -> Result<Vec<HistoryPoint>, LedgerError> {
+        let err = LedgerError::sqlite("read the history");
+        let (bucket, since) = rows::history_params(since_ms, bucket_ms);
+        let mut stmt = self
+            .conn
+            .prepare_cached(rows::HISTORY_SELECT)
+            .map_err(err)?;
+        let raw: Vec<HistoryRow> = stmt
+            .query_map([bucket, since], |r| {
+                Ok(HistoryRow {
+                    time_ms: r.get(0)?,
+                    hashrate: r.get(1)?,
+                    accepted: r.get(2)?,
+                    rejected: r.get(3)?,
+                    connections: r.get(4)?,
+                })
+            })
+            .map_err(err)?
+            .collect::<Result<_, _>>()
+            .map_err(err)?;
+        raw.into_iter().map(HistoryRow::into_record).collect()
+    }
 }
 
 impl Store {
@@ -378,6 +428,26 @@ impl Batch for SqliteBatch<'_> {
 
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
         self.in_savepoint(|conn| set_status(conn, hash, status))
+    }
+
+    fn record_history(
+        &mut self,
+        point: &HistoryPoint,
+        prune_before_ms: u64,
+    ) -> Result<(), LedgerError> {
+        self.in_savepoint(|conn| {
+            let err = LedgerError::sqlite("record the history");
+            let (t, hashrate, accepted, rejected, connections) = rows::history_columns(point)?;
+            conn.prepare_cached(rows::HISTORY_INSERT)
+                .and_then(|mut s| s.execute(params![t, hashrate, accepted, rejected, connections]))
+                .map_err(err)?;
+            conn.execute(
+                rows::HISTORY_PRUNE,
+                [int("prune_before_ms", prune_before_ms)?],
+            )
+            .map_err(err)?;
+            Ok(())
+        })
     }
 
     fn commit(self) -> Result<(), LedgerError> {
