@@ -217,6 +217,33 @@ impl Default for LedgerSettings {
     }
 }
 
+/// `[history]`: the pool's hashrate, shares and connections over time, kept in the ledger
+/// for the overview page's chart (`/api/v1/history`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Seconds between two samples (default 60: one a minute).
+    pub sample_secs: u64,
+    /// Days of samples kept; older ones are deleted as new ones are written (default 7).
+    pub retention_days: u32,
+}
+
+impl HistorySettings {
+    /// Default [`sample_secs`](Self::sample_secs).
+    pub const DEFAULT_SAMPLE_SECS: u64 = 60;
+    /// Default [`retention_days`](Self::retention_days).
+    pub const DEFAULT_RETENTION_DAYS: u32 = 7;
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            sample_secs: Self::DEFAULT_SAMPLE_SECS,
+            retention_days: Self::DEFAULT_RETENTION_DAYS,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -274,6 +301,8 @@ pub struct Config {
     pub ipc: IpcSettings,
     /// Share ledger.
     pub ledger: LedgerSettings,
+    /// Pool history (the overview page's chart).
+    pub history: HistorySettings,
 }
 
 impl Default for Config {
@@ -301,6 +330,7 @@ impl Default for Config {
             tdp: TdpSettings::default(),
             ipc: IpcSettings::default(),
             ledger: LedgerSettings::default(),
+            history: HistorySettings::default(),
         }
     }
 }
@@ -328,6 +358,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "0.0.0.0:34254");
         assert_eq!(c.template_source, SourceKind::Embedded);
         assert_eq!(c.payout.mode, PayoutKind::Pplns);
+        assert_eq!((c.history.sample_secs, c.history.retention_days), (60, 7));
     }
 
     #[test]

@@ -1,8 +1,11 @@
-//! HTTP API (loopback by default): JSON statistics and Prometheus metrics. Beyond loopback
-//! it needs a bearer token (`api_token`; see [`strata_net::http_auth`]).
+//! HTTP API (loopback by default): JSON statistics, Prometheus metrics and the pool's web
+//! pages. Beyond loopback the JSON API and `/metrics` need a bearer token (`api_token`; see
+//! [`strata_net::http_auth`]); the pages and their assets hold no data and are served
+//! without one (their scripts send the token the browser was given, see
+//! [`strata_net::web`]).
 //!
-//! * `GET /api/v1/stats`: height, blocks_found, shares_accepted, shares_rejected,
-//!   connections, hashrate, ...
+//! * `GET /api/v1/stats`: height, blocks_found, shares_accepted, difficulty_accepted,
+//!   shares_rejected, rejected_by_reason, connections, hashrate.
 //! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share.
 //! * `GET /api/v1/blocks?limit=N`: found blocks, newest first, with their reward split.
 //! * `GET /api/v1/blocks/{hash}`: one found block (`block`) and the payout rules its split
@@ -11,30 +14,60 @@
 //!   window (id, worker, identity, difficulty, time), in id order, at most
 //!   [`WINDOW_PAGE_MAX`] per page; `next_after` is the `after` of the next page (null on the
 //!   last). `strata verify-payout` recomputes the block's split from them.
+//! * `GET /api/v1/history?range=1h|24h|7d`: the pool's history from the ledger
+//!   (`[history]` samples, one a minute by default): `{"range", "bucket_ms", "points":
+//!   [{"t", "hashrate", "accepted", "rejected", "connections"}]}`, oldest first, in buckets
+//!   of `bucket_ms` (the range over [`HISTORY_POINTS_MAX`], so at most that many points):
+//!   `t` the bucket's start (ms), `hashrate` the mean of its samples (h/s, from the accepted
+//!   difficulty), `accepted` and `rejected` the shares in it, `connections` the most.
+//! * `GET /api/v1/miners/{address}`: one payout address: `mode` (`pplns` or `solo`), its
+//!   `workers` (the statistics' workers whose channel identity pays the address: hashrate,
+//!   shares, rejects, last share) and their `hashrate`; `window` (PPLNS: the current window's
+//!   `window_shares` setting, `shares`, `total_difficulty`, `first_id`, `last_id`, and the
+//!   address's `miner_shares`, `miner_difficulty`, `miner_fraction`; null in solo mode);
+//!   `next_block` (`height`, `reward_sats` of the work now, and `sats`, `fraction`: PPLNS,
+//!   what the split of the current window pays the address, computed with the split the
+//!   coinbase uses ([`strata_work::payout`]); solo, what the address gets if one of its
+//!   workers finds the block); `blocks`: the latest [`MINER_BLOCKS_MAX`] blocks that paid it
+//!   (`height`, `hash`, `time_ms`, `status`, `sats`). `400` for a string that is not an
+//!   address of the pool's network.
 //! * `GET /metrics`: Prometheus text format, with the certificate's expiry
 //!   (`strata_pool_certificate_not_valid_after_seconds`) and `strata_pool_certificate_expiring`
 //!   (1 when a certificate signed offline expires within a week or has expired), and the
 //!   share ledger's commits (`strata_pool_ledger_transactions_total` and the histogram
 //!   `strata_pool_ledger_commit_seconds`: from a connection queueing shares to their commit,
 //!   what an acknowledgement waits for).
+//!
+//! Pages ([`pages`]): `GET /` (overview: hashrate chart, height, blocks and their split,
+//! shares by reject reason, connections, workers) and `GET /miner/{address}` (the miner
+//! view above), with their scripts under `/assets/pool/` and the shared assets under
+//! `/assets/`.
 
-use std::fmt::Write as _;
+use std::sync::Arc;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use bitcoin::{Network, ScriptBuf};
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
-use strata_net::cert::{Decision, Signer};
+use strata_net::cert::Signer;
 use strata_net::http_auth::ApiAuth;
 use strata_net::keys::ResponderWatch;
 
-use crate::ledger::{BlockRecord, Ledger, COMMIT_LATENCY_BOUNDS_US};
+use crate::ledger::{BlockRecord, Ledger};
 use crate::payout::PayoutMode;
+use crate::server::session::Work;
 use crate::server::stats::StatsHandle;
+
+mod metrics;
+pub mod pages;
+mod views;
+
+pub use views::{bucket_ms, HISTORY_POINTS_MAX, HISTORY_RANGES, MINER_BLOCKS_MAX};
 
 /// Shares in a page of `/api/v1/blocks/{hash}/window` when the request names no `limit`.
 pub const WINDOW_PAGE_DEFAULT: u64 = 1_000;
@@ -58,6 +91,12 @@ pub struct ApiState {
     pub payout: PayoutRules,
     /// Who may ask.
     pub auth: ApiAuth,
+    /// The work the pool mines on now (the next block's height and reward).
+    pub work: watch::Receiver<Arc<Work>>,
+    /// Network of the payout addresses.
+    pub network: Network,
+    /// The pool's output script (fees, remainders), for the miner view's split.
+    pub pool_script: ScriptBuf,
 }
 
 /// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
@@ -89,7 +128,8 @@ impl PayoutRules {
     }
 }
 
-/// The API routes, behind the bearer token when one is configured.
+/// The API routes, behind the bearer token when one is configured, and the pages and
+/// assets, without it.
 pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
     let routes = Router::new()
@@ -98,12 +138,14 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/blocks", get(blocks))
         .route("/api/v1/blocks/{hash}", get(block))
         .route("/api/v1/blocks/{hash}/window", get(block_window))
-        .route("/metrics", get(metrics))
+        .route("/api/v1/history", get(views::history))
+        .route("/api/v1/miners/{address}", get(views::miner))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state);
-    auth.protect(routes)
+    auth.protect(routes).merge(pages::router())
 }
 
-fn unavailable() -> Response {
+pub(super) fn unavailable() -> Response {
     (StatusCode::SERVICE_UNAVAILABLE, "pool stopping").into_response()
 }
 
@@ -264,134 +306,4 @@ async fn block_window(
         next_after: (to < last).then_some(to),
     })
     .into_response()
-}
-
-fn label(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-async fn metrics(State(s): State<ApiState>) -> Response {
-    let (Some(p), Some(workers)) = (s.stats.pool().await, s.stats.workers().await) else {
-        return unavailable();
-    };
-    let mut out = String::new();
-    let mut gauge = |name: &str, help: &str, kind: &str, v: f64| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}"
-        );
-    };
-    gauge(
-        "strata_pool_height",
-        "Height of the block being mined.",
-        "gauge",
-        f64::from(p.height),
-    );
-    gauge(
-        "strata_pool_blocks_found_total",
-        "Blocks accepted by the template source.",
-        "counter",
-        p.blocks_found as f64,
-    );
-    gauge(
-        "strata_pool_blocks_rejected_total",
-        "Blocks rejected by the template source.",
-        "counter",
-        p.blocks_rejected as f64,
-    );
-    gauge(
-        "strata_pool_shares_accepted_total",
-        "Accepted shares.",
-        "counter",
-        p.shares_accepted as f64,
-    );
-    gauge(
-        "strata_pool_connections",
-        "Connected miners.",
-        "gauge",
-        p.connections as f64,
-    );
-    gauge(
-        "strata_pool_hashrate",
-        "Estimated pool hashrate (hashes per second).",
-        "gauge",
-        p.hashrate,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_shares_rejected_total Rejected shares by reason.\n# TYPE strata_pool_shares_rejected_total counter"
-    );
-    for (reason, n) in &p.rejected_by_reason {
-        let _ = writeln!(
-            out,
-            "strata_pool_shares_rejected_total{{reason=\"{}\"}} {n}",
-            label(reason)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_worker_shares_accepted_total Accepted shares per worker.\n# TYPE strata_pool_worker_shares_accepted_total counter"
-    );
-    for w in &workers {
-        let _ = writeln!(
-            out,
-            "strata_pool_worker_shares_accepted_total{{worker=\"{}\"}} {}",
-            label(&w.worker),
-            w.shares_accepted
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_worker_hashrate Estimated hashrate per worker.\n# TYPE strata_pool_worker_hashrate gauge"
-    );
-    for w in &workers {
-        let _ = writeln!(
-            out,
-            "strata_pool_worker_hashrate{{worker=\"{}\"}} {}",
-            label(&w.worker),
-            w.hashrate
-        );
-    }
-    let l = s.ledger.stats();
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_ledger_transactions_total Ledger write transactions committed.\n# TYPE strata_pool_ledger_transactions_total counter\nstrata_pool_ledger_transactions_total {}",
-        l.transactions
-    );
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_ledger_commit_seconds Time from a connection queueing shares to their commit (what an acknowledgement waits for).\n# TYPE strata_pool_ledger_commit_seconds histogram"
-    );
-    for (i, n) in l.commit_latency.iter().enumerate() {
-        let le = COMMIT_LATENCY_BOUNDS_US
-            .get(i)
-            .map_or("+Inf".to_string(), |us| format!("{}", *us as f64 / 1e6));
-        let _ = writeln!(
-            out,
-            "strata_pool_ledger_commit_seconds_bucket{{le=\"{le}\"}} {n}"
-        );
-    }
-    let _ = writeln!(
-        out,
-        "strata_pool_ledger_commit_seconds_sum {}\nstrata_pool_ledger_commit_seconds_count {}",
-        l.commit_latency_sum_us as f64 / 1e6,
-        l.commit_latency[l.commit_latency.len() - 1]
-    );
-    let cert = s.certificate.borrow().certificate();
-    let expiring = match strata_net::cert::decide(&cert, s.signer, strata_net::keys::unix_now()) {
-        Decision::ExpiringSoon { .. } | Decision::Expired { .. } => 1,
-        Decision::Keep | Decision::Renew => 0,
-    };
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_certificate_not_valid_after_seconds End of the current certificate's validity (unix seconds).\n# TYPE strata_pool_certificate_not_valid_after_seconds gauge\nstrata_pool_certificate_not_valid_after_seconds {}",
-        cert.not_valid_after()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP strata_pool_certificate_expiring 1 when a certificate signed offline expires within a week (or has expired) and no new one replaced it.\n# TYPE strata_pool_certificate_expiring gauge\nstrata_pool_certificate_expiring {expiring}"
-    );
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

@@ -9,6 +9,7 @@
 //! ```
 
 pub mod conn;
+pub mod history;
 pub mod keys;
 pub mod manager;
 pub mod session;
@@ -238,7 +239,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     let ctx = Arc::new(ConnContext {
         responder: responder.clone(),
         net: Sv2Options::default(),
-        session: Arc::new(session_config(&cfg, pool_script)),
+        session: Arc::new(session_config(&cfg, pool_script.clone())),
         tick: Duration::from_secs(5),
         write_timeout: Duration::from_secs(30),
         setup_timeout: Duration::from_secs(cfg.setup_timeout_secs.max(1)),
@@ -247,6 +248,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let sv2_addr = listener.local_addr()?;
+    let work_view = work_rx.clone();
     let links = ConnLinks {
         work: work_rx,
         ledger: ledger.clone(),
@@ -263,6 +265,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         tasks.clone(),
     ));
 
+    let pool_script_view = pool_script;
+    tasks.spawn(history::run(
+        stats.clone(),
+        ledger.clone(),
+        Duration::from_secs(cfg.history.sample_secs.max(1)),
+        Duration::from_secs(u64::from(cfg.history.retention_days) * 86_400),
+        shutdown.clone(),
+    ));
+
     let api = TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.api_listen))?;
@@ -274,6 +285,9 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         signer,
         payout: payout_rules,
         auth: api_auth,
+        work: work_view,
+        network: cfg.network,
+        pool_script: pool_script_view,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -75,6 +75,8 @@ pub struct PoolStats {
     pub blocks_rejected: u64,
     /// Accepted shares (all time).
     pub shares_accepted: u64,
+    /// Sum of the accepted shares' difficulty (all time).
+    pub difficulty_accepted: f64,
     /// Rejected shares (since start).
     pub shares_rejected: u64,
     /// Rejected shares by code (since start).
@@ -188,6 +190,7 @@ impl Stats {
         Stats {
             pool: PoolStats {
                 shares_accepted,
+                difficulty_accepted: workers.iter().map(|w| w.difficulty_accepted).sum(),
                 blocks_found,
                 ..PoolStats::default()
             },
@@ -208,6 +211,7 @@ impl Stats {
             StatsEvent::Committed(workers) => {
                 for c in workers {
                     self.pool.shares_accepted += c.shares;
+                    self.pool.difficulty_accepted += c.difficulty;
                     match self.windows.get_mut(&c.worker) {
                         Some(window) => window.add(c.last_share_ms, c.difficulty),
                         None => {
@@ -344,6 +348,7 @@ mod tests {
             (p.shares_accepted, p.shares_rejected, p.blocks_found),
             (11, 1, 3)
         );
+        assert_eq!(p.difficulty_accepted, 2.0);
         assert_eq!(p.connections, 1);
         assert_eq!(p.hashrate, 100.0);
         let w = s.workers_at(65_000);
