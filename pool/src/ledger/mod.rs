@@ -96,6 +96,7 @@ mod history;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod rows;
+mod schema;
 mod sqlite;
 
 pub use engine::CommitObserver;

@@ -41,77 +41,8 @@ use super::{
     PplnsWindow, ShareRecord, Synchronous, Totals, WorkerTotals,
 };
 
-/// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r"
-CREATE TABLE shares (
-    id              BIGSERIAL        PRIMARY KEY,
-    worker          TEXT             NOT NULL,
-    connection_id   BIGINT           NOT NULL,
-    channel_id      BIGINT           NOT NULL,
-    job_id          BIGINT           NOT NULL,
-    sequence_number BIGINT           NOT NULL,
-    height          BIGINT           NOT NULL,
-    difficulty      DOUBLE PRECISION NOT NULL,
-    hash            BYTEA            NOT NULL,
-    time_ms         BIGINT           NOT NULL,
-    block           BOOLEAN          NOT NULL
-);
-CREATE TABLE workers (
-    worker        TEXT             PRIMARY KEY,
-    shares        BIGINT           NOT NULL,
-    difficulty    DOUBLE PRECISION NOT NULL,
-    last_share_ms BIGINT           NOT NULL
-);
-CREATE TABLE blocks (
-    id            BIGSERIAL PRIMARY KEY,
-    height        BIGINT    NOT NULL,
-    hash          TEXT      NOT NULL UNIQUE,
-    template_id   BIGINT    NOT NULL,
-    worker        TEXT      NOT NULL,
-    time_ms       BIGINT    NOT NULL,
-    reward_sats   BIGINT    NOT NULL,
-    window_first  BIGINT,
-    window_last   BIGINT,
-    mode          TEXT      NOT NULL,
-    status        TEXT      NOT NULL CHECK (status IN ('submitted', 'accepted', 'rejected')),
-    reject_reason TEXT
-);
-CREATE INDEX blocks_by_status ON blocks(status);
-CREATE TABLE block_outputs (
-    block_id   BIGINT NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,
-    idx        BIGINT NOT NULL,
-    owner      TEXT   NOT NULL,
-    script_hex TEXT   NOT NULL,
-    sats       BIGINT NOT NULL,
-    PRIMARY KEY (block_id, idx)
-);
-",
-    r"
-ALTER TABLE shares ADD COLUMN channel_identity TEXT;
-",
-    // the workers table is written about once a second; it holds every share up to this id
-    r"
-CREATE TABLE IF NOT EXISTS workers_through (id BIGINT NOT NULL);
-DELETE FROM workers_through;
-INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
-",
-    // the payout rules a block's split followed, recorded with it (JSON; older blocks: NULL)
-    r"
-ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
-",
-    // the pool's history (a sample a minute, pruned as written); a miner's blocks by owner
-    r"
-CREATE TABLE history (
-    time_ms     BIGINT           PRIMARY KEY,
-    hashrate    DOUBLE PRECISION NOT NULL,
-    accepted    BIGINT           NOT NULL,
-    rejected    BIGINT           NOT NULL,
-    connections BIGINT           NOT NULL
-);
-CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
-",
-];
+/// Schema migrations ([`schema::POSTGRES`](super::schema::POSTGRES)).
+const MIGRATIONS: &[&str] = super::schema::POSTGRES;
 
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

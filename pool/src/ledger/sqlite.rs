@@ -32,77 +32,8 @@ use super::{
     Synchronous, Totals, WorkerTotals,
 };
 
-/// Schema migrations; entry `i` takes the database from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[
-    r"
-CREATE TABLE shares (
-    id              INTEGER PRIMARY KEY AUTOINCREMENT,
-    worker          TEXT    NOT NULL,
-    connection_id   INTEGER NOT NULL,
-    channel_id      INTEGER NOT NULL,
-    job_id          INTEGER NOT NULL,
-    sequence_number INTEGER NOT NULL,
-    height          INTEGER NOT NULL,
-    difficulty      REAL    NOT NULL,
-    hash            BLOB    NOT NULL,
-    time_ms         INTEGER NOT NULL,
-    block           INTEGER NOT NULL
-);
-CREATE TABLE workers (
-    worker        TEXT    PRIMARY KEY,
-    shares        INTEGER NOT NULL,
-    difficulty    REAL    NOT NULL,
-    last_share_ms INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE TABLE blocks (
-    id            INTEGER PRIMARY KEY AUTOINCREMENT,
-    height        INTEGER NOT NULL,
-    hash          TEXT    NOT NULL UNIQUE,
-    template_id   INTEGER NOT NULL,
-    worker        TEXT    NOT NULL,
-    time_ms       INTEGER NOT NULL,
-    reward_sats   INTEGER NOT NULL,
-    window_first  INTEGER,
-    window_last   INTEGER,
-    mode          TEXT    NOT NULL,
-    status        TEXT    NOT NULL CHECK (status IN ('submitted', 'accepted', 'rejected')),
-    reject_reason TEXT
-);
-CREATE INDEX blocks_by_status ON blocks(status);
-CREATE TABLE block_outputs (
-    block_id   INTEGER NOT NULL REFERENCES blocks(id) ON DELETE CASCADE,
-    idx        INTEGER NOT NULL,
-    owner      TEXT    NOT NULL,
-    script_hex TEXT    NOT NULL,
-    sats       INTEGER NOT NULL,
-    PRIMARY KEY (block_id, idx)
-) WITHOUT ROWID;
-",
-    r"
-ALTER TABLE shares ADD COLUMN channel_identity TEXT;
-",
-    // the workers table is written about once a second; it holds every share up to this id
-    r"
-CREATE TABLE IF NOT EXISTS workers_through (id INTEGER NOT NULL);
-DELETE FROM workers_through;
-INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
-",
-    // the payout rules a block's split followed, recorded with it (JSON; older blocks: NULL)
-    r"
-ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
-",
-    // the pool's history (a sample a minute, pruned as written); a miner's blocks by owner
-    r"
-CREATE TABLE history (
-    time_ms     INTEGER PRIMARY KEY,
-    hashrate    REAL    NOT NULL,
-    accepted    INTEGER NOT NULL,
-    rejected    INTEGER NOT NULL,
-    connections INTEGER NOT NULL
-);
-CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
-",
-];
+/// Schema migrations ([`schema::SQLITE`](super::schema::SQLITE)).
+const MIGRATIONS: &[&str] = super::schema::SQLITE;
 
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
