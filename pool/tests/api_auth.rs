@@ -46,6 +46,8 @@ async fn with_a_token_every_route_needs_it() {
         "/api/v1/workers",
         "/api/v1/blocks",
         "/api/v1/blocks/00000000000000000000000000000000000000000000000000000000000000aa",
+        "/api/v1/history?range=1h",
+        "/api/v1/miners/bcrt1qexample",
         "/metrics",
     ] {
         let url = format!("{base}{path}");
@@ -67,8 +69,15 @@ async fn with_a_token_every_route_needs_it() {
             .unwrap();
         assert_eq!(basic.status(), 401, "{path}");
         let right = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
-        // the made-up block is unknown: 404 once past the token
-        let expected = if path.contains("/blocks/") { 404 } else { 200 };
+        // once past the token: the made-up block is unknown (404), the made-up address not
+        // an address (400)
+        let expected = if path.contains("/blocks/") {
+            404
+        } else if path.contains("/miners/") {
+            400
+        } else {
+            200
+        };
         assert_eq!(right.status(), expected, "{path}");
     }
     let metrics = http
