@@ -91,9 +91,10 @@ fn miners(pool: &RunningPool, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints the pool's figures (from its API) every 5 seconds.
+/// Prints where the pool's pages are, then its figures (from its API) every 5 seconds.
 fn report(pool: &RunningPool) {
     let api = pool.api_addr;
+    println!("pages: http://{api}/ (the overview; a miner's page from there)");
     let stop = pool.shutdown.clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
