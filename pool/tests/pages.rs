@@ -192,9 +192,11 @@ async fn pages_render_the_apis_numbers() {
 
     // the overview
     let stats = get_json(format!("{base}/api/v1/stats")).await;
-    let blocks = get_json(format!("{base}/api/v1/blocks?limit=50")).await;
     let url = format!("{base}/");
     let dom = in_browser(move || browser::dump_dom(&url)).await;
+    // the latest blocks, as many as the page asks for
+    let limit = attr_by_id(&dom, "blocks", "data-limit").unwrap();
+    let blocks = get_json(format!("{base}/api/v1/blocks?limit={limit}")).await;
     assert!(dom.contains("data-state=\"ready\""), "{dom}");
     assert_eq!(number(&dom, "height"), stats["height"].as_f64().unwrap());
     assert_eq!(

@@ -53,7 +53,7 @@
       cell(fmt.hashrate(w.hashrate), { class: "num", "data-sort": w.hashrate }),
       cell(fmt.number(w.shares_accepted), { class: "num", "data-sort": w.shares_accepted, "data-value": w.shares_accepted }),
       cell(fmt.number(w.shares_rejected), { class: "num", "data-sort": w.shares_rejected }),
-      cell(fmt.ago(w.last_share_ms), { "data-sort": w.last_share_ms })));
+      cell(fmt.ago(w.last_share_ms), { class: "time", "data-sort": w.last_share_ms })));
     if (workers.length === 0) workers.push(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no worker seen since the pool started")));
     const wt = document.getElementById("workers");
     wt.tBodies[0].replaceChildren(...workers);
@@ -61,7 +61,7 @@
 
     const blocks = m.blocks.map((b) => el("tr", { "data-hash": b.hash },
       cell(fmt.number(b.height), { "data-sort": b.height, "data-value": b.height }),
-      cell(fmt.time(b.time_ms), { "data-sort": b.time_ms }),
+      cell(fmt.time(b.time_ms), { class: "time", "data-sort": b.time_ms }),
       cell(b.status.status, { class: "status-" + b.status.status }),
       cell(b.hash, { class: "hash" }),
       cell(fmt.btc(b.sats), { class: "num amount", "data-sort": b.sats, "data-value": b.sats })));

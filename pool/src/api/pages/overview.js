@@ -5,7 +5,7 @@
 
 (() => {
   const { el, fmt, get } = StrataApi;
-  const BLOCKS_SHOWN = 50;
+  const BLOCKS_SHOWN = 20;
   let range = "1h";
 
   function setValue(id, value, text) {
@@ -37,14 +37,16 @@
     document.querySelector("#rejects tbody").replaceChildren(...rows);
   }
 
-  function renderBlocks(blocks) {
+  function renderBlocks(blocks, found) {
+    document.getElementById("blocks-note").textContent =
+      `The latest ${blocks.length} (at most ${BLOCKS_SHOWN}); ${fmt.number(found)} accepted in all.`;
     const rows = blocks.map((b) => {
       const status = b.status.status;
       const split = el("ul", { class: "split" }, b.outputs.map((o) =>
         el("li", { "data-owner": o.owner, "data-sats": o.sats }, ownerLink(o.owner), ": ", fmt.sats(o.sats))));
       return el("tr", { "data-hash": b.hash },
         cell(fmt.number(b.height), { "data-sort": b.height, "data-value": b.height }),
-        cell(fmt.time(b.time_ms), { "data-sort": b.time_ms }),
+        cell(fmt.time(b.time_ms), { class: "time", "data-sort": b.time_ms }),
         cell(status + (b.status.reason ? ": " + b.status.reason : ""), { class: "status-" + status }),
         cell(b.hash, { class: "hash" }),
         cell(fmt.btc(b.reward_sats), { class: "num", "data-sort": b.reward_sats, "data-value": b.reward_sats }),
@@ -54,6 +56,7 @@
     const table = document.getElementById("blocks");
     table.tBodies[0].replaceChildren(...rows);
     table.dataset.count = String(blocks.length);
+    table.dataset.limit = String(BLOCKS_SHOWN);
     StrataTable.resort(table);
   }
 
@@ -66,7 +69,7 @@
         cell(fmt.hashrate(w.hashrate), { class: "num", "data-sort": w.hashrate }),
         cell(fmt.number(w.shares_accepted), { class: "num", "data-sort": w.shares_accepted }),
         cell(fmt.number(rejected), { class: "num", "data-sort": rejected }),
-        cell(fmt.ago(w.last_share_ms), { "data-sort": w.last_share_ms }));
+        cell(fmt.ago(w.last_share_ms), { class: "time", "data-sort": w.last_share_ms }));
     });
     if (rows.length === 0) rows.push(el("tr", {}, el("td", { colspan: 5, class: "muted" }, "no worker yet")));
     const table = document.getElementById("workers");
@@ -99,7 +102,7 @@
     ]);
     renderStats(stats);
     renderHistory(history);
-    renderBlocks(blocks);
+    renderBlocks(blocks, stats.blocks_found);
     renderWorkers(workers);
   }
 

@@ -21,14 +21,16 @@ const StrataChart = (() => {
     return n;
   }
 
-  // "nice" tick values covering [lo, hi], about `count` of them
+  // "nice" tick values from lo up to the first at or above hi, about `count` of them
   function ticks(lo, hi, count) {
     if (!(hi > lo)) return [lo];
     const raw = (hi - lo) / count;
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
     const out = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(v);
+    let v = Math.ceil(lo / step) * step;
+    for (; v < hi - step * 1e-9; v += step) out.push(v);
+    out.push(v);
     return out;
   }
 
@@ -74,7 +76,8 @@ const StrataChart = (() => {
     const xCount = Math.max(2, Math.floor((width - m.left - m.right) / 110));
     for (let i = 0; i <= xCount; i++) {
       const t = t0 + ((t1 - t0) * i) / xCount;
-      axes.appendChild(node("text", { x: x(t), y: height - 8, "text-anchor": "middle" }, timeLabel(t, t1 - t0)));
+      const anchor = i === 0 ? "start" : i === xCount ? "end" : "middle";
+      axes.appendChild(node("text", { x: x(t), y: height - 8, "text-anchor": anchor }, timeLabel(t, t1 - t0)));
     }
     svg.appendChild(axes);
 
