@@ -2,8 +2,14 @@
 //! it needs a bearer token (`api_token`; see [`strata_net::http_auth`]).
 //!
 //! * `GET /api/v1/stats`: height, blocks_found, shares_accepted, shares_rejected,
-//!   connections, hashrate, ...
-//! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share.
+//!   connections, hashrate, ... In a cluster (`[cluster] server_id`) these are the
+//!   answering server's, with `server_id` and `cluster`: the pool-wide totals from the
+//!   shared ledger (shares_accepted, difficulty_accepted, blocks_found, blocks_accepted,
+//!   workers).
+//! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share. In
+//!   a cluster: every worker of the pool, shares and last share from the shared ledger,
+//!   hashrate and rejects as this server saw them.
+//! * Blocks (below) are read from the ledger: in a cluster, every server's.
 //! * `GET /api/v1/blocks?limit=N`: found blocks, newest first, with their reward split.
 //! * `GET /api/v1/blocks/{hash}`: one found block (`block`) and the payout rules its split
 //!   follows (`payout`: network, the pool's output script, mode, fee, dust, output limit).
@@ -32,8 +38,9 @@ use strata_net::cert::{Decision, Signer};
 use strata_net::http_auth::ApiAuth;
 use strata_net::keys::ResponderWatch;
 
-use crate::ledger::{BlockRecord, Ledger, COMMIT_LATENCY_BOUNDS_US};
+use crate::ledger::{BlockRecord, Ledger, ServerId, COMMIT_LATENCY_BOUNDS_US};
 use crate::payout::PayoutMode;
+use crate::server::cluster;
 use crate::server::stats::StatsHandle;
 
 /// Shares in a page of `/api/v1/blocks/{hash}/window` when the request names no `limit`.
@@ -58,6 +65,8 @@ pub struct ApiState {
     pub payout: PayoutRules,
     /// Who may ask.
     pub auth: ApiAuth,
+    /// The server's id in a cluster.
+    pub server: Option<ServerId>,
 }
 
 /// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
@@ -108,16 +117,18 @@ fn unavailable() -> Response {
 }
 
 async fn stats(State(s): State<ApiState>) -> Response {
-    match s.stats.pool().await {
-        Some(p) => Json(p).into_response(),
-        None => unavailable(),
+    match cluster::stats(&s.stats, &s.ledger, s.server).await {
+        Ok(Some(p)) => Json(p).into_response(),
+        Ok(None) => unavailable(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
 async fn workers(State(s): State<ApiState>) -> Response {
-    match s.stats.workers().await {
-        Some(w) => Json(w).into_response(),
-        None => unavailable(),
+    match cluster::workers(&s.stats, &s.ledger, s.server).await {
+        Ok(Some(w)) => Json(w).into_response(),
+        Ok(None) => unavailable(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 

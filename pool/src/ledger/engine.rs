@@ -44,6 +44,12 @@ pub(super) trait Storage {
         first_id: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError>;
+
+    /// The shares this process (this cluster server) accepted after share `id`, ascending:
+    /// what its part of the `workers` table does not count yet.
+    fn own_shares_after(&mut self, id: i64) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        self.shares_in(id.saturating_add(1), i64::MAX)
+    }
 }
 
 /// One write transaction. Each write runs in its own savepoint: when it fails, only its own
@@ -244,7 +250,7 @@ impl PendingTotals {
 /// update (the ledger was killed before it wrote them) are added now.
 pub(super) fn catch_up_worker_totals(store: &mut impl Storage) -> Result<(), LedgerError> {
     let through = store.workers_through()?;
-    let missed = store.shares_in(through + 1, i64::MAX)?;
+    let missed = store.own_shares_after(through)?;
     let Some(last) = missed.last().map(|(id, _)| *id) else {
         return Ok(());
     };

@@ -8,6 +8,7 @@
 //!        └── submit ──────┴──── found blocks (mpsc) ──┘
 //! ```
 
+pub mod cluster;
 pub mod conn;
 pub mod keys;
 pub mod manager;
@@ -34,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, PayoutKind, SourceKind};
-use crate::ledger::{Ledger, LedgerConfig, Synchronous};
+use crate::ledger::{Ledger, LedgerConfig, ServerId, Synchronous};
 use crate::payout::{PayoutMode, PplnsConfig, SoloConfig};
 use crate::template::{SourceError, TemplateSource};
 use conn::{ConnContext, ConnLinks};
@@ -89,6 +90,7 @@ fn session_config(cfg: &Config, pool_script: ScriptBuf) -> SessionConfig {
             ..VardiffConfig::default()
         },
         max_channels: cfg.max_channels_per_connection,
+        server: ServerId::new(cfg.cluster.server_id),
     }
 }
 
@@ -128,6 +130,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         Synchronous::Full
     };
     lcfg.min_commit_interval = Duration::from_micros(cfg.ledger.min_commit_interval_us);
+    if let Some(id) = ServerId::new(cfg.cluster.server_id) {
+        tracing::info!(server_id = %id, "cluster server");
+        lcfg = lcfg.in_cluster(id);
+    }
     let (stats, stats_queue) = stats::channel();
     let committed = stats.clone();
     let (ledger, ledger_thread) = Ledger::open_observed(
@@ -274,6 +280,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         signer,
         payout: payout_rules,
         auth: api_auth,
+        server: ServerId::new(cfg.cluster.server_id),
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {
