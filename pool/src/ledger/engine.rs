@@ -266,8 +266,8 @@ pub(super) fn catch_up_worker_totals(store: &mut impl Storage) -> Result<(), Led
     Ok(())
 }
 
-/// Per-worker sums of committed shares, for the [`CommitObserver`].
-fn worker_deltas(shares: &[ShareRecord]) -> Vec<WorkerTotals> {
+/// Per-worker sums of committed shares, for the [`CommitObserver`] and the `workers` table.
+pub(super) fn worker_deltas(shares: &[ShareRecord]) -> Vec<WorkerTotals> {
     let mut by_worker: BTreeMap<&str, WorkerTotals> = BTreeMap::new();
     for s in shares {
         let w = by_worker.entry(&s.worker).or_insert_with(|| WorkerTotals {

@@ -40,7 +40,7 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement, Transaction};
 
-use super::engine::{Batch, Storage};
+use super::engine::{worker_deltas, Batch, Storage};
 use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, ShareRow, WorkerRow};
 use super::{
     redact_password, BlockRecord, BlockStatus, CommitReceipt, LedgerError, Payout, PplnsWindow,
@@ -369,7 +369,66 @@ fn open_session(
         .map_err(LedgerError::postgres("register the server"))?;
     let statements =
         Statements::prepare(&mut client).map_err(LedgerError::postgres("prepare statements"))?;
+    count_stopped_servers(&mut client, &statements, server_sql(server))?;
     Ok(Session { client, statements })
+}
+
+/// Adds to the `workers` table the shares that servers which are not running (killed
+/// within a second of committing them) left out of it: a server's own start does that for
+/// itself, this does it for servers that do not come back. A server is not running when
+/// its id's lock is free (taken here while counting, so that it cannot start meanwhile);
+/// a pool alone on the database (id 0) cannot run beside whoever holds the database lock.
+fn count_stopped_servers(
+    client: &mut Client,
+    statements: &Statements,
+    me: i16,
+) -> Result<(), LedgerError> {
+    let err = LedgerError::postgres("count the shares of a stopped server");
+    let watermarks = client
+        .query(
+            "SELECT server_id, id FROM workers_through WHERE server_id <> $1 ORDER BY server_id",
+            &[&me],
+        )
+        .map_err(err)?;
+    for row in watermarks {
+        let (id, through): (i16, i64) =
+            (row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?);
+        let lock = ServerId::new(u8::try_from(id).unwrap_or(0)).map(server_lock_key);
+        if let Some(key) = lock {
+            let free: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .and_then(|r| r.try_get(0))
+                .map_err(err)?;
+            if !free {
+                continue;
+            }
+        }
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute(&statements.write_lock, &[&WRITE_LOCK_KEY])
+            .map_err(err)?;
+        let shares = share_records(
+            &tx.query(&statements.own_shares_after, &[&through, &id])
+                .map_err(err)?,
+        )?;
+        if let Some(last) = shares.last().map(|(i, _)| *i) {
+            let n = shares.len();
+            let shares: Vec<ShareRecord> = shares.into_iter().map(|(_, s)| s).collect();
+            add_worker_totals(&mut tx, statements, &worker_deltas(&shares), last, id)?;
+            tracing::info!(
+                server = id,
+                shares = n,
+                through = last,
+                "counted the shares of a stopped server"
+            );
+        }
+        tx.commit().map_err(err)?;
+        if let Some(key) = lock {
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 fn migrate(client: &mut Client) -> Result<(), LedgerError> {
