@@ -1,6 +1,7 @@
 //! A fresh PostgreSQL database per test, through the admin URL `STRATA_TEST_POSTGRES_URL`
 //! (default: the server `scripts/install-deps.sh` installs and starts); without a server the
 //! tests fail, unless `STRATA_TEST_POSTGRES=skip` says to skip them.
+#![allow(dead_code, unreachable_pub)]
 
 /// The admin URL of the test server.
 pub const URL_ENV: &str = "STRATA_TEST_POSTGRES_URL";
