@@ -244,6 +244,18 @@ impl Default for HistorySettings {
     }
 }
 
+/// `[cluster]`: several pool processes on one PostgreSQL ledger.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This server's id in the cluster, 1 to 255, distinct for every server of it (a second
+    /// process with the same id is refused at start). It is the first byte of every
+    /// extranonce prefix the server hands out, so no two servers give miners the same
+    /// search space; shares are stored with it. 0 (the default): the only pool on its
+    /// ledger. Needs `[ledger] postgres_url`.
+    pub server_id: u8,
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -267,7 +279,8 @@ pub struct Config {
     pub pool_address: Option<String>,
     /// Tag pushed in coinbase scriptSigs.
     pub pool_tag: String,
-    /// Full extranonce size of extended channels (prefix of 6 bytes + miner bytes).
+    /// Full extranonce size of extended channels (the pool's prefix of 6 bytes + miner
+    /// bytes; in a cluster the prefix's first byte is the server id).
     pub extranonce_size: usize,
     /// Channels per connection at most.
     pub max_channels_per_connection: usize,
@@ -303,6 +316,8 @@ pub struct Config {
     pub ledger: LedgerSettings,
     /// Pool history (the overview page's chart).
     pub history: HistorySettings,
+    /// Several servers on one ledger.
+    pub cluster: ClusterSettings,
 }
 
 impl Default for Config {
@@ -331,6 +346,7 @@ impl Default for Config {
             ipc: IpcSettings::default(),
             ledger: LedgerSettings::default(),
             history: HistorySettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }

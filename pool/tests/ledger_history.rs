@@ -1,7 +1,8 @@
-//! The pool's history and a miner's blocks in the ledger (schema version 5), on both backends
+//! The pool's history and a miner's blocks in the ledger (schema version 6), on both backends
 //! (`sqlite::*`, `postgres::*`; see `ledger.rs` for the PostgreSQL server they need): samples
-//! round-trip, are bucketed and pruned, a version 4 ledger migrates keeping its blocks, and the
-//! blocks paying an address are found by their outputs.
+//! round-trip, are bucketed and pruned, a version 5 ledger migrates keeping its blocks, the
+//! blocks paying an address are found by their outputs, and a cluster's servers' samples add
+//! up.
 #![allow(clippy::unwrap_used)]
 
 #[path = "common/ledger_db.rs"]
@@ -14,7 +15,7 @@ use strata_pool::ledger::{BlockRecord, BlockStatus, HistoryPoint, LedgerError, P
 on_both_backends! {
     #[tokio::test] history_round_trips_in_buckets_and_is_pruned;
     #[tokio::test] a_bad_sample_fails_alone;
-    #[tokio::test] a_version_4_ledger_migrates_keeping_its_blocks;
+    #[tokio::test] a_version_5_ledger_migrates_keeping_its_blocks;
     #[tokio::test] blocks_paying_an_owner_newest_first;
 }
 
@@ -176,16 +177,16 @@ async fn a_bad_sample_fails_alone(db: TestDb) {
     thread.join().unwrap();
 }
 
-async fn a_version_4_ledger_migrates_keeping_its_blocks(db: TestDb) {
+async fn a_version_5_ledger_migrates_keeping_its_blocks(db: TestDb) {
     let (ledger, thread) = db.open();
-    let old = block("00a4", 104, &[("bcrt1qminer", 3_000), ("pool", 70)]);
+    let old = block("00a5", 105, &[("bcrt1qminer", 3_000), ("pool", 70)]);
     ledger.record_block(old.clone()).await.unwrap();
     drop(ledger);
     thread.join().unwrap();
-    // back to version 4: no history table, no index of outputs by owner
+    // back to version 5: no history table, no index of outputs by owner
     db.execute("DROP TABLE history");
     db.execute("DROP INDEX block_outputs_by_owner");
-    db.set_schema_version(4);
+    db.set_schema_version(5);
 
     let (ledger, thread) = db.open();
     assert_eq!(ledger.blocks(10).await.unwrap(), vec![old.clone()]);
@@ -241,4 +242,50 @@ async fn blocks_paying_an_owner_newest_first(db: TestDb) {
     assert!(ledger.blocks_paying("ali%", 10).await.unwrap().is_empty());
     drop(ledger);
     thread.join().unwrap();
+}
+
+/// A cluster's servers each record their own samples (same times, their own rows); the
+/// history any of them reads back adds them up per bucket.
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn a_clusters_history_adds_its_servers_up() {
+    use strata_pool::ledger::{Ledger, LedgerConfig, ServerId};
+    let Some(TestDb::Postgres(db)) = TestDb::postgres() else {
+        return;
+    };
+    let open = |id: u8| {
+        Ledger::open(LedgerConfig::postgres(&db.url).in_cluster(ServerId::new(id).unwrap()))
+            .unwrap()
+    };
+    let (one, one_thread) = open(1);
+    let (two, two_thread) = open(2);
+    for m in 0..4 {
+        one.record_history(sample(m, 100.0, 1), 0).await.unwrap();
+        two.record_history(sample(m, 50.0, 2), 0).await.unwrap();
+    }
+    let each = one.history(0, 1).await.unwrap();
+    assert_eq!(each, two.history(0, 1).await.unwrap());
+    assert_eq!(each.len(), 4);
+    for (m, p) in (0..4).zip(&each) {
+        let s = sample(m, 0.0, 0);
+        assert_eq!(p.time_ms, s.time_ms);
+        assert_eq!((p.hashrate, p.accepted), (150.0, 3));
+        assert_eq!(
+            (p.rejected, p.connections),
+            (2 * s.rejected, 2 * s.connections)
+        );
+    }
+    // in one bucket: each server's mean, added
+    let all = one.history(0, 100 * MINUTE).await.unwrap();
+    assert_eq!(
+        all.len(),
+        1 + usize::from((T0 / (100 * MINUTE)) != ((T0 + 3 * MINUTE) / (100 * MINUTE)))
+    );
+    assert_eq!(all.iter().map(|p| p.accepted).sum::<u64>(), 12);
+    if all.len() == 1 {
+        assert_eq!(all[0].hashrate, 150.0);
+    }
+    drop((one, two));
+    one_thread.join().unwrap();
+    two_thread.join().unwrap();
 }

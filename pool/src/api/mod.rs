@@ -5,8 +5,14 @@
 //! [`strata_net::web`]).
 //!
 //! * `GET /api/v1/stats`: height, blocks_found, shares_accepted, difficulty_accepted,
-//!   shares_rejected, rejected_by_reason, connections, hashrate.
-//! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share.
+//!   shares_rejected, rejected_by_reason, connections, hashrate. In a cluster
+//!   (`[cluster] server_id`) these are the answering server's, with `server_id` and
+//!   `cluster`: the pool-wide totals from the shared ledger (shares_accepted,
+//!   difficulty_accepted, blocks_found, blocks_accepted, workers).
+//! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share. In
+//!   a cluster: every worker of the pool, shares and last share from the shared ledger,
+//!   hashrate and rejects as this server saw them.
+//! * Blocks (below) are read from the ledger: in a cluster, every server's.
 //! * `GET /api/v1/blocks?limit=N`: found blocks, newest first, with their reward split.
 //! * `GET /api/v1/blocks/{hash}`: one found block (`block`) and the payout rules its split
 //!   follows (`payout`: network, the pool's output script, mode, fee, dust, output limit).
@@ -19,7 +25,8 @@
 //!   [{"t", "hashrate", "accepted", "rejected", "connections"}]}`, oldest first, in buckets
 //!   of `bucket_ms` (the range over [`HISTORY_POINTS_MAX`], so at most that many points):
 //!   `t` the bucket's start (ms), `hashrate` the mean of its samples (h/s, from the accepted
-//!   difficulty), `accepted` and `rejected` the shares in it, `connections` the most.
+//!   difficulty), `accepted` and `rejected` the shares in it, `connections` the most; in a
+//!   cluster the servers' samples added up.
 //! * `GET /api/v1/miners/{address}`: one payout address: `mode` (`pplns` or `solo`), its
 //!   `workers` (the statistics' workers whose channel identity pays the address: hashrate,
 //!   shares, rejects, last share) and their `hashrate`; `window` (PPLNS: the current window's
@@ -58,8 +65,9 @@ use strata_net::cert::Signer;
 use strata_net::http_auth::ApiAuth;
 use strata_net::keys::ResponderWatch;
 
-use crate::ledger::{BlockRecord, Ledger};
+use crate::ledger::{BlockRecord, Ledger, ServerId};
 use crate::payout::PayoutMode;
+use crate::server::cluster;
 use crate::server::session::Work;
 use crate::server::stats::StatsHandle;
 
@@ -97,6 +105,8 @@ pub struct ApiState {
     pub network: Network,
     /// The pool's output script (fees, remainders), for the miner view's split.
     pub pool_script: ScriptBuf,
+    /// The server's id in a cluster.
+    pub server: Option<ServerId>,
 }
 
 /// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
@@ -150,16 +160,18 @@ pub(super) fn unavailable() -> Response {
 }
 
 async fn stats(State(s): State<ApiState>) -> Response {
-    match s.stats.pool().await {
-        Some(p) => Json(p).into_response(),
-        None => unavailable(),
+    match cluster::stats(&s.stats, &s.ledger, s.server).await {
+        Ok(Some(p)) => Json(p).into_response(),
+        Ok(None) => unavailable(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
 async fn workers(State(s): State<ApiState>) -> Response {
-    match s.stats.workers().await {
-        Some(w) => Json(w).into_response(),
-        None => unavailable(),
+    match cluster::workers(&s.stats, &s.ledger, s.server).await {
+        Ok(Some(w)) => Json(w).into_response(),
+        Ok(None) => unavailable(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 

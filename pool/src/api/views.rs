@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{unavailable, ApiState};
 use crate::ledger::{BlockStatus, HistoryPoint, PplnsWindow};
 use crate::payout::{payout_address, pplns_split, solo_split, PayoutMode, Split};
+use crate::server::cluster;
 use crate::server::stats::WorkerStats;
 
 /// Most points `/api/v1/history` returns for any range: its buckets are the range over this.
@@ -183,8 +184,11 @@ pub(super) async fn miner(State(s): State<ApiState>, Path(address): Path<String>
             format!("not a {} payout address", s.network.to_core_arg()),
         );
     };
-    let Some(all) = s.stats.workers().await else {
-        return unavailable();
+    // in a cluster: every server's workers, with the shared ledger's counts
+    let all = match cluster::workers(&s.stats, &s.ledger, s.server).await {
+        Ok(Some(all)) => all,
+        Ok(None) => return unavailable(),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let workers: Vec<MinerWorker> = all
         .into_iter()

@@ -45,6 +45,12 @@ pub(super) trait Storage {
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError>;
 
+    /// The shares this process (this cluster server) accepted after share `id`, ascending:
+    /// what its part of the `workers` table does not count yet.
+    fn own_shares_after(&mut self, id: i64) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        self.shares_in(id.saturating_add(1), i64::MAX)
+    }
+
     /// The history samples from `since_ms` on, in buckets of `bucket_ms` (see
     /// [`rows::HISTORY_SELECT`](super::rows::HISTORY_SELECT)).
     fn history(&mut self, since_ms: u64, bucket_ms: u64) -> Result<Vec<HistoryPoint>, LedgerError>;
@@ -268,7 +274,7 @@ impl PendingTotals {
 /// update (the ledger was killed before it wrote them) are added now.
 pub(super) fn catch_up_worker_totals(store: &mut impl Storage) -> Result<(), LedgerError> {
     let through = store.workers_through()?;
-    let missed = store.shares_in(through + 1, i64::MAX)?;
+    let missed = store.own_shares_after(through)?;
     let Some(last) = missed.last().map(|(id, _)| *id) else {
         return Ok(());
     };
@@ -284,8 +290,8 @@ pub(super) fn catch_up_worker_totals(store: &mut impl Storage) -> Result<(), Led
     Ok(())
 }
 
-/// Per-worker sums of committed shares, for the [`CommitObserver`].
-fn worker_deltas(shares: &[ShareRecord]) -> Vec<WorkerTotals> {
+/// Per-worker sums of committed shares, for the [`CommitObserver`] and the `workers` table.
+pub(super) fn worker_deltas(shares: &[ShareRecord]) -> Vec<WorkerTotals> {
     let mut by_worker: BTreeMap<&str, WorkerTotals> = BTreeMap::new();
     for s in shares {
         let w = by_worker.entry(&s.worker).or_insert_with(|| WorkerTotals {

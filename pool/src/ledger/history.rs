@@ -1,10 +1,11 @@
-//! The pool's history in the ledger (schema version 5): one row per sample (once a minute by
+//! The pool's history in the ledger (schema version 6): one row per sample (once a minute by
 //! default) of the pool's hashrate, accepted and rejected shares and connections, written by
 //! the ledger thread like everything else (a [`Write`](super::Write) in the queue, committed
 //! with the shares around it) and pruned as it is written, so the table stays bounded by the
-//! retention the pool is configured with. Read back in time buckets
-//! ([`Ledger::history`]), so that a week is a few hundred points however often it was
-//! sampled.
+//! retention the pool is configured with. Each row is one server's (`server_id`, 0 for a pool
+//! alone), so that a cluster's servers each record what they accepted. Read back in time
+//! buckets with the servers added up ([`Ledger::history`]), so that a week is a few hundred
+//! points however often it was sampled.
 
 use serde::Serialize;
 
@@ -45,7 +46,9 @@ impl Ledger {
     }
 
     /// The samples taken at or after `since_ms`, in buckets of `bucket_ms` (at least 1)
-    /// aligned to multiples of it, oldest first; empty buckets are left out.
+    /// aligned to multiples of it, oldest first; empty buckets are left out. A bucket holds
+    /// each server's mean hashrate, summed counts and most connections, added over the
+    /// servers.
     pub async fn history(
         &self,
         since_ms: u64,

@@ -214,6 +214,35 @@ pub struct LedgerConfig {
     pub min_commit_interval: std::time::Duration,
     /// Capacity of the request queue; [`Ledger::submit`] waits when it is full.
     pub queue: usize,
+    /// The pool process's server id in a cluster of pools sharing one PostgreSQL ledger
+    /// (`None`: the only pool on its database). See [`ServerId`].
+    pub server: Option<ServerId>,
+}
+
+/// A pool server's id in a cluster: several pool processes write one PostgreSQL ledger,
+/// each under its own id (1 to 255). Shares are stored with the id of the server that
+/// accepted them; two processes with the same id are refused (the second waits a few
+/// seconds, then fails with [`LedgerError::ServerIdInUse`]), and a pool without an id (the
+/// only pool of its database) and cluster members exclude each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ServerId(u8);
+
+impl ServerId {
+    /// The id `n`; `None` for 0, which stands for a pool alone on its database.
+    pub fn new(n: u8) -> Option<ServerId> {
+        (n != 0).then_some(ServerId(n))
+    }
+
+    /// The number.
+    pub fn get(self) -> u8 {
+        self.0
+    }
+}
+
+impl fmt::Display for ServerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 impl LedgerConfig {
@@ -244,7 +273,14 @@ impl LedgerConfig {
             max_batch_shares: Self::DEFAULT_MAX_BATCH_SHARES,
             min_commit_interval: Self::DEFAULT_MIN_COMMIT_INTERVAL,
             queue: Self::DEFAULT_QUEUE,
+            server: None,
         }
+    }
+
+    /// The same ledger, written as server `id` of a cluster (PostgreSQL only).
+    pub fn in_cluster(mut self, id: ServerId) -> LedgerConfig {
+        self.server = Some(id);
+        self
     }
 }
 
@@ -473,12 +509,25 @@ pub enum LedgerError {
     /// [`Backend::Postgres`] in a build without the `postgres` feature.
     #[error("this build has no postgres support (cargo feature `postgres`)")]
     PostgresUnsupported,
-    /// Another process holds the ledger's PostgreSQL database.
+    /// Another process holds the ledger's PostgreSQL database: another pool alone on it,
+    /// or (for a pool without a server id) the servers of a cluster.
     #[error("the ledger database {database} is in use by another pool")]
     InUse {
         /// The database, password redacted.
         database: String,
     },
+    /// Another pool process of the cluster runs with this server id.
+    #[error("server id {id} is in use by another pool process on the ledger database {database}; give each server of a cluster its own [cluster] server_id")]
+    ServerIdInUse {
+        /// The id.
+        id: ServerId,
+        /// The database, password redacted.
+        database: String,
+    },
+    /// A server id was configured for an SQLite ledger: a cluster shares one PostgreSQL
+    /// database.
+    #[error("a cluster server id needs a PostgreSQL ledger ([ledger] postgres_url)")]
+    ClusterNeedsPostgres,
     /// The database directory could not be created.
     #[error("cannot create the ledger directory {path}: {source}")]
     Io {
@@ -733,6 +782,10 @@ impl Ledger {
         let (opened_tx, opened_rx) = std::sync::mpsc::sync_channel(1);
         let backend = config.backend.clone();
         let synchronous = config.synchronous;
+        let server = config.server;
+        if server.is_some() && matches!(backend, Backend::Sqlite { .. }) {
+            return Err(LedgerError::ClusterNeedsPostgres);
+        }
         // The database is opened on the ledger thread itself: the synchronous PostgreSQL
         // client runs its own runtime, which must not be entered from an async context.
         let handle = std::thread::Builder::new()
@@ -755,17 +808,20 @@ impl Ledger {
                         Err(e) => report(Err(e)),
                     },
                     #[cfg(feature = "postgres")]
-                    Backend::Postgres { url } => match postgres::Store::open(&url, synchronous)
-                        .and_then(|mut store| {
-                            engine::catch_up_worker_totals(&mut store)?;
-                            Ok(store)
-                        }) {
-                        Ok(store) => {
-                            report(Ok(()));
-                            engine::run(store, rx, limits, &thread_stats, observer);
+                    Backend::Postgres { url } => {
+                        match postgres::Store::open(&url, synchronous, server).and_then(
+                            |mut store| {
+                                engine::catch_up_worker_totals(&mut store)?;
+                                Ok(store)
+                            },
+                        ) {
+                            Ok(store) => {
+                                report(Ok(()));
+                                engine::run(store, rx, limits, &thread_stats, observer);
+                            }
+                            Err(e) => report(Err(e)),
                         }
-                        Err(e) => report(Err(e)),
-                    },
+                    }
                     #[cfg(not(feature = "postgres"))]
                     Backend::Postgres { .. } => report(Err(LedgerError::PostgresUnsupported)),
                 }

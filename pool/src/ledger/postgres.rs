@@ -1,31 +1,40 @@
 //! The PostgreSQL backend of the ledger (synchronous `postgres` client, one connection owned
 //! by the ledger thread): schema, migrations and the storage operations.
 //!
-//! Schema (version 5, in `strata_ledger_schema`), the same as SQLite's:
+//! Schema (version 6, in `strata_ledger_schema`; the migrations are in
+//! [`schema`](super::schema)); SQLite's is the same without the cluster's `server_id`
+//! columns of `shares` and `workers_through`:
 //!
 //! ```text
 //! shares(id BIGSERIAL PRIMARY KEY, worker, connection_id, channel_id, job_id,
 //!        sequence_number, height, difficulty DOUBLE PRECISION, hash BYTEA, time_ms, block,
-//!        channel_identity)  -- NULL in rows of version 1: their worker is the identity
+//!        channel_identity,  -- NULL in rows of version 1: their worker is the identity
+//!        server_id)  -- the cluster server that accepted it (0: a pool alone)
 //!        -- ids never reused (a rolled-back or killed transaction leaves a gap)
 //! workers(worker TEXT PRIMARY KEY, shares, difficulty, last_share_ms)
-//!        -- running totals, updated in the same transaction as the shares
+//!        -- running totals, updated about once a second by each server
+//! workers_through(server_id PRIMARY KEY, id)
+//!        -- each server's watermark: the workers table counts its shares up to id
 //! blocks(id BIGSERIAL PRIMARY KEY, height, hash TEXT UNIQUE, template_id, worker, time_ms,
 //!        reward_sats, window_first, window_last, mode, status, reject_reason, payout_rules)
 //! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
 //!        PRIMARY KEY(block_id, idx))   -- indexed by owner
-//! workers_through(id)
-//! history(time_ms BIGINT PRIMARY KEY, hashrate, accepted, rejected, connections)
+//! history(server_id, time_ms, hashrate, accepted, rejected, connections,
+//!        PRIMARY KEY(server_id, time_ms))   -- each server's samples, pruned as written
 //! strata_ledger_schema(singleton BOOLEAN PRIMARY KEY, version BIGINT)
 //! ```
 //!
-//! The connection holds a session advisory lock on the database, so exactly one ledger
-//! writes it: share ids within a request are then consecutive, and the window's "last N by
-//! id" is the last N committed. A share request is one multi-row `INSERT ... SELECT FROM
-//! unnest(...)` plus one upsert of the workers' totals, inside its savepoint. After a
-//! database error the connection is checked before the next request and reopened if the
-//! server dropped it (the requests that met the dead connection fail: their shares may or
-//! may not be committed, and are never acknowledged).
+//! Who writes: a pool alone on its database holds a session advisory lock on it, so exactly
+//! one ledger writes it. The servers of a cluster (each with its own `server_id`) hold that
+//! lock shared, each its own id's lock exclusively, and every write transaction of theirs
+//! first takes a transaction lock: the servers' transactions draw share ids and commit one
+//! at a time. Either way share ids within a request are consecutive and follow commit
+//! order, so the window's "last N by id" is the last N committed, the same for every
+//! server. A share request is one multi-row `INSERT ... SELECT FROM unnest(...)` plus one
+//! upsert of the workers' totals, inside its savepoint. After a database error the
+//! connection is checked before the next request and reopened if the server dropped it
+//! (the requests that met the dead connection fail: their shares may or may not be
+//! committed, and are never acknowledged).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -34,11 +43,11 @@ use std::time::Duration;
 use postgres::error::SqlState;
 use postgres::{Client, NoTls, Statement, Transaction};
 
-use super::engine::{Batch, Storage};
+use super::engine::{worker_deltas, Batch, Storage};
 use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, HistoryRow, ShareRow, WorkerRow};
 use super::{
     redact_password, BlockRecord, BlockStatus, CommitReceipt, HistoryPoint, LedgerError, Payout,
-    PplnsWindow, ShareRecord, Synchronous, Totals, WorkerTotals,
+    PplnsWindow, ServerId, ShareRecord, Synchronous, Totals, WorkerTotals,
 };
 
 /// Schema migrations ([`schema::POSTGRES`](super::schema::POSTGRES)).
@@ -47,8 +56,24 @@ const MIGRATIONS: &[&str] = super::schema::POSTGRES;
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Advisory-lock key of the ledger (per database): "strata" in ASCII.
+/// Advisory-lock key of the ledger (per database): "strata" in ASCII. A pool alone on its
+/// database holds it exclusively; the servers of a cluster hold it shared, so the two
+/// exclude each other.
 const LOCK_KEY: i64 = 0x7374_7261_7461;
+
+/// Session lock of cluster server `id` (1 to 255): one process per id.
+fn server_lock_key(id: ServerId) -> i64 {
+    LOCK_KEY + i64::from(id.get())
+}
+
+/// Transaction lock every write transaction of a cluster server takes first: the servers'
+/// transactions draw share ids and commit one at a time, so share ids follow commit order
+/// and "the last N shares by id" is the same committed window for every server (and for
+/// an auditor later). A pool alone on its database is the only writer already.
+const WRITE_LOCK_KEY: i64 = LOCK_KEY + 0x100;
+
+/// Transaction lock of a schema migration, so that servers starting together migrate once.
+const MIGRATE_LOCK_KEY: i64 = LOCK_KEY + 0x101;
 
 /// How long opening waits for another holder of the database (e.g. the backend of a
 /// killed pool, which the server ends as soon as it notices).
@@ -75,6 +100,8 @@ struct Statements {
     upsert_workers: Statement,
     window: Statement,
     shares_in: Statement,
+    own_shares_after: Statement,
+    write_lock: Statement,
 }
 
 impl Statements {
@@ -83,8 +110,9 @@ impl Statements {
             // ids are drawn in ordinality order: the request's shares in submission order
             insert_shares: client.prepare(
                 "INSERT INTO shares (worker, connection_id, channel_id, job_id, \
-                 sequence_number, height, difficulty, hash, time_ms, block, channel_identity) \
-                 SELECT w, c, ch, j, sq, h, d, hs, t, b, ci FROM unnest($1::text[], \
+                 sequence_number, height, difficulty, hash, time_ms, block, channel_identity, \
+                 server_id) \
+                 SELECT w, c, ch, j, sq, h, d, hs, t, b, ci, $12::int2 FROM unnest($1::text[], \
                  $2::int8[], $3::int8[], $4::int8[], $5::int8[], $6::int8[], $7::float8[], \
                  $8::bytea[], $9::int8[], $10::bool[], $11::text[]) \
                  WITH ORDINALITY AS u(w, c, ch, j, sq, h, d, hs, t, b, ci, n) \
@@ -109,6 +137,12 @@ impl Statements {
                  difficulty, hash, time_ms, block, channel_identity FROM shares \
                  WHERE id BETWEEN $1 AND $2 ORDER BY id",
             )?,
+            own_shares_after: client.prepare(
+                "SELECT id, worker, connection_id, channel_id, job_id, sequence_number, height, \
+                 difficulty, hash, time_ms, block, channel_identity FROM shares \
+                 WHERE id > $1 AND server_id = $2 ORDER BY id",
+            )?,
+            write_lock: client.prepare("SELECT pg_advisory_xact_lock($1)")?,
         })
     }
 }
@@ -125,9 +159,16 @@ pub(super) struct Store {
     /// The URL with its password redacted, for messages.
     database: String,
     synchronous: Synchronous,
+    /// This process's id in a cluster.
+    server: Option<ServerId>,
     session: Session,
     /// The last operation failed in the database: check the connection before reusing it.
     suspect: bool,
+}
+
+/// The `server_id` column's value for shares accepted by `server` (0: a pool alone).
+fn server_sql(server: Option<ServerId>) -> i16 {
+    server.map_or(0, |id| i16::from(id.get()))
 }
 
 impl std::fmt::Debug for Store {
@@ -135,14 +176,20 @@ impl std::fmt::Debug for Store {
         f.debug_struct("Store")
             .field("database", &self.database)
             .field("synchronous", &self.synchronous)
+            .field("server", &self.server)
             .finish_non_exhaustive()
     }
 }
 
 impl Store {
-    /// Connects, takes the database's ledger lock, sets `synchronous_commit`, migrates the
-    /// schema. Must not be called from inside an async runtime.
-    pub(super) fn open(url: &str, synchronous: Synchronous) -> Result<Store, LedgerError> {
+    /// Connects, takes the database's ledger lock (or, in a cluster, the server's), sets
+    /// `synchronous_commit`, migrates the schema. Must not be called from inside an async
+    /// runtime.
+    pub(super) fn open(
+        url: &str,
+        synchronous: Synchronous,
+        server: Option<ServerId>,
+    ) -> Result<Store, LedgerError> {
         let database = redact_password(url);
         let mut config: postgres::Config = url
             .parse()
@@ -151,11 +198,12 @@ impl Store {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         config.application_name("strata-pool ledger");
-        let session = open_session(&config, &database, synchronous)?;
+        let session = open_session(&config, &database, synchronous, server)?;
         Ok(Store {
             config,
             database,
             synchronous,
+            server,
             session,
             suspect: false,
         })
@@ -177,7 +225,8 @@ impl Store {
             || (self.suspect && self.session.client.is_valid(CHECK_TIMEOUT).is_err());
         if dead {
             tracing::warn!(database = %self.database, "ledger connection lost, reconnecting");
-            self.session = open_session(&self.config, &self.database, self.synchronous)?;
+            self.session =
+                open_session(&self.config, &self.database, self.synchronous, self.server)?;
             self.suspect = false;
             tracing::info!(database = %self.database, "ledger reconnected");
         }
@@ -185,12 +234,14 @@ impl Store {
     }
 }
 
-/// Connects, takes the database's ledger lock, sets `synchronous_commit`, migrates the
-/// schema and prepares the statements.
+/// Connects, takes the database's ledger lock (a cluster server: shared, and its own id's
+/// exclusively), sets `synchronous_commit`, migrates the schema and prepares the
+/// statements.
 fn open_session(
     config: &postgres::Config,
     database: &str,
     synchronous: Synchronous,
+    server: Option<ServerId>,
 ) -> Result<Session, LedgerError> {
     let mut client = config
         .connect(NoTls)
@@ -204,27 +255,125 @@ fn open_session(
             "SET synchronous_commit = {commit}; SET lock_timeout = '{LOCK_WAIT}'"
         ))
         .map_err(LedgerError::postgres("configure the session"))?;
-    match client.execute("SELECT pg_advisory_lock($1)", &[&LOCK_KEY]) {
-        Ok(_) => {}
-        Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => {
-            return Err(LedgerError::InUse {
+    let in_use = || LedgerError::InUse {
+        database: database.to_owned(),
+    };
+    let lock =
+        |client: &mut Client, sql: &str, key: i64, busy: &dyn Fn() -> LedgerError| match client
+            .execute(sql, &[&key])
+        {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == Some(&SqlState::LOCK_NOT_AVAILABLE) => Err(busy()),
+            Err(e) => Err(LedgerError::postgres("lock the ledger database")(e)),
+        };
+    match server {
+        None => lock(
+            &mut client,
+            "SELECT pg_advisory_lock($1)",
+            LOCK_KEY,
+            &in_use,
+        )?,
+        Some(id) => {
+            lock(
+                &mut client,
+                "SELECT pg_advisory_lock_shared($1)",
+                LOCK_KEY,
+                &in_use,
+            )?;
+            let taken = || LedgerError::ServerIdInUse {
+                id,
                 database: database.to_owned(),
-            })
+            };
+            lock(
+                &mut client,
+                "SELECT pg_advisory_lock($1)",
+                server_lock_key(id),
+                &taken,
+            )?;
         }
-        Err(e) => return Err(LedgerError::postgres("lock the ledger database")(e)),
     }
     client
         .batch_execute("RESET lock_timeout")
         .map_err(LedgerError::postgres("configure the session"))?;
     migrate(&mut client)?;
+    // a server new to the database counts the workers' shares from here on (its own
+    // shares are all after this id)
+    client
+        .execute(
+            "INSERT INTO workers_through (server_id, id) \
+             SELECT $1, coalesce(max(id), 0) FROM shares ON CONFLICT (server_id) DO NOTHING",
+            &[&server_sql(server)],
+        )
+        .map_err(LedgerError::postgres("register the server"))?;
     let statements =
         Statements::prepare(&mut client).map_err(LedgerError::postgres("prepare statements"))?;
+    count_stopped_servers(&mut client, &statements, server_sql(server))?;
     Ok(Session { client, statements })
+}
+
+/// Adds to the `workers` table the shares that servers which are not running (killed
+/// within a second of committing them) left out of it: a server's own start does that for
+/// itself, this does it for servers that do not come back. A server is not running when
+/// its id's lock is free (taken here while counting, so that it cannot start meanwhile);
+/// a pool alone on the database (id 0) cannot run beside whoever holds the database lock.
+fn count_stopped_servers(
+    client: &mut Client,
+    statements: &Statements,
+    me: i16,
+) -> Result<(), LedgerError> {
+    let err = LedgerError::postgres("count the shares of a stopped server");
+    let watermarks = client
+        .query(
+            "SELECT server_id, id FROM workers_through WHERE server_id <> $1 ORDER BY server_id",
+            &[&me],
+        )
+        .map_err(err)?;
+    for row in watermarks {
+        let (id, through): (i16, i64) =
+            (row.try_get(0).map_err(err)?, row.try_get(1).map_err(err)?);
+        let lock = ServerId::new(u8::try_from(id).unwrap_or(0)).map(server_lock_key);
+        if let Some(key) = lock {
+            let free: bool = client
+                .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+                .and_then(|r| r.try_get(0))
+                .map_err(err)?;
+            if !free {
+                continue;
+            }
+        }
+        let mut tx = client.transaction().map_err(err)?;
+        tx.execute(&statements.write_lock, &[&WRITE_LOCK_KEY])
+            .map_err(err)?;
+        let shares = share_records(
+            &tx.query(&statements.own_shares_after, &[&through, &id])
+                .map_err(err)?,
+        )?;
+        if let Some(last) = shares.last().map(|(i, _)| *i) {
+            let n = shares.len();
+            let shares: Vec<ShareRecord> = shares.into_iter().map(|(_, s)| s).collect();
+            add_worker_totals(&mut tx, statements, &worker_deltas(&shares), last, id)?;
+            tracing::info!(
+                server = id,
+                shares = n,
+                through = last,
+                "counted the shares of a stopped server"
+            );
+        }
+        tx.commit().map_err(err)?;
+        if let Some(key) = lock {
+            client
+                .execute("SELECT pg_advisory_unlock($1)", &[&key])
+                .map_err(err)?;
+        }
+    }
+    Ok(())
 }
 
 fn migrate(client: &mut Client) -> Result<(), LedgerError> {
     let err = LedgerError::postgres("migrate the schema");
     let mut tx = client.transaction().map_err(err)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK_KEY])
+        .map_err(err)?;
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS strata_ledger_schema (\
          singleton BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton), \
@@ -266,10 +415,18 @@ impl Storage for Store {
     fn begin(&mut self) -> Result<PgBatch<'_>, LedgerError> {
         self.session()?;
         let Session { client, statements } = &mut self.session;
-        match client.transaction() {
+        let server = self.server;
+        let begun = client.transaction().and_then(|mut tx| {
+            if server.is_some() {
+                tx.execute(&statements.write_lock, &[&WRITE_LOCK_KEY])?;
+            }
+            Ok(tx)
+        });
+        match begun {
             Ok(tx) => Ok(PgBatch {
                 tx,
                 statements,
+                server: server_sql(server),
                 suspect: &mut self.suspect,
             }),
             Err(e) => {
@@ -339,10 +496,14 @@ impl Storage for Store {
 
     fn workers_through(&mut self) -> Result<i64, LedgerError> {
         let err = LedgerError::postgres("read the workers watermark");
+        let server = server_sql(self.server);
         let res = self
             .session()?
             .client
-            .query_one("SELECT id FROM workers_through", &[])
+            .query_one(
+                "SELECT id FROM workers_through WHERE server_id = $1",
+                &[&server],
+            )
             .and_then(|row| row.try_get(0))
             .map_err(err);
         self.note(res)
@@ -359,6 +520,12 @@ impl Storage for Store {
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
         let res = self.session()?.read_shares_in(first_id, last_id);
+        self.note(res)
+    }
+
+    fn own_shares_after(&mut self, id: i64) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        let server = server_sql(self.server);
+        let res = self.session()?.read_own_shares_after(id, server);
         self.note(res)
     }
 }
@@ -494,32 +661,54 @@ impl Session {
         let rows = client
             .query(&statements.shares_in, &[&first_id, &last_id])
             .map_err(err)?;
-        rows.iter()
-            .map(|r| {
-                ShareRow {
-                    id: r.try_get(0).map_err(err)?,
-                    worker: r.try_get(1).map_err(err)?,
-                    connection_id: r.try_get(2).map_err(err)?,
-                    channel_id: r.try_get(3).map_err(err)?,
-                    job_id: r.try_get(4).map_err(err)?,
-                    sequence_number: r.try_get(5).map_err(err)?,
-                    height: r.try_get(6).map_err(err)?,
-                    difficulty: r.try_get(7).map_err(err)?,
-                    hash: r.try_get(8).map_err(err)?,
-                    time_ms: r.try_get(9).map_err(err)?,
-                    block: r.try_get(10).map_err(err)?,
-                    channel_identity: r.try_get(11).map_err(err)?,
-                }
-                .into_record()
-            })
-            .collect()
+        share_records(&rows)
     }
+
+    /// The shares server `server` accepted after share `id`, ascending.
+    fn read_own_shares_after(
+        &mut self,
+        id: i64,
+        server: i16,
+    ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        let err = LedgerError::postgres("read shares");
+        let Session { client, statements } = self;
+        let rows = client
+            .query(&statements.own_shares_after, &[&id, &server])
+            .map_err(err)?;
+        share_records(&rows)
+    }
+}
+
+/// Shares read by `shares_in` or `own_shares_after` (the same columns).
+fn share_records(rows: &[postgres::Row]) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+    let err = LedgerError::postgres("read shares");
+    rows.iter()
+        .map(|r| {
+            ShareRow {
+                id: r.try_get(0).map_err(err)?,
+                worker: r.try_get(1).map_err(err)?,
+                connection_id: r.try_get(2).map_err(err)?,
+                channel_id: r.try_get(3).map_err(err)?,
+                job_id: r.try_get(4).map_err(err)?,
+                sequence_number: r.try_get(5).map_err(err)?,
+                height: r.try_get(6).map_err(err)?,
+                difficulty: r.try_get(7).map_err(err)?,
+                hash: r.try_get(8).map_err(err)?,
+                time_ms: r.try_get(9).map_err(err)?,
+                block: r.try_get(10).map_err(err)?,
+                channel_identity: r.try_get(11).map_err(err)?,
+            }
+            .into_record()
+        })
+        .collect()
 }
 
 /// A write transaction on the PostgreSQL connection.
 pub(super) struct PgBatch<'a> {
     tx: Transaction<'a>,
     statements: &'a Statements,
+    /// The `server_id` of the shares this process writes.
+    server: i16,
     /// The store's flag: set on a database error, to check the connection before reuse.
     suspect: &'a mut bool,
 }
@@ -550,7 +739,8 @@ impl PgBatch<'_> {
 
 impl Batch for PgBatch<'_> {
     fn insert_shares(&mut self, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError> {
-        self.in_savepoint(|tx, statements| insert_shares(tx, statements, shares))
+        let server = self.server;
+        self.in_savepoint(|tx, statements| insert_shares(tx, statements, shares, server))
     }
 
     fn insert_block(&mut self, block: &BlockRecord) -> Result<i64, LedgerError> {
@@ -562,7 +752,10 @@ impl Batch for PgBatch<'_> {
         totals: &[WorkerTotals],
         through: i64,
     ) -> Result<(), LedgerError> {
-        self.in_savepoint(|tx, statements| add_worker_totals(tx, statements, totals, through))
+        let server = self.server;
+        self.in_savepoint(|tx, statements| {
+            add_worker_totals(tx, statements, totals, through, server)
+        })
     }
 
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
@@ -574,12 +767,13 @@ impl Batch for PgBatch<'_> {
         point: &HistoryPoint,
         prune_before_ms: u64,
     ) -> Result<(), LedgerError> {
+        let server = self.server;
         self.in_savepoint(|tx, _| {
             let err = LedgerError::postgres("record the history");
             let (t, hashrate, accepted, rejected, connections) = rows::history_columns(point)?;
             tx.execute(
                 rows::HISTORY_INSERT,
-                &[&t, &hashrate, &accepted, &rejected, &connections],
+                &[&t, &hashrate, &accepted, &rejected, &connections, &server],
             )
             .map_err(err)?;
             tx.execute(
@@ -620,6 +814,7 @@ fn insert_shares(
     tx: &mut Transaction<'_>,
     statements: &Statements,
     shares: &[ShareRecord],
+    server: i16,
 ) -> Result<CommitReceipt, LedgerError> {
     let err = LedgerError::postgres("insert shares");
     let mut c = Columns::default();
@@ -652,6 +847,7 @@ fn insert_shares(
                 &c.time_ms,
                 &c.block,
                 &c.channel_identity,
+                &server,
             ],
         )
         .map_err(err)?;
@@ -661,7 +857,8 @@ fn insert_shares(
         .collect::<Result<Vec<_>, _>>()
         .map_err(err)?;
     let first_id = ids.first().copied().unwrap_or(0);
-    // the advisory lock makes this connection the only writer: ids are consecutive
+    // the advisory lock makes this connection the only writer (in a cluster, the write
+    // lock for this transaction): ids are consecutive
     if ids.len() != shares.len() || (first_id..).zip(&ids).any(|(want, got)| want != *got) {
         return Err(LedgerError::Corrupt {
             table: "shares",
@@ -682,6 +879,7 @@ fn add_worker_totals(
     statements: &Statements,
     totals: &[WorkerTotals],
     through: i64,
+    server: i16,
 ) -> Result<(), LedgerError> {
     let err = LedgerError::postgres("add worker totals");
     let mut workers = Vec::with_capacity(totals.len());
@@ -700,8 +898,11 @@ fn add_worker_totals(
         &[&workers, &counts, &difficulties, &lasts],
     )
     .map_err(err)?;
-    tx.execute("UPDATE workers_through SET id = $1", &[&through])
-        .map_err(err)?;
+    tx.execute(
+        "UPDATE workers_through SET id = $1 WHERE server_id = $2",
+        &[&through, &server],
+    )
+    .map_err(err)?;
     Ok(())
 }
 

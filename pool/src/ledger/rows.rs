@@ -220,23 +220,28 @@ pub(super) fn worker_columns(w: &WorkerTotals) -> Result<(&str, i64, f64, i64), 
     ))
 }
 
-/// Writes a history sample: `$1..$5` = [`history_columns`]. The same text runs on both
-/// backends (SQLite reads `$N` as the N-th parameter too).
+/// Writes a history sample: `$1..$5` = [`history_columns`], `$6` the server's id (0: a pool
+/// alone). The same text runs on both backends (SQLite reads `$N` as the N-th parameter
+/// too).
 pub(super) const HISTORY_INSERT: &str =
-    "INSERT INTO history (time_ms, hashrate, accepted, rejected, connections) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (time_ms) DO UPDATE SET \
+    "INSERT INTO history (time_ms, hashrate, accepted, rejected, connections, server_id) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (server_id, time_ms) DO UPDATE SET \
      hashrate = excluded.hashrate, accepted = excluded.accepted, \
      rejected = excluded.rejected, connections = excluded.connections";
 
-/// Deletes the history samples before `$1` (ms).
+/// Deletes the history samples (every server's) before `$1` (ms).
 pub(super) const HISTORY_PRUNE: &str = "DELETE FROM history WHERE time_ms < $1";
 
-/// The history from `$2` (ms) on in buckets of `$1` ms, oldest first, as [`HistoryRow`]s:
-/// the bucket's start, the mean hashrate, the summed counts and the most connections.
+/// The pool's history from `$2` (ms) on in buckets of `$1` ms, oldest first, as
+/// [`HistoryRow`]s: the bucket's start; per server the mean hashrate of its samples, the
+/// summed counts and the most connections, then those added over the servers (a cluster's
+/// servers each sample their own part).
 pub(super) const HISTORY_SELECT: &str =
-    "SELECT (time_ms / $1) * $1, avg(hashrate), CAST(sum(accepted) AS BIGINT), \
-     CAST(sum(rejected) AS BIGINT), max(connections) FROM history WHERE time_ms >= $2 \
-     GROUP BY 1 ORDER BY 1";
+    "SELECT t, sum(h), CAST(sum(a) AS BIGINT), CAST(sum(r) AS BIGINT), CAST(sum(c) AS BIGINT) \
+     FROM (SELECT (time_ms / $1) * $1 AS t, server_id, avg(hashrate) AS h, \
+     sum(accepted) AS a, sum(rejected) AS r, max(connections) AS c \
+     FROM history WHERE time_ms >= $2 GROUP BY 1, 2) AS per_server \
+     GROUP BY t ORDER BY t";
 
 /// The blocks with an output to `$1`, newest first, for `read_blocks` (`LIMIT` appended).
 pub(super) const BLOCKS_PAYING_TAIL: &str =

@@ -62,15 +62,24 @@ INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
     r"
 ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
 ",
-    // the pool's history (a sample a minute, pruned as written); a miner's blocks by owner
+    // 5: the cluster's server_id columns, PostgreSQL only (an SQLite ledger is never shared);
+    // kept as a version of its own so that both backends number the same schema alike
+    r"
+-- nothing to change in SQLite
+",
+    // the pool's history (a sample a minute per server, pruned as written); a miner's blocks
+    // by owner
     r"
 CREATE TABLE history (
-    time_ms     INTEGER PRIMARY KEY,
+    server_id   INTEGER NOT NULL DEFAULT 0,
+    time_ms     INTEGER NOT NULL,
     hashrate    REAL    NOT NULL,
     accepted    INTEGER NOT NULL,
     rejected    INTEGER NOT NULL,
-    connections INTEGER NOT NULL
-);
+    connections INTEGER NOT NULL,
+    PRIMARY KEY (server_id, time_ms)
+) WITHOUT ROWID;
+CREATE INDEX history_by_time ON history(time_ms);
 CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
 ",
 ];
@@ -134,15 +143,26 @@ INSERT INTO workers_through SELECT coalesce(max(id), 0) FROM shares;
     r"
 ALTER TABLE blocks ADD COLUMN payout_rules TEXT;
 ",
-    // the pool's history (a sample a minute, pruned as written); a miner's blocks by owner
+    // a cluster: the server that accepted each share, and each server's own watermark of
+    // the shares the workers table counts (0: a pool alone on its database)
+    r"
+ALTER TABLE shares ADD COLUMN server_id SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE workers_through ADD COLUMN server_id SMALLINT NOT NULL DEFAULT 0;
+ALTER TABLE workers_through ADD PRIMARY KEY (server_id);
+",
+    // the pool's history (a sample a minute per server, pruned as written); a miner's blocks
+    // by owner
     r"
 CREATE TABLE history (
-    time_ms     BIGINT           PRIMARY KEY,
+    server_id   SMALLINT         NOT NULL DEFAULT 0,
+    time_ms     BIGINT           NOT NULL,
     hashrate    DOUBLE PRECISION NOT NULL,
     accepted    BIGINT           NOT NULL,
     rejected    BIGINT           NOT NULL,
-    connections BIGINT           NOT NULL
+    connections BIGINT           NOT NULL,
+    PRIMARY KEY (server_id, time_ms)
 );
+CREATE INDEX history_by_time ON history(time_ms);
 CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
 ",
 ];

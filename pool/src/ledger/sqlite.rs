@@ -1,7 +1,8 @@
 //! The SQLite backend of the ledger: schema, migrations and the storage operations the
 //! ledger thread runs (see [`engine`](super::engine) for the thread and its group commit).
 //!
-//! Schema (version 5, `PRAGMA user_version`):
+//! Schema (version 6, `PRAGMA user_version`; the migrations are in [`schema`](super::schema);
+//! version 5 is PostgreSQL's cluster columns, nothing here):
 //!
 //! ```text
 //! shares(id INTEGER PRIMARY KEY AUTOINCREMENT, worker, connection_id, channel_id, job_id,
@@ -16,8 +17,10 @@
 //! block_outputs(block_id REFERENCES blocks, idx, owner, script_hex, sats,
 //!        PRIMARY KEY(block_id, idx)) WITHOUT ROWID   -- indexed by owner (a miner's blocks)
 //! workers_through(id)   -- the last share id the workers table counts
-//! history(time_ms INTEGER PRIMARY KEY, hashrate REAL, accepted, rejected, connections)
-//!        -- one sample a minute, pruned beyond the configured retention
+//! history(server_id, time_ms, hashrate REAL, accepted, rejected, connections,
+//!        PRIMARY KEY(server_id, time_ms)) WITHOUT ROWID
+//!        -- one sample a minute (server_id 0: SQLite is never shared), pruned beyond the
+//!        -- configured retention
 //! ```
 
 use std::path::Path;
@@ -370,7 +373,10 @@ impl Batch for SqliteBatch<'_> {
             let err = LedgerError::sqlite("record the history");
             let (t, hashrate, accepted, rejected, connections) = rows::history_columns(point)?;
             conn.prepare_cached(rows::HISTORY_INSERT)
-                .and_then(|mut s| s.execute(params![t, hashrate, accepted, rejected, connections]))
+                .and_then(|mut s| {
+                    // a pool alone: server 0
+                    s.execute(params![t, hashrate, accepted, rejected, connections, 0i64])
+                })
                 .map_err(err)?;
             conn.execute(
                 rows::HISTORY_PRUNE,

@@ -1,6 +1,8 @@
 //! The pool's history: a task samples the statistics every `[history] sample_secs` and
 //! records the sample in the ledger (through the ledger thread, like every write), deleting
-//! the samples older than `[history] retention_days` in the same transaction.
+//! the samples older than `[history] retention_days` in the same transaction. In a cluster
+//! each server samples what it accepted itself (under its `server_id`); the history read
+//! back adds the servers up.
 
 use std::time::Duration;
 

@@ -8,6 +8,7 @@
 //!        └── submit ──────┴──── found blocks (mpsc) ──┘
 //! ```
 
+pub mod cluster;
 pub mod conn;
 pub mod history;
 pub mod keys;
@@ -35,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, PayoutKind, SourceKind};
-use crate::ledger::{Ledger, LedgerConfig, Synchronous};
+use crate::ledger::{Ledger, LedgerConfig, ServerId, Synchronous};
 use crate::payout::{PayoutMode, PplnsConfig, SoloConfig};
 use crate::template::{SourceError, TemplateSource};
 use conn::{ConnContext, ConnLinks};
@@ -90,6 +91,7 @@ fn session_config(cfg: &Config, pool_script: ScriptBuf) -> SessionConfig {
             ..VardiffConfig::default()
         },
         max_channels: cfg.max_channels_per_connection,
+        server: ServerId::new(cfg.cluster.server_id),
     }
 }
 
@@ -129,6 +131,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         Synchronous::Full
     };
     lcfg.min_commit_interval = Duration::from_micros(cfg.ledger.min_commit_interval_us);
+    if let Some(id) = ServerId::new(cfg.cluster.server_id) {
+        tracing::info!(server_id = %id, "cluster server");
+        lcfg = lcfg.in_cluster(id);
+    }
     let (stats, stats_queue) = stats::channel();
     let committed = stats.clone();
     let (ledger, ledger_thread) = Ledger::open_observed(
@@ -288,6 +294,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         work: work_view,
         network: cfg.network,
         pool_script: pool_script_view,
+        server: ServerId::new(cfg.cluster.server_id),
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

@@ -41,12 +41,25 @@ use strata_work::share::{AcceptedShare, BlockCandidate, Rejection};
 use strata_work::target::Target;
 use strata_work::vardiff::{Vardiff, VardiffConfig};
 
-use crate::ledger::ShareRecord;
+use crate::ledger::{ServerId, ShareRecord};
 use crate::payout::{self, Split};
 use crate::template::{Solution, Template};
 
-/// Bytes of every channel's extranonce prefix: 4 bytes of connection id, 2 of channel.
+/// Bytes of every channel's extranonce prefix: 4 bytes of connection id (in a cluster, the
+/// server id and 3 bytes of connection id), 2 of channel.
 pub const PREFIX_LEN: usize = 6;
+
+/// The 4 bytes a connection's extranonce prefixes start with: the low 32 bits of its id, or
+/// in a cluster the server's id and the low 24 bits of the connection's, so that no two
+/// servers hand out the same search space (a server's connection ids repeat after 2^24
+/// connections rather than 2^32).
+pub fn connection_prefix(conn_id: u64, server: Option<ServerId>) -> [u8; 4] {
+    let mut fixed = (conn_id as u32).to_be_bytes();
+    if let Some(id) = server {
+        fixed[0] = id.get();
+    }
+    fixed
+}
 
 /// Settings shared by every session of a pool.
 #[derive(Debug, Clone)]
@@ -70,6 +83,8 @@ pub struct SessionConfig {
     pub vardiff: VardiffConfig,
     /// Channels one connection may open.
     pub max_channels: usize,
+    /// The server's id in a cluster (the first byte of every extranonce prefix).
+    pub server: Option<ServerId>,
 }
 
 impl SessionConfig {
@@ -85,6 +100,7 @@ impl SessionConfig {
             channel: ChannelConfig::default(),
             vardiff: VardiffConfig::default(),
             max_channels: 1024,
+            server: None,
         }
     }
 }
@@ -241,10 +257,11 @@ fn send(out: &mut Vec<Event>, msg: impl Into<Message>) {
 }
 
 impl Session {
-    /// A session for connection `conn_id` (its low 32 bits make the extranonce prefixes of
-    /// its channels unique across the pool).
+    /// A session for connection `conn_id` (its low 32 bits, or in a cluster the server id
+    /// and its low 24 bits, make the extranonce prefixes of its channels unique across the
+    /// pool: [`connection_prefix`]).
     pub fn new(conn_id: u64, cfg: Arc<SessionConfig>) -> Self {
-        let fixed = (conn_id as u32).to_be_bytes();
+        let fixed = connection_prefix(conn_id, cfg.server);
         let full = cfg.full_extranonce_len.clamp(PREFIX_LEN, 32);
         // `fixed` is 4 bytes and PREFIX_LEN 6 <= full <= 32: always valid
         let prefixes = PrefixAllocator::new(&fixed, PREFIX_LEN, full)
@@ -1152,5 +1169,25 @@ impl Session {
         self.channels
             .get(channel_id)
             .and_then(|c| B0_32::new(c.extranonce_prefix()).ok())
+    }
+}
+
+#[cfg(test)]
+mod prefix_tests {
+    use super::*;
+
+    #[test]
+    fn cluster_servers_never_share_a_connection_prefix() {
+        let one = ServerId::new(1);
+        let two = ServerId::new(2);
+        assert_eq!(connection_prefix(0x0102_0304, None), [1, 2, 3, 4]);
+        assert_eq!(connection_prefix(0x0102_0304, one), [1, 2, 3, 4]);
+        assert_eq!(connection_prefix(0x0102_0304, two), [2, 2, 3, 4]);
+        // the same connection number on two servers, and a server's ids past 2^24
+        assert_ne!(connection_prefix(7, one), connection_prefix(7, two));
+        assert_eq!(
+            connection_prefix(7 + (1 << 24), two),
+            connection_prefix(7, two)
+        );
     }
 }

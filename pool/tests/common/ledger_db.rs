@@ -1,5 +1,5 @@
 //! The test databases of the ledger's tests, on both backends: a temporary SQLite file, or a
-//! fresh PostgreSQL database per test (see `ledger.rs` for the server they need), and
+//! fresh PostgreSQL database per test (`pg.rs`: see `ledger.rs` for the server they need), and
 //! [`on_both_backends!`], which runs a test on each.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
@@ -76,78 +76,10 @@ impl TestDb {
     }
 }
 
+/// The PostgreSQL test server's helpers (shared with the other tests through `common`).
 #[cfg(feature = "postgres")]
-pub mod pg {
-    /// The admin URL of the test server.
-    pub(crate) const URL_ENV: &str = "STRATA_TEST_POSTGRES_URL";
-    /// `skip` to skip the PostgreSQL tests instead of failing them without a server.
-    pub(crate) const SKIP_ENV: &str = "STRATA_TEST_POSTGRES";
-    /// The local server `scripts/install-deps.sh` installs, starts and gives this password.
-    pub(crate) const DEFAULT_ADMIN_URL: &str =
-        "postgresql://postgres:strata@127.0.0.1:5432/postgres";
-
-    /// Runs `sql` on `url` from a thread of its own: the synchronous client must not run
-    /// inside the test's async runtime.
-    pub(crate) fn execute(url: &str, sql: &str) {
-        let (url, sql) = (url.to_owned(), sql.to_owned());
-        std::thread::spawn(move || {
-            let mut client =
-                ::postgres::Client::connect(&url, ::postgres::NoTls).unwrap_or_else(|e| {
-                    panic!(
-                        "cannot connect to the test postgres ({e}): run scripts/install-deps.sh, \
-                         set {URL_ENV} to an admin URL, or {SKIP_ENV}=skip to skip these tests"
-                    )
-                });
-            client
-                .batch_execute(&sql)
-                .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        })
-        .join()
-        .expect("admin thread");
-    }
-
-    /// `url` with its database name replaced by `name`.
-    fn with_dbname(url: &str, name: &str) -> String {
-        let scheme_end = url
-            .find("://")
-            .unwrap_or_else(|| panic!("{URL_ENV} must be a postgresql:// url"));
-        let rest = &url[scheme_end + 3..];
-        let query = rest.find('?').map_or("", |q| &rest[q..]);
-        let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-        format!("{}{authority}/{name}{query}", &url[..scheme_end + 3])
-    }
-
-    /// A database created for one test, dropped at the end.
-    pub(crate) struct Database {
-        admin: String,
-        name: String,
-        pub(crate) url: String,
-    }
-
-    impl Database {
-        pub(crate) fn create() -> Option<Database> {
-            if std::env::var(SKIP_ENV).as_deref() == Ok("skip") {
-                eprintln!("postgres test skipped: {SKIP_ENV}=skip");
-                return None;
-            }
-            // the server scripts/install-deps.sh sets up, unless told otherwise
-            let admin = std::env::var(URL_ENV).unwrap_or_else(|_| DEFAULT_ADMIN_URL.to_string());
-            let name = format!("strata_test_{:016x}", rand::random::<u64>());
-            execute(&admin, &format!("CREATE DATABASE {name}"));
-            let url = with_dbname(&admin, &name);
-            Some(Database { admin, name, url })
-        }
-    }
-
-    impl Drop for Database {
-        fn drop(&mut self) {
-            execute(
-                &self.admin,
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            );
-        }
-    }
-}
+#[path = "pg.rs"]
+pub mod pg;
 
 /// Runs each `async fn name(db: TestDb)` as `sqlite::name` and `postgres::name`.
 #[macro_export]

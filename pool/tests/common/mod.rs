@@ -2,4 +2,6 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bitcoin_core;
+#[cfg(feature = "postgres")]
+pub mod pg;
 pub mod solve;

@@ -43,9 +43,19 @@ pub fn start_miners(
     n: u8,
     channel: fn(u8) -> ChannelRequest,
 ) -> CancellationToken {
+    start_miners_from(pool, 0, n, channel)
+}
+
+/// [`start_miners`] for miners `first..first + n`.
+pub fn start_miners_from(
+    pool: &strata_pool::server::RunningPool,
+    first: u8,
+    n: u8,
+    channel: fn(u8) -> ChannelRequest,
+) -> CancellationToken {
     let stop = CancellationToken::new();
     let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
-    for i in 0..n {
+    for i in first..first + n {
         let connect = Sv2Connect {
             endpoint: Endpoint::parse(&pool.sv2_addr.to_string()).unwrap(),
             authority: Some(pool.authority),

@@ -1,0 +1,101 @@
+//! What the API answers in a cluster (several pool processes on one PostgreSQL ledger): the
+//! answering server's id beside its live figures, and the totals of the whole pool read from
+//! the shared ledger (every server's committed shares, every server's blocks).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::stats::{PoolStats, StatsHandle, WorkerStats};
+use crate::ledger::{Ledger, LedgerError, ServerId};
+
+/// `/api/v1/stats`: this server's figures (connections, hashrate, rejects: its own miners),
+/// and in a cluster the pool-wide totals.
+#[derive(Debug, Clone, Serialize)]
+pub struct StatsView {
+    /// This server's live figures.
+    #[serde(flatten)]
+    pub server: PoolStats,
+    /// The answering server's id in a cluster (absent for a pool alone on its ledger).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_id: Option<ServerId>,
+    /// Pool-wide totals from the shared ledger (a cluster only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterTotals>,
+}
+
+/// The whole pool's totals, from the shared ledger: every server's committed shares (each
+/// server adds its shares to them about once a second) and blocks.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClusterTotals {
+    /// Accepted shares, all servers, all time.
+    pub shares_accepted: u64,
+    /// Sum of their difficulty.
+    pub difficulty_accepted: f64,
+    /// Blocks recorded by any server (any status).
+    pub blocks_found: u64,
+    /// Blocks the nodes accepted.
+    pub blocks_accepted: u64,
+    /// Workers with shares.
+    pub workers: usize,
+}
+
+/// `/api/v1/stats` for a server (`server` is its cluster id, if any).
+pub async fn stats(
+    stats: &StatsHandle,
+    ledger: &Ledger,
+    server: Option<ServerId>,
+) -> Result<Option<StatsView>, LedgerError> {
+    let Some(local) = stats.pool().await else {
+        return Ok(None);
+    };
+    let cluster = match server {
+        None => None,
+        Some(_) => {
+            let t = ledger.totals().await?;
+            Some(ClusterTotals {
+                shares_accepted: t.shares_accepted,
+                difficulty_accepted: t.difficulty,
+                blocks_found: t.blocks_found,
+                blocks_accepted: t.blocks_accepted,
+                workers: t.workers.len(),
+            })
+        }
+    };
+    Ok(Some(StatsView {
+        server: local,
+        server_id: server,
+        cluster,
+    }))
+}
+
+/// `/api/v1/workers`: alone, this server's figures; in a cluster every worker of the pool,
+/// with the shares, difficulty and last share of the shared ledger (all servers) and the
+/// hashrate and rejects this server saw of it (0 and none for a worker mining elsewhere).
+pub async fn workers(
+    stats: &StatsHandle,
+    ledger: &Ledger,
+    server: Option<ServerId>,
+) -> Result<Option<Vec<WorkerStats>>, LedgerError> {
+    let Some(local) = stats.workers().await else {
+        return Ok(None);
+    };
+    if server.is_none() {
+        return Ok(Some(local));
+    }
+    let totals = ledger.totals().await?;
+    let mut by_worker: BTreeMap<String, WorkerStats> =
+        local.into_iter().map(|w| (w.worker.clone(), w)).collect();
+    for t in totals.workers {
+        let w = by_worker
+            .entry(t.worker.clone())
+            .or_insert_with(|| WorkerStats {
+                worker: t.worker.clone(),
+                ..WorkerStats::default()
+            });
+        w.shares_accepted = t.shares;
+        w.difficulty_accepted = t.difficulty;
+        w.last_share_ms = w.last_share_ms.max(t.last_share_ms);
+    }
+    Ok(Some(by_worker.into_values().collect()))
+}
