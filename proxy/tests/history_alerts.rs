@@ -3,7 +3,7 @@
 //! series, 404 for an unknown name; a miner that authorizes and never submits fires
 //! `miner_silent` (log, `/api/v1/alerts`, `/metrics`, and a POST to a local webhook
 //! listener); the history is still served after a restart of the proxy on the same
-//! `data_dir`.
+//! `data_dir`. A failover and the return to the preferred pool are listed, alerted and posted.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -244,4 +244,102 @@ async fn history_windows_silent_miner_alert_webhook_and_restart() {
     proxy.wait().await;
     pool.shutdown.cancel();
     pool.wait().await;
+}
+
+/// `GET /api/v1/failovers` (newest first).
+async fn failover_log(api: &str) -> Vec<Value> {
+    get_json(format!("{api}/api/v1/failovers"))
+        .await
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_and_return_to_preferred_are_logged_alerted_and_posted() {
+    let d1 = tempfile::tempdir().unwrap();
+    let d2 = tempfile::tempdir().unwrap();
+    let primary_addr: std::net::SocketAddr = format!("127.0.0.1:{}", common::free_port())
+        .parse()
+        .unwrap();
+    let primary = start_pool(pool_config(d1.path(), primary_addr)).await;
+    let backup = start_pool(pool_config(d2.path(), "127.0.0.1:0".parse().unwrap())).await;
+    let (primary_url, backup_url) = (pool_url(&primary), pool_url(&backup));
+    let proxy_dir = tempfile::tempdir().unwrap();
+    let (hook, mut posts) = webhook_listener().await;
+    let mut cfg = proxy_config(primary_url.clone(), proxy_dir.path(), Some(hook));
+    cfg.upstreams.push(backup_url.clone());
+    cfg.upstream.stable_secs = 1;
+    let proxy = strata_proxy::server::start(cfg).await.unwrap();
+    let api = format!("http://{}", proxy.api_addr);
+    until("the primary is active", 30, async || {
+        get_json(format!("{api}/api/v1/upstreams")).await[0]["state"] == "active"
+    })
+    .await;
+    assert!(failover_log(&api).await.is_empty(), "no failover at start");
+
+    // the primary dies: a failover to the backup
+    primary.shutdown.cancel();
+    primary.wait().await;
+    until("a failover is listed", 30, async || {
+        !failover_log(&api).await.is_empty()
+    })
+    .await;
+    let f = &failover_log(&api).await[0];
+    assert_eq!(f["from"], primary_url.as_str());
+    assert_eq!(f["to"], backup_url.as_str());
+    let reason = f["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(&format!("down: {primary_url}: ")),
+        "{reason}"
+    );
+    assert!(f["t"].as_u64().unwrap() > 0);
+    let alerts = get_json(format!("{api}/api/v1/alerts")).await;
+    assert!(
+        alerts["active"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["kind"] == "failover" && a["subject"] == backup_url.as_str()),
+        "{alerts}"
+    );
+    let post = tokio::time::timeout(Duration::from_secs(10), posts.recv())
+        .await
+        .expect("the failover reaches the webhook")
+        .unwrap();
+    assert_eq!(
+        (&post["status"], &post["kind"]),
+        (&"fired".into(), &"failover".into())
+    );
+
+    // the primary comes back on its port: the return is listed too
+    let primary = start_pool(pool_config(d1.path(), primary_addr)).await;
+    until("the return to the primary is listed", 60, async || {
+        failover_log(&api).await.len() == 2
+    })
+    .await;
+    let f = &failover_log(&api).await[0];
+    assert_eq!(f["from"], backup_url.as_str());
+    assert_eq!(f["to"], primary_url.as_str());
+    assert_eq!(f["reason"], "return-to-preferred");
+    let metrics = get_text(format!("{api}/metrics")).await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "strata_proxy_alerts_fired_total{kind=\"failover\"}"
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(&metrics, "strata_proxy_alerts_active{kind=\"failover\"}"),
+        1.0,
+        "the newer failover replaced the older one"
+    );
+
+    proxy.shutdown.cancel();
+    proxy.wait().await;
+    for p in [primary, backup] {
+        p.shutdown.cancel();
+        p.wait().await;
+    }
 }
