@@ -4,7 +4,8 @@
 //! * `GET /api/v1/miners`: per miner: its upstream channel index and id, worker, address,
 //!   `ip`, user agent, difficulty, hashrate, `hashrate_5m` / `hashrate_1h` / `hashrate_24h`
 //!   (h/s, from the history plus the open step: the accepted work over the time the worker
-//!   was connected within the window; 0 with the history off), accepted / rejected by reason
+//!   was connected within the window, its start rounded down to a history step; 0 with the
+//!   history off), accepted / rejected by reason
 //!   / stale, last share, connected since, upstream counts.
 //! * `GET /api/v1/upstreams`: each pool: state, shares forwarded and accepted,
 //!   `announced_hashrate` (summed over its open channels while active, else 0),
@@ -128,7 +129,16 @@ async fn miners(State(s): State<ApiState>) -> Response {
     let now = unix_now().max(live.from);
     let sums = match &s.history {
         Some(h) => h
-            .windows(WINDOWS.iter().map(|w| now.saturating_sub(*w)).collect())
+            .windows(
+                WINDOWS
+                    .iter()
+                    .map(|w| {
+                        // rounded down to the step: one read of the file per step
+                        let since = now.saturating_sub(*w);
+                        since - since % h.resolution_secs.max(1)
+                    })
+                    .collect(),
+            )
             .await
             .ok(),
         None => None,

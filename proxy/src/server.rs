@@ -65,6 +65,11 @@ fn monitor_parts(
         // the drop rule judges with the farm's history of the last run
         let span = a.drop_recent_secs.saturating_add(a.drop_baseline_secs);
         alerts.seed_farm(store.farm_rows(now.saturating_sub(span))?);
+        // and the silent rule with the workers seen lately
+        alerts.seed_workers(
+            store.workers(now.saturating_sub(a.forget_after_secs), a.max_miners)?,
+            now,
+        );
         let (handle, thread) = crate::history::spawn(store, h.queue, resolution, retention)
             .context("cannot start the history thread")?;
         tasks.spawn(async move {

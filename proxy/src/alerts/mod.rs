@@ -6,7 +6,9 @@
 //! * `miner_silent` (subject: the worker name): no accepted share for `miner_silent_secs`,
 //!   counted from its last step with an accepted share, or from when it was first seen.
 //!   Resolves at its next accepted share; a worker silent for `forget_after_secs` is
-//!   forgotten (its alert resolves). At most `max_miners` workers are tracked.
+//!   forgotten (its alert resolves). At most `max_miners` workers are tracked. The workers
+//!   of the history (seen within `forget_after_secs`) are known from the start on: a rig
+//!   that does not come back after a restart is silent `miner_silent_secs` after it.
 //! * `hashrate_drop`: the farm's hashrate over the last `drop_recent_secs` (summed
 //!   accepted work of the farm rows ending in that span over their seconds) is below its
 //!   hashrate over the `drop_baseline_secs` before them by more than
@@ -198,6 +200,18 @@ impl Alerts {
     pub fn seed_farm(&mut self, rows: impl IntoIterator<Item = crate::history::Row>) {
         for r in rows {
             self.farm.push_back((r.t + r.secs, r.secs, r.work));
+        }
+    }
+
+    /// Workers of earlier runs (from the history at start), known from `now` on: one that
+    /// does not come back is silent `miner_silent_secs` after the start (the proxy cannot
+    /// tell what it did while the proxy was down).
+    pub fn seed_workers(&mut self, workers: impl IntoIterator<Item = String>, now: u64) {
+        for w in workers {
+            if self.workers.len() >= self.cfg.max_miners {
+                break;
+            }
+            self.workers.entry(w).or_insert(now);
         }
     }
 

@@ -279,3 +279,17 @@ async fn the_webhook_posts_each_notice_to_a_local_listener() {
     stop.cancel();
     task.await.expect("the task ends at shutdown");
 }
+
+#[test]
+fn workers_of_an_earlier_run_that_do_not_come_back_are_silent_after_the_start() {
+    let mut a = Alerts::new(AlertConfig {
+        max_miners: 2,
+        ..cfg()
+    });
+    a.seed_workers(["gone".to_string(), "back".into(), "beyond".into()], 6_000);
+    assert_eq!(a.workers.len(), 2, "bounded");
+    let out = run(&mut a, 100, 111, |t| batch(t, &[("back", 1)], 1.0));
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert_eq!(out[0].alert.subject.as_deref(), Some("gone"));
+    assert_eq!(out[0].alert.since, 6_600);
+}

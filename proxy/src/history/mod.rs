@@ -17,6 +17,7 @@ pub mod sampler;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
@@ -107,6 +108,13 @@ pub fn window_hashrate(stored: WindowSum, live_work: f64, live_from: u64, now: u
     (stored.work + live_work) * HASHES_PER_DIFFICULTY / secs as f64
 }
 
+/// Each worker's stored rows within a window (shared: the thread keeps them until the next
+/// write).
+pub type Windows = Arc<HashMap<String, WindowSum>>;
+
+/// Window starts the history thread keeps read between two writes at most.
+const WINDOW_CACHE: usize = 8;
+
 /// The history thread is gone (or the history is off).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("history unavailable")]
@@ -123,7 +131,7 @@ enum Command {
     },
     Windows {
         since: Vec<u64>,
-        reply: oneshot::Sender<Vec<HashMap<String, WindowSum>>>,
+        reply: oneshot::Sender<Vec<Windows>>,
     },
 }
 
@@ -163,11 +171,10 @@ impl HistoryHandle {
         rx.await.map_err(|_| Unavailable)
     }
 
-    /// Per window start in `since`, each worker's stored rows from then on.
-    pub async fn windows(
-        &self,
-        since: Vec<u64>,
-    ) -> Result<Vec<HashMap<String, WindowSum>>, Unavailable> {
+    /// Per window start in `since`, each worker's stored rows from then on. The thread
+    /// reads each start once between two writes: callers that round their starts down to
+    /// the step (as `GET /api/v1/miners` does) cost one read of the file per step.
+    pub async fn windows(&self, since: Vec<u64>) -> Result<Vec<Windows>, Unavailable> {
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Command::Windows { since, reply })
@@ -189,19 +196,24 @@ pub fn spawn(
     let thread = std::thread::Builder::new()
         .name("history".into())
         .spawn(move || {
+            // windows read since the last write, by start (they change only with a write)
+            let mut cache: HashMap<u64, Windows> = HashMap::new();
             while let Some(cmd) = rx.blocking_recv() {
                 match cmd {
-                    Command::Write(b) => match store.write(&b) {
-                        Ok(pruned) => {
-                            tracing::trace!(
+                    Command::Write(b) => {
+                        cache.clear();
+                        match store.write(&b) {
+                            Ok(pruned) => tracing::trace!(
                                 t = b.t,
                                 miners = b.miners.len(),
                                 pruned,
                                 "history written"
-                            );
+                            ),
+                            Err(e) => {
+                                tracing::warn!(error = %e, t = b.t, "history batch not written");
+                            }
                         }
-                        Err(e) => tracing::warn!(error = %e, t = b.t, "history batch not written"),
-                    },
+                    }
                     Command::Points {
                         worker,
                         since,
@@ -217,10 +229,16 @@ pub fn spawn(
                         let sums = since
                             .iter()
                             .map(|s| {
-                                store.window(*s).unwrap_or_else(|e| {
-                                    tracing::warn!(error = %e, "history window not read");
-                                    HashMap::new()
-                                })
+                                if cache.len() >= WINDOW_CACHE && !cache.contains_key(s) {
+                                    cache.clear();
+                                }
+                                let w = cache.entry(*s).or_insert_with(|| {
+                                    Arc::new(store.window(*s).unwrap_or_else(|e| {
+                                        tracing::warn!(error = %e, "history window not read");
+                                        HashMap::new()
+                                    }))
+                                });
+                                Arc::clone(w)
                             })
                             .collect();
                         let _ = reply.send(sums);

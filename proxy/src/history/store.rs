@@ -244,6 +244,22 @@ impl Store {
         Ok(rows)
     }
 
+    /// The workers with rows from `since` on, most recently seen first, at most `limit`.
+    pub fn workers(&self, since: u64, limit: usize) -> Result<Vec<String>, StoreError> {
+        let mut s = self
+            .conn
+            .prepare_cached(
+                "SELECT worker FROM miner_points WHERE t >= ?1 GROUP BY worker
+                 ORDER BY max(t) DESC, worker LIMIT ?2",
+            )
+            .map_err(err("read workers"))?;
+        let rows = s
+            .query_map(params![int(since), int(limit as u64)], |r| r.get(0))
+            .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+            .map_err(err("read workers"))?;
+        Ok(rows)
+    }
+
     /// Per worker, the work and seconds of its points from `since` on.
     pub fn window(&self, since: u64) -> Result<HashMap<String, WindowSum>, StoreError> {
         let mut s = self

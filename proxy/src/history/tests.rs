@@ -119,6 +119,10 @@ fn windows_sum_each_worker_since_their_start() {
         }
     );
     assert!(!store.window(10_000).expect("window").contains_key("a"));
+    // the workers seen lately, newest first, bounded
+    assert_eq!(store.workers(0, 10).expect("workers"), vec!["b", "a"]);
+    assert_eq!(store.workers(0, 1).expect("workers"), vec!["b"]);
+    assert!(store.workers(601, 10).expect("workers").is_empty());
 }
 
 #[test]
@@ -167,4 +171,16 @@ async fn the_thread_answers_points_and_windows() {
     assert_eq!(h.points(Some("b".into()), 0).await.expect("answer"), None);
     let w = h.windows(vec![0, 60]).await.expect("answer");
     assert_eq!((w[0]["a"].work, w[1]["a"].work), (30.0, 20.0));
+    // read again before a write: the same reading; after a write: a new one
+    let again = h.windows(vec![0]).await.expect("answer");
+    assert!(Arc::ptr_eq(&w[0], &again[0]));
+    assert!(h.try_write(batch(120, &[("a", 5.0, 1)])));
+    let w = h.windows(vec![0]).await.expect("answer");
+    assert_eq!(
+        w[0]["a"],
+        WindowSum {
+            work: 35.0,
+            secs: 180
+        }
+    );
 }
