@@ -1157,7 +1157,8 @@ fn until_unix(t: u64) -> Duration {
     Duration::from_secs(t).saturating_sub(now)
 }
 
-/// Starts the hub task (with `monitor`: history, alerts, failovers): returns the handle miner tasks use and the query channel of the API.
+/// Starts the hub task (with `monitor`: history, alerts, failovers): returns the handle
+/// miner tasks use and the query channel of the API.
 pub fn spawn(
     cfg: HubConfig,
     monitor: Monitor,
@@ -1173,10 +1174,11 @@ pub fn spawn(
         // reset to the hub's next update only when that changes (not at every request)
         let wake = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(wake);
-        // the monitor's steps are in UNIX seconds; the sleep to the next one is measured
-        // when it is set
-        let mut tick_at = hub.monitor.next_tick();
-        let tick = tokio::time::sleep(until_unix(tick_at));
+        // the monitor's steps are in UNIX seconds: each sleep is measured on the wall clock
+        // when it is set, and lasts a step at most (a clock set back delays the step, it
+        // does not stop the sampling)
+        let step = Duration::from_secs(hub.monitor.resolution());
+        let tick = tokio::time::sleep(until_unix(hub.monitor.next_tick()).min(step));
         tokio::pin!(tick);
         loop {
             let next_update = hub.next_update;
@@ -1204,9 +1206,9 @@ pub fn spawn(
                     HubQuery::Monitor(r) => { let _ = r.send(hub.monitor.stats()); }
                 },
                 () = &mut tick => {
-                    hub.monitor.tick(crate::monitor::unix_now().max(tick_at));
-                    tick_at = hub.monitor.next_tick();
-                    tick.as_mut().reset(tokio::time::Instant::now() + until_unix(tick_at));
+                    hub.monitor.tick(crate::monitor::unix_now());
+                    let wait = until_unix(hub.monitor.next_tick()).min(step);
+                    tick.as_mut().reset(tokio::time::Instant::now() + wait);
                 }
                 () = &mut wake, if next_update.is_some() => {
                     // never before the deadline the timer was set for (no spinning on it)

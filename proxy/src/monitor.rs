@@ -141,6 +141,11 @@ impl Monitor {
         }
     }
 
+    /// Seconds per history step.
+    pub fn resolution(&self) -> u64 {
+        self.sampler.resolution()
+    }
+
     /// When [`Monitor::tick`] is next due (UNIX seconds).
     pub fn next_tick(&self) -> u64 {
         self.sampler.next_tick()
