@@ -1463,6 +1463,41 @@ mod tests {
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["samples"], 4);
         assert!(json.get("buckets").is_none(), "{json}");
+        // the active pool's own figure: the same shares
+        assert_eq!(h.upstreams()[0].ack_latency_ms.samples, 4);
+        // the pool goes down: answers arriving meanwhile count for no pool
+        h.on_event(UpstreamEvent::Down {
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            reason: "eof".into(),
+            was_active: true,
+        });
+        h.on_event(result(3, None));
+        assert_eq!(h.upstreams()[0].ack_latency_ms.samples, 4);
+        assert_eq!(h.stats().upstream_ack_latency_ms.samples, 5);
+    }
+
+    /// `/api/v1/upstreams`: the active pool's announced hashrate is the sum over its open
+    /// channels; a pool that is not active announces nothing.
+    #[test]
+    fn the_active_pool_shows_its_announced_hashrate() {
+        let (mut h, _rx) = hub(1);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, _) = join(&mut h, 1);
+        let ja = joined(&mut a);
+        let (_b, _) = join(&mut h, 2);
+        h.on_event(opened(1, 1, 8, 0xbb));
+        h.on_report(ja.channel, report(ja.slot.miner, 100.0), Instant::now());
+        let t = Instant::now() + Duration::from_secs(60);
+        let _ = h.channel_updates(t);
+        assert_eq!(h.upstreams()[0].announced_hashrate, 100.0);
+        h.on_event(UpstreamEvent::Down {
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            reason: "eof".into(),
+            was_active: true,
+        });
+        assert_eq!(h.upstreams()[0].announced_hashrate, 0.0);
     }
 
     #[test]
