@@ -121,9 +121,16 @@ async fn history_windows_silent_miner_alert_webhook_and_restart() {
     let h = get_json(rig.clone()).await;
     assert_eq!(h["name"], "rig 412");
     assert_eq!(h["resolution_secs"], 1);
-    let p = &h["points"][0];
-    for k in ["t", "hashrate", "accepted", "rejected", "stale"] {
-        assert!(p.get(k).is_some(), "point without {k}: {p}");
+    for p in h["points"].as_array().unwrap() {
+        for k in ["t", "hashrate", "accepted", "rejected", "stale"] {
+            assert!(p.get(k).is_some(), "point without {k}: {p}");
+        }
+        // a step with accepted shares has their work
+        assert_eq!(
+            p["accepted"].as_u64() > Some(0),
+            p["hashrate"].as_f64() > Some(0.0),
+            "{p}"
+        );
     }
     let farm = get_json(format!("{api}/api/v1/history?minutes=10")).await;
     assert!(farm["name"].is_null());
@@ -146,6 +153,17 @@ async fn history_windows_silent_miner_alert_webhook_and_restart() {
     })
     .await;
     let miners = get_json(format!("{api}/api/v1/miners")).await;
+    // the estimate is the accepted share difficulty over time: about the rig's 20 kH/s
+    // (wide bounds: a few seconds of shares)
+    let rig_row = miners
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["worker"] == "rig 412")
+        .unwrap();
+    let h1 = rig_row["hashrate_1h"].as_f64().unwrap();
+    eprintln!("rig 412 (20 kH/s): {h1:.0} H/s from its accepted shares");
+    assert!((4_000.0..100_000.0).contains(&h1), "{rig_row}");
     let idle_row = miners
         .as_array()
         .unwrap()
