@@ -3,10 +3,10 @@
 //!
 //! * `GET /api/v1/miners`: per miner: its upstream channel index and id, worker, address,
 //!   `ip`, user agent, difficulty, hashrate, `hashrate_5m` / `hashrate_1h` / `hashrate_24h`
-//!   (h/s, from the history plus the open step: the accepted work over the time the worker
-//!   was connected within the window, its start rounded down to a history step; 0 with the
-//!   history off), accepted / rejected by reason
-//!   / stale, last share, connected since, upstream counts.
+//!   (h/s, from the history plus the open step: the accepted work of the miner's worker
+//!   name, all its connections, over the time it was connected within the window, the
+//!   window's start rounded down to a history step; 0 with the history off), accepted /
+//!   rejected by reason / stale, last share, connected since, upstream counts.
 //! * `GET /api/v1/upstreams`: each pool: state, shares forwarded and accepted,
 //!   `announced_hashrate` (summed over its open channels while active, else 0),
 //!   `ack_latency_ms` (as in `/stats`, the shares this pool answered); the active one also
