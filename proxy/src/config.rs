@@ -296,4 +296,37 @@ mod tests {
         assert!(Config::load(None, bad).is_err());
         assert!(Config::load(None, vec![("STRATA_PROXY_NOPE".into(), "1".into())]).is_err());
     }
+
+    #[test]
+    fn history_and_alert_settings() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(
+            (c.history.retention_hours, c.history.resolution_secs),
+            (24, 60)
+        );
+        assert_eq!(c.alerts.webhook_url, None);
+        let env = vec![
+            (
+                "STRATA_PROXY_HISTORY__RESOLUTION_SECS".to_string(),
+                "5".to_string(),
+            ),
+            (
+                "STRATA_PROXY_ALERTS__WEBHOOK_URL".to_string(),
+                "http://10.0.0.5:9000/hook".to_string(),
+            ),
+            (
+                "STRATA_PROXY_ALERTS__HASHRATE_DROP_PERCENT".to_string(),
+                "50".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).expect("env");
+        assert_eq!(c.history.resolution_secs, 5);
+        assert_eq!(c.alerts.hashrate_drop_percent, 50.0);
+        assert_eq!(
+            c.alerts.webhook_url.as_deref(),
+            Some("http://10.0.0.5:9000/hook")
+        );
+        let bad = vec![("STRATA_PROXY_ALERTS__NOPE".to_string(), "1".to_string())];
+        assert!(Config::load(None, bad).is_err());
+    }
 }

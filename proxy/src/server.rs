@@ -129,6 +129,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // before any task: a history file or webhook URL that cannot be used stops the start
+    let (monitor, history) = monitor_parts(&cfg, &shutdown, &tasks)?;
 
     let (events_tx, events_rx) = mpsc::channel(1024);
     // unbounded: see the hub's `commands`
@@ -149,7 +151,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         commands_rx,
         shutdown.clone(),
     ));
-    let (monitor, history) = monitor_parts(&cfg, &shutdown, &tasks)?;
     let (hub, queries) = hub::spawn(
         HubConfig {
             split: strata_work::extranonce::SplitConfig {

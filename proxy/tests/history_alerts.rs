@@ -361,3 +361,17 @@ async fn failover_and_return_to_preferred_are_logged_alerted_and_posted() {
         p.wait().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_webhook_url_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    // no pool needed: the start stops before connecting
+    let key = strata_noise::AuthorityKeypair::generate().public_key();
+    let cfg = proxy_config(
+        format!("stratum2+tcp://127.0.0.1:1/{key}"),
+        dir.path(),
+        Some("https://hooks.example/strata".into()),
+    );
+    let err = strata_proxy::server::start(cfg).await.unwrap_err();
+    assert!(format!("{err:#}").contains("only http://"), "{err:#}");
+}
