@@ -277,6 +277,34 @@ mod tests {
         assert_eq!(s.alerts[2], ("failover", 1, 3));
     }
 
+    /// A writer or a webhook that is behind costs the hub nothing: the step or the alert is
+    /// dropped and counted.
+    #[tokio::test]
+    async fn full_queues_drop_and_count() {
+        let mut m = monitor();
+        let (history, _stalled) = HistoryHandle::stalled(1);
+        m.history = Some(history);
+        // the webhook's task does not run before this test yields: its queue of 1 fills
+        let stop = tokio_util::sync::CancellationToken::new();
+        let url = crate::alerts::webhook::check_url("http://127.0.0.1:9/hook").expect("url");
+        let (w, _task) =
+            crate::alerts::webhook::spawn(url, std::time::Duration::from_secs(1), 1, stop.clone());
+        m.webhook = Some(w);
+        m.on_active("a", 1);
+        m.on_down("a", "eof", true);
+        m.on_active("b", 5);
+        m.on_active("a", 9);
+        m.tick(60);
+        m.tick(120);
+        m.tick(180);
+        let s = m.stats();
+        // notices: fired (b); resolved (b), fired (a): one queued, two dropped
+        assert_eq!(s.webhook_dropped, 2);
+        // steps 0, 60, 120: one queued, two dropped
+        assert_eq!(s.history_dropped_batches, 2);
+        stop.cancel();
+    }
+
     #[test]
     fn a_pool_down_before_any_was_active_is_a_failover_from_none() {
         let mut m = monitor();

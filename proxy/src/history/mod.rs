@@ -146,6 +146,19 @@ pub struct HistoryHandle {
 }
 
 impl HistoryHandle {
+    /// A handle whose queue of `queue` commands nobody takes from while the returned
+    /// receiver lives (for tests of a writer that is behind).
+    #[cfg(test)]
+    pub(crate) fn stalled(queue: usize) -> (Self, impl Sized) {
+        let (tx, rx) = mpsc::channel::<Command>(queue.max(1));
+        let h = HistoryHandle {
+            tx,
+            resolution_secs: 60,
+            retention_secs: 3600,
+        };
+        (h, rx)
+    }
+
     /// Queues a batch for writing without waiting; false when the queue is full (the batch
     /// is dropped) or the thread is gone.
     pub fn try_write(&self, batch: Batch) -> bool {

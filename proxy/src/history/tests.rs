@@ -145,12 +145,7 @@ fn window_hashrate_adds_the_open_step() {
 #[test]
 fn a_full_queue_drops_the_batch_without_waiting() {
     // no thread takes from this queue: the second batch does not fit
-    let (tx, _rx) = mpsc::channel(1);
-    let h = HistoryHandle {
-        tx,
-        resolution_secs: 60,
-        retention_secs: 60,
-    };
+    let (h, _rx) = HistoryHandle::stalled(1);
     assert!(h.try_write(batch(0, &[])));
     assert!(!h.try_write(batch(60, &[])));
 }
