@@ -41,7 +41,8 @@
 //!   `strata_proxy_certificate_expiring` (1 when a certificate signed offline expires within
 //!   a week or has expired). Alerts: `strata_proxy_alerts_active{kind}` (gauge) and
 //!   `strata_proxy_alerts_fired_total{kind}` (counter), each kind listed;
-//!   `strata_proxy_history_dropped_batches_total`, `strata_proxy_alert_webhook_dropped_total`.
+//!   `strata_proxy_history_dropped_batches_total`, `strata_proxy_history_left_out_rows_total`,
+//!   `strata_proxy_alert_webhook_dropped_total`.
 
 use std::fmt::Write as _;
 
@@ -409,6 +410,7 @@ async fn metrics(State(s): State<ApiState>) -> Response {
         );
     }
     let _ = writeln!(out, "# HELP strata_proxy_history_dropped_batches_total History steps dropped because the history writer was behind.\n# TYPE strata_proxy_history_dropped_batches_total counter\nstrata_proxy_history_dropped_batches_total {}", mon.history_dropped_batches);
+    let _ = writeln!(out, "# HELP strata_proxy_history_left_out_rows_total Worker rows left out of history steps beyond history.max_miners (the farm row counts them).\n# TYPE strata_proxy_history_left_out_rows_total counter\nstrata_proxy_history_left_out_rows_total {}", mon.history_left_out_rows);
     let _ = writeln!(out, "# HELP strata_proxy_alert_webhook_dropped_total Alerts not sent to the webhook because its queue was full.\n# TYPE strata_proxy_alert_webhook_dropped_total counter\nstrata_proxy_alert_webhook_dropped_total {}", mon.webhook_dropped);
     if let Some((responder, signer)) = &s.certificate {
         let cert = responder.borrow().certificate();

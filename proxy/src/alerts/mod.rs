@@ -28,10 +28,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use serde::Serialize;
 
-use crate::history::Batch;
-
-/// 2^32: hashes per unit of difficulty.
-const HASHES_PER_DIFFICULTY: f64 = 4_294_967_296.0;
+use crate::history::{Batch, HASHES_PER_DIFFICULTY};
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -26,7 +26,7 @@ pub use sampler::Sampler;
 pub use store::{Store, StoreError};
 
 /// 2^32: hashes per unit of difficulty.
-const HASHES_PER_DIFFICULTY: f64 = 4_294_967_296.0;
+pub const HASHES_PER_DIFFICULTY: f64 = 4_294_967_296.0;
 
 /// One step of one worker (or of the farm) as stored.
 #[derive(Debug, Clone, Copy, PartialEq)]
