@@ -9,6 +9,9 @@
 //!   written before a restart is there after it: the file is the history.
 //!
 //! Hashrate of a row: its accepted work (summed share difficulty) × 2^32 / its seconds.
+//! Shares reach the sampler with their miner's reports (every `report_interval_secs`, 10 s by
+//! default), so a step holds the shares reported within it: a 60 s row of a steady miner
+//! holds 50 to 70 s of its shares, and the windows over several steps even that out.
 //! A miner's hashrate over a window ([`window_hashrate`]) is the work of its rows in the
 //! window plus the open step's, over the seconds they cover: the average over the time the
 //! miner was connected within the window.
