@@ -97,6 +97,85 @@ impl Default for UpstreamSettings {
     }
 }
 
+/// `[history]`: per-miner and farm history in `data_dir/history.sqlite`, kept across
+/// restarts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HistorySettings {
+    /// Keep history at all (false: no file, the history endpoints answer 503).
+    pub enabled: bool,
+    /// Hours of history kept; older points are pruned.
+    pub retention_hours: u64,
+    /// Seconds per point (one row per miner and one farm row each step).
+    pub resolution_secs: u64,
+    /// Miners (worker names) per step at most; the rest are counted in the farm row only.
+    pub max_miners: usize,
+    /// Row batches waiting for the writer at most; when full a batch is dropped (and
+    /// counted) rather than the hub waiting on the disk.
+    pub queue: usize,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            enabled: true,
+            retention_hours: 24,
+            resolution_secs: 60,
+            max_miners: 10_000,
+            queue: 64,
+        }
+    }
+}
+
+/// `[alerts]`: what the proxy warns about (log lines, Prometheus series, optional webhook).
+/// A threshold of 0 turns its alert off.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AlertSettings {
+    /// A miner (worker name) with no accepted share for this many seconds is silent.
+    pub miner_silent_secs: u64,
+    /// A silent miner not heard of for this long is forgotten (its alert resolves).
+    pub forget_after_secs: u64,
+    /// Farm hashrate drop (percent) that fires: the mean of the last `drop_recent_secs`
+    /// below the mean of the `drop_baseline_secs` before them by more than this.
+    pub hashrate_drop_percent: f64,
+    /// The recent part of the drop comparison (seconds).
+    pub drop_recent_secs: u64,
+    /// The baseline part of the drop comparison (seconds, just before the recent part).
+    pub drop_baseline_secs: u64,
+    /// Each failover (and return to the preferred pool) fires an alert that stays active
+    /// this many seconds (0: no failover alerts).
+    pub failover_active_secs: u64,
+    /// Fired and resolved alerts kept for `GET /api/v1/alerts`.
+    pub max_recent: usize,
+    /// Workers tracked for the silent-miner alert at most.
+    pub max_miners: usize,
+    /// `http://` URL that gets each fired and resolved alert as a JSON POST.
+    pub webhook_url: Option<String>,
+    /// Seconds a webhook POST may take.
+    pub webhook_timeout_secs: u64,
+    /// Alerts waiting for the webhook at most (more are dropped and counted).
+    pub webhook_queue: usize,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            miner_silent_secs: 600,
+            forget_after_secs: 24 * 3600,
+            hashrate_drop_percent: 30.0,
+            drop_recent_secs: 600,
+            drop_baseline_secs: 3600,
+            failover_active_secs: 600,
+            max_recent: 200,
+            max_miners: 10_000,
+            webhook_url: None,
+            webhook_timeout_secs: 5,
+            webhook_queue: 256,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -115,7 +194,8 @@ pub struct Config {
     /// `Authorization: Bearer <token>`. Required when `api_listen` is not a loopback
     /// address (the proxy refuses to start without one).
     pub api_token: Option<strata_net::http_auth::ApiToken>,
-    /// Directory of the proxy's own keys (SV2 downstream certificate; `authority.pub`).
+    /// Directory of the proxy's own keys (SV2 downstream certificate; `authority.pub`) and
+    /// of its history (`history.sqlite`).
     pub data_dir: PathBuf,
     /// Per-miner Prometheus series at most.
     pub max_miner_series: usize,
@@ -127,6 +207,12 @@ pub struct Config {
     pub sv1: Sv1Settings,
     /// Pools.
     pub upstream: UpstreamSettings,
+    /// Miner and farm history.
+    pub history: HistorySettings,
+    /// Alerts.
+    pub alerts: AlertSettings,
+    /// Failovers kept for `GET /api/v1/failovers`.
+    pub max_failovers: usize,
 }
 
 impl Default for Config {
@@ -144,6 +230,9 @@ impl Default for Config {
             report_interval_secs: 10,
             sv1: Sv1Settings::default(),
             upstream: UpstreamSettings::default(),
+            history: HistorySettings::default(),
+            alerts: AlertSettings::default(),
+            max_failovers: 100,
         }
     }
 }
@@ -206,5 +295,38 @@ mod tests {
         )];
         assert!(Config::load(None, bad).is_err());
         assert!(Config::load(None, vec![("STRATA_PROXY_NOPE".into(), "1".into())]).is_err());
+    }
+
+    #[test]
+    fn history_and_alert_settings() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(
+            (c.history.retention_hours, c.history.resolution_secs),
+            (24, 60)
+        );
+        assert_eq!(c.alerts.webhook_url, None);
+        let env = vec![
+            (
+                "STRATA_PROXY_HISTORY__RESOLUTION_SECS".to_string(),
+                "5".to_string(),
+            ),
+            (
+                "STRATA_PROXY_ALERTS__WEBHOOK_URL".to_string(),
+                "http://10.0.0.5:9000/hook".to_string(),
+            ),
+            (
+                "STRATA_PROXY_ALERTS__HASHRATE_DROP_PERCENT".to_string(),
+                "50".to_string(),
+            ),
+        ];
+        let c = Config::load(None, env).expect("env");
+        assert_eq!(c.history.resolution_secs, 5);
+        assert_eq!(c.alerts.hashrate_drop_percent, 50.0);
+        assert_eq!(
+            c.alerts.webhook_url.as_deref(),
+            Some("http://10.0.0.5:9000/hook")
+        );
+        let bad = vec![("STRATA_PROXY_ALERTS__NOPE".to_string(), "1".to_string())];
+        assert!(Config::load(None, bad).is_err());
     }
 }

@@ -45,6 +45,7 @@ use strata_work::vardiff::Vardiff;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::monitor::Monitor;
 use crate::upstream::{
     ShareRoute, UpstreamCommand, UpstreamEvent, CODE_STALE_UPSTREAM, PROXY_CODES,
 };
@@ -130,6 +131,10 @@ pub struct MinerReport {
     pub hashrate: f64,
     /// Shares accepted locally.
     pub accepted: u64,
+    /// Sum of the difficulties (share targets) of the accepted shares: the work behind the
+    /// history's hashrate estimates.
+    #[serde(skip)]
+    pub accepted_work: f64,
     /// Shares rejected locally, by reason code.
     pub rejected: BTreeMap<String, u64>,
     /// Shares rejected as stale (also counted in `rejected`).
@@ -255,6 +260,12 @@ pub struct UpstreamStatus {
     pub shares_accepted: u64,
     /// Shares it rejected, by code.
     pub shares_rejected: BTreeMap<String, u64>,
+    /// The summed nominal hashrate last announced on its channels while active (h/s; 0
+    /// otherwise).
+    pub announced_hashrate: f64,
+    /// From a miner's submit to this pool's answer, over the shares it answered while
+    /// active (see [`AckLatency`]).
+    pub ack_latency_ms: AckLatency,
 }
 
 /// One of the proxy's upstream channels as the API shows it.
@@ -385,6 +396,14 @@ pub enum HubQuery {
     Miners(oneshot::Sender<Vec<MinerStatus>>),
     /// Every upstream pool.
     Upstreams(oneshot::Sender<Vec<UpstreamStatus>>),
+    /// The open history step (for hashrate windows).
+    Live(oneshot::Sender<crate::history::sampler::Live>),
+    /// Active and recent alerts.
+    Alerts(oneshot::Sender<crate::alerts::AlertsView>),
+    /// Recent failovers, newest first.
+    Failovers(oneshot::Sender<Vec<crate::alerts::FailoverRecord>>),
+    /// Alert and history figures for `/metrics`.
+    Monitor(oneshot::Sender<crate::monitor::MonitorStats>),
 }
 
 #[derive(Debug)]
@@ -504,10 +523,15 @@ struct Hub {
     next_update: Option<Instant>,
     /// Submit-to-answer latencies (µs) of the shares the pools answered.
     ack_latency: Histogram<u64>,
+    /// The same per pool (by index).
+    pool_ack_latency: Vec<Histogram<u64>>,
+    /// History, alerts and failovers.
+    monitor: Monitor,
 }
 
 impl Hub {
     fn new(cfg: HubConfig, commands: mpsc::UnboundedSender<UpstreamCommand>) -> Self {
+        let cfg_pools = cfg.pools.clone();
         let upstreams = cfg
             .pools
             .iter()
@@ -529,6 +553,8 @@ impl Hub {
             commands,
             next_update: None,
             ack_latency: ack_histogram(),
+            pool_ack_latency: cfg_pools.iter().map(|_| ack_histogram()).collect(),
+            monitor: Monitor::detached(crate::monitor::unix_now()),
         }
     }
 
@@ -623,6 +649,7 @@ impl Hub {
             difficulty: 0.0,
             hashrate: 0.0,
             accepted: 0,
+            accepted_work: 0.0,
             rejected: BTreeMap::new(),
             stale: 0,
             last_share_ms: 0,
@@ -652,6 +679,7 @@ impl Hub {
         let Some(m) = self.miners.remove(&(c, miner)) else {
             return;
         };
+        self.monitor.on_leave((c, miner.0));
         if let Some(ch) = self.channels.get_mut(c) {
             ch.reported -= reported_rate(m.report.as_ref());
         }
@@ -717,11 +745,13 @@ impl Hub {
                 epoch,
                 route,
                 pool,
+                url,
                 channel_id,
                 extranonce_prefix,
                 extranonce_size,
                 ..
             } => {
+                self.monitor.on_active(&url, crate::monitor::unix_now());
                 self.epoch = epoch;
                 self.active_pool = Some(pool);
                 self.route = Some(route);
@@ -846,9 +876,13 @@ impl Hub {
                 code,
             } => self.on_share_result(&share, accepted, code),
             UpstreamEvent::Down {
-                pool, url, reason, ..
+                pool,
+                url,
+                reason,
+                was_active,
             } => {
                 tracing::warn!(pool, %url, %reason, "upstream down");
+                self.monitor.on_down(&url, &reason, was_active);
                 if let Some(u) = self.upstreams.get_mut(pool) {
                     u.state = "down".into();
                     u.last_error = Some(reason);
@@ -868,8 +902,14 @@ impl Hub {
     fn on_share_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
         if accepted || code.as_deref().is_some_and(|c| !PROXY_CODES.contains(&c)) {
             let us = share.received.elapsed().as_micros();
-            self.ack_latency
-                .saturating_record(u64::try_from(us).unwrap_or(u64::MAX).max(1));
+            let us = u64::try_from(us).unwrap_or(u64::MAX).max(1);
+            self.ack_latency.saturating_record(us);
+            if let Some(h) = self
+                .active_pool
+                .and_then(|p| self.pool_ack_latency.get_mut(p))
+            {
+                h.saturating_record(us);
+            }
         }
         if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
             if accepted {
@@ -939,6 +979,10 @@ impl Hub {
     /// A miner's report. The first one with a hashrate on a channel that has announced
     /// nothing schedules the channel's first `UpdateChannel`.
     fn on_report(&mut self, channel: usize, report: MinerReport, now: Instant) {
+        if !self.miners.contains_key(&(channel, report.miner)) {
+            return;
+        }
+        self.monitor.on_report((channel, report.miner.0), &report);
         let Some(m) = self.miners.get_mut(&(channel, report.miner)) else {
             return;
         };
@@ -1064,7 +1108,16 @@ impl Hub {
 
     fn upstreams(&self) -> Vec<UpstreamStatus> {
         let mut out = self.upstreams.clone();
+        for (u, h) in out.iter_mut().zip(&self.pool_ack_latency) {
+            u.ack_latency_ms = AckLatency::of(h);
+        }
         if let Some(u) = self.active_pool.and_then(|p| out.get_mut(p)) {
+            u.announced_hashrate = self
+                .channels
+                .iter()
+                .filter(|c| c.upstream.is_some())
+                .map(|c| c.announced_hashrate)
+                .sum();
             u.channel_id = self.channels[0].upstream.map(|up| up.channel_id);
             u.channel_ids = self
                 .channels
@@ -1096,9 +1149,19 @@ impl Hub {
     }
 }
 
-/// Starts the hub task: returns the handle miner tasks use and the query channel of the API.
+/// How long until UNIX second `t` (zero once past).
+fn until_unix(t: u64) -> Duration {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Duration::from_secs(t).saturating_sub(now)
+}
+
+/// Starts the hub task (with `monitor`: history, alerts, failovers): returns the handle
+/// miner tasks use and the query channel of the API.
 pub fn spawn(
     cfg: HubConfig,
+    monitor: Monitor,
     mut events: mpsc::Receiver<UpstreamEvent>,
     commands: mpsc::UnboundedSender<UpstreamCommand>,
     shutdown: CancellationToken,
@@ -1106,10 +1169,17 @@ pub fn spawn(
     let (req_tx, mut req_rx) = mpsc::channel::<HubRequest>(4096);
     let (query_tx, mut query_rx) = mpsc::channel::<HubQuery>(64);
     let mut hub = Hub::new(cfg, commands);
+    hub.monitor = monitor;
     tokio::spawn(async move {
         // reset to the hub's next update only when that changes (not at every request)
         let wake = tokio::time::sleep(Duration::ZERO);
         tokio::pin!(wake);
+        // the monitor's steps are in UNIX seconds: each sleep is measured on the wall clock
+        // when it is set, and lasts a step at most (a clock set back delays the step, it
+        // does not stop the sampling)
+        let step = Duration::from_secs(hub.monitor.resolution());
+        let tick = tokio::time::sleep(until_unix(hub.monitor.next_tick()).min(step));
+        tokio::pin!(tick);
         loop {
             let next_update = hub.next_update;
             if let Some(at) = next_update.map(tokio::time::Instant::from_std) {
@@ -1130,7 +1200,16 @@ pub fn spawn(
                     HubQuery::Stats(r) => { let _ = r.send(hub.stats()); }
                     HubQuery::Miners(r) => { let _ = r.send(hub.miners()); }
                     HubQuery::Upstreams(r) => { let _ = r.send(hub.upstreams()); }
+                    HubQuery::Live(r) => { let _ = r.send(hub.monitor.live()); }
+                    HubQuery::Alerts(r) => { let _ = r.send(hub.monitor.alerts()); }
+                    HubQuery::Failovers(r) => { let _ = r.send(hub.monitor.failovers()); }
+                    HubQuery::Monitor(r) => { let _ = r.send(hub.monitor.stats()); }
                 },
+                () = &mut tick => {
+                    hub.monitor.tick(crate::monitor::unix_now());
+                    let wait = until_unix(hub.monitor.next_tick()).min(step);
+                    tick.as_mut().reset(tokio::time::Instant::now() + wait);
+                }
                 () = &mut wake, if next_update.is_some() => {
                     // never before the deadline the timer was set for (no spinning on it)
                     let now = next_update.map_or_else(Instant::now, |at| at.max(Instant::now()));
@@ -1139,6 +1218,7 @@ pub fn spawn(
                 _ = shutdown.cancelled() => break,
             }
         }
+        hub.monitor.flush(crate::monitor::unix_now());
         tracing::debug!("hub stopped");
     });
     (HubHandle { requests: req_tx }, query_tx)
@@ -1247,6 +1327,7 @@ mod tests {
             difficulty: 1.0,
             hashrate,
             accepted: 0,
+            accepted_work: 0.0,
             rejected: BTreeMap::new(),
             stale: 0,
             last_share_ms: 0,
@@ -1269,7 +1350,13 @@ mod tests {
             pools: vec!["stratum2+tcp://pool:1/KEY".into()],
             ..HubConfig::default()
         };
-        let (handle, _queries) = spawn(cfg, events_rx, commands_tx, shutdown.clone());
+        let (handle, _queries) = spawn(
+            cfg,
+            Monitor::detached(0),
+            events_rx,
+            commands_tx,
+            shutdown.clone(),
+        );
         events_tx
             .send(active_via(route, 7, 0xaa))
             .await
@@ -1376,6 +1463,41 @@ mod tests {
         let json = serde_json::to_value(&a).unwrap();
         assert_eq!(json["samples"], 4);
         assert!(json.get("buckets").is_none(), "{json}");
+        // the active pool's own figure: the same shares
+        assert_eq!(h.upstreams()[0].ack_latency_ms.samples, 4);
+        // the pool goes down: answers arriving meanwhile count for no pool
+        h.on_event(UpstreamEvent::Down {
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            reason: "eof".into(),
+            was_active: true,
+        });
+        h.on_event(result(3, None));
+        assert_eq!(h.upstreams()[0].ack_latency_ms.samples, 4);
+        assert_eq!(h.stats().upstream_ack_latency_ms.samples, 5);
+    }
+
+    /// `/api/v1/upstreams`: the active pool's announced hashrate is the sum over its open
+    /// channels; a pool that is not active announces nothing.
+    #[test]
+    fn the_active_pool_shows_its_announced_hashrate() {
+        let (mut h, _rx) = hub(1);
+        h.on_event(active(1, 7, 0xaa));
+        let (mut a, _) = join(&mut h, 1);
+        let ja = joined(&mut a);
+        let (_b, _) = join(&mut h, 2);
+        h.on_event(opened(1, 1, 8, 0xbb));
+        h.on_report(ja.channel, report(ja.slot.miner, 100.0), Instant::now());
+        let t = Instant::now() + Duration::from_secs(60);
+        let _ = h.channel_updates(t);
+        assert_eq!(h.upstreams()[0].announced_hashrate, 100.0);
+        h.on_event(UpstreamEvent::Down {
+            pool: 0,
+            url: "stratum2+tcp://pool:1/KEY".into(),
+            reason: "eof".into(),
+            was_active: true,
+        });
+        assert_eq!(h.upstreams()[0].announced_hashrate, 0.0);
     }
 
     #[test]

@@ -6,11 +6,14 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod alerts;
 pub mod api;
 pub mod config;
 pub mod downstream;
 pub mod fuzzing;
+pub mod history;
 pub mod hub;
+pub mod monitor;
 pub mod server;
 pub mod upstream;
 pub mod work;

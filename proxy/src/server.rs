@@ -37,6 +37,75 @@ impl RunningProxy {
     }
 }
 
+/// The history file's name in `data_dir`.
+pub const HISTORY_FILE: &str = "history.sqlite";
+
+/// The hub's monitor (history sampler, alerts, failover log) with its history thread and
+/// webhook task started (both tracked by `tasks`), and the API's way to the history.
+fn monitor_parts(
+    cfg: &Config,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> anyhow::Result<(
+    crate::monitor::Monitor,
+    Option<crate::history::HistoryHandle>,
+)> {
+    use crate::alerts::{webhook, AlertConfig, Alerts};
+    use crate::monitor::{unix_now, Monitor, MonitorParts};
+    let now = unix_now();
+    let a = &cfg.alerts;
+    let mut alerts = Alerts::new(AlertConfig::from(a));
+    let h = &cfg.history;
+    let resolution = h.resolution_secs.max(1);
+    let history = if h.enabled {
+        let retention = h.retention_hours.saturating_mul(3600).max(resolution);
+        let path = cfg.data_dir.join(HISTORY_FILE);
+        let store = crate::history::Store::open(&path, retention)
+            .with_context(|| format!("cannot open the history file {}", path.display()))?;
+        // the drop rule judges with the farm's history of the last run
+        let span = a.drop_recent_secs.saturating_add(a.drop_baseline_secs);
+        alerts.seed_farm(store.farm_rows(now.saturating_sub(span))?);
+        // and the silent rule with the workers seen lately
+        alerts.seed_workers(
+            store.workers(now.saturating_sub(a.forget_after_secs), a.max_miners)?,
+            now,
+        );
+        let (handle, thread) = crate::history::spawn(store, h.queue, resolution, retention)
+            .context("cannot start the history thread")?;
+        tasks.spawn(async move {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        });
+        tracing::info!(path = %path.display(), retention_secs = retention, resolution_secs = resolution, "history file open");
+        Some(handle)
+    } else {
+        None
+    };
+    let webhook = match &a.webhook_url {
+        Some(url) => {
+            let url = webhook::check_url(url)?;
+            let (w, task) = webhook::spawn(
+                url,
+                std::time::Duration::from_secs(a.webhook_timeout_secs.max(1)),
+                a.webhook_queue,
+                shutdown.clone(),
+            );
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+            Some(w)
+        }
+        None => None,
+    };
+    let monitor = Monitor::new(MonitorParts {
+        sampler: crate::history::Sampler::new(resolution, h.max_miners, now),
+        alerts,
+        max_failovers: cfg.max_failovers,
+        history: history.clone(),
+        webhook,
+    });
+    Ok((monitor, history))
+}
+
 /// Starts the proxy described by `cfg`; returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     let pools: Vec<PoolUrl> = cfg
@@ -60,6 +129,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     };
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // before any task: a history file or webhook URL that cannot be used stops the start
+    let (monitor, history) = monitor_parts(&cfg, &shutdown, &tasks)?;
 
     let (events_tx, events_rx) = mpsc::channel(1024);
     // unbounded: see the hub's `commands`
@@ -93,6 +164,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
             ),
             update_threshold: cfg.upstream.update_threshold,
         },
+        monitor,
         events_rx,
         commands_tx,
         shutdown.clone(),
@@ -178,6 +250,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         max_miner_series: cfg.max_miner_series,
         certificate,
         auth: api_auth,
+        history,
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {

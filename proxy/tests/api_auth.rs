@@ -49,6 +49,9 @@ async fn with_a_token_every_route_needs_it() {
         "/api/v1/miners",
         "/api/v1/upstreams",
         "/api/v1/stats",
+        "/api/v1/history?minutes=5",
+        "/api/v1/failovers",
+        "/api/v1/alerts",
         "/metrics",
     ] {
         let url = format!("{base}{path}");
@@ -65,6 +68,11 @@ async fn with_a_token_every_route_needs_it() {
         let right = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
         assert_eq!(right.status(), 200, "{path}");
     }
+    // a miner's history: refused without the token, 404 (no such miner) with it
+    let url = format!("{base}/api/v1/miners/rig1/history");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let right = http.get(&url).bearer_auth(TOKEN).send().await.unwrap();
+    assert_eq!(right.status(), 404);
     let metrics = http
         .get(format!("{base}/metrics"))
         .bearer_auth(TOKEN)

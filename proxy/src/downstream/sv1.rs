@@ -250,6 +250,7 @@ fn coinbase1(w: &UpstreamWork) -> Bytes {
 #[derive(Debug, Clone, Default)]
 struct Stats {
     accepted: u64,
+    accepted_work: f64,
     rejected: BTreeMap<RejectReason, u64>,
     stale: u64,
     last_share_ms: u64,
@@ -364,6 +365,7 @@ impl Sv1Session {
             difficulty: self.vardiff.difficulty(),
             hashrate: miner_hashrate(&self.vardiff, now.mono),
             accepted: self.stats.accepted,
+            accepted_work: self.stats.accepted_work,
             rejected: self
                 .stats
                 .rejected
@@ -1015,6 +1017,7 @@ impl Sv1Session {
                 target
             };
             self.vardiff.on_share(now.mono, &target);
+            self.stats.accepted_work += target.difficulty();
             if self.vardiff.shares_in_window(now.mono) == ESTIMATE_MIN_SHARES {
                 // the estimate takes over from the implied hashrate: tell the hub now
                 self.early_report = true;

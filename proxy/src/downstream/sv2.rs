@@ -198,6 +198,7 @@ struct JobMeta {
 #[derive(Debug, Default)]
 struct Counters {
     accepted: u64,
+    accepted_work: f64,
     rejected: BTreeMap<RejectReason, u64>,
     stale: u64,
     last_share_ms: u64,
@@ -890,6 +891,7 @@ impl Sv2DownSession {
             .map(|j| j.target());
         self.counters.accepted += 1;
         self.counters.last_share_ms = now.unix_ms;
+        self.counters.accepted_work += job_target.map_or(0.0, |t| t.difficulty());
         let Some(meta) = self.meta.get_mut(&s.channel_id) else {
             return;
         };
@@ -1005,6 +1007,7 @@ impl Sv2DownSession {
                 .map(|m| miner_hashrate(&m.vardiff, now.mono))
                 .sum(),
             accepted: self.counters.accepted,
+            accepted_work: self.counters.accepted_work,
             rejected: self
                 .counters
                 .rejected
