@@ -101,6 +101,7 @@ mod rows;
 mod schema;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
 use config::redact_password;
 pub use config::{Backend, LedgerConfig, ServerId, Synchronous};
 pub use engine::CommitObserver;

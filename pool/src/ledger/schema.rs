@@ -85,6 +85,7 @@ CREATE INDEX block_outputs_by_owner ON block_outputs(owner);
 ];
 
 /// The PostgreSQL migrations.
+#[cfg(feature = "postgres")]
 pub(super) const POSTGRES: &[&str] = &[
     r"
 CREATE TABLE shares (
