@@ -1,12 +1,14 @@
 //! The proxy's web pages in a real browser (headless Chromium, `strata-testkit`): a proxy in
 //! front of two pools (each on its embedded regtest chain) with simulated SV1 miners, one of
 //! them named with markup (`<b>rig&1</b>`), and history at a 1 s resolution. After the
-//! primary pool is stopped (a failover), `/` and `/miner/{name}` are loaded and the numbers
-//! they render (marked with ids and `data-*` attributes) must equal the JSON API's: the
-//! miner count, each miner's accepted shares and difficulty, the pools' states, the
-//! failover; the hostile name must appear as text, never as markup. With an `api_token` the
-//! data appears only when the page is given the token in its URL fragment; without it the
-//! page shows the token form.
+//! primary pool is stopped (a failover) and the miners' submits are held back (a relay in
+//! front of the proxy; their connections stay open), `/` and `/miner/{name}` are loaded and
+//! the numbers they render (marked with ids and `data-*` attributes) must equal the JSON
+//! API's: the miner count, each miner's accepted / rejected / stale shares and difficulty,
+//! the pools' states, announced hashrates and acknowledgement latencies, the failover; the
+//! hostile name must appear as text, never as markup. With an `api_token` the data appears
+//! only when the page is given the token in its URL fragment; without it the page shows the
+//! token form.
 //!
 //! Without Chromium these tests fail (see `strata_testkit::browser`). With
 //! `STRATA_SCREENSHOTS=DIR` they also write `proxy-overview.png` and `proxy-miner.png` there
@@ -15,7 +17,10 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use common::{get_json, pool_config, pool_url, start_pool, sv1_miners_named, until};
 use serde_json::Value;
@@ -23,12 +28,15 @@ use strata_miner::report::{Reporter, Sink};
 use strata_net::http_auth::ApiToken;
 use strata_proxy::config::{Config, HistorySettings, Sv1Settings};
 use strata_testkit::browser;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "proxy-pages-token-7d3a";
 /// A worker name that would be markup if written as HTML.
 const HOSTILE: &str = "<b>rig&1</b>";
-/// Times the pages are loaded again when the counters moved while one was loading.
+/// Times a page is loaded again when the counters moved while it was loading (a
+/// difficulty or an acknowledgement arriving late).
 const ATTEMPTS: usize = 8;
 
 fn proxy_config(upstreams: Vec<String>, dir: &Path, token: Option<&str>) -> Config {
@@ -137,27 +145,88 @@ async fn snapshot(api: &str) -> Value {
         .collect();
     miners.sort_by_key(|m| m.to_string());
     let stats = get_json(format!("{api}/api/v1/stats")).await;
+    let upstreams: Vec<Value> = get_json(format!("{api}/api/v1/upstreams"))
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let ack = &u["ack_latency_ms"];
+            serde_json::json!([
+                u["state"],
+                u["announced_hashrate"],
+                ack["samples"],
+                ack["p50"]
+            ])
+        })
+        .collect();
+    let alerts = get_json(format!("{api}/api/v1/alerts")).await;
     serde_json::json!({
         "miners": miners,
         "accepted": stats["shares_accepted"],
         "rejected": stats["shares_rejected"],
-        "upstreams": get_json(format!("{api}/api/v1/upstreams")).await.as_array().unwrap()
-            .iter().map(|u| u["state"].clone()).collect::<Vec<_>>(),
+        "upstreams": upstreams,
         "failovers": get_json(format!("{api}/api/v1/failovers")).await,
-        "alerts": get_json(format!("{api}/api/v1/alerts")).await["active"].as_array().unwrap().len(),
+        "alerts": alerts["active"].as_array().unwrap().len(),
     })
+}
+
+/// A relay in front of the proxy's SV1 port at `proxy`: what the proxy sends reaches the
+/// miners, what they send reaches the proxy until `hold` is set, then it is dropped (their
+/// submits stop, their connections stay open: the counters the pages show stand still).
+async fn relay(proxy: SocketAddr, hold: Arc<AtomicBool>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((miner, _)) = listener.accept().await {
+            let Ok(upstream) = TcpStream::connect(proxy).await else {
+                continue;
+            };
+            let (mut from_miner, mut to_miner) = miner.into_split();
+            let (mut from_proxy, mut to_proxy) = upstream.into_split();
+            tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut from_proxy, &mut to_miner).await;
+            });
+            let hold = hold.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                loop {
+                    match from_miner.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) if !hold.load(Ordering::SeqCst) => {
+                            if to_proxy.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                        Ok(_) => {}
+                    }
+                }
+            });
+        }
+    });
+    addr
 }
 
 /// Loads `url` until the API's counters were the same before and after; returns the DOM
 /// and those counters.
 async fn stable_dom(api: &str, url: &str) -> (String, Value) {
-    for _ in 0..ATTEMPTS {
+    for attempt in 1..=ATTEMPTS {
         let before = snapshot(api).await;
         let u = url.to_owned();
         let dom = in_browser(move || browser::dump_dom(&u)).await;
-        if snapshot(api).await == before {
+        let after = snapshot(api).await;
+        if after == before {
+            eprintln!("{url}: compared at load {attempt}");
             return (dom, before);
         }
+        let moved: Vec<&String> = before
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| after[k.as_str()] != **v)
+            .map(|(k, _)| k)
+            .collect();
+        eprintln!("{url}: {moved:?} moved during load {attempt}");
     }
     panic!("the counters kept moving while {url} loaded");
 }
@@ -184,7 +253,9 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
     let names: Vec<String> = ["rig-a", "rig-b", HOSTILE].map(String::from).to_vec();
     let stop = CancellationToken::new();
     let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
-    sv1_miners_named(proxy.sv1_addr, &names, &reporter, &stop);
+    let hold = Arc::new(AtomicBool::new(false));
+    let sv1 = relay(proxy.sv1_addr, hold.clone()).await;
+    sv1_miners_named(sv1, &names, &reporter, &stop);
     let hostile_history =
         format!("{api}/api/v1/miners/%3Cb%3Erig%261%3C%2Fb%3E/history?minutes=60");
     until("every rig has shares and history", 90, async || {
@@ -214,7 +285,21 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
     until("the failover to the backup", 60, async || {
         let ups = get_json(format!("{api}/api/v1/upstreams")).await;
         let failovers = get_json(format!("{api}/api/v1/failovers")).await;
-        ups[1]["state"] == "active" && !failovers.as_array().unwrap().is_empty()
+        ups[1]["state"] == "active"
+            && ups[1]["shares_accepted"].as_u64() > Some(0)
+            && !failovers.as_array().unwrap().is_empty()
+    })
+    .await;
+    // from here the miners' submits stop (their connections stay): the figures stand still
+    hold.store(true, Ordering::SeqCst);
+    // the shares sent before reach the API with the miners' next reports (every second)
+    let mut last = Value::Null;
+    until("the figures settle", 30, async || {
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        let now = snapshot(&api).await;
+        let settled = now == last;
+        last = now;
+        settled
     })
     .await;
 
@@ -265,14 +350,30 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
     }
     // the hostile name is text: no <b> element anywhere
     assert!(!dom.contains("<b>"), "markup from a worker name:\n{dom}");
-    // the pools: the primary down, the backup active, and the failover between them
-    let ups = get_json(format!("{api}/api/v1/upstreams")).await;
-    for (u, state) in ups.as_array().unwrap().iter().zip(["down", "active"]) {
-        assert_eq!(u["state"], state, "{ups}");
-        let url = u["url"].as_str().unwrap();
+    // the pools: the primary down, the backup active (its announced hashrate and
+    // acknowledgement latency), and the failover between them
+    let urls = [&primary_url, &backup_url];
+    let ups = seen["upstreams"].as_array().unwrap();
+    for ((u, state), url) in ups.iter().zip(["down", "active"]).zip(urls) {
+        // [state, announced_hashrate, ack samples, ack p50]
+        assert_eq!(u[0], state, "{ups:?}");
         let r = row(&dom, &format!("data-url=\"{url}\" data-state=\"{state}\""));
         assert!(r.contains(&format!(">{state}</td>")), "{r}");
+        assert_eq!(
+            cell_value(r, "num announced"),
+            u[1].as_f64().unwrap(),
+            "{r}"
+        );
+        assert_eq!(cell_value(r, "num ack"), u[3].as_f64().unwrap(), "{r}");
+        let ack = &r[r[..r.find("class=\"num ack\"").unwrap()]
+            .rfind('<')
+            .unwrap()..];
+        assert_eq!(tag_attr(ack, "data-samples"), Some(u[2].to_string()), "{r}");
     }
+    assert!(
+        ups[1][1].as_f64() > Some(0.0),
+        "the backup's announced hashrate"
+    );
     assert_eq!(number(&dom, "active-pool"), 1.0);
     let failovers = seen["failovers"].as_array().unwrap();
     assert_eq!(
