@@ -23,7 +23,8 @@
   }
 
   function difficulty(d) {
-    return d >= 1000 ? fmt.number(Math.round(d)) : Number(d).toPrecision(4);
+    if (d >= 1000) return fmt.number(Math.round(d));
+    return d >= 1 ? Number(d.toFixed(2)).toString() : Number(d.toPrecision(3)).toString();
   }
 
   function sum(rows, f) {

@@ -34,7 +34,12 @@
   }
 
   function difficulty(d) {
-    return d >= 1000 ? fmt.number(Math.round(d)) : Number(d).toPrecision(4);
+    if (d >= 1000) return fmt.number(Math.round(d));
+    return d >= 1 ? Number(d.toFixed(2)).toString() : Number(d.toPrecision(3)).toString();
+  }
+
+  function ms(v) {
+    return Number(v.toPrecision(2)).toString();
   }
 
   function rejectedCount(m) {
@@ -65,7 +70,7 @@
         num(rejected, fmt.number(rejected), { class: "num rejected" }),
         num(m.stale, fmt.number(m.stale), { class: "num stale" }),
         cell(fmt.ago(m.last_share_ms), { class: "time", "data-sort": m.last_share_ms, title: fmt.time(m.last_share_ms) }),
-        cell(fmt.time(m.connected_since_ms), { class: "time", "data-sort": m.connected_since_ms }));
+        cell(fmt.ago(m.connected_since_ms), { class: "time", "data-sort": m.connected_since_ms, title: fmt.time(m.connected_since_ms) }));
     });
     fill("miner-table", rows, 12, "no miner connected");
   }
@@ -75,7 +80,7 @@
     setValue("active-pool", active, active >= 0 ? "#" + (active + 1) : "none");
     const rows = ups.map((u, i) => {
       const ack = u.ack_latency_ms;
-      const ackText = ack.samples ? `${ack.p50} / ${ack.p99} ms` : "–";
+      const ackText = ack.samples ? `${ms(ack.p50)} / ${ms(ack.p99)} ms` : "–";
       return el("tr", { "data-url": u.url, "data-state": u.state },
         cell(String(i + 1), { "data-sort": i }),
         cell(u.url, { class: "hash" }),
@@ -84,7 +89,7 @@
         num(ack.p50, ackText, { class: "num ack", "data-samples": ack.samples }),
         num(u.shares_forwarded, fmt.number(u.shares_forwarded)),
         num(u.shares_accepted, fmt.number(u.shares_accepted)),
-        cell(u.last_error || "", { class: "muted" }));
+        cell(u.last_error || "", { class: "wrap muted" }));
     });
     fill("upstream-table", rows, 8, "no pool configured");
   }
@@ -94,15 +99,15 @@
       cell(fmt.time(f.t * 1000), { class: "time", "data-sort": f.t }),
       cell(f.from === null ? "none" : f.from, { class: "hash from" }),
       cell(f.to, { class: "hash to" }),
-      cell(f.reason, { class: "reason" })));
+      cell(f.reason, { class: "wrap reason" })));
     fill("failover-table", rows, 4, "no failover since the proxy started");
   }
 
   function renderAlerts(a) {
     const active = a.active.map((x) => el("tr", { "data-kind": x.kind },
       cell(x.kind),
-      cell(x.subject === null ? "–" : x.subject, { class: "subject" }),
-      cell(x.message),
+      cell(x.subject === null ? "–" : x.subject, { class: "wrap subject" }),
+      cell(x.message, { class: "wrap" }),
       cell(fmt.time(x.since * 1000), { class: "time", "data-sort": x.since })));
     fill("alert-table", active, 4, "no active alert");
     const recent = a.recent.map((n) => {
@@ -111,8 +116,8 @@
         cell(fmt.time(t * 1000), { class: "time", "data-sort": t }),
         cell(n.status, { class: n.status === "fired" ? "status-rejected" : "status-accepted" }),
         cell(n.kind),
-        cell(n.subject === null ? "–" : n.subject, { class: "subject" }),
-        cell(n.message));
+        cell(n.subject === null ? "–" : n.subject, { class: "wrap subject" }),
+        cell(n.message, { class: "wrap" }));
     });
     fill("notice-table", recent, 5, "none");
   }
