@@ -403,9 +403,13 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
         .unwrap();
     assert!(points >= 2, "{points} points");
     assert!(dom.contains("<polyline"), "no line drawn");
+    assert_eq!(
+        attr_by_id(&dom, "chart", "data-minutes").as_deref(),
+        Some("60")
+    );
 
-    // the hostile miner's page
-    let page = format!("{api}/miner/{}", encode(HOSTILE));
+    // the hostile miner's page, its chart over 24 h
+    let page = format!("{api}/miner/{}?range=24h", encode(HOSTILE));
     let (dom, seen) = stable_dom(&api, &page).await;
     assert!(dom.contains("data-state=\"ready\""), "{dom}");
     assert!(dom.contains("data-known=\"true\""), "{dom}");
@@ -435,7 +439,16 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
         .parse()
         .unwrap();
     assert!(points >= 2, "{points} points");
-    // the page's 5 min hashrate is the API's (the window moves with time: the same order)
+    assert_eq!(
+        attr_by_id(&dom, "chart", "data-minutes").as_deref(),
+        Some("1440")
+    );
+    assert!(
+        dom.contains("data-range=\"24h\" aria-pressed=\"true\""),
+        "{dom}"
+    );
+    // its 5 min hashrate: the window moves with the time (the shares held back), so the
+    // page's value is the API's of a moment earlier, not the same
     let api_rate = get_json(format!("{api}/api/v1/miners"))
         .await
         .as_array()
@@ -447,6 +460,10 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
         .unwrap();
     let page_rate = number(&dom, "hashrate-5m");
     assert!(page_rate > 0.0 && api_rate > 0.0, "{page_rate} {api_rate}");
+    assert!(
+        (0.5..2.0).contains(&(page_rate / api_rate)),
+        "{page_rate} {api_rate}"
+    );
 
     if let Some(shots) = screenshot_dir() {
         let overview = format!("{api}/");
@@ -456,7 +473,26 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
         })
         .await;
     }
+
+    // the miners leave: a miner's page still shows its history
     stop.cancel();
+    until("the miners are gone", 30, async || {
+        get_json(format!("{api}/api/v1/miners")).await == serde_json::json!([])
+    })
+    .await;
+    let url = format!("{api}/miner/rig-a");
+    let dom = in_browser(move || browser::dump_dom(&url)).await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    assert!(dom.contains("data-known=\"true\""), "{dom}");
+    assert!(dom.contains("data-connections=\"0\""), "{dom}");
+    assert!(dom.contains("Not connected now"), "{dom}");
+    assert_eq!(number(&dom, "accepted"), 0.0);
+    let points: usize = attr_by_id(&dom, "chart", "data-points")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(points >= 2, "{points} points of its history");
+
     proxy.shutdown.cancel();
     proxy.wait().await;
     backup.shutdown.cancel();
