@@ -36,6 +36,10 @@
 //!   first, at most `alerts.max_recent`). The rules: [`crate::alerts`].
 //! * `GET /api/v1/stats`: proxy-wide figures, with `upstream_ack_latency_ms` (samples, p50,
 //!   p90, p99, max: from a miner's submit reaching the proxy to the pool's answer).
+//! * Pages ([`pages`], without the token: they hold no data and read the routes above with
+//!   the browser's token, given once as `/#token=...`): `GET /` (the farm) and
+//!   `GET /miner/{name}`, their scripts under `/assets/proxy/`, the shared assets of
+//!   [`strata_net::web`] under `/assets/`.
 //! * `GET /metrics`: Prometheus text; per-miner series for at most `max_miner_series` miners.
 //!   With an SV2 downstream: `strata_proxy_certificate_not_valid_after_seconds` and
 //!   `strata_proxy_certificate_expiring` (1 when a certificate signed offline expires within
@@ -63,6 +67,8 @@ use crate::history::{window_hashrate, HistoryHandle, Point};
 use crate::hub::{HubQuery, MinerStatus, ACK_BUCKETS_S};
 use crate::monitor::unix_now;
 
+pub mod pages;
+
 /// What the handlers need.
 #[derive(Debug, Clone)]
 pub struct ApiState {
@@ -79,7 +85,8 @@ pub struct ApiState {
     pub history: Option<HistoryHandle>,
 }
 
-/// The routes, behind the bearer token when one is configured.
+/// The routes, behind the bearer token when one is configured, and the pages and assets,
+/// without it.
 pub fn router(state: ApiState) -> Router {
     let auth = state.auth.clone();
     let routes = Router::new()
@@ -92,7 +99,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/alerts", get(alerts))
         .route("/metrics", get(metrics))
         .with_state(state);
-    auth.protect(routes)
+    auth.protect(routes).merge(pages::router())
 }
 
 async fn ask<T>(s: &ApiState, q: impl FnOnce(oneshot::Sender<T>) -> HubQuery) -> Option<T> {

@@ -5,7 +5,8 @@
 // given once in the URL fragment (`/#token=...`: a fragment is never sent to a server), kept
 // in this origin's localStorage, and removed from the address bar. A 401 shows a token form.
 //
-//   StrataApi.get(path)            -> parsed JSON (throws StrataApi.Unauthorized on 401)
+//   StrataApi.get(path)            -> parsed JSON (throws StrataApi.Unauthorized on 401,
+//                                     another status: an Error with its `status`)
 //   StrataApi.start(render, opts)  -> runs `async render()` now and every opts.every ms
 //                                     (default 10000); on 401 shows the token form in
 //                                     #auth and hides #main until a token is saved
@@ -51,7 +52,11 @@ const StrataApi = (() => {
     if (t) headers.Authorization = "Bearer " + t;
     const res = await fetch(path, { headers, cache: "no-store" });
     if (res.status === 401) throw new Unauthorized("the API needs a token");
-    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    if (!res.ok) {
+      const e = new Error(`${path}: ${res.status} ${await res.text()}`);
+      e.status = res.status;
+      throw e;
+    }
     return res.json();
   }
 
