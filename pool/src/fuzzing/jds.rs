@@ -24,6 +24,7 @@ use strata_protocol::{FrameDecoder, Message};
 use strata_work::time::Now;
 
 use crate::jds::{Action, ChainTip, JdsContext, JdsLimits, JdsSession};
+use crate::payout::Split;
 
 /// The harness's first tip (seeds declare coinbases at its height).
 pub fn tip() -> ChainTip {
@@ -101,7 +102,10 @@ pub fn session(data: &[u8]) -> Outcomes {
             (t.compute_wtxid().to_byte_array(), Arc::new(t))
         })
         .collect();
-    let mut required = Arc::new(required_outputs());
+    let mut required = Arc::new(Split {
+        outputs: required_outputs(),
+        ..Split::default()
+    });
     let mut tip = tip();
     let mut now = Now {
         mono: Instant::now(),
@@ -119,7 +123,8 @@ pub fn session(data: &[u8]) -> Outcomes {
         let arg = data.get(i).copied().unwrap_or(0);
         let ctx = JdsContext {
             tip,
-            required_outputs: &required,
+            required: &required,
+            window: None,
             mempool: &mempool,
         };
         let mut answered = None;
@@ -155,7 +160,7 @@ pub fn session(data: &[u8]) -> Outcomes {
                     tip.prev_hash[0] = tip.prev_hash[0].wrapping_add(1);
                     tip.height += 1;
                 } else {
-                    required = Arc::new(vec![]);
+                    required = Arc::new(Split::default());
                 }
             }
             _ => {

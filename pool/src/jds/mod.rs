@@ -29,6 +29,8 @@
 //! `DECLARE_TX_DATA`.
 
 mod coinbase;
+pub mod edge;
+mod registry;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -37,9 +39,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::{Transaction, TxOut};
+use bitcoin::Transaction;
+
+use crate::payout::Split;
 
 pub use coinbase::{check_required_outputs, DeclaredCoinbase, MAX_EXTRANONCE_LEN};
+pub use registry::Registry;
 pub use session::{Action, JdsSession};
 
 /// Bounds of one JDS connection (`[jds]` in the pool's configuration).
@@ -104,18 +109,22 @@ impl MempoolView for HashMap<[u8; 32], Arc<Transaction>> {
 pub struct JdsContext<'a> {
     /// The node's tip.
     pub tip: ChainTip,
-    /// The outputs the pool would put in its own coinbase now (PPLNS: the current split's
-    /// outputs); a token carries the ones current when it was allocated.
-    pub required_outputs: &'a Arc<Vec<TxOut>>,
+    /// The payouts the pool would put in its own coinbase now (PPLNS: the current split);
+    /// a token carries the ones current when it was allocated, and a declared coinbase must
+    /// pay at least their outputs.
+    pub required: &'a Arc<Split>,
+    /// PPLNS: the ledger share ids `(first, last)` of `required`'s window.
+    pub window: Option<(i64, i64)>,
     /// The node's mempool, as the edge keeps it.
-    pub mempool: &'a dyn MempoolView,
+    pub mempool: &'a (dyn MempoolView + Sync),
 }
 
 impl std::fmt::Debug for JdsContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JdsContext")
             .field("tip", &self.tip)
-            .field("required_outputs", &self.required_outputs)
+            .field("required", &self.required)
+            .field("window", &self.window)
             .finish_non_exhaustive()
     }
 }
@@ -144,8 +153,10 @@ pub struct DeclaredJob {
     pub transactions: Vec<Arc<Transaction>>,
     /// Merkle path of the coinbase (siblings, deepest first).
     pub merkle_path: Vec<[u8; 32]>,
-    /// The outputs the coinbase pays at least.
-    pub required_outputs: Arc<Vec<TxOut>>,
+    /// The payouts the coinbase pays at least (their outputs), as the ledger records them.
+    pub split: Arc<Split>,
+    /// PPLNS: the ledger share ids of the split's window.
+    pub window: Option<(i64, i64)>,
     /// After this the token no longer opens custom jobs.
     pub expires: Instant,
 }

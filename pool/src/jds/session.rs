@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::{sha256, Hash, HashEngine};
-use bitcoin::{Block, Transaction, TxOut};
+use bitcoin::{Block, Transaction};
 use strata_protocol::common::{
     CommonMessage, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
     ERROR_PROTOCOL_VERSION_MISMATCH, ERROR_UNSUPPORTED_PROTOCOL,
@@ -29,6 +29,8 @@ use strata_work::merkle::merkle_path_for_coinbase;
 use strata_work::time::Now;
 
 use super::coinbase::{assemble_block, check_required_outputs, HeaderFields, Refusal};
+use crate::payout::Split;
+
 use super::{ChainTip, DeclaredCoinbase, DeclaredJob, JdsContext, JdsLimits};
 
 /// What the connection task must do.
@@ -64,7 +66,8 @@ enum State {
 #[derive(Debug)]
 struct Allocated {
     expires: Instant,
-    outputs: Arc<Vec<TxOut>>,
+    split: Arc<Split>,
+    window: Option<(i64, i64)>,
 }
 
 /// A declaration waiting for missing transactions or the node's answer.
@@ -74,7 +77,8 @@ struct Pending {
     expires: Instant,
     version: u32,
     coinbase: DeclaredCoinbase,
-    outputs: Arc<Vec<TxOut>>,
+    split: Arc<Split>,
+    window: Option<(i64, i64)>,
     wtxids: Vec<[u8; 32]>,
     txs: Vec<Option<Arc<Transaction>>>,
     /// Positions asked for with ProvideMissingTransactions (empty once provided).
@@ -296,8 +300,8 @@ impl JdsSession {
             self.tokens.remove(&oldest);
         }
         let token = self.next_token();
-        let outputs = Arc::clone(ctx.required_outputs);
-        let encoded = serialize(&*outputs);
+        let split = Arc::clone(ctx.required);
+        let encoded = serialize(&split.outputs);
         let Ok(coinbase_tx_outputs) = B0_64K::new(encoded) else {
             return self.close(out, "the required outputs exceed 64 KiB".into());
         };
@@ -305,7 +309,8 @@ impl JdsSession {
             token,
             Allocated {
                 expires: now.mono + self.limits.token_lifetime,
-                outputs,
+                split,
+                window: ctx.window,
             },
         );
         send(
@@ -362,7 +367,7 @@ impl JdsSession {
                 return refuse(out, rid, (code, format!("scriptSig {e}")));
             }
         }
-        if let Err(e) = check_required_outputs(&coinbase.tx.output, &allocated.outputs) {
+        if let Err(e) = check_required_outputs(&coinbase.tx.output, &allocated.split.outputs) {
             let code = strata_protocol::job_declaration::ERROR_INVALID_COINBASE_TX;
             return refuse(out, rid, (code, e));
         }
@@ -396,7 +401,8 @@ impl JdsSession {
             expires: now.mono + self.limits.token_lifetime,
             version: d.version,
             coinbase,
-            outputs: allocated.outputs,
+            split: allocated.split,
+            window: allocated.window,
             wtxids,
             txs,
             missing,
@@ -525,7 +531,8 @@ impl JdsSession {
             coinbase: p.coinbase,
             merkle_path: merkle_path_for_coinbase(&txids),
             transactions,
-            required_outputs: p.outputs,
+            split: p.split,
+            window: p.window,
             expires: now.mono + self.limits.token_lifetime,
         });
         while self.declared.len() >= self.limits.max_declared_jobs.max(1) {

@@ -18,6 +18,7 @@ use strata_work::coinbase::bip34_height_push;
 use strata_work::time::Now;
 
 use super::*;
+use crate::payout::Split;
 
 const HEIGHT: u32 = 200;
 const EXTRANONCE: usize = 8;
@@ -44,8 +45,8 @@ fn pool_script(n: u8) -> ScriptBuf {
     ScriptBuf::from_bytes(b)
 }
 
-fn required() -> Arc<Vec<TxOut>> {
-    Arc::new(vec![
+fn required() -> Arc<Split> {
+    split(vec![
         TxOut {
             value: Amount::from_sat(1_000_000),
             script_pubkey: pool_script(1),
@@ -55,6 +56,13 @@ fn required() -> Arc<Vec<TxOut>> {
             script_pubkey: pool_script(2),
         },
     ])
+}
+
+fn split(outputs: Vec<TxOut>) -> Arc<Split> {
+    Arc::new(Split {
+        outputs,
+        ..Split::default()
+    })
 }
 
 fn mempool_tx(n: u8) -> Transaction {
@@ -84,7 +92,7 @@ fn wtxid(t: &Transaction) -> [u8; 32] {
 struct Jdc {
     session: JdsSession,
     mempool: HashMap<[u8; 32], Arc<Transaction>>,
-    required: Arc<Vec<TxOut>>,
+    required: Arc<Split>,
     tip: ChainTip,
     now: Now,
 }
@@ -115,7 +123,8 @@ impl Jdc {
         let mut out = Vec::new();
         let ctx = JdsContext {
             tip: self.tip,
-            required_outputs: &self.required,
+            required: &self.required,
+            window: None,
             mempool: &self.mempool,
         };
         self.session
@@ -127,7 +136,8 @@ impl Jdc {
         let mut out = Vec::new();
         let ctx = JdsContext {
             tip: self.tip,
-            required_outputs: &self.required,
+            required: &self.required,
+            window: None,
             mempool: &self.mempool,
         };
         self.session
@@ -242,7 +252,8 @@ fn setup_requires_job_declaration_and_declare_tx_data() {
     let req = required();
     let ctx = JdsContext {
         tip: tip(),
-        required_outputs: &req,
+        required: &req,
+        window: None,
         mempool: &mempool,
     };
     let mut out = Vec::new();
@@ -286,7 +297,7 @@ fn tokens_carry_the_required_outputs_and_differ() {
     let (t2, _) = j.token();
     assert_eq!(t1.len(), 8, "8-byte tokens as SRI's");
     assert_ne!(t1, t2);
-    assert_eq!(outputs, *required());
+    assert_eq!(outputs, required().outputs);
     let mut other = JdsSession::new(6, [9; 32], JdsLimits::default());
     assert_ne!(
         other.next_token_for_test(),
