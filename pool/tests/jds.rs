@@ -230,10 +230,10 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
     cfg.payout.mode = PayoutKind::Pplns;
     cfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.jds.mempool_poll_ms = 100;
+    // probes waiting for the mempool view may leave declarations pending
+    cfg.jds.max_pending_declarations = 100;
     let pool = strata_pool::server::start(cfg).await.unwrap();
     let jds_addr = pool.jds_addr.expect("the JDS listens");
-    // the mempool view catches up
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
 
     // the mining connection first: the declared coinbase leaves room for its full extranonce
     let (mut mr, mut mw) = connect(pool.sv2_addr, pool.authority).await;
@@ -267,6 +267,24 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
         Message::Common(CommonMessage::SetupConnectionSuccess(_))
     ));
     let height = node.height().await as u32 + 1;
+    // wait for the JDS's mempool view: a declaration of the mempool transaction alone is
+    // checked at once (not asked for) once the view has it
+    let mut probes = 0;
+    loop {
+        probes += 1;
+        assert!(probes < 100, "the JDS never saw the mempool transaction");
+        let (t, required) = token(&mut r, &mut w, 100 + probes).await;
+        let probe = build(height, &required, vec![in_mempool.clone()], room);
+        send(&mut w, declare(&t, 100 + probes, &probe)).await;
+        match recv(&mut r).await {
+            Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(_)) => break,
+            Message::JobDeclaration(JobDeclarationMessage::ProvideMissingTransactions(_)) => {
+                // not in the view yet: let the declaration expire unanswered
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("probe: {other:?}"),
+        }
+    }
     let (t1, required) = token(&mut r, &mut w, 1).await;
     assert!(
         !required.is_empty(),
