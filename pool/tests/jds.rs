@@ -4,7 +4,8 @@
 //! ProvideMissingTransactions), opens an extended channel with REQUIRES_WORK_SELECTION, sets
 //! the declared custom job and mines it; the node accepts a block that carries both
 //! transactions and pays the outputs the pool required. Refusals: a coinbase short of the
-//! required outputs, a replayed token, a custom job with another token.
+//! required outputs, a replayed token, a block the node finds invalid, a custom job with
+//! another token.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -312,6 +313,33 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
         declare_error(recv(&mut r).await),
         jd::ERROR_INVALID_MINING_JOB_TOKEN
     );
+
+    // refused by the node: a provided transaction spending an output that does not exist
+    let phantom = pay((
+        OutPoint {
+            txid: bitcoin::Txid::from_byte_array([0x5a; 32]),
+            vout: 0,
+        },
+        Amount::from_int_btc(1),
+    ));
+    let (t3, _) = token(&mut r, &mut w, 3).await;
+    let invalid = build(height, &required, vec![phantom.clone()], room);
+    send(&mut w, declare(&t3, 13, &invalid)).await;
+    assert!(matches!(
+        recv(&mut r).await,
+        Message::JobDeclaration(JobDeclarationMessage::ProvideMissingTransactions(_))
+    ));
+    send(
+        &mut w,
+        jd::ProvideMissingTransactionsSuccess {
+            request_id: 13,
+            transaction_list: vec![B0_16M::new(serialize(&phantom)).unwrap()]
+                .try_into()
+                .unwrap(),
+        },
+    )
+    .await;
+    assert_eq!(declare_error(recv(&mut r).await), jd::ERROR_INVALID_JOB);
 
     // accepted: the unseen transaction is asked for and provided
     let (t2, _) = token(&mut r, &mut w, 2).await;
