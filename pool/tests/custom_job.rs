@@ -165,6 +165,7 @@ fn declare(txs: &[Transaction]) -> (Arc<DeclaredJob>, Transaction) {
             height: HEIGHT,
             nbits: BITS,
             min_ntime: 1_700_000_000,
+            subsidy: 50 * 100_000_000,
         },
         required,
         window: w.window,

@@ -3,9 +3,9 @@
 //! block of a mempool transaction and one the node has not seen (asked for with
 //! ProvideMissingTransactions), opens an extended channel with REQUIRES_WORK_SELECTION, sets
 //! the declared custom job and mines it; the node accepts a block that carries both
-//! transactions and pays the outputs the pool required. Refusals: a coinbase short of the
-//! required outputs, a replayed token, a block the node finds invalid, a custom job with
-//! another token.
+//! transactions and pays the outputs the pool required. Refusals: a coinbase moving value
+//! from a required output to its own, a replayed token, a block the node finds invalid, a
+//! custom job with another token.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -292,9 +292,14 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
         "the pool requires its split's outputs"
     );
 
-    // refused: short of a required output by one sat (the token is used up)
+    // refused: one sat of a required output moved to an output of the JDC's own (the token
+    // is used up)
     let mut short = required.clone();
     short[0].value -= Amount::from_sat(1);
+    short.push(TxOut {
+        value: Amount::from_sat(1),
+        script_pubkey: key.script(),
+    });
     let bad = build(height, &short, vec![in_mempool.clone()], room);
     send(&mut w, declare(&t1, 10, &bad)).await;
     assert_eq!(

@@ -33,6 +33,7 @@ pub fn tip() -> ChainTip {
         height: 200,
         nbits: 0x207f_ffff,
         min_ntime: 1_700_000_000,
+        subsidy: 1_000,
     }
 }
 

@@ -123,6 +123,8 @@ pub struct JdsEdge {
     pub max_mempool_txs: usize,
     /// Where accepted declarations go.
     pub registry: RegistryHandle,
+    /// The chain (for the block subsidy).
+    pub network: bitcoin::Network,
     /// Pool shutdown.
     pub shutdown: CancellationToken,
 }
@@ -244,6 +246,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 height: t.height,
                 nbits: t.nbits,
                 min_ntime: t.min_ntime,
+                subsidy: super::block_subsidy(t.height, edge.network),
             },
             required: split,
             window: current.window,

@@ -43,7 +43,7 @@ use bitcoin::Transaction;
 
 use crate::payout::Split;
 
-pub use coinbase::{check_required_outputs, DeclaredCoinbase, MAX_EXTRANONCE_LEN};
+pub use coinbase::{block_subsidy, check_required_outputs, DeclaredCoinbase, MAX_EXTRANONCE_LEN};
 pub use registry::Registry;
 pub use session::{Action, JdsSession};
 
@@ -90,6 +90,9 @@ pub struct ChainTip {
     pub nbits: u32,
     /// Smallest valid nTime of the next block.
     pub min_ntime: u32,
+    /// The next block's subsidy ([`block_subsidy`]): required outputs are never paid less
+    /// than their part of it.
+    pub subsidy: u64,
 }
 
 /// Transactions the edge knows from the pool's node mempool, by wtxid (internal byte order,

@@ -367,7 +367,11 @@ impl JdsSession {
                 return refuse(out, rid, (code, format!("scriptSig {e}")));
             }
         }
-        if let Err(e) = check_required_outputs(&coinbase.tx.output, &allocated.split.outputs) {
+        if let Err(e) = check_required_outputs(
+            &coinbase.tx.output,
+            &allocated.split.outputs,
+            ctx.tip.subsidy,
+        ) {
             let code = strata_protocol::job_declaration::ERROR_INVALID_COINBASE_TX;
             return refuse(out, rid, (code, e));
         }

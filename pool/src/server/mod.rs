@@ -279,6 +279,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                 mempool_poll: Duration::from_millis(cfg.jds.mempool_poll_ms.max(10)),
                 max_mempool_txs: cfg.jds.max_mempool_txs,
                 registry: registry.clone(),
+                network: cfg.network,
                 shutdown: shutdown.clone(),
             };
             let addr = crate::jds::edge::start(edge, &tasks).await?;
