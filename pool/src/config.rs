@@ -277,6 +277,17 @@ impl Default for JdsSettings {
 }
 
 impl JdsSettings {
+    /// Whether the rest of the configuration allows the JDS: it reads the `rpc` source's
+    /// node and pays the PPLNS split.
+    pub fn check(&self, source: SourceKind, payout: PayoutKind) -> Result<(), ConfigError> {
+        if self.listen.is_some() && (source != SourceKind::Rpc || payout != PayoutKind::Pplns) {
+            return Err(ConfigError::Invalid(
+                "[jds] needs template_source = \"rpc\" and PPLNS payouts".into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The per-connection limits of the JDS core.
     pub fn limits(&self) -> crate::jds::JdsLimits {
         crate::jds::JdsLimits {
@@ -447,6 +458,26 @@ mod tests {
                 "{network}"
             );
         }
+    }
+
+    #[test]
+    fn jds_is_off_by_default_and_needs_rpc_and_pplns() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(c.jds.listen, None);
+        assert!(c.jds.check(c.template_source, c.payout.mode).is_ok());
+        let env = vec![(
+            "STRATA_POOL_JDS__LISTEN".to_string(),
+            "127.0.0.1:3400".to_string(),
+        )];
+        let c = Config::load(None, env).expect("load");
+        assert_eq!(c.jds.listen, Some("127.0.0.1:3400".parse().unwrap()));
+        assert!(c
+            .jds
+            .check(SourceKind::Embedded, PayoutKind::Pplns)
+            .is_err());
+        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Solo).is_err());
+        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Pplns).is_ok());
+        assert_eq!(c.jds.limits().token_lifetime.as_secs(), 120);
     }
 
     #[test]

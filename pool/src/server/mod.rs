@@ -113,6 +113,7 @@ fn payout_mode(cfg: &Config) -> PayoutMode {
 
 /// Starts the pool described by `cfg`: returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
+    cfg.jds.check(cfg.template_source, cfg.payout.mode)?;
     let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
@@ -259,9 +260,6 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     let (registry, jds_addr) = match cfg.jds.listen {
         None => (None, None),
         Some(listen) => {
-            if cfg.template_source != SourceKind::Rpc || cfg.payout.mode != PayoutKind::Pplns {
-                anyhow::bail!("[jds] needs template_source = \"rpc\" and PPLNS payouts");
-            }
             let registry = crate::jds::edge::RegistryHandle::spawn(
                 cfg.jds.max_declared_jobs,
                 &tasks,
