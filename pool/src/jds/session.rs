@@ -191,9 +191,9 @@ impl JdsSession {
         u64::from_le_bytes(b)
     }
 
-    /// Forgets expired tokens, declarations and jobs; a declaration that expires while
-    /// waiting is answered `DeclareMiningJob.Error` (`internal-error`... spec-wise the JDC
-    /// waited too long, SRI has no better code).
+    /// Forgets expired tokens, declarations and jobs. A declaration that expires while
+    /// waiting is answered `DeclareMiningJob.Error`: `missing-txs` when its transactions did
+    /// not come, `internal-error` when the node did not answer.
     pub fn on_tick(&mut self, now: Now, out: &mut Vec<Action>) {
         self.tokens.retain(|_, t| t.expires > now.mono);
         self.declared.retain(|j| j.expires > now.mono);
@@ -202,12 +202,15 @@ impl JdsSession {
             .partition(|p| p.expires > now.mono);
         self.pending = keep;
         for p in expired {
-            let why = if p.check.is_some() {
-                "the node did not answer in time"
+            let refusal = if p.check.is_some() {
+                (ERROR_INTERNAL_ERROR, "the node did not answer in time")
             } else {
-                "the missing transactions did not come in time"
+                (
+                    ERROR_MISSING_TXS,
+                    "the missing transactions did not come in time",
+                )
             };
-            refuse(out, p.request_id, (ERROR_MISSING_TXS, why.into()));
+            refuse(out, p.request_id, (refusal.0, refusal.1.into()));
         }
     }
 

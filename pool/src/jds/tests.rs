@@ -372,6 +372,21 @@ fn node_refusal_and_moved_tip_are_errors() {
     let out = j.check(check, Ok(()));
     assert_eq!(error_code(&out), (2, jd::ERROR_STALE_CHAIN_TIP.to_string()));
     assert_eq!(j.session.declared_jobs().count(), 0);
+
+    // the node never answers: the declaration expires
+    j.tip = tip();
+    let (token, outputs) = j.token();
+    let out = j.send(declare(&token, 3, coinbase(HEIGHT, outputs), &[]));
+    let (check, _) = check_id(&out);
+    j.now = j.now.after(JdsLimits::default().token_lifetime);
+    let mut out = Vec::new();
+    j.session.on_tick(j.now, &mut out);
+    assert_eq!(error_code(&out), (3, jd::ERROR_INTERNAL_ERROR.to_string()));
+    assert!(
+        j.check(check, Ok(())).is_empty(),
+        "a late answer changes nothing"
+    );
+    assert_eq!(j.session.declared_jobs().count(), 0);
 }
 
 #[test]
