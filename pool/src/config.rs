@@ -256,6 +256,77 @@ pub struct ClusterSettings {
     pub server_id: u8,
 }
 
+/// `[jds]`: the pool as Job Declarator Server (spec 6) on its own port, and the mining
+/// port accepting the custom jobs it declared. Off unless `listen` is set. Needs the `rpc`
+/// template source: the mempool view and the block checks use the same bitcoind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JdsSettings {
+    /// Job Declaration listen address (Noise with the pool's keys); unset: no JDS, and
+    /// miners setting `REQUIRES_WORK_SELECTION` are refused as before.
+    pub listen: Option<SocketAddr>,
+    /// Seconds a token may wait for its declaration, a declaration for its missing
+    /// transactions and the node, and a declared job for its `SetCustomMiningJob`.
+    pub token_lifetime_secs: u64,
+    /// Undeclared tokens one connection may hold (allocating more drops the oldest).
+    pub max_tokens_per_connection: usize,
+    /// Declarations of one connection waiting for transactions or the node.
+    pub max_pending_declarations: usize,
+    /// Unknown transactions one declaration may leave to ProvideMissingTransactions.
+    pub max_missing_txs: usize,
+    /// Accepted declarations one connection keeps (for PushSolution).
+    pub max_declared_jobs_per_connection: usize,
+    /// Declared jobs waiting for their `SetCustomMiningJob`, pool-wide.
+    pub max_declared_jobs: usize,
+    /// Job Declaration connections at most.
+    pub max_connections: usize,
+    /// Milliseconds between two reads of the node's mempool.
+    pub mempool_poll_ms: u64,
+    /// Mempool transactions kept at most (the node's newest beyond it are not known).
+    pub max_mempool_txs: usize,
+}
+
+impl Default for JdsSettings {
+    fn default() -> Self {
+        JdsSettings {
+            listen: None,
+            token_lifetime_secs: 120,
+            max_tokens_per_connection: 16,
+            max_pending_declarations: 4,
+            max_missing_txs: 4_096,
+            max_declared_jobs_per_connection: 8,
+            max_declared_jobs: 4_096,
+            max_connections: 64,
+            mempool_poll_ms: 1_000,
+            max_mempool_txs: 200_000,
+        }
+    }
+}
+
+impl JdsSettings {
+    /// Whether the rest of the configuration allows the JDS: it reads the `rpc` source's
+    /// node and pays the PPLNS split.
+    pub fn check(&self, source: SourceKind, payout: PayoutKind) -> Result<(), ConfigError> {
+        if self.listen.is_some() && (source != SourceKind::Rpc || payout != PayoutKind::Pplns) {
+            return Err(ConfigError::Invalid(
+                "[jds] needs template_source = \"rpc\" and PPLNS payouts".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The per-connection limits of the JDS core.
+    pub fn limits(&self) -> crate::jds::JdsLimits {
+        crate::jds::JdsLimits {
+            token_lifetime: std::time::Duration::from_secs(self.token_lifetime_secs),
+            max_tokens: self.max_tokens_per_connection,
+            max_pending: self.max_pending_declarations,
+            max_missing_txs: self.max_missing_txs,
+            max_declared_jobs: self.max_declared_jobs_per_connection,
+        }
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -318,6 +389,8 @@ pub struct Config {
     pub history: HistorySettings,
     /// Several servers on one ledger.
     pub cluster: ClusterSettings,
+    /// Job Declarator Server.
+    pub jds: JdsSettings,
 }
 
 impl Default for Config {
@@ -347,6 +420,7 @@ impl Default for Config {
             ledger: LedgerSettings::default(),
             history: HistorySettings::default(),
             cluster: ClusterSettings::default(),
+            jds: JdsSettings::default(),
         }
     }
 }
@@ -415,6 +489,26 @@ mod tests {
                 "{network}"
             );
         }
+    }
+
+    #[test]
+    fn jds_is_off_by_default_and_needs_rpc_and_pplns() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(c.jds.listen, None);
+        assert!(c.jds.check(c.template_source, c.payout.mode).is_ok());
+        let env = vec![(
+            "STRATA_POOL_JDS__LISTEN".to_string(),
+            "127.0.0.1:3400".to_string(),
+        )];
+        let c = Config::load(None, env).expect("load");
+        assert_eq!(c.jds.listen, Some("127.0.0.1:3400".parse().unwrap()));
+        assert!(c
+            .jds
+            .check(SourceKind::Embedded, PayoutKind::Pplns)
+            .is_err());
+        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Solo).is_err());
+        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Pplns).is_ok());
+        assert_eq!(c.jds.limits().token_lifetime.as_secs(), 120);
     }
 
     #[test]

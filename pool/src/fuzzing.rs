@@ -7,6 +7,8 @@
 //! checked: no panic; nothing comes out after a `Close`; every `SubmitShares.Success`
 //! acknowledges only shares the session reported accepted.
 
+pub mod jds;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -13,6 +13,7 @@ pub mod budget;
 pub mod cli;
 pub mod config;
 pub mod fuzzing;
+pub mod jds;
 pub mod ledger;
 pub mod payout;
 pub mod server;

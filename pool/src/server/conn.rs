@@ -71,6 +71,8 @@ pub struct ConnLinks {
     pub stats: StatsHandle,
     /// Pool shutdown.
     pub shutdown: CancellationToken,
+    /// The Job Declarator Server's declared jobs (`[jds]` enabled), for custom jobs.
+    pub registry: Option<crate::jds::edge::RegistryHandle>,
 }
 
 /// Serves one miner until it leaves, misbehaves or the pool shuts down.
@@ -139,6 +141,7 @@ pub async fn serve(
             _ = links.shutdown.cancelled() => break "pool shutting down".into(),
         }
         let mut close = None;
+        let mut customs = Vec::new();
         for ev in events.drain(..) {
             match ev {
                 Event::Send(msg) => {
@@ -168,7 +171,26 @@ pub async fn serve(
                     worker,
                     hashrate,
                 }),
+                Event::CustomJob(j) => customs.push(j),
                 Event::Close(reason) => close = Some(reason),
+            }
+        }
+        for j in customs {
+            let declared = match &links.registry {
+                Some(r) => r.take(j.mining_job_token.as_slice()).await,
+                None => None,
+            };
+            session.on_custom_job(&j, declared, Now::current(), &mut events);
+            for ev in events.drain(..) {
+                match ev {
+                    Event::Send(msg) => {
+                        if let Err(e) = writer.feed_message(&msg) {
+                            close = Some(format!("cannot encode {}: {e}", msg.name()));
+                        }
+                    }
+                    Event::Close(reason) => close = Some(reason),
+                    _ => {}
+                }
             }
         }
         if !batch.is_empty() {

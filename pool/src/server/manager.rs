@@ -175,7 +175,10 @@ async fn submit<S: TemplateSource>(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let outcome = source.submit(found.solution.clone()).await;
+    let outcome = match &found.block {
+        Some(block) => source.submit_full_block(block.clone()).await,
+        None => source.submit(found.solution.clone()).await,
+    };
     let status = match &outcome {
         Ok(SubmitOutcome::Accepted { hash }) => {
             *submitted_on = Some(found.prev_hash);

@@ -51,6 +51,8 @@ pub struct RunningPool {
     pub sv2_addr: SocketAddr,
     /// Where the HTTP API listens.
     pub api_addr: SocketAddr,
+    /// Where the Job Declarator Server listens (`[jds]` enabled).
+    pub jds_addr: Option<SocketAddr>,
     /// The authority public key miners and proxies pin.
     pub authority: PublicKey,
     /// Cancel to stop the pool.
@@ -92,6 +94,7 @@ fn session_config(cfg: &Config, pool_script: ScriptBuf) -> SessionConfig {
         },
         max_channels: cfg.max_channels_per_connection,
         server: ServerId::new(cfg.cluster.server_id),
+        work_selection: cfg.jds.listen.is_some(),
     }
 }
 
@@ -111,6 +114,7 @@ fn payout_mode(cfg: &Config) -> PayoutMode {
 
 /// Starts the pool described by `cfg`: returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
+    cfg.jds.check(cfg.template_source, cfg.payout.mode)?;
     let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
@@ -255,12 +259,40 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let sv2_addr = listener.local_addr()?;
     let work_view = work_rx.clone();
+    let (registry, jds_addr) = match cfg.jds.listen {
+        None => (None, None),
+        Some(listen) => {
+            let registry = crate::jds::edge::RegistryHandle::spawn(
+                cfg.jds.max_declared_jobs,
+                &tasks,
+                shutdown.clone(),
+            );
+            let edge = crate::jds::edge::JdsEdge {
+                listen,
+                responder: responder.clone(),
+                net: Sv2Options::default(),
+                limits: cfg.jds.limits(),
+                max_connections: cfg.jds.max_connections,
+                setup_timeout: Duration::from_secs(cfg.setup_timeout_secs.max(1)),
+                work: work_rx.clone(),
+                node: crate::template::rpc::NodeRpc::new(&rpc_config(&cfg))?,
+                mempool_poll: Duration::from_millis(cfg.jds.mempool_poll_ms.max(10)),
+                max_mempool_txs: cfg.jds.max_mempool_txs,
+                registry: registry.clone(),
+                network: cfg.network,
+                shutdown: shutdown.clone(),
+            };
+            let addr = crate::jds::edge::start(edge, &tasks).await?;
+            (Some(registry), Some(addr))
+        }
+    };
     let links = ConnLinks {
         work: work_rx,
         ledger: ledger.clone(),
         blocks: blocks_tx,
         stats: stats.clone(),
         shutdown: shutdown.clone(),
+        registry,
     };
     tasks.spawn(accept_loop(
         listener,
@@ -310,6 +342,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     Ok(RunningPool {
         sv2_addr,
         api_addr,
+        jds_addr,
         authority,
         shutdown,
         tasks,

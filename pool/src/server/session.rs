@@ -41,9 +41,12 @@ use strata_work::share::{AcceptedShare, BlockCandidate, Rejection};
 use strata_work::target::Target;
 use strata_work::vardiff::{Vardiff, VardiffConfig};
 
+use crate::jds::DeclaredJob;
 use crate::ledger::{ServerId, ShareRecord};
 use crate::payout::{self, Split};
 use crate::template::{Solution, Template};
+
+mod custom;
 
 /// Bytes of every channel's extranonce prefix: 4 bytes of connection id (in a cluster, the
 /// server id and 3 bytes of connection id), 2 of channel.
@@ -85,6 +88,9 @@ pub struct SessionConfig {
     pub max_channels: usize,
     /// The server's id in a cluster (the first byte of every extranonce prefix).
     pub server: Option<ServerId>,
+    /// Whether connections may set `REQUIRES_WORK_SELECTION` and send `SetCustomMiningJob`
+    /// with tokens of the pool's Job Declarator Server (`[jds]` enabled).
+    pub work_selection: bool,
 }
 
 impl SessionConfig {
@@ -101,6 +107,7 @@ impl SessionConfig {
             vardiff: VardiffConfig::default(),
             max_channels: 1024,
             server: None,
+            work_selection: false,
         }
     }
 }
@@ -168,8 +175,11 @@ pub struct FoundBlock {
     pub reward_sats: u64,
     /// PPLNS: the ledger share ids the split was computed from.
     pub window: Option<(i64, i64)>,
-    /// Template id (for the ledger).
+    /// Template id (for the ledger; a custom job's is its token).
     pub template_id: u64,
+    /// A custom job's block, serialized whole (its transactions are the declared ones, which
+    /// the template source does not know): submitted as is.
+    pub block: Option<Vec<u8>>,
 }
 
 /// Something the connection task must act on.
@@ -195,6 +205,9 @@ pub enum Event {
         /// Estimated hashes per second of the channel.
         hashrate: f64,
     },
+    /// A `SetCustomMiningJob` on a work-selecting connection: take its token's declared
+    /// job from the JDS registry and call [`Session::on_custom_job`] with it (or `None`).
+    CustomJob(Box<SetCustomMiningJob>),
     /// Close the connection after sending what precedes; the reason is logged.
     Close(String),
 }
@@ -222,8 +235,17 @@ struct Meta {
 struct JobInfo {
     template: Arc<Template>,
     window: Option<(i64, i64)>,
-    coinbase: Arc<Coinbase>,
+    /// The pool's coinbase of the job, or a custom job's declaration (whose coinbase and
+    /// transactions make the block).
+    coinbase: JobCoinbase,
     split: Arc<Split>,
+}
+
+/// See [`JobInfo::coinbase`].
+#[derive(Debug)]
+enum JobCoinbase {
+    Pool(Arc<Coinbase>),
+    Custom(Arc<DeclaredJob>),
 }
 
 /// One miner connection's protocol state.
@@ -233,6 +255,8 @@ pub struct Session {
     cfg: Arc<SessionConfig>,
     state: State,
     requires_standard_jobs: bool,
+    /// The miner set `REQUIRES_WORK_SELECTION` (allowed by the configuration).
+    work_selection: bool,
     worker_tlv: bool,
     channels: Channels,
     meta: HashMap<u32, Meta>,
@@ -272,6 +296,7 @@ impl Session {
             cfg,
             state: State::AwaitSetup,
             requires_standard_jobs: false,
+            work_selection: false,
             worker_tlv: false,
             channels: Channels::new(),
             meta: HashMap::new(),
@@ -353,12 +378,17 @@ impl Session {
                 format!("versions {}..={} exclude 2", s.min_version, s.max_version),
             );
         }
-        let unsupported = s.flags & m::REQUIRES_WORK_SELECTION;
+        let unsupported = if self.cfg.work_selection {
+            0
+        } else {
+            s.flags & m::REQUIRES_WORK_SELECTION
+        };
         if unsupported != 0 {
             send(out, error(unsupported, ERROR_UNSUPPORTED_FEATURE_FLAGS));
             return self.close(out, "miner requires work selection".into());
         }
         self.requires_standard_jobs = s.flags & m::REQUIRES_STANDARD_JOBS != 0;
+        self.work_selection = s.flags & m::REQUIRES_WORK_SELECTION != 0;
         self.state = State::Ready;
         // version rolling is always allowed (REQUIRES_FIXED_VERSION unset)
         send(
@@ -398,6 +428,9 @@ impl Session {
             MiningMessage::SubmitSharesExtended(s) => self.submit_extended(&s, tlvs, now, out),
             MiningMessage::UpdateChannel(u) => self.update_channel(&u, now, out),
             MiningMessage::CloseChannel(c) => self.close_channel(&c),
+            MiningMessage::SetCustomMiningJob(j) if self.work_selection => {
+                out.push(Event::CustomJob(Box::new(j)))
+            }
             MiningMessage::SetCustomMiningJob(j) => self.refuse_custom_job(&j, out),
             other => {
                 let name = other.name();
@@ -793,7 +826,7 @@ impl Session {
             JobInfo {
                 template: t.clone(),
                 window: work.window,
-                coinbase,
+                coinbase: JobCoinbase::Pool(coinbase),
                 split,
             },
         );
@@ -850,7 +883,7 @@ impl Session {
             JobInfo {
                 template: t.clone(),
                 window: work.window,
-                coinbase,
+                coinbase: JobCoinbase::Pool(coinbase),
                 split,
             },
         );
@@ -1057,11 +1090,32 @@ impl Session {
             Some(parts) => parts.extranonce.as_slice().to_vec(),
             None => ch.extranonce_prefix().to_vec(),
         };
-        let mut coinbase = Vec::new();
-        if let Err(e) = job.coinbase.write_full(&[&extranonce], &mut coinbase) {
-            tracing::error!(error = %e, "cannot assemble the block's coinbase");
-            return None;
-        }
+        let (coinbase, block) = match &job.coinbase {
+            JobCoinbase::Pool(c) => {
+                let mut coinbase = Vec::new();
+                if let Err(e) = c.write_full(&[&extranonce], &mut coinbase) {
+                    tracing::error!(error = %e, "cannot assemble the block's coinbase");
+                    return None;
+                }
+                (coinbase, None)
+            }
+            JobCoinbase::Custom(d) => {
+                let coinbase = match d.coinbase.with_extranonce(&extranonce) {
+                    Ok(tx) => bitcoin::consensus::serialize(&tx),
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot assemble a custom job's coinbase");
+                        return None;
+                    }
+                };
+                let txs: Vec<Vec<u8>> = d
+                    .transactions
+                    .iter()
+                    .map(|t| bitcoin::consensus::serialize(&**t))
+                    .collect();
+                let block = b.assemble(&coinbase, &txs);
+                (coinbase, Some(block))
+            }
+        };
         let mut display = b.hash;
         display.reverse();
         Some(FoundBlock {
@@ -1078,6 +1132,7 @@ impl Session {
             reward_sats: job.template.coinbase_tx_value_remaining,
             window: job.window,
             template_id: job.template.id,
+            block,
         })
     }
 

@@ -185,6 +185,22 @@ pub trait TemplateSource: Send {
         &mut self,
         solution: Solution,
     ) -> impl Future<Output = Result<SubmitOutcome, SourceError>> + Send;
+
+    /// Submits a whole serialized block whose transactions the source may not know (a
+    /// custom job's, declared through the pool's Job Declarator Server). The `rpc` source
+    /// does (`submitblock`); the others answer [`SourceError::Protocol`].
+    fn submit_full_block(
+        &mut self,
+        block: Vec<u8>,
+    ) -> impl Future<Output = Result<SubmitOutcome, SourceError>> + Send {
+        let name = self.name();
+        let len = block.len();
+        async move {
+            Err(SourceError::Protocol(format!(
+                "the {name} source cannot submit a whole block ({len} bytes)"
+            )))
+        }
+    }
 }
 
 /// The height in the BIP34 push that starts a coinbase scriptSig, which must be encoded as

@@ -316,6 +316,27 @@ impl RpcSource {
         }
     }
 
+    /// `submitblock` of a whole serialized block (a custom job's).
+    async fn submit_whole_block(&mut self, block: Vec<u8>) -> Result<SubmitOutcome, SourceError> {
+        let header: [u8; 80] = block
+            .get(..80)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| SourceError::Protocol("a block of less than 80 bytes".into()))?;
+        let mut hash = sha256d(&header);
+        hash.reverse();
+        let timeout = self.config.request_timeout;
+        let result = self
+            .rpc
+            .call("submitblock", json!([hex::encode(&block)]), timeout)
+            .await
+            .map_err(SourceError::from)?;
+        let outcome = submit_outcome(&result, hex::encode(hash))?;
+        if matches!(outcome, SubmitOutcome::Accepted { .. }) {
+            self.fresh = true;
+        }
+        Ok(outcome)
+    }
+
     async fn submit_block(&mut self, solution: Solution) -> Result<SubmitOutcome, SourceError> {
         let txs = self
             .kept
@@ -364,6 +385,13 @@ impl TemplateSource for RpcSource {
         solution: Solution,
     ) -> impl std::future::Future<Output = Result<SubmitOutcome, SourceError>> + Send {
         self.submit_block(solution)
+    }
+
+    fn submit_full_block(
+        &mut self,
+        block: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<SubmitOutcome, SourceError>> + Send {
+        self.submit_whole_block(block)
     }
 }
 
@@ -537,6 +565,32 @@ impl From<SourceError> for CallError {
     }
 }
 
+/// A JSON-RPC client to the node of an [`RpcConfig`], for other parts of the pool than the
+/// template source (the Job Declarator Server's mempool view and block checks).
+#[derive(Debug, Clone)]
+pub struct NodeRpc {
+    rpc: RpcClient,
+    timeout: Duration,
+}
+
+impl NodeRpc {
+    /// A client of `config`'s node (nothing is sent yet).
+    pub fn new(config: &RpcConfig) -> Result<Self, SourceError> {
+        Ok(NodeRpc {
+            rpc: RpcClient::new(config)?,
+            timeout: config.request_timeout,
+        })
+    }
+
+    /// Calls `method`; bitcoind's error message becomes [`SourceError::Protocol`].
+    pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, SourceError> {
+        self.rpc
+            .call(method, params, self.timeout)
+            .await
+            .map_err(SourceError::from)
+    }
+}
+
 /// A JSON-RPC 1.0 response as bitcoind sends it.
 #[derive(Deserialize)]
 struct RpcResponse {
@@ -547,6 +601,7 @@ struct RpcResponse {
 }
 
 /// The HTTP side: one `reqwest` client, credentials, request ids.
+#[derive(Clone)]
 struct RpcClient {
     http: reqwest::Client,
     url: String,

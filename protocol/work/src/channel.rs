@@ -1013,6 +1013,38 @@ impl Channel {
         self.on_extended_work(msg, Arc::clone(work))
     }
 
+    /// Records a custom job (a `SetCustomMiningJob` this server accepted, spec 5.3.18) on
+    /// an extended channel: active at once on the channel's current prevhash, from
+    /// `min_ntime` (raised to the prevhash's own), with `work`'s coinbase parts and path.
+    /// The caller checked the job builds on that prevhash.
+    pub fn on_custom_job(
+        &mut self,
+        job_id: u32,
+        version: u32,
+        min_ntime: u32,
+        work: Arc<ExtendedWork>,
+    ) -> Result<(), ChannelError> {
+        if !matches!(self.kind, ChannelKind::Extended { .. }) {
+            return Err(ChannelError::WrongChannelKind {
+                channel_id: self.id,
+                expected: "extended",
+            });
+        }
+        self.check_new_job_id(job_id)?;
+        let prev = self.prev.ok_or(ChannelError::NoPrevHash {
+            channel_id: self.id,
+            job_id,
+        })?;
+        self.store_job(
+            job_id,
+            version,
+            self.config.version_mask,
+            &[0; 32],
+            Some(work),
+            Some(min_ntime.max(prev.min_ntime)),
+        )
+    }
+
     fn on_extended_work(
         &mut self,
         msg: &NewExtendedMiningJob,

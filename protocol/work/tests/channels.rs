@@ -1264,3 +1264,47 @@ fn idle_channel_memory_is_released_and_sized() {
     validate_standard(&mut d, &share(8, 1, 0), 0).expect("accepted");
     assert!(d.capacities().seen >= strata_work::channel::INITIAL_SEEN_CAPACITY);
 }
+
+#[test]
+fn custom_jobs_are_active_at_once_on_extended_channels_only() {
+    let (mut c, cb) = extended_channel(NBITS_HARD, false, &[]);
+    let work = ExtendedWork::new(
+        Bytes::from(cb.prefix().to_vec()),
+        Bytes::from(cb.suffix().to_vec()),
+        Vec::new().into(),
+    );
+    // job 1 is taken; 2 is active at once, its min_ntime raised to the prevhash's
+    assert!(matches!(
+        c.on_custom_job(1, VERSION, MIN_NTIME, work.clone()),
+        Err(ChannelError::JobIdInUse { .. })
+    ));
+    c.on_custom_job(2, VERSION, 0, work.clone())
+        .expect("custom job");
+    assert_eq!(c.active_job().map(|j| j.id()), Some(2));
+    assert_eq!(c.active_job().and_then(|j| j.min_ntime()), Some(MIN_NTIME));
+    let n = nonce_where_ext(&mut c, 2);
+    assert!(validate_extended(&mut c, &ext_share(9, 2, n, &[1, 2, 3, 4]), 0).is_ok());
+
+    // no prevhash yet, or a standard channel: refused
+    let mut fresh =
+        Channel::new_extended(3, &[1], 4, easy_target(), ChannelConfig::default()).expect("valid");
+    assert!(matches!(
+        fresh.on_custom_job(1, VERSION, MIN_NTIME, work.clone()),
+        Err(ChannelError::NoPrevHash { .. })
+    ));
+    let mut std = standard_channel(NBITS_HARD);
+    assert!(matches!(
+        std.on_custom_job(5, VERSION, MIN_NTIME, work),
+        Err(ChannelError::WrongChannelKind { .. })
+    ));
+}
+
+/// A nonce whose extended share on `job_id` (extranonce 1,2,3,4) meets the channel target.
+fn nonce_where_ext(c: &mut Channel, job_id: u32) -> u32 {
+    (0..)
+        .find(|&n| {
+            let mut probe = c.clone();
+            validate_extended(&mut probe, &ext_share(9, job_id, n, &[1, 2, 3, 4]), 0).is_ok()
+        })
+        .expect("some nonce")
+}

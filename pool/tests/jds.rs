@@ -1,0 +1,493 @@
+//! The pool as Job Declarator Server on a real Bitcoin Core (regtest, `rpc` source): a JD
+//! client written here from our codec (real Noise, real messages) gets a token, declares a
+//! block of a mempool transaction and one the node has not seen (asked for with
+//! ProvideMissingTransactions), opens an extended channel with REQUIRES_WORK_SELECTION, sets
+//! the declared custom job and mines it; the node accepts a block that carries both
+//! transactions and pays the outputs the pool required. Refusals: a coinbase moving value
+//! from a required output to its own, a replayed token, a block the node finds invalid, a
+//! custom job with another token.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use bitcoin::consensus::{deserialize, serialize};
+use bitcoin::hashes::Hash;
+use bitcoin::{
+    absolute, transaction, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
+};
+use common::bitcoin_core::{fund, CoreNode, Flavor, TestKey};
+use serde_json::json;
+use strata_net::sv2::{initiate, Sv2Options, Sv2Reader, Sv2Writer};
+use strata_pool::config::{Config, PayoutKind, SourceKind};
+use strata_protocol::common::{CommonMessage, SetupConnection};
+use strata_protocol::job_declaration::{self as jd, JobDeclarationMessage};
+use strata_protocol::mining::{
+    self as m, MiningMessage, OpenExtendedMiningChannel, SetCustomMiningJob, SubmitSharesExtended,
+    REQUIRES_WORK_SELECTION,
+};
+use strata_protocol::wire::{Str0_255, B0_16M, B0_255, B0_32, B0_64K, U256};
+use strata_protocol::Message;
+use strata_work::coinbase::bip34_height_push;
+use strata_work::header::Header;
+use strata_work::merkle::{
+    merkle_path_for_coinbase, merkle_root_from_path, witness_commitment, witness_commitment_script,
+    witness_merkle_root,
+};
+use strata_work::target::Target;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+
+type Reader = Sv2Reader<OwnedReadHalf>;
+type Writer = Sv2Writer<OwnedWriteHalf>;
+
+async fn connect(
+    addr: std::net::SocketAddr,
+    authority: strata_noise::PublicKey,
+) -> (Reader, Writer) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (rd, wr) = stream.into_split();
+    initiate(rd, wr, authority, &Sv2Options::default())
+        .await
+        .unwrap()
+}
+
+async fn send(w: &mut Writer, msg: impl Into<Message>) {
+    w.feed_message(&msg.into()).unwrap();
+    w.flush().await.unwrap();
+}
+
+/// The next message that is not mining work the pool pushes on its own.
+async fn recv(r: &mut Reader) -> Message {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(20), r.read_frame())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .expect("connection open");
+        let msg = Message::decode(&frame.header, &frame.payload).unwrap();
+        if !matches!(
+            msg,
+            Message::Mining(
+                MiningMessage::NewExtendedMiningJob(_)
+                    | MiningMessage::SetNewPrevHash(_)
+                    | MiningMessage::SetTarget(_)
+            )
+        ) {
+            return msg;
+        }
+    }
+}
+
+fn setup(protocol: u8, flags: u32) -> SetupConnection {
+    SetupConnection {
+        protocol,
+        min_version: 2,
+        max_version: 2,
+        flags,
+        endpoint_host: Str0_255::new("127.0.0.1").unwrap(),
+        endpoint_port: 0,
+        vendor: Str0_255::new("jds-test").unwrap(),
+        hardware_version: Str0_255::default(),
+        firmware: Str0_255::default(),
+        device_id: Str0_255::default(),
+    }
+}
+
+/// The JDC's block: the coinbase split around its extranonce room, its transactions.
+struct Declared {
+    coinbase: Transaction,
+    head_len: usize,
+    room: usize,
+    prefix: Vec<u8>,
+    suffix: Vec<u8>,
+    txs: Vec<Transaction>,
+}
+
+fn build(height: u32, outputs: &[TxOut], txs: Vec<Transaction>, room: usize) -> Declared {
+    let wtxids: Vec<[u8; 32]> = txs
+        .iter()
+        .map(|t| t.compute_wtxid().to_byte_array())
+        .collect();
+    let commitment = witness_commitment(&witness_merkle_root(&wtxids), &[0; 32]);
+    let mut outputs = outputs.to_vec();
+    outputs.push(TxOut {
+        value: Amount::ZERO,
+        script_pubkey: ScriptBuf::from_bytes(witness_commitment_script(&commitment).to_vec()),
+    });
+    let mut script = bip34_height_push(height);
+    script.extend_from_slice(b"/jdc/");
+    let head_len = script.len();
+    script.resize(head_len + room, 0);
+    let coinbase = Transaction {
+        version: transaction::Version::TWO,
+        lock_time: absolute::LockTime::ZERO,
+        input: vec![TxIn {
+            previous_output: OutPoint::null(),
+            script_sig: ScriptBuf::from_bytes(script),
+            sequence: Sequence::MAX,
+            witness: Witness::from_slice(&[[0u8; 32]]),
+        }],
+        output: outputs,
+    };
+    let bytes = serialize(&coinbase);
+    let at = 4 + 2 + 1 + 36 + 1 + head_len;
+    Declared {
+        prefix: bytes[..at].to_vec(),
+        suffix: bytes[at + room..].to_vec(),
+        coinbase,
+        head_len,
+        room,
+        txs,
+    }
+}
+
+fn declare(token: &B0_255, request_id: u32, d: &Declared) -> jd::DeclareMiningJob {
+    jd::DeclareMiningJob {
+        request_id,
+        mining_job_token: token.clone(),
+        version: 0x2000_0000,
+        coinbase_tx_prefix: B0_64K::new(d.prefix.clone()).unwrap(),
+        coinbase_tx_suffix: B0_64K::new(d.suffix.clone()).unwrap(),
+        wtxid_list: d
+            .txs
+            .iter()
+            .map(|t| U256(t.compute_wtxid().to_byte_array()))
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap(),
+        excess_data: B0_64K::default(),
+    }
+}
+
+async fn token(r: &mut Reader, w: &mut Writer, request_id: u32) -> (B0_255, Vec<TxOut>) {
+    send(
+        w,
+        jd::AllocateMiningJobToken {
+            user_identifier: Str0_255::new("farm").unwrap(),
+            request_id,
+        },
+    )
+    .await;
+    match recv(r).await {
+        Message::JobDeclaration(JobDeclarationMessage::AllocateMiningJobTokenSuccess(s)) => {
+            assert_eq!(s.request_id, request_id);
+            (
+                s.mining_job_token,
+                deserialize(s.coinbase_tx_outputs.as_slice()).unwrap(),
+            )
+        }
+        other => panic!("expected a token, got {other:?}"),
+    }
+}
+
+fn declare_error(msg: Message) -> String {
+    match msg {
+        Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobError(e)) => {
+            e.error_code.as_str().to_string()
+        }
+        other => panic!("expected DeclareMiningJob.Error, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_accepted() {
+    let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
+    let key = TestKey::new(0x21);
+    let funds = fund(&node, &key, 2).await;
+    let pay = |(outpoint, value): (OutPoint, Amount)| {
+        key.spend(
+            &[(outpoint, value)],
+            vec![TxOut {
+                value: value - Amount::from_sat(10_000),
+                script_pubkey: key.script(),
+            }],
+        )
+    };
+    // one transaction in the node's mempool, one the node never saw
+    let in_mempool = pay(funds[0]);
+    node.rpc(
+        "sendrawtransaction",
+        json!([hex::encode(serialize(&in_mempool))]),
+    )
+    .await;
+    let unseen = pay(funds[1]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        template_source: SourceKind::Rpc,
+        network: bitcoin::Network::Regtest,
+        ..Config::default()
+    };
+    cfg.rpc.url = node.rpc_url();
+    cfg.rpc.cookie = Some(node.cookie());
+    cfg.rpc.block_reserved_weight = common::bitcoin_core::pool_reserved_weight();
+    cfg.rpc.poll_ms = 100;
+    cfg.payout.mode = PayoutKind::Pplns;
+    cfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.jds.mempool_poll_ms = 100;
+    // probes waiting for the mempool view may leave declarations pending
+    cfg.jds.max_pending_declarations = 100;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    let jds_addr = pool.jds_addr.expect("the JDS listens");
+
+    // the mining connection first: the declared coinbase leaves room for its full extranonce
+    let (mut mr, mut mw) = connect(pool.sv2_addr, pool.authority).await;
+    send(&mut mw, setup(0, REQUIRES_WORK_SELECTION)).await;
+    assert!(matches!(
+        recv(&mut mr).await,
+        Message::Common(CommonMessage::SetupConnectionSuccess(_))
+    ));
+    send(
+        &mut mw,
+        OpenExtendedMiningChannel {
+            request_id: 1,
+            user_identity: Str0_255::new("farm").unwrap(),
+            nominal_hash_rate: 1.0,
+            max_target: U256([0xff; 32]),
+            min_extranonce_size: 4,
+        },
+    )
+    .await;
+    let opened = match recv(&mut mr).await {
+        Message::Mining(MiningMessage::OpenExtendedMiningChannelSuccess(o)) => o,
+        other => panic!("{other:?}"),
+    };
+    let chan_prefix = opened.extranonce_prefix.as_slice().to_vec();
+    let room = chan_prefix.len() + opened.extranonce_size as usize;
+
+    let (mut r, mut w) = connect(jds_addr, pool.authority).await;
+    send(&mut w, setup(1, jd::DECLARE_TX_DATA)).await;
+    assert!(matches!(
+        recv(&mut r).await,
+        Message::Common(CommonMessage::SetupConnectionSuccess(_))
+    ));
+    let height = node.height().await as u32 + 1;
+    // wait for the JDS's mempool view: a declaration of the mempool transaction alone is
+    // checked at once (not asked for) once the view has it
+    let mut probes = 0;
+    loop {
+        probes += 1;
+        assert!(probes < 100, "the JDS never saw the mempool transaction");
+        let (t, required) = token(&mut r, &mut w, 100 + probes).await;
+        let probe = build(height, &required, vec![in_mempool.clone()], room);
+        send(&mut w, declare(&t, 100 + probes, &probe)).await;
+        match recv(&mut r).await {
+            Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(_)) => break,
+            Message::JobDeclaration(JobDeclarationMessage::ProvideMissingTransactions(_)) => {
+                // not in the view yet: let the declaration expire unanswered
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("probe: {other:?}"),
+        }
+    }
+    let (t1, required) = token(&mut r, &mut w, 1).await;
+    assert!(
+        !required.is_empty(),
+        "the pool requires its split's outputs"
+    );
+
+    // refused: one sat of a required output moved to an output of the JDC's own (the token
+    // is used up)
+    let mut short = required.clone();
+    short[0].value -= Amount::from_sat(1);
+    short.push(TxOut {
+        value: Amount::from_sat(1),
+        script_pubkey: key.script(),
+    });
+    let bad = build(height, &short, vec![in_mempool.clone()], room);
+    send(&mut w, declare(&t1, 10, &bad)).await;
+    assert_eq!(
+        declare_error(recv(&mut r).await),
+        jd::ERROR_INVALID_COINBASE_TX
+    );
+    // refused: the same token again
+    let good = build(
+        height,
+        &required,
+        vec![in_mempool.clone(), unseen.clone()],
+        room,
+    );
+    send(&mut w, declare(&t1, 11, &good)).await;
+    assert_eq!(
+        declare_error(recv(&mut r).await),
+        jd::ERROR_INVALID_MINING_JOB_TOKEN
+    );
+
+    // refused by the node: a provided transaction spending an output that does not exist
+    let phantom = pay((
+        OutPoint {
+            txid: bitcoin::Txid::from_byte_array([0x5a; 32]),
+            vout: 0,
+        },
+        Amount::from_int_btc(1),
+    ));
+    let (t3, _) = token(&mut r, &mut w, 3).await;
+    let invalid = build(height, &required, vec![phantom.clone()], room);
+    send(&mut w, declare(&t3, 13, &invalid)).await;
+    assert!(matches!(
+        recv(&mut r).await,
+        Message::JobDeclaration(JobDeclarationMessage::ProvideMissingTransactions(_))
+    ));
+    send(
+        &mut w,
+        jd::ProvideMissingTransactionsSuccess {
+            request_id: 13,
+            transaction_list: vec![B0_16M::new(serialize(&phantom)).unwrap()]
+                .try_into()
+                .unwrap(),
+        },
+    )
+    .await;
+    assert_eq!(declare_error(recv(&mut r).await), jd::ERROR_INVALID_JOB);
+
+    // accepted: the unseen transaction is asked for and provided
+    let (t2, _) = token(&mut r, &mut w, 2).await;
+    send(&mut w, declare(&t2, 12, &good)).await;
+    match recv(&mut r).await {
+        Message::JobDeclaration(JobDeclarationMessage::ProvideMissingTransactions(p)) => {
+            assert_eq!(p.request_id, 12);
+            assert_eq!(
+                p.unknown_tx_position_list.as_slice(),
+                &[1],
+                "only the unseen one"
+            );
+        }
+        other => panic!("expected ProvideMissingTransactions, got {other:?}"),
+    }
+    send(
+        &mut w,
+        jd::ProvideMissingTransactionsSuccess {
+            request_id: 12,
+            transaction_list: vec![B0_16M::new(serialize(&unseen)).unwrap()]
+                .try_into()
+                .unwrap(),
+        },
+    )
+    .await;
+    let mining_token = match recv(&mut r).await {
+        Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(s)) => {
+            assert_eq!(s.request_id, 12);
+            s.new_mining_job_token
+        }
+        other => panic!("expected DeclareMiningJob.Success, got {other:?}"),
+    };
+
+    // the custom job on the extended channel
+    let txids: Vec<[u8; 32]> = good
+        .txs
+        .iter()
+        .map(|t| t.compute_txid().to_byte_array())
+        .collect();
+    let path = merkle_path_for_coinbase(&txids);
+    let tip = node.tip().await;
+    let prev = bitcoin::BlockHash::from_str(tip["hash"].as_str().unwrap())
+        .unwrap()
+        .to_byte_array();
+    let bits = u32::from_str_radix(tip["bits"].as_str().unwrap(), 16).unwrap();
+    let script = good.coinbase.input[0].script_sig.as_bytes();
+    let custom = |token: B0_255, request_id: u32| SetCustomMiningJob {
+        channel_id: opened.channel_id,
+        request_id,
+        mining_job_token: token,
+        version: 0x2000_0000,
+        prev_hash: U256(prev),
+        min_ntime: tip["time"].as_u64().unwrap() as u32 + 1,
+        nbits: bits,
+        coinbase_tx_version: 2,
+        coinbase_prefix: B0_255::new(script[..good.head_len].to_vec()).unwrap(),
+        coinbase_tx_input_n_sequence: u32::MAX,
+        coinbase_tx_outputs: B0_64K::new(serialize(&good.coinbase.output)).unwrap(),
+        coinbase_tx_locktime: 0,
+        merkle_path: path
+            .iter()
+            .map(|h| U256(*h))
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap(),
+    };
+    // a token the JDS did not declare
+    send(&mut mw, custom(t2.clone(), 20)).await;
+    match recv(&mut mr).await {
+        Message::Mining(MiningMessage::SetCustomMiningJobError(e)) => {
+            assert_eq!(e.error_code.as_str(), m::ERROR_INVALID_MINING_JOB_TOKEN)
+        }
+        other => panic!("{other:?}"),
+    }
+    send(&mut mw, custom(mining_token, 21)).await;
+    let job_id = match recv(&mut mr).await {
+        Message::Mining(MiningMessage::SetCustomMiningJobSuccess(s)) => s.job_id,
+        other => panic!("expected SetCustomMiningJob.Success, got {other:?}"),
+    };
+
+    // mine it: the coinbase with the channel's extranonce, the declared path
+    let miner_part = vec![7u8; opened.extranonce_size as usize];
+    let mut cb = good.coinbase.clone();
+    let mut sig = script[..good.head_len].to_vec();
+    sig.extend_from_slice(&chan_prefix);
+    sig.extend_from_slice(&miner_part);
+    assert_eq!(sig.len(), good.head_len + good.room);
+    cb.input[0].script_sig = ScriptBuf::from_bytes(sig);
+    let mut h = Header {
+        version: 0x2000_0000,
+        prev_hash: prev,
+        merkle_root: merkle_root_from_path(cb.compute_txid().to_byte_array(), path.iter()),
+        ntime: tip["time"].as_u64().unwrap() as u32 + 1,
+        nbits: bits,
+        nonce: 0,
+    };
+    let target = Target::from_compact(bits)
+        .unwrap()
+        .min(Target::from_le_bytes(opened.target.0));
+    while !h.meets(&target) {
+        h.nonce += 1;
+    }
+    send(
+        &mut mw,
+        SubmitSharesExtended {
+            channel_id: opened.channel_id,
+            sequence_number: 1,
+            job_id,
+            nonce: h.nonce,
+            ntime: h.ntime,
+            version: h.version,
+            extranonce: B0_32::new(&miner_part).unwrap(),
+        },
+    )
+    .await;
+    match recv(&mut mr).await {
+        Message::Mining(MiningMessage::SubmitSharesSuccess(s)) => {
+            assert_eq!(s.new_submits_accepted_count, 1)
+        }
+        other => panic!("expected SubmitShares.Success, got {other:?}"),
+    }
+    node.wait_height(u64::from(height), Duration::from_secs(20))
+        .await;
+    let block = node.block(node.tip().await["hash"].as_str().unwrap()).await;
+    let in_block: Vec<&str> = block["tx"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["txid"].as_str().unwrap())
+        .collect();
+    assert!(in_block.contains(&in_mempool.compute_txid().to_string().as_str()));
+    assert!(in_block.contains(&unseen.compute_txid().to_string().as_str()));
+    let vout = block["tx"][0]["vout"].as_array().unwrap();
+    for (o, want) in vout.iter().zip(&required) {
+        assert_eq!(
+            o["scriptPubKey"]["hex"].as_str().unwrap(),
+            hex::encode(want.script_pubkey.as_bytes())
+        );
+        assert_eq!(
+            Amount::from_btc(o["value"].as_f64().unwrap()).unwrap(),
+            want.value
+        );
+    }
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

@@ -1,0 +1,230 @@
+//! SRI's Job Declarator Client (`jd_client_sv2` from crates.io, at
+//! `~/.cache/strata/sri-jdc/bin/jd_client_sv2` or `STRATA_SRI_JDC`) against the pool's JDS:
+//! the JDC takes templates (with a mempool transaction) from Bitcoin Core over IPC, declares
+//! them to our JDS, sets custom jobs on our mining port, and a strata SV2 miner mines through
+//! it; the node must accept blocks that the JDC's custom jobs made (its signature in the
+//! coinbase, the transaction in a block) and the pool must record them. Ignored by default (needs the SRI binary):
+//! `cargo test -p strata-pool --test jds_sri -- --ignored --nocapture`.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::bitcoin_core::{fund, CoreNode, Flavor, TestKey};
+use strata_miner::pace::Pacing;
+use strata_miner::report::{Reporter, Sink};
+use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
+use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
+use strata_net::sv2::Sv2Options;
+use strata_pool::config::{Config, PayoutKind, SourceKind};
+use tokio_util::sync::CancellationToken;
+
+/// The authority key pair of SRI's example configurations (the JDC's downstream side).
+const JDC_AUTHORITY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
+const JDC_SECRET: &str = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n";
+
+fn jdc_bin() -> PathBuf {
+    std::env::var_os("STRATA_SRI_JDC").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap())
+                .join(".cache/strata/sri-jdc/bin/jd_client_sv2")
+        },
+        PathBuf::from,
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs SRI's jd_client_sv2 binary"]
+async fn sri_jdc_mines_through_our_jds() {
+    let node = CoreNode::start(Flavor::Ipc, &[]).await;
+    let key = TestKey::new(0x33);
+    let funds = fund(&node, &key, 1).await;
+    // a mempool transaction for the JDC's templates
+    let tx = key.spend(
+        &funds,
+        vec![bitcoin::TxOut {
+            value: funds[0].1 - bitcoin::Amount::from_sat(20_000),
+            script_pubkey: key.script(),
+        }],
+    );
+    node.rpc(
+        "sendrawtransaction",
+        serde_json::json!([hex::encode(bitcoin::consensus::serialize(&tx))]),
+    )
+    .await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = Config {
+        data_dir: dir.path().to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        template_source: SourceKind::Rpc,
+        network: bitcoin::Network::Regtest,
+        ..Config::default()
+    };
+    cfg.rpc.url = node.rpc_url();
+    cfg.rpc.cookie = Some(node.cookie());
+    cfg.rpc.block_reserved_weight = common::bitcoin_core::pool_reserved_weight();
+    cfg.rpc.poll_ms = 200;
+    cfg.payout.mode = PayoutKind::Pplns;
+    cfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());
+    cfg.jds.mempool_poll_ms = 200;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    let jds = pool.jds_addr.unwrap();
+
+    let jdc_port = free_port();
+    let config = format!(
+        r#"listening_address = "127.0.0.1:{jdc_port}"
+max_supported_version = 2
+min_supported_version = 2
+authority_public_key = "{JDC_AUTHORITY}"
+authority_secret_key = "{JDC_SECRET}"
+cert_validity_sec = 3600
+shares_per_minute = 60.0
+share_batch_size = 1
+mode = "FULLTEMPLATE"
+jdc_signature = "sri-jdc"
+coinbase_reward_script = "addr({addr})"
+supported_extensions = []
+monitoring_address = "127.0.0.1:{mon}"
+monitoring_cache_refresh_secs = 15
+
+[[upstreams]]
+authority_pubkey = "{authority}"
+pool_address = "127.0.0.1"
+pool_port = {pool_port}
+jds_address = "127.0.0.1"
+jds_port = {jds_port}
+user_identity = "sri-jdc"
+
+[template_provider_type.BitcoinCoreIpc]
+version = 31
+network = "regtest"
+data_dir = "{datadir}"
+fee_threshold = 0
+min_interval = 1
+"#,
+        addr = key.address,
+        mon = free_port(),
+        authority = pool.authority,
+        pool_port = pool.sv2_addr.port(),
+        jds_port = jds.port(),
+        datadir = node.datadir.path().display(),
+    );
+    let conf = dir.path().join("jdc.toml");
+    std::fs::write(&conf, config).unwrap();
+    let mut jdc = Command::new(jdc_bin())
+        .arg("-c")
+        .arg(&conf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("SRI's jd_client_sv2");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let start = node.height().await;
+    let stop = CancellationToken::new();
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    let connect = Sv2Connect {
+        endpoint: Endpoint::parse(&format!("127.0.0.1:{jdc_port}")).unwrap(),
+        authority: Some(JDC_AUTHORITY.parse().unwrap()),
+        options: Sv2Options::default(),
+    };
+    let miner_cfg = Sv2Config {
+        index: 0,
+        user: "farm-miner".into(),
+        channel: ChannelRequest::Standard,
+        nominal_hashrate: 1e3,
+        record_latency: false,
+    };
+    let (r, s) = (reporter.clone(), stop.clone());
+    let miner = tokio::spawn(async move {
+        let mut m = Sv2Miner::new(miner_cfg).unwrap();
+        let _ = run_sv2(&mut m, &connect, Pacing::Hashrate(1e3), &r, &s).await;
+    });
+    let reached = tokio::time::timeout(
+        Duration::from_secs(60),
+        node.wait_height(start + 2, Duration::from_secs(60)),
+    )
+    .await;
+    stop.cancel();
+    let _ = miner.await;
+    let _ = jdc.kill();
+    let _ = jdc.wait();
+    assert!(reached.is_ok(), "no block through SRI's JDC");
+    let tip = node.tip().await;
+    let block = node.block(tip["hash"].as_str().unwrap()).await;
+    let script_sig = block["tx"][0]["vin"][0]["coinbase"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    eprintln!("tip {} coinbase scriptSig {script_sig}", tip["height"]);
+    assert!(
+        script_sig.contains(&hex::encode("sri-jdc")),
+        "the block is the JDC's custom job (its jdc_signature in the scriptSig)"
+    );
+    // the pool recorded a block it submitted (the JDC also propagates its blocks through
+    // its own node connection; whichever reaches the node first wins the tip), and that
+    // block's coinbase pays the required output (an empty PPLNS window: all to the pool)
+    let mut mined = Vec::new();
+    for h in start + 1..=node.height().await {
+        let hash = node.rpc("getblockhash", serde_json::json!([h])).await;
+        mined.push(hash.as_str().unwrap().to_string());
+    }
+    let mut waited = 0;
+    let recorded = loop {
+        let blocks: serde_json::Value =
+            reqwest::get(format!("http://{}/api/v1/blocks?limit=100", pool.api_addr))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        if let Some(b) = blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| mined.iter().any(|m| b["hash"] == m.as_str()))
+        {
+            break b.clone();
+        }
+        waited += 1;
+        assert!(
+            waited < 100,
+            "the pool recorded none of {mined:?}: {blocks}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let block = node.block(recorded["hash"].as_str().unwrap()).await;
+    let paid = block["tx"][0]["vout"][0]["scriptPubKey"]["hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(recorded["outputs"][0]["script_hex"].as_str().unwrap(), paid);
+    // the mempool transaction went into a block the JDC declared
+    let mut carried = false;
+    for h in start + 1..=node.height().await {
+        let hash = node.rpc("getblockhash", serde_json::json!([h])).await;
+        let b = node.block(hash.as_str().unwrap()).await;
+        carried |= b["tx"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["txid"] == tx.compute_txid().to_string());
+    }
+    assert!(carried, "no block carried the JDC's mempool transaction");
+    pool.shutdown.cancel();
+    pool.wait().await;
+}
