@@ -13,12 +13,11 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::bitcoin_core::{payee_addresses, pool_reserved_weight, CoreNode, Flavor};
 use common::pg;
+use common::process::PoolProcess;
 use serde_json::Value;
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
@@ -35,81 +34,51 @@ const MINERS_PER_SERVER: usize = 2;
 
 /// One `strata-pool` process of the cluster.
 struct Server {
-    child: Child,
+    process: PoolProcess,
     id: u8,
-    sv2: String,
-    api: String,
-    key: String,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(id: u8, node: &CoreNode, db: &pg::Database) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_strata-pool"))
-            .args(["--data-dir", dir.path().to_str().unwrap()])
-            .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-            .env("STRATA_POOL_CLUSTER__SERVER_ID", id.to_string())
-            .env("STRATA_POOL_LEDGER__POSTGRES_URL", &db.url)
-            .env("STRATA_POOL_TEMPLATE_SOURCE", "rpc")
-            .env("STRATA_POOL_RPC__URL", node.rpc_url())
-            .env("STRATA_POOL_RPC__COOKIE", node.cookie())
-            .env(
+        let env = [
+            ("STRATA_POOL_CLUSTER__SERVER_ID", id.to_string()),
+            ("STRATA_POOL_LEDGER__POSTGRES_URL", db.url.clone()),
+            ("STRATA_POOL_TEMPLATE_SOURCE", "rpc".to_string()),
+            ("STRATA_POOL_RPC__URL", node.rpc_url()),
+            (
+                "STRATA_POOL_RPC__COOKIE",
+                node.cookie().display().to_string(),
+            ),
+            (
                 "STRATA_POOL_RPC__BLOCK_RESERVED_WEIGHT",
                 pool_reserved_weight().to_string(),
-            )
-            .env("STRATA_POOL_PAYOUT__MODE", "pplns")
-            .env("STRATA_POOL_PAYOUT__WINDOW_SHARES", "100000")
-            .env("STRATA_POOL_VARDIFF__SHARES_PER_MINUTE", "600")
+            ),
+            ("STRATA_POOL_PAYOUT__MODE", "pplns".to_string()),
+            ("STRATA_POOL_PAYOUT__WINDOW_SHARES", "100000".to_string()),
+            ("STRATA_POOL_VARDIFF__SHARES_PER_MINUTE", "600".to_string()),
             // every share is a block on regtest: a block every 3 s per server at most
-            .env("STRATA_POOL_MIN_BLOCK_INTERVAL_MS", "3000")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        // "strata-pool listening on ADDR (API http://ADDR); authority key KEY ..."
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let after = |w: &str| words[words.iter().position(|x| *x == w).unwrap() + 1];
-        let sv2 = after("on").to_string();
-        let api = after("(API")
-            .trim_start_matches("http://")
-            .trim_end_matches(");")
-            .to_string();
-        let key = after("key").to_string();
-        assert!(!key.is_empty(), "server {id} did not start: {line}");
+            ("STRATA_POOL_MIN_BLOCK_INTERVAL_MS", "3000".to_string()),
+        ];
         Server {
-            child,
+            process: PoolProcess::start(dir.path(), &env, true),
             id,
-            sv2,
-            api,
-            key,
             _dir: dir,
         }
     }
 
     fn url(&self) -> String {
-        format!("stratum2+tcp://{}/{}", self.sv2, self.key)
+        format!("stratum2+tcp://{}/{}", self.process.sv2, self.process.key)
     }
 
     async fn get(&self, path: &str) -> Value {
-        reqwest::get(format!("http://{}{path}", self.api))
+        reqwest::get(format!("http://{}{path}", self.process.api))
             .await
             .unwrap()
             .json()
             .await
             .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -179,8 +148,8 @@ async fn kill_9_of_one_server_loses_no_share_and_the_pool_goes_on() {
         for m in 0..MINERS_PER_SERVER {
             let index = s * MINERS_PER_SERVER + m;
             let connect = Sv2Connect {
-                endpoint: Endpoint::parse(&server.sv2).unwrap(),
-                authority: Some(server.key.parse().unwrap()),
+                endpoint: Endpoint::parse(&server.process.sv2).unwrap(),
+                authority: Some(server.process.key.parse().unwrap()),
                 options: Sv2Options::default(),
             };
             let cfg = Sv2Config {
@@ -269,8 +238,7 @@ async fn kill_9_of_one_server_loses_no_share_and_the_pool_goes_on() {
     // kill -9 server 1 in the middle of the flow
     let mut servers = servers;
     let mut killed = servers.remove(0);
-    killed.child.kill().unwrap();
-    killed.child.wait().unwrap();
+    killed.process.kill_9();
     let killed_at = Instant::now();
     stop[0].cancel();
     let height_at_kill = node.height().await;

@@ -4,10 +4,11 @@
 #![cfg(feature = "embedded")]
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
+use common::process::PoolProcess;
 use strata_miner::identity::default_user;
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
@@ -31,23 +32,9 @@ fn accepted(line: &str) -> Option<(usize, u64)> {
 /// One life of the pool: start it on `dir`, mine until `target` acknowledgements, SIGKILL it.
 /// Returns the shares acknowledged to each miner.
 async fn one_life(dir: &std::path::Path, target: u64) -> [u64; MINERS] {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strata-pool"))
-        .args(["--data-dir", dir.to_str().unwrap()])
-        .args(["--listen", "127.0.0.1:0", "--api-listen", "127.0.0.1:0"])
-        .env("STRATA_POOL_VARDIFF__SHARES_PER_MINUTE", "600")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // "strata-pool listening on 127.0.0.1:PORT (API ...); authority key KEY (also in ...)"
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let words: Vec<&str> = line.split_whitespace().collect();
-    let addr = words[words.iter().position(|w| *w == "on").unwrap() + 1];
-    let key = words[words.iter().position(|w| *w == "key").unwrap() + 1];
+    let env = [("STRATA_POOL_VARDIFF__SHARES_PER_MINUTE", "600".to_string())];
+    let mut pool = PoolProcess::start(dir, &env, false);
+    let (addr, key) = (pool.sv2.clone(), pool.key.clone());
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
     let reporter = Reporter::new(Sink::Channel(tx), None, CancellationToken::new());
@@ -55,7 +42,7 @@ async fn one_life(dir: &std::path::Path, target: u64) -> [u64; MINERS] {
     let mut handles = vec![];
     for i in 0..MINERS {
         let connect = Sv2Connect {
-            endpoint: Endpoint::parse(addr).unwrap(),
+            endpoint: Endpoint::parse(&addr).unwrap(),
             authority: Some(key.parse().unwrap()),
             options: Sv2Options::default(),
         };
@@ -99,8 +86,7 @@ async fn one_life(dir: &std::path::Path, target: u64) -> [u64; MINERS] {
         }
     }
     // right after an acknowledgement, in the middle of the flow of shares
-    child.kill().unwrap();
-    child.wait().unwrap();
+    pool.kill_9();
     stop.cancel();
     for h in handles {
         h.await.unwrap();

@@ -14,7 +14,6 @@ use bitcoin::hashes::{sha256, Hash, HashEngine};
 use bitcoin::{Block, Transaction};
 use strata_protocol::common::{
     CommonMessage, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-    ERROR_PROTOCOL_VERSION_MISMATCH, ERROR_UNSUPPORTED_PROTOCOL,
 };
 use strata_protocol::job_declaration::{
     AllocateMiningJobToken, AllocateMiningJobTokenSuccess, DeclareMiningJob, DeclareMiningJobError,
@@ -102,14 +101,6 @@ pub struct JdsSession {
     declared: VecDeque<Arc<DeclaredJob>>,
 }
 
-fn str255(s: &str) -> Str0_255 {
-    let mut s = s.to_string();
-    while s.len() > 255 {
-        s.pop();
-    }
-    Str0_255::new(s).unwrap_or_default()
-}
-
 fn send(out: &mut Vec<Action>, msg: impl Into<Message>) {
     out.push(Action::Send(msg.into()));
 }
@@ -122,7 +113,7 @@ fn refuse(out: &mut Vec<Action>, request_id: u32, (code, details): Refusal) {
         out,
         DeclareMiningJobError {
             request_id,
-            error_code: str255(code),
+            error_code: Str0_255::truncated(code),
             error_details: B0_64K::new(details).unwrap_or_default(),
         },
     );
@@ -254,18 +245,11 @@ impl JdsSession {
     fn on_setup(&mut self, s: &SetupConnection, out: &mut Vec<Action>) {
         let error = |flags: u32, code: &str| SetupConnectionError {
             flags,
-            error_code: str255(code),
+            error_code: Str0_255::truncated(code),
         };
-        if s.sub_protocol() != Ok(Protocol::JobDeclaration) {
-            send(out, error(0, ERROR_UNSUPPORTED_PROTOCOL));
-            return self.close(out, format!("unsupported protocol {}", s.protocol));
-        }
-        if s.min_version > 2 || s.max_version < 2 {
-            send(out, error(0, ERROR_PROTOCOL_VERSION_MISMATCH));
-            return self.close(
-                out,
-                format!("versions {}..={} exclude 2", s.min_version, s.max_version),
-            );
+        if let Some((refused, reason)) = s.refusal(Protocol::JobDeclaration) {
+            send(out, refused);
+            return self.close(out, reason);
         }
         if s.flags & DECLARE_TX_DATA == 0 {
             send(

@@ -19,7 +19,7 @@ use std::sync::{Arc, OnceLock};
 use bitcoin::{Network, ScriptBuf};
 use strata_protocol::common::{
     CommonMessage, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-    ERROR_PROTOCOL_VERSION_MISMATCH, ERROR_UNSUPPORTED_FEATURE_FLAGS, ERROR_UNSUPPORTED_PROTOCOL,
+    ERROR_UNSUPPORTED_FEATURE_FLAGS,
 };
 use strata_protocol::extensions::{
     ExtensionsMessage, RequestExtensions, RequestExtensionsSuccess, FIELD_TYPE_USER_IDENTITY,
@@ -268,14 +268,6 @@ pub struct Session {
     work: Option<Arc<Work>>,
 }
 
-fn str255(s: &str) -> Str0_255 {
-    let mut s = s.to_string();
-    while s.len() > 255 {
-        s.pop();
-    }
-    Str0_255::new(s).unwrap_or_default()
-}
-
 fn send(out: &mut Vec<Event>, msg: impl Into<Message>) {
     out.push(Event::Send(msg.into()));
 }
@@ -364,19 +356,12 @@ impl Session {
     fn on_setup(&mut self, s: &SetupConnection, out: &mut Vec<Event>) {
         let error = |flags: u32, code: &str| SetupConnectionError {
             flags,
-            error_code: str255(code),
+            error_code: Str0_255::truncated(code),
         };
         // anything but Mining, 3 and other values that name no sub-protocol included
-        if s.sub_protocol() != Ok(Protocol::Mining) {
-            send(out, error(0, ERROR_UNSUPPORTED_PROTOCOL));
-            return self.close(out, format!("unsupported protocol {}", s.protocol));
-        }
-        if s.min_version > 2 || s.max_version < 2 {
-            send(out, error(0, ERROR_PROTOCOL_VERSION_MISMATCH));
-            return self.close(
-                out,
-                format!("versions {}..={} exclude 2", s.min_version, s.max_version),
-            );
+        if let Some((refused, reason)) = s.refusal(Protocol::Mining) {
+            send(out, refused);
+            return self.close(out, reason);
         }
         let unsupported = if self.cfg.work_selection {
             0
@@ -445,7 +430,7 @@ impl Session {
             SetCustomMiningJobError {
                 channel_id: j.channel_id,
                 request_id: j.request_id,
-                error_code: str255(m::ERROR_JD_NOT_SUPPORTED),
+                error_code: Str0_255::truncated(m::ERROR_JD_NOT_SUPPORTED),
             },
         );
     }
@@ -501,7 +486,7 @@ impl Session {
                 out,
                 OpenMiningChannelError {
                     request_id: o.request_id,
-                    error_code: str255(code),
+                    error_code: Str0_255::truncated(code),
                 },
             )
         };
@@ -577,7 +562,7 @@ impl Session {
                 out,
                 OpenMiningChannelError {
                     request_id: o.request_id,
-                    error_code: str255(code),
+                    error_code: Str0_255::truncated(code),
                 },
             )
         };
@@ -648,7 +633,7 @@ impl Session {
                 out,
                 UpdateChannelError {
                     channel_id: u.channel_id,
-                    error_code: str255(code),
+                    error_code: Str0_255::truncated(code),
                 },
             )
         };
@@ -1181,7 +1166,7 @@ impl Session {
                 strata_protocol::mining::SubmitSharesError {
                     channel_id: a.channel_id,
                     sequence_number: a.sequence_number,
-                    error_code: str255("internal-error"),
+                    error_code: Str0_255::truncated("internal-error"),
                 },
             );
         }

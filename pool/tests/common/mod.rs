@@ -4,4 +4,5 @@
 pub mod bitcoin_core;
 #[cfg(feature = "postgres")]
 pub mod pg;
+pub mod process;
 pub mod solve;

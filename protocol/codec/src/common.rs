@@ -152,6 +152,35 @@ impl SetupConnection {
     pub fn sub_protocol(&self) -> Result<Protocol, UnknownProtocol> {
         Protocol::try_from(self.protocol)
     }
+
+    /// How a server of `protocol` (version 2, the only one) refuses this request, if it
+    /// must: the `SetupConnection.Error` to send ([`ERROR_UNSUPPORTED_PROTOCOL`],
+    /// [`ERROR_PROTOCOL_VERSION_MISMATCH`]) and the reason to log. Flags are each role's.
+    pub fn refusal(&self, protocol: Protocol) -> Option<(SetupConnectionError, String)> {
+        let refuse = |code: &str, reason: String| {
+            let error = SetupConnectionError {
+                flags: 0,
+                error_code: Str0_255::truncated(code),
+            };
+            Some((error, reason))
+        };
+        if self.sub_protocol() != Ok(protocol) {
+            return refuse(
+                ERROR_UNSUPPORTED_PROTOCOL,
+                format!("unsupported protocol {}", self.protocol),
+            );
+        }
+        if self.min_version > 2 || self.max_version < 2 {
+            return refuse(
+                ERROR_PROTOCOL_VERSION_MISMATCH,
+                format!(
+                    "versions {}..={} exclude 2",
+                    self.min_version, self.max_version
+                ),
+            );
+        }
+        None
+    }
 }
 
 protocol_enum! {
@@ -162,5 +191,47 @@ protocol_enum! {
         SetupConnectionError(SetupConnectionError),
         ChannelEndpointChanged(ChannelEndpointChanged),
         Reconnect(Reconnect),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(protocol: u8, min: u16, max: u16) -> SetupConnection {
+        SetupConnection {
+            protocol,
+            min_version: min,
+            max_version: max,
+            flags: 0,
+            endpoint_host: Str0_255::default(),
+            endpoint_port: 0,
+            vendor: Str0_255::default(),
+            hardware_version: Str0_255::default(),
+            firmware: Str0_255::default(),
+            device_id: Str0_255::default(),
+        }
+    }
+
+    #[test]
+    fn a_server_refuses_other_protocols_and_versions() {
+        assert!(setup(PROTOCOL_MINING, 2, 2)
+            .refusal(Protocol::Mining)
+            .is_none());
+        assert!(setup(PROTOCOL_MINING, 1, 3)
+            .refusal(Protocol::Mining)
+            .is_none());
+        let (error, reason) = setup(PROTOCOL_JOB_DECLARATION, 2, 2)
+            .refusal(Protocol::Mining)
+            .unwrap();
+        assert_eq!(error.error_code.as_str(), ERROR_UNSUPPORTED_PROTOCOL);
+        assert_eq!(reason, "unsupported protocol 1");
+        // 3 names no sub-protocol
+        assert!(setup(3, 2, 2).refusal(Protocol::Mining).is_some());
+        let (error, reason) = setup(PROTOCOL_MINING, 3, 4)
+            .refusal(Protocol::Mining)
+            .unwrap();
+        assert_eq!(error.error_code.as_str(), ERROR_PROTOCOL_VERSION_MISMATCH);
+        assert_eq!(reason, "versions 3..=4 exclude 2");
     }
 }

@@ -567,6 +567,16 @@ impl Str0_255 {
         Ok(Str0_255(s))
     }
 
+    /// `s`, cut to its longest prefix of at most 255 bytes that ends on a character
+    /// boundary (error codes and reasons from any text).
+    pub fn truncated(s: &str) -> Self {
+        let mut end = s.len().min(Self::MAX);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        Str0_255(s[..end].to_owned())
+    }
+
     /// The string.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -860,5 +870,15 @@ mod tests {
             u8::from_bytes(&[1, 2]).unwrap_err(),
             DecodeError::TrailingBytes { trailing: 1, .. }
         ));
+    }
+
+    #[test]
+    fn truncated_strings_end_on_a_character_boundary() {
+        assert_eq!(Str0_255::truncated("ok").as_str(), "ok");
+        let long = "é".repeat(200); // 400 bytes
+        let cut = Str0_255::truncated(&long);
+        assert_eq!(cut.as_str().len(), 254);
+        assert_eq!(cut.as_str(), "é".repeat(127));
+        assert_eq!(Str0_255::truncated(&"a".repeat(300)).as_str().len(), 255);
     }
 }

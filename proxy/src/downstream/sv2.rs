@@ -71,7 +71,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use strata_protocol::common::{
     CommonMessage, Protocol, SetupConnection, SetupConnectionError, SetupConnectionSuccess,
-    ERROR_PROTOCOL_VERSION_MISMATCH, ERROR_UNSUPPORTED_FEATURE_FLAGS, ERROR_UNSUPPORTED_PROTOCOL,
+    ERROR_UNSUPPORTED_FEATURE_FLAGS,
 };
 use strata_protocol::extensions::{ExtensionsMessage, RequestExtensions, RequestExtensionsError};
 use strata_protocol::mining::{
@@ -225,14 +225,6 @@ pub struct Sv2DownSession {
     early_report: bool,
 }
 
-fn str255(s: &str) -> Str0_255 {
-    let mut s = s.to_string();
-    while s.len() > 255 {
-        s.pop();
-    }
-    Str0_255::new(s).unwrap_or_default()
-}
-
 fn send(out: &mut Vec<Action>, msg: impl Into<Message>) {
     out.push(Action::Send(msg.into()));
 }
@@ -348,16 +340,11 @@ impl Sv2DownSession {
     fn on_setup(&mut self, s: &SetupConnection, out: &mut Vec<Action>) {
         let error = |flags: u32, code: &str| SetupConnectionError {
             flags,
-            error_code: str255(code),
+            error_code: Str0_255::truncated(code),
         };
         // anything but Mining, 3 and other values that name no sub-protocol included
-        if s.sub_protocol() != Ok(Protocol::Mining) {
-            send(out, error(0, ERROR_UNSUPPORTED_PROTOCOL));
-            return self.close(out, format!("unsupported protocol {}", s.protocol));
-        }
-        if s.min_version > 2 || s.max_version < 2 {
-            send(out, error(0, ERROR_PROTOCOL_VERSION_MISMATCH));
-            let reason = format!("versions {}..={} exclude 2", s.min_version, s.max_version);
+        if let Some((refused, reason)) = s.refusal(Protocol::Mining) {
+            send(out, refused);
             return self.close(out, reason);
         }
         let unsupported = s.flags & m::REQUIRES_WORK_SELECTION;
@@ -406,7 +393,7 @@ impl Sv2DownSession {
                 out,
                 OpenMiningChannelError {
                     request_id: o.request_id,
-                    error_code: str255(ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED),
+                    error_code: Str0_255::truncated(ERROR_EXTENDED_CHANNELS_NOT_SUPPORTED),
                 },
             ),
             MiningMessage::SubmitSharesStandard(s) => self.submit(&s, now, out),
@@ -418,7 +405,7 @@ impl Sv2DownSession {
                     SubmitSharesError {
                         channel_id: s.channel_id,
                         sequence_number: s.sequence_number,
-                        error_code: str255(m::ERROR_INVALID_CHANNEL_ID),
+                        error_code: Str0_255::truncated(m::ERROR_INVALID_CHANNEL_ID),
                     },
                 );
             }
@@ -438,7 +425,7 @@ impl Sv2DownSession {
             SetCustomMiningJobError {
                 channel_id: j.channel_id,
                 request_id: j.request_id,
-                error_code: str255(m::ERROR_JD_NOT_SUPPORTED),
+                error_code: Str0_255::truncated(m::ERROR_JD_NOT_SUPPORTED),
             },
         );
     }
@@ -472,7 +459,7 @@ impl Sv2DownSession {
                 out,
                 OpenMiningChannelError {
                     request_id: o.request_id,
-                    error_code: str255(code),
+                    error_code: Str0_255::truncated(code),
                 },
             )
         };
@@ -534,7 +521,7 @@ impl Sv2DownSession {
                         out,
                         OpenMiningChannelError {
                             request_id: p.request_id,
-                            error_code: str255(m::ERROR_CHANNEL_CAPACITY_EXHAUSTED),
+                            error_code: Str0_255::truncated(m::ERROR_CHANNEL_CAPACITY_EXHAUSTED),
                         },
                     );
                 }
@@ -564,7 +551,7 @@ impl Sv2DownSession {
                 out,
                 OpenMiningChannelError {
                     request_id: p.request_id,
-                    error_code: str255(code),
+                    error_code: Str0_255::truncated(code),
                 },
             )
         };
@@ -627,7 +614,7 @@ impl Sv2DownSession {
                 out,
                 UpdateChannelError {
                     channel_id: u.channel_id,
-                    error_code: str255(code),
+                    error_code: Str0_255::truncated(code),
                 },
             )
         };
@@ -726,7 +713,7 @@ impl Sv2DownSession {
                 out,
                 CloseChannel {
                     channel_id: id,
-                    reason_code: str255(REASON_EXTRANONCE_SPACE_EXHAUSTED),
+                    reason_code: Str0_255::truncated(REASON_EXTRANONCE_SPACE_EXHAUSTED),
                 },
             );
             self.channels.close(id);
@@ -870,7 +857,7 @@ impl Sv2DownSession {
                 SubmitSharesError {
                     channel_id: s.channel_id,
                     sequence_number: s.sequence_number,
-                    error_code: str255(m::ERROR_STALE_SHARE),
+                    error_code: Str0_255::truncated(m::ERROR_STALE_SHARE),
                 },
             );
             return;

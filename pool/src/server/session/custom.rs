@@ -12,9 +12,10 @@ use bitcoin::TxOut;
 use strata_protocol::mining::{
     self as m, SetCustomMiningJob, SetCustomMiningJobError, SetCustomMiningJobSuccess,
 };
+use strata_protocol::wire::Str0_255;
 use strata_work::channel::ExtendedWork;
 
-use super::{send, str255, Event, JobCoinbase, JobInfo, Now, Session};
+use super::{send, Event, JobCoinbase, JobInfo, Now, Session};
 use crate::jds::DeclaredJob;
 use crate::template::Template;
 
@@ -52,7 +53,7 @@ impl Session {
                     SetCustomMiningJobError {
                         channel_id: j.channel_id,
                         request_id: j.request_id,
-                        error_code: str255(&code),
+                        error_code: Str0_255::truncated(&code),
                     },
                 )
             }

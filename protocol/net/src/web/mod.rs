@@ -1,7 +1,8 @@
 //! Web pages of a server's HTTP API (pool and proxy alike): the shared static assets, embedded
 //! in the binary (no build step, no CDN), and the responses that serve them and a page.
 //!
-//! [`assets_router`] serves, under `/assets/`:
+//! [`assets_router`] serves, under `/assets/` (and [`Site`] a server's own pages and
+//! scripts on top of them):
 //!
 //! * `strata.css`: the one stylesheet;
 //! * `api.js` (`StrataApi`): the JSON API from the browser with the bearer token (taken from a
@@ -25,6 +26,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use sha2::{Digest, Sha256};
+
+mod site;
+
+pub use site::{script, Site};
 
 /// The shared assets: (file name under `/assets/`, content).
 pub const ASSETS: &[(&str, &str)] = &[

@@ -281,14 +281,6 @@ pub struct UpstreamSession {
     seq: u64,
 }
 
-fn str255(s: &str) -> Str0_255 {
-    let mut s = s.to_string();
-    while s.len() > 255 {
-        s.pop();
-    }
-    Str0_255::new(s).unwrap_or_default()
-}
-
 /// `a <= b` in sequence-number order (wrapping at `u32::MAX`).
 fn seq_le(a: u32, b: u32) -> bool {
     b.wrapping_sub(a) < (1 << 31)
@@ -430,7 +422,7 @@ impl UpstreamSession {
                 out,
                 OpenExtendedMiningChannel {
                     request_id: index as u32 + 1,
-                    user_identity: str255(&self.cfg.user_identity),
+                    user_identity: Str0_255::truncated(&self.cfg.user_identity),
                     nominal_hash_rate: hashrate,
                     max_target: U256([0xff; 32]),
                     min_extranonce_size: self.cfg.min_extranonce_size,
@@ -453,11 +445,11 @@ impl UpstreamSession {
                 min_version: 2,
                 max_version: 2,
                 flags: m::REQUIRES_VERSION_ROLLING,
-                endpoint_host: str255(&self.cfg.endpoint_host),
+                endpoint_host: Str0_255::truncated(&self.cfg.endpoint_host),
                 endpoint_port: self.cfg.endpoint_port,
-                vendor: str255(&self.cfg.vendor),
+                vendor: Str0_255::truncated(&self.cfg.vendor),
                 hardware_version: Str0_255::default(),
-                firmware: str255(&self.cfg.firmware),
+                firmware: Str0_255::truncated(&self.cfg.firmware),
                 device_id: Str0_255::default(),
             },
         );
