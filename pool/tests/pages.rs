@@ -24,6 +24,7 @@ use strata_net::sv2::Sv2Options;
 use strata_pool::config::Config;
 use strata_pool::server::RunningPool;
 use strata_testkit::browser;
+use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "pages-test-token-5c1e";
@@ -148,34 +149,6 @@ async fn mine(pool: &RunningPool, miners: u8) {
         (!settled).then(|| last.to_string())
     })
     .await;
-}
-
-/// The value of attribute `attr` of the element whose `id` is `id` in `dom`.
-fn attr_by_id(dom: &str, id: &str, attr: &str) -> Option<String> {
-    let at = dom.find(&format!(" id=\"{id}\""))?;
-    let start = dom[..at].rfind('<')?;
-    tag_attr(&dom[start..], attr)
-}
-
-/// The value of attribute `attr` of the first tag of `html`.
-fn tag_attr(html: &str, attr: &str) -> Option<String> {
-    let tag = &html[..html.find('>')?];
-    let key = format!(" {attr}=\"");
-    let from = tag.find(&key)? + key.len();
-    let len = tag[from..].find('"')?;
-    Some(tag[from..from + len].replace("&amp;", "&"))
-}
-
-/// The `data-value` of the element with this id, as a number.
-fn number(dom: &str, id: &str) -> f64 {
-    attr_by_id(dom, id, "data-value")
-        .unwrap_or_else(|| panic!("no data-value on #{id} in:\n{dom}"))
-        .parse()
-        .unwrap()
-}
-
-fn screenshot_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("STRATA_SCREENSHOTS").map(std::path::PathBuf::from)
 }
 
 async fn in_browser<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -28,6 +28,7 @@ use strata_miner::report::{Reporter, Sink};
 use strata_net::http_auth::ApiToken;
 use strata_proxy::config::{Config, HistorySettings, Sv1Settings};
 use strata_testkit::browser;
+use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -72,30 +73,6 @@ fn escaped(text: &str) -> String {
         .replace('\u{a0}', "&nbsp;")
 }
 
-/// The value of attribute `attr` of the element whose `id` is `id` in `dom`.
-fn attr_by_id(dom: &str, id: &str, attr: &str) -> Option<String> {
-    let at = dom.find(&format!(" id=\"{id}\""))?;
-    let start = dom[..at].rfind('<')?;
-    tag_attr(&dom[start..], attr)
-}
-
-/// The value of attribute `attr` of the first tag of `html`.
-fn tag_attr(html: &str, attr: &str) -> Option<String> {
-    let tag = &html[..html.find('>')?];
-    let key = format!(" {attr}=\"");
-    let from = tag.find(&key)? + key.len();
-    let len = tag[from..].find('"')?;
-    Some(tag[from..from + len].replace("&amp;", "&"))
-}
-
-/// The `data-value` of the element with this id, as a number.
-fn number(dom: &str, id: &str) -> f64 {
-    attr_by_id(dom, id, "data-value")
-        .unwrap_or_else(|| panic!("no data-value on #{id} in:\n{dom}"))
-        .parse()
-        .unwrap()
-}
-
 /// The `<tr>` of `dom` that starts with `start` (its opening tag up to the first attribute
 /// that tells it apart), up to its `</tr>`.
 fn row<'a>(dom: &'a str, start: &str) -> &'a str {
@@ -113,10 +90,6 @@ fn cell_value(row: &str, class: &str) -> f64 {
         .unwrap_or_else(|| panic!("no {class} cell in {row}"));
     let tag = &row[row[..at].rfind('<').unwrap()..];
     tag_attr(tag, "data-value").unwrap().parse().unwrap()
-}
-
-fn screenshot_dir() -> Option<std::path::PathBuf> {
-    std::env::var_os("STRATA_SCREENSHOTS").map(std::path::PathBuf::from)
 }
 
 async fn in_browser<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -3,8 +3,10 @@
 //! Helpers for strata's tests only (`publish = false`, a dev-dependency):
 //!
 //! * [`browser`]: a headless Chromium that loads a page, runs its scripts, and returns the
-//!   DOM it ends with ([`browser::dump_dom`]) or a PNG of it ([`browser::screenshot`]).
+//!   DOM it ends with ([`browser::dump_dom`]) or a PNG of it ([`browser::screenshot`]);
+//! * [`dom`]: the figures a page rendered, read from that DOM by id and attribute.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod browser;
+pub mod dom;

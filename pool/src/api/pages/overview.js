@@ -108,12 +108,9 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     ["blocks", "workers", "rejects"].forEach((id) => StrataTable.sortable(document.getElementById(id)));
-    document.querySelectorAll("#range button").forEach((b) => {
-      b.addEventListener("click", async () => {
-        range = b.dataset.range;
-        document.querySelectorAll("#range button").forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
-        try { renderHistory(await get("/api/v1/history?range=" + range)); } catch (_) { /* the next refresh reports it */ }
-      });
+    range = StrataApi.rangeSwitch(async (r) => {
+      range = r;
+      try { renderHistory(await get("/api/v1/history?range=" + range)); } catch (_) { /* the next refresh reports it */ }
     });
     document.getElementById("miner-lookup").addEventListener("submit", (e) => {
       e.preventDefault();

@@ -146,5 +146,32 @@ const StrataApi = (() => {
     timer = setInterval(tick, every);
   }
 
-  return { get, el, fmt, start, token, setToken, Unauthorized };
+  // The chart's range switch: the buttons of `#range`, each naming its range in
+  // `data-range`. Presses the first one, or with `opts.url` the one the address's `?range=`
+  // names (the address then follows the switch); calls `onChange(range)` after each click
+  // and returns the range it starts with.
+  function rangeSwitch(onChange, opts) {
+    const followUrl = Boolean(opts && opts.url);
+    const buttons = Array.from(document.querySelectorAll("#range button"));
+    const names = buttons.map((b) => b.dataset.range);
+    const asked = followUrl ? new URLSearchParams(window.location.search).get("range") : null;
+    const initial = names.includes(asked) ? asked : names[0];
+    const press = (range) => buttons.forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.range === range)));
+    press(initial);
+    buttons.forEach((b) => {
+      b.addEventListener("click", () => {
+        const range = b.dataset.range;
+        press(range);
+        if (followUrl) {
+          const url = new URL(window.location.href);
+          url.searchParams.set("range", range);
+          history.replaceState(null, "", url.pathname + url.search + url.hash);
+        }
+        onChange(range);
+      });
+    });
+    return initial;
+  }
+
+  return { get, el, fmt, start, token, setToken, rangeSwitch, Unauthorized };
 })();

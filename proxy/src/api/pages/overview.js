@@ -8,7 +8,7 @@
   const { el, fmt, get } = StrataApi;
   // the charts' range: 1 h or 24 h, from `?range=24h` (the address follows the switch)
   const RANGES = { "1h": 60, "24h": 1440 };
-  let minutes = RANGES[new URLSearchParams(window.location.search).get("range")] || 60;
+  let minutes = RANGES["1h"];
 
   function setValue(id, value, text) {
     const n = document.getElementById(id);
@@ -170,18 +170,10 @@
   document.addEventListener("DOMContentLoaded", () => {
     ["miner-table", "upstream-table", "failover-table", "alert-table", "notice-table"]
       .forEach((id) => StrataTable.sortable(document.getElementById(id)));
-    const buttons = document.querySelectorAll("#range button");
-    buttons.forEach((o) => o.setAttribute("aria-pressed", String(RANGES[o.dataset.range] === minutes)));
-    buttons.forEach((b) => {
-      b.addEventListener("click", async () => {
-        minutes = RANGES[b.dataset.range];
-        buttons.forEach((o) => o.setAttribute("aria-pressed", String(o === b)));
-        const url = new URL(window.location.href);
-        url.searchParams.set("range", b.dataset.range);
-        history.replaceState(null, "", url.pathname + url.search + url.hash);
-        try { await renderHistory(); } catch (_) { /* the next refresh reports it */ }
-      });
-    });
+    minutes = RANGES[StrataApi.rangeSwitch(async (range) => {
+      minutes = RANGES[range];
+      try { await renderHistory(); } catch (_) { /* the next refresh reports it */ }
+    }, { url: true })];
     StrataApi.start(render);
   });
 })();
