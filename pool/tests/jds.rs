@@ -21,7 +21,7 @@ use bitcoin::{
 use common::bitcoin_core::{fund, CoreNode, Flavor, TestKey};
 use serde_json::json;
 use strata_net::sv2::{initiate, Sv2Options, Sv2Reader, Sv2Writer};
-use strata_pool::config::{Config, PayoutKind, SourceKind};
+use strata_pool::config::{PayoutKind, SourceKind};
 use strata_protocol::common::{CommonMessage, SetupConnection};
 use strata_protocol::job_declaration::{self as jd, JobDeclarationMessage};
 use strata_protocol::mining::{
@@ -216,17 +216,7 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
     let unseen = pay(funds[1]);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        template_source: SourceKind::Rpc,
-        network: bitcoin::Network::Regtest,
-        ..Config::default()
-    };
-    cfg.rpc.url = node.rpc_url();
-    cfg.rpc.cookie = Some(node.cookie());
-    cfg.rpc.block_reserved_weight = common::bitcoin_core::pool_reserved_weight();
+    let mut cfg = node.pool_config(dir.path(), SourceKind::Rpc);
     cfg.rpc.poll_ms = 100;
     cfg.payout.mode = PayoutKind::Pplns;
     cfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());

@@ -19,7 +19,7 @@ use strata_miner::report::{Reporter, Sink};
 use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
 use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
 use strata_net::sv2::Sv2Options;
-use strata_pool::config::{Config, PayoutKind, SourceKind};
+use strata_pool::config::{PayoutKind, SourceKind};
 use tokio_util::sync::CancellationToken;
 
 /// The authority key pair of SRI's example configurations (the JDC's downstream side).
@@ -65,17 +65,7 @@ async fn sri_jdc_mines_through_our_jds() {
     .await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        template_source: SourceKind::Rpc,
-        network: bitcoin::Network::Regtest,
-        ..Config::default()
-    };
-    cfg.rpc.url = node.rpc_url();
-    cfg.rpc.cookie = Some(node.cookie());
-    cfg.rpc.block_reserved_weight = common::bitcoin_core::pool_reserved_weight();
+    let mut cfg = node.pool_config(dir.path(), SourceKind::Rpc);
     cfg.rpc.poll_ms = 200;
     cfg.payout.mode = PayoutKind::Pplns;
     cfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());

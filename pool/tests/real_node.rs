@@ -23,18 +23,7 @@ use strata_pool::server::RunningPool;
 use tokio_util::sync::CancellationToken;
 
 fn pool_config(dir: &std::path::Path, node: &CoreNode, source: SourceKind) -> Config {
-    let mut c = Config {
-        data_dir: dir.to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        template_source: source,
-        network: bitcoin::Network::Regtest,
-        ..Config::default()
-    };
-    c.rpc.url = node.rpc_url();
-    c.rpc.cookie = Some(node.cookie());
-    c.rpc.block_reserved_weight = pool_reserved_weight();
-    c.ipc.socket = Some(node.socket());
+    let mut c = node.pool_config(dir, source);
     c.payout.mode = PayoutKind::Pplns;
     c.payout.window_shares = 1_000;
     c.vardiff.shares_per_minute = 60.0;

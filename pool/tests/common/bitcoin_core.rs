@@ -134,6 +134,29 @@ impl CoreNode {
         self.datadir.path().join("regtest").join("node.sock")
     }
 
+    /// A regtest pool on this node through `source` (`rpc` with the cookie and the coinbase
+    /// room it needs, or `ipc` on the node's socket), on `dir`, listening on ports of the
+    /// OS's choosing; the rest is the defaults.
+    pub fn pool_config(
+        &self,
+        dir: &Path,
+        source: strata_pool::config::SourceKind,
+    ) -> strata_pool::config::Config {
+        let mut c = strata_pool::config::Config {
+            data_dir: dir.to_path_buf(),
+            listen: "127.0.0.1:0".parse().expect("an address"),
+            api_listen: "127.0.0.1:0".parse().expect("an address"),
+            template_source: source,
+            network: bitcoin::Network::Regtest,
+            ..strata_pool::config::Config::default()
+        };
+        c.rpc.url = self.rpc_url();
+        c.rpc.cookie = Some(self.cookie());
+        c.rpc.block_reserved_weight = pool_reserved_weight();
+        c.ipc.socket = Some(self.socket());
+        c
+    }
+
     async fn try_rpc(&self, method: &str, params: Value) -> Result<Value, String> {
         let cookie = std::fs::read_to_string(self.cookie()).map_err(|e| e.to_string())?;
         let (user, password) = cookie.trim().split_once(':').ok_or("bad cookie")?;

@@ -13,34 +13,23 @@ mod pg;
 
 use std::time::Duration;
 
-use bitcoin_core::{pool_reserved_weight, CoreNode, Flavor};
+use bitcoin_core::{CoreNode, Flavor};
 use common::{address, start_miners_from, wait_for_block};
 use serde_json::Value;
 use strata_miner::sv2::ChannelRequest;
-use strata_pool::config::{Config, PayoutKind, SourceKind};
+use strata_pool::config::{PayoutKind, SourceKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_verifies_through_every_server_of_a_cluster() {
     let Some(db) = pg::Database::create() else {
         return;
     };
-    let reserve = pool_reserved_weight();
     let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
     let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
     let mut pools = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
-        let mut cfg = Config {
-            data_dir: dir.path().to_path_buf(),
-            listen: "127.0.0.1:0".parse().unwrap(),
-            api_listen: "127.0.0.1:0".parse().unwrap(),
-            template_source: SourceKind::Rpc,
-            network: bitcoin::Network::Regtest,
-            min_block_interval_ms: 2_000,
-            ..Config::default()
-        };
-        cfg.rpc.url = node.rpc_url();
-        cfg.rpc.cookie = Some(node.cookie());
-        cfg.rpc.block_reserved_weight = reserve;
+        let mut cfg = node.pool_config(dir.path(), SourceKind::Rpc);
+        cfg.min_block_interval_ms = 2_000;
         cfg.payout.mode = PayoutKind::Pplns;
         cfg.payout.window_shares = 10_000;
         cfg.vardiff.shares_per_minute = 60.0;

@@ -16,7 +16,7 @@ use bitcoin_core::{fill_mempool, fund, pool_reserved_weight, CoreNode, Flavor, T
 use common::{accepted_paying_two_miners, start_miners, wait_for_block};
 use serde_json::Value;
 use strata_miner::sv2::ChannelRequest;
-use strata_pool::config::{Config, PayoutKind, SourceKind};
+use strata_pool::config::{PayoutKind, SourceKind};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_payout_reads_the_block_from_a_real_node() {
@@ -30,17 +30,7 @@ async fn verify_payout_reads_the_block_from_a_real_node() {
     let funds = fund(&node, &key, 4).await;
 
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        data_dir: dir.path().to_path_buf(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        template_source: SourceKind::Rpc,
-        network: bitcoin::Network::Regtest,
-        ..Config::default()
-    };
-    cfg.rpc.url = node.rpc_url();
-    cfg.rpc.cookie = Some(node.cookie());
-    cfg.rpc.block_reserved_weight = reserve;
+    let mut cfg = node.pool_config(dir.path(), SourceKind::Rpc);
     cfg.payout.mode = PayoutKind::Pplns;
     cfg.payout.window_shares = 1_000;
     cfg.vardiff.shares_per_minute = 60.0;
