@@ -1,7 +1,7 @@
 //! Fuzzing harnesses for the proxy's role state machines (the `proxy_sv1_session`,
-//! `proxy_sv2_session`, `proxy_upstream_session` and `proxy_failover` cargo-fuzz targets are
-//! shims over [`sv1_session`], [`sv2_session`], [`upstream_session`] and [`failover`]; their
-//! seeds are replayed by `cargo test`).
+//! `proxy_sv2_session`, `proxy_upstream_session`, `proxy_failover` and `proxy_hub` cargo-fuzz
+//! targets are shims over [`sv1_session`], [`sv2_session`], [`upstream_session`],
+//! [`failover`] and [`hub()`]; their seeds are replayed by `cargo test`).
 //!
 //! Each input is a script: one control byte, then its argument. The downstream scripts feed
 //! the session miner input (SV1 lines or SV2 frame bytes), the hub's answer to a join, new
@@ -42,6 +42,10 @@ use crate::upstream::session::{
     Action as UpAction, SessionConfig as UpConfig, UpstreamSession, CODE_STALE_UPSTREAM,
 };
 use crate::work::{ForwardShare, UpstreamWork};
+
+mod hub;
+
+pub use self::hub::hub;
 
 /// Largest frame the harness decoder accepts.
 const MAX_FRAME: usize = 1 << 16;

@@ -1,12 +1,14 @@
 //! The committed seeds of the proxy's fuzz targets (`fuzz/seeds/proxy_sv1_session`,
 //! `fuzz/seeds/proxy_sv2_session`, `fuzz/seeds/proxy_upstream_session`,
-//! `fuzz/seeds/proxy_failover`), replayed through the harnesses the targets call, so every
+//! `fuzz/seeds/proxy_failover`, `fuzz/seeds/proxy_hub`), replayed through the harnesses the targets call, so every
 //! reproducer stays fixed under a plain `cargo test`.
 //!
 //! `cargo test -p strata-proxy --test fuzz_corpus -- --ignored write_seeds` regenerates the
 //! generated seeds: scripted sessions in each harness's input format (real firmware lines and
 //! frames, hub answers, work on the same tip, new tips and new epochs, ticks, pool answers;
-//! failover: pools dying, coming back, probes, hashrate updates and time steps).
+//! failover: pools dying, coming back, probes, hashrate updates and time steps; hub: miners
+//! joining and leaving across channels and pools, shares and their results, reports and
+//! timers).
 
 use std::path::{Path, PathBuf};
 
@@ -26,6 +28,7 @@ const SV1: &str = "proxy_sv1_session";
 const SV2: &str = "proxy_sv2_session";
 const UPSTREAM: &str = "proxy_upstream_session";
 const FAILOVER: &str = "proxy_failover";
+const HUB: &str = "proxy_hub";
 
 fn seeds_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -39,6 +42,8 @@ fn replay(target: &str, run: fn(&[u8])) -> usize {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.expect("dir entry").path();
         let data = std::fs::read(&path).expect("seed file");
+        // named in the output of a failing replay
+        eprintln!("replaying {}", path.display());
         run(&data);
         n += 1;
     }
@@ -70,6 +75,12 @@ fn proxy_failover_seeds_replay() {
 }
 
 #[test]
+fn proxy_hub_seeds_replay() {
+    let n = replay(HUB, fuzzing::hub);
+    assert!(n >= hub_scripts().len(), "{n} seeds");
+}
+
+#[test]
 #[ignore = "regenerates fuzz/seeds/proxy_*"]
 fn write_seeds() {
     for (target, scripts) in [
@@ -77,6 +88,7 @@ fn write_seeds() {
         (SV2, sv2_scripts()),
         (UPSTREAM, upstream_scripts()),
         (FAILOVER, failover_scripts()),
+        (HUB, hub_scripts()),
     ] {
         let dir = seeds_dir(target);
         std::fs::create_dir_all(&dir).expect("mkdir");
@@ -99,6 +111,9 @@ fn generated_scripts_run() {
     }
     for (_, script) in failover_scripts() {
         fuzzing::failover(&script);
+    }
+    for (_, script) in hub_scripts() {
+        fuzzing::hub(&script);
     }
 }
 
@@ -785,6 +800,81 @@ fn failover_scripts() -> Vec<(&'static str, Vec<u8>)> {
     d.extend_from_slice(&[STEP, 255, 11, WAKE, ENDED, 0, 9, STEP, 1, 0]);
     up(&mut d, 0);
     out.push(("four_pools_no_return", d));
+
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// hub (see strata_proxy::fuzzing::hub)
+// ---------------------------------------------------------------------------------------------
+
+const H_JOIN: u8 = 0;
+const H_LEAVE: u8 = 1;
+const H_SHARE: u8 = 2;
+const H_REPORT: u8 = 3;
+const H_ACTIVE: u8 = 4;
+const H_OPENED: u8 = 5;
+const H_REFUSED: u8 = 6;
+const H_WORK: u8 = 7;
+const H_PREFIX: u8 = 8;
+const H_RESULT: u8 = 9;
+const H_DOWN: u8 = 10;
+const H_STEP: u8 = 11;
+const H_TIMER: u8 = 12;
+const H_ABANDON: u8 = 13;
+
+fn hub_scripts() -> Vec<(&'static str, Vec<u8>)> {
+    let mut out = vec![];
+
+    // Every miner on channel 0: joins before and after the pool is active, work, shares
+    // forwarded and answered, reports and the first announcement, a miner leaving.
+    let mut a = vec![0];
+    a.extend_from_slice(&[H_JOIN, 1, H_JOIN, 2, H_ACTIVE, 0, H_WORK, 0, H_JOIN, 3]);
+    for k in 0..6 {
+        a.extend_from_slice(&[H_SHARE, k, H_RESULT, k % 3]);
+    }
+    a.extend_from_slice(&[H_REPORT, 0, 50, H_REPORT, 1, 80, H_TIMER, 0, H_STEP, 10, 10]);
+    a.extend_from_slice(&[H_TIMER, 0, H_LEAVE, 1, H_REPORT, 0, 200, H_TIMER, 0]);
+    out.push(("one_channel_join_share_report", a));
+
+    // Two miners per channel: more channels asked for, one opened and one refused, a
+    // waiting miner going away, work per channel, a new extranonce prefix.
+    let mut b = vec![2];
+    b.extend_from_slice(&[H_ACTIVE, 0x11]);
+    for p in 1..=7 {
+        b.extend_from_slice(&[H_JOIN, p]);
+    }
+    b.extend_from_slice(&[H_ABANDON, 0, H_OPENED, 1, H_REFUSED, 2, H_OPENED, 3]);
+    b.extend_from_slice(&[
+        H_WORK, 1, H_WORK, 3, H_PREFIX, 1, H_PREFIX, 0x81, H_WORK, 0x80,
+    ]);
+    for k in 0..8 {
+        b.extend_from_slice(&[H_SHARE, k, H_REPORT, k, 40 + k]);
+    }
+    b.extend_from_slice(&[H_STEP, 250, 4, H_TIMER, 0, H_RESULT, 1, H_RESULT, 2]);
+    out.push(("channels_open_refused_abandoned", b));
+
+    // Failover seen from the hub: the active pool goes down with shares in flight, another
+    // becomes active with another extranonce layout, stale shares, answers after the switch.
+    let mut c = vec![1];
+    c.extend_from_slice(&[H_ACTIVE, 0x02, H_JOIN, 1, H_JOIN, 2, H_OPENED, 1, H_WORK, 0]);
+    c.extend_from_slice(&[H_SHARE, 0, H_SHARE, 1, H_SHARE, 0x80, H_DOWN, 0x80]);
+    c.extend_from_slice(&[
+        H_SHARE, 1, H_RESULT, 0, H_ACTIVE, 0x15, H_JOIN, 3, H_OPENED, 1,
+    ]);
+    c.extend_from_slice(&[H_WORK, 2, H_SHARE, 2, H_RESULT, 1, H_RESULT, 4, H_DOWN, 1]);
+    c.extend_from_slice(&[H_OPENED, 0x81, H_ACTIVE, 0x27, H_LEAVE, 0, H_LEAVE, 0]);
+    out.push(("failover_with_shares_in_flight", c));
+
+    // A full route: shares beyond its capacity come back refused; layouts that leave no
+    // room for miners.
+    let mut d = vec![0];
+    d.extend_from_slice(&[H_ACTIVE, 7, H_JOIN, 1, H_JOIN, 2, H_JOIN, 3]);
+    for k in 0..20 {
+        d.extend_from_slice(&[H_SHARE, k]);
+    }
+    d.extend_from_slice(&[H_ACTIVE, 5, H_JOIN, 4, H_ACTIVE, 6, H_JOIN, 5, H_RESULT, 0]);
+    out.push(("full_route_and_unusable_layouts", d));
 
     out
 }

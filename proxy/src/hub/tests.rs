@@ -1,6 +1,13 @@
 //! The hub's logic with the clock and the upstream side as values.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+
 use super::*;
+use crate::upstream::{ShareRoute, CODE_STALE_UPSTREAM};
+use crate::work::ForwardShare;
+use strata_work::extranonce::MinerId;
 use strata_work::target::{hashrate_from_target, Target};
 use strata_work::vardiff::Vardiff;
 
@@ -8,14 +15,49 @@ fn peer(n: u16) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 1], n))
 }
 
-fn hub(miners_per_channel: u32) -> (Hub, mpsc::UnboundedReceiver<UpstreamCommand>) {
+/// The hub as its task drives it ([`HubEdge`]: the channels' work `watch`es, the joins'
+/// answers), with the time and the upstream side's commands in the test's hands.
+struct TestHub {
+    edge: HubEdge,
+    commands: mpsc::UnboundedReceiver<UpstreamCommand>,
+}
+
+impl std::ops::Deref for TestHub {
+    type Target = Hub;
+    fn deref(&self) -> &Hub {
+        &self.edge.hub
+    }
+}
+
+impl std::ops::DerefMut for TestHub {
+    fn deref_mut(&mut self) -> &mut Hub {
+        &mut self.edge.hub
+    }
+}
+
+impl TestHub {
+    fn on_event(&mut self, ev: UpstreamEvent) {
+        self.edge.on_event(ev, HubNow::read());
+    }
+
+    fn on_report(&mut self, channel: usize, report: MinerReport, at: Instant) {
+        let now = HubNow { at, unix_ms: 0 };
+        self.edge
+            .on_request(HubRequest::Report { channel, report }, now);
+    }
+}
+
+fn hub(miners_per_channel: u32) -> TestHub {
     let (tx, rx) = mpsc::unbounded_channel();
     let cfg = HubConfig {
         miners_per_channel,
         pools: vec!["stratum2+tcp://pool:1/KEY".into()],
         ..HubConfig::default()
     };
-    (Hub::new(cfg, tx), rx)
+    TestHub {
+        edge: HubEdge::new(Hub::new(cfg, Monitor::detached(0)), tx),
+        commands: rx,
+    }
 }
 
 /// Pool 0 active, its share queue gone (shares come back as `stale-upstream`).
@@ -80,10 +122,14 @@ fn work(job_id: u32, prefix: u8, upstream_target: Target) -> UpstreamWork {
 type Reply = oneshot::Receiver<Result<Joined, JoinError>>;
 
 /// A join; returns the pending answer and the command it caused.
-fn join(h: &mut Hub, n: u16) -> (Reply, Option<UpstreamCommand>) {
+fn join(h: &mut TestHub, n: u16) -> (Reply, Option<UpstreamCommand>) {
     let (tx, rx) = oneshot::channel();
-    let cmd = h.join(peer(n), tx);
-    (rx, cmd)
+    let join = HubRequest::Join {
+        peer: peer(n),
+        reply: tx,
+    };
+    h.edge.on_request(join, HubNow::read());
+    (rx, h.commands.try_recv().ok())
 }
 
 fn joined(rx: &mut Reply) -> Joined {
@@ -194,7 +240,7 @@ async fn the_hub_takes_events_while_the_upstream_side_takes_no_shares() {
 /// it from the miner; a share the proxy gave up on itself (`stale-upstream`) adds nothing.
 #[test]
 fn accepted_shares_time_their_acknowledgement() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     let (route, _shares) = ShareRoute::channel(1, 16);
     h.on_event(active_via(route, 7, 0xaa));
     let (mut reply, _) = join(&mut h, 1);
@@ -256,7 +302,7 @@ fn accepted_shares_time_their_acknowledgement() {
 /// channels; a pool that is not active announces nothing.
 #[test]
 fn the_active_pool_shows_its_announced_hashrate() {
-    let (mut h, _rx) = hub(1);
+    let mut h = hub(1);
     h.on_event(active(1, 7, 0xaa));
     let (mut a, _) = join(&mut h, 1);
     let ja = joined(&mut a);
@@ -277,7 +323,7 @@ fn the_active_pool_shows_its_announced_hashrate() {
 
 #[test]
 fn two_miners_per_channel_the_third_asks_for_a_second_channel() {
-    let (mut h, _rx) = hub(2);
+    let mut h = hub(2);
     h.on_event(active(1, 7, 0xaa));
     let (mut a, cmd_a) = join(&mut h, 1);
     let (mut b, cmd_b) = join(&mut h, 2);
@@ -342,7 +388,7 @@ fn two_miners_per_channel_the_third_asks_for_a_second_channel() {
 /// it.
 #[test]
 fn a_set_target_waits_for_the_next_job() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     h.on_event(active(1, 7, 0xaa));
     let (mut a, _) = join(&mut h, 1);
     let mut rx = joined(&mut a).work;
@@ -365,7 +411,7 @@ fn a_set_target_waits_for_the_next_job() {
 
 #[test]
 fn zero_means_every_miner_on_channel_zero() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     let (mut a, _) = join(&mut h, 1);
     // no upstream yet: the miner waits
     assert!(a.try_recv().is_err());
@@ -381,7 +427,7 @@ fn zero_means_every_miner_on_channel_zero() {
 
 #[test]
 fn a_refused_channel_sends_its_waiting_miners_to_an_open_one() {
-    let (mut h, _rx) = hub(1);
+    let mut h = hub(1);
     h.on_event(active(1, 7, 0xaa));
     let (mut a, _) = join(&mut h, 1);
     let ja = joined(&mut a);
@@ -444,7 +490,7 @@ fn a_miners_hashrate_is_the_implied_one_until_its_window_holds_enough_shares() {
 }
 
 /// Joins `n` miners on an open channel 0; their ids.
-fn joined_miners(h: &mut Hub, n: u16) -> Vec<MinerId> {
+fn joined_miners(h: &mut TestHub, n: u16) -> Vec<MinerId> {
     (1..=n)
         .map(|p| {
             let (mut r, _) = join(h, p);
@@ -459,7 +505,7 @@ fn update(channel: usize, hashrate: f64) -> UpstreamCommand {
 
 #[test]
 fn update_channel_per_channel_with_its_miners_hashrate() {
-    let (mut h, _rx) = hub(2);
+    let mut h = hub(2);
     h.on_event(active(1, 7, 0xaa));
     let mut ids = vec![];
     for n in 1..=3 {
@@ -503,7 +549,7 @@ fn update_channel_per_channel_with_its_miners_hashrate() {
 
 #[test]
 fn the_first_update_channel_goes_out_a_second_after_the_first_report_with_a_hashrate() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     h.on_event(active(1, 7, 0xaa));
     let ids = joined_miners(&mut h, 3);
     // joins alone (their listing has no hashrate) schedule nothing
@@ -531,7 +577,7 @@ fn the_first_update_channel_goes_out_a_second_after_the_first_report_with_a_hash
 /// short delay, not after `update_interval`; a fall waits for the interval.
 #[test]
 fn a_sharp_rise_is_announced_without_waiting_for_the_interval() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     h.on_event(active(1, 7, 0xaa));
     let ids = joined_miners(&mut h, 2);
     let t0 = Instant::now();
@@ -573,7 +619,7 @@ fn a_sharp_rise_is_announced_without_waiting_for_the_interval() {
 
 #[test]
 fn a_channel_whose_miners_all_left_announces_zero_then_its_next_miner_promptly() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     h.on_event(active(1, 7, 0xaa));
     let ids = joined_miners(&mut h, 1);
     let t0 = Instant::now();
@@ -604,7 +650,7 @@ fn a_channel_whose_miners_all_left_announces_zero_then_its_next_miner_promptly()
 
 #[test]
 fn a_first_report_while_the_channel_has_no_upstream_waits_for_the_next_report() {
-    let (mut h, _rx) = hub(0);
+    let mut h = hub(0);
     h.on_event(active(1, 7, 0xaa));
     let ids = joined_miners(&mut h, 1);
     h.on_event(UpstreamEvent::Down {
