@@ -230,6 +230,9 @@ pub fn hub(data: &[u8]) {
         shares: 0,
     };
     while i < data.len() {
+        // the clock moves between any two inputs (a departed miner's shares were received
+        // before the next miner with its id joined)
+        s.now += Duration::from_micros(1);
         let op = next(data, &mut i) % STEPS;
         let a = next(data, &mut i);
         let now = s.now();

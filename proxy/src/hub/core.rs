@@ -72,6 +72,8 @@ pub(crate) enum HubAction {
 
 #[derive(Debug)]
 pub(super) struct MinerEntry {
+    /// When it joined: a share received before is of the id's previous holder.
+    joined: Instant,
     report: Option<MinerReport>,
     forwarded: u64,
     upstream_accepted: u64,
@@ -335,6 +337,7 @@ impl Hub {
         self.miners.insert(
             (c, miner),
             MinerEntry {
+                joined: now.at,
                 report: Some(joined),
                 forwarded: 0,
                 upstream_accepted: 0,
@@ -591,12 +594,22 @@ impl Hub {
                 h.saturating_record(us);
             }
         }
-        if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
-            if accepted {
-                m.upstream_accepted += 1;
-            } else {
-                m.upstream_rejected += 1;
+        // the answer for a share of a miner that left counts in the departed figures, not for
+        // the miner that has its id now (found by the `proxy_hub` fuzz target)
+        let key = (share.channel, share.miner);
+        let (accepts, rejects) = match self.miners.get_mut(&key) {
+            Some(m) if share.received >= m.joined => {
+                (&mut m.upstream_accepted, &mut m.upstream_rejected)
             }
+            _ => (
+                &mut self.departed.upstream_accepted,
+                &mut self.departed.upstream_rejected,
+            ),
+        };
+        if accepted {
+            *accepts += 1;
+        } else {
+            *rejects += 1;
         }
         if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
             if accepted {

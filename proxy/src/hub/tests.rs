@@ -298,6 +298,52 @@ fn accepted_shares_time_their_acknowledgement() {
     assert_eq!(h.stats().upstream_ack_latency_ms.samples, 5);
 }
 
+/// The pool's answer for a share of a miner that left comes after another miner took its
+/// id: it counts in the departed figures (the proxy's totals), not for the new miner
+/// (found by the `proxy_hub` fuzz target).
+#[test]
+fn a_late_answer_counts_for_the_miner_that_left_not_the_next_holder_of_its_id() {
+    let mut h = hub(0);
+    let (route, mut shares) = ShareRoute::channel(1, 16);
+    h.on_event(active_via(route, 7, 0xaa));
+    let (mut a, _) = join(&mut h, 1);
+    let old = joined(&mut a);
+    let share = ForwardShare {
+        channel: old.channel,
+        miner: old.slot.miner,
+        worker: "old".into(),
+        epoch: 1,
+        job_id: 1,
+        nonce: 0,
+        ntime: 0,
+        version: 0x2000_0000,
+        extranonce: bytes::Bytes::from_static(&[0; 4]),
+        difficulty: 1.0,
+        received: Instant::now(),
+    };
+    h.edge.on_request(HubRequest::Share(share), HubNow::read());
+    h.edge.on_request(
+        HubRequest::Leave {
+            channel: old.channel,
+            miner: old.slot.miner,
+        },
+        HubNow::read(),
+    );
+    let (mut b, _) = join(&mut h, 2);
+    let new = joined(&mut b);
+    assert_eq!(new.slot.miner, old.slot.miner, "the id is reused");
+    let share = shares.try_recv().expect("forwarded");
+    h.on_event(UpstreamEvent::ShareResult {
+        share,
+        accepted: true,
+        code: None,
+    });
+    let m = &h.miners()[0];
+    assert_eq!((m.forwarded, m.upstream_accepted), (0, 0), "{m:?}");
+    let s = h.stats();
+    assert_eq!((s.shares_forwarded, s.upstream_accepted), (1, 1), "{s:?}");
+}
+
 /// `/api/v1/upstreams`: the active pool's announced hashrate is the sum over its open
 /// channels; a pool that is not active announces nothing.
 #[test]
