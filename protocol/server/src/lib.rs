@@ -74,6 +74,8 @@
 
 mod core;
 mod jobs;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
