@@ -81,8 +81,9 @@ pub struct ServerCore<C, J> {
     pub(crate) channels: Channels,
     pub(crate) meta: BTreeMap<u32, ChannelState<C>>,
     pub(crate) jobs: HashMap<(u32, u32), J>,
-    /// The group of the connection's standard channels that asked for one.
-    group_id: Option<u32>,
+    /// The group of the connection's channels (standard ones placed in it, extended ones
+    /// added by [`ServerCore::group_extended`]).
+    pub(crate) group_id: Option<u32>,
     next_channel_id: u32,
 }
 
@@ -172,7 +173,7 @@ impl<C, J> ServerCore<C, J> {
         self.meta.keys().copied().collect()
     }
 
-    /// The group of the connection's standard channels, once one joined it.
+    /// The group of the connection's channels, once one joined it.
     pub fn group_id(&self) -> Option<u32> {
         self.group_id
     }
@@ -429,7 +430,7 @@ impl<C, J> ServerCore<C, J> {
         self.channels.len() + pending < self.cfg.max_channels
     }
 
-    fn alloc_channel_id(&mut self) -> u32 {
+    pub(crate) fn alloc_channel_id(&mut self) -> u32 {
         loop {
             let id = self.next_channel_id;
             self.next_channel_id = self.next_channel_id.wrapping_add(1).max(1);

@@ -5,7 +5,7 @@
 //! while the channel holds the job.
 
 use strata_protocol::mining::{
-    NewExtendedMiningJob, NewMiningJob, SetExtranoncePrefix, SetNewPrevHash,
+    NewExtendedMiningJob, NewMiningJob, SetExtranoncePrefix, SetGroupChannel, SetNewPrevHash,
 };
 use strata_protocol::wire::{B0_32, U256};
 use strata_protocol::Message;
@@ -38,9 +38,9 @@ fn extended_job(channel_id: u32, job_id: u32, spec: &JobSpec) -> Option<NewExten
 }
 
 impl<C, J> ServerCore<C, J> {
-    /// The group the connection's standard channels get their jobs through: the group,
+    /// The group the connection's grouped channels get their jobs through: the group,
     /// unless the client set `REQUIRES_STANDARD_JOBS` or the group has no member.
-    pub fn standard_group(&self) -> Option<u32> {
+    pub fn job_group(&self) -> Option<u32> {
         let g = self.group_id()?;
         (!self.requires_standard_jobs()
             && self
@@ -48,6 +48,61 @@ impl<C, J> ServerCore<C, J> {
                 .group(g)
                 .is_some_and(|g| !g.members().is_empty()))
         .then_some(g)
+    }
+
+    /// Puts the connection's extended channels that are in no group yet into its group
+    /// channel (spec 5.2.3) with one `SetGroupChannel`, where their full extranonce size is
+    /// the group's (every member of a group must have the same, for one extended job's
+    /// coinbase to fit them all); creates the group if the connection has none. One extended
+    /// job then reaches every member. Returns the ids it grouped, increasing.
+    pub fn group_extended<O: Output>(&mut self, out: &mut Vec<O>) -> Vec<u32> {
+        let mut loose: Vec<(u32, usize)> = self
+            .channels
+            .iter()
+            .filter(|c| c.group_id().is_none() && c.kind() != ChannelKind::Standard)
+            .map(|c| (c.id(), c.full_extranonce_size()))
+            .collect();
+        let Some(&(_, first_size)) = loose.first() else {
+            return Vec::new();
+        };
+        loose.sort_unstable();
+        let g = match self.group_id {
+            Some(g) => g,
+            None => {
+                let g = self.alloc_channel_id();
+                if self.channels.create_group(g, Some(first_size)).is_err() {
+                    return Vec::new();
+                }
+                self.group_id = Some(g);
+                g
+            }
+        };
+        let size = self
+            .channels
+            .group(g)
+            .and_then(|g| g.full_extranonce_size())
+            .unwrap_or(first_size);
+        let ids: Vec<u32> = loose
+            .iter()
+            .filter(|&&(_, s)| s == size)
+            .map(|&(id, _)| id)
+            .collect();
+        let Ok(channel_ids) = ids.clone().try_into() else {
+            return Vec::new();
+        };
+        if ids.is_empty() {
+            return ids;
+        }
+        let msg = SetGroupChannel {
+            group_channel_id: g,
+            channel_ids,
+        };
+        if let Err(e) = self.channels.on_set_group_channel(&msg) {
+            tracing::error!(group = g, error = %e, "cannot group the extended channels");
+            return Vec::new();
+        }
+        send(out, msg);
+        ids
     }
 
     /// A fresh job id for a channel or group.
@@ -112,6 +167,12 @@ impl<C, J> ServerCore<C, J> {
         if let Err(e) = self.channels.on_new_extended_mining_job(&job) {
             tracing::error!(group = group_id, error = %e, "group job refused");
             return None;
+        }
+        // a member's own job of that id (evicted since) must not shadow the group's
+        if let Some(g) = self.channels.group(group_id) {
+            for m in g.members() {
+                self.jobs.remove(&(*m, job_id));
+            }
         }
         self.record(group_id, job_id, data);
         send(out, job);

@@ -398,7 +398,7 @@ fn standard_channels_share_a_group_job_and_targets_stay_within_their_bounds() {
         p.floor = Target::from_difficulty(2f64.powi(-20)).unwrap();
         ids.push(core.open(*a, p, &mut out).unwrap());
     }
-    let g = core.standard_group().expect("a group with members");
+    let g = core.job_group().expect("a group with members");
     out.clear();
     let job = core.send_group_job(g, &spec(None), 77, &mut out).unwrap();
     core.send_prev_hash(g, job, &TIP, &mut out);
@@ -509,4 +509,61 @@ fn anything_before_setup_and_work_selection_without_support_are_refused() {
         }
     }
     assert!(!core.is_closed());
+}
+
+#[test]
+fn extended_channels_of_the_group_size_join_it_with_one_set_group_channel() {
+    let t = now();
+    let mut core: ServerCore<&str, u32> = ServerCore::new(config(AckPolicy::Batched));
+    let mut out = vec![];
+    core.on_message(setup(), &[], t, &mut out);
+    let open = |core: &mut ServerCore<&str, u32>, prefix: &[u8], size: u16| {
+        let msg = OpenExtendedMiningChannel {
+            request_id: 1,
+            user_identity: Str0_255::new("proxy").unwrap(),
+            nominal_hash_rate: 0.0,
+            max_target: U256([0xff; 32]),
+            min_extranonce_size: 0,
+        };
+        let mut out: Vec<Out> = vec![];
+        let Some(Request::Open(a)) = core.on_message(msg.into(), &[], t, &mut out) else {
+            panic!("an admission")
+        };
+        core.open(*a, placement(prefix, size, true), &mut out)
+            .unwrap()
+    };
+    // full sizes 8, 8 and 9: the group takes the first size it sees
+    let a = open(&mut core, &[0, 1], 6);
+    let b = open(&mut core, &[0, 2], 6);
+    let odd = open(&mut core, &[0, 3, 0], 6);
+    out.clear();
+    assert_eq!(core.group_extended(&mut out), [a, b]);
+    let g = core.group_id().unwrap();
+    match &out[..] {
+        [Out::Send(Message::Mining(MiningMessage::SetGroupChannel(s)))] => {
+            assert_eq!(s.group_channel_id, g);
+            assert_eq!(s.channel_ids.iter().copied().collect::<Vec<_>>(), [a, b]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        core.channels().group(g).unwrap().full_extranonce_size(),
+        Some(8)
+    );
+    assert_eq!(
+        core.channel(odd).unwrap().group_id(),
+        None,
+        "another size stays alone"
+    );
+    // grouped once: nothing more to say
+    out.clear();
+    assert!(core.group_extended(&mut out).is_empty());
+    assert!(out.is_empty());
+    assert_eq!(core.job_group(), Some(g));
+    out.clear();
+    core.send_group_job(g, &spec(None), 1, &mut out).unwrap();
+    assert_eq!(names(&out), ["NewExtendedMiningJob"]);
+    assert!(core.channel(a).unwrap().future_job(1).is_some());
+    assert!(core.channel(b).unwrap().future_job(1).is_some());
+    assert!(core.channel(odd).unwrap().future_job(1).is_none());
 }

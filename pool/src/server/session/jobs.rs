@@ -210,8 +210,13 @@ impl Session {
                 .unwrap_or(0);
             work.template.min_ntime.max(now.unix_secs()).max(prev)
         });
-        // solo channels each pay their own address: no shared group job
-        let group = self.core.standard_group().filter(|_| !self.cfg.solo);
+        // solo channels each pay their own address: no shared group job. Otherwise the
+        // extended channels join the group (not on a work-selecting connection, whose channels
+        // mine their own custom jobs)
+        if !self.cfg.solo && !self.core.work_selection() && !self.core.requires_standard_jobs() {
+            self.core.group_extended(out);
+        }
+        let group = self.core.job_group().filter(|_| !self.cfg.solo);
         if let Some(g) = group {
             if let Some(job_id) = self.group_job(g, &work, min_ntime, out) {
                 if new_tip {
@@ -220,8 +225,8 @@ impl Session {
             }
         }
         for id in self.core.channel_ids() {
-            let standard = self.core.state(id).is_some_and(|s| s.standard);
-            if standard && group.is_some() {
+            let grouped = self.core.channel(id).and_then(|c| c.group_id());
+            if group.is_some() && grouped == group {
                 continue;
             }
             if let Some(job_id) = self.channel_job(id, &work, min_ntime, out) {
