@@ -46,7 +46,7 @@ impl ExtendedWork {
     }
 
     /// Work from its parts, to share between channels that record the same job
-    /// ([`Channel::on_new_extended_mining_job_shared`]): a proxy's miners all mine its
+    /// ([`super::Channel::on_new_extended_mining_job_shared`]): a proxy's miners all mine its
     /// upstream job, and a private copy of the merkle path per miner and job (~400 bytes on
     /// mainnet) would be most of an idle miner's memory.
     pub fn new(
