@@ -283,3 +283,75 @@ impl Sv2DownSession {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use strata_work::channel::ExtendedWork;
+    use strata_work::target::Target;
+
+    fn work(prefix: &[u8], id_width: usize, e2: usize) -> UpstreamWork {
+        UpstreamWork {
+            epoch: 1,
+            seq: 1,
+            job_id: 1,
+            version: 0x2000_0000,
+            version_rolling_allowed: true,
+            version_mask: 0x1fff_e000,
+            prev_hash: [0; 32],
+            nbits: 0x1d00_ffff,
+            min_ntime: 0,
+            coinbase_prefix: Bytes::new(),
+            coinbase_suffix: Bytes::new(),
+            merkle_path: Arc::from(Vec::new()),
+            extended: ExtendedWork::new(Bytes::new(), Bytes::new(), Arc::from(Vec::new())),
+            extranonce_prefix: Bytes::copy_from_slice(prefix),
+            extranonce_size: u16::try_from(id_width + e2).unwrap_or(u16::MAX),
+            id_width,
+            extranonce2_size: e2,
+            upstream_target: Target::MAX,
+            clean: true,
+        }
+    }
+
+    #[test]
+    fn extended_prefixes_pad_to_their_size_and_refuse_what_does_not_fit() {
+        let miner = MinerId(0x0102);
+        let w = work(&[0xaa], 2, 8);
+        // block 3 rolling 7 bytes: the whole space after the block
+        assert_eq!(
+            extended_prefix(&w, miner, 3, 7),
+            Some(vec![0xaa, 0x01, 0x02, 3])
+        );
+        // rolling 5: two zero bytes keep the upstream's extranonce size
+        assert_eq!(
+            extended_prefix(&w, miner, 3, 5),
+            Some(vec![0xaa, 0x01, 0x02, 3, 0, 0])
+        );
+        assert_eq!(
+            extended_prefix(&w, miner, 3, 8),
+            None,
+            "no room for the block"
+        );
+        // the full extranonce never exceeds 32 bytes
+        let long = work(&[0xaa; 20], 2, 8);
+        assert_eq!(
+            extended_prefix(&long, miner, 1, 7).map(|p| p.len()),
+            Some(23)
+        );
+    }
+
+    #[test]
+    fn a_standard_counter_sits_in_block_zero_unless_the_space_is_one_byte() {
+        assert_eq!(counter_block(0, 8), Some(0));
+        assert_eq!(counter_block(255, 8), Some(0));
+        assert_eq!(counter_block(0x0100, 2), Some(1));
+        assert_eq!(counter_block(7, 1), Some(7));
+        assert_eq!(counter_block(0, 0), None);
+        assert_eq!(counter_block(1, 12), Some(0));
+        // a standard channel's full extranonce starts with its block
+        let w = work(&[0xaa], 2, 2);
+        let full = full_extranonce(&w, MinerId(1), 0x0105).unwrap();
+        assert_eq!(full[3], counter_block(0x0105, 2).unwrap());
+    }
+}
