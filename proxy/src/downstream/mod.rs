@@ -1,4 +1,5 @@
-//! Miner-facing sessions: SV1 (most ASIC firmware) and SV2 (standard channels).
+//! Miner-facing sessions: SV1 (most ASIC firmware) and SV2 (standard and extended channels:
+//! SV2 firmware, or another proxy behind this one).
 
 pub mod keys;
 pub mod sv1;

@@ -98,7 +98,7 @@ async fn handshake(
 
 fn handle_frame(session: &mut Sv2DownSession, frame: &Frame, out: &mut Vec<Action>) {
     match Message::decode_with_tlvs(&frame.header, &frame.payload) {
-        Ok((msg, _tlvs)) => session.on_message(msg, Now::current(), out),
+        Ok((msg, tlvs)) => session.on_frame(msg, tlvs, Now::current(), out),
         Err(e) => out.push(Action::Close(format!("undecodable frame: {e}"))),
     }
 }

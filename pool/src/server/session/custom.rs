@@ -15,7 +15,7 @@ use strata_protocol::mining::{
 use strata_protocol::wire::Str0_255;
 use strata_work::channel::ExtendedWork;
 
-use super::{send, Event, JobCoinbase, JobInfo, Now, Session};
+use super::{Event, JobCoinbase, JobInfo, Now, Session};
 use crate::jds::DeclaredJob;
 use crate::template::Template;
 
@@ -38,24 +38,24 @@ impl Session {
             return;
         }
         match self.custom_job(j, declared, now) {
-            Ok(job_id) => send(
-                out,
+            Ok(job_id) => out.push(Event::Send(
                 SetCustomMiningJobSuccess {
                     channel_id: j.channel_id,
                     request_id: j.request_id,
                     job_id,
-                },
-            ),
+                }
+                .into(),
+            )),
             Err(code) => {
                 tracing::debug!(conn = self.conn_id, channel = j.channel_id, %code, "custom job refused");
-                send(
-                    out,
+                out.push(Event::Send(
                     SetCustomMiningJobError {
                         channel_id: j.channel_id,
                         request_id: j.request_id,
                         error_code: Str0_255::truncated(&code),
-                    },
-                )
+                    }
+                    .into(),
+                ))
             }
         }
     }
@@ -66,8 +66,8 @@ impl Session {
         declared: Option<Arc<DeclaredJob>>,
         now: Now,
     ) -> Result<u32, String> {
-        let standard = self.meta.get(&j.channel_id).map(|m| m.standard);
-        let Some(ch) = self.channels.get(j.channel_id) else {
+        let standard = self.core.state(j.channel_id).map(|m| m.standard);
+        let Some(ch) = self.core.channel(j.channel_id) else {
             return Err(m::ERROR_INVALID_CHANNEL_ID.into());
         };
         if standard != Some(false) {
@@ -129,16 +129,16 @@ impl Session {
             return Err(param("coinbase_prefix"));
         }
         let job_id = self
-            .channels
+            .core
             .next_job_id(j.channel_id)
-            .map_err(|_| m::ERROR_INVALID_CHANNEL_ID.to_string())?;
+            .ok_or_else(|| m::ERROR_INVALID_CHANNEL_ID.to_string())?;
         let work = ExtendedWork::new(
             stripped[..start].to_vec().into(),
             stripped[end..].to_vec().into(),
             d.merkle_path.clone().into(),
         );
-        self.channels
-            .get_mut(j.channel_id)
+        self.core
+            .channel_mut(j.channel_id)
             .ok_or_else(|| m::ERROR_INVALID_CHANNEL_ID.to_string())?
             .on_custom_job(job_id, j.version, j.min_ntime.max(d.min_ntime), work)
             .map_err(|e| {
@@ -161,8 +161,9 @@ impl Session {
             merkle_path: d.merkle_path.clone(),
             tx_count: d.transactions.len() as u32,
         };
-        self.jobs.insert(
-            (j.channel_id, job_id),
+        self.core.insert_job(
+            j.channel_id,
+            job_id,
             JobInfo {
                 template: Arc::new(template),
                 window: d.window,
