@@ -24,7 +24,7 @@ use super::{
     header_fields, v30, v31, BlockCheck, CheckOptions, Command, Interface, IpcConfig, Latest,
     KEPT_TEMPLATES,
 };
-use crate::template::{SourceError, SubmitOutcome, Template};
+use crate::{SourceError, SubmitOutcome, Template};
 
 /// Extra time the local guard of a `waitNext` allows beyond the wait's own timeout.
 const WAIT_GRACE: Duration = Duration::from_secs(5);
@@ -405,7 +405,7 @@ impl Node {
     async fn submit(
         &self,
         kept: &VecDeque<Kept>,
-        solution: &crate::template::Solution,
+        solution: &crate::Solution,
     ) -> Result<SubmitOutcome, SourceError> {
         let kept = kept
             .iter()
