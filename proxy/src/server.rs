@@ -26,6 +26,8 @@ pub struct RunningProxy {
     pub authority: Option<strata_noise::PublicKey>,
     /// Cancel to stop the proxy (miners are told to reconnect).
     pub shutdown: CancellationToken,
+    /// The Job Declarator Client's mode and latencies, with `[jdc]`.
+    pub jdc: Option<tokio::sync::watch::Receiver<crate::jdc::JdcStats>>,
     tasks: TaskTracker,
 }
 
@@ -210,12 +212,15 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         ..UpstreamConfig::default()
     };
     let mut hub_pools = cfg.upstreams.clone();
+    let mut jdc_stats = None;
     let (events_rx, commands_tx) = match jdc {
         // the JDC sits between the upstream side and the hub
         Some(params) => {
             let (hub_events_tx, hub_events_rx) = mpsc::channel(1024);
             let (hub_commands_tx, hub_commands_rx) = mpsc::unbounded_channel();
             hub_pools.push(crate::jdc::SOLO_POOL.into());
+            let (stats, stats_rx) = tokio::sync::watch::channel(Default::default());
+            jdc_stats = Some(stats_rx);
             tasks.spawn(crate::jdc::edge::run(
                 params,
                 crate::jdc::edge::JdcQueues {
@@ -223,6 +228,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
                     upstream_commands: commands_tx,
                     hub_events: hub_events_tx,
                     hub_commands: hub_commands_rx,
+                    stats,
                 },
                 tasks.clone(),
                 shutdown.clone(),
@@ -354,6 +360,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         api_addr,
         authority,
         shutdown,
+        jdc: jdc_stats,
         tasks,
     })
 }

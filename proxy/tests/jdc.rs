@@ -96,6 +96,11 @@ async fn miner_since(api: std::net::SocketAddr) -> Option<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
+    // RUST_LOG=strata_proxy::jdc=debug shows the JDC's steps
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
     let key = TestKey::new(0x31);
     let funds = fund(&node, &key, 1).await;
@@ -237,6 +242,10 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
         "the miner stayed connected"
     );
 
+    let stats = proxy.jdc.as_ref().expect("the JDC runs").borrow().clone();
+    assert_eq!(stats.mode, Some(strata_proxy::jdc::Mode::Solo));
+    assert!(stats.last_failure.is_some(), "{stats:?}");
+
     // 4. the pool is back (same ports, same keys): custom jobs again
     let pool = strata_pool::server::start(pcfg).await.unwrap();
     let back = node.height().await;
@@ -251,6 +260,19 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
         miner_since(proxy.api_addr).await,
         Some(since),
         "the miner stayed connected"
+    );
+
+    let stats = proxy.jdc.as_ref().expect("the JDC runs").borrow().clone();
+    assert_eq!(stats.mode, Some(strata_proxy::jdc::Mode::Pool));
+    let (d, t) = (stats.declare_round_trip, stats.tip_to_custom_job);
+    assert!(d.samples >= 5 && t.samples >= 3, "{stats:?}");
+    eprintln!(
+        "DeclareMiningJob -> Success: {} samples, median {} us, p99 {} us, max {} us",
+        d.samples, d.p50_us, d.p99_us, d.max_us
+    );
+    eprintln!(
+        "new tip -> custom job set: {} samples, median {} us, p99 {} us, max {} us",
+        t.samples, t.p50_us, t.p99_us, t.max_us
     );
 
     stop.cancel();

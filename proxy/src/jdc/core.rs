@@ -172,6 +172,22 @@ pub struct Jdc {
     last_failure: Option<String>,
     next_job_id: u32,
     seq: u64,
+    /// A template on a new tip, and when it came (until its custom job is set on channel 0).
+    new_tip: Option<([u8; 32], Instant)>,
+    /// DeclareMiningJob round trips (µs).
+    declare_rtt: hdrhistogram::Histogram<u64>,
+    /// New tip to custom job (µs).
+    tip_to_job: hdrhistogram::Histogram<u64>,
+}
+
+/// Latencies in microseconds, 1 µs to an hour.
+fn histogram() -> hdrhistogram::Histogram<u64> {
+    hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 2)
+        .expect("constant bounds are valid")
+}
+
+fn record(h: &mut hdrhistogram::Histogram<u64>, d: Duration) {
+    h.saturating_record(u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1));
 }
 
 impl Jdc {
@@ -201,6 +217,19 @@ impl Jdc {
             last_failure: None,
             next_job_id: 1,
             seq: 0,
+            new_tip: None,
+            declare_rtt: histogram(),
+            tip_to_job: histogram(),
+        }
+    }
+
+    /// Its mode, latencies and last failure.
+    pub fn stats(&self) -> super::JdcStats {
+        super::JdcStats {
+            mode: Some(self.mode),
+            declare_round_trip: super::Latency::of(&self.declare_rtt),
+            tip_to_custom_job: super::Latency::of(&self.tip_to_job),
+            last_failure: self.last_failure.clone(),
         }
     }
 
@@ -277,7 +306,11 @@ impl Jdc {
         id
     }
 
-    fn on_template(&mut self, t: Arc<NodeTemplate>, _now: Instant, out: &mut Vec<Action>) {
+    fn on_template(&mut self, t: Arc<NodeTemplate>, now: Instant, out: &mut Vec<Action>) {
+        let tip = t.template.prev_hash;
+        if self.template.as_ref().map(|o| o.template.prev_hash) != Some(tip) {
+            self.new_tip = Some((tip, now));
+        }
         tracing::debug!(
             id = t.template.id,
             height = t.template.height,

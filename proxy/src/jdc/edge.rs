@@ -15,11 +15,11 @@ use strata_template::rpc::{RpcConfig, RpcSource};
 use strata_template::tdp::{TdpConfig, TdpSource};
 use strata_template::{Solution, SourceError, SubmitOutcome, TemplateSource};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Action, Input, Jdc, JdcConfig, NodeTemplate};
+use super::{Action, Input, Jdc, JdcConfig, JdcStats, NodeTemplate};
 use crate::upstream::{PoolUrl, ShareRoute, UpstreamCommand, UpstreamEvent};
 
 /// Shares the hub may queue for the JDC (a full queue refuses a share as `upstream-busy`).
@@ -70,6 +70,8 @@ pub struct JdcQueues {
     pub hub_events: mpsc::Sender<UpstreamEvent>,
     /// From the hub.
     pub hub_commands: mpsc::UnboundedReceiver<UpstreamCommand>,
+    /// The core's mode, latencies and last failure, published as they change.
+    pub stats: watch::Sender<JdcStats>,
 }
 
 enum JdsEvent {
@@ -120,6 +122,12 @@ pub async fn run(
     let mut upstream_open = true;
     let mut commands_open = true;
     loop {
+        let stats = core.stats();
+        q.stats.send_if_modified(|s| {
+            let changed = *s != stats;
+            *s = stats;
+            changed
+        });
         for a in out.drain(..) {
             match a {
                 Action::ToHub(ev) => {

@@ -93,7 +93,8 @@ pub struct JdcConfig {
     /// pool) failure.
     pub answer_timeout: Duration,
     /// Times a declaration or custom job refused for a stale tip (the pool's node behind
-    /// the farm's) is tried again on the same template, [`JdcConfig::stale_retry`] apart.
+    /// the farm's) is tried again on the same template, [`JdcConfig::stale_retry`] apart,
+    /// or as soon as the pool's own work shows the tip.
     pub stale_retries: u32,
     /// Delay before such a retry.
     pub stale_retry: Duration,
@@ -116,8 +117,8 @@ impl Default for JdcConfig {
             token_max_age: Duration::from_secs(60),
             max_tokens: 8,
             answer_timeout: Duration::from_secs(10),
-            stale_retries: 5,
-            stale_retry: Duration::from_millis(200),
+            stale_retries: 20,
+            stale_retry: Duration::from_millis(50),
             max_jobs: 8,
         }
     }
@@ -131,6 +132,44 @@ pub struct NodeTemplate {
     /// Its transactions besides the coinbase, in block order; `None` when the source does
     /// not give them.
     pub transactions: Option<Vec<Arc<Transaction>>>,
+}
+
+/// A latency distribution of the JDC (microseconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    /// Measurements.
+    pub samples: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+    /// Largest.
+    pub max_us: u64,
+}
+
+impl Latency {
+    fn of(h: &hdrhistogram::Histogram<u64>) -> Self {
+        Latency {
+            samples: h.len(),
+            p50_us: h.value_at_quantile(0.5),
+            p99_us: h.value_at_quantile(0.99),
+            max_us: h.max(),
+        }
+    }
+}
+
+/// What the JDC reports (see [`Jdc::stats`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JdcStats {
+    /// Where the miners' work comes from (`None` before the core started).
+    pub mode: Option<Mode>,
+    /// `DeclareMiningJob` sent to `DeclareMiningJob.Success` received.
+    pub declare_round_trip: Latency,
+    /// A template on a new tip received to its custom job accepted by the pool on channel 0
+    /// (pool mode).
+    pub tip_to_custom_job: Latency,
+    /// Why the pool was last given up.
+    pub last_failure: Option<String>,
 }
 
 /// What the core is told.

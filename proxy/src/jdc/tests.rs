@@ -494,7 +494,8 @@ fn stale_tip_refusals_are_retried_without_solo() {
     r.pool_active();
     let ids = r.jds_ready();
     let d = declared(&r.token(ids[0], 0xa1, &[])).unwrap();
-    r.token(ids[1], 0xa2, &[]);
+    let more = token_requests(&r.token(ids[1], 0xa2, &[]));
+    assert_eq!(more.len(), 1, "the used token replaced");
     let out = r.jds(DeclareMiningJobError {
         request_id: d.request_id,
         error_code: Str0_255::truncated(jd::ERROR_STALE_CHAIN_TIP),
@@ -502,7 +503,56 @@ fn stale_tip_refusals_are_retried_without_solo() {
     });
     assert!(hub_active(&out).is_none() && r.jdc.last_failure().is_none());
     let out = r.at(Duration::from_millis(250));
-    assert!(declared(&out).is_some(), "declared again");
+    let d = declared(&out).expect("declared again");
+    r.token(more[0], 0xa3, &[]);
+    // refused again; the pool's own work on our tip (its JDS follows it) retries at once
+    r.jds(DeclareMiningJobError {
+        request_id: d.request_id,
+        error_code: Str0_255::truncated(jd::ERROR_STALE_CHAIN_TIP),
+        error_details: B0_64K::default(),
+    });
+    let mut w = hub_work_of_pool();
+    w.epoch = 7;
+    let out = r.input(Input::Upstream(UpstreamEvent::Work {
+        channel: 0,
+        work: w,
+    }));
+    assert!(
+        declared(&out).is_some(),
+        "declared as soon as the pool is on the tip"
+    );
+}
+
+/// Work of the pool's own job on the test templates' tip `[1; 32]`.
+fn hub_work_of_pool() -> UpstreamWork {
+    let t = template(1, 1, &[]);
+    let cb = JobCoinbase::build(&t.template, vec![], b"", 16).unwrap();
+    let path: Arc<[[u8; 32]]> = Vec::new().into();
+    UpstreamWork {
+        epoch: 0,
+        seq: 1,
+        job_id: 1,
+        version: 0x2000_0000,
+        version_rolling_allowed: true,
+        version_mask: 0x1fff_e000,
+        prev_hash: [1; 32],
+        nbits: 0x207f_ffff,
+        min_ntime: 0,
+        coinbase_prefix: Bytes::copy_from_slice(cb.coinbase.prefix()),
+        coinbase_suffix: Bytes::copy_from_slice(cb.coinbase.suffix()),
+        merkle_path: path.clone(),
+        extended: strata_work::channel::ExtendedWork::new(
+            Bytes::copy_from_slice(cb.coinbase.prefix()),
+            Bytes::copy_from_slice(cb.coinbase.suffix()),
+            path,
+        ),
+        extranonce_prefix: Bytes::from(vec![9; 6]),
+        extranonce_size: 10,
+        id_width: 0,
+        extranonce2_size: 0,
+        upstream_target: Target::MAX,
+        clean: true,
+    }
 }
 
 #[test]

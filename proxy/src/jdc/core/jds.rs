@@ -293,7 +293,12 @@ impl Jdc {
         out: &mut Vec<Action>,
     ) {
         match self.declaring(s.request_id) {
-            Some(c) => self.send_custom_job(c, s.new_mining_job_token, now, out),
+            Some(c) => {
+                if let Stage::Declaring { sent, .. } = self.pipes[c].stage {
+                    record(&mut self.declare_rtt, now.saturating_duration_since(sent));
+                }
+                self.send_custom_job(c, s.new_mining_job_token, now, out)
+            }
             None => tracing::debug!(
                 request_id = s.request_id,
                 "late DeclareMiningJob.Success ignored"
@@ -408,6 +413,11 @@ impl Jdc {
             Ok(job_id) => {
                 p.stage = Stage::Done;
                 p.job_id = Some(job_id);
+                let tip = p.template.as_ref().map(|t| t.template.prev_hash);
+                if let Some((_, at)) = self.new_tip.filter(|(t, _)| c == 0 && Some(*t) == tip) {
+                    record(&mut self.tip_to_job, now.saturating_duration_since(at));
+                    self.new_tip = None;
+                }
                 if self.mode == Mode::Pool {
                     self.publish_pool(c, out);
                 } else if c == 0 {

@@ -129,6 +129,14 @@ impl Jdc {
                         0
                     };
                 }
+                // the pool is on our tip now (its JDS too: it checks against the pool's
+                // template): a declaration refused for a stale tip is tried again at once
+                let ours = self.template.as_ref().map(|t| t.template.prev_hash);
+                if ours == Some(work.prev_hash) {
+                    for p in self.pipes.iter_mut().filter(|p| p.retry_at.is_some()) {
+                        p.retry_at = Some(now);
+                    }
+                }
             }
             UpstreamEvent::ExtranoncePrefix {
                 epoch,
