@@ -388,6 +388,34 @@ mod tests {
     }
 
     #[test]
+    fn jdc_settings_parse_and_default_off() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert!(!c.jdc.enabled());
+        assert_eq!(c.jdc.mode, crate::jdc::DeclareMode::FullTemplate);
+        let file =
+            std::env::temp_dir().join(format!("strata-proxy-jdc-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[jdc]\njds_url = \"stratum2+tcp://pool:34264/KEY\"\nsolo_address = \"bcrt1qx\"\n\
+             network = \"regtest\"\nmode = \"coinbase-only\"\nsource = \"ipc\"\n\
+             [jdc.rpc]\nurl = \"http://127.0.0.1:18443\"\npoll_ms = 100\n\
+             [jdc.ipc]\nsocket = \"/tmp/node.sock\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), Vec::new()).expect("file");
+        let _ = std::fs::remove_file(&file);
+        assert!(c.jdc.enabled());
+        assert_eq!(c.jdc.mode, crate::jdc::DeclareMode::CoinbaseOnly);
+        assert_eq!(c.jdc.source, JdcSource::Ipc);
+        assert_eq!(c.jdc.network, bitcoin::Network::Regtest);
+        assert_eq!(c.jdc.rpc.poll_ms, 100);
+        assert_eq!(
+            c.jdc.ipc.socket.as_deref(),
+            Some(Path::new("/tmp/node.sock"))
+        );
+    }
+
+    #[test]
     fn history_and_alert_settings() {
         let c = Config::load(None, Vec::new()).expect("defaults");
         assert_eq!(
