@@ -281,3 +281,75 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
     pool.shutdown.cancel();
     pool.wait().await;
 }
+
+/// Coinbase-only mode against our pool's JDS, which serves Full-Template only: the setup is
+/// refused with the JDS's code, the proxy says why and mines solo on the farm's node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coinbase_only_refused_by_our_jds_mines_solo_with_the_reason() {
+    let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
+    node.generate_to(101, &TestKey::new(0x41).address.to_string())
+        .await;
+    let solo_key = TestKey::new(0x43);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcfg = node.pool_config(dir.path(), SourceKind::Rpc);
+    pcfg.payout.mode = PayoutKind::Pplns;
+    pcfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());
+    let pool = strata_pool::server::start(pcfg).await.unwrap();
+
+    let pdir = tempfile::tempdir().unwrap();
+    let mut cfg = Config {
+        upstreams: vec![common::pool_url(&pool)],
+        sv1_listen: "127.0.0.1:0".parse().unwrap(),
+        sv2_listen: None,
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: pdir.path().to_path_buf(),
+        ..Config::default()
+    };
+    cfg.sv1.initial_difficulty = 0.00001;
+    cfg.upstream.user_identity = "farm".into();
+    cfg.history.enabled = false;
+    cfg.jdc.jds_url = format!(
+        "stratum2+tcp://{}/{}",
+        pool.jds_addr.unwrap(),
+        pool.authority
+    );
+    cfg.jdc.mode = strata_proxy::jdc::DeclareMode::CoinbaseOnly;
+    cfg.jdc.solo_address = solo_key.address.to_string();
+    cfg.jdc.network = bitcoin::Network::Regtest;
+    cfg.jdc.rpc.url = node.rpc_url();
+    cfg.jdc.rpc.cookie = Some(node.cookie());
+    cfg.jdc.rpc.poll_ms = 100;
+    let proxy = strata_proxy::server::start(cfg).await.unwrap();
+    let stop = CancellationToken::new();
+    common::sv1_miners(proxy.sv1_addr, 1, &Reporter::silent(), &stop);
+
+    let solo_addr = solo_key.address.to_string();
+    let start = node.height().await;
+    common::until("a solo block", 60, async || {
+        blocks_above(&node, start)
+            .await
+            .iter()
+            .any(|b| b.tagged() && b.pays(&solo_addr) >= 50_000_000)
+    })
+    .await;
+    let stats = proxy.jdc.as_ref().unwrap().borrow().clone();
+    assert_eq!(stats.mode, Some(strata_proxy::jdc::Mode::Solo));
+    let why = stats.last_failure.unwrap_or_default();
+    assert!(
+        why.contains("missing-declare-tx-data-flag"),
+        "the reason names the JDS's code: {why}"
+    );
+    for b in blocks_above(&node, start).await {
+        assert!(
+            b.tagged() && b.pays(&solo_addr) > 0,
+            "block {} not solo",
+            b.height
+        );
+    }
+
+    stop.cancel();
+    proxy.shutdown.cancel();
+    proxy.wait().await;
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

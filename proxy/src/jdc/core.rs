@@ -34,8 +34,8 @@ mod jds;
 mod upstream;
 mod work;
 
-/// The pool index the hub sees for the JDC's solo upstream: `pools.len()` is passed in; this
-/// is the URL it is reported with.
+/// The URL the hub reports the JDC's solo upstream with (its pool index is the number of
+/// pools, given to [`Jdc::new`]).
 pub const SOLO_POOL: &str = "solo";
 
 /// Where the miners' work comes from.
