@@ -180,12 +180,12 @@ impl Default for AlertSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JdcSource {
-    /// bitcoind over JSON-RPC (`[jdc.rpc]`); gives the templates' transactions, which
-    /// Full-Template mode needs.
+    /// bitcoind over JSON-RPC (`[jdc.rpc]`).
     Rpc,
     /// Bitcoin Core's IPC Mining interface (`[jdc.ipc]`).
     Ipc,
-    /// A Template Provider (`[jdc.tdp]`).
+    /// A Template Provider (`[jdc.tdp]`); it does not give the templates' transactions,
+    /// which Full-Template mode needs.
     Tdp,
 }
 

@@ -134,7 +134,12 @@ fn jdc_params(cfg: &Config, pools: usize) -> anyhow::Result<Option<crate::jdc::e
     let constraints = strata_template::CoinbaseConstraints::default();
     let source = match j.source {
         JdcSource::Rpc => NodeSource::Rpc(j.rpc.to_config(j.network)),
-        JdcSource::Ipc => NodeSource::Ipc(j.ipc.to_config(j.network, constraints)),
+        JdcSource::Ipc => {
+            let mut ic = j.ipc.to_config(j.network, constraints);
+            // Full-Template declarations need the templates' transactions
+            ic.transactions = j.mode == crate::jdc::DeclareMode::FullTemplate;
+            NodeSource::Ipc(ic)
+        }
         JdcSource::Tdp => NodeSource::Tdp(
             j.tdp
                 .to_config(constraints)

@@ -353,3 +353,85 @@ async fn coinbase_only_refused_by_our_jds_mines_solo_with_the_reason() {
     pool.shutdown.cancel();
     pool.wait().await;
 }
+
+/// Full-Template with the farm's templates over Bitcoin Core's IPC Mining interface
+/// (`bitcoin-node`; the pool on the same node over RPC): a mempool transaction is declared
+/// and mined in a block paying the pool's required output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_template_over_ipc_declares_the_nodes_mempool() {
+    let node = CoreNode::start(Flavor::Ipc, &[]).await;
+    let key = TestKey::new(0x51);
+    let funds = fund(&node, &key, 1).await;
+    let pool_key = TestKey::new(0x52);
+    let dir = tempfile::tempdir().unwrap();
+    let mut pcfg = node.pool_config(dir.path(), SourceKind::Rpc);
+    pcfg.rpc.poll_ms = 100;
+    pcfg.payout.mode = PayoutKind::Pplns;
+    pcfg.pool_address = Some(pool_key.address.to_string());
+    pcfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());
+    pcfg.jds.mempool_poll_ms = 100;
+    let pool = strata_pool::server::start(pcfg).await.unwrap();
+
+    let pdir = tempfile::tempdir().unwrap();
+    let mut cfg = Config {
+        upstreams: vec![common::pool_url(&pool)],
+        sv1_listen: "127.0.0.1:0".parse().unwrap(),
+        sv2_listen: None,
+        api_listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: pdir.path().to_path_buf(),
+        ..Config::default()
+    };
+    cfg.sv1.initial_difficulty = 0.00001;
+    cfg.upstream.user_identity = "farm".into();
+    cfg.history.enabled = false;
+    cfg.jdc.jds_url = format!(
+        "stratum2+tcp://{}/{}",
+        pool.jds_addr.unwrap(),
+        pool.authority
+    );
+    cfg.jdc.solo_address = TestKey::new(0x53).address.to_string();
+    cfg.jdc.network = bitcoin::Network::Regtest;
+    cfg.jdc.source = JdcSource::Ipc;
+    cfg.jdc.ipc.socket = Some(node.socket());
+    cfg.jdc.ipc.wait_ms = 200;
+    cfg.jdc.startup_grace_ms = 10_000;
+    let proxy = strata_proxy::server::start(cfg).await.unwrap();
+
+    let spend = key.spend(
+        &funds,
+        vec![TxOut {
+            value: funds[0].1 - Amount::from_sat(50_000),
+            script_pubkey: key.script(),
+        }],
+    );
+    let txid = node
+        .rpc(
+            "sendrawtransaction",
+            json!([hex::encode(serialize(&spend))]),
+        )
+        .await;
+    let txid = txid.as_str().unwrap().to_string();
+    let stop = CancellationToken::new();
+    common::sv1_miners(proxy.sv1_addr, 1, &Reporter::silent(), &stop);
+    let pool_addr = pool_key.address.to_string();
+    let start = node.height().await;
+    common::until(
+        "the mempool transaction declared over ipc and mined",
+        90,
+        async || {
+            blocks_above(&node, start)
+                .await
+                .iter()
+                .any(|b| b.tagged() && b.txids.contains(&txid) && b.pays(&pool_addr) > 0)
+        },
+    )
+    .await;
+    let stats = proxy.jdc.as_ref().unwrap().borrow().clone();
+    assert_eq!(stats.mode, Some(strata_proxy::jdc::Mode::Pool), "{stats:?}");
+
+    stop.cancel();
+    proxy.shutdown.cancel();
+    proxy.wait().await;
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

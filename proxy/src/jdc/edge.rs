@@ -36,11 +36,11 @@ pub const JDS_IN_QUEUE: usize = 256;
 /// The farm's node.
 #[derive(Debug, Clone)]
 pub enum NodeSource {
-    /// bitcoind over JSON-RPC (gives the templates' transactions: Full-Template mode).
+    /// bitcoind over JSON-RPC.
     Rpc(RpcConfig),
-    /// Bitcoin Core's IPC Mining interface.
+    /// Bitcoin Core's IPC Mining interface (with `transactions` set for Full-Template).
     Ipc(IpcConfig),
-    /// A Template Provider.
+    /// A Template Provider (no transactions: Coinbase-only or solo).
     Tdp(TdpConfig),
 }
 
