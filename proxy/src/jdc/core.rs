@@ -281,7 +281,8 @@ impl Jdc {
             }
             JdsState::Ready => {}
         }
-        if self.mode == Mode::Waiting {
+        if self.mode == Mode::Waiting && self.template.is_some() {
+            // (without a template there is nothing to mine solo: the template wakes it)
             at.extend(self.solo_at);
         }
         at.extend(self.pool_retry_at);
@@ -377,6 +378,12 @@ impl Jdc {
         }
         if self.pool_retry_at.is_some_and(|t| t <= now) {
             self.pool_retry_at = None;
+        }
+        // a retry that is due is a pipeline free to start (it may still wait for a token)
+        for p in &mut self.pipes {
+            if p.retry_at.is_some_and(|t| t <= now) {
+                p.retry_at = None;
+            }
         }
         let max_age = self.cfg.token_max_age;
         self.tokens.retain(|t| t.at + max_age > now);
