@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Regenerates the Rust code of Bitcoin Core's IPC schemas for the pool's `ipc` template source.
+# Regenerates the Rust code of Bitcoin Core's IPC schemas for the `ipc` template source (strata-template).
 #
-# Input:  pool/src/template/ipc/schema/*.capnp (copied from Bitcoin Core's src/ipc/capnp/ and
+# Input:  protocol/template/src/ipc/schema/*.capnp (copied from Bitcoin Core's src/ipc/capnp/ and
 #         libmultiprocess's include/mp/proxy.capnp, unchanged) and schema/v30/ (Core 30's
 #         schemas as the bitcoin-capnp-types 0.1.2 crate ships them, unchanged).
-# Output: pool/src/template/ipc/generated/*_capnp.rs (checked in, so building the pool needs
+# Output: protocol/template/src/ipc/generated/*_capnp.rs (checked in, so building needs
 #         no Cap'n Proto compiler).
 #
 # Needs Debian's `capnproto` (the `capnp` compiler and /usr/include/capnp/c++.capnp) and cargo;
@@ -15,8 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-SCHEMA=pool/src/template/ipc/schema
-OUT=pool/src/template/ipc/generated
+SCHEMA=protocol/template/src/ipc/schema
+OUT=protocol/template/src/ipc/generated
 CAPNPC_VERSION=0.27.0
 
 command -v capnp >/dev/null || { echo "gen-ipc.sh: install capnproto (the capnp compiler)" >&2; exit 1; }
@@ -55,11 +55,11 @@ gen() { (cd "$TMP" && CARGO_TARGET_DIR="$TMP/target" cargo run --quiet -- "$@");
 # mod.rs files (hand-written: lint allowances, module lists) stay
 rm -f "$ROOT/$OUT"/*_capnp.rs "$ROOT/$OUT"/v30/*_capnp.rs && mkdir -p "$ROOT/$OUT/v30"
 # Core 31 (the tree libbitcoinkernel-sys ships)
-gen "$ROOT/$SCHEMA" "$ROOT/$OUT" template::ipc::generated \
+gen "$ROOT/$SCHEMA" "$ROOT/$OUT" ipc::generated \
     mp/proxy.capnp common.capnp echo.capnp mining.capnp rpc.capnp init.capnp
 # proxy.capnp sits in mp/: keep every generated file in one folder
 if [ -d "$ROOT/$OUT/mp" ]; then mv "$ROOT/$OUT"/mp/*.rs "$ROOT/$OUT/" && rmdir "$ROOT/$OUT/mp"; fi
 # Core 30 (schema/v30: its own proxy.capnp beside the others, imported relatively)
-gen "$ROOT/$SCHEMA/v30" "$ROOT/$OUT/v30" template::ipc::generated::v30 \
+gen "$ROOT/$SCHEMA/v30" "$ROOT/$OUT/v30" ipc::generated::v30 \
     proxy.capnp common.capnp echo.capnp mining.capnp init.capnp
 ls "$ROOT/$OUT" "$ROOT/$OUT/v30"

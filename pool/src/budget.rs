@@ -55,8 +55,7 @@ pub const BLOCK_OVERHEAD_WEIGHT: usize = 4 * (80 + 3);
 /// (`DEFAULT_COINBASE_OUTPUT_MAX_ADDITIONAL_SIGOPS`; not settable for `getblocktemplate`).
 pub const CORE_COINBASE_SIGOPS: u32 = 400;
 
-/// Bitcoin Core's default `-blockreservedweight` (`DEFAULT_BLOCK_RESERVED_WEIGHT`).
-pub const CORE_DEFAULT_BLOCK_RESERVED_WEIGHT: u32 = 8000;
+pub use crate::template::CORE_DEFAULT_BLOCK_RESERVED_WEIGHT;
 
 /// Consensus witness scale factor: a non-witness byte weighs 4, a witness byte 1; a sigop in
 /// a legacy script costs 4.

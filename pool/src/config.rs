@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+pub use strata_template::config::{default_cookie_path, IpcSettings, RpcSettings, TdpSettings};
+
 /// Where templates come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -84,107 +86,6 @@ impl Default for VardiffSettings {
             min_difficulty: 1e-6,
             max_difficulty: 1e15,
             period_secs: 60,
-        }
-    }
-}
-
-/// `[rpc]`: bitcoind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RpcSettings {
-    /// bitcoind RPC URL.
-    pub url: String,
-    /// Cookie file (default auth when no user is set); unset: bitcoind's default for the
-    /// network ([`default_cookie_path`]).
-    pub cookie: Option<PathBuf>,
-    /// RPC user.
-    pub user: Option<String>,
-    /// RPC password.
-    pub password: Option<String>,
-    /// Poll interval in milliseconds when long-polling is off or unavailable.
-    pub poll_ms: u64,
-    /// Use getblocktemplate long-polling.
-    pub longpoll: bool,
-    /// bitcoind's `-blockreservedweight` (its default: 8000): the weight its templates leave
-    /// for the block header and the coinbase. The pool refuses to start when its largest
-    /// coinbase does not fit (see [`crate::budget`]).
-    pub block_reserved_weight: u32,
-}
-
-impl Default for RpcSettings {
-    fn default() -> Self {
-        RpcSettings {
-            url: "http://127.0.0.1:18443".into(),
-            cookie: None,
-            user: None,
-            password: None,
-            poll_ms: 1000,
-            longpoll: true,
-            block_reserved_weight: crate::budget::CORE_DEFAULT_BLOCK_RESERVED_WEIGHT,
-        }
-    }
-}
-
-/// Where bitcoind writes its RPC cookie for `network` when its data directory is the
-/// default `HOME/.bitcoin` (the `[rpc] cookie` default): `.bitcoin/.cookie` on main,
-/// `.bitcoin/testnet3/.cookie`, `.bitcoin/testnet4/.cookie`, `.bitcoin/signet/.cookie`,
-/// `.bitcoin/regtest/.cookie`.
-pub fn default_cookie_path(home: &Path, network: bitcoin::Network) -> PathBuf {
-    let datadir = home.join(".bitcoin");
-    let sub = match network {
-        bitcoin::Network::Bitcoin => None,
-        bitcoin::Network::Testnet => Some("testnet3"),
-        bitcoin::Network::Testnet4 => Some("testnet4"),
-        bitcoin::Network::Signet => Some("signet"),
-        // regtest, and any network a later `bitcoin` release adds
-        _ => Some("regtest"),
-    };
-    match sub {
-        Some(sub) => datadir.join(sub).join(".cookie"),
-        None => datadir.join(".cookie"),
-    }
-}
-
-/// `[tdp]`: a Template Provider.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TdpSettings {
-    /// host:port of the Template Provider.
-    pub address: String,
-    /// Its authority public key (base58check); empty = plaintext (localhost only).
-    pub authority_key: String,
-}
-
-impl Default for TdpSettings {
-    fn default() -> Self {
-        TdpSettings {
-            address: "127.0.0.1:8442".into(),
-            authority_key: String::new(),
-        }
-    }
-}
-
-/// `[ipc]`: Bitcoin Core's IPC socket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct IpcSettings {
-    /// The node's socket; default `~/.bitcoin/<chain>/node.sock` for `network`.
-    pub socket: Option<PathBuf>,
-    /// A better template on the same tip when fees rise by this many satoshis.
-    pub fee_threshold_sats: u64,
-    /// Longest single wait for a new template, in milliseconds (re-issued when it ends).
-    pub wait_ms: u64,
-    /// Bitcoin Core's Mining interface version: `auto` (31, else 30), `v31` or `v30`.
-    pub interface: crate::template::ipc::Interface,
-}
-
-impl Default for IpcSettings {
-    fn default() -> Self {
-        IpcSettings {
-            socket: None,
-            fee_threshold_sats: 1_000,
-            wait_ms: 10_000,
-            interface: crate::template::ipc::Interface::Auto,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The pool as Job Declarator Server on a real Bitcoin Core (regtest, `rpc` source): a JD
-//! client written here from our codec (real Noise, real messages) gets a token, declares a
+//! client written here from our codec (real Noise, real messages; its coinbases built by the
+//! proxy's Job Declarator Client, which `strata-proxy`'s `tests/jdc.rs` runs whole against
+//! this JDS; here the refusals need a client that lies) gets a token, declares a
 //! block of a mempool transaction and one the node has not seen (asked for with
 //! ProvideMissingTransactions), opens an extended channel with REQUIRES_WORK_SELECTION, sets
 //! the declared custom job and mines it; the node accepts a block that carries both
@@ -15,9 +17,7 @@ use std::time::Duration;
 
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
-use bitcoin::{
-    absolute, transaction, Amount, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut, Witness,
-};
+use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut};
 use common::bitcoin_core::{fund, CoreNode, Flavor, TestKey};
 use serde_json::json;
 use strata_net::sv2::{initiate, Sv2Options, Sv2Reader, Sv2Writer};
@@ -106,40 +106,44 @@ struct Declared {
     txs: Vec<Transaction>,
 }
 
+/// The coinbase as the proxy's Job Declarator Client builds it (`JobCoinbase`): `outputs`,
+/// then the witness commitment of `txs`; the height, a tag, then `room` bytes of extranonce.
 fn build(height: u32, outputs: &[TxOut], txs: Vec<Transaction>, room: usize) -> Declared {
     let wtxids: Vec<[u8; 32]> = txs
         .iter()
         .map(|t| t.compute_wtxid().to_byte_array())
         .collect();
     let commitment = witness_commitment(&witness_merkle_root(&wtxids), &[0; 32]);
-    let mut outputs = outputs.to_vec();
-    outputs.push(TxOut {
-        value: Amount::ZERO,
-        script_pubkey: ScriptBuf::from_bytes(witness_commitment_script(&commitment).to_vec()),
-    });
-    let mut script = bip34_height_push(height);
-    script.extend_from_slice(b"/jdc/");
-    let head_len = script.len();
-    script.resize(head_len + room, 0);
-    let coinbase = Transaction {
-        version: transaction::Version::TWO,
-        lock_time: absolute::LockTime::ZERO,
-        input: vec![TxIn {
-            previous_output: OutPoint::null(),
-            script_sig: ScriptBuf::from_bytes(script),
-            sequence: Sequence::MAX,
-            witness: Witness::from_slice(&[[0u8; 32]]),
+    let template = strata_pool::template::Template {
+        id: 0,
+        height,
+        prev_hash: [0; 32],
+        version: 0x2000_0000,
+        nbits: 0,
+        min_ntime: 0,
+        coinbase_tx_version: 2,
+        coinbase_prefix: bip34_height_push(height),
+        coinbase_tx_input_sequence: u32::MAX,
+        coinbase_tx_value_remaining: outputs.iter().map(|o| o.value.to_sat()).sum(),
+        coinbase_tx_outputs: vec![TxOut {
+            value: Amount::ZERO,
+            script_pubkey: ScriptBuf::from_bytes(witness_commitment_script(&commitment).to_vec()),
         }],
-        output: outputs,
+        coinbase_tx_locktime: 0,
+        merkle_path: Vec::new(),
+        tx_count: txs.len() as u32,
     };
-    let bytes = serialize(&coinbase);
-    let at = 4 + 2 + 1 + 36 + 1 + head_len;
+    let jc =
+        strata_proxy::jdc::JobCoinbase::build(&template, outputs.to_vec(), b"/jdc/", room).unwrap();
+    let mut bytes = jc.declared_prefix.clone();
+    bytes.resize(bytes.len() + room, 0);
+    bytes.extend_from_slice(&jc.declared_suffix);
     Declared {
-        prefix: bytes[..at].to_vec(),
-        suffix: bytes[at + room..].to_vec(),
-        coinbase,
-        head_len,
+        coinbase: deserialize(&bytes).unwrap(),
+        head_len: jc.head.len(),
         room,
+        prefix: jc.declared_prefix,
+        suffix: jc.declared_suffix,
         txs,
     }
 }

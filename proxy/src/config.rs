@@ -176,6 +176,93 @@ impl Default for AlertSettings {
     }
 }
 
+/// Where the JDC's templates come from (`[jdc] source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JdcSource {
+    /// bitcoind over JSON-RPC (`[jdc.rpc]`).
+    Rpc,
+    /// Bitcoin Core's IPC Mining interface (`[jdc.ipc]`).
+    Ipc,
+    /// A Template Provider (`[jdc.tdp]`); it does not give the templates' transactions,
+    /// which Full-Template mode needs.
+    Tdp,
+}
+
+/// `[jdc]`: the proxy as Job Declarator Client. Off unless `jds_url` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct JdcSettings {
+    /// The pool's Job Declarator Server, `stratum2+tcp://host:port/AUTHORITY_KEY` (its key
+    /// is the pool's authority key). Empty: no Job Declaration.
+    pub jds_url: String,
+    /// `full-template` (default: transactions declared in full) or `coinbase-only`.
+    pub mode: crate::jdc::DeclareMode,
+    /// Solo fallback payout address (and where a reward larger than the pool's required
+    /// outputs leaves the rest). Required with `jds_url`.
+    pub solo_address: String,
+    /// The network of `solo_address` and of the farm's node.
+    pub network: bitcoin::Network,
+    /// The farm's node: `rpc` (default), `ipc` or `tdp`.
+    pub source: JdcSource,
+    /// bitcoind (the pool's `[rpc]` settings).
+    pub rpc: strata_template::config::RpcSettings,
+    /// Bitcoin Core's IPC socket (the pool's `[ipc]` settings).
+    pub ipc: strata_template::config::IpcSettings,
+    /// A Template Provider (the pool's `[tdp]` settings).
+    pub tdp: strata_template::config::TdpSettings,
+    /// `AllocateMiningJobToken.user_identifier` (default: `[upstream] user_identity`).
+    pub user_identifier: Option<String>,
+    /// Bytes written in every coinbase's scriptSig after the height.
+    pub coinbase_tag: String,
+    /// At start, milliseconds to wait for the pool's first custom job before mining solo.
+    pub startup_grace_ms: u64,
+    /// First retry of the JDS or the pool after a failure (milliseconds; doubles).
+    pub retry_min_ms: u64,
+    /// Longest retry delay (seconds).
+    pub retry_max_secs: u64,
+    /// Seconds an unused token is kept (the JDS expires them; ours after 120 s).
+    pub token_max_age_secs: u64,
+    /// Unused tokens held at most.
+    pub max_tokens: usize,
+    /// Milliseconds the JDS or the pool may take to answer a request.
+    pub answer_timeout_ms: u64,
+    /// Jobs kept per channel to recognise blocks among shares.
+    pub max_jobs: usize,
+}
+
+impl Default for JdcSettings {
+    fn default() -> Self {
+        let core = crate::jdc::JdcConfig::default();
+        JdcSettings {
+            jds_url: String::new(),
+            mode: core.mode,
+            solo_address: String::new(),
+            network: bitcoin::Network::Bitcoin,
+            source: JdcSource::Rpc,
+            rpc: Default::default(),
+            ipc: Default::default(),
+            tdp: Default::default(),
+            user_identifier: None,
+            coinbase_tag: String::from_utf8_lossy(&core.coinbase_tag).into_owned(),
+            startup_grace_ms: core.startup_grace.as_millis() as u64,
+            retry_min_ms: core.retry_min.as_millis() as u64,
+            retry_max_secs: core.retry_max.as_secs(),
+            token_max_age_secs: core.token_max_age.as_secs(),
+            max_tokens: core.max_tokens,
+            answer_timeout_ms: core.answer_timeout.as_millis() as u64,
+            max_jobs: core.max_jobs,
+        }
+    }
+}
+
+impl JdcSettings {
+    /// Whether Job Declaration is on.
+    pub fn enabled(&self) -> bool {
+        !self.jds_url.is_empty()
+    }
+}
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -213,6 +300,8 @@ pub struct Config {
     pub alerts: AlertSettings,
     /// Failovers kept for `GET /api/v1/failovers`.
     pub max_failovers: usize,
+    /// Job Declaration (the proxy as Job Declarator Client).
+    pub jdc: JdcSettings,
 }
 
 impl Default for Config {
@@ -233,6 +322,7 @@ impl Default for Config {
             history: HistorySettings::default(),
             alerts: AlertSettings::default(),
             max_failovers: 100,
+            jdc: JdcSettings::default(),
         }
     }
 }
@@ -295,6 +385,34 @@ mod tests {
         )];
         assert!(Config::load(None, bad).is_err());
         assert!(Config::load(None, vec![("STRATA_PROXY_NOPE".into(), "1".into())]).is_err());
+    }
+
+    #[test]
+    fn jdc_settings_parse_and_default_off() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert!(!c.jdc.enabled());
+        assert_eq!(c.jdc.mode, crate::jdc::DeclareMode::FullTemplate);
+        let file =
+            std::env::temp_dir().join(format!("strata-proxy-jdc-{}.toml", std::process::id()));
+        std::fs::write(
+            &file,
+            "[jdc]\njds_url = \"stratum2+tcp://pool:34264/KEY\"\nsolo_address = \"bcrt1qx\"\n\
+             network = \"regtest\"\nmode = \"coinbase-only\"\nsource = \"ipc\"\n\
+             [jdc.rpc]\nurl = \"http://127.0.0.1:18443\"\npoll_ms = 100\n\
+             [jdc.ipc]\nsocket = \"/tmp/node.sock\"\n",
+        )
+        .expect("write");
+        let c = Config::load(Some(&file), Vec::new()).expect("file");
+        let _ = std::fs::remove_file(&file);
+        assert!(c.jdc.enabled());
+        assert_eq!(c.jdc.mode, crate::jdc::DeclareMode::CoinbaseOnly);
+        assert_eq!(c.jdc.source, JdcSource::Ipc);
+        assert_eq!(c.jdc.network, bitcoin::Network::Regtest);
+        assert_eq!(c.jdc.rpc.poll_ms, 100);
+        assert_eq!(
+            c.jdc.ipc.socket.as_deref(),
+            Some(Path::new("/tmp/node.sock"))
+        );
     }
 
     #[test]

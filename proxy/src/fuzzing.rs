@@ -46,9 +46,10 @@ use crate::work::{ForwardShare, UpstreamWork};
 mod hub;
 
 pub use self::hub::hub;
+pub mod jdc;
 
 /// Largest frame the harness decoder accepts.
-const MAX_FRAME: usize = 1 << 16;
+pub(crate) const MAX_FRAME: usize = 1 << 16;
 
 /// UNIX time (ms) every script starts at; the works' `min_ntime` is its second.
 const START_UNIX_MS: u64 = 1_700_000_000_000;
@@ -71,14 +72,14 @@ fn peer() -> SocketAddr {
 }
 
 /// Reads the byte at `*i` (0 past the end) and advances.
-fn next(data: &[u8], i: &mut usize) -> u8 {
+pub(crate) fn next(data: &[u8], i: &mut usize) -> u8 {
     let b = data.get(*i).copied().unwrap_or(0);
     *i = (*i + 1).min(data.len());
     b
 }
 
 /// Reads a one-byte length and that many bytes (fewer at the end of the input).
-fn chunk<'a>(data: &'a [u8], i: &mut usize) -> &'a [u8] {
+pub(crate) fn chunk<'a>(data: &'a [u8], i: &mut usize) -> &'a [u8] {
     let n = usize::from(next(data, i));
     let end = (*i + n).min(data.len());
     let c = &data[*i..end];
@@ -280,7 +281,11 @@ fn check_json_line(line: &str) {
 // ---------------------------------------------------------------------------------------------
 
 /// Feeds `bytes` to `decoder` and returns the messages it completes.
-fn decode_all(decoder: &mut FrameDecoder, buf: &mut BytesMut, bytes: &[u8]) -> Vec<Message> {
+pub(crate) fn decode_all(
+    decoder: &mut FrameDecoder,
+    buf: &mut BytesMut,
+    bytes: &[u8],
+) -> Vec<Message> {
     buf.extend_from_slice(bytes);
     let mut msgs = Vec::new();
     while let Ok(Some(frame)) = decoder.decode(buf) {
@@ -653,6 +658,7 @@ pub fn failover(data: &[u8]) {
                         assert!(hub_active.is_some(), "work without an active pool");
                         assert_eq!(work.epoch, epoch, "work of another epoch");
                     }
+                    UpstreamEvent::CustomJob { .. } => {}
                     UpstreamEvent::ChannelOpened { epoch: e, .. }
                     | UpstreamEvent::ChannelRefused { epoch: e, .. }
                     | UpstreamEvent::ExtranoncePrefix { epoch: e, .. } => {
@@ -661,7 +667,9 @@ pub fn failover(data: &[u8]) {
                     }
                     UpstreamEvent::ShareResult { .. } => panic!("share results are not the core's"),
                 },
-                FAction::UpdateHashrate { id, .. } | FAction::Drain { id, .. } => {
+                FAction::UpdateHashrate { id, .. }
+                | FAction::Drain { id, .. }
+                | FAction::SetCustomJob { id, .. } => {
                     assert!(live.contains(&id), "command for unknown connection {id}");
                 }
                 FAction::Channels(n) => {

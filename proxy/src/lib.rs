@@ -13,6 +13,7 @@ pub mod downstream;
 pub mod fuzzing;
 pub mod history;
 pub mod hub;
+pub mod jdc;
 pub mod monitor;
 pub mod server;
 pub mod upstream;

@@ -26,6 +26,8 @@ pub struct RunningProxy {
     pub authority: Option<strata_noise::PublicKey>,
     /// Cancel to stop the proxy (miners are told to reconnect).
     pub shutdown: CancellationToken,
+    /// The Job Declarator Client's mode and latencies, with `[jdc]`.
+    pub jdc: Option<tokio::sync::watch::Receiver<crate::jdc::JdcStats>>,
     tasks: TaskTracker,
 }
 
@@ -106,6 +108,73 @@ fn monitor_parts(
     Ok((monitor, history))
 }
 
+/// The JDC's parameters from `[jdc]`, if it is on (`pools`: how many upstreams there are).
+fn jdc_params(cfg: &Config, pools: usize) -> anyhow::Result<Option<crate::jdc::edge::JdcParams>> {
+    use crate::config::JdcSource;
+    use crate::jdc::edge::{JdcParams, NodeSource};
+    let j = &cfg.jdc;
+    if !j.enabled() {
+        return Ok(None);
+    }
+    let jds: PoolUrl = j
+        .jds_url
+        .parse()
+        .with_context(|| format!("jdc.jds_url {}", j.jds_url))?;
+    anyhow::ensure!(
+        !j.solo_address.is_empty(),
+        "[jdc] needs solo_address (where solo blocks pay)"
+    );
+    let solo_script = j
+        .solo_address
+        .parse::<bitcoin::Address<bitcoin::address::NetworkUnchecked>>()
+        .context("jdc.solo_address")?
+        .require_network(j.network)
+        .context("jdc.solo_address is not of jdc.network")?
+        .script_pubkey();
+    let constraints = strata_template::CoinbaseConstraints::default();
+    let source = match j.source {
+        JdcSource::Rpc => NodeSource::Rpc(j.rpc.to_config(j.network)),
+        JdcSource::Ipc => {
+            let mut ic = j.ipc.to_config(j.network, constraints);
+            // Full-Template declarations need the templates' transactions
+            ic.transactions = j.mode == crate::jdc::DeclareMode::FullTemplate;
+            NodeSource::Ipc(ic)
+        }
+        JdcSource::Tdp => NodeSource::Tdp(
+            j.tdp
+                .to_config(constraints)
+                .map_err(|e| anyhow::anyhow!("[jdc] {e}"))?,
+        ),
+    };
+    let ms = std::time::Duration::from_millis;
+    let core = crate::jdc::JdcConfig {
+        mode: j.mode,
+        user_identifier: j
+            .user_identifier
+            .clone()
+            .unwrap_or_else(|| cfg.upstream.user_identity.clone()),
+        solo_script,
+        network: j.network,
+        coinbase_tag: j.coinbase_tag.as_bytes().to_vec(),
+        solo_extranonce_size: cfg.upstream.min_extranonce_size,
+        startup_grace: ms(j.startup_grace_ms),
+        retry_min: ms(j.retry_min_ms.max(10)),
+        retry_max: std::time::Duration::from_secs(j.retry_max_secs.max(1)),
+        token_max_age: std::time::Duration::from_secs(j.token_max_age_secs.max(1)),
+        max_tokens: j.max_tokens.max(1),
+        answer_timeout: ms(j.answer_timeout_ms.max(100)),
+        max_jobs: j.max_jobs.max(1),
+        ..crate::jdc::JdcConfig::default()
+    };
+    Ok(Some(JdcParams {
+        core,
+        jds,
+        source,
+        solo_pool: pools,
+        connect_timeout: std::time::Duration::from_secs(5),
+    }))
+}
+
 /// Starts the proxy described by `cfg`; returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     let pools: Vec<PoolUrl> = cfg
@@ -135,6 +204,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     let (events_tx, events_rx) = mpsc::channel(1024);
     // unbounded: see the hub's `commands`
     let (commands_tx, commands_rx) = mpsc::unbounded_channel();
+    let jdc = jdc_params(&cfg, pools.len())?;
     let ucfg = UpstreamConfig {
         pools,
         user_identity: cfg.upstream.user_identity.clone(),
@@ -143,7 +213,34 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         stable_for: std::time::Duration::from_secs(cfg.upstream.stable_secs),
         probe_interval: std::time::Duration::from_secs(cfg.upstream.stable_secs.clamp(1, 30)),
         nominal_hashrate: cfg.upstream.nominal_hashrate,
+        work_selection: jdc.is_some(),
         ..UpstreamConfig::default()
+    };
+    let mut hub_pools = cfg.upstreams.clone();
+    let mut jdc_stats = None;
+    let (events_rx, commands_tx) = match jdc {
+        // the JDC sits between the upstream side and the hub
+        Some(params) => {
+            let (hub_events_tx, hub_events_rx) = mpsc::channel(1024);
+            let (hub_commands_tx, hub_commands_rx) = mpsc::unbounded_channel();
+            hub_pools.push(crate::jdc::SOLO_POOL.into());
+            let (stats, stats_rx) = tokio::sync::watch::channel(Default::default());
+            jdc_stats = Some(stats_rx);
+            tasks.spawn(crate::jdc::edge::run(
+                params,
+                crate::jdc::edge::JdcQueues {
+                    upstream_events: events_rx,
+                    upstream_commands: commands_tx,
+                    hub_events: hub_events_tx,
+                    hub_commands: hub_commands_rx,
+                    stats,
+                },
+                tasks.clone(),
+                shutdown.clone(),
+            ));
+            (hub_events_rx, hub_commands_tx)
+        }
+        None => (events_rx, commands_tx),
     };
     tasks.spawn(upstream::run_upstreams(
         ucfg,
@@ -157,7 +254,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
                 max_miners: cfg.max_miners,
                 ..Default::default()
             },
-            pools: cfg.upstreams.clone(),
+            pools: hub_pools,
             miners_per_channel: cfg.upstream.miners_per_channel,
             update_interval: std::time::Duration::from_secs(
                 cfg.upstream.update_interval_secs.max(1),
@@ -268,6 +365,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
         api_addr,
         authority,
         shutdown,
+        jdc: jdc_stats,
         tasks,
     })
 }

@@ -211,26 +211,20 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
             launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
         }
         SourceKind::Tdp => {
-            let authority = if cfg.tdp.authority_key.is_empty() {
-                None
-            } else {
-                Some(
-                    cfg.tdp
-                        .authority_key
-                        .parse::<PublicKey>()
-                        .map_err(|e| anyhow::anyhow!("tdp.authority_key: {e}"))?,
+            let tc = cfg
+                .tdp
+                .to_config(
+                    crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints(),
                 )
-            };
-            let mut tc = crate::template::tdp::TdpConfig::new(cfg.tdp.address.clone(), authority);
-            tc.constraints =
-                crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints();
+                .map_err(|e| anyhow::anyhow!(e))?;
             let open = move || crate::template::tdp::TdpSource::connect(tc.clone());
             launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
         }
         SourceKind::Ipc => {
-            let mut ic = ipc_config(&cfg);
-            ic.constraints =
-                crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints();
+            let ic = cfg.ipc.to_config(
+                cfg.network,
+                crate::budget::CoinbaseBudget::for_config(&cfg, &pool_script).constraints(),
+            );
             let open = move || crate::template::ipc::IpcSource::connect(ic.clone());
             launch(open, mcfg, blocks_rx, &ledger, &stats, &shutdown, &tasks).await?
         }
@@ -351,43 +345,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
 }
 
 fn rpc_config(cfg: &Config) -> crate::template::rpc::RpcConfig {
-    use crate::template::rpc::{RpcAuth, RpcConfig};
-    let r = &cfg.rpc;
-    let auth = match (&r.user, &r.cookie) {
-        (Some(user), _) => RpcAuth::UserPass {
-            user: user.clone(),
-            password: r.password.clone().unwrap_or_default(),
-        },
-        (None, Some(cookie)) => RpcAuth::Cookie(cookie.clone()),
-        (None, None) => {
-            let home = std::env::var_os("HOME")
-                .map(std::path::PathBuf::from)
-                .unwrap_or_default();
-            RpcAuth::Cookie(crate::config::default_cookie_path(&home, cfg.network))
-        }
-    };
-    let mut rc = RpcConfig::new(r.url.clone(), auth, cfg.network);
-    rc.poll_interval = Duration::from_millis(r.poll_ms.max(10));
-    rc.longpoll = r.longpoll;
-    rc
-}
-
-fn ipc_config(cfg: &Config) -> crate::template::ipc::IpcConfig {
-    use crate::template::ipc::IpcConfig;
-    let socket = cfg.ipc.socket.clone().unwrap_or_else(|| {
-        let home = std::env::var_os("HOME")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_default();
-        IpcConfig::default_socket(&home.join(".bitcoin"), cfg.network)
-    });
-    let mut ic = IpcConfig::new(socket);
-    ic.fee_threshold = cfg.ipc.fee_threshold_sats;
-    ic.wait_timeout = Duration::from_millis(cfg.ipc.wait_ms.max(100));
-    ic.interface = cfg.ipc.interface;
-    ic.network = cfg.network;
-    // a regtest chain may look stale to the node forever: no initial-download cooldown
-    ic.cooldown = cfg.network != bitcoin::Network::Regtest;
-    ic
+    cfg.rpc.to_config(cfg.network)
 }
 
 /// Opens the source, waits for its first template, and spawns the manager; returns the

@@ -137,6 +137,9 @@ impl Shell {
                     assert!(channel < self.channels, "update of channel {channel}");
                     assert!(hashrate.is_finite() && hashrate >= 0.0, "{hashrate}");
                 }
+                HubAction::Upstream(other) => {
+                    panic!("the hub sent a command that is not its own: {other:?}")
+                }
             }
         }
         assert_eq!(hub.stats().miners, self.miners.len(), "miners counted");

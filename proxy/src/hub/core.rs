@@ -552,6 +552,8 @@ impl Hub {
                 accepted,
                 code,
             } => self.on_share_result(&share, accepted, code, now),
+            // the Job Declarator Client's (it sits between the upstream side and the hub)
+            UpstreamEvent::CustomJob { .. } => {}
             UpstreamEvent::Down {
                 pool,
                 url,

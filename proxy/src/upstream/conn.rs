@@ -30,6 +30,11 @@ pub(crate) enum ConnCommand {
     /// End once every pending share is answered or `timeout` passed (the epoch changed:
     /// shares still arriving through its old route are taken until then).
     Drain { timeout: Duration },
+    /// Send SetCustomMiningJob on a channel.
+    SetCustomJob {
+        channel: usize,
+        job: Box<strata_protocol::mining::SetCustomMiningJob>,
+    },
 }
 
 /// How a connection failed.
@@ -241,6 +246,15 @@ async fn forward(id: u64, out: &mut Vec<Action>, q: &Queues) -> Result<(), ConnE
             Action::ExtranoncePrefix { channel, prefix } => {
                 ConnEvent::ExtranoncePrefix { channel, prefix }
             }
+            Action::CustomJob {
+                channel,
+                request_id,
+                result,
+            } => ConnEvent::CustomJob {
+                channel,
+                request_id,
+                result,
+            },
             Action::ShareResult {
                 share,
                 accepted,
@@ -334,6 +348,9 @@ async fn drive(
             cmd = q.commands.recv(), if commands_open => match cmd {
                 Some(ConnCommand::UpdateHashrate { channel, hashrate }) => {
                     session.update_hashrate(channel, hashrate, &mut out);
+                }
+                Some(ConnCommand::SetCustomJob { channel, job }) => {
+                    session.set_custom_job(channel, *job, &mut out);
                 }
                 Some(ConnCommand::Drain { timeout }) => {
                     drain_until = Some(tokio::time::Instant::now() + timeout);

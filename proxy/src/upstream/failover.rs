@@ -57,6 +57,15 @@ pub enum ConnEvent {
         /// The new prefix.
         prefix: Bytes,
     },
+    /// The pool's answer to a custom job.
+    CustomJob {
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// The job's `request_id`.
+        request_id: u32,
+        /// The job id, or the `SetCustomMiningJob.Error` code.
+        result: Result<u32, String>,
+    },
     /// The connection is over (always its last event).
     Ended {
         /// What happened.
@@ -134,6 +143,15 @@ pub enum Action {
     },
     /// Every live connection (and every later one) holds this many channels.
     Channels(usize),
+    /// Connection `id` (the active one) sends `job` on channel `channel`.
+    SetCustomJob {
+        /// The connection.
+        id: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// The job (its `channel_id` is filled in by the connection).
+        job: Box<strata_protocol::mining::SetCustomMiningJob>,
+    },
     /// Connection `id` ended: drop what the shell holds of it.
     Release {
         /// The connection.
@@ -351,6 +369,26 @@ impl Failover {
                     }
                 }
             }
+            UpstreamCommand::SetCustomJob {
+                epoch,
+                channel,
+                job,
+            } => {
+                let active = self.conns.iter().find(|c| c.role == Role::Active);
+                match active.filter(|_| epoch == self.epoch) {
+                    Some(c) => out.push(Action::SetCustomJob {
+                        id: c.id,
+                        channel,
+                        job,
+                    }),
+                    None => out.push(Action::Emit(UpstreamEvent::CustomJob {
+                        epoch,
+                        channel,
+                        request_id: job.request_id,
+                        result: Err(super::CODE_STALE_UPSTREAM.into()),
+                    })),
+                }
+            }
             UpstreamCommand::Channels(n) => {
                 if n > self.channels {
                     tracing::info!(channels = n, "upstream channels wanted");
@@ -440,6 +478,20 @@ impl Failover {
                         epoch,
                         channel,
                         extranonce_prefix: prefix,
+                    }));
+                }
+            }
+            ConnEvent::CustomJob {
+                channel,
+                request_id,
+                result,
+            } => {
+                if self.conns[i].role == Role::Active {
+                    out.push(Action::Emit(UpstreamEvent::CustomJob {
+                        epoch,
+                        channel,
+                        request_id,
+                        result,
                     }));
                 }
             }

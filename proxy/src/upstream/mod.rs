@@ -89,6 +89,15 @@ impl ShareRoute {
         self.epoch
     }
 
+    /// A route into the same queue for the shares of `epoch` (the proxy's Job Declarator
+    /// Client hands the hub one per epoch of its own).
+    pub fn with_epoch(&self, epoch: u64) -> Self {
+        ShareRoute {
+            epoch,
+            tx: self.tx.clone(),
+        }
+    }
+
     /// Queues `share` for the pool without waiting; its answer comes as an
     /// [`UpstreamEvent::ShareResult`]. Refused at once, the share comes back with the code:
     /// [`CODE_STALE_UPSTREAM`] (another epoch, or the connection has ended) or
@@ -180,6 +189,9 @@ pub struct UpstreamConfig {
     /// After a switch, how long the old connection may take to answer shares already sent
     /// (default 5 s); unanswered ones come back as `upstream-closed`.
     pub drain_timeout: Duration,
+    /// Open connections with `REQUIRES_WORK_SELECTION` (the proxy's Job Declarator Client
+    /// sets custom jobs; default false).
+    pub work_selection: bool,
 }
 
 impl Default for UpstreamConfig {
@@ -203,6 +215,7 @@ impl Default for UpstreamConfig {
             write_timeout: Duration::from_secs(10),
             max_pending_shares: 8192,
             drain_timeout: Duration::from_secs(5),
+            work_selection: false,
         }
     }
 }
@@ -277,6 +290,18 @@ pub enum UpstreamEvent {
         /// The new prefix (the size is unchanged).
         extranonce_prefix: Bytes,
     },
+    /// The active pool's answer to an [`UpstreamCommand::SetCustomJob`] (or
+    /// [`CODE_STALE_UPSTREAM`] when it could not be sent: another epoch, channel not open).
+    CustomJob {
+        /// The epoch it belongs to.
+        epoch: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// The job's `request_id`.
+        request_id: u32,
+        /// The job id to submit shares with, or the `SetCustomMiningJob.Error` code.
+        result: Result<u32, String>,
+    },
     /// The answer for a share taken by [`ShareRoute::submit`].
     ShareResult {
         /// The share.
@@ -317,6 +342,16 @@ pub enum UpstreamCommand {
     /// Hold this many channels (indices `0..n`) on the active pool and on every pool
     /// connected later. Channels are never closed by asking for fewer.
     Channels(usize),
+    /// Send `SetCustomMiningJob` on channel `channel` of the active pool, if `epoch` is
+    /// still current (answered by [`UpstreamEvent::CustomJob`]).
+    SetCustomJob {
+        /// The epoch the job was built for.
+        epoch: u64,
+        /// The channel's proxy-side index.
+        channel: usize,
+        /// The job (`channel_id` is filled in by the connection).
+        job: Box<strata_protocol::mining::SetCustomMiningJob>,
+    },
 }
 
 /// A connection as the shell holds it: its queues and its cancellation.
@@ -366,6 +401,7 @@ pub async fn run_upstreams(
             max_pending_shares: cfg.max_pending_shares,
             setup_timeout: cfg.setup_timeout,
             first_job_timeout: cfg.first_job_timeout,
+            work_selection: cfg.work_selection,
             ..session::SessionConfig::default()
         },
         connect_timeout: cfg.connect_timeout,
@@ -504,6 +540,11 @@ impl Shell {
                 }
                 Action::Channels(n) => {
                     self.channels.send_replace(n);
+                }
+                Action::SetCustomJob { id, channel, job } => {
+                    if let Some(c) = self.conns.get(&id) {
+                        let _ = c.tx.try_send(ConnCommand::SetCustomJob { channel, job });
+                    }
                 }
                 Action::Release { id } => {
                     if let Some(c) = self.conns.remove(&id) {

@@ -41,6 +41,7 @@ use strata_work::target::Target;
 
 use crate::work::{ForwardShare, UpstreamWork};
 
+mod custom;
 mod work_and_shares;
 
 /// `request_id` of our one RequestExtensions.
@@ -85,6 +86,9 @@ pub struct SessionConfig {
     pub vendor: String,
     /// `firmware` of SetupConnection.
     pub firmware: String,
+    /// Set `REQUIRES_WORK_SELECTION` (the proxy's Job Declarator Client sends
+    /// `SetCustomMiningJob`, [`UpstreamSession::set_custom_job`]).
+    pub work_selection: bool,
 }
 
 impl Default for SessionConfig {
@@ -103,6 +107,7 @@ impl Default for SessionConfig {
             endpoint_port: 0,
             vendor: "strata".into(),
             firmware: concat!("strata-proxy/", env!("CARGO_PKG_VERSION")).into(),
+            work_selection: false,
         }
     }
 }
@@ -160,6 +165,15 @@ pub enum Action {
         channel: usize,
         /// The new prefix.
         prefix: Bytes,
+    },
+    /// The pool's answer to a [`UpstreamSession::set_custom_job`].
+    CustomJob {
+        /// The channel's index.
+        channel: usize,
+        /// The `request_id` the job was sent with.
+        request_id: u32,
+        /// The job id to submit shares with, or the `SetCustomMiningJob.Error` code.
+        result: Result<u32, String>,
     },
     /// A share's answer from the pool (or the reason it was not forwarded).
     ShareResult {
@@ -444,7 +458,12 @@ impl UpstreamSession {
                 protocol: PROTOCOL_MINING,
                 min_version: 2,
                 max_version: 2,
-                flags: m::REQUIRES_VERSION_ROLLING,
+                flags: m::REQUIRES_VERSION_ROLLING
+                    | if self.cfg.work_selection {
+                        m::REQUIRES_WORK_SELECTION
+                    } else {
+                        0
+                    },
                 endpoint_host: Str0_255::truncated(&self.cfg.endpoint_host),
                 endpoint_port: self.cfg.endpoint_port,
                 vendor: Str0_255::truncated(&self.cfg.vendor),
@@ -741,6 +760,15 @@ impl UpstreamSession {
                     code = e.error_code.as_str(),
                     "pool refused UpdateChannel"
                 );
+                Ok(())
+            }
+            MiningMessage::SetCustomMiningJobSuccess(s) => {
+                self.on_custom_job_answer(s.channel_id, s.request_id, Ok(s.job_id), out);
+                Ok(())
+            }
+            MiningMessage::SetCustomMiningJobError(e) => {
+                let code = e.error_code.as_str().to_string();
+                self.on_custom_job_answer(e.channel_id, e.request_id, Err(code), out);
                 Ok(())
             }
             MiningMessage::NewMiningJob(j) => {

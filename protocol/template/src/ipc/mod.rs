@@ -66,6 +66,7 @@ mod worker;
 
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bitcoin::consensus;
@@ -127,6 +128,10 @@ pub struct IpcConfig {
     /// The network the pool is configured for: the node's chain must be it (checked with
     /// `Mining.isTestChain` and the templates' nBits; default regtest).
     pub network: bitcoin::Network,
+    /// Fetch each template's transactions (`BlockTemplate.getBlock`, one more call per
+    /// template) for [`TemplateSource::transactions`]: what a Job Declarator Client in
+    /// Full-Template mode declares. Default off.
+    pub transactions: bool,
 }
 
 impl IpcConfig {
@@ -142,6 +147,7 @@ impl IpcConfig {
             cooldown: true,
             interface: Interface::Auto,
             network: bitcoin::Network::Regtest,
+            transactions: false,
         }
     }
 
@@ -224,8 +230,8 @@ impl BlockCheck {
 enum Latest {
     /// Nothing yet (before the first template).
     Pending,
-    /// The newest template.
-    Template(Template),
+    /// The newest template, with its raw transactions when [`IpcConfig::transactions`].
+    Template(Template, Option<Arc<[Vec<u8>]>>),
     /// The connection failed; the thread has stopped.
     Lost(String),
 }
@@ -249,6 +255,8 @@ pub struct IpcSource {
     config: IpcConfig,
     commands: mpsc::Sender<Command>,
     latest: watch::Receiver<Latest>,
+    /// The last template returned and its transactions ([`IpcConfig::transactions`]).
+    transactions: Option<(u64, Arc<[Vec<u8>]>)>,
 }
 
 impl fmt::Debug for IpcSource {
@@ -275,6 +283,7 @@ impl IpcSource {
                 config,
                 commands,
                 latest,
+                transactions: None,
             }),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(SourceError::Connection(
@@ -326,7 +335,10 @@ impl IpcSource {
                 return Err(self.lost_error());
             }
             match &*self.latest.borrow_and_update() {
-                Latest::Template(t) => return Ok(t.clone()),
+                Latest::Template(t, txs) => {
+                    self.transactions = txs.clone().map(|txs| (t.id, txs));
+                    return Ok(t.clone());
+                }
                 Latest::Lost(reason) => return Err(SourceError::Connection(reason.clone())),
                 Latest::Pending => {}
             }
@@ -347,6 +359,13 @@ fn lost() -> SourceError {
 impl TemplateSource for IpcSource {
     fn name(&self) -> &'static str {
         "ipc"
+    }
+
+    fn transactions(&self, template_id: u64) -> Option<&[Vec<u8>]> {
+        self.transactions
+            .as_ref()
+            .filter(|(id, _)| *id == template_id)
+            .map(|(_, txs)| &txs[..])
     }
 
     fn next_template(

@@ -24,7 +24,7 @@ use super::{
     header_fields, v30, v31, BlockCheck, CheckOptions, Command, Interface, IpcConfig, Latest,
     KEPT_TEMPLATES,
 };
-use crate::template::{SourceError, SubmitOutcome, Template};
+use crate::{SourceError, SubmitOutcome, Template};
 
 /// Extra time the local guard of a `waitNext` allows beyond the wait's own timeout.
 const WAIT_GRACE: Duration = Duration::from_secs(5);
@@ -396,7 +396,12 @@ impl Node {
             "ipc: new template"
         );
         check_regtest(&template, self.threads.config.network)?;
-        latest.send_replace(Latest::Template(template));
+        let transactions = if self.threads.config.transactions {
+            Some(self.transactions(&client).await?)
+        } else {
+            None
+        };
+        latest.send_replace(Latest::Template(template, transactions));
         Ok(client)
     }
 
@@ -405,7 +410,7 @@ impl Node {
     async fn submit(
         &self,
         kept: &VecDeque<Kept>,
-        solution: &crate::template::Solution,
+        solution: &crate::Solution,
     ) -> Result<SubmitOutcome, SourceError> {
         let kept = kept
             .iter()
@@ -454,6 +459,28 @@ impl Node {
         };
         tracing::warn!(%reason, template = solution.template_id, "ipc: block rejected");
         Ok(SubmitOutcome::Rejected { reason })
+    }
+
+    /// The template's transactions besides the coinbase, serialized (`getBlock`).
+    async fn transactions(
+        &self,
+        client: &TemplateClient,
+    ) -> Result<std::sync::Arc<[Vec<u8>]>, SourceError> {
+        let raw = match client {
+            TemplateClient::V31(t) => v31::get_block(&self.threads, t).await?,
+            TemplateClient::V30(t) => v30::get_block(&self.threads, t).await?,
+        };
+        let block: Block = consensus::deserialize(&raw).map_err(|e| {
+            SourceError::Protocol(format!(
+                "BlockTemplate.getBlock: block does not decode: {e}"
+            ))
+        })?;
+        Ok(block
+            .txdata
+            .iter()
+            .skip(1)
+            .map(consensus::serialize)
+            .collect())
     }
 
     /// The block a rejected solution made (the template's transactions, the solution's

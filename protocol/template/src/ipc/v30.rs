@@ -19,7 +19,7 @@ use super::generated::v30::mining_capnp::{block_template, mining};
 use super::generated::v30::proxy_capnp::thread;
 use super::worker::{call_error, timed, Threads};
 use super::{template_from_parts, BlockCheck, CheckOptions, CoinbaseParts};
-use crate::template::{SourceError, Template};
+use crate::{SourceError, Template};
 
 /// A Core 31 thread handle as the Core 30 schema's type (the same capability).
 fn thread_of(t: &super::generated::proxy_capnp::thread::Client) -> thread::Client {

@@ -8,10 +8,10 @@
 
 pub mod echo {
     #![allow(unused_variables)]
-    pub type DestroyParams<> = ::capnp::capability::Params<crate::template::ipc::generated::v30::echo_capnp::echo::destroy_params::Owned>;
-    pub type DestroyResults<> = ::capnp::capability::Results<crate::template::ipc::generated::v30::echo_capnp::echo::destroy_results::Owned>;
-    pub type EchoParams<> = ::capnp::capability::Params<crate::template::ipc::generated::v30::echo_capnp::echo::echo_params::Owned>;
-    pub type EchoResults<> = ::capnp::capability::Results<crate::template::ipc::generated::v30::echo_capnp::echo::echo_results::Owned>;
+    pub type DestroyParams<> = ::capnp::capability::Params<crate::ipc::generated::echo_capnp::echo::destroy_params::Owned>;
+    pub type DestroyResults<> = ::capnp::capability::Results<crate::ipc::generated::echo_capnp::echo::destroy_results::Owned>;
+    pub type EchoParams<> = ::capnp::capability::Params<crate::ipc::generated::echo_capnp::echo::echo_params::Owned>;
+    pub type EchoResults<> = ::capnp::capability::Results<crate::ipc::generated::echo_capnp::echo::echo_results::Owned>;
 
     pub struct Client {
         pub client: ::capnp::capability::Client,
@@ -61,10 +61,10 @@ pub mod echo {
         }
     }
     impl  Client {
-        pub fn destroy_request(&self) -> ::capnp::capability::Request<crate::template::ipc::generated::v30::echo_capnp::echo::destroy_params::Owned,crate::template::ipc::generated::v30::echo_capnp::echo::destroy_results::Owned> {
+        pub fn destroy_request(&self) -> ::capnp::capability::Request<crate::ipc::generated::echo_capnp::echo::destroy_params::Owned,crate::ipc::generated::echo_capnp::echo::destroy_results::Owned> {
             self.client.new_call(_private::TYPE_ID, 0, ::core::option::Option::None)
         }
-        pub fn echo_request(&self) -> ::capnp::capability::Request<crate::template::ipc::generated::v30::echo_capnp::echo::echo_params::Owned,crate::template::ipc::generated::v30::echo_capnp::echo::echo_results::Owned> {
+        pub fn echo_request(&self) -> ::capnp::capability::Request<crate::ipc::generated::echo_capnp::echo::echo_params::Owned,crate::ipc::generated::echo_capnp::echo::echo_results::Owned> {
             self.client.new_call(_private::TYPE_ID, 1, ::core::option::Option::None)
         }
     }
@@ -172,7 +172,7 @@ pub mod echo {
                 self.reader.total_size()
             }
             #[inline]
-            pub fn get_context(self) -> ::capnp::Result<crate::template::ipc::generated::v30::proxy_capnp::context::Reader<'a>> {
+            pub fn get_context(self) -> ::capnp::Result<crate::ipc::generated::proxy_capnp::context::Reader<'a>> {
                 ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
             }
             #[inline]
@@ -234,15 +234,15 @@ pub mod echo {
                 self.builder.as_reader().total_size()
             }
             #[inline]
-            pub fn get_context(self) -> ::capnp::Result<crate::template::ipc::generated::v30::proxy_capnp::context::Builder<'a>> {
+            pub fn get_context(self) -> ::capnp::Result<crate::ipc::generated::proxy_capnp::context::Builder<'a>> {
                 ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
             }
             #[inline]
-            pub fn set_context(&mut self, value: crate::template::ipc::generated::v30::proxy_capnp::context::Reader<'_>) -> ::capnp::Result<()> {
+            pub fn set_context(&mut self, value: crate::ipc::generated::proxy_capnp::context::Reader<'_>) -> ::capnp::Result<()> {
                 ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
             }
             #[inline]
-            pub fn init_context(self, ) -> crate::template::ipc::generated::v30::proxy_capnp::context::Builder<'a> {
+            pub fn init_context(self, ) -> crate::ipc::generated::proxy_capnp::context::Builder<'a> {
                 ::capnp::traits::FromPointerBuilder::init_pointer(self.builder.get_pointer_field(0), 0)
             }
             #[inline]
@@ -258,7 +258,7 @@ pub mod echo {
             }
         }
         impl Pipeline  {
-            pub fn get_context(&self) -> crate::template::ipc::generated::v30::proxy_capnp::context::Pipeline {
+            pub fn get_context(&self) -> crate::ipc::generated::proxy_capnp::context::Pipeline {
                 ::capnp::capability::FromTypelessPipeline::new(self._typeless.get_pointer_field(0))
             }
         }
@@ -299,7 +299,7 @@ pub mod echo {
             ];
             pub(crate) fn get_field_types(index: u16) -> ::capnp::introspect::Type {
                 match index {
-                    0 => <crate::template::ipc::generated::v30::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
+                    0 => <crate::ipc::generated::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
                     _ => ::capnp::introspect::panic_invalid_field_index(index),
                 }
             }
@@ -546,7 +546,7 @@ pub mod echo {
                 self.reader.total_size()
             }
             #[inline]
-            pub fn get_context(self) -> ::capnp::Result<crate::template::ipc::generated::v30::proxy_capnp::context::Reader<'a>> {
+            pub fn get_context(self) -> ::capnp::Result<crate::ipc::generated::proxy_capnp::context::Reader<'a>> {
                 ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
             }
             #[inline]
@@ -616,15 +616,15 @@ pub mod echo {
                 self.builder.as_reader().total_size()
             }
             #[inline]
-            pub fn get_context(self) -> ::capnp::Result<crate::template::ipc::generated::v30::proxy_capnp::context::Builder<'a>> {
+            pub fn get_context(self) -> ::capnp::Result<crate::ipc::generated::proxy_capnp::context::Builder<'a>> {
                 ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
             }
             #[inline]
-            pub fn set_context(&mut self, value: crate::template::ipc::generated::v30::proxy_capnp::context::Reader<'_>) -> ::capnp::Result<()> {
+            pub fn set_context(&mut self, value: crate::ipc::generated::proxy_capnp::context::Reader<'_>) -> ::capnp::Result<()> {
                 ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
             }
             #[inline]
-            pub fn init_context(self, ) -> crate::template::ipc::generated::v30::proxy_capnp::context::Builder<'a> {
+            pub fn init_context(self, ) -> crate::ipc::generated::proxy_capnp::context::Builder<'a> {
                 ::capnp::traits::FromPointerBuilder::init_pointer(self.builder.get_pointer_field(0), 0)
             }
             #[inline]
@@ -656,7 +656,7 @@ pub mod echo {
             }
         }
         impl Pipeline  {
-            pub fn get_context(&self) -> crate::template::ipc::generated::v30::proxy_capnp::context::Pipeline {
+            pub fn get_context(&self) -> crate::ipc::generated::proxy_capnp::context::Pipeline {
                 ::capnp::capability::FromTypelessPipeline::new(self._typeless.get_pointer_field(0))
             }
         }
@@ -712,7 +712,7 @@ pub mod echo {
             ];
             pub(crate) fn get_field_types(index: u16) -> ::capnp::introspect::Type {
                 match index {
-                    0 => <crate::template::ipc::generated::v30::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
+                    0 => <crate::ipc::generated::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
                     1 => <::capnp::text::Owned as ::capnp::introspect::Introspect>::introspect(),
                     _ => ::capnp::introspect::panic_invalid_field_index(index),
                 }

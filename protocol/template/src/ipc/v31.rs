@@ -6,7 +6,7 @@ use super::generated::init_capnp::init;
 use super::generated::mining_capnp::{block_template, mining};
 use super::worker::{call_error, timed, Threads};
 use super::{template_from_parts, BlockCheck, CheckOptions, CoinbaseParts};
-use crate::template::{SourceError, Template};
+use crate::{SourceError, Template};
 
 /// `Init.makeMining` (@3); `Ok(None)` when the node does not know it (an older Core).
 pub(super) async fn make_mining(

@@ -18,7 +18,7 @@ use tokio_util::compat::{TokioAsyncReadCompatExt, TokioAsyncWriteCompatExt};
 use super::generated::v30::mining_capnp::{block_template, mining};
 use super::generated::{init_capnp, proxy_capnp, v30};
 use super::{BlockCheck, CheckOptions, Interface, IpcConfig, IpcSource};
-use crate::template::{Solution, SourceError, SubmitOutcome, TemplateSource};
+use crate::{Solution, SourceError, SubmitOutcome, TemplateSource};
 
 /// Serves `bootstrap` to one connection on `socket`, on a thread of its own.
 fn serve(socket: PathBuf, bootstrap: impl FnOnce() -> capnp::capability::Client + Send + 'static) {

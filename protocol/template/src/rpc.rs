@@ -374,6 +374,13 @@ impl TemplateSource for RpcSource {
         "rpc"
     }
 
+    fn transactions(&self, template_id: u64) -> Option<&[Vec<u8>]> {
+        self.kept
+            .iter()
+            .find(|(id, _)| *id == template_id)
+            .map(|(_, txs)| txs.as_slice())
+    }
+
     fn next_template(
         &mut self,
     ) -> impl std::future::Future<Output = Result<Template, SourceError>> + Send {

@@ -8,8 +8,8 @@
 
 pub mod rpc {
     #![allow(unused_variables)]
-    pub type ExecuteRpcParams<> = ::capnp::capability::Params<crate::template::ipc::generated::rpc_capnp::rpc::execute_rpc_params::Owned>;
-    pub type ExecuteRpcResults<> = ::capnp::capability::Results<crate::template::ipc::generated::rpc_capnp::rpc::execute_rpc_results::Owned>;
+    pub type ExecuteRpcParams<> = ::capnp::capability::Params<crate::ipc::generated::rpc_capnp::rpc::execute_rpc_params::Owned>;
+    pub type ExecuteRpcResults<> = ::capnp::capability::Results<crate::ipc::generated::rpc_capnp::rpc::execute_rpc_results::Owned>;
 
     pub struct Client {
         pub client: ::capnp::capability::Client,
@@ -59,7 +59,7 @@ pub mod rpc {
         }
     }
     impl  Client {
-        pub fn execute_rpc_request(&self) -> ::capnp::capability::Request<crate::template::ipc::generated::rpc_capnp::rpc::execute_rpc_params::Owned,crate::template::ipc::generated::rpc_capnp::rpc::execute_rpc_results::Owned> {
+        pub fn execute_rpc_request(&self) -> ::capnp::capability::Request<crate::ipc::generated::rpc_capnp::rpc::execute_rpc_params::Owned,crate::ipc::generated::rpc_capnp::rpc::execute_rpc_results::Owned> {
             self.client.new_call(_private::TYPE_ID, 0, ::core::option::Option::None)
         }
     }
@@ -165,7 +165,7 @@ pub mod rpc {
                 self.reader.total_size()
             }
             #[inline]
-            pub fn get_context(self) -> ::capnp::Result<crate::template::ipc::generated::proxy_capnp::context::Reader<'a>> {
+            pub fn get_context(self) -> ::capnp::Result<crate::ipc::generated::proxy_capnp::context::Reader<'a>> {
                 ::capnp::traits::FromPointerReader::get_from_pointer(&self.reader.get_pointer_field(0), ::core::option::Option::None)
             }
             #[inline]
@@ -251,15 +251,15 @@ pub mod rpc {
                 self.builder.as_reader().total_size()
             }
             #[inline]
-            pub fn get_context(self) -> ::capnp::Result<crate::template::ipc::generated::proxy_capnp::context::Builder<'a>> {
+            pub fn get_context(self) -> ::capnp::Result<crate::ipc::generated::proxy_capnp::context::Builder<'a>> {
                 ::capnp::traits::FromPointerBuilder::get_from_pointer(self.builder.get_pointer_field(0), ::core::option::Option::None)
             }
             #[inline]
-            pub fn set_context(&mut self, value: crate::template::ipc::generated::proxy_capnp::context::Reader<'_>) -> ::capnp::Result<()> {
+            pub fn set_context(&mut self, value: crate::ipc::generated::proxy_capnp::context::Reader<'_>) -> ::capnp::Result<()> {
                 ::capnp::traits::SetterInput::set_pointer_builder(self.builder.reborrow().get_pointer_field(0), value, false)
             }
             #[inline]
-            pub fn init_context(self, ) -> crate::template::ipc::generated::proxy_capnp::context::Builder<'a> {
+            pub fn init_context(self, ) -> crate::ipc::generated::proxy_capnp::context::Builder<'a> {
                 ::capnp::traits::FromPointerBuilder::init_pointer(self.builder.get_pointer_field(0), 0)
             }
             #[inline]
@@ -323,7 +323,7 @@ pub mod rpc {
             }
         }
         impl Pipeline  {
-            pub fn get_context(&self) -> crate::template::ipc::generated::proxy_capnp::context::Pipeline {
+            pub fn get_context(&self) -> crate::ipc::generated::proxy_capnp::context::Pipeline {
                 ::capnp::capability::FromTypelessPipeline::new(self._typeless.get_pointer_field(0))
             }
         }
@@ -409,7 +409,7 @@ pub mod rpc {
             ];
             pub(crate) fn get_field_types(index: u16) -> ::capnp::introspect::Type {
                 match index {
-                    0 => <crate::template::ipc::generated::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
+                    0 => <crate::ipc::generated::proxy_capnp::context::Owned as ::capnp::introspect::Introspect>::introspect(),
                     1 => <::capnp::text::Owned as ::capnp::introspect::Introspect>::introspect(),
                     2 => <::capnp::text::Owned as ::capnp::introspect::Introspect>::introspect(),
                     3 => <::capnp::text::Owned as ::capnp::introspect::Introspect>::introspect(),
