@@ -308,7 +308,7 @@ mod tests {
             difficulty: f64::from(n) / 3.0,
             hash: [n as u8; 32],
             time_ms: 1_700_000_000_000 + u64::from(n),
-            block: n % 2 == 0,
+            block: n.is_multiple_of(2),
         }
     }
 
