@@ -5,7 +5,8 @@
 #   scripts/bench-pool.sh compare CONNECTIONS RATE SECONDS [ROUNDS]
 # `compare` alternates strata and sri runs (ROUNDS each, default 3) and prints each one's
 # medians (shares per pool CPU-second, CPU per share, submit-to-ack p50 and p99) and the
-# ratios strata/sri.
+# ratios strata/sri. BEFORE_BIN=PATH adds a third system, "before": strata-pool from PATH (an
+# older build), in the same rotation, with the ratios strata/before.
 # - strata: target/release/strata-pool, `template_source = "ipc"`, ledger `synchronous = full`
 #   (LEDGER_SYNC=normal to compare); every share is acknowledged after its commit.
 # - sri:    SRI's pool_sv2 (cargo install pool_sv2 --root ~/.cache/strata/sri-pool; SRI_POOL=PATH
@@ -31,18 +32,21 @@ if [ "$which" = compare ]; then
   for r in $(seq "$rounds"); do
     for w in strata sri; do
       "$0" "$w" "$conns" "$rate" "$secs" | tee -a "$out" | tail -1 >&2
+      if [ "$w" = strata ] && [ -n "${BEFORE_BIN:-}" ]; then
+        LABEL=before POOL_BIN=$BEFORE_BIN "$0" strata "$conns" "$rate" "$secs" | tee -a "$out" | tail -1 >&2
+      fi
     done
   done
   # one line per run: the JSON report, then the summary line
   python3 - "$out" <<'PY'
 import json, re, statistics, sys
-runs = {"strata": [], "sri": []}
+runs = {"strata": [], "before": [], "sri": []}
 report = None
 for line in open(sys.argv[1]):
     line = line.strip()
     if line.startswith("{"):
         report = json.loads(line)
-    m = re.match(r"(strata|sri): .*us_cpu_per_share=([0-9.]+) shares_per_cpu_s=([0-9]+)", line)
+    m = re.match(r"(strata|before|sri): .*us_cpu_per_share=([0-9.]+) shares_per_cpu_s=([0-9]+)", line)
     if m and report:
         lat = report.get("latency_ms", {})
         runs[m.group(1)].append((float(m.group(3)), float(m.group(2)), lat.get("p50", 0), lat.get("p99", 0), report.get("accepted_per_s", 0)))
@@ -54,9 +58,10 @@ for w, rs in runs.items():
     med[w] = [statistics.median(col) for col in zip(*rs)]
     print(f"{w}: runs={len(rs)} median shares_per_cpu_s={med[w][0]:.0f} us_cpu_per_share={med[w][1]:.1f} "
           f"p50_ms={med[w][2]:.3f} p99_ms={med[w][3]:.3f} accepted_per_s={med[w][4]:.0f}")
-if len(med) == 2:
-    s, r = med["strata"], med["sri"]
-    print(f"strata/sri: shares_per_cpu_s x{s[0] / r[0]:.2f}, p50 x{s[2] / r[2]:.2f}, p99 x{s[3] / r[3]:.2f}")
+for other in ("sri", "before"):
+    if "strata" in med and other in med:
+        s, r = med["strata"], med[other]
+        print(f"strata/{other}: shares_per_cpu_s x{s[0] / r[0]:.2f}, p50 x{s[2] / r[2]:.2f}, p99 x{s[3] / r[3]:.2f}")
 PY
   rm -f "$out"
   exit 0
@@ -84,7 +89,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cargo build --release -q -p strata-pool -p strata-miner
+# NO_BUILD=1: use the binaries as they are (POOL_BIN, MINER_BIN: other paths)
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q -p strata-pool -p strata-miner
 bin=${STRATA_BITCOIN_CORE_BIN:-$(scripts/bitcoin-core.sh | tail -1)}
 . scripts/sri-pool.sh
 if [ "$which" = sri ]; then sri=$(sri_pool_bin); fi
@@ -113,7 +119,7 @@ else
   STRATA_POOL_TEMPLATE_SOURCE=ipc STRATA_POOL_NETWORK=signet STRATA_POOL_IPC__SOCKET="$sock" \
   STRATA_POOL_POOL_ADDRESS=$payout STRATA_POOL_MAX_CONNECTIONS_PER_IP=0 \
   STRATA_POOL_VARDIFF__SHARES_PER_MINUTE="$spm" STRATA_POOL_VARDIFF__MIN_DIFFICULTY=1e-10 STRATA_POOL_LEDGER__SYNCHRONOUS="${LEDGER_SYNC:-full}" \
-  RUST_LOG=${POOL_LOG:-warn} ${POOL_PREFIX:-} "${POOL_BIN:-target/release/strata-pool}" \
+  RUST_LOG=${POOL_LOG:-warn} ${POOL_PREFIX:-} "${POOL_BIN:-${CARGO_TARGET_DIR:-target}/release/strata-pool}" \
     --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
     > "$work/pool.out" 2>"$work/pool.log" &
   pool_pid=$!
@@ -125,20 +131,22 @@ sleep 2
 if ! kill -0 "$pool_pid" 2>/dev/null; then
   echo "$which: the pool exited at start:" >&2; tail -5 "$work/pool.log" >&2; exit 1
 fi
-# with POOL_PREFIX the pid is the wrapper's; measure the pool process itself
-real_pid=$(pgrep -n -f "$([ "$which" = sri ] && echo pool_sv2 || echo strata-pool)" || echo "$pool_pid")
+# with POOL_PREFIX the pid is the wrapper's; measure the pool process itself (its child; not
+# a pool of someone else's found by name)
+real_pid=$pool_pid
+if [ -n "${POOL_PREFIX:-}" ]; then real_pid=$(pgrep -n -P "$pool_pid" || echo "$pool_pid"); fi
 cpu_s() { awk -v t="$(getconf CLK_TCK)" '{print ($14 + $15) / t}' "/proc/$real_pid/stat"; }
 
 c0=$(cpu_s)
 TIMEFORMAT="%U %S"
-{ time $on_rest target/release/strata-miner load --pool "$pool_addr" --authority-key "$key" \
+{ time $on_rest "${MINER_BIN:-${CARGO_TARGET_DIR:-target}/release/strata-miner}" load --pool "$pool_addr" --authority-key "$key" \
   --connections "$conns" --rate "$rate" --duration "$secs" --connect-rate 2000 \
   > "$work/load.json" 2>"$work/load.log" || true ; } 2> "$work/load.time"
 c1=$(cpu_s)
 cat "$work/load.json"
 # the generator's CPU too: where a run saturates, it may be the generator's core, not the pool
 gen=$(awk '{print $1 + $2}' "$work/load.time")
-awk -v c0="$c0" -v c1="$c1" -v g="$gen" -v f="$work/load.json" -v w="$which" 'BEGIN {
+awk -v c0="$c0" -v c1="$c1" -v g="$gen" -v f="$work/load.json" -v w="${LABEL:-$which}" 'BEGIN {
   getline line < f; match(line, /"accepted_per_s":[0-9.]+/); a = substr(line, RSTART + 17, RLENGTH - 17);
   match(line, /"elapsed_s":[0-9.]+/); e = substr(line, RSTART + 12, RLENGTH - 12);
   cpu = c1 - c0; printf "%s: cpu_s=%.2f elapsed_s=%s accepted_per_s=%s us_cpu_per_share=%.1f shares_per_cpu_s=%.0f generator_cpu_s=%.2f\n",

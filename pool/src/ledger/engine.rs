@@ -58,6 +58,13 @@ pub(super) trait Storage {
     /// The last `limit` blocks with an output to `owner`, newest first.
     fn blocks_paying(&mut self, owner: &str, limit: usize)
         -> Result<Vec<BlockRecord>, LedgerError>;
+
+    /// Housekeeping after a group commit was answered, off the acknowledgement path (the
+    /// time the ledger thread would otherwise sleep until the next commit).
+    fn after_commit(&mut self) {}
+
+    /// The ledger closes: the last housekeeping.
+    fn close(&mut self) {}
 }
 
 /// One write transaction. Each write runs in its own savepoint: when it fails, only its own
@@ -494,9 +501,11 @@ pub(super) fn run(
         }
         last_commit = Some(Instant::now());
         commit_batch(&mut store, batch, stats, &mut observer, &mut pending);
+        store.after_commit();
     }
     if let Err(e) = pending.flush(&mut store) {
         tracing::warn!(error = %e, "worker totals not written at close; the next start adds them");
     }
+    store.close();
     tracing::info!("ledger closed");
 }

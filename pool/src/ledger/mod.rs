@@ -12,6 +12,12 @@
 //!        └────────── oneshot per request ◀──────────┘ then resolves each ticket
 //! ```
 //!
+//! With SQLite, the shares of a group are made durable in a log of their own first (one
+//! `pwrite` and one `fdatasync` of `<ledger>-shares`, see `sharelog`), which is what their
+//! tickets wait for; the thread moves them into the `shares` table between commits, a few
+//! hundred at a time, and before any read, so no caller sees the difference (decision
+//! record 0017). Blocks, statuses and history go into SQLite in the group's transaction.
+//!
 //! The database is SQLite by default ([`LedgerConfig::new`]: one file, WAL journal, nothing
 //! to run besides the pool) or PostgreSQL for operators who run one
 //! ([`LedgerConfig::postgres`], cargo feature `postgres`, on by default): same schema, same
@@ -99,6 +105,7 @@ mod postgres;
 mod records;
 mod rows;
 mod schema;
+mod sharelog;
 mod sqlite;
 
 #[cfg(feature = "postgres")]

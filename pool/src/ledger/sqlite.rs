@@ -1,6 +1,14 @@
 //! The SQLite backend of the ledger: schema, migrations and the storage operations the
 //! ledger thread runs (see [`engine`](super::engine) for the thread and its group commit).
 //!
+//! Shares take a detour: a group's shares are written to the share log
+//! ([`sharelog`](super::sharelog)) and synced, which is what acknowledges them; they are
+//! inserted into `shares` (with the ids the log gave them) after the group was answered, in
+//! transactions of up to [`IMPORT_CHUNK`] shares that need no sync, and all of them before
+//! any read. When the log reaches [`REWIND_AT`] bytes, a synced commit makes the table
+//! durable and the log starts over. At open, the shares a crash left in the log only go
+//! into the table before anything else.
+//!
 //! Schema (version 6, `PRAGMA user_version`; the migrations are in [`schema`](super::schema);
 //! version 5 is PostgreSQL's cluster columns, nothing here):
 //!
@@ -25,11 +33,13 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::engine::{Batch, Storage};
 use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, HistoryRow, ShareRow, WorkerRow};
+use super::sharelog::{self, ShareLog};
 use super::{
     BlockRecord, BlockStatus, CommitReceipt, HistoryPoint, LedgerError, PplnsWindow, ShareRecord,
     Synchronous, Totals, WorkerTotals,
@@ -41,10 +51,34 @@ const MIGRATIONS: &[&str] = super::schema::SQLITE;
 /// The newest schema version this build writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// Most shares moved from the log into the `shares` table in one transaction between two
+/// commits (about half a millisecond of inserts: the ledger thread does it in the time it
+/// would otherwise sleep between commits).
+const IMPORT_CHUNK: usize = 256;
+/// Shares stay in the log only, at most this long while commits go on.
+const IMPORT_AFTER: Duration = Duration::from_millis(100);
+/// The log is rewound (SQLite made to hold every share in it durably) once it is this long.
+const REWIND_AT: u64 = 2 << 20;
+
 /// The open database; owned by the ledger thread.
 #[derive(Debug)]
 pub(super) struct Store {
     conn: Connection,
+    synchronous: Synchronous,
+    shares: Shares,
+}
+
+/// Shares on their way to the `shares` table: durable in the log first (what an
+/// acknowledgement waits for), in the table a little later.
+#[derive(Debug)]
+struct Shares {
+    log: ShareLog,
+    /// The id the next share gets (ids are given here, in commit order, never reused).
+    next_id: i64,
+    /// In the log, not yet in the table, in id order.
+    unimported: Vec<(i64, ShareRecord)>,
+    /// When the oldest of them was written.
+    since: Option<Instant>,
 }
 
 impl Store {
@@ -68,7 +102,90 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(LedgerError::sqlite("enable foreign keys"))?;
         migrate(&mut conn)?;
-        Ok(Store { conn })
+        let (log, logged) =
+            ShareLog::open(&sharelog::path_for(path), synchronous == Synchronous::Full)?;
+        let last_id: i64 = conn
+            .query_row(
+                "SELECT max(coalesce((SELECT max(id) FROM shares), 0), \
+                 coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'shares'), 0))",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(LedgerError::sqlite("read the last share id"))?;
+        // what a crash left in the log only
+        let missing: Vec<(i64, ShareRecord)> =
+            logged.into_iter().filter(|(id, _)| *id > last_id).collect();
+        let next_id = missing.last().map_or(last_id, |(id, _)| *id) + 1;
+        let recovered = missing.len();
+        let mut store = Store {
+            conn,
+            synchronous,
+            shares: Shares {
+                log,
+                next_id,
+                unimported: missing,
+                since: None,
+            },
+        };
+        store.import_all_durably()?;
+        if recovered > 0 {
+            tracing::info!(shares = recovered, "shares recovered from the share log");
+        }
+        Ok(store)
+    }
+
+    /// Moves up to `limit` logged shares into the `shares` table, in one transaction that
+    /// need not be durable (the log still holds them).
+    fn import(&mut self, limit: usize) -> Result<(), LedgerError> {
+        let n = limit.min(self.shares.unimported.len());
+        if n == 0 {
+            return Ok(());
+        }
+        let relax = self.synchronous == Synchronous::Full;
+        if relax {
+            self.conn
+                .pragma_update(None, "synchronous", Synchronous::Normal.pragma_value())
+                .map_err(LedgerError::sqlite("set synchronous"))?;
+        }
+        let res = self.import_now(n);
+        if relax {
+            self.conn
+                .pragma_update(None, "synchronous", self.synchronous.pragma_value())
+                .map_err(LedgerError::sqlite("set synchronous"))?;
+        }
+        res
+    }
+
+    fn import_now(&mut self, n: usize) -> Result<(), LedgerError> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(LedgerError::sqlite("begin a transaction"))?;
+        insert_logged(&tx, &self.shares.unimported[..n])?;
+        tx.commit().map_err(LedgerError::sqlite("commit"))?;
+        self.shares.unimported.drain(..n);
+        self.shares.since = (!self.shares.unimported.is_empty()).then(Instant::now);
+        Ok(())
+    }
+
+    /// Moves every logged share into the `shares` table durably (as configured), then
+    /// rewinds the log.
+    fn import_all_durably(&mut self) -> Result<(), LedgerError> {
+        if !self.shares.unimported.is_empty() {
+            self.import_now(self.shares.unimported.len())?;
+        } else if self.shares.log.len() > 0 && self.synchronous == Synchronous::Full {
+            // shares imported without a sync: a synced commit makes the WAL durable
+            self.conn
+                .execute_batch("BEGIN IMMEDIATE; UPDATE workers_through SET id = id; COMMIT")
+                .map_err(LedgerError::sqlite("sync the imported shares"))?;
+        }
+        self.shares.log.rewind();
+        Ok(())
+    }
+
+    /// Every logged share in the table, for a read.
+    fn import_all(&mut self) -> Result<(), LedgerError> {
+        self.import(usize::MAX)
     }
 }
 
@@ -76,14 +193,44 @@ impl Storage for Store {
     type Batch<'a> = SqliteBatch<'a>;
 
     fn begin(&mut self) -> Result<SqliteBatch<'_>, LedgerError> {
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(LedgerError::sqlite("begin a transaction"))?;
-        Ok(SqliteBatch { tx })
+        let first_id = self.shares.next_id;
+        Ok(SqliteBatch {
+            conn: &self.conn,
+            tx: None,
+            shares: &mut self.shares,
+            logged: Vec::new(),
+            first_id,
+            done: false,
+        })
+    }
+
+    fn after_commit(&mut self) {
+        let res = if self.shares.log.len() >= REWIND_AT {
+            self.import_all_durably()
+        } else if self.shares.unimported.len() >= IMPORT_CHUNK
+            || self
+                .shares
+                .since
+                .is_some_and(|t| t.elapsed() >= IMPORT_AFTER)
+        {
+            // a chunk, or half of what is waiting when the shares come faster than that
+            self.import(IMPORT_CHUNK.max(self.shares.unimported.len() / 2))
+        } else {
+            Ok(())
+        };
+        if let Err(e) = res {
+            tracing::warn!(error = %e, "logged shares not moved into the shares table yet; retried after the next commit");
+        }
+    }
+
+    fn close(&mut self) {
+        if let Err(e) = self.import_all_durably() {
+            tracing::warn!(error = %e, "logged shares not moved into the shares table; the next start does it");
+        }
     }
 
     fn window(&mut self, n_shares: u64) -> Result<PplnsWindow, LedgerError> {
+        self.import_all()?;
         let err = LedgerError::sqlite("read the pplns window");
         let n = i64::try_from(n_shares).unwrap_or(i64::MAX);
         let mut stmt = self
@@ -114,6 +261,7 @@ impl Storage for Store {
         first_id: i64,
         last_id: i64,
     ) -> Result<Vec<(i64, ShareRecord)>, LedgerError> {
+        self.import_all()?;
         let err = LedgerError::sqlite("read shares");
         let mut stmt = self
             .conn
@@ -153,6 +301,7 @@ impl Storage for Store {
     }
 
     fn totals(&mut self) -> Result<Totals, LedgerError> {
+        self.import_all()?;
         let err = LedgerError::sqlite("read totals");
         let mut stmt = self
             .conn
@@ -320,19 +469,49 @@ fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
     Ok(())
 }
 
-/// A write transaction on the SQLite connection.
+/// A write transaction: shares go to the log (written and synced at commit), everything
+/// else to an SQLite transaction begun when first needed.
 pub(super) struct SqliteBatch<'a> {
-    tx: Transaction<'a>,
+    conn: &'a Connection,
+    tx: Option<Transaction<'a>>,
+    shares: &'a mut Shares,
+    /// The shares appended to the log, for the table once written.
+    logged: Vec<(i64, ShareRecord)>,
+    /// The next id when the batch began: the ids of a batch that fails are given again.
+    first_id: i64,
+    done: bool,
 }
 
-impl SqliteBatch<'_> {
+impl Drop for SqliteBatch<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // rolled back: the appended shares are not written, their ids not used
+            self.shares.log.discard();
+            self.shares.next_id = self.first_id;
+        }
+    }
+}
+
+impl<'a> SqliteBatch<'a> {
+    /// The SQLite transaction, begun now if it was not.
+    fn tx(&mut self) -> Result<&mut Transaction<'a>, LedgerError> {
+        if self.tx.is_none() {
+            let tx = self
+                .conn
+                .unchecked_transaction()
+                .map_err(LedgerError::sqlite("begin a transaction"))?;
+            self.tx = Some(tx);
+        }
+        Ok(self.tx.as_mut().expect("just begun"))
+    }
+
     /// Runs `op` in its own savepoint, so its failure undoes only itself.
     fn in_savepoint<T>(
         &mut self,
         op: impl FnOnce(&Connection) -> Result<T, LedgerError>,
     ) -> Result<T, LedgerError> {
         let sp = self
-            .tx
+            .tx()?
             .savepoint()
             .map_err(LedgerError::sqlite("open a savepoint"))?;
         // on error the dropped savepoint rolls back
@@ -345,7 +524,21 @@ impl SqliteBatch<'_> {
 
 impl Batch for SqliteBatch<'_> {
     fn insert_shares(&mut self, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError> {
-        self.in_savepoint(|conn| insert_shares(conn, shares))
+        // checked as the table would check them, so that their import cannot fail
+        let times = shares
+            .iter()
+            .map(rows::share_time)
+            .collect::<Result<Vec<i64>, LedgerError>>()?;
+        let first_id = self.shares.next_id;
+        for ((id, s), time_ms) in (first_id..).zip(shares).zip(times) {
+            self.shares.log.append(id, s, time_ms);
+            self.logged.push((id, s.clone()));
+        }
+        self.shares.next_id += shares.len() as i64;
+        Ok(CommitReceipt {
+            first_id: if shares.is_empty() { 0 } else { first_id },
+            count: shares.len(),
+        })
     }
 
     fn insert_block(&mut self, block: &BlockRecord) -> Result<i64, LedgerError> {
@@ -387,25 +580,35 @@ impl Batch for SqliteBatch<'_> {
         })
     }
 
-    fn commit(self) -> Result<(), LedgerError> {
-        self.tx.commit().map_err(LedgerError::sqlite("commit"))
+    fn commit(mut self) -> Result<(), LedgerError> {
+        if let Some(tx) = self.tx.take() {
+            tx.commit().map_err(LedgerError::sqlite("commit"))?;
+        }
+        self.shares.log.write()?;
+        self.done = true;
+        if !self.logged.is_empty() {
+            self.shares.since.get_or_insert_with(Instant::now);
+            self.shares.unimported.append(&mut self.logged);
+        }
+        Ok(())
     }
 }
 
-fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitReceipt, LedgerError> {
+/// Inserts logged shares with their ids.
+fn insert_logged(conn: &Connection, shares: &[(i64, ShareRecord)]) -> Result<(), LedgerError> {
     let err = LedgerError::sqlite("insert shares");
     let mut insert = conn
         .prepare_cached(
-            "INSERT INTO shares (worker, connection_id, channel_id, job_id, sequence_number, \
-             height, difficulty, hash, time_ms, block, channel_identity) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            "INSERT INTO shares (id, worker, connection_id, channel_id, job_id, \
+             sequence_number, height, difficulty, hash, time_ms, block, channel_identity) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
         )
         .map_err(err)?;
-    let mut first_id = 0;
-    for (i, s) in shares.iter().enumerate() {
+    for (id, s) in shares {
         let time_ms = rows::share_time(s)?;
         insert
             .execute(params![
+                id,
                 s.worker,
                 id_to_sql(s.connection_id),
                 s.channel_id,
@@ -419,14 +622,8 @@ fn insert_shares(conn: &Connection, shares: &[ShareRecord]) -> Result<CommitRece
                 s.channel_identity,
             ])
             .map_err(err)?;
-        if i == 0 {
-            first_id = conn.last_insert_rowid();
-        }
     }
-    Ok(CommitReceipt {
-        first_id,
-        count: shares.len(),
-    })
+    Ok(())
 }
 
 fn add_worker_totals(

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use strata_net::keys::ResponderWatch;
 use strata_net::sv2::{respond, Sv2Options};
 use strata_protocol::Message;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
 
 use super::session::{Event, FoundBlock, Now, PendingAck, Session, SessionConfig, Work};
 use super::stats::{StatsEvent, StatsHandle};
@@ -43,19 +45,61 @@ pub struct ConnContext {
 /// oldest ticket needs polling.
 type Commits = VecDeque<(CommitTicket, Vec<PendingAck>)>;
 
-/// Resolves when the oldest commit does, with its acknowledgements (pending while there is
-/// none).
-fn oldest_commit(
-    commits: &mut Commits,
-) -> impl Future<Output = (Result<(), LedgerError>, Vec<PendingAck>)> + '_ {
+/// What the commits that resolved together say: the shares to acknowledge and, when a
+/// commit failed, its error and shares.
+#[derive(Debug, Default)]
+struct Resolved {
+    committed: Vec<PendingAck>,
+    failed: Option<(LedgerError, Vec<PendingAck>)>,
+}
+
+/// Resolves when the oldest commit does, with the commits resolved right behind it (one
+/// group commit often answers several requests of a connection): their acknowledgements
+/// go out as one `SubmitShares.Success` per channel in one write. Pending while there is
+/// no commit.
+fn resolved_commits(commits: &mut Commits) -> impl Future<Output = Resolved> + '_ {
     std::future::poll_fn(move |cx| {
         let Some((ticket, _)) = commits.front_mut() else {
             return Poll::Pending;
         };
-        let result = std::task::ready!(Pin::new(ticket).poll(cx));
+        let first = std::task::ready!(Pin::new(ticket).poll(cx));
         let (_, acks) = commits.pop_front().expect("the front was just polled");
-        Poll::Ready((result.map(|_| ()), acks))
+        let mut resolved = Resolved::default();
+        match first {
+            Ok(_) => resolved.committed = acks,
+            Err(e) => {
+                resolved.failed = Some((e, acks));
+                return Poll::Ready(resolved);
+            }
+        }
+        while let Some((ticket, _)) = commits.front_mut() {
+            let Poll::Ready(next) = Pin::new(ticket).poll(cx) else {
+                break;
+            };
+            let (_, acks) = commits.pop_front().expect("the front was just polled");
+            match next {
+                Ok(_) => resolved.committed.extend(acks),
+                Err(e) => {
+                    resolved.failed = Some((e, acks));
+                    break;
+                }
+            }
+        }
+        Poll::Ready(resolved)
     })
+}
+
+/// Waits for the next work and hands the receiver back. Kept in a [`ReusableBoxFuture`]
+/// across the loop's turns: a `changed()` made afresh at every turn registered and removed
+/// a waiter under the watch's lock at every share.
+async fn work_changed(
+    mut rx: watch::Receiver<Arc<Work>>,
+) -> (
+    Result<(), watch::error::RecvError>,
+    watch::Receiver<Arc<Work>>,
+) {
+    let changed = rx.changed().await;
+    (changed, rx)
 }
 
 /// The channels a connection task talks to.
@@ -103,6 +147,9 @@ pub async fn serve(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let setup_deadline = tokio::time::sleep(ctx.setup_timeout);
     tokio::pin!(setup_deadline);
+    // the waits that outlive a turn of the loop stay registered (no lock taken per share)
+    let shutdown = links.shutdown.clone().cancelled_owned();
+    tokio::pin!(shutdown);
     // the current work is delivered once the miner is set up and opens channels
     session.on_work(
         links.work.borrow_and_update().clone(),
@@ -110,35 +157,60 @@ pub async fn serve(
         &mut events,
     );
     events.clear();
+    let mut next_work = ReusableBoxFuture::new(work_changed(links.work.clone()));
     let reason: String = loop {
         tokio::select! {
             frame = reader.read_frame() => match frame {
-                Ok(Some(frame)) => match Message::decode_with_tlvs(&frame.header, &frame.payload) {
-                    Ok((msg, tlvs)) => session.on_message(msg, tlvs, Now::current(), &mut events),
-                    Err(e) => break format!("undecodable frame: {e}"),
-                },
+                Ok(Some(frame)) => {
+                    let now = Now::current();
+                    // the frames that came in the same read: one ledger request, one write
+                    let failed: Option<String> = 'frames: {
+                        let mut frame = frame;
+                        loop {
+                            match Message::decode_with_tlvs(&frame.header, &frame.payload) {
+                                Ok((msg, tlvs)) => session.on_message(msg, tlvs, now, &mut events),
+                                Err(e) => break 'frames Some(format!("undecodable frame: {e}")),
+                            }
+                            // a custom job is taken up, a close carried out, before the next frame
+                            if events.iter().any(|e| matches!(e, Event::CustomJob(_) | Event::Close(_))) {
+                                break 'frames None;
+                            }
+                            match reader.buffered_frame() {
+                                Ok(Some(next)) => frame = next,
+                                Ok(None) => break 'frames None,
+                                Err(e) => break 'frames Some(format!("{e}")),
+                            }
+                        }
+                    };
+                    if let Some(reason) = failed {
+                        break reason;
+                    }
+                }
                 Ok(None) => break "closed by the miner".into(),
                 Err(e) => break format!("{e}"),
             },
-            changed = links.work.changed() => {
+            (changed, rx) = &mut next_work => {
                 if changed.is_err() {
                     break "pool stopping".into();
                 }
-                let work = links.work.borrow_and_update().clone();
+                let work = rx.borrow().clone();
+                next_work.set(work_changed(rx));
                 session.on_work(work, Now::current(), &mut events);
             }
-            (result, done) = oldest_commit(&mut commits), if !commits.is_empty() => match result {
-                Ok(()) => session.on_committed(&done, &mut events),
-                Err(e) => {
+            resolved = resolved_commits(&mut commits), if !commits.is_empty() => {
+                if !resolved.committed.is_empty() {
+                    session.on_committed(&resolved.committed, &mut events);
+                }
+                if let Some((e, done)) = resolved.failed {
                     tracing::error!(conn = conn_id, error = %e, shares = done.len(), "ledger commit failed; shares not acknowledged");
                     session.on_commit_failed(&done, &mut events);
                 }
-            },
+            }
             _ = tick.tick() => session.on_tick(Now::current(), &mut events),
             _ = &mut setup_deadline, if !session.is_ready() => {
                 break "no SetupConnection in time".into();
             }
-            _ = links.shutdown.cancelled() => break "pool shutting down".into(),
+            _ = &mut shutdown => break "pool shutting down".into(),
         }
         let mut close = None;
         let mut customs = Vec::new();
@@ -210,7 +282,12 @@ pub async fn serve(
             }
         }
         if writer.pending() > 0 {
-            match tokio::time::timeout(ctx.write_timeout, writer.flush()).await {
+            // the socket usually takes it at once: no timer then
+            let flushed = match writer.flush().now_or_never() {
+                Some(done) => Ok(done),
+                None => tokio::time::timeout(ctx.write_timeout, writer.flush()).await,
+            };
+            match flushed {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => break format!("write failed: {e}"),
                 Err(_) => break "miner not reading (write timeout)".into(),

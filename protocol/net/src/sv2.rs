@@ -226,6 +226,13 @@ impl<R: AsyncRead + Unpin> Sv2Reader<R> {
         }
     }
 
+    /// The next frame already in the buffer, without reading the socket: after
+    /// [`read_frame`](Self::read_frame), the other frames the same read brought (a caller
+    /// can then answer them together, with one write).
+    pub fn buffered_frame(&mut self) -> Result<Option<Frame>, NetError> {
+        self.decode_buffered()
+    }
+
     /// The next message (decoded strictly: trailing bytes are an error), with its header.
     /// Cancellation-safe like [`read_frame`](Self::read_frame).
     pub async fn read_message(&mut self) -> Result<Option<(Header, Message)>, NetError> {
