@@ -1,7 +1,8 @@
 //! Fuzzing harnesses for the proxy's role state machines (the `proxy_sv1_session`,
-//! `proxy_sv2_session`, `proxy_upstream_session`, `proxy_failover` and `proxy_hub` cargo-fuzz
-//! targets are shims over [`sv1_session`], [`sv2_session`], [`upstream_session`],
-//! [`failover`] and [`hub()`]; their seeds are replayed by `cargo test`).
+//! `proxy_sv2_session`, `proxy_upstream_session`, `proxy_failover`, `proxy_hub` and
+//! `jdc_session` cargo-fuzz targets are shims over [`sv1_session`], [`sv2_session`],
+//! [`upstream_session`], [`failover`], [`hub()`] and [`jdc::session`]; their seeds are
+//! replayed by `cargo test`).
 //!
 //! Each input is a script: one control byte, then its argument. The downstream scripts feed
 //! the session miner input (SV1 lines or SV2 frame bytes), the hub's answer to a join, new
