@@ -277,7 +277,7 @@ pub fn hub(data: &[u8]) {
                     difficulty: 1.0,
                     received: s.now,
                 };
-                hub.share(share, now);
+                hub.share(share);
             }
             REPORT => {
                 if let Some(&(channel, miner)) =

@@ -596,6 +596,12 @@ impl Hub {
                 h.saturating_record(us);
             }
         }
+        self.count_result(share, accepted, code);
+    }
+
+    /// Counts an answer for a share (the pool's, or the proxy's own refusal) for its miner
+    /// and the active pool; no time is read.
+    fn count_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
         // the answer for a share of a miner that left counts in the departed figures, not for
         // the miner that has its id now (found by the `proxy_hub` fuzz target)
         let key = (share.channel, share.miner);
@@ -626,7 +632,7 @@ impl Hub {
 
     /// A share meeting the upstream target: forwarded on the route of its epoch, or
     /// counted as refused (`stale-upstream`) when that route is gone.
-    pub(crate) fn share(&mut self, share: ForwardShare, now: HubNow) {
+    pub(crate) fn share(&mut self, share: ForwardShare) {
         let key = (share.channel, share.miner);
         if let Some(m) = self.miners.get_mut(&key) {
             m.forwarded += 1;
@@ -654,7 +660,8 @@ impl Hub {
             None => Err((share, CODE_STALE_UPSTREAM)),
         };
         if let Err((share, code)) = sent {
-            self.on_share_result(&share, false, Some(code.into()), now);
+            // the route's refusals are the proxy's own codes: counted, never timed
+            self.count_result(&share, false, Some(code.into()));
         }
     }
 

@@ -85,17 +85,21 @@ impl HubEdge {
         &self.work[c]
     }
 
-    fn on_request(&mut self, req: HubRequest, now: HubNow) {
+    /// A miner task's request; `now` is read only for the requests that use the time (a
+    /// share, the most frequent, needs none).
+    fn on_request(&mut self, req: HubRequest, now: impl FnOnce() -> HubNow) {
         match req {
             HubRequest::Join { peer, reply } => {
                 let ticket = self.next_ticket;
                 self.next_ticket += 1;
                 self.joins.insert(ticket, reply);
-                self.hub.join(peer, ticket, now);
+                self.hub.join(peer, ticket, now());
             }
             HubRequest::Leave { channel, miner } => self.hub.forget(channel, miner),
-            HubRequest::Share(share) => self.hub.share(share, now),
-            HubRequest::Report { channel, report } => self.hub.on_report(channel, report, now),
+            HubRequest::Share(share) => self.hub.share(share),
+            HubRequest::Report { channel, report } => {
+                self.hub.on_report(channel, report, now());
+            }
         }
         self.carry_out();
     }
@@ -194,7 +198,7 @@ pub fn spawn(
                     None => break,
                 },
                 req = req_rx.recv() => match req {
-                    Some(req) => edge.on_request(req, HubNow::read()),
+                    Some(req) => edge.on_request(req, HubNow::read),
                     None => break,
                 },
                 Some(q) = query_rx.recv() => match q {

@@ -43,7 +43,7 @@ impl TestHub {
     fn on_report(&mut self, channel: usize, report: MinerReport, at: Instant) {
         let now = HubNow { at, unix_ms: 0 };
         self.edge
-            .on_request(HubRequest::Report { channel, report }, now);
+            .on_request(HubRequest::Report { channel, report }, || now);
     }
 }
 
@@ -128,7 +128,7 @@ fn join(h: &mut TestHub, n: u16) -> (Reply, Option<UpstreamCommand>) {
         peer: peer(n),
         reply: tx,
     };
-    h.edge.on_request(join, HubNow::read());
+    h.edge.on_request(join, HubNow::read);
     (rx, h.commands.try_recv().ok())
 }
 
@@ -321,13 +321,13 @@ fn a_late_answer_counts_for_the_miner_that_left_not_the_next_holder_of_its_id() 
         difficulty: 1.0,
         received: Instant::now(),
     };
-    h.edge.on_request(HubRequest::Share(share), HubNow::read());
+    h.edge.on_request(HubRequest::Share(share), HubNow::read);
     h.edge.on_request(
         HubRequest::Leave {
             channel: old.channel,
             miner: old.slot.miner,
         },
-        HubNow::read(),
+        HubNow::read,
     );
     let (mut b, _) = join(&mut h, 2);
     let new = joined(&mut b);
