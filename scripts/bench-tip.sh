@@ -22,6 +22,9 @@
 # CHANNELS loopback connections read by another process (one writer, then two): what no
 # pool can beat on this machine. `compare` runs it too.
 # CONNECT_RATE=N: connections opened per second (default 2000). KEEP_LOGS=DIR copies the logs there.
+# POOL_BIN=PATH runs another strata-pool build (an A/B comparison in one session). NODE_ARGS="..."
+# adds arguments to the node, e.g. "-printtoconsole=1 -logtimemicros -debug=ipc -debug=rpc" with
+# KEEP_LOGS and POOL_LOG=strata_template=debug,strata_pool=debug: a round's timeline, node and pool.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-strata}; channels=${2:-1000}; rounds=${3:-7}
@@ -92,7 +95,7 @@ if [ "$which" != strata-embedded ]; then
   rpcport=$(free_port)
   "$bin/bitcoin-node" -regtest -datadir="$work/node" -ipcbind=unix -listen=0 -server=1 \
     -rpcport="$rpcport" -rpcbind=127.0.0.1 -rpcallowip=127.0.0.1 -blockreservedweight=40000 \
-    -printtoconsole=0 > "$work/node.log" 2>&1 &
+    -printtoconsole=0 ${NODE_ARGS:-} > "$work/node.log" 2>&1 &
   node_pid=$!
   sock="$work/node/regtest/node.sock"
   for _ in $(seq 300); do [ -S "$sock" ] && [ -f "$work/node/regtest/.cookie" ] && break; sleep 0.1; done
@@ -124,7 +127,7 @@ case "$which" in
       export STRATA_POOL_TEMPLATE_SOURCE=rpc STRATA_POOL_RPC__URL="http://127.0.0.1:$rpcport" \
         STRATA_POOL_RPC__COOKIE="$work/node/regtest/.cookie" STRATA_POOL_RPC__BLOCK_RESERVED_WEIGHT=40000
     fi
-    STRATA_POOL_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=${POOL_LOG:-warn} target/release/strata-pool \
+    STRATA_POOL_MAX_CONNECTIONS_PER_IP=0 RUST_LOG=${POOL_LOG:-warn} "${POOL_BIN:-target/release/strata-pool}" \
       --data-dir "$work/pool" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
       > "$work/pool.out" 2>"$work/pool.log" &
     pool_pid=$!
