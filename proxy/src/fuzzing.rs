@@ -194,7 +194,7 @@ fn slot(b: u8) -> Result<Slot, JoinError> {
 /// Runs one fuzz input through an SV1 miner session.
 ///
 /// Steps (`op % 5`): 0 and 1 a line (one length byte, then the line), 2 the hub's answer to
-/// a join ([`slot`]), 3 new work ([`WorkGen::step`]), 4 a tick `4 * arg` seconds later. The
+/// a join (`slot`), 3 new work (`WorkGen::step`), 4 a tick `4 * arg` seconds later. The
 /// first byte picks the configuration: even bytes give difficulty-free shares (every share
 /// meets the miner's target), odd bytes the defaults.
 pub fn sv1_session(data: &[u8]) {
@@ -328,7 +328,7 @@ fn check_round_trip(msg: &Message) {
 ///
 /// Steps (`op % 6`): 0 and 1 SV2 stream bytes (one length byte, then the bytes; every
 /// complete frame that decodes goes to the session), 2 the hub's answer to the join the
-/// session asked for ([`slot`]; ignored when none is outstanding), 3 new work ([`WorkGen::step`]), 4 a tick `4 * arg` seconds later, 5
+/// session asked for (`slot`; ignored when none is outstanding), 3 new work (`WorkGen::step`), 4 a tick `4 * arg` seconds later, 5
 /// `flush_acks`.
 pub fn sv2_session(data: &[u8]) {
     let start = Instant::now();

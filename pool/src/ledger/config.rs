@@ -42,7 +42,7 @@ pub enum Backend {
     /// on by default). The ledger creates its tables (`shares`, `workers`, `blocks`,
     /// `block_outputs`, `strata_ledger_schema`) in the connection's schema, so give it a
     /// database (or a `search_path`) of its own. One pool per database: a second one waits
-    /// a few seconds, then fails with [`LedgerError::InUse`]. TLS is not supported (the
+    /// a few seconds, then fails with [`LedgerError::InUse`](super::LedgerError::InUse). TLS is not supported (the
     /// connection must not require it).
     Postgres {
         /// A libpq connection string, URL (`postgresql://user:password@host:port/dbname`)
@@ -115,7 +115,7 @@ pub struct LedgerConfig {
     /// the last commit wait for the rest of it and share the next one. Zero commits as soon
     /// as the previous commit ends (lowest latency, most commits).
     pub min_commit_interval: std::time::Duration,
-    /// Capacity of the request queue; [`Ledger::submit`] waits when it is full.
+    /// Capacity of the request queue; [`Ledger::submit`](super::Ledger::submit) waits when it is full.
     pub queue: usize,
     /// The pool process's server id in a cluster of pools sharing one PostgreSQL ledger
     /// (`None`: the only pool on its database). See [`ServerId`].
@@ -125,7 +125,7 @@ pub struct LedgerConfig {
 /// A pool server's id in a cluster: several pool processes write one PostgreSQL ledger,
 /// each under its own id (1 to 255). Shares are stored with the id of the server that
 /// accepted them; two processes with the same id are refused (the second waits a few
-/// seconds, then fails with [`LedgerError::ServerIdInUse`]), and a pool without an id (the
+/// seconds, then fails with [`LedgerError::ServerIdInUse`](super::LedgerError::ServerIdInUse)), and a pool without an id (the
 /// only pool of its database) and cluster members exclude each other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ServerId(u8);

@@ -28,7 +28,7 @@ pub enum LedgerError {
         #[source]
         source: Arc<::postgres::Error>,
     },
-    /// [`Backend::Postgres`] in a build without the `postgres` feature.
+    /// [`Backend::Postgres`](super::Backend::Postgres) in a build without the `postgres` feature.
     #[error("this build has no postgres support (cargo feature `postgres`)")]
     PostgresUnsupported,
     /// Another process holds the ledger's PostgreSQL database: another pool alone on it,
@@ -102,13 +102,13 @@ pub enum LedgerError {
         /// The value.
         value: u64,
     },
-    /// [`Ledger::record_block`] with a hash already recorded.
+    /// [`Ledger::record_block`](super::Ledger::record_block) with a hash already recorded.
     #[error("block {hash} is already recorded")]
     DuplicateBlock {
         /// The hash.
         hash: String,
     },
-    /// [`Ledger::update_block_status`] for a hash never recorded.
+    /// [`Ledger::update_block_status`](super::Ledger::update_block_status) for a hash never recorded.
     #[error("unknown block {hash}")]
     UnknownBlock {
         /// The hash.

@@ -37,7 +37,7 @@ pub struct ShareRecord {
     pub block: bool,
 }
 
-/// What a resolved [`CommitTicket`] says: the shares are durable, with ids
+/// What a resolved [`CommitTicket`](super::CommitTicket) says: the shares are durable, with ids
 /// `first_id .. first_id + count` in submission order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CommitReceipt {

@@ -182,20 +182,12 @@ impl Shell {
 /// A miner task's report.
 fn report(miner: MinerId, hashrate: f64, connected: bool) -> MinerReport {
     MinerReport {
-        miner,
         worker: format!("rig-{}", miner.0),
-        address: String::new(),
-        user_agent: String::new(),
         protocol: "sv1",
         difficulty: 1.0,
         hashrate,
-        accepted: 0,
-        accepted_work: 0.0,
-        rejected: std::collections::BTreeMap::new(),
-        stale: 0,
-        last_share_ms: 0,
-        connected_since_ms: 0,
         connected,
+        ..MinerReport::joined(miner, String::new(), 0)
     }
 }
 

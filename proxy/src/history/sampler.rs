@@ -238,20 +238,18 @@ mod tests {
 
     fn report(worker: &str, accepted: u64, work: f64, connected: bool) -> MinerReport {
         MinerReport {
-            miner: strata_work::extranonce::MinerId(0),
             worker: worker.into(),
-            address: "10.0.0.1:4000".into(),
-            user_agent: String::new(),
             protocol: "sv1",
             difficulty: 1.0,
-            hashrate: 0.0,
             accepted,
             accepted_work: work,
             rejected: [("low-difficulty".to_string(), 1)].into_iter().collect(),
-            stale: 0,
-            last_share_ms: 0,
-            connected_since_ms: 0,
             connected,
+            ..MinerReport::joined(
+                strata_work::extranonce::MinerId(0),
+                "10.0.0.1:4000".into(),
+                0,
+            )
         }
     }
 

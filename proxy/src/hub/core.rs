@@ -5,7 +5,7 @@
 //! [`ShareRoute`] (a bounded queue it never waits on: a full or closed route is the share's
 //! `stale-upstream` refusal, decided here), so a share costs no action.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -318,22 +318,7 @@ impl Hub {
         let split = ch.splitter.as_mut().ok_or(JoinError::Full)?;
         let (miner, _) = split.allocate().map_err(|_| JoinError::Full)?;
         // listed at once; the miner's own reports fill in the rest
-        let joined = MinerReport {
-            miner,
-            worker: String::new(),
-            address: peer.to_string(),
-            user_agent: String::new(),
-            protocol: "",
-            difficulty: 0.0,
-            hashrate: 0.0,
-            accepted: 0,
-            accepted_work: 0.0,
-            rejected: BTreeMap::new(),
-            stale: 0,
-            last_share_ms: 0,
-            connected_since_ms: now.unix_ms,
-            connected: true,
-        };
+        let joined = MinerReport::joined(miner, peer.to_string(), now.unix_ms);
         self.miners.insert(
             (c, miner),
             MinerEntry {

@@ -1,6 +1,5 @@
 //! The hub's logic with the clock and the upstream side as values.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -140,20 +139,11 @@ fn joined(rx: &mut Reply) -> Joined {
 
 fn report(miner: MinerId, hashrate: f64) -> MinerReport {
     MinerReport {
-        miner,
         worker: format!("rig{}", miner.0),
-        address: String::new(),
-        user_agent: String::new(),
         protocol: "sv1",
         difficulty: 1.0,
         hashrate,
-        accepted: 0,
-        accepted_work: 0.0,
-        rejected: BTreeMap::new(),
-        stale: 0,
-        last_share_ms: 0,
-        connected_since_ms: 0,
-        connected: true,
+        ..MinerReport::joined(miner, String::new(), 0)
     }
 }
 

@@ -111,6 +111,29 @@ pub struct MinerReport {
     pub connected: bool,
 }
 
+impl MinerReport {
+    /// The report of a miner that has just joined and reported nothing yet: its address and
+    /// the time it connected, every count at zero. The miner's own reports fill in the rest.
+    pub fn joined(miner: MinerId, address: String, connected_since_ms: u64) -> MinerReport {
+        MinerReport {
+            miner,
+            worker: String::new(),
+            address,
+            user_agent: String::new(),
+            protocol: "",
+            difficulty: 0.0,
+            hashrate: 0.0,
+            accepted: 0,
+            accepted_work: 0.0,
+            rejected: BTreeMap::new(),
+            stale: 0,
+            last_share_ms: 0,
+            connected_since_ms,
+            connected: true,
+        }
+    }
+}
+
 /// Shares the vardiff window must hold before its estimate replaces the hashrate the target
 /// implies in [`miner_hashrate`] (the estimate's relative standard error is then
 /// `1 / sqrt(16)` = 25 %; with the default 6 shares a minute a settled window holds about 60).

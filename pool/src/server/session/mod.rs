@@ -10,11 +10,11 @@
 //! The core owns setup, channels, job messages, share validation, vardiff and
 //! acknowledgements. The pool adds what is its own: each channel's extranonce prefix from the
 //! connection's [`PrefixAllocator`]; every new [`Work`] becomes jobs on its coinbase (future
-//! jobs and a `SetNewPrevHash` on a new tip, active jobs otherwise; [`jobs`]); accepted shares
+//! jobs and a `SetNewPrevHash` on a new tip, active jobs otherwise; the `jobs` module); accepted shares
 //! leave as [`Event::Accepted`] and are acknowledged with `SubmitShares.Success` only when
 //! the connection task reports them committed ([`Session::on_committed`]); a share meeting
-//! the network target becomes a block ([`shares`]); custom jobs of its Job Declarator
-//! ([`custom`]). Rejected shares get `SubmitShares.Error` at once.
+//! the network target becomes a block (the `shares` module); custom jobs of its Job Declarator
+//! (the `custom` module). Rejected shares get `SubmitShares.Error` at once.
 
 use std::sync::{Arc, OnceLock};
 
