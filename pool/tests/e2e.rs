@@ -75,10 +75,17 @@ async fn get_json(url: String) -> serde_json::Value {
 }
 
 async fn wait_for_blocks(api: std::net::SocketAddr, n: u64) -> serde_json::Value {
+    wait_for_stats(api, "blocks_found", n).await
+}
+
+/// `/api/v1/stats` once its `field` is at least `n`. A block counts as found when it goes to
+/// the node; the share that found it counts as accepted once its group commit is durable,
+/// a moment later.
+async fn wait_for_stats(api: std::net::SocketAddr, field: &str, n: u64) -> serde_json::Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
         let stats = get_json(format!("http://{api}/api/v1/stats")).await;
-        if stats["blocks_found"].as_u64().unwrap_or(0) >= n {
+        if stats[field].as_u64().unwrap_or(0) >= n {
             return stats;
         }
         assert!(
@@ -107,8 +114,9 @@ async fn pplns_pool_mines_regtest_blocks_core_accepts_and_the_ledger_explains_ea
         ],
         &reporter,
     );
-    let stats = wait_for_blocks(api, 4).await;
-    assert!(stats["shares_accepted"].as_u64().unwrap() >= 4, "{stats}");
+    wait_for_blocks(api, 4).await;
+    let stats = wait_for_stats(api, "shares_accepted", 4).await;
+    assert!(stats["blocks_found"].as_u64().unwrap() >= 4, "{stats}");
     // the template after the 4th block may still be on its way
     assert!(stats["height"].as_u64().unwrap() >= 4, "{stats}");
     assert_eq!(stats["connections"].as_u64().unwrap(), 2, "{stats}");
@@ -159,6 +167,11 @@ async fn pplns_pool_mines_regtest_blocks_core_accepts_and_the_ledger_explains_ea
     assert!(metric("strata_pool_ledger_commit_seconds_sum") > 0.0);
     assert!(metric("strata_pool_ledger_transactions_total") >= 1.0);
 
+    // the last found block's acknowledgement may still be on its way to its miner
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while reporter.acked_total() < 4 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop.cancel();
     for h in handles {
         h.await.unwrap();

@@ -60,6 +60,40 @@ on_both_backends! {
     #[tokio::test] crash_loses_no_acknowledged_share_with_normal_sync;
 }
 
+/// The ledger's own connection never checkpoints (acknowledgements would wait behind the
+/// page copies and the database file's sync): a thread of its own does, about once a second,
+/// so the database file grows while the pool runs and the WAL stays bounded.
+#[tokio::test]
+async fn the_wal_is_checkpointed_in_the_background() {
+    let db = TestDb::sqlite();
+    let TestDb::Sqlite { path, .. } = &db else {
+        unreachable!()
+    };
+    let (ledger, thread) = db.open();
+    let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    for batch in 0..20u32 {
+        let shares = (0..250)
+            .map(|n| share("alice.rig1", 1.0, batch * 250 + n))
+            .collect();
+        ledger.submit(shares).await.unwrap().await.unwrap();
+    }
+    // a read moves every logged share into the table (into the WAL)
+    assert_eq!(ledger.totals().await.unwrap().shares_accepted, 5000);
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    while size() < before + 200_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the database file stayed at {} bytes ({} before): nothing checkpointed the WAL",
+            size(),
+            before
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(ledger);
+    thread.join().unwrap();
+}
+
 fn share(worker: &str, difficulty: f64, n: u32) -> ShareRecord {
     let mut hash = [0u8; 32];
     hash[..4].copy_from_slice(&n.to_le_bytes());

@@ -96,6 +96,7 @@ use std::task::{Context, Poll};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+mod checkpoint;
 mod config;
 mod engine;
 mod error;

@@ -37,6 +37,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::checkpoint::Checkpointer;
 use super::engine::{Batch, Storage};
 use super::rows::{self, id_to_sql, int, status_to_sql, BlockRow, HistoryRow, ShareRow, WorkerRow};
 use super::sharelog::{self, ShareLog};
@@ -66,6 +67,9 @@ pub(super) struct Store {
     conn: Connection,
     synchronous: Synchronous,
     shares: Shares,
+    /// Checkpoints the WAL from a connection of its own, so that the ledger thread never
+    /// copies pages and syncs the database file while acknowledgements wait for it.
+    _checkpointer: Checkpointer,
 }
 
 /// Shares on their way to the `shares` table: durable in the log first (what an
@@ -101,7 +105,11 @@ impl Store {
             .map_err(LedgerError::sqlite("set synchronous"))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(LedgerError::sqlite("enable foreign keys"))?;
+        // the checkpointer thread checkpoints instead
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(LedgerError::sqlite("turn automatic checkpoints off"))?;
         migrate(&mut conn)?;
+        let checkpointer = Checkpointer::start(path)?;
         let (log, logged) =
             ShareLog::open(&sharelog::path_for(path), synchronous == Synchronous::Full)?;
         let last_id: i64 = conn
@@ -120,6 +128,7 @@ impl Store {
         let mut store = Store {
             conn,
             synchronous,
+            _checkpointer: checkpointer,
             shares: Shares {
                 log,
                 next_id,
@@ -196,6 +205,8 @@ impl Storage for Store {
         let first_id = self.shares.next_id;
         Ok(SqliteBatch {
             conn: &self.conn,
+            synchronous: self.synchronous,
+            relaxed: false,
             tx: None,
             shares: &mut self.shares,
             logged: Vec::new(),
@@ -473,6 +484,11 @@ fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
 /// else to an SQLite transaction begun when first needed.
 pub(super) struct SqliteBatch<'a> {
     conn: &'a Connection,
+    /// The configured durability.
+    synchronous: Synchronous,
+    /// The SQLite transaction holds worker totals only and commits without a sync
+    /// (`synchronous` is set back after it).
+    relaxed: bool,
     tx: Option<Transaction<'a>>,
     shares: &'a mut Shares,
     /// The shares appended to the log, for the table once written.
@@ -489,10 +505,41 @@ impl Drop for SqliteBatch<'_> {
             self.shares.log.discard();
             self.shares.next_id = self.first_id;
         }
+        // a transaction still open rolls back first (fields drop after this)
+        drop(self.tx.take());
+        self.strict_again();
     }
 }
 
 impl<'a> SqliteBatch<'a> {
+    /// Begins a transaction that holds worker totals only and commits without a sync:
+    /// totals are never what an acknowledgement waits for, and a crash that loses them
+    /// loses their `workers_through` mark with them, so the next start counts those shares
+    /// again from the table or the log (`catch_up_worker_totals`). The next synced commit
+    /// (a block, the log's rewind) makes them durable with everything before it.
+    fn begin_relaxed(&mut self) -> Result<(), LedgerError> {
+        if self.tx.is_some() || self.synchronous != Synchronous::Full {
+            return Ok(());
+        }
+        self.conn
+            .pragma_update(None, "synchronous", Synchronous::Normal.pragma_value())
+            .map_err(LedgerError::sqlite("set synchronous"))?;
+        self.relaxed = true;
+        self.tx().map(|_| ())
+    }
+
+    /// `synchronous` as configured again after a relaxed transaction.
+    fn strict_again(&mut self) {
+        if std::mem::take(&mut self.relaxed) {
+            if let Err(e) =
+                self.conn
+                    .pragma_update(None, "synchronous", self.synchronous.pragma_value())
+            {
+                tracing::warn!(error = %e, "synchronous not set back after a totals commit");
+            }
+        }
+    }
+
     /// The SQLite transaction, begun now if it was not.
     fn tx(&mut self) -> Result<&mut Transaction<'a>, LedgerError> {
         if self.tx.is_none() {
@@ -550,6 +597,7 @@ impl Batch for SqliteBatch<'_> {
         totals: &[WorkerTotals],
         through: i64,
     ) -> Result<(), LedgerError> {
+        self.begin_relaxed()?;
         self.in_savepoint(|conn| add_worker_totals(conn, totals, through))
     }
 
@@ -582,7 +630,9 @@ impl Batch for SqliteBatch<'_> {
 
     fn commit(mut self) -> Result<(), LedgerError> {
         if let Some(tx) = self.tx.take() {
-            tx.commit().map_err(LedgerError::sqlite("commit"))?;
+            let res = tx.commit().map_err(LedgerError::sqlite("commit"));
+            self.strict_again();
+            res?;
         }
         self.shares.log.write()?;
         self.done = true;
@@ -724,3 +774,7 @@ fn set_status(conn: &Connection, hash: &str, status: &BlockStatus) -> Result<(),
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[path = "sqlite_tests.rs"]
+mod tests;
