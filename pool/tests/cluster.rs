@@ -1,9 +1,10 @@
 //! Three pool processes on one PostgreSQL ledger and one real `bitcoind` (each server its
 //! own `rpc` source): SV2 miners on each server, a farm proxy listing all three; server 1 is
-//! `kill -9`ed mid-run. No acknowledged share is lost, the proxy moves to server 2 within
-//! seconds, blocks keep being accepted, the other servers follow a new tip within a second
-//! through their own node connection, and a block found after the kill pays miners of all
-//! three servers (the PPLNS window is read from the shared ledger).
+//! `kill -9`ed mid-run. No acknowledged share is lost (the miners' nor the proxy's), the
+//! proxy moves to server 2 within seconds, blocks keep being accepted, the other servers
+//! follow a new tip within a second through their own node connection, a block found after
+//! the kill pays miners of all three servers (the PPLNS window is read from the shared
+//! ledger), and the API's stats (naming the answering server) and workers are pool-wide.
 //!
 //! Needs the test PostgreSQL server (`common/pg.rs`) and the cached Bitcoin Core build
 //! (`common/bitcoin_core.rs`).
@@ -320,6 +321,26 @@ async fn kill_9_of_one_server_loses_no_share_and_the_pool_goes_on() {
         stats["cluster"]["shares_accepted"].as_u64().unwrap() > 0,
         "{stats}"
     );
+    // and so do the pool-wide workers: server 3 lists every server's, the killed one's too
+    let workers = servers[1].get("/api/v1/workers").await;
+    let listed: Vec<&str> = workers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["worker"].as_str().unwrap())
+        .collect();
+    for (i, address) in addresses.iter().enumerate().take(3 * MINERS_PER_SERVER) {
+        let (server, m) = (i / MINERS_PER_SERVER + 1, i % MINERS_PER_SERVER);
+        let worker = format!("{address}.s{server}m{m}");
+        assert!(
+            listed.contains(&worker.as_str()),
+            "{worker} not in {listed:?}"
+        );
+    }
+    assert!(
+        listed.iter().any(|w| w.starts_with(farm.as_str())),
+        "the farm not in {listed:?}"
+    );
 
     // stop everyone, then compare what was acknowledged with what the ledger holds
     for s in &stop {
@@ -329,6 +350,15 @@ async fn kill_9_of_one_server_loses_no_share_and_the_pool_goes_on() {
     for h in handles {
         h.await.unwrap();
     }
+    // what the pools acknowledged to the proxy, on any server (answers still in flight are
+    // not counted here, so the ledger may hold more)
+    let proxy_stats: Value = reqwest::get(format!("http://{}/api/v1/stats", proxy.api_addr))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let proxy_acked = proxy_stats["upstream_accepted"].as_u64().unwrap();
     proxy.shutdown.cancel();
     proxy.wait().await;
     drain(&mut rx, &mut acked);
@@ -354,8 +384,16 @@ async fn kill_9_of_one_server_loses_no_share_and_the_pool_goes_on() {
             .map_or(0, |w| w.shares);
         assert_eq!(counted, in_ledger, "workers table of miner {i}");
     }
+    let farm_in_ledger = stored
+        .iter()
+        .filter(|(_, s)| s.worker.starts_with(farm.as_str()))
+        .count() as u64;
+    assert!(
+        farm_in_ledger >= proxy_acked,
+        "the proxy: {proxy_acked} shares acknowledged, {farm_in_ledger} in the ledger"
+    );
     eprintln!(
-        "acknowledged per miner: {acked:?}; {} shares in the ledger",
+        "acknowledged per miner: {acked:?}, to the proxy: {proxy_acked}; {} shares in the ledger",
         stored.len()
     );
     drop(ledger);
