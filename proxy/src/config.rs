@@ -61,8 +61,13 @@ impl Default for Sv1Settings {
 pub struct UpstreamSettings {
     /// User identity of the proxy's channel at the pool (for solo pools: a payout address).
     pub user_identity: String,
-    /// Extranonce bytes the proxy asks for (split into miner ids and extranonce2).
-    pub min_extranonce_size: u16,
+    /// `min_extranonce_size` the proxy asks the pool for (split into miner ids and
+    /// extranonce2). Unset (default): what its own miners need, the id bytes of `max_miners`
+    /// plus the 4-byte floor of an SV1 `extranonce2` (6 for 65,536 miners); the proxy uses
+    /// whatever more the pool grants (miners roll up to 8 bytes). Set it to refuse pools
+    /// that grant less.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_extranonce_size: Option<u16>,
     /// Go back to a more preferred pool once it is up again.
     pub return_to_preferred: bool,
     /// Seconds a preferred pool must stay up before the proxy returns to it.
@@ -86,7 +91,7 @@ impl Default for UpstreamSettings {
     fn default() -> Self {
         UpstreamSettings {
             user_identity: "strata-proxy".into(),
-            min_extranonce_size: 10,
+            min_extranonce_size: None,
             return_to_preferred: true,
             stable_secs: 30,
             miners_per_channel: 0,
@@ -338,11 +343,65 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         strata_net::config::load(file, env, "STRATA_PROXY_", &["upstreams"])
     }
+
+    /// How the proxy carves each upstream channel's extranonce space among its miners
+    /// ([`Config::max_miners`] at most, the default extranonce2 range).
+    pub fn split(&self) -> strata_work::extranonce::SplitConfig {
+        strata_work::extranonce::SplitConfig {
+            max_miners: self.max_miners,
+            ..Default::default()
+        }
+    }
+
+    /// The `min_extranonce_size` asked of the pools: [`UpstreamSettings::min_extranonce_size`]
+    /// when set, else the least the split accepts
+    /// ([`strata_work::extranonce::SplitConfig::min_extranonce_size`]). A site proxy grants
+    /// a proxy behind it 7 bytes, enough for the default 6.
+    pub fn upstream_min_extranonce_size(&self) -> u16 {
+        self.upstream.min_extranonce_size.unwrap_or_else(|| {
+            u16::try_from(self.split().min_extranonce_size()).unwrap_or(u16::MAX)
+        })
+    }
+
+    /// The `extranonce_size` of the Job Declarator Client's solo channels:
+    /// [`UpstreamSettings::min_extranonce_size`] when set, else what lets every miner roll
+    /// the most ([`strata_work::extranonce::SplitConfig::full_extranonce_size`], 10 by
+    /// default).
+    pub fn solo_extranonce_size(&self) -> u16 {
+        self.upstream.min_extranonce_size.unwrap_or_else(|| {
+            u16::try_from(self.split().full_extranonce_size()).unwrap_or(u16::MAX)
+        })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_extranonce_size_asked_upstream_is_what_the_miners_need_unless_set() {
+        let c = Config::load(None, Vec::new()).expect("defaults");
+        assert_eq!(c.upstream.min_extranonce_size, None);
+        // 65,536 miners: 2 id bytes + the 4-byte floor of an SV1 extranonce2; a site proxy's
+        // extended channel (7 bytes) is enough
+        assert_eq!(c.upstream_min_extranonce_size(), 6);
+        // the solo channels still give every miner 8 bytes of extranonce2
+        assert_eq!(c.solo_extranonce_size(), 10);
+        let big = Config {
+            max_miners: 1 << 20,
+            ..c.clone()
+        };
+        assert_eq!(big.upstream_min_extranonce_size(), 7);
+        assert_eq!(big.solo_extranonce_size(), 11);
+        let env = vec![(
+            "STRATA_PROXY_UPSTREAM__MIN_EXTRANONCE_SIZE".to_string(),
+            "10".to_string(),
+        )];
+        let set = Config::load(None, env).expect("env");
+        assert_eq!(set.upstream.min_extranonce_size, Some(10));
+        assert_eq!(set.upstream_min_extranonce_size(), 10);
+        assert_eq!(set.solo_extranonce_size(), 10);
+    }
 
     #[test]
     fn defaults_and_overrides() {

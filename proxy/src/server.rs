@@ -156,7 +156,7 @@ fn jdc_params(cfg: &Config, pools: usize) -> anyhow::Result<Option<crate::jdc::e
         solo_script,
         network: j.network,
         coinbase_tag: j.coinbase_tag.as_bytes().to_vec(),
-        solo_extranonce_size: cfg.upstream.min_extranonce_size,
+        solo_extranonce_size: cfg.solo_extranonce_size(),
         startup_grace: ms(j.startup_grace_ms),
         retry_min: ms(j.retry_min_ms.max(10)),
         retry_max: std::time::Duration::from_secs(j.retry_max_secs.max(1)),
@@ -208,7 +208,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     let ucfg = UpstreamConfig {
         pools,
         user_identity: cfg.upstream.user_identity.clone(),
-        min_extranonce_size: cfg.upstream.min_extranonce_size,
+        min_extranonce_size: cfg.upstream_min_extranonce_size(),
         return_to_preferred: cfg.upstream.return_to_preferred,
         stable_for: std::time::Duration::from_secs(cfg.upstream.stable_secs),
         probe_interval: std::time::Duration::from_secs(cfg.upstream.stable_secs.clamp(1, 30)),
@@ -250,10 +250,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     ));
     let (hub, queries) = hub::spawn(
         HubConfig {
-            split: strata_work::extranonce::SplitConfig {
-                max_miners: cfg.max_miners,
-                ..Default::default()
-            },
+            split: cfg.split(),
             pools: hub_pools,
             miners_per_channel: cfg.upstream.miners_per_channel,
             update_interval: std::time::Duration::from_secs(

@@ -93,10 +93,11 @@ async fn miners_behind_a_farm_proxy_behind_a_site_proxy_mine_blocks_under_their_
         .await
         .unwrap();
     // the site proxy gives each SV2 connection 8 bytes (its SV1 miners' extranonce2): one
-    // for the channel's block, 7 for the farm proxy to split among its miners
-    let mut fc = proxy_config(proxy_url(&site), "farm", df.path());
-    fc.upstream.min_extranonce_size = 7;
-    let farm = strata_proxy::server::start(fc).await.unwrap();
+    // for the channel's block, 7 for the farm proxy to split among its miners, which asks
+    // for the 6 it needs (2 id bytes + a 4-byte extranonce2) and takes the 7 by default
+    let farm = strata_proxy::server::start(proxy_config(proxy_url(&site), "farm", df.path()))
+        .await
+        .unwrap();
 
     let stop = CancellationToken::new();
     let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());

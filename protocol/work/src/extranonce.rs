@@ -514,6 +514,34 @@ pub struct SplitConfig {
     pub max_extranonce1_len: usize,
 }
 
+impl SplitConfig {
+    /// Bytes of miner id needed to number `max_miners` miners.
+    pub fn id_width(&self) -> usize {
+        width_for(u64::from(self.max_miners))
+    }
+
+    /// The smallest upstream `extranonce_size` a carve accepts: the id bytes of `max_miners`
+    /// miners plus [`SplitConfig::min_extranonce2_size`]. What a proxy needs to ask for as
+    /// `OpenExtendedMiningChannel.min_extranonce_size`; it uses whatever more it is granted
+    /// (miners roll up to [`SplitConfig::max_extranonce2_size`], the rest widens the id).
+    ///
+    /// ```
+    /// use strata_work::extranonce::SplitConfig;
+    /// // 65,536 miners: 2 id bytes, plus at least 4 bytes of extranonce2
+    /// assert_eq!(SplitConfig::default().min_extranonce_size(), 6);
+    /// ```
+    pub fn min_extranonce_size(&self) -> usize {
+        self.id_width() + self.min_extranonce2_size
+    }
+
+    /// The upstream `extranonce_size` at which every miner rolls
+    /// [`SplitConfig::max_extranonce2_size`] bytes with the narrowest id (default 2 + 8 = 10);
+    /// a larger size only widens the id.
+    pub fn full_extranonce_size(&self) -> usize {
+        self.id_width() + self.max_extranonce2_size
+    }
+}
+
 impl Default for SplitConfig {
     fn default() -> Self {
         SplitConfig {
@@ -551,8 +579,8 @@ impl Carve {
         if full > MAX_EXTRANONCE_LEN {
             return Err(ExtranonceError::TooLong { len: full });
         }
-        let needed = width_for(u64::from(config.max_miners));
-        if extranonce_size < needed + config.min_extranonce2_size {
+        let needed = config.id_width();
+        if extranonce_size < config.min_extranonce_size() {
             return Err(ExtranonceError::UpstreamTooSmall {
                 extranonce_size,
                 id_width: needed,

@@ -353,3 +353,33 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_minimum_extranonce_size_is_the_smallest_a_carve_accepts() {
+    for max_miners in [1, 2, 256, 257, 65_536, 65_537, 1 << 24] {
+        for (min_e2, max_e2) in [(4, 8), (1, 1), (2, 6)] {
+            let cfg = SplitConfig {
+                max_miners,
+                min_extranonce2_size: min_e2,
+                max_extranonce2_size: max_e2,
+                max_extranonce1_len: 32,
+            };
+            let min = cfg.min_extranonce_size();
+            let size = u16::try_from(min).expect("small");
+            let s = ExtranonceSplitter::new(cfg, &[1; 4], size).expect("the minimum carves");
+            assert_eq!(s.extranonce2_size(), min_e2);
+            assert_eq!(s.id_width(), cfg.id_width());
+            if min > 0 {
+                assert!(ExtranonceSplitter::new(cfg, &[1; 4], size - 1).is_err());
+            }
+            // at the full size every miner rolls the maximum with the narrowest id
+            let full = u16::try_from(cfg.full_extranonce_size()).expect("small");
+            let s = ExtranonceSplitter::new(cfg, &[1; 4], full).expect("the full size carves");
+            assert_eq!(s.extranonce2_size(), max_e2);
+            assert_eq!(s.id_width(), cfg.id_width());
+        }
+    }
+    // the proxy's defaults: 65,536 miners, 4..=8 bytes of extranonce2
+    assert_eq!(SplitConfig::default().min_extranonce_size(), 6);
+    assert_eq!(SplitConfig::default().full_extranonce_size(), 10);
+}

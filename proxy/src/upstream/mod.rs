@@ -55,10 +55,12 @@ pub use session::{
 };
 pub use url::{PoolUrl, PoolUrlError};
 
-/// Default `min_extranonce_size`: 10 bytes = a 2-byte miner id (65 536 miners) + an 8-byte
-/// SV1 `extranonce2` (the most cgminer-based firmware accepts). Our pool grants exactly 10
-/// with its default 16-byte extranonce and 6-byte prefixes; a pool offering less refuses the
-/// channel (`min-extranonce-size-too-large`) and the setting must be lowered (e.g. 6 = 2 + 4).
+/// Default `min_extranonce_size` of an [`UpstreamConfig`]: 10 bytes = a 2-byte miner id
+/// (65 536 miners) + an 8-byte SV1 `extranonce2` (the most cgminer-based firmware accepts).
+/// Our pool grants exactly 10 with its default 16-byte extranonce and 6-byte prefixes; a pool
+/// offering less refuses the channel (`min-extranonce-size-too-large`). The proxy's server
+/// asks for less: what its extranonce split needs at least
+/// ([`crate::config::Config::upstream_min_extranonce_size`], 6 = 2 + 4 by default).
 pub const DEFAULT_MIN_EXTRANONCE_SIZE: u16 = 10;
 
 /// Capacity of each connection's share queue (shares waiting to be written).
