@@ -9,7 +9,7 @@
 # older build), in the same rotation, with the ratios strata/before.
 # - strata: target/release/strata-pool, `template_source = "ipc"`, ledger `synchronous = full`
 #   (LEDGER_SYNC=normal to compare); every share is acknowledged after its commit.
-# - sri:    SRI's pool_sv2 (cargo install pool_sv2 --root ~/.cache/strata/sri-pool; SRI_POOL=PATH
+# - sri:    SRI's pool_sv2 (scripts/sri-apps.sh, ~/.cache/strata/sri-pool; SRI_POOL=PATH
 #           for another binary), `share_batch_size = 1` so that every share is acknowledged at
 #           once as strata does (SRI keeps no share ledger).
 # The chain: `bitcoin-node -signet -signetchallenge=51` (a signet of our own: no signatures,
@@ -92,7 +92,7 @@ trap cleanup EXIT
 # NO_BUILD=1: use the binaries as they are (POOL_BIN, MINER_BIN: other paths)
 [ -n "${NO_BUILD:-}" ] || cargo build --release -q -p strata-pool -p strata-miner
 bin=${STRATA_BITCOIN_CORE_BIN:-$(scripts/bitcoin-core.sh | tail -1)}
-. scripts/sri-pool.sh
+. scripts/sri-apps.sh
 if [ "$which" = sri ]; then sri=$(sri_pool_bin); fi
 
 # the node: a signet of our own, IPC only

@@ -8,7 +8,7 @@
 # - strata-embedded: strata-pool on its own regtest chain; miner 0 submits a block and the
 #   clock starts at that submit.
 # - strata: strata-pool with `template_source = "ipc"`; sri: SRI's pool_sv2 (crates.io,
-#   installed into ~/.cache/strata/sri-pool when missing; SRI_POOL=PATH for another binary)
+#   installed into ~/.cache/strata/sri-pool by scripts/sri-apps.sh when missing; SRI_POOL=PATH for another binary)
 #   with its Bitcoin Core IPC template provider. Both on the same kind of node:
 #   `bitcoin-node -regtest -ipcbind=unix` (scripts/bitcoin-core.sh or STRATA_BITCOIN_CORE_BIN),
 #   which mines each block itself (`generatetoaddress` over RPC); the clock starts when that
@@ -85,7 +85,7 @@ trap cleanup EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 cargo build --release -q -p strata-pool -p strata-miner
-. scripts/sri-pool.sh
+. scripts/sri-apps.sh
 if [ "$which" = sri ]; then sri=$(sri_pool_bin); fi
 
 trigger=()

@@ -1,15 +1,14 @@
-//! SRI's Job Declarator Client (`jd_client_sv2` from crates.io, at
-//! `~/.cache/strata/sri-jdc/bin/jd_client_sv2` or `STRATA_SRI_JDC`) against the pool's JDS:
+//! SRI's Job Declarator Client (`jd_client_sv2` 0.6.0 from crates.io, installed by
+//! `scripts/sri-apps.sh`, found as `common::sri` says) against the pool's JDS:
 //! the JDC takes templates (with a mempool transaction) from Bitcoin Core over IPC, declares
 //! them to our JDS, sets custom jobs on our mining port, and a strata SV2 miner mines through
 //! it; the node must accept blocks that the JDC's custom jobs made (its signature in the
-//! coinbase, the transaction in a block) and the pool must record them. Ignored by default (needs the SRI binary):
-//! `cargo test -p strata-pool --test jds_sri -- --ignored --nocapture`.
+//! coinbase, the transaction in a block) and the pool must record them. Skipped when the
+//! binary is not installed, outside CI: `cargo test -p strata-pool --test jds_sri -- --nocapture`.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -26,16 +25,6 @@ use tokio_util::sync::CancellationToken;
 const JDC_AUTHORITY: &str = "9auqWEzQDVyd2oe1JVGFLMLHZtCo2FFqZwtKA5gd9xbuEu7PH72";
 const JDC_SECRET: &str = "mkDLTBBRxdBv998612qipDYoTK3YUrqLe8uWw7gu3iXbSrn2n";
 
-fn jdc_bin() -> PathBuf {
-    std::env::var_os("STRATA_SRI_JDC").map_or_else(
-        || {
-            PathBuf::from(std::env::var_os("HOME").unwrap())
-                .join(".cache/strata/sri-jdc/bin/jd_client_sv2")
-        },
-        PathBuf::from,
-    )
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -45,8 +34,10 @@ fn free_port() -> u16 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs SRI's jd_client_sv2 binary"]
 async fn sri_jdc_mines_through_our_jds() {
+    let Some(jdc_bin) = common::sri::bin(common::sri::App::Jdc) else {
+        return;
+    };
     let node = CoreNode::start(Flavor::Ipc, &[]).await;
     let key = TestKey::new(0x33);
     let funds = fund(&node, &key, 1).await;
@@ -114,7 +105,7 @@ min_interval = 1
     );
     let conf = dir.path().join("jdc.toml");
     std::fs::write(&conf, config).unwrap();
-    let mut jdc = Command::new(jdc_bin())
+    let mut jdc = Command::new(&jdc_bin)
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::null())

@@ -491,6 +491,37 @@ fn refusals_closes_reconnects_and_timeouts_end_the_session() {
     assert_eq!(s.deadline(), None);
     assert!(s.check_timeout(t0 + Duration::from_secs(3600)).is_ok());
 
+    // a pool that sends no job of its own to a work-selection channel (SRI's pool with its
+    // JDS) but accepts our custom jobs: an accepted custom job clears the timer too
+    let (mut s, t0) = open_session(false);
+    s.on_message(
+        m::SetCustomMiningJobSuccess {
+            channel_id: CH,
+            request_id: 7,
+            job_id: 3,
+        }
+        .into(),
+        t0,
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(s.deadline(), None);
+    assert!(s.check_timeout(t0 + Duration::from_secs(3600)).is_ok());
+    // a refused one does not
+    let (mut s, t0) = open_session(false);
+    s.on_message(
+        m::SetCustomMiningJobError {
+            channel_id: CH,
+            request_id: 7,
+            error_code: Str0_255::new("invalid-mining-job-token").unwrap(),
+        }
+        .into(),
+        t0,
+        &mut out,
+    )
+    .unwrap();
+    assert!(s.check_timeout(t0 + Duration::from_secs(15)).is_err());
+
     // CloseChannel and Reconnect end the session with their reason
     let e = s
         .on_message(

@@ -6,3 +6,4 @@ pub mod bitcoin_core;
 pub mod pg;
 pub mod process;
 pub mod solve;
+pub mod sri;

@@ -40,11 +40,18 @@ impl UpstreamSession {
         out: &mut Vec<Action>,
     ) {
         match self.index_of(channel_id) {
-            Some(channel) => out.push(Action::CustomJob {
-                channel,
-                request_id,
-                result,
-            }),
+            Some(channel) => {
+                if result.is_ok() {
+                    if let Some(c) = self.open_chan_mut(channel) {
+                        c.custom_job = true;
+                    }
+                }
+                out.push(Action::CustomJob {
+                    channel,
+                    request_id,
+                    result,
+                });
+            }
             None => tracing::debug!(channel_id, "custom job answer for another channel ignored"),
         }
     }

@@ -347,6 +347,7 @@ impl UpstreamSession {
         self.chans[index] = Chan::Open(OpenChan {
             channel_id: s.channel_id,
             work_job: None,
+            custom_job: false,
             next_sequence: 0,
             pending: VecDeque::new(),
         });

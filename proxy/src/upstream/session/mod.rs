@@ -279,6 +279,10 @@ struct OpenChan {
     channel_id: u32,
     /// Job id of the last emitted work.
     work_job: Option<u32>,
+    /// A custom job of ours was accepted on it: the pool serves the channel even if it
+    /// sends no job of its own (SRI's pool sends none to a `REQUIRES_WORK_SELECTION`
+    /// channel), so the first-job timer is off.
+    custom_job: bool,
     next_sequence: u32,
     /// Shares sent and not yet answered, in sequence order.
     pending: VecDeque<(u32, ForwardShare)>,
@@ -488,7 +492,11 @@ impl UpstreamSession {
             State::AwaitSetup | State::AwaitChannel => {
                 self.started.map(|s| s + self.cfg.setup_timeout)
             }
-            State::Open if self.open_chan(0).is_some_and(|c| c.work_job.is_none()) => {
+            State::Open
+                if self
+                    .open_chan(0)
+                    .is_some_and(|c| c.work_job.is_none() && !c.custom_job) =>
+            {
                 self.opened.map(|o| o + self.cfg.first_job_timeout)
             }
             State::Open | State::Closed => None,
