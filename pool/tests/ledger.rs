@@ -61,8 +61,9 @@ on_both_backends! {
 }
 
 /// The ledger's own connection never checkpoints (acknowledgements would wait behind the
-/// page copies and the database file's sync): a thread of its own does, about once a second,
-/// so the database file grows while the pool runs and the WAL stays bounded.
+/// page copies and the database file's sync): a thread of its own does, asked by the ledger
+/// thread every 25,000 shares it moves into the table, so the database file grows while the
+/// pool runs and the WAL stays bounded.
 #[tokio::test]
 async fn the_wal_is_checkpointed_in_the_background() {
     let db = TestDb::sqlite();
@@ -72,14 +73,14 @@ async fn the_wal_is_checkpointed_in_the_background() {
     let (ledger, thread) = db.open();
     let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let before = size();
-    for batch in 0..20u32 {
+    for batch in 0..120u32 {
         let shares = (0..250)
             .map(|n| share("alice.rig1", 1.0, batch * 250 + n))
             .collect();
         ledger.submit(shares).await.unwrap().await.unwrap();
     }
     // a read moves every logged share into the table (into the WAL)
-    assert_eq!(ledger.totals().await.unwrap().shares_accepted, 5000);
+    assert_eq!(ledger.totals().await.unwrap().shares_accepted, 30_000);
     let deadline = Instant::now() + std::time::Duration::from_secs(10);
     while size() < before + 200_000 {
         assert!(

@@ -58,6 +58,9 @@ const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 const IMPORT_CHUNK: usize = 256;
 /// Shares stay in the log only, at most this long while commits go on.
 const IMPORT_AFTER: Duration = Duration::from_millis(100);
+/// Shares moved into the table between two checkpoints of the WAL: about the thousand pages
+/// after which SQLite would checkpoint by itself (a page holds some 25 shares).
+const CHECKPOINT_AFTER_SHARES: usize = 25_000;
 /// The log is rewound (SQLite made to hold every share in it durably) once it is this long.
 /// That takes a synced SQLite commit on the ledger thread, which the next group's
 /// acknowledgements wait behind, so it is rare: at 10,000 shares a second the log holds
@@ -73,7 +76,9 @@ pub(super) struct Store {
     shares: Shares,
     /// Checkpoints the WAL from a connection of its own, so that the ledger thread never
     /// copies pages and syncs the database file while acknowledgements wait for it.
-    _checkpointer: Checkpointer,
+    checkpointer: Checkpointer,
+    /// Shares moved into the table since the last checkpoint was asked for.
+    imported_since_checkpoint: usize,
 }
 
 /// Shares on their way to the `shares` table: durable in the log first (what an
@@ -132,7 +137,8 @@ impl Store {
         let mut store = Store {
             conn,
             synchronous,
-            _checkpointer: checkpointer,
+            checkpointer,
+            imported_since_checkpoint: 0,
             shares: Shares {
                 log,
                 next_id,
@@ -176,6 +182,11 @@ impl Store {
             .map_err(LedgerError::sqlite("begin a transaction"))?;
         insert_logged(&tx, &self.shares.unimported[..n])?;
         tx.commit().map_err(LedgerError::sqlite("commit"))?;
+        self.imported_since_checkpoint += n;
+        if self.imported_since_checkpoint >= CHECKPOINT_AFTER_SHARES {
+            self.imported_since_checkpoint = 0;
+            self.checkpointer.request();
+        }
         self.shares.unimported.drain(..n);
         self.shares.since = (!self.shares.unimported.is_empty()).then(Instant::now);
         Ok(())
