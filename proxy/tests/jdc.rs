@@ -14,9 +14,8 @@
 mod bitcoin_core;
 mod common;
 
-use bitcoin::consensus::serialize;
-use bitcoin::{Amount, TxOut};
-use bitcoin_core::{fund, CoreNode, Flavor, TestKey};
+use bitcoin::Amount;
+use bitcoin_core::{fund, spend_to_mempool, CoreNode, Flavor, TestKey};
 use serde_json::{json, Value};
 use strata_miner::report::Reporter;
 use strata_pool::config::{PayoutKind, SourceKind};
@@ -183,20 +182,7 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
         .expect("the miner is listed");
 
     // 2. Full-Template: a mempool transaction of the farm's node is mined through the pool
-    let spend = key.spend(
-        &funds,
-        vec![TxOut {
-            value: funds[0].1 - Amount::from_sat(50_000),
-            script_pubkey: key.script(),
-        }],
-    );
-    let txid = node
-        .rpc(
-            "sendrawtransaction",
-            json!([hex::encode(serialize(&spend))]),
-        )
-        .await;
-    let txid = txid.as_str().unwrap().to_string();
+    let txid = spend_to_mempool(&node, &key, &funds).await;
     let at = node.height().await;
     common::until(
         "the mempool transaction in a declared block",
@@ -397,20 +383,7 @@ async fn full_template_over_ipc_declares_the_nodes_mempool() {
     cfg.jdc.startup_grace_ms = 10_000;
     let proxy = strata_proxy::server::start(cfg).await.unwrap();
 
-    let spend = key.spend(
-        &funds,
-        vec![TxOut {
-            value: funds[0].1 - Amount::from_sat(50_000),
-            script_pubkey: key.script(),
-        }],
-    );
-    let txid = node
-        .rpc(
-            "sendrawtransaction",
-            json!([hex::encode(serialize(&spend))]),
-        )
-        .await;
-    let txid = txid.as_str().unwrap().to_string();
+    let txid = spend_to_mempool(&node, &key, &funds).await;
     let stop = CancellationToken::new();
     common::sv1_miners(proxy.sv1_addr, 1, &Reporter::silent(), &stop);
     let pool_addr = pool_key.address.to_string();

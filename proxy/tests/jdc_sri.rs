@@ -26,9 +26,8 @@ mod sri;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bitcoin::consensus::serialize;
-use bitcoin::{Amount, TxOut};
-use bitcoin_core::{fund, CoreNode, Flavor, TestKey};
+use bitcoin::Amount;
+use bitcoin_core::{fund, spend_to_mempool, CoreNode, Flavor, TestKey};
 use serde_json::json;
 use strata_miner::report::Reporter;
 use strata_proxy::config::{Config, JdcSource};
@@ -165,20 +164,7 @@ async fn our_jdc_mines_through_sri_jds_and_pool() {
     let proxy = strata_proxy::server::start(cfg).await.unwrap();
 
     // a mempool transaction of the farm's node (the same node as the pool's)
-    let spend = key.spend(
-        &funds,
-        vec![TxOut {
-            value: funds[0].1 - Amount::from_sat(50_000),
-            script_pubkey: key.script(),
-        }],
-    );
-    let txid = node
-        .rpc(
-            "sendrawtransaction",
-            json!([hex::encode(serialize(&spend))]),
-        )
-        .await;
-    let txid = txid.as_str().unwrap().to_string();
+    let txid = spend_to_mempool(&node, &key, &funds).await;
 
     let stop = CancellationToken::new();
     common::sv1_miners(proxy.sv1_addr, 2, &Reporter::silent(), &stop);

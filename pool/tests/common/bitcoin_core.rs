@@ -354,6 +354,31 @@ pub async fn fund(node: &CoreNode, key: &TestKey, coins: usize) -> Vec<(OutPoint
     funds
 }
 
+/// Sends one transaction to `node`'s mempool: `funds` spent back to `key`, 50,000 sats of
+/// fee. Returns its txid.
+pub async fn spend_to_mempool(
+    node: &CoreNode,
+    key: &TestKey,
+    funds: &[(OutPoint, Amount)],
+) -> String {
+    let spend = key.spend(
+        funds,
+        vec![TxOut {
+            value: funds[0].1 - Amount::from_sat(50_000),
+            script_pubkey: key.script(),
+        }],
+    );
+    let txid = node
+        .rpc(
+            "sendrawtransaction",
+            serde_json::json!([hex::encode(bitcoin::consensus::serialize(&spend))]),
+        )
+        .await;
+    txid.as_str()
+        .expect("sendrawtransaction answers a txid")
+        .to_string()
+}
+
 /// Sends `children` transactions (and their parents) to `node`'s mempool: each of `funds`
 /// is spent into `children / funds.len()` outputs (one fan-out transaction each), and each of
 /// those outputs in a transaction of its own. Returns the txids sent (parents first).
