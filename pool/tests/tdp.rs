@@ -494,6 +494,9 @@ async fn future_template_is_returned_when_set_new_prev_hash_activates_it() {
     let t = within(src.next_template()).await.unwrap();
     assert_eq!(t, first.expected(10, &tip_a, 4));
     assert_eq!(request_id(&tp.event().await), Some(10));
+    // the transactions it was checked against, for a Job Declarator Client's declaration
+    assert_eq!(src.transactions(10), Some(&first.raw_txs()[..]));
+    assert_eq!(src.transactions(9), None);
 
     // the next block's future template, then an update on the current tip: the update comes
     // out first, the future template only with its SetNewPrevHash (and its fields)
@@ -505,6 +508,12 @@ async fn future_template_is_returned_when_set_new_prev_hash_activates_it() {
     tp.send(update.new_template(12, false));
     let t = within(src.next_template()).await.unwrap();
     assert_eq!(t, update.expected(12, &tip_a, 2));
+    assert_eq!(src.transactions(12), Some(&update.raw_txs()[..]));
+    assert_eq!(
+        src.transactions(10),
+        None,
+        "only the template returned last"
+    );
     let tip_b = set_new_prev_hash(11, tip_840_000(), 1_713_571_767);
     tp.send(tip_b.clone());
     let t = within(src.next_template()).await.unwrap();
@@ -531,6 +540,11 @@ async fn non_future_template_on_the_current_tip_plaintext_unverified() {
     assert_eq!(
         within(src.next_template()).await.unwrap(),
         update.expected(2, &tip, 2)
+    );
+    assert_eq!(
+        src.transactions(2),
+        None,
+        "unverified: the TP never listed them"
     );
 
     // nothing was requested: the first message the TP gets is the solution

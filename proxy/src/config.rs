@@ -189,8 +189,9 @@ pub enum JdcSource {
     Rpc,
     /// Bitcoin Core's IPC Mining interface (`[jdc.ipc]`).
     Ipc,
-    /// A Template Provider (`[jdc.tdp]`); it does not give the templates' transactions,
-    /// which Full-Template mode needs.
+    /// A Template Provider (`[jdc.tdp]`); Full-Template mode declares the transactions the
+    /// TP lists for each template (`RequestTransactionData`, `[jdc.tdp] verify_templates`,
+    /// on by default).
     Tdp,
 }
 

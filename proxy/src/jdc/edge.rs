@@ -40,7 +40,8 @@ pub enum NodeSource {
     Rpc(RpcConfig),
     /// Bitcoin Core's IPC Mining interface (with `transactions` set for Full-Template).
     Ipc(IpcConfig),
-    /// A Template Provider (no transactions: Coinbase-only or solo).
+    /// A Template Provider (transactions from `RequestTransactionData` when it verifies
+    /// templates, the default).
     Tdp(TdpConfig),
 }
 

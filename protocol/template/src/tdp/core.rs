@@ -119,13 +119,19 @@ pub(super) fn tx_count_lower_bound(path_len: usize) -> u32 {
     }
 }
 
-/// Checks a template against the transactions the TP listed for it and returns their count.
-fn check_transactions(t: &Template, list: &[strata_protocol::B0_16M]) -> Result<u32, String> {
+/// Checks a template against the transactions the TP listed for it and returns them, each
+/// as its consensus serialization (without the optional data the TP may append).
+fn check_transactions(
+    t: &Template,
+    list: &[strata_protocol::B0_16M],
+) -> Result<Vec<Vec<u8>>, String> {
     let mut txs = Vec::with_capacity(list.len());
+    let mut raw_txs = Vec::with_capacity(list.len());
     for (i, raw) in list.iter().enumerate() {
-        let (tx, _) = deserialize_partial::<Transaction>(raw.as_slice())
+        let (tx, used) = deserialize_partial::<Transaction>(raw.as_slice())
             .map_err(|e| format!("transaction {i} does not decode: {e}"))?;
         txs.push(tx);
+        raw_txs.push(raw.as_slice()[..used].to_vec());
     }
     let txids: Vec<[u8; 32]> = txs
         .iter()
@@ -167,7 +173,8 @@ fn check_transactions(t: &Template, list: &[strata_protocol::B0_16M]) -> Result<
             }
         }
     }
-    u32::try_from(txs.len()).map_err(|_| "too many transactions".to_string())
+    u32::try_from(txs.len()).map_err(|_| "too many transactions".to_string())?;
+    Ok(raw_txs)
 }
 
 /// A template made ready, waiting to be returned.
@@ -176,6 +183,8 @@ struct Queued {
     template: Template,
     /// Still waiting for `RequestTransactionData.Success`.
     awaiting_data: bool,
+    /// The transactions the TP listed for it (checked), once it did.
+    transactions: Option<Vec<Vec<u8>>>,
 }
 
 /// The sans-IO Template Distribution client: messages in, templates and transaction-data
@@ -197,6 +206,8 @@ pub(super) struct TdpCore {
     issued: Vec<(u64, [u8; 32])>,
     /// The last `NewTemplate.template_id` (they must increase).
     last_id: Option<u64>,
+    /// The transactions of the template returned last (verified templates only).
+    returned_transactions: Option<(u64, Vec<Vec<u8>>)>,
 }
 
 impl TdpCore {
@@ -210,6 +221,7 @@ impl TdpCore {
             requests: Vec::new(),
             issued: Vec::new(),
             last_id: None,
+            returned_transactions: None,
         }
     }
 
@@ -221,7 +233,12 @@ impl TdpCore {
     /// The next template ready to be returned, if any.
     pub(super) fn pop_ready(&mut self) -> Option<Template> {
         if self.queue.front().is_some_and(|q| !q.awaiting_data) {
-            let template = self.queue.pop_front()?.template;
+            let Queued {
+                template,
+                transactions,
+                ..
+            } = self.queue.pop_front()?;
+            self.returned_transactions = transactions.map(|txs| (template.id, txs));
             self.issued.push((template.id, template.prev_hash));
             debug!(
                 template_id = template.id,
@@ -232,6 +249,15 @@ impl TdpCore {
         } else {
             None
         }
+    }
+
+    /// The transactions (besides the coinbase, in block order) of the template returned
+    /// last, when it was verified against them.
+    pub(super) fn transactions(&self, template_id: u64) -> Option<&[Vec<u8>]> {
+        self.returned_transactions
+            .as_ref()
+            .filter(|(id, _)| *id == template_id)
+            .map(|(_, txs)| &txs[..])
     }
 
     /// Whether a solution on `template_id` can be submitted: the template was returned and
@@ -255,6 +281,7 @@ impl TdpCore {
         self.queue.push_back(Queued {
             template,
             awaiting_data: self.verify,
+            transactions: None,
         });
     }
 
@@ -359,11 +386,13 @@ impl TdpCore {
             );
             return Ok(());
         };
-        let tx_count =
+        let txs =
             check_transactions(&q.template, m.transaction_list.as_slice()).map_err(|reason| {
                 SourceError::Protocol(format!("template {}: {reason}", m.template_id))
             })?;
-        q.template.tx_count = tx_count;
+        // checked to fit a u32 by check_transactions
+        q.template.tx_count = txs.len() as u32;
+        q.transactions = Some(txs);
         q.awaiting_data = false;
         Ok(())
     }

@@ -50,7 +50,9 @@
 //! (`stale-template-id`, `template-id-not-found`) is not fatal: the template is dropped (it is
 //! no longer worth mining) and logged at debug level. Transactions are decoded with
 //! consensus rules; bytes after a transaction are ignored (spec 7.5 allows consensus-optional
-//! data to be appended). [`Template::tx_count`] is the length of the list.
+//! data to be appended). [`Template::tx_count`] is the length of the list, and the list (each
+//! transaction's consensus serialization) is what [`TemplateSource::transactions`] gives for the
+//! template returned last: a Job Declarator Client declares them in Full-Template mode.
 //!
 //! Without verification [`Template::tx_count`] is unknown and reported as a lower bound
 //! derived from the merkle path: a path of `n > 0` hashes means at least `2^(n-1)`
@@ -408,6 +410,10 @@ impl TdpSource {
 impl TemplateSource for TdpSource {
     fn name(&self) -> &'static str {
         "tdp"
+    }
+
+    fn transactions(&self, template_id: u64) -> Option<&[Vec<u8>]> {
+        self.core.transactions(template_id)
     }
 
     /// The next template, in the order the TP made them ready (see the module docs).
