@@ -189,7 +189,7 @@ impl Jdc {
                 DeclareMode::FullTemplate => {
                     let Some(txs) = &t.transactions else {
                         let reason = "the template source gives no transactions (Full-Template \
-                                      mode needs the `rpc` or `ipc` source)"
+                                      mode needs `rpc`, `ipc`, or `tdp` with verify_templates)"
                             .to_string();
                         return self.pool_failed(reason, now, out);
                     };
