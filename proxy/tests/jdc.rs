@@ -1,10 +1,12 @@
 //! The proxy as Job Declarator Client on a real Bitcoin Core (regtest, loopback, ports of
-//! the OS's choosing, the node stopped by its pid): strata-pool with `[jds]` and the proxy's
-//! `[jdc]` both on one `bitcoind`, a simulated SV1 miner behind the proxy.
+//! the OS's choosing, the nodes stopped by their pids): strata-pool with `[jds]` on its own
+//! `bitcoind` and the proxy's `[jdc]` on the farm's, the two nodes peered; a simulated SV1
+//! miner behind the proxy.
 //!
-//! * Blocks found through custom jobs are accepted by the node, carry the JDC's tag and pay
-//!   the pool's required outputs; a mempool transaction of the farm's node is in one of them
-//!   (Full-Template mode: declared by wtxid, checked by the JDS against the same node).
+//! * Blocks found through custom jobs are accepted by both nodes, carry the JDC's tag and pay
+//!   the pool's required outputs; a transaction sent to the farm's node's mempool is in one
+//!   of them (Full-Template mode: declared by wtxid, checked by the JDS against the pool's
+//!   node, which asks for it with `ProvideMissingTransactions` while relay has not brought it).
 //! * The pool stops: the proxy mines solo on the node, blocks paying the solo address; the
 //!   pool comes back on the same ports: custom jobs again. The miner's connection is the
 //!   same throughout.
@@ -100,14 +102,16 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
+    // the pool's node and the farm's node (`node`), peered
+    let (pool_node, node) = CoreNode::start_peered(Flavor::Bitcoind, Flavor::Bitcoind).await;
     let key = TestKey::new(0x31);
     let funds = fund(&node, &key, 1).await;
+    pool_node.sync_with(&node).await;
     let pool_key = TestKey::new(0x32);
     let solo_key = TestKey::new(0x33);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut pcfg = node.pool_config(dir.path(), SourceKind::Rpc);
+    let mut pcfg = pool_node.pool_config(dir.path(), SourceKind::Rpc);
     pcfg.listen = format!("127.0.0.1:{}", common::free_port())
         .parse()
         .unwrap();
@@ -247,6 +251,9 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
         Some(since),
         "the miner stayed connected"
     );
+
+    // one chain: the pool's node has every block the farm's node has
+    pool_node.sync_with(&node).await;
 
     let stats = proxy.jdc.as_ref().expect("the JDC runs").borrow().clone();
     assert_eq!(stats.mode, Some(strata_proxy::jdc::Mode::Pool));

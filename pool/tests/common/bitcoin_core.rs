@@ -119,6 +119,46 @@ impl CoreNode {
         }
     }
 
+    /// Two nodes of one regtest chain, each with its own mempool: `a` takes peers on a port
+    /// of the OS's choosing, `b` connects to it (`-connect`); returned once they are
+    /// connected. Blocks and transactions reach the other node by relay, as between a pool's
+    /// node and a farm's.
+    pub async fn start_peered(a: Flavor, b: Flavor) -> (CoreNode, CoreNode) {
+        let port = free_port();
+        let node_a = CoreNode::start(a, &["-listen=1", &format!("-bind=127.0.0.1:{port}")]).await;
+        let node_b = CoreNode::start(b, &[&format!("-connect=127.0.0.1:{port}")]).await;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while node_a.rpc("getconnectioncount", json!([])).await.as_u64() < Some(1)
+            || node_b.rpc("getconnectioncount", json!([])).await.as_u64() < Some(1)
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the two nodes did not connect in 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        (node_a, node_b)
+    }
+
+    /// Waits until this node's tip is `other`'s (blocks relayed), at most 30 s.
+    pub async fn sync_with(&self, other: &CoreNode) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (mine, theirs) = (
+                self.rpc("getbestblockhash", json!([])).await,
+                other.rpc("getbestblockhash", json!([])).await,
+            );
+            if mine == theirs {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the nodes' tips differ after 30 s: {mine} and {theirs}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `http://127.0.0.1:PORT`.
     pub fn rpc_url(&self) -> String {
         format!("http://127.0.0.1:{}", self.rpc_port)
