@@ -222,6 +222,7 @@ impl Storage for Store {
             conn: &self.conn,
             synchronous: self.synchronous,
             relaxed: false,
+            sync_after: false,
             tx: None,
             shares: &mut self.shares,
             logged: Vec::new(),
@@ -501,9 +502,12 @@ pub(super) struct SqliteBatch<'a> {
     conn: &'a Connection,
     /// The configured durability.
     synchronous: Synchronous,
-    /// The SQLite transaction holds worker totals only and commits without a sync
+    /// The SQLite transaction began for worker totals and commits without a sync
     /// (`synchronous` is set back after it).
     relaxed: bool,
+    /// A write that must be durable joined a relaxed transaction: a synced commit follows
+    /// it (the engine writes totals last, so this is a guard, not a path it takes).
+    sync_after: bool,
     tx: Option<Transaction<'a>>,
     shares: &'a mut Shares,
     /// The shares appended to the log, for the table once written.
@@ -541,6 +545,14 @@ impl<'a> SqliteBatch<'a> {
             .map_err(LedgerError::sqlite("set synchronous"))?;
         self.relaxed = true;
         self.tx().map(|_| ())
+    }
+
+    /// Called by every write but the totals: in a relaxed transaction it must be made
+    /// durable after the commit.
+    fn durable_write(&mut self) {
+        if self.relaxed {
+            self.sync_after = true;
+        }
     }
 
     /// `synchronous` as configured again after a relaxed transaction.
@@ -604,6 +616,7 @@ impl Batch for SqliteBatch<'_> {
     }
 
     fn insert_block(&mut self, block: &BlockRecord) -> Result<i64, LedgerError> {
+        self.durable_write();
         self.in_savepoint(|conn| insert_block(conn, block))
     }
 
@@ -617,6 +630,7 @@ impl Batch for SqliteBatch<'_> {
     }
 
     fn set_status(&mut self, hash: &str, status: &BlockStatus) -> Result<(), LedgerError> {
+        self.durable_write();
         self.in_savepoint(|conn| set_status(conn, hash, status))
     }
 
@@ -625,6 +639,7 @@ impl Batch for SqliteBatch<'_> {
         point: &HistoryPoint,
         prune_before_ms: u64,
     ) -> Result<(), LedgerError> {
+        self.durable_write();
         self.in_savepoint(|conn| {
             let err = LedgerError::sqlite("record the history");
             let (t, hashrate, accepted, rejected, connections) = rows::history_columns(point)?;
@@ -648,6 +663,12 @@ impl Batch for SqliteBatch<'_> {
             let res = tx.commit().map_err(LedgerError::sqlite("commit"));
             self.strict_again();
             res?;
+            if std::mem::take(&mut self.sync_after) {
+                // a synced commit makes the WAL, and the relaxed commit in it, durable
+                self.conn
+                    .execute_batch("BEGIN IMMEDIATE; UPDATE workers_through SET id = id; COMMIT")
+                    .map_err(LedgerError::sqlite("sync a relaxed commit"))?;
+            }
         }
         self.shares.log.write()?;
         self.done = true;

@@ -52,6 +52,16 @@ fn only_a_totals_transaction_skips_the_sync() {
     );
     batch.commit().unwrap();
     assert_eq!(store.totals().unwrap().workers[0].shares, 6);
+
+    // a block write after the totals (not an order the engine uses) is synced after the
+    // commit
+    let mut batch = store.begin().unwrap();
+    batch.add_worker_totals(&totals(), 0).unwrap();
+    batch.set_status("00", &BlockStatus::Accepted).unwrap_err();
+    assert!(batch.relaxed && batch.sync_after);
+    batch.commit().unwrap();
+    assert_eq!(synchronous(&store), FULL);
+    assert_eq!(store.totals().unwrap().workers[0].shares, 9);
 }
 
 /// `synchronous = normal` never changes.
