@@ -21,7 +21,7 @@ use bitcoin_core::{fund, spend_to_mempool, CoreNode, Flavor, TestKey};
 use serde_json::{json, Value};
 use strata_miner::report::Reporter;
 use strata_pool::config::{PayoutKind, SourceKind};
-use strata_proxy::config::{Config, JdcSource};
+use strata_proxy::config::JdcSource;
 use tokio_util::sync::CancellationToken;
 
 /// A block of the node, as the test reads it.
@@ -128,22 +128,14 @@ async fn custom_jobs_solo_fallback_and_return_on_a_real_node() {
     let jds_addr = pool.jds_addr.unwrap();
 
     let pdir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        upstreams: vec![common::pool_url(&pool)],
-        sv1_listen: "127.0.0.1:0".parse().unwrap(),
-        sv2_listen: None,
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: pdir.path().to_path_buf(),
-        ..Config::default()
-    };
-    cfg.sv1.initial_difficulty = 0.00001;
+    let mut cfg = common::jdc_proxy_config(
+        pdir.path(),
+        common::pool_url(&pool),
+        format!("stratum2+tcp://{jds_addr}/{}", pool.authority),
+        solo_key.address.to_string(),
+    );
     cfg.sv1.shares_per_minute = 30.0;
-    cfg.upstream.user_identity = "farm".into();
     cfg.upstream.stable_secs = 1;
-    cfg.history.enabled = false;
-    cfg.jdc.jds_url = format!("stratum2+tcp://{jds_addr}/{}", pool.authority);
-    cfg.jdc.solo_address = solo_key.address.to_string();
-    cfg.jdc.network = bitcoin::Network::Regtest;
     cfg.jdc.source = JdcSource::Rpc;
     cfg.jdc.rpc.url = node.rpc_url();
     cfg.jdc.rpc.cookie = Some(node.cookie());
@@ -290,25 +282,17 @@ async fn coinbase_only_refused_by_our_jds_mines_solo_with_the_reason() {
     let pool = strata_pool::server::start(pcfg).await.unwrap();
 
     let pdir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        upstreams: vec![common::pool_url(&pool)],
-        sv1_listen: "127.0.0.1:0".parse().unwrap(),
-        sv2_listen: None,
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: pdir.path().to_path_buf(),
-        ..Config::default()
-    };
-    cfg.sv1.initial_difficulty = 0.00001;
-    cfg.upstream.user_identity = "farm".into();
-    cfg.history.enabled = false;
-    cfg.jdc.jds_url = format!(
-        "stratum2+tcp://{}/{}",
-        pool.jds_addr.unwrap(),
-        pool.authority
+    let mut cfg = common::jdc_proxy_config(
+        pdir.path(),
+        common::pool_url(&pool),
+        format!(
+            "stratum2+tcp://{}/{}",
+            pool.jds_addr.unwrap(),
+            pool.authority
+        ),
+        solo_key.address.to_string(),
     );
     cfg.jdc.mode = strata_proxy::jdc::DeclareMode::CoinbaseOnly;
-    cfg.jdc.solo_address = solo_key.address.to_string();
-    cfg.jdc.network = bitcoin::Network::Regtest;
     cfg.jdc.rpc.url = node.rpc_url();
     cfg.jdc.rpc.cookie = Some(node.cookie());
     cfg.jdc.rpc.poll_ms = 100;
@@ -366,24 +350,16 @@ async fn full_template_over_ipc_declares_the_nodes_mempool() {
     let pool = strata_pool::server::start(pcfg).await.unwrap();
 
     let pdir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        upstreams: vec![common::pool_url(&pool)],
-        sv1_listen: "127.0.0.1:0".parse().unwrap(),
-        sv2_listen: None,
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: pdir.path().to_path_buf(),
-        ..Config::default()
-    };
-    cfg.sv1.initial_difficulty = 0.00001;
-    cfg.upstream.user_identity = "farm".into();
-    cfg.history.enabled = false;
-    cfg.jdc.jds_url = format!(
-        "stratum2+tcp://{}/{}",
-        pool.jds_addr.unwrap(),
-        pool.authority
+    let mut cfg = common::jdc_proxy_config(
+        pdir.path(),
+        common::pool_url(&pool),
+        format!(
+            "stratum2+tcp://{}/{}",
+            pool.jds_addr.unwrap(),
+            pool.authority
+        ),
+        TestKey::new(0x53).address.to_string(),
     );
-    cfg.jdc.solo_address = TestKey::new(0x53).address.to_string();
-    cfg.jdc.network = bitcoin::Network::Regtest;
     cfg.jdc.source = JdcSource::Ipc;
     cfg.jdc.ipc.socket = Some(node.socket());
     cfg.jdc.ipc.wait_ms = 200;

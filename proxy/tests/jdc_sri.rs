@@ -30,7 +30,7 @@ use bitcoin::Amount;
 use bitcoin_core::{fund, spend_to_mempool, CoreNode, Flavor, TestKey};
 use serde_json::json;
 use strata_miner::report::Reporter;
-use strata_proxy::config::{Config, JdcSource};
+use strata_proxy::config::JdcSource;
 use tokio_util::sync::CancellationToken;
 
 /// SRI's pool, stopped by its pid when dropped; its log in `log`.
@@ -141,21 +141,13 @@ async fn our_jdc_mines_through_sri_jds_and_pool() {
 
     // the proxy in [jdc] mode: templates from the same node over RPC
     let pdir = tempfile::tempdir().unwrap();
-    let mut cfg = Config {
-        upstreams: vec![format!("stratum2+tcp://127.0.0.1:{port}/{authority}")],
-        sv1_listen: "127.0.0.1:0".parse().unwrap(),
-        sv2_listen: None,
-        api_listen: "127.0.0.1:0".parse().unwrap(),
-        data_dir: pdir.path().to_path_buf(),
-        ..Config::default()
-    };
-    cfg.sv1.initial_difficulty = 0.00001;
+    let mut cfg = common::jdc_proxy_config(
+        pdir.path(),
+        format!("stratum2+tcp://127.0.0.1:{port}/{authority}"),
+        format!("stratum2+tcp://127.0.0.1:{jds_port}/{authority}"),
+        solo_addr.clone(),
+    );
     cfg.sv1.shares_per_minute = 30.0;
-    cfg.upstream.user_identity = "farm".into();
-    cfg.history.enabled = false;
-    cfg.jdc.jds_url = format!("stratum2+tcp://127.0.0.1:{jds_port}/{authority}");
-    cfg.jdc.solo_address = solo_addr.clone();
-    cfg.jdc.network = bitcoin::Network::Regtest;
     cfg.jdc.source = JdcSource::Rpc;
     cfg.jdc.rpc.url = node.rpc_url();
     cfg.jdc.rpc.cookie = Some(node.cookie());

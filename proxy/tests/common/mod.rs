@@ -121,3 +121,30 @@ pub(crate) fn sv1_miners_named(
         });
     }
 }
+
+/// A proxy in `[jdc]` mode for the Job Declaration tests, on regtest: its one pool at
+/// `upstream` and that pool's JDS at `jds_url`, mining solo to `solo_address` when they fail;
+/// SV1 miners at difficulty 0.00001 (a CPU miner's shares) as "farm"; no history. Where the
+/// templates come from (`jdc.source`) is the test's to set.
+pub(crate) fn jdc_proxy_config(
+    data_dir: &Path,
+    upstream: String,
+    jds_url: String,
+    solo_address: String,
+) -> strata_proxy::config::Config {
+    let mut cfg = strata_proxy::config::Config {
+        upstreams: vec![upstream],
+        sv1_listen: "127.0.0.1:0".parse().expect("an address"),
+        sv2_listen: None,
+        api_listen: "127.0.0.1:0".parse().expect("an address"),
+        data_dir: data_dir.to_path_buf(),
+        ..strata_proxy::config::Config::default()
+    };
+    cfg.sv1.initial_difficulty = 0.00001;
+    cfg.upstream.user_identity = "farm".into();
+    cfg.history.enabled = false;
+    cfg.jdc.jds_url = jds_url;
+    cfg.jdc.solo_address = solo_address;
+    cfg.jdc.network = bitcoin::Network::Regtest;
+    cfg
+}
