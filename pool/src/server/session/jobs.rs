@@ -124,10 +124,23 @@ impl Session {
         min_ntime: Option<u32>,
         out: &mut Vec<Event>,
     ) -> Option<u32> {
-        let t = &work.template;
         let state = self.core.state(channel_id)?;
         let split = self.split_for(work, state.data.payout.as_ref(), &state.user);
         let full = self.core.channel(channel_id)?.full_extranonce_size();
+        let (spec, info) = self.job_parts(work, split, full, min_ntime)?;
+        self.core.send_job(channel_id, &spec, info, out)
+    }
+
+    /// The job message's fields and what the session keeps of the job, for a coinbase
+    /// paying `split` with `full` extranonce bytes.
+    fn job_parts(
+        &self,
+        work: &Arc<Work>,
+        split: Arc<Split>,
+        full: usize,
+        min_ntime: Option<u32>,
+    ) -> Option<(JobSpec, JobInfo)> {
+        let t = &work.template;
         let (coinbase, ext) = self.coinbase(work, &split, full)?;
         let spec = JobSpec {
             version: t.version,
@@ -141,7 +154,7 @@ impl Session {
             coinbase: JobCoinbase::Pool(coinbase),
             split,
         };
-        self.core.send_job(channel_id, &spec, info, out)
+        Some((spec, info))
     }
 
     /// Builds and sends the group job for the standard members.
@@ -152,26 +165,13 @@ impl Session {
         min_ntime: Option<u32>,
         out: &mut Vec<Event>,
     ) -> Option<u32> {
-        let t = &work.template;
         let split = self.split_for(work, None, "");
         let full = self
             .core
             .channels()
             .group(group_id)?
             .full_extranonce_size()?;
-        let (coinbase, ext) = self.coinbase(work, &split, full)?;
-        let spec = JobSpec {
-            version: t.version,
-            version_rolling_allowed: true,
-            work: ext,
-            min_ntime,
-        };
-        let info = JobInfo {
-            template: t.clone(),
-            window: work.window,
-            coinbase: JobCoinbase::Pool(coinbase),
-            split,
-        };
+        let (spec, info) = self.job_parts(work, split, full, min_ntime)?;
         self.core.send_group_job(group_id, &spec, info, out)
     }
 
