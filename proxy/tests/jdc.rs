@@ -16,7 +16,6 @@
 mod bitcoin_core;
 mod common;
 
-use bitcoin::Amount;
 use bitcoin_core::{fund, spend_to_mempool, CoreNode, Flavor, TestKey};
 use serde_json::{json, Value};
 use strata_miner::report::Reporter;
@@ -62,16 +61,7 @@ async fn blocks_above(node: &CoreNode, from: u64) -> Vec<Mined> {
         let b = node.rpc("getblock", json!([hash, 2])).await;
         let txs = b["tx"].as_array().unwrap();
         let cb = &txs[0];
-        let outputs = cb["vout"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|o| {
-                let address = o["scriptPubKey"]["address"].as_str().unwrap_or("");
-                let sats = Amount::from_btc(o["value"].as_f64().unwrap()).unwrap();
-                (address.to_string(), sats.to_sat())
-            })
-            .collect();
+        let outputs = common::coinbase_outputs(cb);
         out.push(Mined {
             height,
             hash: hash.as_str().unwrap().to_string(),

@@ -26,7 +26,6 @@ mod sri;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use bitcoin::Amount;
 use bitcoin_core::{fund, spend_to_mempool, CoreNode, Flavor, TestKey};
 use serde_json::json;
 use strata_miner::report::Reporter;
@@ -72,20 +71,6 @@ async fn wait_listening(port: u16, pool: &mut SriPool) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("SRI's pool does not listen on {port}:\n{}", pool.log_tail());
-}
-
-/// A coinbase output: (address, sats).
-fn outputs(coinbase: &serde_json::Value) -> Vec<(String, u64)> {
-    coinbase["vout"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|o| {
-            let address = o["scriptPubKey"]["address"].as_str().unwrap_or("");
-            let sats = Amount::from_btc(o["value"].as_f64().unwrap()).unwrap();
-            (address.to_string(), sats.to_sat())
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,7 +175,7 @@ async fn our_jdc_mines_through_sri_jds_and_pool() {
         let b = node.block(hash.as_str().unwrap()).await;
         let cb = &b["tx"][0];
         let script_sig = cb["vin"][0]["coinbase"].as_str().unwrap();
-        let outs = outputs(cb);
+        let outs = common::coinbase_outputs(cb);
         assert!(
             script_sig.contains(&hex::encode(b"/strata-jdc/")),
             "block {height} was not built by our JDC: {script_sig}"

@@ -148,3 +148,20 @@ pub(crate) fn jdc_proxy_config(
     cfg.jdc.network = bitcoin::Network::Regtest;
     cfg
 }
+
+/// A coinbase's outputs, from the node's `getblock` (verbosity 2) JSON of the transaction:
+/// (address, sats) each, the address empty for a script without one (the witness
+/// commitment).
+pub(crate) fn coinbase_outputs(coinbase: &serde_json::Value) -> Vec<(String, u64)> {
+    coinbase["vout"]
+        .as_array()
+        .expect("vout")
+        .iter()
+        .map(|o| {
+            let address = o["scriptPubKey"]["address"].as_str().unwrap_or("");
+            let btc = o["value"].as_f64().expect("value");
+            let sats = bitcoin::Amount::from_btc(btc).expect("an amount").to_sat();
+            (address.to_string(), sats)
+        })
+        .collect()
+}
