@@ -185,6 +185,10 @@ pub struct JdsSettings {
     pub mempool_poll_ms: u64,
     /// Mempool transactions kept at most (the node's newest beyond it are not known).
     pub max_mempool_txs: usize,
+    /// Milliseconds a declaration for the block after a tip the pool has not seen yet waits
+    /// for the pool's node to get that tip (the farm's node often has a new block first),
+    /// before it is refused `stale-chain-tip`.
+    pub tip_wait_ms: u64,
 }
 
 impl Default for JdsSettings {
@@ -200,6 +204,7 @@ impl Default for JdsSettings {
             max_connections: 64,
             mempool_poll_ms: 1_000,
             max_mempool_txs: 200_000,
+            tip_wait_ms: 3_000,
         }
     }
 }
@@ -224,6 +229,7 @@ impl JdsSettings {
             max_pending: self.max_pending_declarations,
             max_missing_txs: self.max_missing_txs,
             max_declared_jobs: self.max_declared_jobs_per_connection,
+            tip_wait: std::time::Duration::from_millis(self.tip_wait_ms),
         }
     }
 }

@@ -74,6 +74,7 @@ pub fn limits() -> JdsLimits {
         max_pending: 2,
         max_missing_txs: 4,
         max_declared_jobs: 2,
+        tip_wait: Duration::from_millis(500),
     }
 }
 
@@ -163,6 +164,14 @@ pub fn session(data: &[u8]) -> Outcomes {
                 } else {
                     required = Arc::new(Split::default());
                 }
+                // new work: declarations waiting for this tip go on
+                let ctx = JdsContext {
+                    tip,
+                    required: &required,
+                    window: None,
+                    mempool: &mempool,
+                };
+                s.on_work(now, &ctx, &mut out);
             }
             _ => {
                 i += 1;

@@ -233,6 +233,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let setup_deadline = tokio::time::sleep(edge.setup_timeout);
     tokio::pin!(setup_deadline);
+    let mut last_seq = None;
     let reason: String = loop {
         let current = work.borrow_and_update().clone();
         let Payouts::Shared(split) = &current.payouts else {
@@ -252,7 +253,14 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
             window: current.window,
             mempool: &*mempool,
         };
+        if last_seq != Some(current.seq) {
+            // a new tip may be what a waiting declaration needs
+            last_seq = Some(current.seq);
+            session.on_work(Now::current(), &ctx, &mut actions);
+        }
         tokio::select! {
+            biased;
+            () = std::future::ready(()), if !actions.is_empty() => {}
             frame = reader.read_frame() => match frame {
                 Ok(Some(frame)) => match Message::decode(&frame.header, &frame.payload) {
                     Ok(msg) => session.on_message(msg, Now::current(), &ctx, &mut actions),
@@ -274,6 +282,9 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 }
             }
             _ = tick.tick() => session.on_tick(Now::current(), &mut actions),
+            changed = work.changed() => if changed.is_err() {
+                break "pool stopping".into();
+            },
             () = &mut setup_deadline, if !session.is_ready() => break "no SetupConnection in time".into(),
             () = edge.shutdown.cancelled() => break "pool shutting down".into(),
         }

@@ -65,6 +65,10 @@ pub struct JdsLimits {
     /// Accepted declarations one connection keeps (for PushSolution and custom jobs); the
     /// oldest is forgotten first.
     pub max_declared_jobs: usize,
+    /// How long a declaration one block ahead of the pool's tip waits for the pool's node to
+    /// reach that tip (the JDC's node often sees a block a moment before the pool's); then
+    /// it is refused `stale-chain-tip`. Such declarations count in `max_pending`.
+    pub tip_wait: Duration,
 }
 
 impl Default for JdsLimits {
@@ -75,6 +79,7 @@ impl Default for JdsLimits {
             max_pending: 4,
             max_missing_txs: 4_096,
             max_declared_jobs: 8,
+            tip_wait: Duration::from_secs(3),
         }
     }
 }

@@ -88,6 +88,14 @@ struct Pending {
     check: Option<u64>,
 }
 
+/// A declaration for the block after a tip the pool has not seen yet, waiting for it.
+#[derive(Debug)]
+struct Parked {
+    declaration: DeclareMiningJob,
+    allocated: Allocated,
+    expires: Instant,
+}
+
 /// One Job Declaration connection.
 #[derive(Debug)]
 pub struct JdsSession {
@@ -98,6 +106,7 @@ pub struct JdsSession {
     counter: u64,
     tokens: HashMap<u64, Allocated>,
     pending: Vec<Pending>,
+    parked: Vec<Parked>,
     declared: VecDeque<Arc<DeclaredJob>>,
 }
 
@@ -131,6 +140,7 @@ impl JdsSession {
             counter: 0,
             tokens: HashMap::new(),
             pending: Vec::new(),
+            parked: Vec::new(),
             declared: VecDeque::new(),
         }
     }
@@ -150,9 +160,9 @@ impl JdsSession {
         self.tokens.len()
     }
 
-    /// Declarations waiting for transactions or the node.
+    /// Declarations waiting for transactions, the node, or the pool's next tip.
     pub fn pending_count(&self) -> usize {
-        self.pending.len()
+        self.pending.len() + self.parked.len()
     }
 
     /// Accepted declarations kept.
@@ -202,6 +212,29 @@ impl JdsSession {
                 )
             };
             refuse(out, p.request_id, (refusal.0, refusal.1.into()));
+        }
+        let (keep, expired): (Vec<_>, Vec<_>) = std::mem::take(&mut self.parked)
+            .into_iter()
+            .partition(|p| p.expires > now.mono);
+        self.parked = keep;
+        for p in expired {
+            let why = format!(
+                "the pool's node did not reach the tip before the declared block in {} ms",
+                self.limits.tip_wait.as_millis()
+            );
+            refuse(out, p.declaration.request_id, (ERROR_STALE_CHAIN_TIP, why));
+        }
+    }
+
+    /// The pool's work changed (`ctx` is the new one): declarations waiting for this tip
+    /// are examined now; those it left behind are refused `stale-chain-tip`.
+    pub fn on_work(&mut self, now: Now, ctx: &JdsContext<'_>, out: &mut Vec<Action>) {
+        if self.state == State::Closed || self.parked.is_empty() {
+            return;
+        }
+        self.on_tick(now, out);
+        for p in std::mem::take(&mut self.parked) {
+            self.examine(p.declaration, p.allocated, p.expires, now, ctx, out);
         }
     }
 
@@ -326,8 +359,9 @@ impl JdsSession {
             let why = "not a token of this connection, used, or expired";
             return refuse(out, rid, (ERROR_INVALID_MINING_JOB_TOKEN, why.into()));
         };
-        if self.pending.len() >= self.limits.max_pending
+        if self.pending_count() >= self.limits.max_pending
             || self.pending.iter().any(|p| p.request_id == rid)
+            || self.parked.iter().any(|p| p.declaration.request_id == rid)
         {
             let why = "too many declarations in flight, or this request_id is in flight";
             return refuse(out, rid, (ERROR_INTERNAL_ERROR, why.into()));
@@ -336,6 +370,22 @@ impl JdsSession {
         let Some(allocated) = self.tokens.remove(&token) else {
             return;
         };
+        let wait_until = now.mono + self.limits.tip_wait;
+        self.examine(d, allocated, wait_until, now, ctx, out);
+    }
+
+    /// Checks a declaration whose token was valid against the pool's tip and mempool. One
+    /// for the block after a tip the pool has not seen yet waits for it until `wait_until`.
+    fn examine(
+        &mut self,
+        d: DeclareMiningJob,
+        allocated: Allocated,
+        wait_until: Instant,
+        now: Now,
+        ctx: &JdsContext<'_>,
+        out: &mut Vec<Action>,
+    ) {
+        let rid = d.request_id;
         let coinbase = match DeclaredCoinbase::parse(
             d.coinbase_tx_prefix.as_slice(),
             d.coinbase_tx_suffix.as_slice(),
@@ -345,6 +395,19 @@ impl JdsSession {
         };
         match coinbase.height() {
             Ok(h) if h == ctx.tip.height => {}
+            Ok(h) if h == ctx.tip.height.wrapping_add(1) && wait_until > now.mono => {
+                tracing::debug!(
+                    request_id = rid,
+                    height = h,
+                    "declaration ahead of the pool's tip: waiting for it"
+                );
+                self.parked.push(Parked {
+                    declaration: d,
+                    allocated,
+                    expires: wait_until,
+                });
+                return;
+            }
             Ok(h) => {
                 let why = format!("height {h}, the pool's next block is {}", ctx.tip.height);
                 return refuse(out, rid, (ERROR_STALE_CHAIN_TIP, why));

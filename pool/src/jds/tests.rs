@@ -644,3 +644,105 @@ fn a_smaller_reward_goes_to_the_required_outputs_proportionally_down_to_the_subs
     );
     assert_eq!(block_subsidy(u32::MAX, bitcoin::Network::Regtest), 0);
 }
+
+impl Jdc {
+    /// The pool's work moved to `tip`.
+    fn new_work(&mut self, tip: ChainTip) -> Vec<Action> {
+        self.tip = tip;
+        let mut out = Vec::new();
+        let ctx = JdsContext {
+            tip: self.tip,
+            required: &self.required,
+            window: None,
+            mempool: &self.mempool,
+        };
+        self.session.on_work(self.now, &ctx, &mut out);
+        out
+    }
+}
+
+#[test]
+fn a_declaration_one_block_ahead_waits_for_the_pools_tip() {
+    let limits = JdsLimits {
+        max_pending: 2,
+        ..JdsLimits::default()
+    };
+    let wait = limits.tip_wait;
+    let mut j = Jdc::new(limits);
+    let next = ChainTip {
+        prev_hash: [8; 32],
+        height: HEIGHT + 1,
+        ..tip()
+    };
+    // the farm's node has the next block first: no answer yet
+    let (token, outputs) = j.token();
+    let out = j.send(declare(
+        &token,
+        1,
+        coinbase(HEIGHT + 1, outputs.clone()),
+        &[],
+    ));
+    assert!(out.is_empty(), "{out:?}");
+    assert_eq!(j.session.pending_count(), 1);
+    // two blocks ahead is not waited for
+    let (token, _) = j.token();
+    let out = j.send(declare(
+        &token,
+        2,
+        coinbase(HEIGHT + 2, outputs.clone()),
+        &[],
+    ));
+    assert_eq!(error_code(&out), (2, jd::ERROR_STALE_CHAIN_TIP.to_string()));
+    // a waiting declaration counts against the pending limit
+    let (token, _) = j.token();
+    let out = j.send(declare(
+        &token,
+        3,
+        coinbase(HEIGHT + 1, outputs.clone()),
+        &[],
+    ));
+    assert!(out.is_empty());
+    let (token, _) = j.token();
+    let out = j.send(declare(
+        &token,
+        4,
+        coinbase(HEIGHT + 1, outputs.clone()),
+        &[],
+    ));
+    assert_eq!(error_code(&out), (4, jd::ERROR_INTERNAL_ERROR.to_string()));
+    // work on the same tip (fees) changes nothing
+    assert!(j.new_work(tip()).is_empty());
+    // the pool's node gets the block: both are checked on the new tip, then accepted
+    let out = j.new_work(next);
+    let checks: Vec<u64> = out
+        .iter()
+        .map(|a| match a {
+            Action::CheckBlock { check, block } => {
+                assert_eq!(block.header.prev_blockhash.to_byte_array(), [8; 32]);
+                *check
+            }
+            other => panic!("expected node checks, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(checks.len(), 2);
+    let out = j.check(checks[0], Ok(()));
+    assert!(matches!(
+        &out[..],
+        [Action::Send(Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(s))), Action::Declared(job)]
+            if s.request_id == 1 && job.height == HEIGHT + 1
+    ));
+
+    // a tip the pool never reaches: refused once the wait is over
+    let (token, outputs) = j.token();
+    let out = j.send(declare(&token, 5, coinbase(HEIGHT + 2, outputs), &[]));
+    assert!(out.is_empty());
+    j.now = j.now.after(wait);
+    let mut out = Vec::new();
+    j.session.on_tick(j.now, &mut out);
+    assert_eq!(error_code(&out), (5, jd::ERROR_STALE_CHAIN_TIP.to_string()));
+    assert_eq!(
+        j.session.pending_count(),
+        1,
+        "request 3's check is in flight"
+    );
+}

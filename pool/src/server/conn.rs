@@ -151,11 +151,10 @@ pub async fn serve(
     let shutdown = links.shutdown.clone().cancelled_owned();
     tokio::pin!(shutdown);
     // the current work is delivered once the miner is set up and opens channels
-    session.on_work(
-        links.work.borrow_and_update().clone(),
-        Now::current(),
-        &mut events,
-    );
+    let first = links.work.borrow_and_update().clone();
+    // the newest work the session has (a custom job may make it take one early, below)
+    let mut applied_seq = first.seq;
+    session.on_work(first, Now::current(), &mut events);
     events.clear();
     let mut next_work = ReusableBoxFuture::new(work_changed(links.work.clone()));
     let reason: String = loop {
@@ -195,7 +194,10 @@ pub async fn serve(
                 }
                 let work = rx.borrow().clone();
                 next_work.set(work_changed(rx));
-                session.on_work(work, Now::current(), &mut events);
+                if work.seq > applied_seq {
+                    applied_seq = work.seq;
+                    session.on_work(work, Now::current(), &mut events);
+                }
             }
             resolved = resolved_commits(&mut commits), if !commits.is_empty() => {
                 if !resolved.committed.is_empty() {
@@ -245,6 +247,15 @@ pub async fn serve(
                 }),
                 Event::CustomJob(j) => customs.push(j),
                 Event::Close(reason) => close = Some(reason),
+            }
+        }
+        if !customs.is_empty() {
+            // a job the JDS declared on a new tip can arrive before this connection's turn
+            // to take the new work: the session gets it first, so the job is not stale
+            let latest = links.work.borrow().clone();
+            if latest.seq > applied_seq {
+                applied_seq = latest.seq;
+                session.on_work(latest, Now::current(), &mut events);
             }
         }
         for j in customs {

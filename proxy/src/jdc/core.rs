@@ -310,7 +310,9 @@ impl Jdc {
     fn on_template(&mut self, t: Arc<NodeTemplate>, now: Instant, out: &mut Vec<Action>) {
         let tip = t.template.prev_hash;
         if self.template.as_ref().map(|o| o.template.prev_hash) != Some(tip) {
-            self.new_tip = Some((tip, now));
+            // measured only while on the pool's custom jobs: a return from solo mining or the
+            // first job after start is the pool's reconnection, not a tip's way to the miners
+            self.new_tip = (self.mode == Mode::Pool).then_some((tip, now));
         }
         tracing::debug!(
             id = t.template.id,
