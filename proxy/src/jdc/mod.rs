@@ -93,11 +93,15 @@ pub struct JdcConfig {
     /// pool) failure.
     pub answer_timeout: Duration,
     /// Times a declaration or custom job refused for a stale tip (the pool's node behind
-    /// the farm's) is tried again on the same template, [`JdcConfig::stale_retry`] apart,
-    /// or as soon as the pool's own work shows the tip.
+    /// the farm's) is tried again on the same template: after [`JdcConfig::stale_retry`],
+    /// each wait twice the last up to [`JdcConfig::stale_retry_max`], or as soon as the
+    /// pool's own work shows the tip (a JDS that makes such declarations wait for its tip,
+    /// as ours does, never needs it).
     pub stale_retries: u32,
-    /// Delay before such a retry.
+    /// Delay before the first such retry (the pool's node is usually a few ms behind).
     pub stale_retry: Duration,
+    /// Longest delay between two such retries.
+    pub stale_retry_max: Duration,
     /// Jobs kept per channel to recognise a block among forwarded shares.
     pub max_jobs: usize,
 }
@@ -118,7 +122,8 @@ impl Default for JdcConfig {
             max_tokens: 8,
             answer_timeout: Duration::from_secs(10),
             stale_retries: 20,
-            stale_retry: Duration::from_millis(50),
+            stale_retry: Duration::from_millis(5),
+            stale_retry_max: Duration::from_millis(250),
             max_jobs: 8,
         }
     }

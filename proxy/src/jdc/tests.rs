@@ -502,9 +502,20 @@ fn stale_tip_refusals_are_retried_without_solo() {
         error_details: B0_64K::default(),
     });
     assert!(hub_active(&out).is_none() && r.jdc.last_failure().is_none());
-    let out = r.at(Duration::from_millis(250));
+    // the first retry after stale_retry, each next one twice as late
+    let first = JdcConfig::default().stale_retry;
+    assert!(declared(&r.at(first - Duration::from_millis(1))).is_none());
+    let out = r.at(first);
     let d = declared(&out).expect("declared again");
-    r.token(more[0], 0xa3, &[]);
+    let token = token_requests(&r.token(more[0], 0xa3, &[]));
+    r.jds(DeclareMiningJobError {
+        request_id: d.request_id,
+        error_code: Str0_255::truncated(jd::ERROR_STALE_CHAIN_TIP),
+        error_details: B0_64K::default(),
+    });
+    assert!(declared(&r.at(first * 3 - Duration::from_millis(1))).is_none());
+    let d = declared(&r.at(first * 3)).expect("declared a third time");
+    r.token(token[0], 0xa4, &[]);
     // refused again; the pool's own work on our tip (its JDS follows it) retries at once
     r.jds(DeclareMiningJobError {
         request_id: d.request_id,

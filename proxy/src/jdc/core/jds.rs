@@ -341,7 +341,9 @@ impl Jdc {
             tracing::info!(channel = c, %reason, "retrying on the same template");
             p.stage = Stage::Idle;
             p.template = None;
-            p.retry_at = Some(now + self.cfg.stale_retry);
+            let doubled = 1u32 << (p.stale_tries - 1).min(16);
+            let wait = (self.cfg.stale_retry * doubled).min(self.cfg.stale_retry_max);
+            p.retry_at = Some(now + wait);
             return;
         }
         self.pool_failed(reason, now, out);
