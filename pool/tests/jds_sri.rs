@@ -38,6 +38,10 @@ async fn sri_jdc_mines_through_our_jds() {
     let Some(jdc_bin) = common::sri::bin(common::sri::App::Jdc) else {
         return;
     };
+    // RUST_LOG=strata_pool::jds=debug shows the JDS's side
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
     let node = CoreNode::start(Flavor::Ipc, &[]).await;
     let key = TestKey::new(0x33);
     let funds = fund(&node, &key, 1).await;
@@ -109,10 +113,20 @@ min_interval = 1
         .arg("-c")
         .arg(&conf)
         .stdin(Stdio::null())
-        .stdout(Stdio::inherit())
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("SRI's jd_client_sv2");
+    // its log, shown as it comes and read for its latencies
+    let log = std::io::BufReader::new(jdc.stdout.take().unwrap());
+    let timeline = std::thread::spawn(move || {
+        let mut t = sri_log::Timeline::default();
+        for line in std::io::BufRead::lines(log).map_while(Result::ok) {
+            eprintln!("{line}");
+            t.line(&line);
+        }
+        t
+    });
     tokio::time::sleep(Duration::from_secs(5)).await;
 
     let start = node.height().await;
@@ -135,9 +149,14 @@ min_interval = 1
         let mut m = Sv2Miner::new(miner_cfg).unwrap();
         let _ = run_sv2(&mut m, &connect, Pacing::Hashrate(1e3), &r, &s).await;
     });
+    // STRATA_JD_BLOCKS=60 for latencies worth a median
+    let blocks: u64 = std::env::var("STRATA_JD_BLOCKS")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(2);
     let reached = tokio::time::timeout(
-        Duration::from_secs(60),
-        node.wait_height(start + 2, Duration::from_secs(60)),
+        Duration::from_secs(30 + 15 * blocks),
+        node.wait_height(start + blocks, Duration::from_secs(30 + 15 * blocks)),
     )
     .await;
     stop.cancel();
@@ -145,6 +164,15 @@ min_interval = 1
     let _ = jdc.kill();
     let _ = jdc.wait();
     assert!(reached.is_ok(), "no block through SRI's JDC");
+    let timeline = timeline.join().unwrap();
+    eprintln!(
+        "SRI's JDC against our JDS, from its log: {}",
+        timeline.summary()
+    );
+    assert!(
+        !timeline.custom_jobs.is_empty(),
+        "SRI's JDC logged no SetCustomMiningJob.Success"
+    );
     let tip = node.tip().await;
     let block = node.block(tip["hash"].as_str().unwrap()).await;
     let script_sig = block["tx"][0]["vin"][0]["coinbase"]
@@ -215,4 +243,77 @@ min_interval = 1
     assert!(carried, "no block carried the JDC's mempool transaction");
     pool.shutdown.cancel();
     pool.wait().await;
+}
+
+/// Latencies read from SRI's JDC log (its own timestamps, microseconds of the day).
+mod sri_log {
+    /// What the log showed.
+    #[derive(Default)]
+    pub(crate) struct Timeline {
+        /// The newest tip's `SetNewPrevHash` from its template provider, not yet followed by
+        /// a custom job.
+        tip_at: Option<u64>,
+        /// A first custom job was set (the miner is connected).
+        started: bool,
+        /// The last `RequestTransactionData.Success`: the JDC declares right after it.
+        declared_at: Option<u64>,
+        /// `RequestTransactionData.Success` to `DeclareMiningJob.Success`, us.
+        pub(crate) declarations: Vec<u64>,
+        /// New tip to `SetCustomMiningJob.Success`, us.
+        pub(crate) custom_jobs: Vec<u64>,
+    }
+
+    /// `2026-12-07T18:16:52.158367Z ...` -> microseconds since midnight.
+    fn micros(line: &str) -> Option<u64> {
+        let time = line.get(11..26)?;
+        let (h, m, s) = (time.get(0..2)?, time.get(3..5)?, time.get(6..15)?);
+        let secs: f64 = s.parse().ok()?;
+        let hm = h.parse::<u64>().ok()? * 3600 + m.parse::<u64>().ok()? * 60;
+        Some(hm * 1_000_000 + (secs * 1e6).round() as u64)
+    }
+
+    impl Timeline {
+        pub(crate) fn line(&mut self, line: &str) {
+            let Some(at) = micros(line) else {
+                return;
+            };
+            if line.contains("template_message_handler: Received: SetNewPrevHash") {
+                // tips before the first custom job wait for the miner to connect
+                self.tip_at = self.started.then_some(at);
+            } else if line.contains("Received: RequestTransactionDataSuccess") {
+                self.declared_at = Some(at);
+            } else if line.contains("Received: DeclareMiningJobSuccess") {
+                if let Some(d) = self.declared_at.take() {
+                    self.declarations.push(at.saturating_sub(d));
+                }
+            } else if line.contains("Received: SetCustomMiningJobSuccess") {
+                self.started = true;
+                if let Some(t) = self.tip_at.take() {
+                    self.custom_jobs.push(at.saturating_sub(t));
+                }
+            }
+        }
+
+        pub(crate) fn summary(&self) -> String {
+            fn stats(v: &[u64]) -> String {
+                let mut v = v.to_vec();
+                v.sort_unstable();
+                if v.is_empty() {
+                    return "no samples".into();
+                }
+                let p99 = v[((v.len() * 99).div_ceil(100)).saturating_sub(1)];
+                format!(
+                    "{} samples, median {} us, p99 {} us",
+                    v.len(),
+                    v[v.len() / 2],
+                    p99
+                )
+            }
+            format!(
+                "RequestTransactionData.Success -> DeclareMiningJob.Success: {}; new tip -> SetCustomMiningJob.Success: {}",
+                stats(&self.declarations),
+                stats(&self.custom_jobs)
+            )
+        }
+    }
 }

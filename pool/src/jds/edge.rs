@@ -217,6 +217,8 @@ async fn check_block(mut node: NodeRpc, block: Arc<Block>) -> Result<(), String>
 async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Shared) {
     let edge = &shared.edge;
     let _ = stream.set_nodelay(true);
+    // the socket again, to acknowledge messages that get no reply at once
+    let socket = std::os::fd::AsFd::as_fd(&stream).try_clone_to_owned().ok();
     let (rd, wr) = stream.into_split();
     let responder = edge.responder.borrow().clone();
     let (mut reader, mut writer) = match respond(rd, wr, &responder, &edge.net).await {
@@ -263,7 +265,17 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
             () = std::future::ready(()), if !actions.is_empty() => {}
             frame = reader.read_frame() => match frame {
                 Ok(Some(frame)) => match Message::decode(&frame.header, &frame.payload) {
-                    Ok(msg) => session.on_message(msg, Now::current(), &ctx, &mut actions),
+                    Ok(msg) => {
+                        session.on_message(msg, Now::current(), &ctx, &mut actions);
+                        let replied = actions.iter().any(|a| matches!(a, Action::Send(_)));
+                        if !replied && reader.buffered() == 0 {
+                            // no reply (PushSolution, a declaration waiting for the tip): a
+                            // delayed ACK would hold a Nagle-bound JDC's next message
+                            if let Some(s) = &socket {
+                                let _ = strata_net::tcp::ack_now(s);
+                            }
+                        }
+                    }
                     Err(e) => break format!("undecodable frame: {e}"),
                 },
                 Ok(None) => break "closed by the JDC".into(),

@@ -13,6 +13,7 @@
 //!   directory (pool, proxy), or a certificate signed offline by `strata cert`, and the task
 //!   that renews or re-reads the certificate while the server runs.
 //! * [`cert`]: the sans-IO part of that: certificate files and the renewal decision.
+//! * [`tcp`]: socket options the shells set ([`tcp::ack_now`]).
 //! * [`limit`]: connections per IP address for listeners ([`limit::IpLimiter`], whose slots
 //!   free themselves on drop).
 //! * `http_auth` (feature `http`): the bearer token a server's HTTP API requires beyond
@@ -47,6 +48,7 @@ pub mod limit;
 pub mod signal;
 pub mod sv1;
 pub mod sv2;
+pub mod tcp;
 #[cfg(feature = "http")]
 pub mod web;
 
