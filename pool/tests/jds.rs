@@ -19,14 +19,15 @@ use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut};
 use common::bitcoin_core::{fund, CoreNode, Flavor, TestKey};
-use serde_json::json;
+use serde_json::{json, Value};
 use strata_net::sv2::{initiate, Sv2Options, Sv2Reader, Sv2Writer};
-use strata_pool::config::{PayoutKind, SourceKind};
+use strata_pool::config::{Config, PayoutKind, SourceKind};
+use strata_pool::server::RunningPool;
 use strata_protocol::common::{CommonMessage, SetupConnection};
 use strata_protocol::job_declaration::{self as jd, JobDeclarationMessage};
 use strata_protocol::mining::{
-    self as m, MiningMessage, OpenExtendedMiningChannel, SetCustomMiningJob, SubmitSharesExtended,
-    REQUIRES_WORK_SELECTION,
+    self as m, MiningMessage, OpenExtendedMiningChannel, OpenExtendedMiningChannelSuccess,
+    SetCustomMiningJob, SubmitSharesExtended, REQUIRES_WORK_SELECTION,
 };
 use strata_protocol::wire::{Str0_255, B0_16M, B0_255, B0_32, B0_64K, U256};
 use strata_protocol::Message;
@@ -167,10 +168,19 @@ fn declare(token: &B0_255, request_id: u32, d: &Declared) -> jd::DeclareMiningJo
 }
 
 async fn token(r: &mut Reader, w: &mut Writer, request_id: u32) -> (B0_255, Vec<TxOut>) {
+    token_of(r, w, request_id, "farm").await
+}
+
+async fn token_of(
+    r: &mut Reader,
+    w: &mut Writer,
+    request_id: u32,
+    user: &str,
+) -> (B0_255, Vec<TxOut>) {
     send(
         w,
         jd::AllocateMiningJobToken {
-            user_identifier: Str0_255::new("farm").unwrap(),
+            user_identifier: Str0_255::new(user).unwrap(),
             request_id,
         },
     )
@@ -196,83 +206,262 @@ fn declare_error(msg: Message) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_accepted() {
-    let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
-    let key = TestKey::new(0x21);
-    let funds = fund(&node, &key, 2).await;
-    let pay = |(outpoint, value): (OutPoint, Amount)| {
-        key.spend(
-            &[(outpoint, value)],
-            vec![TxOut {
-                value: value - Amount::from_sat(10_000),
-                script_pubkey: key.script(),
-            }],
-        )
-    };
-    // one transaction in the node's mempool, one the node never saw
-    let in_mempool = pay(funds[0]);
-    node.rpc(
-        "sendrawtransaction",
-        json!([hex::encode(serialize(&in_mempool))]),
-    )
-    .await;
-    let unseen = pay(funds[1]);
-
-    let dir = tempfile::tempdir().unwrap();
-    let mut cfg = node.pool_config(dir.path(), SourceKind::Rpc);
+/// A pool on `node` through `source` with its JDS on (PPLNS unless changed), polling fast.
+fn jds_config(node: &CoreNode, dir: &std::path::Path, source: SourceKind) -> Config {
+    let mut cfg = node.pool_config(dir, source);
     cfg.rpc.poll_ms = 100;
     cfg.payout.mode = PayoutKind::Pplns;
     cfg.jds.listen = Some("127.0.0.1:0".parse().unwrap());
     cfg.jds.mempool_poll_ms = 100;
     // probes waiting for the mempool view may leave declarations pending
     cfg.jds.max_pending_declarations = 100;
-    let pool = strata_pool::server::start(cfg).await.unwrap();
-    let jds_addr = pool.jds_addr.expect("the JDS listens");
+    cfg
+}
 
-    // the mining connection first: the declared coinbase leaves room for its full extranonce
-    let (mut mr, mut mw) = connect(pool.sv2_addr, pool.authority).await;
-    send(&mut mw, setup(0, REQUIRES_WORK_SELECTION)).await;
-    assert!(matches!(
-        recv(&mut mr).await,
-        Message::Common(CommonMessage::SetupConnectionSuccess(_))
-    ));
-    send(
-        &mut mw,
-        OpenExtendedMiningChannel {
-            request_id: 1,
-            user_identity: Str0_255::new("farm").unwrap(),
-            nominal_hash_rate: 1.0,
-            max_target: U256([0xff; 32]),
-            min_extranonce_size: 4,
-        },
-    )
-    .await;
-    let opened = match recv(&mut mr).await {
-        Message::Mining(MiningMessage::OpenExtendedMiningChannelSuccess(o)) => o,
-        other => panic!("{other:?}"),
-    };
-    let chan_prefix = opened.extranonce_prefix.as_slice().to_vec();
-    let room = chan_prefix.len() + opened.extranonce_size as usize;
-
-    let (mut r, mut w) = connect(jds_addr, pool.authority).await;
+/// A JDS connection past SetupConnection (Full-Template mode).
+async fn jds_connect(pool: &RunningPool) -> (Reader, Writer) {
+    let (mut r, mut w) = connect(pool.jds_addr.expect("the JDS listens"), pool.authority).await;
     send(&mut w, setup(1, jd::DECLARE_TX_DATA)).await;
     assert!(matches!(
         recv(&mut r).await,
         Message::Common(CommonMessage::SetupConnectionSuccess(_))
     ));
-    let height = node.height().await as u32 + 1;
-    // wait for the JDS's mempool view: a declaration of the mempool transaction alone is
-    // checked at once (not asked for) once the view has it
+    (r, w)
+}
+
+/// A mining connection with REQUIRES_WORK_SELECTION and its extended channel.
+struct Miner {
+    r: Reader,
+    w: Writer,
+    opened: OpenExtendedMiningChannelSuccess,
+}
+
+impl Miner {
+    /// Opens the channel as `identity`.
+    async fn open(pool: &RunningPool, identity: &str) -> Miner {
+        let (mut r, mut w) = connect(pool.sv2_addr, pool.authority).await;
+        send(&mut w, setup(0, REQUIRES_WORK_SELECTION)).await;
+        assert!(matches!(
+            recv(&mut r).await,
+            Message::Common(CommonMessage::SetupConnectionSuccess(_))
+        ));
+        send(
+            &mut w,
+            OpenExtendedMiningChannel {
+                request_id: 1,
+                user_identity: Str0_255::new(identity).unwrap(),
+                nominal_hash_rate: 1.0,
+                max_target: U256([0xff; 32]),
+                min_extranonce_size: 4,
+            },
+        )
+        .await;
+        let opened = match recv(&mut r).await {
+            Message::Mining(MiningMessage::OpenExtendedMiningChannelSuccess(o)) => o,
+            other => panic!("{other:?}"),
+        };
+        Miner { r, w, opened }
+    }
+
+    /// The extranonce room a declared coinbase leaves for this channel: its prefix and
+    /// its miner part.
+    fn room(&self) -> usize {
+        self.opened.extranonce_prefix.as_slice().len() + self.opened.extranonce_size as usize
+    }
+
+    /// `SetCustomMiningJob` of `d` on `tip` with `token`.
+    fn custom(
+        &self,
+        tip: &Tip,
+        d: &Declared,
+        token: B0_255,
+        request_id: u32,
+    ) -> SetCustomMiningJob {
+        let script = d.coinbase.input[0].script_sig.as_bytes();
+        SetCustomMiningJob {
+            channel_id: self.opened.channel_id,
+            request_id,
+            mining_job_token: token,
+            version: 0x2000_0000,
+            prev_hash: U256(tip.prev),
+            min_ntime: tip.ntime,
+            nbits: tip.bits,
+            coinbase_tx_version: 2,
+            coinbase_prefix: B0_255::new(script[..d.head_len].to_vec()).unwrap(),
+            coinbase_tx_input_n_sequence: u32::MAX,
+            coinbase_tx_outputs: B0_64K::new(serialize(&d.coinbase.output)).unwrap(),
+            coinbase_tx_locktime: 0,
+            merkle_path: merkle_path(d)
+                .iter()
+                .map(|h| U256(*h))
+                .collect::<Vec<_>>()
+                .try_into()
+                .unwrap(),
+        }
+    }
+
+    /// Sets `d` as a custom job with the JDS's `token`: its job id.
+    async fn set_custom(&mut self, tip: &Tip, d: &Declared, token: B0_255) -> u32 {
+        let job = self.custom(tip, d, token, 21);
+        send(&mut self.w, job).await;
+        match recv(&mut self.r).await {
+            Message::Mining(MiningMessage::SetCustomMiningJobSuccess(s)) => s.job_id,
+            other => panic!("expected SetCustomMiningJob.Success, got {other:?}"),
+        }
+    }
+
+    /// Mines custom job `job_id` of `d` (the coinbase with the channel's extranonce, the
+    /// declared path) and submits the share, a block; the node's block at `height` once it
+    /// has one there (decoded).
+    async fn mine(
+        &mut self,
+        tip: &Tip,
+        d: &Declared,
+        job_id: u32,
+        node: &CoreNode,
+        height: u32,
+    ) -> Value {
+        let miner_part = vec![7u8; self.opened.extranonce_size as usize];
+        let mut extranonce = self.opened.extranonce_prefix.as_slice().to_vec();
+        extranonce.extend_from_slice(&miner_part);
+        let target = Target::from_le_bytes(self.opened.target.0);
+        let h = solve(tip, d, &extranonce, target);
+        send(
+            &mut self.w,
+            SubmitSharesExtended {
+                channel_id: self.opened.channel_id,
+                sequence_number: 1,
+                job_id,
+                nonce: h.nonce,
+                ntime: h.ntime,
+                version: h.version,
+                extranonce: B0_32::new(&miner_part).unwrap(),
+            },
+        )
+        .await;
+        match recv(&mut self.r).await {
+            Message::Mining(MiningMessage::SubmitSharesSuccess(s)) => {
+                assert_eq!(s.new_submits_accepted_count, 1)
+            }
+            other => panic!("expected SubmitShares.Success, got {other:?}"),
+        }
+        node.wait_height(u64::from(height), Duration::from_secs(20))
+            .await;
+        let hash = node.rpc("getblockhash", json!([height])).await;
+        node.block(hash.as_str().unwrap()).await
+    }
+}
+
+/// The node's tip as a custom job on it needs it.
+struct Tip {
+    /// Its hash, header order.
+    prev: [u8; 32],
+    /// nBits of the next block (regtest: the tip's).
+    bits: u32,
+    /// An nTime the next block may have.
+    ntime: u32,
+}
+
+async fn node_tip(node: &CoreNode) -> Tip {
+    let tip = node.tip().await;
+    Tip {
+        prev: bitcoin::BlockHash::from_str(tip["hash"].as_str().unwrap())
+            .unwrap()
+            .to_byte_array(),
+        bits: u32::from_str_radix(tip["bits"].as_str().unwrap(), 16).unwrap(),
+        ntime: tip["time"].as_u64().unwrap() as u32 + 1,
+    }
+}
+
+/// A header of `d` on `tip` with `extranonce` in its coinbase, meeting `target` and the
+/// block's.
+fn solve(tip: &Tip, d: &Declared, extranonce: &[u8], target: Target) -> Header {
+    assert_eq!(extranonce.len(), d.room);
+    let mut cb = d.coinbase.clone();
+    let mut sig = cb.input[0].script_sig.as_bytes()[..d.head_len].to_vec();
+    sig.extend_from_slice(extranonce);
+    cb.input[0].script_sig = ScriptBuf::from_bytes(sig);
+    let mut h = Header {
+        version: 0x2000_0000,
+        prev_hash: tip.prev,
+        merkle_root: merkle_root_from_path(
+            cb.compute_txid().to_byte_array(),
+            merkle_path(d).iter(),
+        ),
+        ntime: tip.ntime,
+        nbits: tip.bits,
+        nonce: 0,
+    };
+    let target = Target::from_compact(tip.bits).unwrap().min(target);
+    while !h.meets(&target) {
+        h.nonce += 1;
+    }
+    h
+}
+
+fn merkle_path(d: &Declared) -> Vec<[u8; 32]> {
+    let txids: Vec<[u8; 32]> = d
+        .txs
+        .iter()
+        .map(|t| t.compute_txid().to_byte_array())
+        .collect();
+    merkle_path_for_coinbase(&txids)
+}
+
+/// Asserts that `block`'s coinbase starts with `outputs`.
+fn assert_pays(block: &Value, outputs: &[TxOut]) {
+    let vout = block["tx"][0]["vout"].as_array().unwrap();
+    assert!(vout.len() >= outputs.len());
+    for (o, want) in vout.iter().zip(outputs) {
+        assert_eq!(
+            o["scriptPubKey"]["hex"].as_str().unwrap(),
+            hex::encode(want.script_pubkey.as_bytes())
+        );
+        assert_eq!(
+            Amount::from_btc(o["value"].as_f64().unwrap()).unwrap(),
+            want.value
+        );
+    }
+}
+
+/// Whether the block carries the transaction.
+fn carries(block: &Value, tx: &Transaction) -> bool {
+    block["tx"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["txid"] == tx.compute_txid().to_string())
+}
+
+/// A spend of `fund` back to `key` (10,000 sats of fee).
+fn pay(key: &TestKey, (outpoint, value): (OutPoint, Amount)) -> Transaction {
+    key.spend(
+        &[(outpoint, value)],
+        vec![TxOut {
+            value: value - Amount::from_sat(10_000),
+            script_pubkey: key.script(),
+        }],
+    )
+}
+
+/// Declares `tx` alone with fresh tokens until the JDS's mempool view has it (the
+/// declaration is then checked at once, not asked for): the view follows the node's mempool.
+async fn wait_for_mempool_view(
+    r: &mut Reader,
+    w: &mut Writer,
+    height: u32,
+    room: usize,
+    tx: &Transaction,
+) {
     let mut probes = 0;
     loop {
         probes += 1;
         assert!(probes < 100, "the JDS never saw the mempool transaction");
-        let (t, required) = token(&mut r, &mut w, 100 + probes).await;
-        let probe = build(height, &required, vec![in_mempool.clone()], room);
-        send(&mut w, declare(&t, 100 + probes, &probe)).await;
-        match recv(&mut r).await {
-            Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(_)) => break,
+        let (t, required) = token(r, w, 100 + probes).await;
+        let probe = build(height, &required, vec![tx.clone()], room);
+        send(w, declare(&t, 100 + probes, &probe)).await;
+        match recv(r).await {
+            Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(_)) => return,
             Message::JobDeclaration(JobDeclarationMessage::ProvideMissingTransactions(_)) => {
                 // not in the view yet: let the declaration expire unanswered
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -280,6 +469,32 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
             other => panic!("probe: {other:?}"),
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_accepted() {
+    let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
+    let key = TestKey::new(0x21);
+    let funds = fund(&node, &key, 2).await;
+    // one transaction in the node's mempool, one the node never saw
+    let in_mempool = pay(&key, funds[0]);
+    node.rpc(
+        "sendrawtransaction",
+        json!([hex::encode(serialize(&in_mempool))]),
+    )
+    .await;
+    let unseen = pay(&key, funds[1]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let pool = strata_pool::server::start(jds_config(&node, dir.path(), SourceKind::Rpc))
+        .await
+        .unwrap();
+    // the mining connection first: the declared coinbase leaves room for its full extranonce
+    let mut miner = Miner::open(&pool, "farm").await;
+    let room = miner.room();
+    let (mut r, mut w) = jds_connect(&pool).await;
+    let height = node.height().await as u32 + 1;
+    wait_for_mempool_view(&mut r, &mut w, height, room, &in_mempool).await;
     let (t1, required) = token(&mut r, &mut w, 1).await;
     assert!(
         !required.is_empty(),
@@ -314,13 +529,16 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
     );
 
     // refused by the node: a provided transaction spending an output that does not exist
-    let phantom = pay((
-        OutPoint {
-            txid: bitcoin::Txid::from_byte_array([0x5a; 32]),
-            vout: 0,
-        },
-        Amount::from_int_btc(1),
-    ));
+    let phantom = pay(
+        &key,
+        (
+            OutPoint {
+                txid: bitcoin::Txid::from_byte_array([0x5a; 32]),
+                vout: 0,
+            },
+            Amount::from_int_btc(1),
+        ),
+    );
     let (t3, _) = token(&mut r, &mut w, 3).await;
     let invalid = build(height, &required, vec![phantom.clone()], room);
     send(&mut w, declare(&t3, 13, &invalid)).await;
@@ -372,116 +590,21 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
         other => panic!("expected DeclareMiningJob.Success, got {other:?}"),
     };
 
-    // the custom job on the extended channel
-    let txids: Vec<[u8; 32]> = good
-        .txs
-        .iter()
-        .map(|t| t.compute_txid().to_byte_array())
-        .collect();
-    let path = merkle_path_for_coinbase(&txids);
-    let tip = node.tip().await;
-    let prev = bitcoin::BlockHash::from_str(tip["hash"].as_str().unwrap())
-        .unwrap()
-        .to_byte_array();
-    let bits = u32::from_str_radix(tip["bits"].as_str().unwrap(), 16).unwrap();
-    let script = good.coinbase.input[0].script_sig.as_bytes();
-    let custom = |token: B0_255, request_id: u32| SetCustomMiningJob {
-        channel_id: opened.channel_id,
-        request_id,
-        mining_job_token: token,
-        version: 0x2000_0000,
-        prev_hash: U256(prev),
-        min_ntime: tip["time"].as_u64().unwrap() as u32 + 1,
-        nbits: bits,
-        coinbase_tx_version: 2,
-        coinbase_prefix: B0_255::new(script[..good.head_len].to_vec()).unwrap(),
-        coinbase_tx_input_n_sequence: u32::MAX,
-        coinbase_tx_outputs: B0_64K::new(serialize(&good.coinbase.output)).unwrap(),
-        coinbase_tx_locktime: 0,
-        merkle_path: path
-            .iter()
-            .map(|h| U256(*h))
-            .collect::<Vec<_>>()
-            .try_into()
-            .unwrap(),
-    };
-    // a token the JDS did not declare
-    send(&mut mw, custom(t2.clone(), 20)).await;
-    match recv(&mut mr).await {
+    // the custom job on the extended channel: a token the JDS did not declare is refused
+    let tip = node_tip(&node).await;
+    let undeclared = miner.custom(&tip, &good, t2.clone(), 20);
+    send(&mut miner.w, undeclared).await;
+    match recv(&mut miner.r).await {
         Message::Mining(MiningMessage::SetCustomMiningJobError(e)) => {
             assert_eq!(e.error_code.as_str(), m::ERROR_INVALID_MINING_JOB_TOKEN)
         }
         other => panic!("{other:?}"),
     }
-    send(&mut mw, custom(mining_token, 21)).await;
-    let job_id = match recv(&mut mr).await {
-        Message::Mining(MiningMessage::SetCustomMiningJobSuccess(s)) => s.job_id,
-        other => panic!("expected SetCustomMiningJob.Success, got {other:?}"),
-    };
-
-    // mine it: the coinbase with the channel's extranonce, the declared path
-    let miner_part = vec![7u8; opened.extranonce_size as usize];
-    let mut cb = good.coinbase.clone();
-    let mut sig = script[..good.head_len].to_vec();
-    sig.extend_from_slice(&chan_prefix);
-    sig.extend_from_slice(&miner_part);
-    assert_eq!(sig.len(), good.head_len + good.room);
-    cb.input[0].script_sig = ScriptBuf::from_bytes(sig);
-    let mut h = Header {
-        version: 0x2000_0000,
-        prev_hash: prev,
-        merkle_root: merkle_root_from_path(cb.compute_txid().to_byte_array(), path.iter()),
-        ntime: tip["time"].as_u64().unwrap() as u32 + 1,
-        nbits: bits,
-        nonce: 0,
-    };
-    let target = Target::from_compact(bits)
-        .unwrap()
-        .min(Target::from_le_bytes(opened.target.0));
-    while !h.meets(&target) {
-        h.nonce += 1;
-    }
-    send(
-        &mut mw,
-        SubmitSharesExtended {
-            channel_id: opened.channel_id,
-            sequence_number: 1,
-            job_id,
-            nonce: h.nonce,
-            ntime: h.ntime,
-            version: h.version,
-            extranonce: B0_32::new(&miner_part).unwrap(),
-        },
-    )
-    .await;
-    match recv(&mut mr).await {
-        Message::Mining(MiningMessage::SubmitSharesSuccess(s)) => {
-            assert_eq!(s.new_submits_accepted_count, 1)
-        }
-        other => panic!("expected SubmitShares.Success, got {other:?}"),
-    }
-    node.wait_height(u64::from(height), Duration::from_secs(20))
-        .await;
-    let block = node.block(node.tip().await["hash"].as_str().unwrap()).await;
-    let in_block: Vec<&str> = block["tx"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["txid"].as_str().unwrap())
-        .collect();
-    assert!(in_block.contains(&in_mempool.compute_txid().to_string().as_str()));
-    assert!(in_block.contains(&unseen.compute_txid().to_string().as_str()));
-    let vout = block["tx"][0]["vout"].as_array().unwrap();
-    for (o, want) in vout.iter().zip(&required) {
-        assert_eq!(
-            o["scriptPubKey"]["hex"].as_str().unwrap(),
-            hex::encode(want.script_pubkey.as_bytes())
-        );
-        assert_eq!(
-            Amount::from_btc(o["value"].as_f64().unwrap()).unwrap(),
-            want.value
-        );
-    }
+    let job_id = miner.set_custom(&tip, &good, mining_token).await;
+    let block = miner.mine(&tip, &good, job_id, &node, height).await;
+    assert!(carries(&block, &in_mempool));
+    assert!(carries(&block, &unseen));
+    assert_pays(&block, &required);
     pool.shutdown.cancel();
     pool.wait().await;
 }
