@@ -15,7 +15,9 @@ use bitcoin::{
     absolute, transaction, Amount, Block, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
     Txid, Witness,
 };
-use strata_pool::jds::{Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession};
+use strata_pool::jds::{
+    Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Required,
+};
 use strata_pool::payout::Split;
 use strata_pool::server::session::{Event, Now, Payouts, Session, SessionConfig, Work};
 use strata_pool::template::Template;
@@ -167,8 +169,10 @@ fn declare(txs: &[Transaction]) -> (Arc<DeclaredJob>, Transaction) {
             min_ntime: 1_700_000_000,
             subsidy: 50 * 100_000_000,
         },
-        required,
-        window: w.window,
+        required: Required::Shared {
+            split: required,
+            window: w.window,
+        },
         mempool: &mempool,
     };
     let mut s = JdsSession::new(3, [1; 32], JdsLimits::default());

@@ -23,7 +23,7 @@ use strata_protocol::job_declaration::JobDeclarationMessage;
 use strata_protocol::{FrameDecoder, Message};
 use strata_work::time::Now;
 
-use crate::jds::{Action, ChainTip, JdsContext, JdsLimits, JdsSession};
+use crate::jds::{Action, ChainTip, JdsContext, JdsLimits, JdsSession, Required};
 use crate::payout::Split;
 
 /// The harness's first tip (seeds declare coinbases at its height).
@@ -124,8 +124,10 @@ pub fn session(data: &[u8]) -> Outcomes {
         let arg = data.get(i).copied().unwrap_or(0);
         let ctx = JdsContext {
             tip,
-            required: &required,
-            window: None,
+            required: Required::Shared {
+                split: &required,
+                window: None,
+            },
             mempool: &mempool,
         };
         let mut answered = None;

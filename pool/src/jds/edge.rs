@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry};
+use super::{Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry, Required};
 use crate::server::session::{Payouts, Work};
 use crate::template::rpc::NodeRpc;
 use crate::template::SourceError;
@@ -248,8 +248,10 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 min_ntime: t.min_ntime,
                 subsidy: super::block_subsidy(t.height, edge.network),
             },
-            required: split,
-            window: current.window,
+            required: Required::Shared {
+                split,
+                window: current.window,
+            },
             mempool: &*mempool,
         };
         tokio::select! {

@@ -67,6 +67,7 @@ struct Allocated {
     expires: Instant,
     split: Arc<Split>,
     window: Option<(i64, i64)>,
+    user: String,
 }
 
 /// A declaration waiting for missing transactions or the node's answer.
@@ -78,6 +79,7 @@ struct Pending {
     coinbase: DeclaredCoinbase,
     split: Arc<Split>,
     window: Option<(i64, i64)>,
+    user: String,
     wtxids: Vec<[u8; 32]>,
     txs: Vec<Option<Arc<Transaction>>>,
     /// Positions asked for with ProvideMissingTransactions (empty once provided).
@@ -286,8 +288,13 @@ impl JdsSession {
             };
             self.tokens.remove(&oldest);
         }
+        let user = a.user_identifier.as_str().to_owned();
+        let (split, window) = match ctx.required.for_user(&user) {
+            Ok(r) => r,
+            // AllocateMiningJobToken has no error message
+            Err(reason) => return self.close(out, reason),
+        };
         let token = self.next_token();
-        let split = Arc::clone(ctx.required);
         let encoded = serialize(&split.outputs);
         let Ok(coinbase_tx_outputs) = B0_64K::new(encoded) else {
             return self.close(out, "the required outputs exceed 64 KiB".into());
@@ -297,7 +304,8 @@ impl JdsSession {
             Allocated {
                 expires: now.mono + self.limits.token_lifetime,
                 split,
-                window: ctx.window,
+                window,
+                user,
             },
         );
         send(
@@ -394,6 +402,7 @@ impl JdsSession {
             coinbase,
             split: allocated.split,
             window: allocated.window,
+            user: allocated.user,
             wtxids,
             txs,
             missing,
@@ -524,6 +533,7 @@ impl JdsSession {
             transactions,
             split: p.split,
             window: p.window,
+            user: p.user,
             expires: now.mono + self.limits.token_lifetime,
         });
         while self.declared.len() >= self.limits.max_declared_jobs.max(1) {
