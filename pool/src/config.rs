@@ -159,7 +159,9 @@ pub struct ClusterSettings {
 
 /// `[jds]`: the pool as Job Declarator Server (spec 6) on its own port, and the mining
 /// port accepting the custom jobs it declared. Off unless `listen` is set. Needs the `rpc`
-/// template source: the mempool view and the block checks use the same bitcoind.
+/// template source: the mempool view and the block checks use the same bitcoind. Works in
+/// PPLNS and solo payout modes (solo: a token requires the outputs paying the address of its
+/// `user_identifier`, as a channel of that identity is paid).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JdsSettings {
@@ -205,12 +207,12 @@ impl Default for JdsSettings {
 }
 
 impl JdsSettings {
-    /// Whether the rest of the configuration allows the JDS: it reads the `rpc` source's
-    /// node and pays the PPLNS split.
-    pub fn check(&self, source: SourceKind, payout: PayoutKind) -> Result<(), ConfigError> {
-        if self.listen.is_some() && (source != SourceKind::Rpc || payout != PayoutKind::Pplns) {
+    /// Whether the template source allows the JDS: it reads the `rpc` source's node. Either
+    /// payout mode.
+    pub fn check(&self, source: SourceKind) -> Result<(), ConfigError> {
+        if self.listen.is_some() && source != SourceKind::Rpc {
             return Err(ConfigError::Invalid(
-                "[jds] needs template_source = \"rpc\" and PPLNS payouts".into(),
+                "[jds] needs template_source = \"rpc\"".into(),
             ));
         }
         Ok(())
@@ -393,22 +395,20 @@ mod tests {
     }
 
     #[test]
-    fn jds_is_off_by_default_and_needs_rpc_and_pplns() {
+    fn jds_is_off_by_default_and_needs_rpc_in_either_payout_mode() {
         let c = Config::load(None, Vec::new()).expect("defaults");
         assert_eq!(c.jds.listen, None);
-        assert!(c.jds.check(c.template_source, c.payout.mode).is_ok());
+        assert!(c.jds.check(c.template_source).is_ok());
         let env = vec![(
             "STRATA_POOL_JDS__LISTEN".to_string(),
             "127.0.0.1:3400".to_string(),
         )];
         let c = Config::load(None, env).expect("load");
         assert_eq!(c.jds.listen, Some("127.0.0.1:3400".parse().unwrap()));
-        assert!(c
-            .jds
-            .check(SourceKind::Embedded, PayoutKind::Pplns)
-            .is_err());
-        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Solo).is_err());
-        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Pplns).is_ok());
+        assert!(c.jds.check(SourceKind::Embedded).is_err());
+        assert!(c.jds.check(SourceKind::Ipc).is_err());
+        // the payout mode does not matter: solo is served too
+        assert!(c.jds.check(SourceKind::Rpc).is_ok());
         assert_eq!(c.jds.limits().token_lifetime.as_secs(), 120);
     }
 

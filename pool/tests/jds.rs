@@ -8,6 +8,9 @@
 //! transactions and pays the outputs the pool required. Refusals: a coinbase moving value
 //! from a required output to its own, a replayed token, a block the node finds invalid, a
 //! custom job with another token.
+//!
+//! Solo: a token pays the address of its `user_identifier` as the pool's own solo coinbase
+//! would; the declared block mined on the channel pays it and is recorded as a solo block.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -18,7 +21,7 @@ use std::time::Duration;
 use bitcoin::consensus::{deserialize, serialize};
 use bitcoin::hashes::Hash;
 use bitcoin::{Amount, OutPoint, ScriptBuf, Transaction, TxOut};
-use common::bitcoin_core::{fund, CoreNode, Flavor, TestKey};
+use common::bitcoin_core::{fund, payee_addresses, CoreNode, Flavor, TestKey};
 use serde_json::{json, Value};
 use strata_net::sv2::{initiate, Sv2Options, Sv2Reader, Sv2Writer};
 use strata_pool::config::{Config, PayoutKind, SourceKind};
@@ -203,6 +206,24 @@ fn declare_error(msg: Message) -> String {
             e.error_code.as_str().to_string()
         }
         other => panic!("expected DeclareMiningJob.Error, got {other:?}"),
+    }
+}
+
+/// The token of an accepted declaration (all its transactions known to the JDS).
+async fn declare_ok(
+    r: &mut Reader,
+    w: &mut Writer,
+    token: &B0_255,
+    request_id: u32,
+    d: &Declared,
+) -> B0_255 {
+    send(w, declare(token, request_id, d)).await;
+    match recv(r).await {
+        Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(s)) => {
+            assert_eq!(s.request_id, request_id);
+            s.new_mining_job_token
+        }
+        other => panic!("expected DeclareMiningJob.Success, got {other:?}"),
     }
 }
 
@@ -433,6 +454,29 @@ fn carries(block: &Value, tx: &Transaction) -> bool {
         .any(|t| t["txid"] == tx.compute_txid().to_string())
 }
 
+/// The pool's ledger record of block `hash` (`/api/v1/blocks`), once it is there.
+async fn recorded(pool: &RunningPool, hash: &str) -> Value {
+    for _ in 0..100 {
+        let blocks: Value =
+            reqwest::get(format!("http://{}/api/v1/blocks?limit=100", pool.api_addr))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+        if let Some(b) = blocks
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["hash"] == hash)
+        {
+            return b.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the pool did not record block {hash}");
+}
+
 /// A spend of `fund` back to `key` (10,000 sats of fee).
 fn pay(key: &TestKey, (outpoint, value): (OutPoint, Amount)) -> Transaction {
     key.spend(
@@ -605,6 +649,78 @@ async fn a_declared_job_with_mempool_and_provided_transactions_is_mined_and_acce
     assert!(carries(&block, &in_mempool));
     assert!(carries(&block, &unseen));
     assert_pays(&block, &required);
+    pool.shutdown.cancel();
+    pool.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn solo_tokens_pay_the_users_address_and_the_declared_block_is_a_solo_block() {
+    let node = CoreNode::start(Flavor::Bitcoind, &[]).await;
+    let [miner_address, pool_address]: [String; 2] = payee_addresses(2).try_into().unwrap();
+    node.generate_to(101, &pool_address).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = jds_config(&node, dir.path(), SourceKind::Rpc);
+    cfg.payout.mode = PayoutKind::Solo;
+    cfg.pool_address = Some(pool_address.clone());
+    let fee_ppm = cfg.payout.fee_ppm;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    let identity = format!("{miner_address}.rig1");
+    let mut miner = Miner::open(&pool, &identity).await;
+    let (mut r, mut w) = jds_connect(&pool).await;
+
+    // the token requires what the pool's solo coinbase pays the address (before the '.'):
+    // the reward (the subsidy: the mempool is empty) less the fee, the fee to the pool
+    let height = node.height().await as u32 + 1;
+    let (token, required) = token_of(&mut r, &mut w, 1, &identity).await;
+    let address = |a: &str| {
+        bitcoin::Address::from_str(a)
+            .unwrap()
+            .require_network(bitcoin::Network::Regtest)
+            .unwrap()
+            .script_pubkey()
+    };
+    let solo = strata_pool::payout::solo_split(
+        strata_pool::jds::block_subsidy(height, bitcoin::Network::Regtest),
+        &miner_address,
+        &address(&pool_address),
+        fee_ppm,
+        bitcoin::Network::Regtest,
+    );
+    assert_eq!(required, solo.outputs);
+    assert_eq!(required[0].script_pubkey, address(&miner_address));
+    assert_eq!(required[1].script_pubkey, address(&pool_address));
+
+    // refused: the same outputs paying another address
+    let mut stolen = required.clone();
+    stolen[0].script_pubkey = address(&pool_address);
+    let (t2, _) = token_of(&mut r, &mut w, 2, &identity).await;
+    send(
+        &mut w,
+        declare(&t2, 2, &build(height, &stolen, vec![], miner.room())),
+    )
+    .await;
+    assert_eq!(
+        declare_error(recv(&mut r).await),
+        jd::ERROR_INVALID_COINBASE_TX
+    );
+
+    // the declared block, mined on the channel: the node has it, paying the address
+    let d = build(height, &required, vec![], miner.room());
+    let mining_token = declare_ok(&mut r, &mut w, &token, 3, &d).await;
+    let tip = node_tip(&node).await;
+    let job_id = miner.set_custom(&tip, &d, mining_token).await;
+    let block = miner.mine(&tip, &d, job_id, &node, height).await;
+    assert_eq!(block["height"], height);
+    assert_pays(&block, &solo.outputs);
+    // recorded as a solo block: the channel's identity found it, no PPLNS window
+    let record = recorded(&pool, block["hash"].as_str().unwrap()).await;
+    assert_eq!(record["status"]["status"], "accepted");
+    assert_eq!(record["mode"], "solo");
+    assert_eq!(record["worker"], identity.as_str());
+    assert_eq!(record["window"], Value::Null);
+    assert_eq!(record["outputs"][0]["owner"], miner_address.as_str());
+    assert_eq!(record["outputs"][0]["sats"], solo.outputs[0].value.to_sat());
+
     pool.shutdown.cancel();
     pool.wait().await;
 }

@@ -25,7 +25,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry, Required};
+use super::{
+    Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry, Required, SoloRules,
+};
 use crate::server::session::{Payouts, Work};
 use crate::template::rpc::NodeRpc;
 use crate::template::SourceError;
@@ -123,8 +125,9 @@ pub struct JdsEdge {
     pub max_mempool_txs: usize,
     /// Where accepted declarations go.
     pub registry: RegistryHandle,
-    /// The chain (for the block subsidy).
-    pub network: bitcoin::Network,
+    /// The pool's solo payouts (used when the work pays solo); its network is the chain's
+    /// (for the block subsidy and payout addresses).
+    pub solo: SoloRules,
     /// Pool shutdown.
     pub shutdown: CancellationToken,
 }
@@ -235,23 +238,27 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
     tokio::pin!(setup_deadline);
     let reason: String = loop {
         let current = work.borrow_and_update().clone();
-        let Payouts::Shared(split) = &current.payouts else {
-            break "the JDS serves PPLNS pools only".into();
-        };
         let mempool = shared.mempool.borrow().clone();
         let t = &current.template;
+        let required = match &current.payouts {
+            Payouts::Shared(split) => Required::Shared {
+                split,
+                window: current.window,
+            },
+            Payouts::Solo => Required::Solo {
+                reward: t.coinbase_tx_value_remaining,
+                rules: &edge.solo,
+            },
+        };
         let ctx = JdsContext {
             tip: ChainTip {
                 prev_hash: t.prev_hash,
                 height: t.height,
                 nbits: t.nbits,
                 min_ntime: t.min_ntime,
-                subsidy: super::block_subsidy(t.height, edge.network),
+                subsidy: super::block_subsidy(t.height, edge.solo.network),
             },
-            required: Required::Shared {
-                split,
-                window: current.window,
-            },
+            required,
             mempool: &*mempool,
         };
         tokio::select! {

@@ -114,7 +114,7 @@ fn payout_mode(cfg: &Config) -> PayoutMode {
 
 /// Starts the pool described by `cfg`: returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
-    cfg.jds.check(cfg.template_source, cfg.payout.mode)?;
+    cfg.jds.check(cfg.template_source)?;
     let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
@@ -273,7 +273,11 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                 mempool_poll: Duration::from_millis(cfg.jds.mempool_poll_ms.max(10)),
                 max_mempool_txs: cfg.jds.max_mempool_txs,
                 registry: registry.clone(),
-                network: cfg.network,
+                solo: crate::jds::SoloRules {
+                    pool_script: pool_script.clone(),
+                    fee_ppm: cfg.payout.fee_ppm,
+                    network: cfg.network,
+                },
                 shutdown: shutdown.clone(),
             };
             let addr = crate::jds::edge::start(edge, &tasks).await?;
