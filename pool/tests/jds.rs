@@ -10,7 +10,8 @@
 //! custom job with another token.
 //!
 //! Solo: a token pays the address of its `user_identifier` as the pool's own solo coinbase
-//! would; the declared block mined on the channel pays it and is recorded as a solo block.
+//! would; the declared block mined on the channel and the next one pushed with
+//! PushSolution pay it and are recorded as solo blocks.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -420,6 +421,53 @@ fn solve(tip: &Tip, d: &Declared, extranonce: &[u8], target: Target) -> Header {
     h
 }
 
+/// Solves `d` on `tip` and pushes the solution to the JDS (`PushSolution`).
+async fn push_solution(w: &mut Writer, tip: &Tip, d: &Declared) {
+    let extranonce = vec![9u8; d.room];
+    let h = solve(tip, d, &extranonce, Target::from_le_bytes([0xff; 32]));
+    send(
+        w,
+        jd::PushSolution {
+            extranonce: B0_32::new(&extranonce).unwrap(),
+            prev_hash: U256(tip.prev),
+            nonce: h.nonce,
+            ntime: h.ntime,
+            nbits: h.nbits,
+            version: h.version,
+        },
+    )
+    .await;
+}
+
+/// Declares a block of no transaction at `height` for `user` (its token's outputs), once
+/// the pool's work is at that height (`stale-chain-tip` before): the declaration and its
+/// mining token.
+async fn declare_at(
+    r: &mut Reader,
+    w: &mut Writer,
+    user: &str,
+    height: u32,
+    room: usize,
+) -> (Declared, B0_255) {
+    for request_id in 200..300 {
+        let (token, required) = token_of(r, w, request_id, user).await;
+        let d = build(height, &required, vec![], room);
+        send(w, declare(&token, request_id, &d)).await;
+        match recv(r).await {
+            Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobSuccess(s)) => {
+                return (d, s.new_mining_job_token)
+            }
+            Message::JobDeclaration(JobDeclarationMessage::DeclareMiningJobError(e))
+                if e.error_code.as_str() == jd::ERROR_STALE_CHAIN_TIP =>
+            {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            other => panic!("declaration at {height}: {other:?}"),
+        }
+    }
+    panic!("the pool's work never reached height {height}");
+}
+
 fn merkle_path(d: &Declared) -> Vec<[u8; 32]> {
     let txids: Vec<[u8; 32]> = d
         .txs
@@ -721,6 +769,24 @@ async fn solo_tokens_pay_the_users_address_and_the_declared_block_is_a_solo_bloc
     assert_eq!(record["outputs"][0]["owner"], miner_address.as_str());
     assert_eq!(record["outputs"][0]["sats"], solo.outputs[0].value.to_sat());
 
+    // the next block pushed by the JDC (PushSolution) for a token of the bare address:
+    // submitted by the pool, paying the address, recorded with the token's identity as finder
+    let (d, _) = declare_at(&mut r, &mut w, &miner_address, height + 1, miner.room()).await;
+    push_solution(&mut w, &node_tip(&node).await, &d).await;
+    node.wait_height(u64::from(height + 1), Duration::from_secs(20))
+        .await;
+    let block = node.tip().await;
+    assert_eq!(block["height"], height + 1);
+    assert_eq!(
+        block["tx"][0]["vout"][0]["scriptPubKey"]["hex"],
+        hex::encode(address(&miner_address).as_bytes())
+    );
+    let record = recorded(&pool, block["hash"].as_str().unwrap()).await;
+    assert_eq!(record["status"]["status"], "accepted");
+    assert_eq!(record["mode"], "solo");
+    assert_eq!(record["worker"], miner_address.as_str());
+    assert_eq!(record["window"], Value::Null);
+    assert_eq!(record["outputs"][0]["owner"], miner_address.as_str());
     pool.shutdown.cancel();
     pool.wait().await;
 }

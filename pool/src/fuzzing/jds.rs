@@ -195,7 +195,7 @@ pub fn session(data: &[u8]) -> Outcomes {
                     assert!(success, "Declared without its Success");
                     assert_eq!(job.prev_hash, tip.prev_hash);
                 }
-                Action::SubmitBlock(block) => {
+                Action::SubmitBlock { block, .. } => {
                     assert!(block.check_merkle_root());
                     assert!(block.header.validate_pow(block.header.target()).is_ok());
                     seen.submitted += 1;

@@ -3,8 +3,10 @@
 //! that keeps the mempool view (polling the node's mempool over RPC), and the task owning
 //! the [`Registry`] of declared jobs that the mining connections take custom jobs from.
 //!
-//! Block checks are `getblocktemplate` in proposal mode (BIP23) and pushed solutions are
-//! `submitblock`, both to the `rpc` source's bitcoind: the JDS needs the `rpc` source.
+//! Block checks are `getblocktemplate` in proposal mode (BIP23) to the `rpc` source's
+//! bitcoind: the JDS needs the `rpc` source. Pushed solutions (`PushSolution`) go to the
+//! manager as [`FoundBlock`]s, like the blocks found by shares: submitted whole, at most one
+//! per tip, and recorded in the ledger.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,9 +30,9 @@ use tokio_util::task::TaskTracker;
 use super::{
     Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry, Required, SoloRules,
 };
-use crate::server::session::{Payouts, Work};
+use crate::server::session::{FoundBlock, Payouts, Work};
 use crate::template::rpc::NodeRpc;
-use crate::template::SourceError;
+use crate::template::{Solution, SourceError};
 
 /// The mempool view: transactions by wtxid.
 pub type Mempool = HashMap<[u8; 32], Arc<Transaction>>;
@@ -125,6 +127,8 @@ pub struct JdsEdge {
     pub max_mempool_txs: usize,
     /// Where accepted declarations go.
     pub registry: RegistryHandle,
+    /// Where the blocks of pushed solutions go (the manager submits and records them).
+    pub blocks: mpsc::Sender<FoundBlock>,
     /// The pool's solo payouts (used when the work pays solo); its network is the chain's
     /// (for the block subsidy and payout addresses).
     pub solo: SoloRules,
@@ -195,10 +199,34 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
     }
 }
 
-/// What a spawned node call comes back with.
-enum NodeDone {
-    Check(u64, Result<(), String>),
-    Submitted,
+/// A pushed solution as the manager takes found blocks: the declared job's split, window
+/// and token (its template id), the token's user as the finder.
+fn pushed_block(block: &Block, job: &DeclaredJob) -> FoundBlock {
+    let coinbase = block.txdata.first().map(serialize).unwrap_or_default();
+    let mut header = [0u8; 80];
+    header.copy_from_slice(&serialize(&block.header));
+    FoundBlock {
+        solution: Solution {
+            template_id: job.token,
+            header,
+            coinbase,
+        },
+        height: job.height,
+        hash: block.block_hash().to_string(),
+        prev_hash: job.prev_hash,
+        worker: job.user.clone(),
+        split: Arc::clone(&job.split),
+        reward_sats: job
+            .coinbase
+            .tx
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum(),
+        window: job.window,
+        template_id: job.token,
+        block: Some(serialize(block)),
+    }
 }
 
 async fn check_block(mut node: NodeRpc, block: Arc<Block>) -> Result<(), String> {
@@ -232,7 +260,8 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
     let mut session = JdsSession::new(conn_id, shared.secret, edge.limits.clone());
     let mut work = edge.work.clone();
     let mut actions: Vec<Action> = Vec::new();
-    let mut calls: JoinSet<NodeDone> = JoinSet::new();
+    // block checks in flight: their id and the node's answer
+    let mut calls: JoinSet<(u64, Result<(), String>)> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let setup_deadline = tokio::time::sleep(edge.setup_timeout);
     tokio::pin!(setup_deadline);
@@ -271,7 +300,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 Err(e) => break format!("{e}"),
             },
             Some(done) = calls.join_next(), if !calls.is_empty() => {
-                if let Ok(NodeDone::Check(check, result)) = done {
+                if let Ok((check, result)) = done {
                     // the tip as of now: a check answered after a new tip is stale
                     let latest = work.borrow().clone();
                     let tip = ChainTip {
@@ -296,9 +325,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 }
                 Action::CheckBlock { check, block } => {
                     let node = edge.node.clone();
-                    calls.spawn(
-                        async move { NodeDone::Check(check, check_block(node, block).await) },
-                    );
+                    calls.spawn(async move { (check, check_block(node, block).await) });
                 }
                 Action::Declared(job) => {
                     tracing::info!(
@@ -309,18 +336,12 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                     );
                     edge.registry.insert(job).await;
                 }
-                Action::SubmitBlock(block) => {
-                    let mut node = edge.node.clone();
-                    calls.spawn(async move {
-                        let hash = block.block_hash();
-                        let hex = hex::encode(serialize(&*block));
-                        match node.call("submitblock", json!([hex])).await {
-                            Ok(Value::Null) => tracing::info!(%hash, "jds: pushed solution accepted"),
-                            Ok(other) => tracing::warn!(%hash, answer = %other, "jds: pushed solution rejected"),
-                            Err(e) => tracing::warn!(%hash, error = %e, "jds: pushed solution not submitted"),
-                        }
-                        NodeDone::Submitted
-                    });
+                Action::SubmitBlock { block, job } => {
+                    let found = pushed_block(&block, &job);
+                    tracing::info!(conn = conn_id, height = found.height, hash = %found.hash, "jds: pushed solution");
+                    if edge.blocks.send(found).await.is_err() {
+                        close = Some("pool stopping".into());
+                    }
                 }
                 Action::Close(reason) => close = Some(reason),
             }

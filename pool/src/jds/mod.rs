@@ -229,7 +229,8 @@ pub struct DeclaredJob {
     /// PPLNS: the ledger share ids of the split's window (None in solo mode).
     pub window: Option<(i64, i64)>,
     /// `AllocateMiningJobToken.user_identifier` of its token: in solo mode the identity the
-    /// split pays (a custom job must be set on a channel of the same payout address).
+    /// split pays (a custom job must be set on a channel of the same payout address), and
+    /// the finder recorded for a block the JDC pushes.
     pub user: String,
     /// After this the token no longer opens custom jobs.
     pub expires: Instant,

@@ -48,8 +48,14 @@ pub enum Action {
     },
     /// A declaration was accepted: the mining side may now accept custom jobs with its token.
     Declared(Arc<DeclaredJob>),
-    /// A JDC pushed a solution of one of its declared jobs: submit this block.
-    SubmitBlock(Arc<Block>),
+    /// A JDC pushed a solution of one of its declared jobs: submit this block (and record
+    /// it as a block of `job`).
+    SubmitBlock {
+        /// The solved block.
+        block: Arc<Block>,
+        /// The declared job it solves.
+        job: Arc<DeclaredJob>,
+    },
     /// Close the connection after what precedes; the reason is logged.
     Close(String),
 }
@@ -583,6 +589,9 @@ impl JdsSession {
             tracing::debug!(conn = self.conn_id, "PushSolution below the block target");
             return;
         }
-        out.push(Action::SubmitBlock(Arc::new(block)));
+        out.push(Action::SubmitBlock {
+            block: Arc::new(block),
+            job,
+        });
     }
 }

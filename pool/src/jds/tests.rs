@@ -633,7 +633,7 @@ fn push_solution_rebuilds_the_declared_block() {
             nbits: 0x207f_ffff,
             version: 0x2000_0000,
         };
-        if let [Action::SubmitBlock(b)] = &j.send(push)[..] {
+        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push)[..] {
             found = Some(Arc::clone(b));
             break;
         }

@@ -273,6 +273,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                 mempool_poll: Duration::from_millis(cfg.jds.mempool_poll_ms.max(10)),
                 max_mempool_txs: cfg.jds.max_mempool_txs,
                 registry: registry.clone(),
+                blocks: blocks_tx.clone(),
                 solo: crate::jds::SoloRules {
                     pool_script: pool_script.clone(),
                     fee_ppm: cfg.payout.fee_ppm,
