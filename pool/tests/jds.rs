@@ -1,17 +1,20 @@
-//! The pool as Job Declarator Server on a real Bitcoin Core (regtest, `rpc` source): a JD
-//! client written here from our codec (real Noise, real messages; its coinbases built by the
-//! proxy's Job Declarator Client, which `strata-proxy`'s `tests/jdc.rs` runs whole against
-//! this JDS; here the refusals need a client that lies) gets a token, declares a
-//! block of a mempool transaction and one the node has not seen (asked for with
-//! ProvideMissingTransactions), opens an extended channel with REQUIRES_WORK_SELECTION, sets
-//! the declared custom job and mines it; the node accepts a block that carries both
-//! transactions and pays the outputs the pool required. Refusals: a coinbase moving value
-//! from a required output to its own, a replayed token, a block the node finds invalid, a
-//! custom job with another token.
+//! The pool as Job Declarator Server on a real Bitcoin Core (regtest): a JD client written
+//! here from our codec (real Noise, real messages; its coinbases built by the proxy's Job
+//! Declarator Client, which `strata-proxy`'s `tests/jdc.rs` runs whole against this JDS; here
+//! the refusals need a client that lies) gets a token, declares a block of a mempool
+//! transaction and one the node has not seen (asked for with ProvideMissingTransactions),
+//! opens an extended channel with REQUIRES_WORK_SELECTION, sets the declared custom job and
+//! mines it; the node accepts a block that carries both transactions and pays the outputs the
+//! pool required. Refusals: a coinbase moving value from a required output to its own, a
+//! replayed token, a block the node finds invalid, a custom job with another token.
 //!
 //! Solo: a token pays the address of its `user_identifier` as the pool's own solo coinbase
 //! would; the declared block mined on the channel and the next one pushed with
 //! PushSolution pay it and are recorded as solo blocks.
+//!
+//! `ipc` templates: the JDS reads the same node's mempool and checks blocks over `[rpc]`,
+//! and the custom job's whole block is submitted there (the IPC source cannot); an
+//! unreachable `[rpc]` stops the pool at start.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -787,6 +790,50 @@ async fn solo_tokens_pay_the_users_address_and_the_declared_block_is_a_solo_bloc
     assert_eq!(record["worker"], miner_address.as_str());
     assert_eq!(record["window"], Value::Null);
     assert_eq!(record["outputs"][0]["owner"], miner_address.as_str());
+    pool.shutdown.cancel();
+    pool.wait().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ipc_templates_the_jds_uses_the_nodes_rpc_and_its_block_is_accepted() {
+    let node = CoreNode::start(Flavor::Ipc, &[]).await;
+    let key = TestKey::new(0x22);
+    let funds = fund(&node, &key, 1).await;
+    let tx = pay(&key, funds[0]);
+    node.rpc("sendrawtransaction", json!([hex::encode(serialize(&tx))]))
+        .await;
+
+    // the JDS's node at [rpc] does not answer: the pool does not start
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = jds_config(&node, dir.path(), SourceKind::Ipc);
+    cfg.rpc.url = "http://127.0.0.1:1".into();
+    let err = format!("{:#}", strata_pool::server::start(cfg).await.unwrap_err());
+    assert!(
+        err.contains("[rpc]") && err.contains("127.0.0.1:1"),
+        "{err}"
+    );
+
+    // templates over IPC; the mempool, the checks and the custom job's block over RPC
+    let dir = tempfile::tempdir().unwrap();
+    let pool = strata_pool::server::start(jds_config(&node, dir.path(), SourceKind::Ipc))
+        .await
+        .unwrap();
+    let mut miner = Miner::open(&pool, "farm").await;
+    let (mut r, mut w) = jds_connect(&pool).await;
+    let height = node.height().await as u32 + 1;
+    wait_for_mempool_view(&mut r, &mut w, height, miner.room(), &tx).await;
+    let (token, required) = token(&mut r, &mut w, 1).await;
+    let d = build(height, &required, vec![tx.clone()], miner.room());
+    let mining_token = declare_ok(&mut r, &mut w, &token, 2, &d).await;
+    let tip = node_tip(&node).await;
+    let job_id = miner.set_custom(&tip, &d, mining_token).await;
+    let block = miner.mine(&tip, &d, job_id, &node, height).await;
+    assert_eq!(block["height"], height);
+    assert!(carries(&block, &tx));
+    assert_pays(&block, &required);
+    let record = recorded(&pool, block["hash"].as_str().unwrap()).await;
+    assert_eq!(record["status"]["status"], "accepted");
+    assert_eq!(record["height"], height);
     pool.shutdown.cancel();
     pool.wait().await;
 }

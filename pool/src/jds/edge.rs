@@ -3,10 +3,17 @@
 //! that keeps the mempool view (polling the node's mempool over RPC), and the task owning
 //! the [`Registry`] of declared jobs that the mining connections take custom jobs from.
 //!
-//! Block checks are `getblocktemplate` in proposal mode (BIP23) to the `rpc` source's
-//! bitcoind: the JDS needs the `rpc` source. Pushed solutions (`PushSolution`) go to the
-//! manager as [`FoundBlock`]s, like the blocks found by shares: submitted whole, at most one
-//! per tip, and recorded in the ledger.
+//! The JDS talks to the pool's node over JSON-RPC (`[rpc]`, [`NodeRpc`]) whatever the
+//! template source: the mempool view (`getrawmempool`, `getrawtransaction`) and the block
+//! checks (`getblocktemplate` in proposal mode, BIP23) go there. With the `rpc` source it is
+//! the source's bitcoind; with `ipc` the same node's RPC port (Bitcoin Core's IPC Mining
+//! interface gives no mempool access); with `tdp` the node whose mempool the JDS reads. The
+//! embedded source has no mempool: no JDS. [`start`] asks the node for its chain first and
+//! fails, naming `[rpc]`, when it does not answer or runs another network.
+//!
+//! Pushed solutions (`PushSolution`) go to the manager as [`FoundBlock`]s, like the blocks
+//! found by shares: submitted whole (by the `rpc` source, or over this RPC connection for
+//! the others: [`submit_block`]), at most one per tip, and recorded in the ledger.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,7 +39,7 @@ use super::{
 };
 use crate::server::session::{FoundBlock, Payouts, Work};
 use crate::template::rpc::NodeRpc;
-use crate::template::{Solution, SourceError};
+use crate::template::{Solution, SourceError, SubmitOutcome};
 
 /// The mempool view: transactions by wtxid.
 pub type Mempool = HashMap<[u8; 32], Arc<Transaction>>;
@@ -119,8 +126,10 @@ pub struct JdsEdge {
     pub setup_timeout: Duration,
     /// The pool's current work (tip and split).
     pub work: watch::Receiver<Arc<Work>>,
-    /// The node.
+    /// The pool's node over JSON-RPC (`[rpc]`, whatever the template source).
     pub node: NodeRpc,
+    /// The `[rpc]` URL, for errors.
+    pub node_url: String,
     /// Mempool polling period and size bound.
     pub mempool_poll: Duration,
     /// Mempool transactions kept at most.
@@ -136,9 +145,18 @@ pub struct JdsEdge {
     pub shutdown: CancellationToken,
 }
 
-/// Binds the listener and spawns the mempool task and the accept loop; returns the bound
-/// address.
-pub async fn start(edge: JdsEdge, tasks: &TaskTracker) -> anyhow::Result<SocketAddr> {
+/// Checks the node (it answers `getblockchaininfo`, on the pool's network), binds the
+/// listener and spawns the mempool task and the accept loop; returns the bound address.
+pub async fn start(mut edge: JdsEdge, tasks: &TaskTracker) -> anyhow::Result<SocketAddr> {
+    check_node(&mut edge.node, edge.solo.network)
+        .await
+        .with_context(|| {
+            format!(
+                "[jds] reads the mempool of and checks blocks with the node at [rpc] url = {:?}, \
+                 whatever the template source: set [rpc] to that node's RPC",
+                edge.node_url
+            )
+        })?;
     let listener = TcpListener::bind(edge.listen)
         .await
         .with_context(|| format!("cannot listen on {} (jds)", edge.listen))?;
@@ -196,6 +214,44 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
             serve(stream, peer, conn_id, &shared).await;
             drop(permit);
         });
+    }
+}
+
+/// Whether the node answers and runs the pool's network.
+async fn check_node(node: &mut NodeRpc, network: bitcoin::Network) -> Result<(), SourceError> {
+    let info = node.call("getblockchaininfo", json!([])).await?;
+    let chain = info
+        .get("chain")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let configured = network.to_core_arg();
+    if chain != configured {
+        return Err(SourceError::WrongChain {
+            node: chain.to_owned(),
+            configured: configured.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Submits a whole block to the node (`submitblock`, BIP22): `null` is accepted, and so is
+/// `"duplicate"` (the node has it already); another string is the node's reason.
+pub async fn submit_block(node: &mut NodeRpc, block: &[u8]) -> Result<SubmitOutcome, SourceError> {
+    let header: bitcoin::block::Header = block
+        .get(..80)
+        .and_then(|h| deserialize(h).ok())
+        .ok_or_else(|| SourceError::Protocol("a block of less than 80 bytes".into()))?;
+    let hash = header.block_hash().to_string();
+    match node
+        .call("submitblock", json!([hex::encode(block)]))
+        .await?
+    {
+        Value::Null => Ok(SubmitOutcome::Accepted { hash }),
+        Value::String(s) if s == "duplicate" => Ok(SubmitOutcome::Accepted { hash }),
+        Value::String(reason) => Ok(SubmitOutcome::Rejected { reason }),
+        other => Err(SourceError::Protocol(format!(
+            "submitblock returned {other}, expected null or a string"
+        ))),
     }
 }
 

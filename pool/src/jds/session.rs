@@ -37,9 +37,9 @@ use super::{ChainTip, DeclaredCoinbase, DeclaredJob, JdsContext, JdsLimits};
 pub enum Action {
     /// Send this message to the JDC.
     Send(Message),
-    /// Ask the pool's node whether `block` is valid on its tip, proof of work aside
-    /// (`getblocktemplate` proposal mode, or `checkBlock` over IPC); answer with
-    /// [`JdsSession::on_check`] and this `check`.
+    /// Ask the pool's node whether `block` is valid on its tip, proof of work aside (the
+    /// edge asks over `[rpc]`: `getblocktemplate` proposal mode, whatever the template
+    /// source); answer with [`JdsSession::on_check`] and this `check`.
     CheckBlock {
         /// Id to answer with.
         check: u64,
