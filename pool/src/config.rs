@@ -158,8 +158,13 @@ pub struct ClusterSettings {
 }
 
 /// `[jds]`: the pool as Job Declarator Server (spec 6) on its own port, and the mining
-/// port accepting the custom jobs it declared. Off unless `listen` is set. Needs the `rpc`
-/// template source: the mempool view and the block checks use the same bitcoind.
+/// port accepting the custom jobs it declared. Off unless `listen` is set. Works in PPLNS
+/// and solo payout modes (solo: a token requires the outputs paying the address of its
+/// `user_identifier`, as a channel of that identity is paid). Reads the mempool of, checks
+/// blocks with and submits whole blocks to the node at `[rpc]`, whatever the template
+/// source: `rpc` (the same bitcoind), `ipc` (the same node's RPC port: IPC gives no mempool
+/// access) or `tdp` (the node whose mempool declarations are checked against); not
+/// `embedded`, which has no mempool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct JdsSettings {
@@ -210,12 +215,15 @@ impl Default for JdsSettings {
 }
 
 impl JdsSettings {
-    /// Whether the rest of the configuration allows the JDS: it reads the `rpc` source's
-    /// node and pays the PPLNS split.
-    pub fn check(&self, source: SourceKind, payout: PayoutKind) -> Result<(), ConfigError> {
-        if self.listen.is_some() && (source != SourceKind::Rpc || payout != PayoutKind::Pplns) {
+    /// Whether the template source allows the JDS: any but `embedded` (the JDS uses the node
+    /// at `[rpc]` for the mempool and the block checks; the embedded regtest node has no
+    /// mempool). Either payout mode.
+    pub fn check(&self, source: SourceKind) -> Result<(), ConfigError> {
+        if self.listen.is_some() && source == SourceKind::Embedded {
             return Err(ConfigError::Invalid(
-                "[jds] needs template_source = \"rpc\" and PPLNS payouts".into(),
+                "[jds] needs a node with a mempool, reached over [rpc]: template_source = \
+                 \"rpc\", \"ipc\" or \"tdp\", not \"embedded\""
+                    .into(),
             ));
         }
         Ok(())
@@ -399,22 +407,34 @@ mod tests {
     }
 
     #[test]
-    fn jds_is_off_by_default_and_needs_rpc_and_pplns() {
+    fn jds_is_off_by_default_and_needs_a_source_with_a_mempool() {
         let c = Config::load(None, Vec::new()).expect("defaults");
         assert_eq!(c.jds.listen, None);
-        assert!(c.jds.check(c.template_source, c.payout.mode).is_ok());
-        let env = vec![(
-            "STRATA_POOL_JDS__LISTEN".to_string(),
-            "127.0.0.1:3400".to_string(),
-        )];
+        // off: any source
+        for source in [
+            SourceKind::Embedded,
+            SourceKind::Rpc,
+            SourceKind::Ipc,
+            SourceKind::Tdp,
+        ] {
+            assert!(c.jds.check(source).is_ok(), "{source:?}");
+        }
+        let env = vec![
+            (
+                "STRATA_POOL_JDS__LISTEN".to_string(),
+                "127.0.0.1:3400".to_string(),
+            ),
+            ("STRATA_POOL_PAYOUT__MODE".to_string(), "solo".to_string()),
+        ];
         let c = Config::load(None, env).expect("load");
         assert_eq!(c.jds.listen, Some("127.0.0.1:3400".parse().unwrap()));
-        assert!(c
-            .jds
-            .check(SourceKind::Embedded, PayoutKind::Pplns)
-            .is_err());
-        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Solo).is_err());
-        assert!(c.jds.check(SourceKind::Rpc, PayoutKind::Pplns).is_ok());
+        assert_eq!(c.payout.mode, PayoutKind::Solo);
+        // on: every source whose node has a mempool, in either payout mode
+        for source in [SourceKind::Rpc, SourceKind::Ipc, SourceKind::Tdp] {
+            assert!(c.jds.check(source).is_ok(), "{source:?}");
+        }
+        let err = c.jds.check(SourceKind::Embedded).unwrap_err().to_string();
+        assert!(err.contains("[rpc]") && err.contains("embedded"), "{err}");
         assert_eq!(c.jds.limits().token_lifetime.as_secs(), 120);
     }
 

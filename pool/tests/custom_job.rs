@@ -15,7 +15,9 @@ use bitcoin::{
     absolute, transaction, Amount, Block, OutPoint, ScriptBuf, Sequence, Transaction, TxIn, TxOut,
     Txid, Witness,
 };
-use strata_pool::jds::{Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession};
+use strata_pool::jds::{
+    Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Required,
+};
 use strata_pool::payout::Split;
 use strata_pool::server::session::{Event, Now, Payouts, Session, SessionConfig, Work};
 use strata_pool::template::Template;
@@ -167,8 +169,10 @@ fn declare(txs: &[Transaction]) -> (Arc<DeclaredJob>, Transaction) {
             min_ntime: 1_700_000_000,
             subsidy: 50 * 100_000_000,
         },
-        required,
-        window: w.window,
+        required: Required::Shared {
+            split: required,
+            window: w.window,
+        },
         mempool: &mempool,
     };
     let mut s = JdsSession::new(3, [1; 32], JdsLimits::default());
@@ -230,11 +234,19 @@ fn declare(txs: &[Transaction]) -> (Arc<DeclaredJob>, Transaction) {
 
 /// A work-selecting mining session with one extended channel (id 1) on the pool's tip.
 fn mining_session() -> (Session, Vec<u8>, usize, Target) {
-    let mut cfg = SessionConfig::regtest(pool_script());
+    mining_session_of(SessionConfig::regtest(pool_script()), work(), "farm")
+}
+
+/// The same with these settings and work, the channel opened as `identity`.
+fn mining_session_of(
+    mut cfg: SessionConfig,
+    work: Arc<Work>,
+    identity: &str,
+) -> (Session, Vec<u8>, usize, Target) {
     cfg.work_selection = true;
     let mut s = Session::new(9, Arc::new(cfg));
     let mut ev = vec![];
-    s.on_work(work(), now(), &mut ev);
+    s.on_work(work, now(), &mut ev);
     let setup = SetupConnection {
         protocol: 0,
         min_version: 2,
@@ -251,7 +263,7 @@ fn mining_session() -> (Session, Vec<u8>, usize, Target) {
     assert!(s.is_ready(), "work selection allowed: {ev:?}");
     let open = OpenExtendedMiningChannel {
         request_id: 1,
-        user_identity: Str0_255::new("farm").unwrap(),
+        user_identity: Str0_255::new(identity).unwrap(),
         nominal_hash_rate: 0.0,
         max_target: U256([0xff; 32]),
         min_extranonce_size: 8,
@@ -448,6 +460,42 @@ fn custom_jobs_that_differ_from_the_declaration_are_refused() {
     // the right one is still accepted after all that
     ev.clear();
     s.on_custom_job(&good, Some(job), now(), &mut ev);
+    assert!(answer(&ev).is_ok());
+}
+
+#[test]
+fn in_solo_mode_a_custom_job_must_pay_the_channels_address() {
+    let (job, declared_cb) = declare(&[tx(5)]);
+    let address = |op: u8| {
+        bitcoin::Address::p2wsh(&ScriptBuf::from(vec![op]), bitcoin::Network::Regtest).to_string()
+    };
+    let mut cfg = SessionConfig::regtest(pool_script());
+    cfg.solo = true;
+    let solo_work = Arc::new(Work {
+        payouts: Payouts::Solo,
+        window: None,
+        ..(*work()).clone()
+    });
+    let (mut s, _, _, _) = mining_session_of(cfg, solo_work, &format!("{}.rig", address(0x51)));
+    let msg = set_custom(&job, &declared_cb);
+    let param = |f: &str| format!("{}{f}", m::ERROR_INVALID_JOB_PARAM_VALUE_PREFIX);
+    // the declaration's token was of another identity: its coinbase pays someone else
+    for user in [address(0x52), "farm".to_string()] {
+        let theirs = Arc::new(DeclaredJob {
+            user,
+            ..(*job).clone()
+        });
+        let mut ev = vec![];
+        s.on_custom_job(&msg, Some(theirs), now(), &mut ev);
+        assert_eq!(answer(&ev), Err(param("coinbase_tx_outputs")));
+    }
+    // a token of the channel's address (with or without a worker name) pays the finder
+    let mine = Arc::new(DeclaredJob {
+        user: address(0x51),
+        ..(*job).clone()
+    });
+    let mut ev = vec![];
+    s.on_custom_job(&msg, Some(mine), now(), &mut ev);
     assert!(answer(&ev).is_ok());
 }
 

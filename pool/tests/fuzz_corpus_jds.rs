@@ -82,10 +82,10 @@ fn token(n: u64) -> Vec<u8> {
     sha256::Hash::from_engine(e).to_byte_array()[..8].to_vec()
 }
 
-/// A segwit coinbase at the harness's height paying its required outputs, split around 8
+/// A segwit coinbase at `height` paying the harness's required outputs, split around 8
 /// bytes of extranonce.
-fn coinbase() -> (Vec<u8>, Vec<u8>) {
-    let mut script = bip34_height_push(harness::tip().height);
+fn coinbase_at(height: u32) -> (Vec<u8>, Vec<u8>) {
+    let mut script = bip34_height_push(height);
     script.extend_from_slice(&[0; 8]);
     let tx = Transaction {
         version: transaction::Version::TWO,
@@ -104,7 +104,12 @@ fn coinbase() -> (Vec<u8>, Vec<u8>) {
 }
 
 fn declare(token: Vec<u8>, request_id: u32, txs: &[u8]) -> DeclareMiningJob {
-    let (prefix, suffix) = coinbase();
+    declare_at(harness::tip().height, token, request_id, txs)
+}
+
+/// A declaration of a block at `height`.
+fn declare_at(height: u32, token: Vec<u8>, request_id: u32, txs: &[u8]) -> DeclareMiningJob {
+    let (prefix, suffix) = coinbase_at(height);
     let wtxids: Vec<U256> = txs
         .iter()
         .map(|&n| U256(harness::mempool_tx(n).compute_wtxid().to_byte_array()))
@@ -210,6 +215,24 @@ fn scripts() -> Vec<(&'static str, Vec<u8>, Outcomes)> {
         ..Outcomes::default()
     };
     out.push(("changed_outputs", d, d_seen));
+
+    // declared for the block after a tip the pool has not seen: it waits; one waits for a
+    // tip that comes and is accepted, one for a tip that never comes and expires
+    let mut f = vec![];
+    frames(&mut f, setup(DECLARE_TX_DATA));
+    frames(&mut f, allocate(1));
+    frames(&mut f, allocate(2));
+    let next = harness::tip().height + 1;
+    frames(&mut f, declare_at(next, token(1), 1, &[0]));
+    f.extend_from_slice(&[3, 1, 2, 0]);
+    frames(&mut f, declare_at(next + 1, token(2), 2, &[]));
+    f.extend_from_slice(&[4, 1]);
+    let f_seen = Outcomes {
+        declared: 1,
+        refused: 1,
+        ..Outcomes::default()
+    };
+    out.push(("ahead_of_the_tip", f, f_seen));
 
     let mut e = vec![];
     frames(&mut e, setup(0));

@@ -23,7 +23,7 @@ use strata_protocol::job_declaration::JobDeclarationMessage;
 use strata_protocol::{FrameDecoder, Message};
 use strata_work::time::Now;
 
-use crate::jds::{Action, ChainTip, JdsContext, JdsLimits, JdsSession};
+use crate::jds::{Action, ChainTip, JdsContext, JdsLimits, JdsSession, Required};
 use crate::payout::Split;
 
 /// The harness's first tip (seeds declare coinbases at its height).
@@ -125,8 +125,10 @@ pub fn session(data: &[u8]) -> Outcomes {
         let arg = data.get(i).copied().unwrap_or(0);
         let ctx = JdsContext {
             tip,
-            required: &required,
-            window: None,
+            required: Required::Shared {
+                split: &required,
+                window: None,
+            },
             mempool: &mempool,
         };
         let mut answered = None;
@@ -167,8 +169,10 @@ pub fn session(data: &[u8]) -> Outcomes {
                 // new work: declarations waiting for this tip go on
                 let ctx = JdsContext {
                     tip,
-                    required: &required,
-                    window: None,
+                    required: Required::Shared {
+                        split: &required,
+                        window: None,
+                    },
                     mempool: &mempool,
                 };
                 s.on_work(now, &ctx, &mut out);
@@ -202,7 +206,7 @@ pub fn session(data: &[u8]) -> Outcomes {
                     assert!(success, "Declared without its Success");
                     assert_eq!(job.prev_hash, tip.prev_hash);
                 }
-                Action::SubmitBlock(block) => {
+                Action::SubmitBlock { block, .. } => {
                     assert!(block.check_merkle_root());
                     assert!(block.header.validate_pow(block.header.target()).is_ok());
                     seen.submitted += 1;

@@ -3,8 +3,17 @@
 //! that keeps the mempool view (polling the node's mempool over RPC), and the task owning
 //! the [`Registry`] of declared jobs that the mining connections take custom jobs from.
 //!
-//! Block checks are `getblocktemplate` in proposal mode (BIP23) and pushed solutions are
-//! `submitblock`, both to the `rpc` source's bitcoind: the JDS needs the `rpc` source.
+//! The JDS talks to the pool's node over JSON-RPC (`[rpc]`, [`NodeRpc`]) whatever the
+//! template source: the mempool view (`getrawmempool`, `getrawtransaction`) and the block
+//! checks (`getblocktemplate` in proposal mode, BIP23) go there. With the `rpc` source it is
+//! the source's bitcoind; with `ipc` the same node's RPC port (Bitcoin Core's IPC Mining
+//! interface gives no mempool access); with `tdp` the node whose mempool the JDS reads. The
+//! embedded source has no mempool: no JDS. [`start`] asks the node for its chain first and
+//! fails, naming `[rpc]`, when it does not answer or runs another network.
+//!
+//! Pushed solutions (`PushSolution`) go to the manager as [`FoundBlock`]s, like the blocks
+//! found by shares: submitted whole (by the `rpc` source, or over this RPC connection for
+//! the others: [`submit_block`]), at most one per tip, and recorded in the ledger.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -25,10 +34,12 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry};
-use crate::server::session::{Payouts, Work};
+use super::{
+    Action, ChainTip, DeclaredJob, JdsContext, JdsLimits, JdsSession, Registry, Required, SoloRules,
+};
+use crate::server::session::{FoundBlock, Payouts, Work};
 use crate::template::rpc::NodeRpc;
-use crate::template::SourceError;
+use crate::template::{Solution, SourceError, SubmitOutcome};
 
 /// The mempool view: transactions by wtxid.
 pub type Mempool = HashMap<[u8; 32], Arc<Transaction>>;
@@ -115,23 +126,37 @@ pub struct JdsEdge {
     pub setup_timeout: Duration,
     /// The pool's current work (tip and split).
     pub work: watch::Receiver<Arc<Work>>,
-    /// The node.
+    /// The pool's node over JSON-RPC (`[rpc]`, whatever the template source).
     pub node: NodeRpc,
+    /// The `[rpc]` URL, for errors.
+    pub node_url: String,
     /// Mempool polling period and size bound.
     pub mempool_poll: Duration,
     /// Mempool transactions kept at most.
     pub max_mempool_txs: usize,
     /// Where accepted declarations go.
     pub registry: RegistryHandle,
-    /// The chain (for the block subsidy).
-    pub network: bitcoin::Network,
+    /// Where the blocks of pushed solutions go (the manager submits and records them).
+    pub blocks: mpsc::Sender<FoundBlock>,
+    /// The pool's solo payouts (used when the work pays solo); its network is the chain's
+    /// (for the block subsidy and payout addresses).
+    pub solo: SoloRules,
     /// Pool shutdown.
     pub shutdown: CancellationToken,
 }
 
-/// Binds the listener and spawns the mempool task and the accept loop; returns the bound
-/// address.
-pub async fn start(edge: JdsEdge, tasks: &TaskTracker) -> anyhow::Result<SocketAddr> {
+/// Checks the node (it answers `getblockchaininfo`, on the pool's network), binds the
+/// listener and spawns the mempool task and the accept loop; returns the bound address.
+pub async fn start(mut edge: JdsEdge, tasks: &TaskTracker) -> anyhow::Result<SocketAddr> {
+    check_node(&mut edge.node, edge.solo.network)
+        .await
+        .with_context(|| {
+            format!(
+                "[jds] reads the mempool of and checks blocks with the node at [rpc] url = {:?}, \
+                 whatever the template source: set [rpc] to that node's RPC",
+                edge.node_url
+            )
+        })?;
     let listener = TcpListener::bind(edge.listen)
         .await
         .with_context(|| format!("cannot listen on {} (jds)", edge.listen))?;
@@ -192,10 +217,72 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
     }
 }
 
-/// What a spawned node call comes back with.
-enum NodeDone {
-    Check(u64, Result<(), String>),
-    Submitted,
+/// Whether the node answers and runs the pool's network.
+async fn check_node(node: &mut NodeRpc, network: bitcoin::Network) -> Result<(), SourceError> {
+    let info = node.call("getblockchaininfo", json!([])).await?;
+    let chain = info
+        .get("chain")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let configured = network.to_core_arg();
+    if chain != configured {
+        return Err(SourceError::WrongChain {
+            node: chain.to_owned(),
+            configured: configured.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Submits a whole block to the node (`submitblock`, BIP22): `null` is accepted, and so is
+/// `"duplicate"` (the node has it already); another string is the node's reason.
+pub async fn submit_block(node: &mut NodeRpc, block: &[u8]) -> Result<SubmitOutcome, SourceError> {
+    let header: bitcoin::block::Header = block
+        .get(..80)
+        .and_then(|h| deserialize(h).ok())
+        .ok_or_else(|| SourceError::Protocol("a block of less than 80 bytes".into()))?;
+    let hash = header.block_hash().to_string();
+    match node
+        .call("submitblock", json!([hex::encode(block)]))
+        .await?
+    {
+        Value::Null => Ok(SubmitOutcome::Accepted { hash }),
+        Value::String(s) if s == "duplicate" => Ok(SubmitOutcome::Accepted { hash }),
+        Value::String(reason) => Ok(SubmitOutcome::Rejected { reason }),
+        other => Err(SourceError::Protocol(format!(
+            "submitblock returned {other}, expected null or a string"
+        ))),
+    }
+}
+
+/// A pushed solution as the manager takes found blocks: the declared job's split, window
+/// and token (its template id), the token's user as the finder.
+fn pushed_block(block: &Block, job: &DeclaredJob) -> FoundBlock {
+    let coinbase = block.txdata.first().map(serialize).unwrap_or_default();
+    let mut header = [0u8; 80];
+    header.copy_from_slice(&serialize(&block.header));
+    FoundBlock {
+        solution: Solution {
+            template_id: job.token,
+            header,
+            coinbase,
+        },
+        height: job.height,
+        hash: block.block_hash().to_string(),
+        prev_hash: job.prev_hash,
+        worker: job.user.clone(),
+        split: Arc::clone(&job.split),
+        reward_sats: job
+            .coinbase
+            .tx
+            .output
+            .iter()
+            .map(|o| o.value.to_sat())
+            .sum(),
+        window: job.window,
+        template_id: job.token,
+        block: Some(serialize(block)),
+    }
 }
 
 async fn check_block(mut node: NodeRpc, block: Arc<Block>) -> Result<(), String> {
@@ -231,28 +318,35 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
     let mut session = JdsSession::new(conn_id, shared.secret, edge.limits.clone());
     let mut work = edge.work.clone();
     let mut actions: Vec<Action> = Vec::new();
-    let mut calls: JoinSet<NodeDone> = JoinSet::new();
+    // block checks in flight: their id and the node's answer
+    let mut calls: JoinSet<(u64, Result<(), String>)> = JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let setup_deadline = tokio::time::sleep(edge.setup_timeout);
     tokio::pin!(setup_deadline);
     let mut last_seq = None;
     let reason: String = loop {
         let current = work.borrow_and_update().clone();
-        let Payouts::Shared(split) = &current.payouts else {
-            break "the JDS serves PPLNS pools only".into();
-        };
         let mempool = shared.mempool.borrow().clone();
         let t = &current.template;
+        let required = match &current.payouts {
+            Payouts::Shared(split) => Required::Shared {
+                split,
+                window: current.window,
+            },
+            Payouts::Solo => Required::Solo {
+                reward: t.coinbase_tx_value_remaining,
+                rules: &edge.solo,
+            },
+        };
         let ctx = JdsContext {
             tip: ChainTip {
                 prev_hash: t.prev_hash,
                 height: t.height,
                 nbits: t.nbits,
                 min_ntime: t.min_ntime,
-                subsidy: super::block_subsidy(t.height, edge.network),
+                subsidy: super::block_subsidy(t.height, edge.solo.network),
             },
-            required: split,
-            window: current.window,
+            required,
             mempool: &*mempool,
         };
         if last_seq != Some(current.seq) {
@@ -282,7 +376,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 Err(e) => break format!("{e}"),
             },
             Some(done) = calls.join_next(), if !calls.is_empty() => {
-                if let Ok(NodeDone::Check(check, result)) = done {
+                if let Ok((check, result)) = done {
                     // the tip as of now: a check answered after a new tip is stale
                     let latest = work.borrow().clone();
                     let tip = ChainTip {
@@ -310,9 +404,7 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                 }
                 Action::CheckBlock { check, block } => {
                     let node = edge.node.clone();
-                    calls.spawn(
-                        async move { NodeDone::Check(check, check_block(node, block).await) },
-                    );
+                    calls.spawn(async move { (check, check_block(node, block).await) });
                 }
                 Action::Declared(job) => {
                     tracing::info!(
@@ -323,18 +415,12 @@ async fn serve(stream: TcpStream, peer: SocketAddr, conn_id: u64, shared: &Share
                     );
                     edge.registry.insert(job).await;
                 }
-                Action::SubmitBlock(block) => {
-                    let mut node = edge.node.clone();
-                    calls.spawn(async move {
-                        let hash = block.block_hash();
-                        let hex = hex::encode(serialize(&*block));
-                        match node.call("submitblock", json!([hex])).await {
-                            Ok(Value::Null) => tracing::info!(%hash, "jds: pushed solution accepted"),
-                            Ok(other) => tracing::warn!(%hash, answer = %other, "jds: pushed solution rejected"),
-                            Err(e) => tracing::warn!(%hash, error = %e, "jds: pushed solution not submitted"),
-                        }
-                        NodeDone::Submitted
-                    });
+                Action::SubmitBlock { block, job } => {
+                    let found = pushed_block(&block, &job);
+                    tracing::info!(conn = conn_id, height = found.height, hash = %found.hash, "jds: pushed solution");
+                    if edge.blocks.send(found).await.is_err() {
+                        close = Some("pool stopping".into());
+                    }
                 }
                 Action::Close(reason) => close = Some(reason),
             }

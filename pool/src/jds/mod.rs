@@ -25,6 +25,13 @@
 //! connection's tokens and declarations; accepted jobs leave as [`DeclaredJob`]s for the one
 //! owner the mining side asks.
 //!
+//! The required outputs are the ones the pool would put in its own coinbase ([`Required`]):
+//! in PPLNS mode the current split of the window, the same for every token; in solo mode
+//! each token's own, paying the address of its `user_identifier` as the pool pays a channel
+//! of that identity ([`solo_split`](crate::payout::solo_split)). A solo
+//! `user_identifier` without a valid address (the part before the first `.`) closes the
+//! connection, as the mining side refuses a channel of such an identity.
+//!
 //! Only Full-Template mode is served (like SRI's JDS): `SetupConnection` must set
 //! `DECLARE_TX_DATA`.
 
@@ -39,9 +46,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bitcoin::Transaction;
+use bitcoin::{Network, ScriptBuf, Transaction};
 
-use crate::payout::Split;
+use crate::payout::{self, Split};
 
 pub use coinbase::{block_subsidy, check_required_outputs, DeclaredCoinbase, MAX_EXTRANONCE_LEN};
 pub use registry::Registry;
@@ -113,16 +120,78 @@ impl MempoolView for HashMap<[u8; 32], Arc<Transaction>> {
     }
 }
 
+/// The pool's solo payout settings, as its solo coinbases use them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SoloRules {
+    /// The pool's payout script (the fee; everything when the identity is the pool's).
+    pub pool_script: ScriptBuf,
+    /// Pool fee in parts per million of the reward (`[payout] fee_ppm`).
+    pub fee_ppm: u32,
+    /// Network of payout addresses.
+    pub network: Network,
+}
+
+/// The coinbase outputs the pool requires of the tokens it allocates now: what it would pay
+/// in its own coinbase.
+#[derive(Debug, Clone, Copy)]
+pub enum Required<'a> {
+    /// PPLNS: the current split, the same for every token.
+    Shared {
+        /// The split of the window.
+        split: &'a Arc<Split>,
+        /// The ledger share ids `(first, last)` of its window.
+        window: Option<(i64, i64)>,
+    },
+    /// Solo: each token pays the address of its `user_identifier`, like the coinbase of a
+    /// channel of that identity.
+    Solo {
+        /// The reward of the pool's current template (`coinbase_tx_value_remaining`).
+        reward: u64,
+        /// Pool script, fee and network.
+        rules: &'a SoloRules,
+    },
+}
+
+/// What a token carries: the split its declarations must pay, and the PPLNS window (ledger
+/// share ids) of that split.
+pub type TokenSplit = (Arc<Split>, Option<(i64, i64)>);
+
+impl Required<'_> {
+    /// The split (and PPLNS window) a token of `user_identifier` carries; in solo mode the
+    /// refusal's reason when the identity has no valid address for the network (the mining
+    /// side refuses a channel of such an identity the same way).
+    pub fn for_user(&self, user_identifier: &str) -> Result<TokenSplit, String> {
+        match *self {
+            Required::Shared { split, window } => Ok((Arc::clone(split), window)),
+            Required::Solo { reward, rules } => {
+                if payout::payout_script(user_identifier, rules.network).is_none() {
+                    return Err(format!(
+                        "solo: user_identifier {user_identifier:?} has no {} payout address \
+                         (ADDRESS or ADDRESS.worker)",
+                        rules.network
+                    ));
+                }
+                let split = payout::solo_split(
+                    reward,
+                    user_identifier,
+                    &rules.pool_script,
+                    rules.fee_ppm,
+                    rules.network,
+                );
+                Ok((Arc::new(split), None))
+            }
+        }
+    }
+}
+
 /// What a JDS session needs to know about the pool at each input.
 pub struct JdsContext<'a> {
     /// The node's tip.
     pub tip: ChainTip,
-    /// The payouts the pool would put in its own coinbase now (PPLNS: the current split);
-    /// a token carries the ones current when it was allocated, and a declared coinbase must
-    /// pay at least their outputs.
-    pub required: &'a Arc<Split>,
-    /// PPLNS: the ledger share ids `(first, last)` of `required`'s window.
-    pub window: Option<(i64, i64)>,
+    /// The payouts the pool would put in its own coinbase now; a token carries the ones
+    /// current when it was allocated, and a declared coinbase must pay at least their
+    /// outputs.
+    pub required: Required<'a>,
     /// The node's mempool, as the edge keeps it.
     pub mempool: &'a (dyn MempoolView + Sync),
 }
@@ -132,7 +201,6 @@ impl std::fmt::Debug for JdsContext<'_> {
         f.debug_struct("JdsContext")
             .field("tip", &self.tip)
             .field("required", &self.required)
-            .field("window", &self.window)
             .finish_non_exhaustive()
     }
 }
@@ -163,8 +231,12 @@ pub struct DeclaredJob {
     pub merkle_path: Vec<[u8; 32]>,
     /// The payouts the coinbase pays at least (their outputs), as the ledger records them.
     pub split: Arc<Split>,
-    /// PPLNS: the ledger share ids of the split's window.
+    /// PPLNS: the ledger share ids of the split's window (None in solo mode).
     pub window: Option<(i64, i64)>,
+    /// `AllocateMiningJobToken.user_identifier` of its token: in solo mode the identity the
+    /// split pays (a custom job must be set on a channel of the same payout address), and
+    /// the finder recorded for a block the JDC pushes.
+    pub user: String,
     /// After this the token no longer opens custom jobs.
     pub expires: Instant,
 }

@@ -37,9 +37,9 @@ use super::{ChainTip, DeclaredCoinbase, DeclaredJob, JdsContext, JdsLimits};
 pub enum Action {
     /// Send this message to the JDC.
     Send(Message),
-    /// Ask the pool's node whether `block` is valid on its tip, proof of work aside
-    /// (`getblocktemplate` proposal mode, or `checkBlock` over IPC); answer with
-    /// [`JdsSession::on_check`] and this `check`.
+    /// Ask the pool's node whether `block` is valid on its tip, proof of work aside (the
+    /// edge asks over `[rpc]`: `getblocktemplate` proposal mode, whatever the template
+    /// source); answer with [`JdsSession::on_check`] and this `check`.
     CheckBlock {
         /// Id to answer with.
         check: u64,
@@ -48,8 +48,14 @@ pub enum Action {
     },
     /// A declaration was accepted: the mining side may now accept custom jobs with its token.
     Declared(Arc<DeclaredJob>),
-    /// A JDC pushed a solution of one of its declared jobs: submit this block.
-    SubmitBlock(Arc<Block>),
+    /// A JDC pushed a solution of one of its declared jobs: submit this block (and record
+    /// it as a block of `job`).
+    SubmitBlock {
+        /// The solved block.
+        block: Arc<Block>,
+        /// The declared job it solves.
+        job: Arc<DeclaredJob>,
+    },
     /// Close the connection after what precedes; the reason is logged.
     Close(String),
 }
@@ -67,6 +73,7 @@ struct Allocated {
     expires: Instant,
     split: Arc<Split>,
     window: Option<(i64, i64)>,
+    user: String,
 }
 
 /// A declaration waiting for missing transactions or the node's answer.
@@ -78,6 +85,7 @@ struct Pending {
     coinbase: DeclaredCoinbase,
     split: Arc<Split>,
     window: Option<(i64, i64)>,
+    user: String,
     wtxids: Vec<[u8; 32]>,
     txs: Vec<Option<Arc<Transaction>>>,
     /// Positions asked for with ProvideMissingTransactions (empty once provided).
@@ -319,8 +327,13 @@ impl JdsSession {
             };
             self.tokens.remove(&oldest);
         }
+        let user = a.user_identifier.as_str().to_owned();
+        let (split, window) = match ctx.required.for_user(&user) {
+            Ok(r) => r,
+            // AllocateMiningJobToken has no error message
+            Err(reason) => return self.close(out, reason),
+        };
         let token = self.next_token();
-        let split = Arc::clone(ctx.required);
         let encoded = serialize(&split.outputs);
         let Ok(coinbase_tx_outputs) = B0_64K::new(encoded) else {
             return self.close(out, "the required outputs exceed 64 KiB".into());
@@ -330,7 +343,8 @@ impl JdsSession {
             Allocated {
                 expires: now.mono + self.limits.token_lifetime,
                 split,
-                window: ctx.window,
+                window,
+                user,
             },
         );
         send(
@@ -457,6 +471,7 @@ impl JdsSession {
             coinbase,
             split: allocated.split,
             window: allocated.window,
+            user: allocated.user,
             wtxids,
             txs,
             missing,
@@ -587,6 +602,7 @@ impl JdsSession {
             transactions,
             split: p.split,
             window: p.window,
+            user: p.user,
             expires: now.mono + self.limits.token_lifetime,
         });
         while self.declared.len() >= self.limits.max_declared_jobs.max(1) {
@@ -636,6 +652,9 @@ impl JdsSession {
             tracing::debug!(conn = self.conn_id, "PushSolution below the block target");
             return;
         }
-        out.push(Action::SubmitBlock(Arc::new(block)));
+        out.push(Action::SubmitBlock {
+            block: Arc::new(block),
+            job,
+        });
     }
 }

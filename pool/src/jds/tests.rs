@@ -90,12 +90,30 @@ fn wtxid(t: &Transaction) -> [u8; 32] {
     t.compute_wtxid().to_byte_array()
 }
 
+/// The PPLNS window of the tests' shared split.
+const WINDOW: Option<(i64, i64)> = Some((3, 9));
+
 struct Jdc {
     session: JdsSession,
     mempool: HashMap<[u8; 32], Arc<Transaction>>,
     required: Arc<Split>,
+    /// Solo mode: the pool template's reward and the rules (else PPLNS: `required`).
+    solo: Option<(u64, SoloRules)>,
     tip: ChainTip,
     now: Now,
+}
+
+fn required_of<'a>(split: &'a Arc<Split>, solo: &'a Option<(u64, SoloRules)>) -> Required<'a> {
+    match solo {
+        Some((reward, rules)) => Required::Solo {
+            reward: *reward,
+            rules,
+        },
+        None => Required::Shared {
+            split,
+            window: WINDOW,
+        },
+    }
 }
 
 impl Jdc {
@@ -109,6 +127,7 @@ impl Jdc {
             session: JdsSession::new(5, [9; 32], limits),
             mempool,
             required: required(),
+            solo: None,
             tip: tip(),
             now: now0(),
         };
@@ -124,8 +143,7 @@ impl Jdc {
         let mut out = Vec::new();
         let ctx = JdsContext {
             tip: self.tip,
-            required: &self.required,
-            window: None,
+            required: required_of(&self.required, &self.solo),
             mempool: &self.mempool,
         };
         self.session
@@ -137,8 +155,7 @@ impl Jdc {
         let mut out = Vec::new();
         let ctx = JdsContext {
             tip: self.tip,
-            required: &self.required,
-            window: None,
+            required: required_of(&self.required, &self.solo),
             mempool: &self.mempool,
         };
         self.session
@@ -146,9 +163,20 @@ impl Jdc {
         out
     }
 
+    /// A solo pool's JDS: templates paying `reward`, a fee of 1 %.
+    fn solo(reward: u64) -> Self {
+        let mut j = Jdc::new(JdsLimits::default());
+        j.solo = Some((reward, solo_rules()));
+        j
+    }
+
     fn token(&mut self) -> (Vec<u8>, Vec<TxOut>) {
+        self.token_of("farm")
+    }
+
+    fn token_of(&mut self, user: &str) -> (Vec<u8>, Vec<TxOut>) {
         let out = self.send(jd::AllocateMiningJobToken {
-            user_identifier: Str0_255::new("farm").unwrap(),
+            user_identifier: Str0_255::new(user).unwrap(),
             request_id: 1,
         });
         match &out[..] {
@@ -161,6 +189,29 @@ impl Jdc {
             }
             other => panic!("expected a token, got {other:?}"),
         }
+    }
+}
+
+fn solo_rules() -> SoloRules {
+    SoloRules {
+        pool_script: pool_script(1),
+        fee_ppm: 10_000,
+        network: bitcoin::Network::Regtest,
+    }
+}
+
+/// A regtest address (P2WSH of one opcode).
+fn address(op: u8) -> bitcoin::Address {
+    bitcoin::Address::p2wsh(&ScriptBuf::from(vec![op]), bitcoin::Network::Regtest)
+}
+
+/// Declares `outputs` with a fresh token of the session and answers its check: the job.
+fn declared_job(j: &mut Jdc, token: &[u8], outputs: Vec<TxOut>) -> Arc<DeclaredJob> {
+    let out = j.send(declare(token, 40, coinbase(HEIGHT, outputs), &[]));
+    let (check, _) = check_id(&out);
+    match &j.check(check, Ok(()))[..] {
+        [Action::Send(_), Action::Declared(job)] => Arc::clone(job),
+        other => panic!("expected DeclareMiningJob.Success, got {other:?}"),
     }
 }
 
@@ -253,8 +304,10 @@ fn setup_requires_job_declaration_and_declare_tx_data() {
     let req = required();
     let ctx = JdsContext {
         tip: tip(),
-        required: &req,
-        window: None,
+        required: Required::Shared {
+            split: &req,
+            window: None,
+        },
         mempool: &mempool,
     };
     let mut out = Vec::new();
@@ -342,6 +395,10 @@ fn full_declaration_is_checked_by_the_node_and_accepted() {
     assert_eq!(job.transactions.len(), 3);
     assert_eq!(job.coinbase.extranonce_len, EXTRANONCE);
     assert_eq!(job.height, HEIGHT);
+    // PPLNS: the window's split and its share ids, whoever the user is
+    assert_eq!(job.split, required());
+    assert_eq!(job.window, WINDOW);
+    assert_eq!(job.user, "farm");
     assert_eq!(j.session.pending_count(), 0);
     assert_eq!(j.session.declared_jobs().count(), 1);
 
@@ -576,7 +633,7 @@ fn push_solution_rebuilds_the_declared_block() {
             nbits: 0x207f_ffff,
             version: 0x2000_0000,
         };
-        if let [Action::SubmitBlock(b)] = &j.send(push)[..] {
+        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push)[..] {
             found = Some(Arc::clone(b));
             break;
         }
@@ -652,8 +709,7 @@ impl Jdc {
         let mut out = Vec::new();
         let ctx = JdsContext {
             tip: self.tip,
-            required: &self.required,
-            window: None,
+            required: required_of(&self.required, &self.solo),
             mempool: &self.mempool,
         };
         self.session.on_work(self.now, &ctx, &mut out);
@@ -745,4 +801,93 @@ fn a_declaration_one_block_ahead_waits_for_the_pools_tip() {
         1,
         "request 3's check is in flight"
     );
+}
+
+#[test]
+fn solo_tokens_require_the_pools_solo_coinbase_for_the_users_address() {
+    let reward = 3_000_000;
+    let mut j = Jdc::solo(reward);
+    let payee = address(0x51);
+    let identity = format!("{payee}.rig1");
+    let (token, outputs) = j.token_of(&identity);
+    // what the pool's own coinbase pays a solo channel of this identity
+    let rules = solo_rules();
+    let pools = crate::payout::solo_split(
+        reward,
+        &identity,
+        &rules.pool_script,
+        rules.fee_ppm,
+        rules.network,
+    );
+    assert_eq!(outputs, pools.outputs);
+    assert_eq!(
+        outputs,
+        vec![
+            TxOut {
+                value: Amount::from_sat(2_970_000),
+                script_pubkey: payee.script_pubkey(),
+            },
+            TxOut {
+                value: Amount::from_sat(30_000),
+                script_pubkey: pool_script(1),
+            },
+        ],
+        "the address before the first '.' less the 1 % fee, the fee to the pool"
+    );
+    // the bare address is the same payee
+    let (_, bare) = j.token_of(&payee.to_string());
+    assert_eq!(bare, outputs);
+    // a declaration paying them is accepted; its job carries the token's split and user
+    // and no window
+    let job = declared_job(&mut j, &token, outputs);
+    assert_eq!(*job.split, pools);
+    assert_eq!(job.window, None);
+    assert_eq!(job.user, identity);
+    // another identity, another token's outputs
+    let (_, other) = j.token_of(&address(0x52).to_string());
+    assert_eq!(other[0].script_pubkey, address(0x52).script_pubkey());
+}
+
+#[test]
+fn a_solo_declaration_paying_another_address_is_refused() {
+    let mut j = Jdc::solo(3_000_000);
+    let (token, outputs) = j.token_of(&address(0x51).to_string());
+    // the same amounts, the miner's output to another address
+    let mut stolen = outputs.clone();
+    stolen[0].script_pubkey = address(0x52).script_pubkey();
+    let out = j.send(declare(&token, 1, coinbase(HEIGHT, stolen), &[]));
+    assert_eq!(
+        error_code(&out),
+        (1, jd::ERROR_INVALID_COINBASE_TX.to_string())
+    );
+    // the fee moved to the miner's address: the pool's output is short
+    let (token, mut outputs) = j.token_of(&address(0x51).to_string());
+    let fee = outputs[1].value;
+    outputs[0].value += fee;
+    outputs.truncate(1);
+    let out = j.send(declare(&token, 2, coinbase(HEIGHT, outputs), &[]));
+    assert_eq!(
+        error_code(&out),
+        (2, jd::ERROR_INVALID_COINBASE_TX.to_string())
+    );
+}
+
+#[test]
+fn a_solo_user_identifier_without_an_address_closes_the_connection() {
+    for user in ["farm", "", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq.rig"] {
+        let mut j = Jdc::solo(3_000_000);
+        let out = j.send(jd::AllocateMiningJobToken {
+            user_identifier: Str0_255::new(user).unwrap(),
+            request_id: 1,
+        });
+        match &out[..] {
+            [Action::Close(reason)] => {
+                assert!(reason.contains("payout address"), "{reason}");
+                assert!(reason.contains(&format!("{user:?}")), "{reason}");
+            }
+            other => panic!("{user:?}: expected a close, got {other:?}"),
+        }
+        assert!(j.session.is_closed());
+        assert_eq!(j.session.token_count(), 0);
+    }
 }

@@ -15,6 +15,7 @@ use super::session::{FoundBlock, Payouts, Work};
 use super::stats::{StatsEvent, StatsHandle};
 use crate::ledger::{BlockRecord, BlockStatus, Ledger};
 use crate::payout::{self, PayoutMode};
+use crate::template::rpc::NodeRpc;
 use crate::template::{SourceError, SubmitOutcome, Template, TemplateSource};
 
 /// How the manager pays out.
@@ -29,6 +30,10 @@ pub struct ManagerConfig {
     /// Candidates found sooner than this after the last accepted block are not submitted
     /// (testing on regtest, where every share is a block; zero submits them all).
     pub min_block_interval: Duration,
+    /// Where whole blocks (custom jobs', pushed solutions) go when the template source
+    /// cannot take them (`ipc`, `tdp`): the JDS's node over RPC (`submitblock`). `None`:
+    /// the source's own [`TemplateSource::submit_full_block`] (`rpc`).
+    pub whole_blocks: Option<NodeRpc>,
 }
 
 /// Builds the work for a template: PPLNS asks the ledger for the window now.
@@ -143,7 +148,8 @@ pub async fn run<S, C, F>(
                     PayoutMode::Solo(_) => "solo",
                     PayoutMode::Pplns(_) => "pplns",
                 };
-                let mut record = submit(&mut source, found, mode, &stats, &mut submitted_on).await;
+                let mut whole_blocks = cfg.whole_blocks.clone();
+                let mut record = submit(&mut source, whole_blocks.as_mut(), found, mode, &stats, &mut submitted_on).await;
                 record.payout_rules.clone_from(&rules);
                 let ledger = ledger.clone();
                 records.spawn(async move {
@@ -167,6 +173,7 @@ pub async fn run<S, C, F>(
 /// Submits a found block and returns its ledger record.
 async fn submit<S: TemplateSource>(
     source: &mut S,
+    whole_blocks: Option<&mut NodeRpc>,
     found: FoundBlock,
     mode: &str,
     stats: &StatsHandle,
@@ -175,9 +182,10 @@ async fn submit<S: TemplateSource>(
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
-    let outcome = match &found.block {
-        Some(block) => source.submit_full_block(block.clone()).await,
-        None => source.submit(found.solution.clone()).await,
+    let outcome = match (&found.block, whole_blocks) {
+        (Some(block), Some(node)) => crate::jds::edge::submit_block(node, block).await,
+        (Some(block), None) => source.submit_full_block(block.clone()).await,
+        (None, _) => source.submit(found.solution.clone()).await,
     };
     let status = match &outcome {
         Ok(SubmitOutcome::Accepted { hash }) => {

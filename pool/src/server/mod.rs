@@ -114,7 +114,7 @@ fn payout_mode(cfg: &Config) -> PayoutMode {
 
 /// Starts the pool described by `cfg`: returns once it listens.
 pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
-    cfg.jds.check(cfg.template_source, cfg.payout.mode)?;
+    cfg.jds.check(cfg.template_source)?;
     let api_auth = strata_net::http_auth::ApiAuth::new(cfg.api_listen, cfg.api_token.as_ref())?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("cannot create {}", cfg.data_dir.display()))?;
@@ -168,11 +168,23 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
 
     let shutdown = CancellationToken::new();
     let tasks = TaskTracker::new();
+    // the JDS's node (`[rpc]`), whatever the template source
+    let jds_node = match cfg.jds.listen {
+        Some(_) => Some(
+            crate::template::rpc::NodeRpc::new(&rpc_config(&cfg))
+                .context("[jds] needs a client of the node at [rpc]")?,
+        ),
+        None => None,
+    };
     let mcfg = ManagerConfig {
         payout: payout_mode(&cfg),
         pool_script: pool_script.clone(),
         network: cfg.network,
         min_block_interval: Duration::from_millis(cfg.min_block_interval_ms),
+        // only the rpc source submits whole blocks itself
+        whole_blocks: jds_node
+            .clone()
+            .filter(|_| cfg.template_source != SourceKind::Rpc),
     };
     let (blocks_tx, blocks_rx) = mpsc::channel(64);
     let work_rx = match cfg.template_source {
@@ -253,9 +265,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let sv2_addr = listener.local_addr()?;
     let work_view = work_rx.clone();
-    let (registry, jds_addr) = match cfg.jds.listen {
-        None => (None, None),
-        Some(listen) => {
+    let (registry, jds_addr) = match (cfg.jds.listen, jds_node) {
+        (Some(listen), Some(node)) => {
             let registry = crate::jds::edge::RegistryHandle::spawn(
                 cfg.jds.max_declared_jobs,
                 &tasks,
@@ -269,16 +280,29 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                 max_connections: cfg.jds.max_connections,
                 setup_timeout: Duration::from_secs(cfg.setup_timeout_secs.max(1)),
                 work: work_rx.clone(),
-                node: crate::template::rpc::NodeRpc::new(&rpc_config(&cfg))?,
+                node,
+                node_url: cfg.rpc.url.clone(),
                 mempool_poll: Duration::from_millis(cfg.jds.mempool_poll_ms.max(10)),
                 max_mempool_txs: cfg.jds.max_mempool_txs,
                 registry: registry.clone(),
-                network: cfg.network,
+                blocks: blocks_tx.clone(),
+                solo: crate::jds::SoloRules {
+                    pool_script: pool_script.clone(),
+                    fee_ppm: cfg.payout.fee_ppm,
+                    network: cfg.network,
+                },
                 shutdown: shutdown.clone(),
             };
-            let addr = crate::jds::edge::start(edge, &tasks).await?;
-            (Some(registry), Some(addr))
+            match crate::jds::edge::start(edge, &tasks).await {
+                Ok(addr) => (Some(registry), Some(addr)),
+                Err(e) => {
+                    // the manager and the ledger are running: stop them
+                    shutdown.cancel();
+                    return Err(e);
+                }
+            }
         }
+        _ => (None, None),
     };
     let links = ConnLinks {
         work: work_rx,

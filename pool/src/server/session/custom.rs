@@ -2,8 +2,9 @@
 //! extended channel accepts `SetCustomMiningJob` carrying a token the pool's Job Declarator
 //! Server declared ([`DeclaredJob`]). The job must be the declared one: the same tip, version,
 //! merkle path, and a coinbase that differs from the declared coinbase only in its extranonce
-//! (whose size must be the channel's). Shares on it are validated and credited like any other; a
-//! block found on it is assembled here with the declared transactions.
+//! (whose size must be the channel's). In solo mode the declaration's token must be of an
+//! identity with the channel's payout address. Shares on it are validated and credited like
+//! any other; a block found on it is assembled here with the declared transactions.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use strata_work::channel::ExtendedWork;
 
 use super::{Event, JobCoinbase, JobInfo, Now, Session};
 use crate::jds::DeclaredJob;
+use crate::payout;
 use crate::template::Template;
 
 /// Why a custom job is refused: the `SetCustomMiningJob.Error` code.
@@ -76,6 +78,17 @@ impl Session {
         let Some(d) = declared.filter(|d| d.expires > now.mono) else {
             return Err(m::ERROR_INVALID_MINING_JOB_TOKEN.into());
         };
+        // solo: the declared coinbase pays its token's identity, which must be the channel's
+        // (a solo block pays its finder, and the finder recorded is the channel's identity)
+        if self.cfg.solo {
+            let channel_payee = self
+                .core
+                .state(j.channel_id)
+                .and_then(|s| s.data.payout.as_ref());
+            if payout::payout_script(&d.user, self.cfg.network).as_ref() != channel_payee {
+                return Err(param("coinbase_tx_outputs"));
+            }
+        }
         let declared_tx = &d.coinbase.tx;
         let script = declared_tx.input[0].script_sig.as_bytes();
         let head = &script[..script.len() - d.coinbase.extranonce_len];
