@@ -619,42 +619,41 @@ impl JdsSession {
         out.push(Action::Declared(job));
     }
 
+    /// A solution names no job: it is the block of whichever declared job on its tip it
+    /// completes (the newest first; a JDC may have declared several on one tip, fees rising).
     fn push_solution(&mut self, p: &PushSolution, out: &mut Vec<Action>) {
-        let Some(job) = self
-            .declared
-            .iter()
-            .rev()
-            .find(|j| j.prev_hash == p.prev_hash.0)
-            .cloned()
-        else {
-            tracing::debug!(conn = self.conn_id, "PushSolution for no declared job");
-            return;
-        };
-        let coinbase = match job.coinbase.with_extranonce(p.extranonce.as_slice()) {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(conn = self.conn_id, "PushSolution: {e}");
+        let mut on_tip = 0;
+        for job in self.declared.iter().rev() {
+            if job.prev_hash != p.prev_hash.0 || p.nbits != job.nbits {
+                continue;
+            }
+            on_tip += 1;
+            let Ok(coinbase) = job.coinbase.with_extranonce(p.extranonce.as_slice()) else {
+                continue;
+            };
+            let block = assemble_block(
+                HeaderFields {
+                    version: p.version,
+                    prev_hash: job.prev_hash,
+                    time: p.ntime,
+                    nbits: job.nbits,
+                    nonce: p.nonce,
+                },
+                coinbase,
+                &job.transactions,
+            );
+            if block.header.validate_pow(block.header.target()).is_ok() {
+                out.push(Action::SubmitBlock {
+                    block: Arc::new(block),
+                    job: Arc::clone(job),
+                });
                 return;
             }
-        };
-        let block = assemble_block(
-            HeaderFields {
-                version: p.version,
-                prev_hash: job.prev_hash,
-                time: p.ntime,
-                nbits: job.nbits,
-                nonce: p.nonce,
-            },
-            coinbase,
-            &job.transactions,
-        );
-        if p.nbits != job.nbits || block.header.validate_pow(block.header.target()).is_err() {
-            tracing::debug!(conn = self.conn_id, "PushSolution below the block target");
-            return;
         }
-        out.push(Action::SubmitBlock {
-            block: Arc::new(block),
-            job,
-        });
+        tracing::debug!(
+            conn = self.conn_id,
+            jobs_on_its_tip = on_tip,
+            "PushSolution completes no declared job (extranonce size, or below the block target)"
+        );
     }
 }

@@ -645,6 +645,33 @@ fn push_solution_rebuilds_the_declared_block() {
     assert!(script.ends_with(&extranonce));
     assert!(block.header.validate_pow(block.header.target()).is_ok());
 
+    // a second job declared on the same tip (no transactions): a solution of either job is
+    // that job's block, the older one included
+    let (token, outputs) = j.token();
+    let out = j.send(declare(&token, 2, coinbase(HEIGHT, outputs), &[]));
+    let (check, _) = check_id(&out);
+    j.check(check, Ok(()));
+    let mut sizes = std::collections::BTreeSet::new();
+    for nonce in 0..256 {
+        let push = jd::PushSolution {
+            extranonce: B0_32::new(&extranonce).unwrap(),
+            prev_hash: U256([7; 32]),
+            nonce,
+            ntime: header.time,
+            nbits: 0x207f_ffff,
+            version: 0x2000_0000,
+        };
+        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push)[..] {
+            assert!(b.header.validate_pow(b.header.target()).is_ok());
+            sizes.insert(b.txdata.len());
+        }
+    }
+    assert_eq!(
+        sizes.into_iter().collect::<Vec<_>>(),
+        [1, 4],
+        "blocks of both jobs"
+    );
+
     // a solution on an unknown tip, or with a wrong extranonce size, submits nothing
     let push = jd::PushSolution {
         extranonce: B0_32::new(&extranonce[..4]).unwrap(),

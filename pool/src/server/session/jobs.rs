@@ -26,15 +26,12 @@ fn extended_work(t: &Template, c: &Coinbase) -> Arc<ExtendedWork> {
 }
 
 impl Session {
-    fn split_for(
-        &self,
-        work: &Work,
-        payout: Option<&bitcoin::ScriptBuf>,
-        worker: &str,
-    ) -> Arc<Split> {
-        match (&work.payouts, payout) {
-            (Payouts::Shared(s), _) => s.clone(),
-            (Payouts::Solo, _) => Arc::new(payout::solo_split(
+    /// What a job of `worker`'s channel pays: the work's shared split, or (solo) the
+    /// address of the worker's identity.
+    fn split_for(&self, work: &Work, worker: &str) -> Arc<Split> {
+        match &work.payouts {
+            Payouts::Shared(s) => s.clone(),
+            Payouts::Solo => Arc::new(payout::solo_split(
                 work.template.coinbase_tx_value_remaining,
                 worker,
                 &self.cfg.pool_script,
@@ -125,7 +122,7 @@ impl Session {
         out: &mut Vec<Event>,
     ) -> Option<u32> {
         let state = self.core.state(channel_id)?;
-        let split = self.split_for(work, state.data.payout.as_ref(), &state.user);
+        let split = self.split_for(work, &state.user);
         let full = self.core.channel(channel_id)?.full_extranonce_size();
         let (spec, info) = self.job_parts(work, split, full, min_ntime)?;
         self.core.send_job(channel_id, &spec, info, out)
@@ -165,7 +162,7 @@ impl Session {
         min_ntime: Option<u32>,
         out: &mut Vec<Event>,
     ) -> Option<u32> {
-        let split = self.split_for(work, None, "");
+        let split = self.split_for(work, "");
         let full = self
             .core
             .channels()
