@@ -2,13 +2,12 @@
 //! coinbase_tx_suffix`, the extranonce being the end of the scriptSig (its length follows
 //! from the scriptSig length in the prefix), and the checks the pool makes on it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use bitcoin::block::{Header, Version};
 use bitcoin::consensus::{deserialize, Decodable};
 use bitcoin::hashes::Hash;
-use bitcoin::{Block, BlockHash, CompactTarget, ScriptBuf, Transaction, TxMerkleNode, TxOut};
+use bitcoin::{Block, BlockHash, CompactTarget, Transaction, TxMerkleNode};
 use strata_protocol::job_declaration::{
     ERROR_INVALID_COINBASE_TX, ERROR_INVALID_COINBASE_TX_INPUT,
 };
@@ -105,63 +104,7 @@ impl DeclaredCoinbase {
     }
 }
 
-/// Whether `outputs` pay every script of `required` its share (in total, when a script
-/// appears more than once). The error names the first shortfall.
-///
-/// `required` sums to `P`, the reward of the pool's own template; `outputs` pay `D` in total.
-/// The declared block's fees may differ from the pool's, so the required amounts are scaled
-/// to `T = min(P, max(subsidy, D))`: a coinbase paying at least `P` must pay each required
-/// output in full (what is left of a larger reward may go to outputs of the JDC's own); one
-/// paying less must give the required outputs all of it, proportionally, and never less
-/// than their part of the block `subsidy` (burning the reward does not shrink what the
-/// pool's payees get below the subsidy).
-pub fn check_required_outputs(
-    outputs: &[TxOut],
-    required: &[TxOut],
-    subsidy: u64,
-) -> Result<(), String> {
-    let total = |v: &[TxOut]| -> u128 { v.iter().map(|o| u128::from(o.value.to_sat())).sum() };
-    let (p, d) = (total(required), total(outputs));
-    let t = p.min(d.max(u128::from(subsidy)));
-    let mut owed: Vec<(&ScriptBuf, u128)> = Vec::new();
-    for r in required {
-        let share = u128::from(r.value.to_sat()) * t / p.max(1);
-        match owed.iter_mut().find(|(s, _)| *s == &r.script_pubkey) {
-            Some((_, sats)) => *sats += share,
-            None => owed.push((&r.script_pubkey, share)),
-        }
-    }
-    let mut paid: HashMap<&ScriptBuf, u128> = HashMap::new();
-    for o in outputs {
-        *paid.entry(&o.script_pubkey).or_default() += u128::from(o.value.to_sat());
-    }
-    for (script, sats) in owed {
-        let got = paid.get(script).copied().unwrap_or(0);
-        if got < sats {
-            return Err(format!(
-                "the coinbase pays {got} sats to required output {} (at least {sats} required)",
-                script.to_hex_string()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The block subsidy at `height` on `network` (regtest halves every 150 blocks, the other
-/// networks every 210,000).
-pub fn block_subsidy(height: u32, network: bitcoin::Network) -> u64 {
-    let interval = if network == bitcoin::Network::Regtest {
-        150
-    } else {
-        210_000
-    };
-    let halvings = height / interval;
-    if halvings >= 64 {
-        0
-    } else {
-        (50 * 100_000_000u64) >> halvings
-    }
-}
+pub use strata_work::payout::{block_subsidy, check_required_outputs};
 
 /// Header fields of a block to assemble.
 #[derive(Debug, Clone, Copy)]

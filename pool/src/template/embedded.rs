@@ -46,12 +46,6 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{Solution, SourceError, SubmitOutcome, Template, TemplateSource};
 
-/// Regtest's subsidy halving interval (`consensus.nSubsidyHalvingInterval`).
-pub const REGTEST_HALVING_INTERVAL: u32 = 150;
-
-/// The subsidy before any halving: 50 BTC.
-pub const INITIAL_SUBSIDY_SAT: u64 = 50 * 100_000_000;
-
 /// How many recent templates a solution may name.
 const KEPT_TEMPLATES: usize = 32;
 
@@ -107,15 +101,10 @@ impl ChainTip {
     }
 }
 
-/// The regtest block subsidy at `height` in satoshis: 50 BTC halved every
-/// [`REGTEST_HALVING_INTERVAL`] blocks, zero after 64 halvings (Core's `GetBlockSubsidy`).
+/// The regtest block subsidy at `height` in satoshis: 50 BTC halved every 150 blocks, zero
+/// after 64 halvings (Core's `GetBlockSubsidy`).
 pub fn regtest_block_subsidy(height: u32) -> u64 {
-    let halvings = height / REGTEST_HALVING_INTERVAL;
-    if halvings >= 64 {
-        0
-    } else {
-        INITIAL_SUBSIDY_SAT >> halvings
-    }
+    strata_work::payout::block_subsidy(height, bitcoin::Network::Regtest)
 }
 
 /// The coinbase-only template with id `id` on `tip`, for a clock reading `now` (unix

@@ -92,6 +92,19 @@ pub(crate) fn check(
     // the reward: everything the coinbase pays (the template's own outputs, the witness
     // commitment, carry nothing; any value there is reported below)
     let reward: u64 = coinbase.output.iter().map(|o| o.value.to_sat()).sum();
+    // A block of a job a miner declared (Job Declaration): the pool's split was of its own
+    // template's reward P when the job's token was given, the sum of the recorded outputs,
+    // and the declared coinbase pays D, its own fees. Every other block's split is of the
+    // whole reward.
+    let recorded: u64 = info.outputs.iter().map(|p| p.sats).sum();
+    let declared = !info.outputs.is_empty() && recorded != reward;
+    let split_of = if declared { recorded } else { reward };
+    if declared {
+        report.info(format!(
+            "a declared job (Job Declaration): the split is of the pool's template reward \
+             {recorded} sats; the miner's coinbase pays {reward}"
+        ));
+    }
     let split: Split = match &rules.rules {
         PayoutMode::Pplns(cfg) => {
             let mut head = format!(
@@ -117,7 +130,7 @@ pub(crate) fn check(
                     window.shares, cfg.window_shares
                 ));
             }
-            payout::pplns_split(reward, window, &pool_script, cfg, network)
+            payout::pplns_split(split_of, window, &pool_script, cfg, network)
         }
         PayoutMode::Solo(cfg) => {
             report.info(format!(
@@ -125,7 +138,7 @@ pub(crate) fn check(
                 info.hash, info.height, cfg.fee_ppm, info.worker
             ));
             payout::solo_split(
-                reward,
+                split_of,
                 finder_identity(&info.worker),
                 &pool_script,
                 cfg.fee_ppm,
@@ -149,7 +162,12 @@ pub(crate) fn check(
             info.reward_sats
         ));
     }
-    compare_outputs(&split, &coinbase.output, &mut report);
+    if declared {
+        let subsidy = payout::block_subsidy(info.height, network);
+        compare_declared(&split, &coinbase.output, subsidy, &mut report);
+    } else {
+        compare_outputs(&split, &coinbase.output, &mut report);
+    }
     if info.outputs != split.payouts {
         report.mismatch(format!(
             "the pool's record of the outputs differs from the recomputed split: recorded {}",
@@ -207,10 +225,211 @@ fn compare_outputs(split: &Split, outputs: &[TxOut], report: &mut Report) {
     }
 }
 
+/// A declared job's coinbase: each script of the split is owed its share of `min(P,
+/// max(subsidy, D))` ([`payout::owed`], the rule the pool's JDS checked the declaration
+/// with), wherever in the coinbase and in however many outputs; the rest of a larger reward
+/// may pay outputs of the miner's own.
+fn compare_declared(split: &Split, outputs: &[TxOut], subsidy: u64, report: &mut Report) {
+    for (script, owed, paid) in payout::owed(outputs, &split.outputs, subsidy) {
+        let owner = split
+            .outputs
+            .iter()
+            .zip(&split.payouts)
+            .find(|(o, _)| &o.script_pubkey == script)
+            .map_or("?", |(_, p)| p.owner.as_str());
+        if paid >= owed {
+            report.matched += 1;
+            report.ok(format!(
+                "{owner:<64} {paid:>16} sats  (owed {owed} of the declared reward)"
+            ));
+        } else {
+            report.mismatch(format!(
+                "{owner:<64} owed {owed} sats of the declared reward, the coinbase pays {paid}"
+            ));
+        }
+    }
+    for o in outputs {
+        let own = !split
+            .outputs
+            .iter()
+            .any(|s| s.script_pubkey == o.script_pubkey);
+        if own && o.value.to_sat() > 0 {
+            report.info(format!(
+                "the miner's own output: {} sats to {}",
+                o.value.to_sat(),
+                o.script_pubkey.to_hex_string()
+            ));
+        }
+    }
+}
+
 fn describe(payouts: &[Payout]) -> String {
     payouts
         .iter()
         .map(|p| format!("{} {} sats", p.owner, p.sats))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::absolute::LockTime;
+    use bitcoin::block::{Header, Version};
+    use bitcoin::hashes::Hash;
+    use bitcoin::{
+        Amount, BlockHash, CompactTarget, OutPoint, Sequence, Transaction, TxIn, TxMerkleNode,
+        Witness,
+    };
+    use strata_work::payout::PplnsConfig;
+
+    use super::*;
+
+    const HEIGHT: u32 = 120;
+    /// Regtest subsidy at HEIGHT (50 BTC) plus fees of the pool's template.
+    const P: u64 = 5_000_010_000;
+
+    fn address(n: u8) -> String {
+        let key = bitcoin::key::Secp256k1::new();
+        let sk = bitcoin::secp256k1::SecretKey::from_slice(&[n; 32]).expect("key");
+        let pk = bitcoin::CompressedPublicKey(sk.public_key(&key));
+        bitcoin::Address::p2wpkh(&pk, Network::Regtest).to_string()
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            network: "regtest".into(),
+            pool_script_hex: payout::payout_script(&address(9), Network::Regtest)
+                .expect("script")
+                .to_hex_string(),
+            rules: PayoutMode::Pplns(PplnsConfig {
+                fee_ppm: 10_000,
+                ..PplnsConfig::default()
+            }),
+        }
+    }
+
+    fn window() -> PplnsWindow {
+        PplnsWindow::from_shares([
+            (1, address(1), 1000.0),
+            (2, address(2), 3000.0),
+            (3, address(1), 1000.0),
+        ])
+    }
+
+    /// The pool's split of P, as its JDS required it.
+    fn split() -> Split {
+        let r = rules();
+        let PayoutMode::Pplns(cfg) = r.rules else {
+            unreachable!()
+        };
+        payout::pplns_split(
+            P,
+            &window(),
+            &r.pool_script().expect("script"),
+            &cfg,
+            Network::Regtest,
+        )
+    }
+
+    fn block(outputs: Vec<TxOut>) -> Block {
+        let coinbase = Transaction {
+            version: bitcoin::transaction::Version::TWO,
+            lock_time: LockTime::ZERO,
+            input: vec![TxIn {
+                previous_output: OutPoint::null(),
+                script_sig: ScriptBuf::from_bytes(vec![1, 120]),
+                sequence: Sequence::MAX,
+                witness: Witness::new(),
+            }],
+            output: outputs,
+        };
+        Block {
+            header: Header {
+                version: Version::TWO,
+                prev_blockhash: BlockHash::all_zeros(),
+                merkle_root: TxMerkleNode::all_zeros(),
+                time: 0,
+                bits: CompactTarget::from_consensus(0x207f_ffff),
+                nonce: 0,
+            },
+            txdata: vec![coinbase],
+        }
+    }
+
+    fn info(block: &Block, split: &Split) -> BlockInfo {
+        BlockInfo {
+            height: HEIGHT,
+            hash: block.block_hash().to_string(),
+            worker: address(1),
+            reward_sats: block.txdata[0]
+                .output
+                .iter()
+                .map(|o| o.value.to_sat())
+                .sum(),
+            outputs: split.payouts.clone(),
+            window: Some((1, 3)),
+        }
+    }
+
+    fn own(sats: u64) -> TxOut {
+        TxOut {
+            value: Amount::from_sat(sats),
+            script_pubkey: payout::payout_script(&address(7), Network::Regtest).expect("script"),
+        }
+    }
+
+    #[test]
+    fn a_declared_block_paying_the_split_and_its_own_output_matches() {
+        let split = split();
+        // the miner's block earned 30,000 sats more in fees: its own output, listed first
+        let mut outputs = vec![own(30_000)];
+        outputs.extend(split.outputs.iter().rev().cloned());
+        let b = block(outputs);
+        let report = check(&b, &info(&b, &split), &rules(), &window()).expect("check");
+        assert_eq!(report.mismatches, 0, "{:#?}", report.lines);
+        assert_eq!(report.matched, split.outputs.len());
+        assert!(report.lines.iter().any(|l| l.contains("declared job")));
+        assert!(report
+            .lines
+            .iter()
+            .any(|l| l.contains("the miner's own output: 30000")));
+    }
+
+    #[test]
+    fn a_declared_block_short_of_a_payees_part_is_a_mismatch() {
+        let split = split();
+        // less reward than the pool's template (fewer fees): every part scaled, but this
+        // coinbase takes 1,000 sats from the first payee for the miner's own output
+        let mut outputs = split.outputs.clone();
+        outputs[0].value -= Amount::from_sat(6_000);
+        outputs.push(own(1_000));
+        let b = block(outputs);
+        let report = check(&b, &info(&b, &split), &rules(), &window()).expect("check");
+        assert_eq!(report.mismatches, 1, "{:#?}", report.lines);
+        assert!(report
+            .lines
+            .iter()
+            .any(|l| l.starts_with("MISMATCH") && l.contains("owed")));
+    }
+
+    #[test]
+    fn a_pool_block_is_still_checked_output_by_output() {
+        let r = rules();
+        let PayoutMode::Pplns(cfg) = r.rules else {
+            unreachable!()
+        };
+        let split = payout::pplns_split(
+            P,
+            &window(),
+            &r.pool_script().expect("script"),
+            &cfg,
+            Network::Regtest,
+        );
+        let mut outputs = split.outputs.clone();
+        outputs.swap(0, 1);
+        let b = block(outputs);
+        let report = check(&b, &info(&b, &split), &rules(), &window()).expect("check");
+        assert!(report.mismatches >= 2, "{:#?}", report.lines);
+        assert!(!report.lines.iter().any(|l| l.contains("declared job")));
+    }
 }

@@ -22,8 +22,10 @@ use std::str::FromStr;
 use bitcoin::{Address, Amount, Network, ScriptBuf, TxOut};
 use serde::{Deserialize, Serialize};
 
+mod declared;
 mod window;
 
+pub use declared::{block_subsidy, check_required_outputs, owed};
 pub use window::{PplnsWindow, WindowBuilder, WorkerWeight};
 
 /// [`Payout::owner`] of the pool's own output.
