@@ -684,51 +684,6 @@ fn push_solution_rebuilds_the_declared_block() {
     assert!(j.send(push).is_empty());
 }
 
-#[test]
-fn required_outputs_sum_per_script() {
-    let out = |n: u8, sats: u64| TxOut {
-        value: Amount::from_sat(sats),
-        script_pubkey: pool_script(n),
-    };
-    let required = [out(1, 5), out(1, 5), out(2, 1)];
-    // a subsidy of 11 alone covers the 11 required: every output in full
-    let full = |o: &[TxOut]| check_required_outputs(o, &required, 11);
-    assert!(full(&[out(1, 10), out(2, 1)]).is_ok());
-    assert!(full(&[out(1, 9), out(2, 1)]).is_err());
-    assert!(full(&[out(1, 6), out(1, 4), out(2, 1)]).is_ok());
-    assert!(full(&[out(1, 10)]).is_err());
-    // a larger reward: the required outputs in full, the rest anywhere
-    assert!(full(&[out(1, 10), out(2, 1), out(3, 50)]).is_ok());
-    assert!(full(&[out(1, 9), out(2, 1), out(3, 50)]).is_err());
-    assert!(check_required_outputs(&[], &[], 0).is_ok());
-}
-
-#[test]
-fn a_smaller_reward_goes_to_the_required_outputs_proportionally_down_to_the_subsidy() {
-    let out = |n: u8, sats: u64| TxOut {
-        value: Amount::from_sat(sats),
-        script_pubkey: pool_script(n),
-    };
-    // the pool's template paid 1,000 (subsidy 600 and 400 of fees), split 750 / 250
-    let required = [out(1, 750), out(2, 250)];
-    let check = |o: &[TxOut]| check_required_outputs(o, &required, 600);
-    // the JDC's block has 200 of fees: 800 in total, all to the required outputs, 600 / 200
-    assert!(check(&[out(1, 600), out(2, 200)]).is_ok());
-    // ... but not 599 / 200 + 1 to itself
-    assert!(check(&[out(1, 599), out(2, 200), out(3, 1)]).is_err());
-    // burning does not help: below the subsidy the required outputs still get its parts
-    assert!(check(&[out(1, 450), out(2, 150)]).is_ok());
-    assert!(check(&[out(1, 449), out(2, 150)]).is_err());
-    assert!(check(&[out(1, 10), out(2, 1)]).is_err());
-    assert_eq!(block_subsidy(0, bitcoin::Network::Regtest), 5_000_000_000);
-    assert_eq!(block_subsidy(150, bitcoin::Network::Regtest), 2_500_000_000);
-    assert_eq!(
-        block_subsidy(840_000, bitcoin::Network::Bitcoin),
-        312_500_000
-    );
-    assert_eq!(block_subsidy(u32::MAX, bitcoin::Network::Regtest), 0);
-}
-
 impl Jdc {
     /// The pool's work moved to `tip`.
     fn new_work(&mut self, tip: ChainTip) -> Vec<Action> {

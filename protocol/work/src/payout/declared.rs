@@ -76,3 +76,73 @@ pub fn check_required_outputs(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use bitcoin::Amount;
+
+    use super::*;
+
+    fn script(n: u8) -> ScriptBuf {
+        let mut b = vec![0x00, 0x14];
+        b.extend_from_slice(&[n; 20]);
+        ScriptBuf::from_bytes(b)
+    }
+
+    #[test]
+    fn required_outputs_sum_per_script() {
+        let out = |n: u8, sats: u64| TxOut {
+            value: Amount::from_sat(sats),
+            script_pubkey: script(n),
+        };
+        let required = [out(1, 5), out(1, 5), out(2, 1)];
+        // a subsidy of 11 alone covers the 11 required: every output in full
+        let full = |o: &[TxOut]| check_required_outputs(o, &required, 11);
+        assert!(full(&[out(1, 10), out(2, 1)]).is_ok());
+        assert!(full(&[out(1, 9), out(2, 1)]).is_err());
+        assert!(full(&[out(1, 6), out(1, 4), out(2, 1)]).is_ok());
+        assert!(full(&[out(1, 10)]).is_err());
+        // a larger reward: the required outputs in full, the rest anywhere
+        assert!(full(&[out(1, 10), out(2, 1), out(3, 50)]).is_ok());
+        assert!(full(&[out(1, 9), out(2, 1), out(3, 50)]).is_err());
+        assert!(check_required_outputs(&[], &[], 0).is_ok());
+    }
+
+    #[test]
+    fn a_smaller_reward_goes_to_the_required_outputs_proportionally_down_to_the_subsidy() {
+        let out = |n: u8, sats: u64| TxOut {
+            value: Amount::from_sat(sats),
+            script_pubkey: script(n),
+        };
+        // the pool's template paid 1,000 (subsidy 600 and 400 of fees), split 750 / 250
+        let required = [out(1, 750), out(2, 250)];
+        let check = |o: &[TxOut]| check_required_outputs(o, &required, 600);
+        // the JDC's block has 200 of fees: 800 in total, all to the required outputs, 600 / 200
+        assert!(check(&[out(1, 600), out(2, 200)]).is_ok());
+        // ... but not 599 / 200 + 1 to itself
+        assert!(check(&[out(1, 599), out(2, 200), out(3, 1)]).is_err());
+        // burning does not help: below the subsidy the required outputs still get its parts
+        assert!(check(&[out(1, 450), out(2, 150)]).is_ok());
+        assert!(check(&[out(1, 449), out(2, 150)]).is_err());
+        assert!(check(&[out(1, 10), out(2, 1)]).is_err());
+        assert_eq!(block_subsidy(0, Network::Regtest), 5_000_000_000);
+        assert_eq!(block_subsidy(150, Network::Regtest), 2_500_000_000);
+        assert_eq!(block_subsidy(840_000, Network::Bitcoin), 312_500_000);
+        assert_eq!(block_subsidy(u32::MAX, Network::Regtest), 0);
+    }
+
+    #[test]
+    fn owed_lists_each_script_once_with_what_it_is_paid() {
+        let out = |n: u8, sats: u64| TxOut {
+            value: Amount::from_sat(sats),
+            script_pubkey: script(n),
+        };
+        let required = [out(1, 5), out(2, 1), out(1, 5)];
+        let owed: Vec<(ScriptBuf, u64, u64)> =
+            owed(&[out(2, 3), out(1, 4), out(1, 6)], &required, 11)
+                .into_iter()
+                .map(|(s, o, p)| (s.clone(), o, p))
+                .collect();
+        assert_eq!(owed, [(script(1), 10, 10), (script(2), 1, 3)]);
+    }
+}
