@@ -419,7 +419,7 @@ fn two_miners_per_channel_the_third_asks_for_a_second_channel() {
 
 /// A `SetTarget` applies to the jobs activated after it (spec 5.3.21): it never reaches
 /// the hub (the upstream session keeps it in its channel state, which
-/// `tests/upstream_session.rs` checks); each work the hub publishes is judged at its own
+/// `tests/upstream_session/` checks); each work the hub publishes is judged at its own
 /// job's target, and the next work, which the session builds with the new target, carries
 /// it.
 #[test]
