@@ -258,6 +258,8 @@ async fn jds_session(
         Err(_) => return format!("tcp connect to {addr} timed out"),
     };
     let _ = tcp.set_nodelay(true);
+    // the socket again, to acknowledge what the JDS sends at once (below)
+    let socket = std::os::fd::AsFd::as_fd(&tcp).try_clone_to_owned().ok();
     let (rd, wr) = tcp.into_split();
     let (mut reader, mut writer) =
         match initiate(rd, wr, url.authority, &Sv2Options::default()).await {
@@ -280,6 +282,14 @@ async fn jds_session(
                     Ok(None) => return "the JDS closed the connection".into(),
                     Err(e) => return format!("JDS connection lost: {e}"),
                 };
+                if reader.buffered() == 0 {
+                    // most JDS messages get no reply on this connection (a token, a
+                    // declaration's success: the custom job goes to the pool): a JDS that
+                    // leaves Nagle on would hold its next message for our delayed ACK
+                    if let Some(s) = &socket {
+                        let _ = strata_net::tcp::ack_now(s);
+                    }
+                }
                 match Message::decode(&frame.header, &frame.payload) {
                     Ok(m) => {
                         if events.send(JdsEvent::Message(generation, m)).await.is_err() {
