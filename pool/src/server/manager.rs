@@ -2,6 +2,7 @@
 //! [`Work`] (with the PPLNS split of the moment) for every connection, and submits the
 //! blocks connections find, at most one per tip.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,10 @@ use crate::ledger::{BlockRecord, BlockStatus, Ledger};
 use crate::payout::{self, PayoutMode};
 use crate::template::rpc::NodeRpc;
 use crate::template::{SourceError, SubmitOutcome, Template, TemplateSource};
+
+/// Blocks of one tip remembered as recorded (a tip has one accepted block at most; the rest
+/// were refused, and on regtest, where every share is a block, they can be many).
+const MAX_RECORDED_PER_TIP: usize = 64;
 
 /// How the manager pays out.
 #[derive(Debug, Clone)]
@@ -89,6 +94,9 @@ pub async fn run<S, C, F>(
     let mut seq = work_tx.borrow().seq;
     let mut tip = work_tx.borrow().template.prev_hash;
     let mut submitted_on: Option<[u8; 32]> = None;
+    // blocks of the current tip recorded in the ledger, and whether the node accepted them:
+    // the same block can come twice (from a share and from a JDC's PushSolution)
+    let mut recorded: HashMap<String, bool> = HashMap::new();
     let mut last_block: Option<tokio::time::Instant> = None;
     let mut backoff = Duration::from_millis(500);
     // blocks being recorded in the ledger: the next template (the new tip's work) does not
@@ -111,6 +119,9 @@ pub async fn run<S, C, F>(
                     seq += 1;
                     let new_tip = t.prev_hash != tip;
                     tip = t.prev_hash;
+                    if new_tip {
+                        recorded.clear();
+                    }
                     let height = t.height;
                     let id = t.id;
                     let work = make_work(seq, t, &cfg, &ledger).await;
@@ -151,13 +162,30 @@ pub async fn run<S, C, F>(
                 let mut whole_blocks = cfg.whole_blocks.clone();
                 let mut record = submit(&mut source, whole_blocks.as_mut(), found, mode, &stats, &mut submitted_on).await;
                 record.payout_rules.clone_from(&rules);
-                let ledger = ledger.clone();
-                records.spawn(async move {
-                    let hash = record.hash.clone();
-                    if let Err(e) = ledger.record_block(record).await {
-                        tracing::error!(%hash, error = %e, "cannot record the block in the ledger");
+                let accepted = record.status == BlockStatus::Accepted;
+                if recorded.len() >= MAX_RECORDED_PER_TIP {
+                    // a tip with this many refused blocks: remember only the newest
+                    recorded.clear();
+                }
+                match recorded.insert(record.hash.clone(), accepted) {
+                    None => {
+                        let ledger = ledger.clone();
+                        records.spawn(async move {
+                            let hash = record.hash.clone();
+                            if let Err(e) = ledger.record_block(record).await {
+                                tracing::error!(%hash, error = %e, "cannot record the block in the ledger");
+                            }
+                        });
                     }
-                });
+                    // refused once, accepted now: the record (written first) says so
+                    Some(false) if accepted => {
+                        while records.join_next().await.is_some() {}
+                        if let Err(e) = ledger.update_block_status(&record.hash, BlockStatus::Accepted).await {
+                            tracing::error!(hash = %record.hash, error = %e, "cannot record the block's acceptance");
+                        }
+                    }
+                    Some(_) => tracing::debug!(hash = %record.hash, "the same block again: recorded once"),
+                }
                 if submitted_on == Some(tip) {
                     last_block = Some(tokio::time::Instant::now());
                 }
@@ -221,5 +249,136 @@ async fn submit<S: TemplateSource>(
         mode: mode.into(),
         status,
         payout_rules: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+
+    use super::*;
+    use crate::ledger::LedgerConfig;
+    use crate::payout::Split;
+    use crate::template::Solution;
+
+    /// A source with one template and the node's answers to submits, in order.
+    struct Node {
+        answers: VecDeque<Result<SubmitOutcome, SourceError>>,
+    }
+
+    impl TemplateSource for Node {
+        fn name(&self) -> &'static str {
+            "test"
+        }
+
+        fn next_template(&mut self) -> impl Future<Output = Result<Template, SourceError>> + Send {
+            std::future::pending()
+        }
+
+        fn submit(
+            &mut self,
+            _: Solution,
+        ) -> impl Future<Output = Result<SubmitOutcome, SourceError>> + Send {
+            let answer = self
+                .answers
+                .pop_front()
+                .unwrap_or_else(|| Err(SourceError::Connection("no more answers".into())));
+            async move { answer }
+        }
+    }
+
+    fn found(prev_hash: [u8; 32]) -> FoundBlock {
+        FoundBlock {
+            solution: Solution {
+                template_id: 1,
+                header: [0; 80],
+                coinbase: vec![],
+            },
+            height: 101,
+            hash: "00aa".into(),
+            prev_hash,
+            worker: "miner".into(),
+            split: Arc::new(Split::default()),
+            reward_sats: 5_000_000_000,
+            window: None,
+            template_id: 1,
+            block: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_block_refused_then_accepted_on_its_second_copy_is_recorded_accepted_once() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (ledger, thread) =
+            Ledger::open(LedgerConfig::new(dir.path().join("ledger.sqlite"))).expect("ledger");
+        let template = crate::template::Template {
+            id: 1,
+            height: 101,
+            prev_hash: [7; 32],
+            version: 0x2000_0000,
+            nbits: 0x207f_ffff,
+            min_ntime: 0,
+            coinbase_tx_version: 2,
+            coinbase_prefix: vec![1, 101],
+            coinbase_tx_input_sequence: u32::MAX,
+            coinbase_tx_value_remaining: 5_000_000_000,
+            coinbase_tx_outputs: vec![],
+            coinbase_tx_locktime: 0,
+            merkle_path: vec![],
+            tx_count: 0,
+        };
+        let (work_tx, _work_rx) = watch::channel(Arc::new(Work {
+            seq: 1,
+            template: Arc::new(template),
+            payouts: Payouts::Solo,
+            window: None,
+            shared_coinbase: Default::default(),
+        }));
+        let (stats, _queue) = super::super::stats::channel();
+        let (blocks_tx, blocks_rx) = mpsc::channel(8);
+        let shutdown = CancellationToken::new();
+        // the first copy's submission fails; the same block again (a JDC's PushSolution
+        // after the share) is accepted
+        let node = Node {
+            answers: VecDeque::from([
+                Err(SourceError::Connection("connection reset".into())),
+                Ok(SubmitOutcome::Accepted {
+                    hash: "00aa".into(),
+                }),
+            ]),
+        };
+        let cfg = ManagerConfig {
+            payout: PayoutMode::Solo(Default::default()),
+            pool_script: ScriptBuf::from_bytes(vec![0x51]),
+            network: Network::Regtest,
+            min_block_interval: Duration::ZERO,
+            whole_blocks: None,
+        };
+        let manager = tokio::spawn(run(
+            node,
+            || async { Err::<Node, _>(SourceError::Connection("no reconnect".into())) },
+            cfg,
+            work_tx,
+            blocks_rx,
+            ledger.clone(),
+            stats,
+            shutdown.clone(),
+        ));
+        blocks_tx.send(found([7; 32])).await.expect("manager");
+        blocks_tx.send(found([7; 32])).await.expect("manager");
+        let mut status = None;
+        for _ in 0..200 {
+            status = ledger.block("00aa").await.expect("read").map(|b| b.status);
+            if status == Some(BlockStatus::Accepted) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(status, Some(BlockStatus::Accepted));
+        assert_eq!(ledger.blocks(10).await.expect("read").len(), 1);
+        shutdown.cancel();
+        manager.await.expect("manager");
+        drop(ledger);
+        thread.join().expect("ledger thread");
     }
 }
