@@ -167,6 +167,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     );
 
     let shutdown = CancellationToken::new();
+    // a start that fails from here on stops what it started (the manager, the ledger's users)
+    let stop_on_failure = shutdown.clone().drop_guard();
     let tasks = TaskTracker::new();
     // the JDS's node (`[rpc]`), whatever the template source
     let jds_node = match cfg.jds.listen {
@@ -293,14 +295,8 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
                 },
                 shutdown: shutdown.clone(),
             };
-            match crate::jds::edge::start(edge, &tasks).await {
-                Ok(addr) => (Some(registry), Some(addr)),
-                Err(e) => {
-                    // the manager and the ledger are running: stop them
-                    shutdown.cancel();
-                    return Err(e);
-                }
-            }
+            let addr = crate::jds::edge::start(edge, &tasks).await?;
+            (Some(registry), Some(addr))
         }
         _ => (None, None),
     };
@@ -357,6 +353,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
     });
     drop(ledger);
     tracing::info!(%sv2_addr, %api_addr, authority = %authority, "pool listening");
+    stop_on_failure.disarm();
     Ok(RunningPool {
         sv2_addr,
         api_addr,
