@@ -66,6 +66,22 @@ pub fn mempool_tx(n: u8) -> Transaction {
     }
 }
 
+/// The pool's side of a step: its tip, its PPLNS split (no window) and its mempool.
+fn context<'a>(
+    tip: ChainTip,
+    split: &'a Arc<Split>,
+    mempool: &'a HashMap<[u8; 32], Arc<Transaction>>,
+) -> JdsContext<'a> {
+    JdsContext {
+        tip,
+        required: Required::Shared {
+            split,
+            window: None,
+        },
+        mempool,
+    }
+}
+
 /// The limits the harness runs with (small, to reach them).
 pub fn limits() -> JdsLimits {
     JdsLimits {
@@ -123,14 +139,7 @@ pub fn session(data: &[u8]) -> Outcomes {
         let op = data[i];
         i += 1;
         let arg = data.get(i).copied().unwrap_or(0);
-        let ctx = JdsContext {
-            tip,
-            required: Required::Shared {
-                split: &required,
-                window: None,
-            },
-            mempool: &mempool,
-        };
+        let ctx = context(tip, &required, &mempool);
         let mut answered = None;
         match op % 5 {
             0 | 1 => {
@@ -167,15 +176,7 @@ pub fn session(data: &[u8]) -> Outcomes {
                     required = Arc::new(Split::default());
                 }
                 // new work: declarations waiting for this tip go on
-                let ctx = JdsContext {
-                    tip,
-                    required: Required::Shared {
-                        split: &required,
-                        window: None,
-                    },
-                    mempool: &mempool,
-                };
-                s.on_work(now, &ctx, &mut out);
+                s.on_work(now, &context(tip, &required, &mempool), &mut out);
             }
             _ => {
                 i += 1;

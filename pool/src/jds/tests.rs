@@ -611,29 +611,31 @@ fn too_many_unknown_or_waiting_declarations_are_refused() {
     assert_eq!(j.session.pending_count(), 0);
 }
 
+/// A solution on the test tip at a fixed time.
+fn push(extranonce: &[u8], nonce: u32) -> jd::PushSolution {
+    jd::PushSolution {
+        extranonce: B0_32::new(extranonce).unwrap(),
+        prev_hash: U256([7; 32]),
+        nonce,
+        ntime: 1_700_000_100,
+        nbits: 0x207f_ffff,
+        version: 0x2000_0000,
+    }
+}
+
 #[test]
 fn push_solution_rebuilds_the_declared_block() {
     let mut j = Jdc::new(JdsLimits::default());
     let (token, outputs) = j.token();
     let wtxids = mempool_wtxids(&j);
     let out = j.send(declare(&token, 1, coinbase(HEIGHT, outputs), &wtxids));
-    let (check, declared) = check_id(&out);
+    let (check, _) = check_id(&out);
     j.check(check, Ok(()));
     // regtest target: about one nonce in two solves
-    let mut header = declared.header;
-    header.time = 1_700_000_100;
     let extranonce = [3u8; EXTRANONCE];
     let mut found = None;
     for nonce in 0..64 {
-        let push = jd::PushSolution {
-            extranonce: B0_32::new(&extranonce).unwrap(),
-            prev_hash: U256([7; 32]),
-            nonce,
-            ntime: header.time,
-            nbits: 0x207f_ffff,
-            version: 0x2000_0000,
-        };
-        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push)[..] {
+        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push(&extranonce, nonce))[..] {
             found = Some(Arc::clone(b));
             break;
         }
@@ -653,15 +655,7 @@ fn push_solution_rebuilds_the_declared_block() {
     j.check(check, Ok(()));
     let mut sizes = std::collections::BTreeSet::new();
     for nonce in 0..256 {
-        let push = jd::PushSolution {
-            extranonce: B0_32::new(&extranonce).unwrap(),
-            prev_hash: U256([7; 32]),
-            nonce,
-            ntime: header.time,
-            nbits: 0x207f_ffff,
-            version: 0x2000_0000,
-        };
-        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push)[..] {
+        if let [Action::SubmitBlock { block: b, .. }] = &j.send(push(&extranonce, nonce))[..] {
             assert!(b.header.validate_pow(b.header.target()).is_ok());
             sizes.insert(b.txdata.len());
         }
@@ -672,16 +666,13 @@ fn push_solution_rebuilds_the_declared_block() {
         "blocks of both jobs"
     );
 
-    // a solution on an unknown tip, or with a wrong extranonce size, submits nothing
-    let push = jd::PushSolution {
-        extranonce: B0_32::new(&extranonce[..4]).unwrap(),
-        prev_hash: U256([7; 32]),
-        nonce: block.header.nonce,
-        ntime: header.time,
-        nbits: 0x207f_ffff,
-        version: 0x2000_0000,
-    };
-    assert!(j.send(push).is_empty());
+    // a solution with a wrong extranonce size, or on an unknown tip, submits nothing
+    assert!(j
+        .send(push(&extranonce[..4], block.header.nonce))
+        .is_empty());
+    let mut elsewhere = push(&extranonce, block.header.nonce);
+    elsewhere.prev_hash = U256([8; 32]);
+    assert!(j.send(elsewhere).is_empty());
 }
 
 impl Jdc {
