@@ -13,7 +13,7 @@
 //!
 //! Pushed solutions (`PushSolution`) go to the manager as [`FoundBlock`]s, like the blocks
 //! found by shares: submitted whole (by the `rpc` source, or over this RPC connection for
-//! the others: [`submit_block`]), at most one per tip, and recorded in the ledger.
+//! the others: [`NodeRpc::submit_block`]), at most one per tip, and recorded in the ledger.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,7 +39,7 @@ use super::{
 };
 use crate::server::session::{FoundBlock, Payouts, Work};
 use crate::template::rpc::NodeRpc;
-use crate::template::{Solution, SourceError, SubmitOutcome};
+use crate::template::{Solution, SourceError};
 
 /// The mempool view: transactions by wtxid.
 pub type Mempool = HashMap<[u8; 32], Arc<Transaction>>;
@@ -232,27 +232,6 @@ async fn check_node(node: &mut NodeRpc, network: bitcoin::Network) -> Result<(),
         });
     }
     Ok(())
-}
-
-/// Submits a whole block to the node (`submitblock`, BIP22): `null` is accepted, and so is
-/// `"duplicate"` (the node has it already); another string is the node's reason.
-pub async fn submit_block(node: &mut NodeRpc, block: &[u8]) -> Result<SubmitOutcome, SourceError> {
-    let header: bitcoin::block::Header = block
-        .get(..80)
-        .and_then(|h| deserialize(h).ok())
-        .ok_or_else(|| SourceError::Protocol("a block of less than 80 bytes".into()))?;
-    let hash = header.block_hash().to_string();
-    match node
-        .call("submitblock", json!([hex::encode(block)]))
-        .await?
-    {
-        Value::Null => Ok(SubmitOutcome::Accepted { hash }),
-        Value::String(s) if s == "duplicate" => Ok(SubmitOutcome::Accepted { hash }),
-        Value::String(reason) => Ok(SubmitOutcome::Rejected { reason }),
-        other => Err(SourceError::Protocol(format!(
-            "submitblock returned {other}, expected null or a string"
-        ))),
-    }
 }
 
 /// A pushed solution as the manager takes found blocks: the declared job's split, window

@@ -211,7 +211,7 @@ async fn submit<S: TemplateSource>(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let outcome = match (&found.block, whole_blocks) {
-        (Some(block), Some(node)) => crate::jds::edge::submit_block(node, block).await,
+        (Some(block), Some(node)) => node.submit_block(block).await,
         (Some(block), None) => source.submit_full_block(block.clone()).await,
         (None, _) => source.submit(found.solution.clone()).await,
     };

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{RpcAuth, RpcConfig};
-use crate::SourceError;
+use crate::{SourceError, SubmitOutcome};
 
 /// Why one JSON-RPC call failed.
 #[derive(Debug)]
@@ -57,6 +57,16 @@ impl NodeRpc {
             .call(method, params, self.timeout)
             .await
             .map_err(SourceError::from)
+    }
+
+    /// Submits a whole serialized block (`submitblock`, BIP22), read as the `rpc` source
+    /// reads it: `null` and `"duplicate"` are accepted, another string is the node's reason.
+    pub async fn submit_block(&mut self, block: &[u8]) -> Result<SubmitOutcome, SourceError> {
+        let hash = super::block_hash_hex(block)?;
+        let result = self
+            .call("submitblock", json!([hex::encode(block)]))
+            .await?;
+        super::submit_outcome(&result, hash)
     }
 }
 

@@ -318,19 +318,14 @@ impl RpcSource {
 
     /// `submitblock` of a whole serialized block (a custom job's).
     async fn submit_whole_block(&mut self, block: Vec<u8>) -> Result<SubmitOutcome, SourceError> {
-        let header: [u8; 80] = block
-            .get(..80)
-            .and_then(|h| h.try_into().ok())
-            .ok_or_else(|| SourceError::Protocol("a block of less than 80 bytes".into()))?;
-        let mut hash = sha256d(&header);
-        hash.reverse();
+        let hash = block_hash_hex(&block)?;
         let timeout = self.config.request_timeout;
         let result = self
             .rpc
             .call("submitblock", json!([hex::encode(&block)]), timeout)
             .await
             .map_err(SourceError::from)?;
-        let outcome = submit_outcome(&result, hex::encode(hash))?;
+        let outcome = submit_outcome(&result, hash)?;
         if matches!(outcome, SubmitOutcome::Accepted { .. }) {
             self.fresh = true;
         }
@@ -404,6 +399,16 @@ impl TemplateSource for RpcSource {
 
 /// `submitblock`'s answer (BIP22): `null` when accepted, otherwise a reason string.
 /// `"duplicate"` (the node already has the block) counts as accepted.
+/// The display-order hex hash of a serialized block (of its first 80 bytes).
+fn block_hash_hex(block: &[u8]) -> Result<String, SourceError> {
+    let header = block
+        .get(..80)
+        .ok_or_else(|| SourceError::Protocol("a block of less than 80 bytes".into()))?;
+    let mut hash = sha256d(header);
+    hash.reverse();
+    Ok(hex::encode(hash))
+}
+
 fn submit_outcome(result: &Value, hash: String) -> Result<SubmitOutcome, SourceError> {
     match result {
         Value::Null => Ok(SubmitOutcome::Accepted { hash }),
