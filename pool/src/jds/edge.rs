@@ -148,15 +148,13 @@ pub struct JdsEdge {
 /// Checks the node (it answers `getblockchaininfo`, on the pool's network), binds the
 /// listener and spawns the mempool task and the accept loop; returns the bound address.
 pub async fn start(mut edge: JdsEdge, tasks: &TaskTracker) -> anyhow::Result<SocketAddr> {
-    check_node(&mut edge.node, edge.solo.network)
-        .await
-        .with_context(|| {
-            format!(
-                "[jds] reads the mempool of and checks blocks with the node at [rpc] url = {:?}, \
+    edge.node.check_chain().await.with_context(|| {
+        format!(
+            "[jds] reads the mempool of and checks blocks with the node at [rpc] url = {:?}, \
                  whatever the template source: set [rpc] to that node's RPC",
-                edge.node_url
-            )
-        })?;
+            edge.node_url
+        )
+    })?;
     let listener = TcpListener::bind(edge.listen)
         .await
         .with_context(|| format!("cannot listen on {} (jds)", edge.listen))?;
@@ -215,23 +213,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, tasks: TaskTrac
             drop(permit);
         });
     }
-}
-
-/// Whether the node answers and runs the pool's network.
-async fn check_node(node: &mut NodeRpc, network: bitcoin::Network) -> Result<(), SourceError> {
-    let info = node.call("getblockchaininfo", json!([])).await?;
-    let chain = info
-        .get("chain")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let configured = network.to_core_arg();
-    if chain != configured {
-        return Err(SourceError::WrongChain {
-            node: chain.to_owned(),
-            configured: configured.to_owned(),
-        });
-    }
-    Ok(())
 }
 
 /// A pushed solution as the manager takes found blocks: the declared job's split, window

@@ -40,6 +40,7 @@ impl From<SourceError> for CallError {
 pub struct NodeRpc {
     rpc: RpcClient,
     timeout: Duration,
+    network: bitcoin::Network,
 }
 
 impl NodeRpc {
@@ -48,6 +49,7 @@ impl NodeRpc {
         Ok(NodeRpc {
             rpc: RpcClient::new(config)?,
             timeout: config.request_timeout,
+            network: config.network,
         })
     }
 
@@ -57,6 +59,13 @@ impl NodeRpc {
             .call(method, params, self.timeout)
             .await
             .map_err(SourceError::from)
+    }
+
+    /// Whether the node answers and runs the configured network's chain, as the `rpc`
+    /// source checks it before its first template ([`SourceError::WrongChain`] otherwise).
+    pub async fn check_chain(&mut self) -> Result<(), SourceError> {
+        let info = self.call("getblockchaininfo", json!([])).await?;
+        super::chain_is(&info, self.network)
     }
 
     /// Submits a whole serialized block (`submitblock`, BIP22), read as the `rpc` source

@@ -186,16 +186,7 @@ impl RpcSource {
             .rpc
             .call("getblockchaininfo", json!([]), self.config.request_timeout)
             .await?;
-        let node = result.get("chain").and_then(Value::as_str).ok_or_else(|| {
-            SourceError::Protocol("getblockchaininfo result has no \"chain\"".into())
-        })?;
-        let configured = self.config.network.to_core_arg();
-        if node != configured {
-            return Err(SourceError::WrongChain {
-                node: node.to_owned(),
-                configured: configured.to_owned(),
-            });
-        }
+        chain_is(&result, self.config.network)?;
         self.chain_checked = true;
         Ok(())
     }
@@ -399,6 +390,23 @@ impl TemplateSource for RpcSource {
 
 /// `submitblock`'s answer (BIP22): `null` when accepted, otherwise a reason string.
 /// `"duplicate"` (the node already has the block) counts as accepted.
+/// Whether `getblockchaininfo`'s answer names `network`'s chain: [`SourceError::WrongChain`]
+/// when it names another.
+fn chain_is(info: &Value, network: Network) -> Result<(), SourceError> {
+    let node = info
+        .get("chain")
+        .and_then(Value::as_str)
+        .ok_or_else(|| SourceError::Protocol("getblockchaininfo result has no \"chain\"".into()))?;
+    let configured = network.to_core_arg();
+    if node != configured {
+        return Err(SourceError::WrongChain {
+            node: node.to_owned(),
+            configured: configured.to_owned(),
+        });
+    }
+    Ok(())
+}
+
 /// The display-order hex hash of a serialized block (of its first 80 bytes).
 fn block_hash_hex(block: &[u8]) -> Result<String, SourceError> {
     let header = block
