@@ -83,6 +83,11 @@ impl DeclaredCoinbase {
         })
     }
 
+    /// What the declared coinbase pays in total (the declared block's reward).
+    pub fn reward(&self) -> u64 {
+        self.tx.output.iter().map(|o| o.value.to_sat()).sum()
+    }
+
     /// The height in the scriptSig's BIP34 push.
     pub fn height(&self) -> Result<u32, String> {
         crate::template::bip34_height(self.tx.input[0].script_sig.as_bytes())

@@ -232,13 +232,7 @@ fn pushed_block(block: &Block, job: &DeclaredJob) -> FoundBlock {
         prev_hash: job.prev_hash,
         worker: job.user.clone(),
         split: Arc::clone(&job.split),
-        reward_sats: job
-            .coinbase
-            .tx
-            .output
-            .iter()
-            .map(|o| o.value.to_sat())
-            .sum(),
+        reward_sats: job.coinbase.reward(),
         window: job.window,
         template_id: job.token,
         block: Some(serialize(block)),

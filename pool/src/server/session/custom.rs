@@ -168,7 +168,7 @@ impl Session {
             coinbase_tx_version: j.coinbase_tx_version,
             coinbase_prefix: head.to_vec(),
             coinbase_tx_input_sequence: j.coinbase_tx_input_n_sequence,
-            coinbase_tx_value_remaining: declared_tx.output.iter().map(|o| o.value.to_sat()).sum(),
+            coinbase_tx_value_remaining: d.coinbase.reward(),
             coinbase_tx_outputs: Vec::new(),
             coinbase_tx_locktime: j.coinbase_tx_locktime,
             merkle_path: d.merkle_path.clone(),
