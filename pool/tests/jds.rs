@@ -508,20 +508,12 @@ fn carries(block: &Value, tx: &Transaction) -> bool {
 /// The pool's ledger record of block `hash` (`/api/v1/blocks`), once it is there.
 async fn recorded(pool: &RunningPool, hash: &str) -> Value {
     for _ in 0..100 {
-        let blocks: Value =
-            reqwest::get(format!("http://{}/api/v1/blocks?limit=100", pool.api_addr))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-        if let Some(b) = blocks
-            .as_array()
-            .unwrap()
-            .iter()
+        if let Some(b) = common::api_blocks(pool)
+            .await
+            .into_iter()
             .find(|b| b["hash"] == hash)
         {
-            return b.clone();
+            return b;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

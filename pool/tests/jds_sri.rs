@@ -191,15 +191,9 @@ min_interval = 1
     // stores both, so the check is "the node has the pool's block", not "it is on the tip".
     let mut waited = 0;
     let recorded = loop {
-        let blocks: serde_json::Value =
-            reqwest::get(format!("http://{}/api/v1/blocks?limit=100", pool.api_addr))
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+        let blocks = common::api_blocks(&pool).await;
         let mut stored = None;
-        for b in blocks.as_array().unwrap() {
+        for b in &blocks {
             if b["status"]["status"] != "accepted" {
                 continue;
             }
@@ -219,7 +213,7 @@ min_interval = 1
         waited += 1;
         assert!(
             waited < 100,
-            "the node has none of the blocks the pool recorded as accepted: {blocks}"
+            "the node has none of the blocks the pool recorded as accepted: {blocks:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };

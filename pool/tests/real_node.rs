@@ -9,6 +9,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use common::api_blocks;
 use common::bitcoin_core::{
     fill_mempool, fund, payee_addresses, pool_reserved_weight, CoreNode, Flavor, TestKey,
 };
@@ -69,12 +70,6 @@ fn miners(
         })
         .collect();
     (stop, handles)
-}
-
-async fn api_blocks(pool: &RunningPool) -> Vec<Value> {
-    let url = format!("http://{}/api/v1/blocks?limit=1000", pool.api_addr);
-    let v: Value = reqwest::get(url).await.unwrap().json().await.unwrap();
-    v.as_array().unwrap().clone()
 }
 
 /// The pool's record of block `hash` once the node accepted it.
