@@ -6,6 +6,7 @@
 (() => {
   const { el, fmt, get } = StrataApi;
   const BLOCKS_SHOWN = 20;
+  // the chart's range: 1 h, 24 h or 7 d, from `?range=` (the address follows the switch)
   let range = "1h";
 
   function setValue(id, value, text) {
@@ -111,7 +112,7 @@
     range = StrataApi.rangeSwitch(async (r) => {
       range = r;
       try { renderHistory(await get("/api/v1/history?range=" + range)); } catch (_) { /* the next refresh reports it */ }
-    });
+    }, { url: true });
     document.getElementById("miner-lookup").addEventListener("submit", (e) => {
       e.preventDefault();
       const address = e.target.elements.address.value.trim();
