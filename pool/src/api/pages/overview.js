@@ -67,7 +67,7 @@
       const owner = w.worker.split("/")[0].split(".")[0];
       return el("tr", { "data-worker": w.worker },
         el("td", {}, el("a", { href: "/miner/" + encodeURIComponent(owner) }, w.worker)),
-        cell(fmt.hashrate(w.hashrate), { class: "num", "data-sort": w.hashrate }),
+        cell(fmt.hashrate(w.hashrate), { class: "num hashrate", "data-sort": w.hashrate, "data-value": w.hashrate }),
         cell(fmt.number(w.shares_accepted), { class: "num", "data-sort": w.shares_accepted }),
         cell(fmt.number(rejected), { class: "num", "data-sort": rejected }),
         cell(fmt.ago(w.last_share_ms), { class: "time", "data-sort": w.last_share_ms }));
