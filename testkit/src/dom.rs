@@ -41,7 +41,8 @@ pub fn number(dom: &str, id: &str) -> f64 {
 }
 
 /// Where the page tests write their screenshots: the folder `STRATA_SCREENSHOTS` names, if
-/// set (e.g. `docs/screenshots`).
+/// set (e.g. `$PWD/docs/screenshots` from the workspace's root; cargo runs a test in its
+/// crate's folder, so a relative path starts there).
 pub fn screenshot_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("STRATA_SCREENSHOTS").map(std::path::PathBuf::from)
 }
