@@ -1,7 +1,10 @@
 //! The pool's web pages in a real browser (headless Chromium, `strata-testkit`): a pool on
 //! its embedded regtest node with simulated miners finds blocks, then `/` and
 //! `/miner/{address}` are loaded and the numbers they render (marked with ids and `data-*`
-//! attributes) must equal the JSON API's. With an `api_token` the data appears only when the
+//! attributes) must equal the JSON API's: the connections while the miners mine, the
+//! rejected shares by reason (a miner submits shares for a job the pool never sent), the
+//! chart's summary over each range (`?range=`), each worker's hashrate as the page formats
+//! it, each block that paid a miner. With an `api_token` the data appears only when the
 //! page is given the token in its URL fragment; without it the page shows the token form. A
 //! solo pool's miner page says it is solo and shows what a found block pays.
 //!
@@ -18,13 +21,16 @@ use serde_json::Value;
 use strata_miner::pace::Pacing;
 use strata_miner::report::{Reporter, Sink};
 use strata_miner::shell::{run_sv2, Endpoint, Sv2Connect};
-use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner};
+use strata_miner::sv2::{ChannelRequest, Sv2Config, Sv2Miner, Sv2Output};
+use strata_miner::Now;
 use strata_net::http_auth::ApiToken;
 use strata_net::sv2::Sv2Options;
 use strata_pool::config::Config;
 use strata_pool::server::RunningPool;
-use strata_testkit::browser;
-use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr};
+use strata_protocol::mining::{MiningMessage, SubmitSharesExtended};
+use strata_protocol::{Message, B0_32};
+use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr, text_by_id};
+use strata_testkit::{browser, fmt};
 use tokio_util::sync::CancellationToken;
 
 const TOKEN: &str = "pages-test-token-5c1e";
@@ -32,6 +38,10 @@ const TOKEN: &str = "pages-test-token-5c1e";
 const HASHRATE: f64 = 50_000.0;
 /// Bound on waiting for the pool to have mined what the pages show.
 const WAIT: Duration = Duration::from_secs(180);
+/// Shares submitted for a job the pool never sent (`invalid-job-id`).
+const UNKNOWN_JOB_SHARES: u32 = 3;
+/// Times a page is loaded again when what it is compared with moved while it was loading.
+const ATTEMPTS: usize = 8;
 
 fn address(i: u8) -> String {
     Address::p2wsh(&ScriptBuf::from(vec![0x51, i]), Network::Regtest).to_string()
@@ -88,6 +98,68 @@ fn start_miners(pool: &RunningPool, n: u8) -> CancellationToken {
     stop
 }
 
+/// A miner paid to [`address`]`(0)` (worker `bad`) that opens its channel and submits `n`
+/// shares for a job the pool never sent; returns once the pool refused each of them with
+/// `invalid-job-id`, and disconnects.
+async fn submit_for_an_unknown_job(pool: &RunningPool, n: u32) {
+    let tcp = tokio::net::TcpStream::connect(pool.sv2_addr).await.unwrap();
+    let (rd, wr) = tcp.into_split();
+    let (mut reader, mut writer) =
+        strata_net::sv2::initiate(rd, wr, pool.authority, &Sv2Options::default())
+            .await
+            .unwrap();
+    let mut miner = Sv2Miner::new(Sv2Config {
+        index: 99,
+        user: format!("{}.bad", address(0)),
+        channel: ChannelRequest::Extended {
+            min_extranonce_size: 8,
+        },
+        nominal_hashrate: HASHRATE as f32,
+        record_latency: false,
+    })
+    .unwrap();
+    miner.connect(&pool.sv2_addr.ip().to_string(), pool.sv2_addr.port());
+    let (mut sent, mut refused) = (false, Vec::new());
+    tokio::time::timeout(WAIT, async {
+        while refused.len() < n as usize {
+            while let Some(out) = miner.poll_output() {
+                if let Sv2Output::Send(m) = out {
+                    writer.send_message(&m).await.unwrap();
+                }
+            }
+            if let (Some(channel_id), false) = (miner.channel_id(), sent) {
+                for sequence_number in 0..n {
+                    let share: Message = SubmitSharesExtended {
+                        channel_id,
+                        sequence_number,
+                        job_id: u32::MAX,
+                        nonce: 0,
+                        ntime: 0,
+                        version: 0,
+                        extranonce: B0_32::new(&[0u8; 8][..]).unwrap(),
+                    }
+                    .into();
+                    writer.send_message(&share).await.unwrap();
+                }
+                sent = true;
+            }
+            let (_, msg) = reader
+                .read_message()
+                .await
+                .unwrap()
+                .expect("the pool answers");
+            if let Message::Mining(MiningMessage::SubmitSharesError(e)) = &msg {
+                refused.push(e.error_code.as_str().to_owned());
+            }
+            miner.handle(msg, Now::system()).unwrap();
+        }
+    })
+    .await
+    .expect("the pool refuses the shares");
+    assert!(refused.iter().all(|c| c == "invalid-job-id"), "{refused:?}");
+    let _ = writer.shutdown().await;
+}
+
 async fn get_json(url: String) -> Value {
     let response = reqwest::Client::new()
         .get(&url)
@@ -119,6 +191,12 @@ async fn wait_until(what: &str, mut done: impl AsyncFnMut() -> Option<String>) {
 /// candidate on regtest) paying each of them and recorded history; then stops the miners and waits for the counters to settle
 /// (what the pages show and what the API says must be the same numbers).
 async fn mine(pool: &RunningPool, miners: u8) {
+    let stop = mine_until_paid(pool, miners).await;
+    stop_miners(pool, &stop).await;
+}
+
+/// The first half of [`mine`]: returns the stop token of the miners, still mining.
+async fn mine_until_paid(pool: &RunningPool, miners: u8) -> CancellationToken {
     let api = pool.api_addr;
     let stop = start_miners(pool, miners);
     wait_until("blocks paying every miner", async || {
@@ -140,6 +218,12 @@ async fn mine(pool: &RunningPool, miners: u8) {
         (!ready).then(|| format!("{stats} {history}"))
     })
     .await;
+    stop
+}
+
+/// The second half of [`mine`]: stops the miners, waits for the counters to settle.
+async fn stop_miners(pool: &RunningPool, stop: &CancellationToken) {
+    let api = pool.api_addr;
     stop.cancel();
     let mut last = Value::Null;
     wait_until("settled counters", async || {
@@ -155,18 +239,192 @@ async fn in_browser<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
+/// Loads `url` until `api` (what the page is compared with, read from the API) was the same
+/// before and after; returns the DOM and that value.
+async fn stable_dom(url: &str, mut api: impl AsyncFnMut() -> Value) -> (String, Value) {
+    for attempt in 1..=ATTEMPTS {
+        let before = api().await;
+        let u = url.to_owned();
+        let dom = in_browser(move || browser::dump_dom(&u)).await;
+        if api().await == before {
+            return (dom, before);
+        }
+        eprintln!("{url}: the API moved during load {attempt}");
+    }
+    panic!("the API kept moving while {url} loaded");
+}
+
+/// The `<tr>` of `dom` with the attribute `attr` (`name="value"`), up to its `</tr>`.
+fn row_of<'a>(dom: &'a str, attr: &str) -> &'a str {
+    let at = dom
+        .find(attr)
+        .unwrap_or_else(|| panic!("no row {attr} in:\n{dom}"));
+    let row = &dom[dom[..at].rfind("<tr").unwrap()..];
+    &row[..row.find("</tr>").unwrap()]
+}
+
+/// The table of `dom` whose id is `id`, up to its `</table>`.
+fn table_of<'a>(dom: &'a str, id: &str) -> &'a str {
+    let table = &dom[dom.find(&format!(" id=\"{id}\"")).unwrap()..];
+    &table[..table.find("</table>").unwrap()]
+}
+
+/// The cells (`<td ...>text`) of a row, in order: their opening tag and their text.
+fn cells(row: &str) -> Vec<(&str, &str)> {
+    row.split("<td")
+        .skip(1)
+        .map(|c| {
+            let end = c.find('>').unwrap();
+            let text = &c[end + 1..];
+            (&c[..=end], &text[..text.find('<').unwrap_or(text.len())])
+        })
+        .collect()
+}
+
+/// A page's workers as the API lists them, before and after the page loaded: each
+/// `{worker, hashrate, shares_accepted, shares_rejected}`.
+type Workers = Vec<Value>;
+
+/// `/api/v1/miners/{address}`'s workers (`miner`) or `/api/v1/workers` (`None`), in the
+/// form of [`Workers`].
+async fn api_workers(base: &str, miner: Option<&str>) -> Workers {
+    let list = match miner {
+        Some(a) => get_json(format!("{base}/api/v1/miners/{a}")).await["workers"].clone(),
+        None => get_json(format!("{base}/api/v1/workers")).await,
+    };
+    list.as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            let rejected = match &w["shares_rejected"] {
+                Value::Null => w["rejected"]
+                    .as_object()
+                    .unwrap()
+                    .values()
+                    .map(|n| n.as_u64().unwrap())
+                    .sum(),
+                n => n.as_u64().unwrap(),
+            };
+            serde_json::json!({
+                "worker": w["worker"],
+                "hashrate": w["hashrate"],
+                "shares_accepted": w["shares_accepted"],
+                "shares_rejected": rejected,
+            })
+        })
+        .collect()
+}
+
+/// The workers' names and shares (what moves only with shares).
+fn shares_of(workers: &Workers) -> Vec<Value> {
+    workers
+        .iter()
+        .map(|w| serde_json::json!([w["worker"], w["shares_accepted"], w["shares_rejected"]]))
+        .collect()
+}
+
+/// Loads `url` until the workers' shares (`miner`'s, see [`api_workers`]) were the same
+/// before and after: their hashrates then only fell with the time in between (a window's
+/// accepted difficulty over its span). Returns the DOM and the workers before and after.
+async fn load_with_workers(
+    base: &str,
+    url: &str,
+    miner: Option<&str>,
+) -> (String, Workers, Workers) {
+    for attempt in 1..=ATTEMPTS {
+        let before = api_workers(base, miner).await;
+        let u = url.to_owned();
+        let dom = in_browser(move || browser::dump_dom(&u)).await;
+        let after = api_workers(base, miner).await;
+        if shares_of(&after) == shares_of(&before) {
+            return (dom, before, after);
+        }
+        eprintln!("{url}: shares came in during load {attempt}");
+    }
+    panic!("shares kept coming in while {url} loaded");
+}
+
+/// The rows of a workers table in `dom` are the API's `before` and `after` the load: a row
+/// per worker, its name, its hashrate (within the API's before and after, and written as the
+/// page writes hashrates), its accepted and rejected shares.
+fn assert_workers(dom: &str, before: &Workers, after: &Workers) {
+    let table = table_of(dom, "workers");
+    assert_eq!(
+        table.matches("<tr data-worker=").count(),
+        before.len(),
+        "{table}"
+    );
+    for (b, a) in before.iter().zip(after) {
+        let name = b["worker"].as_str().unwrap();
+        assert_eq!(a["worker"], name);
+        let r = row_of(table, &format!("data-worker=\"{name}\""));
+        assert!(r.contains(&format!(">{name}</")), "{r}");
+        let c = cells(r);
+        let value = tag_attr(c[1].0, "data-value").unwrap();
+        assert!(c[1].0.contains("class=\"num hashrate\""), "{r}");
+        // read as the API's numbers are (serde_json's float parsing may be a unit in the
+        // last place off), written from the number itself
+        let page: f64 = serde_json::from_str(&value).unwrap();
+        let (hb, ha) = (
+            b["hashrate"].as_f64().unwrap(),
+            a["hashrate"].as_f64().unwrap(),
+        );
+        assert!(
+            ha.min(hb) <= page && page <= ha.max(hb),
+            "{name}: page {page}, API {hb} before and {ha} after"
+        );
+        assert_eq!(c[1].1, fmt::hashrate(value.parse().unwrap()), "{name}: {r}");
+        assert_eq!(
+            tag_attr(c[2].0, "data-sort"),
+            Some(b["shares_accepted"].to_string()),
+            "{r}"
+        );
+        assert_eq!(
+            tag_attr(c[3].0, "data-sort"),
+            Some(b["shares_rejected"].to_string()),
+            "{r}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pages_render_the_apis_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let pool = start_pool(dir.path(), None, false).await;
     let api = pool.api_addr;
-    mine(&pool, 2).await;
     let base = format!("http://{api}");
+    submit_for_an_unknown_job(&pool, UNKNOWN_JOB_SHARES).await;
+    let stop = mine_until_paid(&pool, 2).await;
+
+    // while the miners mine: their connections
+    let (dom, connections) = stable_dom(&format!("{base}/"), async || {
+        get_json(format!("{base}/api/v1/stats")).await["connections"].clone()
+    })
+    .await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    assert_eq!(connections, 2, "the two miners");
+    assert_eq!(number(&dom, "connections"), connections.as_f64().unwrap());
+    assert_eq!(text_by_id(&dom, "connections").as_deref(), Some("2"));
+    // and a miner's workers with their hashrate (its accepted difficulty over the time)
+    let miner = address(0);
+    let url = format!("{base}/miner/{miner}");
+    let (dom, before, after) = load_with_workers(&base, &url, Some(&miner)).await;
+    assert!(dom.contains("data-state=\"ready\""), "{dom}");
+    // its miner and the one that submitted for an unknown job
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert!(
+        before.iter().any(|w| w["hashrate"].as_f64() > Some(0.0)),
+        "{before:?}"
+    );
+    assert_workers(&dom, &before, &after);
+    stop_miners(&pool, &stop).await;
 
     // the overview
     let stats = get_json(format!("{base}/api/v1/stats")).await;
-    let url = format!("{base}/");
-    let dom = in_browser(move || browser::dump_dom(&url)).await;
+    let (dom, before, after) = load_with_workers(&base, &format!("{base}/"), None).await;
+    // every worker, the one that only had shares refused too
+    assert_eq!(before.len(), 3, "{before:?}");
+    assert_workers(&dom, &before, &after);
     // the latest blocks, as many as the page asks for
     let limit = attr_by_id(&dom, "blocks", "data-limit").unwrap();
     let blocks = get_json(format!("{base}/api/v1/blocks?limit={limit}")).await;
@@ -185,6 +443,31 @@ async fn pages_render_the_apis_numbers() {
         stats["shares_rejected"].as_f64().unwrap()
     );
     assert_eq!(number(&dom, "connections"), 0.0);
+    // the rejected shares by reason: a row per reason, its count
+    let reasons = stats["rejected_by_reason"].as_object().unwrap();
+    assert_eq!(
+        reasons["invalid-job-id"], UNKNOWN_JOB_SHARES,
+        "the shares for an unknown job: {stats}"
+    );
+    let table = table_of(&dom, "rejects");
+    assert_eq!(
+        table.matches("<tr data-reason=").count(),
+        reasons.len(),
+        "{table}"
+    );
+    for (reason, n) in reasons {
+        let r = row_of(table, &format!("data-reason=\"{reason}\""));
+        let c = cells(r);
+        assert_eq!(c.len(), 2, "{r}");
+        assert_eq!(c[0].1, reason, "{r}");
+        let n = n.as_u64().unwrap();
+        assert_eq!(tag_attr(c[1].0, "data-value"), Some(n.to_string()), "{r}");
+        assert_eq!(c[1].1, fmt::number(n), "{r}");
+    }
+    assert_eq!(
+        reasons.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        stats["shares_rejected"].as_u64().unwrap()
+    );
     let listed = blocks.as_array().unwrap();
     assert_eq!(
         attr_by_id(&dom, "blocks", "data-count"),
@@ -214,6 +497,57 @@ async fn pages_render_the_apis_numbers() {
     assert!(points >= 2, "{points} points");
     assert!(dom.contains("<polyline"), "no line drawn");
 
+    // the chart over each range (`?range=`): its points and its summary, the API's history
+    // of that range
+    for range in ["1h", "24h", "7d"] {
+        let url = format!("{base}/?range={range}");
+        // what the summary shows (the last bucket's mean hashrate moves with each sample)
+        let (dom, history) = stable_dom(&url, async || {
+            let h = get_json(format!("{base}/api/v1/history?range={range}")).await;
+            let points = h["points"].as_array().unwrap();
+            let sum = |k: &str| points.iter().map(|p| p[k].as_u64().unwrap()).sum::<u64>();
+            serde_json::json!({
+                "range": h["range"],
+                "bucket_ms": h["bucket_ms"],
+                "points": points.len(),
+                "accepted": sum("accepted"),
+                "rejected": sum("rejected"),
+            })
+        })
+        .await;
+        assert!(dom.contains("data-state=\"ready\""), "{dom}");
+        assert!(
+            dom.contains(&format!("data-range=\"{range}\" aria-pressed=\"true\"")),
+            "{range} pressed: {dom}"
+        );
+        assert_eq!(dom.matches("aria-pressed=\"true\"").count(), 1, "{dom}");
+        assert_eq!(history["range"], range);
+        assert_eq!(
+            attr_by_id(&dom, "chart", "data-range").as_deref(),
+            Some(range)
+        );
+        let points = history["points"].as_u64().unwrap();
+        assert!(points > 0, "{range}: {history}");
+        assert_eq!(
+            attr_by_id(&dom, "chart", "data-points"),
+            Some(points.to_string())
+        );
+        assert!(dom.contains("<polyline"), "{range}: no line drawn");
+        let accepted = history["accepted"].as_u64().unwrap();
+        let rejected = history["rejected"].as_u64().unwrap();
+        assert!(accepted > 0, "{range}: {history}");
+        let bucket_secs = (history["bucket_ms"].as_f64().unwrap() / 1000.0).round();
+        assert_eq!(
+            text_by_id(&dom, "chart-note").unwrap(),
+            format!(
+                "{points} points of {bucket_secs} s; {} shares accepted, {} rejected in this range",
+                fmt::number(accepted),
+                fmt::number(rejected)
+            ),
+            "{range}"
+        );
+    }
+
     // a miner's page: the miner the newest block paid
     let paid = listed
         .iter()
@@ -223,7 +557,7 @@ async fn pages_render_the_apis_numbers() {
         .unwrap();
     let view = get_json(format!("{base}/api/v1/miners/{paid}")).await;
     let url = format!("{base}/miner/{paid}");
-    let dom = in_browser(move || browser::dump_dom(&url)).await;
+    let (dom, before, after) = load_with_workers(&base, &url, Some(&paid)).await;
     assert!(dom.contains("data-state=\"ready\""), "{dom}");
     assert!(dom.contains("data-mode=\"pplns\""));
     assert_eq!(
@@ -242,6 +576,10 @@ async fn pages_render_the_apis_numbers() {
         number(&dom, "worker-count"),
         view["workers"].as_array().unwrap().len() as f64
     );
+    // each worker: its hashrate as the page formats it, its shares
+    assert_eq!(before.len(), view["workers"].as_array().unwrap().len());
+    assert!(!before.is_empty(), "{view}");
+    assert_workers(&dom, &before, &after);
     let past = view["blocks"].as_array().unwrap();
     assert!(!past.is_empty(), "{view}");
     assert_eq!(
@@ -263,6 +601,26 @@ async fn pages_render_the_apis_numbers() {
         Some(past[0]["sats"].to_string())
     );
     assert!(past[0]["sats"].as_u64().unwrap() > 0);
+    // every block that paid it: its height, hash and amount
+    for b in past {
+        let hash = b["hash"].as_str().unwrap();
+        let r = row_of(table_of(&dom, "blocks"), &format!("data-hash=\"{hash}\""));
+        let c = cells(r);
+        let height = b["height"].as_u64().unwrap();
+        assert_eq!(
+            tag_attr(c[0].0, "data-value"),
+            Some(height.to_string()),
+            "{r}"
+        );
+        assert_eq!(c[0].1, fmt::number(height), "{r}");
+        assert_eq!(c[3].1, hash, "{r}");
+        assert_eq!(
+            tag_attr(c[4].0, "data-value"),
+            Some(b["sats"].to_string()),
+            "{r}"
+        );
+        assert!(b["sats"].as_u64().unwrap() > 0, "{b}");
+    }
 
     // what the pages cannot ask for
     let http = reqwest::Client::new();

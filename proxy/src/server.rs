@@ -265,24 +265,10 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningProxy> {
     );
 
     let report_interval = std::time::Duration::from_secs(cfg.report_interval_secs.max(1));
-    let defaults = crate::downstream::sv1::Sv1Config::default();
-    let sv1_cfg = Arc::new(crate::downstream::sv1::Sv1Config {
-        vardiff: strata_work::vardiff::VardiffConfig {
-            shares_per_minute: cfg.sv1.shares_per_minute,
-            min_difficulty: cfg.sv1.min_difficulty,
-            max_difficulty: cfg.sv1.max_difficulty,
-            power_of_two: cfg.sv1.power_of_two,
-            ..defaults.vardiff
-        },
-        initial_difficulty: cfg.sv1.initial_difficulty,
-        max_line_len: cfg.sv1.max_line_len,
-        idle_timeout: std::time::Duration::from_secs(cfg.sv1.idle_timeout_secs.max(1)),
-        handshake_timeout: std::time::Duration::from_secs(cfg.sv1.handshake_timeout_secs.max(1)),
-        max_malformed_lines: cfg.sv1.max_malformed_lines,
-        write_timeout: std::time::Duration::from_secs(cfg.sv1.write_timeout_secs.max(1)),
+    let sv1_cfg = Arc::new(crate::downstream::sv1::Sv1Config::from_settings(
+        &cfg.sv1,
         report_interval,
-        ..defaults
-    });
+    ));
     let sv1 = TcpListener::bind(cfg.sv1_listen)
         .await
         .with_context(|| format!("cannot listen on {}", cfg.sv1_listen))?;

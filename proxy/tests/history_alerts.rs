@@ -4,11 +4,14 @@
 //! `miner_silent` (log, `/api/v1/alerts`, `/metrics`, and a POST to a local webhook
 //! listener); the history is still served after a restart of the proxy on the same
 //! `data_dir`. A failover and the return to the preferred pool are listed, alerted and posted.
+//! The farm's miners stop: `hashrate_drop` fires (its log line, the API, `/metrics`, the
+//! webhook), and resolves when they are back.
 #![allow(clippy::unwrap_used)]
 
 mod common;
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::{get_json, get_text, pool_config, pool_url, start_pool, sv1_miners_named, until};
@@ -376,4 +379,173 @@ async fn an_https_webhook_url_is_refused_at_start() {
     );
     let err = strata_proxy::server::start(cfg).await.unwrap_err();
     assert!(format!("{err:#}").contains("only http://"), "{err:#}");
+}
+
+/// What the proxies of this test binary log (a subscriber for the whole process, installed
+/// at the first call: the proxies run in the tests' runtimes, on their threads).
+fn logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        struct Sink(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Sink(sink.clone()))
+            .try_init()
+            .expect("the only subscriber of this test binary");
+        buf
+    })
+    .clone()
+}
+
+/// The lines logged so far that contain every one of `parts`.
+fn log_lines(parts: &[&str]) -> Vec<String> {
+    let logs = logs();
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    text.lines()
+        .filter(|l| parts.iter().all(|p| l.contains(p)))
+        .map(String::from)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_farm_whose_miners_stop_fires_hashrate_drop_and_resolves_when_they_are_back() {
+    let _ = logs();
+    let pool_dir = tempfile::tempdir().unwrap();
+    let pool = start_pool(pool_config(pool_dir.path(), "127.0.0.1:0".parse().unwrap())).await;
+    let proxy_dir = tempfile::tempdir().unwrap();
+    let (hook, mut posts) = webhook_listener().await;
+    let mut cfg = proxy_config(pool_url(&pool), proxy_dir.path(), Some(hook));
+    // the drop rule over seconds: the last 5 s below a tenth of the 10 s before (only a
+    // farm that stopped: at about ten shares a second, 5 s without one do not happen while
+    // it mines); the silent rule off (the stopped rigs would fire it too)
+    cfg.alerts.hashrate_drop_percent = 90.0;
+    cfg.alerts.drop_recent_secs = 5;
+    cfg.alerts.drop_baseline_secs = 10;
+    cfg.alerts.miner_silent_secs = 0;
+    cfg.sv1.shares_per_minute = 600.0;
+    let proxy = strata_proxy::server::start(cfg).await.unwrap();
+    let api = format!("http://{}", proxy.api_addr);
+    let drop_metric = |text: &str, series: &str| {
+        metric(
+            text,
+            &format!("strata_proxy_alerts_{series}{{kind=\"hashrate_drop\"}}"),
+        )
+    };
+
+    // two rigs mine for more than both spans
+    let reporter = Reporter::new(Sink::Silent, None, CancellationToken::new());
+    let names = ["drop-a".to_string(), "drop-b".to_string()];
+    let stop = CancellationToken::new();
+    sv1_miners_named(proxy.sv1_addr, &names, &reporter, &stop);
+    until("15 s of the farm's history with work", 90, async || {
+        let farm = get_json(format!("{api}/api/v1/history?minutes=10")).await;
+        let points = farm["points"].as_array().unwrap();
+        let mining = points
+            .iter()
+            .skip_while(|p| p["accepted"].as_u64() == Some(0))
+            .count();
+        mining >= 15
+    })
+    .await;
+    let alerts = get_json(format!("{api}/api/v1/alerts")).await;
+    assert_eq!(alerts["active"], serde_json::json!([]), "while it mines");
+    let metrics = get_text(format!("{api}/metrics")).await;
+    assert_eq!(drop_metric(&metrics, "fired_total"), 0.0);
+
+    // the miners stop
+    stop.cancel();
+    let stopped = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let fired = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let v = posts.recv().await.expect("webhook listener alive");
+            if v["kind"] == "hashrate_drop" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("a hashrate_drop alert reaches the webhook");
+    assert_eq!(fired["status"], "fired", "{fired}");
+    assert!(fired["subject"].is_null(), "{fired}");
+    assert!(fired["resolved_at"].is_null(), "{fired}");
+    let since = fired["since"].as_u64().unwrap();
+    assert!(
+        since >= stopped,
+        "fired at {since}, the miners stopped at {stopped}"
+    );
+    let message = fired["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("farm hashrate ") && message.contains("over the last 5 s"),
+        "{message}"
+    );
+    let alerts = get_json(format!("{api}/api/v1/alerts")).await;
+    let active = alerts["active"].as_array().unwrap();
+    assert_eq!(active.len(), 1, "{alerts}");
+    assert_eq!(active[0]["kind"], "hashrate_drop");
+    assert!(active[0]["subject"].is_null());
+    assert_eq!(active[0]["message"], message);
+    assert_eq!(active[0]["since"], since);
+    assert!(alerts["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["kind"] == "hashrate_drop" && n["status"] == "fired"));
+    let metrics = get_text(format!("{api}/metrics")).await;
+    assert_eq!(drop_metric(&metrics, "active"), 1.0);
+    assert_eq!(drop_metric(&metrics, "fired_total"), 1.0);
+    // the log: a warning with the kind and the message
+    let lines = log_lines(&["WARN", "hashrate_drop", &format!("alert: {message}")]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+
+    // they come back: it resolves
+    let stop = CancellationToken::new();
+    sv1_miners_named(proxy.sv1_addr, &names, &reporter, &stop);
+    let resolved = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let v = posts.recv().await.expect("webhook listener alive");
+            if v["kind"] == "hashrate_drop" {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("the resolution reaches the webhook");
+    assert_eq!(resolved["status"], "resolved", "{resolved}");
+    assert_eq!(resolved["since"], since);
+    assert!(
+        resolved["resolved_at"].as_u64() >= Some(since),
+        "{resolved}"
+    );
+    let alerts = get_json(format!("{api}/api/v1/alerts")).await;
+    assert_eq!(alerts["active"], serde_json::json!([]), "{alerts}");
+    let metrics = get_text(format!("{api}/metrics")).await;
+    assert_eq!(drop_metric(&metrics, "active"), 0.0);
+    assert_eq!(drop_metric(&metrics, "fired_total"), 1.0);
+    let lines = log_lines(&[
+        "INFO",
+        "hashrate_drop",
+        &format!("alert resolved: {message}"),
+    ]);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+
+    stop.cancel();
+    proxy.shutdown.cancel();
+    proxy.wait().await;
+    pool.shutdown.cancel();
+    pool.wait().await;
 }

@@ -4,11 +4,13 @@
 //! primary pool is stopped (a failover) and the miners' submits are held back (a relay in
 //! front of the proxy; their connections stay open), `/` and `/miner/{name}` are loaded and
 //! the numbers they render (marked with ids and `data-*` attributes) must equal the JSON
-//! API's: the miner count, each miner's accepted / rejected / stale shares and difficulty,
-//! the pools' states, announced hashrates and acknowledgement latencies, the failover; the
-//! hostile name must appear as text, never as markup. With an `api_token` the data appears
-//! only when the page is given the token in its URL fragment; without it the page shows the
-//! token form.
+//! API's: the miner count, each miner's IP, firmware, accepted / rejected / stale shares,
+//! difficulty, 1 h and 24 h hashrates (the API's before and after the load bracket them:
+//! they fall while the shares are held back), last share and connection times (the texts
+//! the API's times give at some instant of the load), the pools' states, announced
+//! hashrates and acknowledgement latencies, the failover; the hostile name must appear as
+//! text, never as markup. With an `api_token` the data appears only when the page is given
+//! the token in its URL fragment; without it the page shows the token form.
 //!
 //! Without Chromium these tests fail (see `strata_testkit::browser`). With
 //! `STRATA_SCREENSHOTS=DIR` they also write `proxy-overview.png` and `proxy-miner.png` there
@@ -27,8 +29,8 @@ use serde_json::Value;
 use strata_miner::report::{Reporter, Sink};
 use strata_net::http_auth::ApiToken;
 use strata_proxy::config::{Config, HistorySettings, Sv1Settings};
-use strata_testkit::browser;
 use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr};
+use strata_testkit::{browser, fmt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
@@ -85,11 +87,29 @@ fn row<'a>(dom: &'a str, start: &str) -> &'a str {
 
 /// The `data-value` of the cell of `row` whose class is `class`, as a number.
 fn cell_value(row: &str, class: &str) -> f64 {
+    tag_attr(cell(row, class).0, "data-value")
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// The cell of `row` whose class is `class`: its opening tag and its text (as serialized).
+fn cell<'a>(row: &'a str, class: &str) -> (&'a str, &'a str) {
     let at = row
         .find(&format!("class=\"{class}\""))
         .unwrap_or_else(|| panic!("no {class} cell in {row}"));
     let tag = &row[row[..at].rfind('<').unwrap()..];
-    tag_attr(tag, "data-value").unwrap().parse().unwrap()
+    let end = tag.find('>').unwrap();
+    let text = &tag[end + 1..];
+    (&tag[..=end], &text[..text.find('<').unwrap_or(text.len())])
+}
+
+/// Milliseconds since the epoch.
+fn unix_ms() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    u64::try_from(since.as_millis()).unwrap()
 }
 
 async fn in_browser<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -112,7 +132,12 @@ async fn snapshot(api: &str) -> Value {
                 m["accepted"],
                 m["difficulty"],
                 m["rejected"],
-                m["stale"]
+                m["stale"],
+                m["ip"],
+                m["user_agent"],
+                m["protocol"],
+                m["last_share_ms"],
+                m["connected_since_ms"]
             ])
         })
         .collect();
@@ -180,17 +205,49 @@ async fn relay(proxy: SocketAddr, hold: Arc<AtomicBool>) -> SocketAddr {
     addr
 }
 
+/// A page loaded while the API's counters stood still.
+struct Loaded {
+    dom: String,
+    /// The counters ([`snapshot`]).
+    seen: Value,
+    /// `/api/v1/miners` just before and just after the load (the figures that move with the
+    /// time: the hashrate windows).
+    miners_before: Value,
+    miners_after: Value,
+    /// The instants the page may have rendered at (milliseconds since the epoch): from
+    /// before the browser started to its end plus the virtual time it may have run ahead.
+    from_ms: u64,
+    to_ms: u64,
+}
+
 /// Loads `url` until the API's counters were the same before and after; returns the DOM
 /// and those counters.
 async fn stable_dom(api: &str, url: &str) -> (String, Value) {
+    let l = stable_load(api, url).await;
+    (l.dom, l.seen)
+}
+
+/// [`stable_dom`], with the figures around the load.
+async fn stable_load(api: &str, url: &str) -> Loaded {
     for attempt in 1..=ATTEMPTS {
         let before = snapshot(api).await;
+        let miners_before = get_json(format!("{api}/api/v1/miners")).await;
         let u = url.to_owned();
+        let from_ms = unix_ms();
         let dom = in_browser(move || browser::dump_dom(&u)).await;
+        let to_ms = unix_ms() + u64::from(browser::VIRTUAL_TIME_BUDGET_MS);
+        let miners_after = get_json(format!("{api}/api/v1/miners")).await;
         let after = snapshot(api).await;
         if after == before {
             eprintln!("{url}: compared at load {attempt}");
-            return (dom, before);
+            return Loaded {
+                dom,
+                seen: before,
+                miners_before,
+                miners_after,
+                from_ms,
+                to_ms,
+            };
         }
         let moved: Vec<&String> = before
             .as_object()
@@ -277,7 +334,8 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
     .await;
 
     // the farm page
-    let (dom, seen) = stable_dom(&api, &format!("{api}/")).await;
+    let loaded = stable_load(&api, &format!("{api}/")).await;
+    let (dom, seen) = (loaded.dom.clone(), loaded.seen.clone());
     assert!(dom.contains("data-state=\"ready\""), "{dom}");
     let miners = seen["miners"].as_array().unwrap();
     assert_eq!(number(&dom, "miner-count"), miners.len() as f64);
@@ -320,6 +378,67 @@ async fn pages_render_the_apis_numbers_and_names_as_text() {
             .sum();
         assert_eq!(cell_value(r, "num rejected"), rejected as f64, "{r}");
         assert_eq!(cell_value(r, "num stale"), m[6].as_f64().unwrap(), "{r}");
+        // [.., ip, user_agent, protocol, last_share_ms, connected_since_ms]
+        assert_eq!(cell(r, "mono ip").1, m[7].as_str().unwrap(), "{r}");
+        assert_eq!(m[7], "127.0.0.1");
+        let agent = cell(r, "agent");
+        let ua = m[8].as_str().unwrap();
+        assert!(!ua.is_empty(), "{m}");
+        assert_eq!(agent.1, escaped(ua), "{r}");
+        assert_eq!(tag_attr(agent.0, "title"), m[9].as_str().map(String::from));
+        // the hashrate windows fall while the shares are held back: the page's value is
+        // within the API's of just before and just after the load, and written as the page
+        // writes hashrates
+        let api_row = |miners: &Value| {
+            miners
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["channel"] == m[0] && x["id"] == m[1])
+                .unwrap_or_else(|| panic!("{m} in {miners}"))
+                .clone()
+        };
+        let (before, after) = (
+            api_row(&loaded.miners_before),
+            api_row(&loaded.miners_after),
+        );
+        for (class, key) in [
+            ("num hashrate-1h", "hashrate_1h"),
+            ("num hashrate-24h", "hashrate_24h"),
+        ] {
+            let (tag, text) = cell(r, class);
+            let value = tag_attr(tag, "data-value").unwrap();
+            // read as the API's numbers are (serde_json's float parsing may be a unit in
+            // the last place off), written from the number itself
+            let page: f64 = serde_json::from_str(&value).unwrap();
+            let (b, a) = (before[key].as_f64().unwrap(), after[key].as_f64().unwrap());
+            assert!(a > 0.0, "{key} {after}");
+            assert!(
+                a.min(b) <= page && page <= a.max(b),
+                "{key}: page {page}, API {b} before and {a} after"
+            );
+            assert_eq!(text, fmt::hashrate(value.parse().unwrap()), "{r}");
+        }
+        // the times: the exact one in the title, the age as it reads at some instant of the
+        // load
+        for (class, t) in [
+            ("time last-share", m[10].as_u64().unwrap()),
+            ("time connected", m[11].as_u64().unwrap()),
+        ] {
+            assert!(t > 0, "{m}");
+            let (tag, text) = cell(r, class);
+            assert_eq!(tag_attr(tag, "data-sort"), Some(t.to_string()), "{r}");
+            assert_eq!(tag_attr(tag, "title"), Some(fmt::time(t)), "{r}");
+            let texts = fmt::ago_between(t, loaded.from_ms, loaded.to_ms);
+            assert!(
+                texts.iter().any(|x| x == text),
+                "{class}: {text:?}, not one of {texts:?}"
+            );
+        }
+        assert!(
+            m[11].as_u64() <= m[10].as_u64(),
+            "connected before its last share"
+        );
     }
     // the hostile name is text: no <b> element anywhere
     assert!(!dom.contains("<b>"), "markup from a worker name:\n{dom}");

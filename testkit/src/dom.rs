@@ -17,6 +17,20 @@ pub fn tag_attr(html: &str, attr: &str) -> Option<String> {
     Some(tag[from..from + len].replace("&amp;", "&"))
 }
 
+/// The text of the element whose `id` is `id` in `dom` up to its first child tag (entities
+/// `&amp;`, `&lt;`, `&gt;` decoded).
+pub fn text_by_id(dom: &str, id: &str) -> Option<String> {
+    let at = dom.find(&format!(" id=\"{id}\""))?;
+    let text = &dom[at + dom[at..].find('>')? + 1..];
+    let text = &text[..text.find('<').unwrap_or(text.len())];
+    Some(
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&nbsp;", "\u{a0}")
+            .replace("&amp;", "&"),
+    )
+}
+
 /// The `data-value` of the element with this id, as a number (panics, showing the DOM,
 /// when there is none).
 pub fn number(dom: &str, id: &str) -> f64 {
@@ -27,7 +41,8 @@ pub fn number(dom: &str, id: &str) -> f64 {
 }
 
 /// Where the page tests write their screenshots: the folder `STRATA_SCREENSHOTS` names, if
-/// set (e.g. `docs/screenshots`).
+/// set (e.g. `$PWD/docs/screenshots` from the workspace's root; cargo runs a test in its
+/// crate's folder, so a relative path starts there).
 pub fn screenshot_dir() -> Option<std::path::PathBuf> {
     std::env::var_os("STRATA_SCREENSHOTS").map(std::path::PathBuf::from)
 }
@@ -42,6 +57,11 @@ mod tests {
         assert_eq!(number(dom, "height"), 42.0);
         assert_eq!(attr_by_id(dom, "height", "title").as_deref(), Some("a & b"));
         assert_eq!(attr_by_id(dom, "missing", "title"), None);
+        assert_eq!(text_by_id(dom, "height").as_deref(), Some("42"));
+        assert_eq!(
+            text_by_id(r#"<p id="n">a &lt;b&gt; &amp; c<i>d</i></p>"#, "n").as_deref(),
+            Some("a <b> & c")
+        );
         assert_eq!(
             tag_attr(r#"<td class="num">1</td>"#, "class").as_deref(),
             Some("num")

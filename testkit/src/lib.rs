@@ -4,9 +4,11 @@
 //!
 //! * [`browser`]: a headless Chromium that loads a page, runs its scripts, and returns the
 //!   DOM it ends with ([`browser::dump_dom`]) or a PNG of it ([`browser::screenshot`]);
-//! * [`dom`]: the figures a page rendered, read from that DOM by id and attribute.
+//! * [`dom`]: the figures a page rendered, read from that DOM by id and attribute;
+//! * [`fmt`]: the pages' formatting rules, to compute the text a page must show.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod browser;
 pub mod dom;
+pub mod fmt;

@@ -11,7 +11,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use strata_net::http_auth::{ApiAuth, ApiToken};
 use strata_net::web;
-use strata_testkit::browser;
+use strata_testkit::{browser, fmt};
 
 const TOKEN: &str = "assets-test-token";
 const PAGE: &str = include_str!("web/test.html");
@@ -74,6 +74,50 @@ async fn the_assets_work_in_a_browser() {
     );
     assert!(!dom.contains("<img"), "{dom}");
     assert!(!dom.contains("id=\"token-form\""));
+    // the figures' formatting: what strata-testkit's fmt computes for the pages' tests, and
+    // no "1.00e+3 kH/s" for what rounds up to the next unit, no "500 H/s" for 0.5 H/s
+    let rates = [
+        0.0,
+        0.5,
+        1.0,
+        999.4,
+        999.5,
+        12_250.0,
+        50_000.0,
+        999_700.0,
+        123_456_789.0,
+        1e27,
+    ];
+    let expected = [
+        "0 H/s",
+        "0.500 H/s",
+        "1.00 H/s",
+        "999 H/s",
+        "1.00 kH/s",
+        "12.3 kH/s",
+        "50.0 kH/s",
+        "1.00 MH/s",
+        "123 MH/s",
+        "1.00e+6 ZH/s",
+    ];
+    let ported: Vec<String> = rates.iter().map(|h| fmt::hashrate(*h)).collect();
+    assert_eq!(ported, expected);
+    assert!(
+        dom.contains(&format!("data-hashrates=\"{}\"", expected.join("|"))),
+        "{dom}"
+    );
+    let numbers: Vec<String> = [0, 12, 1_234_567].map(fmt::number).to_vec();
+    assert!(
+        dom.contains(&format!("data-numbers=\"{}\"", numbers.join("|"))),
+        "{dom}"
+    );
+    let times: Vec<String> = [0, 1_700_000_000_123, 951_782_400_000]
+        .map(fmt::time)
+        .to_vec();
+    assert!(
+        dom.contains(&format!("data-times=\"{}\"", times.join("|"))),
+        "{dom}"
+    );
 
     // without the token: the form, no data
     let url = format!("http://{addr}/");

@@ -417,7 +417,10 @@ fn late_shares_at_an_old_target_do_not_trigger_a_raise() {
     assert!(nt.difficulty > 1.0);
 }
 
-/// The proxy's SV1 defaults: 10 shares a minute, difficulty 1024 to start.
+/// The proxy's SV1 defaults (`Sv1Settings::default()`): 10 shares a minute, difficulty 1024
+/// to start. Written down here (this crate cannot depend on the proxy);
+/// `proxy/tests/sv1_vardiff_defaults.rs` runs the slow-CPU-miner case at the proxy's real
+/// defaults.
 const SV1_SPM: f64 = 10.0;
 const SV1_START: f64 = 1024.0;
 

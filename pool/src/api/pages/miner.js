@@ -50,7 +50,7 @@
 
     const workers = m.workers.map((w) => el("tr", { "data-worker": w.worker },
       cell(w.worker),
-      cell(fmt.hashrate(w.hashrate), { class: "num", "data-sort": w.hashrate }),
+      cell(fmt.hashrate(w.hashrate), { class: "num hashrate", "data-sort": w.hashrate, "data-value": w.hashrate }),
       cell(fmt.number(w.shares_accepted), { class: "num", "data-sort": w.shares_accepted, "data-value": w.shares_accepted }),
       cell(fmt.number(w.shares_rejected), { class: "num", "data-sort": w.shares_rejected }),
       cell(fmt.ago(w.last_share_ms), { class: "time", "data-sort": w.last_share_ms })));

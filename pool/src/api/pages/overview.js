@@ -6,6 +6,7 @@
 (() => {
   const { el, fmt, get } = StrataApi;
   const BLOCKS_SHOWN = 20;
+  // the chart's range: 1 h, 24 h or 7 d, from `?range=` (the address follows the switch)
   let range = "1h";
 
   function setValue(id, value, text) {
@@ -66,7 +67,7 @@
       const owner = w.worker.split("/")[0].split(".")[0];
       return el("tr", { "data-worker": w.worker },
         el("td", {}, el("a", { href: "/miner/" + encodeURIComponent(owner) }, w.worker)),
-        cell(fmt.hashrate(w.hashrate), { class: "num", "data-sort": w.hashrate }),
+        cell(fmt.hashrate(w.hashrate), { class: "num hashrate", "data-sort": w.hashrate, "data-value": w.hashrate }),
         cell(fmt.number(w.shares_accepted), { class: "num", "data-sort": w.shares_accepted }),
         cell(fmt.number(rejected), { class: "num", "data-sort": rejected }),
         cell(fmt.ago(w.last_share_ms), { class: "time", "data-sort": w.last_share_ms }));
@@ -111,7 +112,7 @@
     range = StrataApi.rangeSwitch(async (r) => {
       range = r;
       try { renderHistory(await get("/api/v1/history?range=" + range)); } catch (_) { /* the next refresh reports it */ }
-    });
+    }, { url: true });
     document.getElementById("miner-lookup").addEventListener("submit", (e) => {
       e.preventDefault();
       const address = e.target.elements.address.value.trim();

@@ -77,10 +77,17 @@ const StrataApi = (() => {
 
   const UNITS = ["H/s", "kH/s", "MH/s", "GH/s", "TH/s", "PH/s", "EH/s", "ZH/s"];
   const fmt = {
+    // three significant digits in the largest unit that keeps the value at 1 or above
+    // (below 1 H/s: H/s); a value that rounds up to 1000 is 1.00 of the next unit
     hashrate(h) {
       if (!Number.isFinite(h) || h <= 0) return "0 H/s";
-      const i = Math.min(UNITS.length - 1, Math.floor(Math.log10(h) / 3));
-      return (h / Math.pow(1000, i)).toPrecision(3) + " " + UNITS[Math.max(0, i)];
+      let i = Math.max(0, Math.min(UNITS.length - 1, Math.floor(Math.log10(h) / 3)));
+      let text = (h / Math.pow(1000, i)).toPrecision(3);
+      if (Number(text) >= 1000 && i < UNITS.length - 1) {
+        i += 1;
+        text = (h / Math.pow(1000, i)).toPrecision(3);
+      }
+      return text + " " + UNITS[i];
     },
     number(n) { return Number(n).toLocaleString("en-US"); },
     sats(n) { return Number(n).toLocaleString("en-US") + " sat"; },

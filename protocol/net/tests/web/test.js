@@ -22,6 +22,13 @@ document.addEventListener("DOMContentLoaded", () => {
     { name: "<b>b</b>", points: [{ t: 0, value: 2 }, { t: NaN, value: 1 }] },
   ], { format: (v) => v + " u" });
 
+  // the formatting of the figures: the Rust tests compute the same texts (strata-testkit's fmt)
+  const f = StrataApi.fmt;
+  document.body.dataset.hashrates = [0, 0.5, 1, 999.4, 999.5, 12250, 50000, 999700, 123456789, 1e27]
+    .map(f.hashrate).join("|");
+  document.body.dataset.numbers = [0, 12, 1234567].map(f.number).join("|");
+  document.body.dataset.times = [0, 1700000000123, 951782400000].map(f.time).join("|");
+
   StrataApi.start(async () => {
     const data = await StrataApi.get("/data");
     document.getElementById("out").replaceChildren(

@@ -62,17 +62,17 @@
       const rejected = rejectedCount(m);
       return el("tr", { "data-worker": m.worker, "data-channel": m.channel, "data-id": m.id },
         el("td", { "data-sort": m.worker }, el("a", { href: "/miner/" + encodeURIComponent(m.worker), class: "name" }, m.worker)),
-        cell(m.ip, { class: "mono" }),
+        cell(m.ip, { class: "mono ip" }),
         cell(m.user_agent || "–", { class: "agent", title: m.protocol }),
         num(m.difficulty, difficulty(m.difficulty), { class: "num difficulty" }),
-        num(m.hashrate_5m, fmt.hashrate(m.hashrate_5m)),
-        num(m.hashrate_1h, fmt.hashrate(m.hashrate_1h)),
-        num(m.hashrate_24h, fmt.hashrate(m.hashrate_24h)),
+        num(m.hashrate_5m, fmt.hashrate(m.hashrate_5m), { class: "num hashrate-5m" }),
+        num(m.hashrate_1h, fmt.hashrate(m.hashrate_1h), { class: "num hashrate-1h" }),
+        num(m.hashrate_24h, fmt.hashrate(m.hashrate_24h), { class: "num hashrate-24h" }),
         num(m.accepted, fmt.number(m.accepted), { class: "num accepted" }),
         num(rejected, fmt.number(rejected), { class: "num rejected" }),
         num(m.stale, fmt.number(m.stale), { class: "num stale" }),
-        cell(fmt.ago(m.last_share_ms), { class: "time", "data-sort": m.last_share_ms, title: fmt.time(m.last_share_ms) }),
-        cell(fmt.ago(m.connected_since_ms), { class: "time", "data-sort": m.connected_since_ms, title: fmt.time(m.connected_since_ms) }));
+        cell(fmt.ago(m.last_share_ms), { class: "time last-share", "data-sort": m.last_share_ms, title: fmt.time(m.last_share_ms) }),
+        cell(fmt.ago(m.connected_since_ms), { class: "time connected", "data-sort": m.connected_since_ms, title: fmt.time(m.connected_since_ms) }));
     });
     fill("miner-table", rows, 12, "no miner connected");
   }

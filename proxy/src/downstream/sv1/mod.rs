@@ -145,6 +145,31 @@ impl Default for Sv1Config {
     }
 }
 
+impl Sv1Config {
+    /// The sessions' configuration for the `[sv1]` settings (the rest at the defaults above),
+    /// reporting every `report_interval`: what the proxy runs its SV1 miners with.
+    pub fn from_settings(s: &crate::config::Sv1Settings, report_interval: Duration) -> Self {
+        let defaults = Sv1Config::default();
+        Sv1Config {
+            vardiff: VardiffConfig {
+                shares_per_minute: s.shares_per_minute,
+                min_difficulty: s.min_difficulty,
+                max_difficulty: s.max_difficulty,
+                power_of_two: s.power_of_two,
+                ..defaults.vardiff
+            },
+            initial_difficulty: s.initial_difficulty,
+            max_line_len: s.max_line_len,
+            idle_timeout: Duration::from_secs(s.idle_timeout_secs.max(1)),
+            handshake_timeout: Duration::from_secs(s.handshake_timeout_secs.max(1)),
+            max_malformed_lines: s.max_malformed_lines,
+            write_timeout: Duration::from_secs(s.write_timeout_secs.max(1)),
+            report_interval,
+            ..defaults
+        }
+    }
+}
+
 /// Why a session could not be created.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
