@@ -148,6 +148,7 @@ impl WorkGen {
             id_width,
             extranonce2_size,
             upstream_target,
+            route: None,
             clean,
         })
     }

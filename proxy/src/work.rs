@@ -2,14 +2,17 @@
 //!
 //! ```text
 //!  pool(s) ──SV2──▶ upstream tasks ──UpstreamEvent──▶ hub ──watch<Arc<UpstreamWork>>──▶ miner tasks
-//!                        ▲                             │     (one watch per channel)      │
-//!                        │                             │  ◀──HubRequest (join/leave/share)┘
-//!                        ├──── UpstreamCommand ────────┤
-//!                        └──── ShareRoute (shares) ────┘
+//!                     ▲    ▲                         │     (one watch per channel)      │ │
+//!                     │    │                         │  ◀──HubRequest (join/leave/...)──┘ │
+//!                     │    └──── UpstreamCommand ────┘                                    │
+//!                     └──────────── ShareRoute (shares, from the work) ───────────────────┘
 //! ```
 //!
-//! A forwarded share goes miner task → hub → the active pool connection's task, and the
-//! pool's answer comes straight back to the hub: two hand-offs each way.
+//! A forwarded share goes from its miner's task straight into the active pool connection's
+//! queue, through the [`ShareRoute`](crate::upstream::ShareRoute) the hub put in the work it
+//! published ([`queue_share`]), and the pool's answer comes back to the hub: one hand-off
+//! each way. A share the route refuses (work of an older epoch, a full queue) goes to the
+//! hub instead, which answers it.
 //!
 //! The proxy holds one or more extended channels on the active pool, numbered 0, 1, 2... on
 //! the proxy side (`upstream.miners_per_channel` decides how many miners share one). The hub
@@ -73,6 +76,28 @@ pub struct UpstreamWork {
     pub upstream_target: Target,
     /// True when this work starts a new prevhash (or a new epoch): older jobs are stale.
     pub clean: bool,
+    /// The share route of the work's epoch, set by the hub when it publishes the work: a
+    /// miner's task queues its shares straight into it (decision record 0010) and hands
+    /// the hub only those the route refuses. `None` in work not published by the hub.
+    pub route: Option<crate::upstream::ShareRoute>,
+}
+
+/// A miner task's view of its channel's work (`None` while the channel has none).
+pub type WorkRx = tokio::sync::watch::Receiver<Option<Arc<UpstreamWork>>>;
+
+/// Queues a miner's `share` into the route of its channel's current `work` (decision record
+/// 0010: no hub wake-up on the way to the pool); gives it back when there is no such route
+/// or the route refuses it (another epoch, a full queue), for the hub, which decides and
+/// counts its answer.
+pub fn queue_share(work: Option<&WorkRx>, share: ForwardShare) -> Option<ForwardShare> {
+    let Some(work) = work else {
+        return Some(share);
+    };
+    let work = work.borrow();
+    match work.as_ref().and_then(|w| w.route.as_ref()) {
+        Some(route) => route.submit(share).err().map(|(share, _)| share),
+        None => Some(share),
+    }
 }
 
 impl UpstreamWork {

@@ -133,6 +133,7 @@ fn work(seq: u64, coinbase_pad: usize) -> Arc<UpstreamWork> {
         extranonce2_size: 6,
         upstream_target: Target::MAX,
         clean: seq == 1,
+        route: None,
     })
 }
 

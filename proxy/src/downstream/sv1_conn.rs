@@ -43,7 +43,7 @@ use tokio_util::task::TaskTracker;
 
 use super::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
 use crate::hub::{HubHandle, HubRequest, JoinError, Joined};
-use crate::work::UpstreamWork;
+use crate::work::{queue_share, WorkRx};
 
 /// How long the last report and the `Leave` of a closing miner may wait for the hub.
 const EXIT_SEND_TIMEOUT: Duration = Duration::from_secs(5);
@@ -174,8 +174,6 @@ async fn work_changed(work: &mut Option<WorkRx>) -> Result<(), watch::error::Rec
     }
 }
 
-type WorkRx = watch::Receiver<Option<Arc<UpstreamWork>>>;
-
 /// The socket's write half and the hub, for running a session's actions.
 struct Conn {
     peer: SocketAddr,
@@ -221,6 +219,11 @@ impl Conn {
                 }
                 Sv1Action::Forward(mut share) => {
                     share.channel = self.channel;
+                    // straight into the route of the work (decision record 0010); the hub
+                    // takes what it refuses (another epoch, a full queue) and counts it
+                    let Some(share) = queue_share(self.work.as_ref(), share) else {
+                        continue;
+                    };
                     // the miner's `true` follows in `actions`: it is not sent if the share
                     // cannot be handed over
                     let sent = tokio::select! {

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::sv2::{Action, Now, Sv2DownConfig, Sv2DownSession};
 use crate::hub::{HubHandle, HubRequest, JoinError, Joined};
-use crate::work::UpstreamWork;
+use crate::work::{queue_share, WorkRx};
 
 /// What every SV2 downstream connection task shares (read-only).
 #[derive(Debug)]
@@ -224,8 +224,11 @@ pub async fn serve_sv2(
                 }
                 Action::Forward(mut share) => {
                     share.channel = channel;
-                    if hub.requests.send(HubRequest::Share(share)).await.is_err() {
-                        stop.get_or_insert("hub stopped".into());
+                    // straight into the route of the work; the hub takes what it refuses
+                    if let Some(share) = queue_share(work.as_ref(), share) {
+                        if hub.requests.send(HubRequest::Share(share)).await.is_err() {
+                            stop.get_or_insert("hub stopped".into());
+                        }
                     }
                 }
                 Action::Close(r) => {
@@ -283,8 +286,6 @@ pub async fn serve_sv2(
     }
     tracing::info!(%peer, %reason, "SV2 miner disconnected");
 }
-
-type WorkRx = watch::Receiver<Option<Arc<UpstreamWork>>>;
 
 /// Waits for a change of the channel's work (forever before the miner joined a channel).
 async fn work_changed(work: &mut Option<WorkRx>) -> Result<(), watch::error::RecvError> {

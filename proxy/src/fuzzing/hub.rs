@@ -5,7 +5,9 @@
 //! that checks them.
 //!
 //! Script: one byte of setup (bits 0-1: miners per channel 0..=3), then steps of one control
-//! byte (taken modulo the step count) and its arguments.
+//! byte (taken modulo the step count) and its arguments. A share goes, as a miner task sends
+//! it, into the route of its channel's last published work, and to the hub when that route
+//! refuses it or there is none (or, by its argument's bit 6, to the hub directly).
 //!
 //! Invariants checked (beyond "no panic"):
 //! * every join is answered at most once, and only joins that were made;
@@ -13,7 +15,8 @@
 //!   shell holds (answered, not gone);
 //! * published work is of the current epoch, and its extranonce layout adds up: the miner id
 //!   and the miner's extranonce2 fill the pool's extranonce size, within 32 bytes with the
-//!   pool's prefix;
+//!   pool's prefix; the route it carries (where miner tasks queue their shares) is of its
+//!   epoch;
 //! * a request for more channels names one more channel than the hub had; hashrate updates
 //!   are for channels that exist, finite and not negative;
 //! * a forwarded share left on the active route is of that route's epoch; the per-miner
@@ -75,8 +78,10 @@ struct Shell {
     /// The upstream extranonce size of the current epoch.
     extranonce_size: u16,
     prefix_len: usize,
-    /// The active route's receiving end (shares the hub forwarded).
+    /// The active route's receiving end (shares the hub or a miner task forwarded).
     route: Option<mpsc::Receiver<ForwardShare>>,
+    /// Per channel: the route of the work last published to it (what its miners hold).
+    published: HashMap<usize, ShareRoute>,
     route_epoch: u64,
     shares: u32,
 }
@@ -93,9 +98,16 @@ impl Shell {
     fn carry_out(&mut self, hub: &mut Hub) {
         for action in hub.take_actions() {
             match action {
-                HubAction::Publish { work, .. } => {
+                HubAction::Publish { channel, work } => {
+                    match work.as_ref().and_then(|w| w.route.clone()) {
+                        Some(r) => self.published.insert(channel, r),
+                        None => self.published.remove(&channel),
+                    };
                     if let Some(w) = work {
                         assert_eq!(w.epoch, self.epoch, "work of another epoch published");
+                        if let Some(r) = &w.route {
+                            assert_eq!(r.epoch(), w.epoch, "work with another epoch's route");
+                        }
                         // the pool's prefix is apart; its extranonce_size is the miners' part
                         let miners = w.id_width + w.extranonce2_size;
                         assert_eq!(
@@ -175,6 +187,7 @@ impl Shell {
                 Target::from_le_bytes([job; 32])
             },
             clean: job.is_multiple_of(2),
+            route: None,
         }
     }
 }
@@ -221,6 +234,7 @@ pub fn hub(data: &[u8]) {
         extranonce_size: 0,
         prefix_len: 0,
         route: None,
+        published: HashMap::new(),
         route_epoch: 0,
         shares: 0,
     };
@@ -269,7 +283,16 @@ pub fn hub(data: &[u8]) {
                     difficulty: 1.0,
                     received: s.now,
                 };
-                hub.share(share);
+                // as a miner task: into its work's route, to the hub what that refuses
+                let route = (a & 0x40 == 0).then(|| s.published.get(&channel)).flatten();
+                match route {
+                    Some(r) => {
+                        if let Err((share, _)) = r.submit(share) {
+                            hub.share(share);
+                        }
+                    }
+                    None => hub.share(share),
+                }
             }
             REPORT => {
                 if let Some(&(channel, miner)) =

@@ -129,8 +129,16 @@ impl HubChannel {
         }
     }
 
-    /// The channel's current work (or `None`) for its miners: [`HubAction::Publish`].
-    fn publish(&self, index: usize, epoch: u64, out: &mut Vec<HubAction>) {
+    /// The channel's current work (or `None`) for its miners: [`HubAction::Publish`], with
+    /// `route` when it is the route of `epoch` (the miners' tasks queue their shares into
+    /// it themselves).
+    fn publish(
+        &self,
+        index: usize,
+        epoch: u64,
+        route: Option<&ShareRoute>,
+        out: &mut Vec<HubAction>,
+    ) {
         let work = self.last_work.as_ref().and_then(|w| {
             let split = self.splitter.as_ref()?;
             // no work without an open upstream channel; the work keeps its job's own target
@@ -140,6 +148,7 @@ impl HubChannel {
                 epoch,
                 id_width: split.id_width(),
                 extranonce2_size: split.extranonce2_size(),
+                route: route.filter(|r| r.epoch() == epoch).cloned(),
                 ..w.clone()
             }))
         });
@@ -154,7 +163,7 @@ impl HubChannel {
         self.upstream = None;
         self.refused = None;
         self.last_work = None;
-        self.publish(index, epoch, out);
+        self.publish(index, epoch, None, out);
     }
 }
 
@@ -384,7 +393,7 @@ impl Hub {
             ch.refused = Some(format!("extranonce space unusable: {e}"));
             ch.upstream = None;
             ch.last_work = None;
-            ch.publish(c, epoch, &mut self.out);
+            ch.publish(c, epoch, self.route.as_ref(), &mut self.out);
             return;
         }
         ch.upstream = Some(Upstream {
@@ -392,7 +401,7 @@ impl Hub {
         });
         ch.refused = None;
         ch.last_work = None;
-        ch.publish(c, epoch, &mut self.out);
+        ch.publish(c, epoch, self.route.as_ref(), &mut self.out);
         for (peer, ticket) in std::mem::take(&mut ch.waiting) {
             self.answer(c, peer, ticket, now);
         }
@@ -475,7 +484,7 @@ impl Hub {
                     ch.refused = Some(reason);
                     ch.upstream = None;
                     ch.last_work = None;
-                    ch.publish(channel, epoch, &mut self.out);
+                    ch.publish(channel, epoch, self.route.as_ref(), &mut self.out);
                     // miners still waiting for it have no id yet: they go to an open channel
                     // (above the per-channel count) rather than wait for a channel that
                     // does not come; miners already on it keep their id for the next pool
@@ -508,7 +517,7 @@ impl Hub {
                 if work.epoch == self.epoch {
                     if let Some(ch) = self.channels.get_mut(channel) {
                         ch.last_work = Some(work);
-                        ch.publish(channel, self.epoch, &mut self.out);
+                        ch.publish(channel, self.epoch, self.route.as_ref(), &mut self.out);
                     }
                 }
             }
@@ -585,19 +594,25 @@ impl Hub {
     }
 
     /// Counts an answer for a share (the pool's, or the proxy's own refusal) for its miner
-    /// and the active pool; no time is read.
+    /// and the active pool; no time is read. A share counts as forwarded here, when its
+    /// answer is known: the miners' tasks queue most shares into the route themselves, and
+    /// every share a route takes is answered exactly once.
     fn count_result(&mut self, share: &ForwardShare, accepted: bool, code: Option<String>) {
         // the answer for a share of a miner that left counts in the departed figures, not for
         // the miner that has its id now (found by the `proxy_hub` fuzz target)
         let key = (share.channel, share.miner);
         let (accepts, rejects) = match self.miners.get_mut(&key) {
             Some(m) if share.received >= m.joined => {
+                m.forwarded += 1;
                 (&mut m.upstream_accepted, &mut m.upstream_rejected)
             }
-            _ => (
-                &mut self.departed.upstream_accepted,
-                &mut self.departed.upstream_rejected,
-            ),
+            _ => {
+                self.departed.shares_forwarded += 1;
+                (
+                    &mut self.departed.upstream_accepted,
+                    &mut self.departed.upstream_rejected,
+                )
+            }
         };
         if accepted {
             *accepts += 1;
@@ -605,6 +620,7 @@ impl Hub {
             *rejects += 1;
         }
         if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
+            u.shares_forwarded += 1;
             if accepted {
                 u.shares_accepted += 1;
             } else {
@@ -615,19 +631,18 @@ impl Hub {
         }
     }
 
-    /// A share meeting the upstream target: forwarded on the route of its epoch, or
-    /// counted as refused (`stale-upstream`) when that route is gone.
+    /// A share meeting the upstream target that its miner's task did not queue into the
+    /// route of its work itself (work without a route, or a route that refused it):
+    /// forwarded on the route of its epoch, or counted as refused (`stale-upstream`) when
+    /// that route is gone.
     pub(crate) fn share(&mut self, share: ForwardShare) {
-        let key = (share.channel, share.miner);
-        if let Some(m) = self.miners.get_mut(&key) {
-            m.forwarded += 1;
-        }
         let open = self
             .channels
             .get(share.channel)
             .is_some_and(|c| c.upstream.is_some());
         if share.epoch != self.epoch || self.active_pool.is_none() || !open {
-            if let Some(m) = self.miners.get_mut(&key) {
+            if let Some(m) = self.miners.get_mut(&(share.channel, share.miner)) {
+                m.forwarded += 1;
                 m.upstream_rejected += 1;
             }
             tracing::debug!(
@@ -636,9 +651,6 @@ impl Hub {
                 "share of an old upstream epoch or a closed channel not forwarded"
             );
             return;
-        }
-        if let Some(u) = self.active_pool.and_then(|p| self.upstreams.get_mut(p)) {
-            u.shares_forwarded += 1;
         }
         let sent = match &self.route {
             Some(route) => route.submit(share),

@@ -155,6 +155,10 @@ impl HubEdge {
     }
 }
 
+/// Events (or requests) taken per wake-up of the hub task at most, so that a burst of one
+/// kind does not hold the other and the timers for long.
+const BATCH: usize = 64;
+
 /// How long until UNIX second `t` (zero once past).
 fn until_unix(t: u64) -> Duration {
     let now = std::time::SystemTime::now()
@@ -194,11 +198,26 @@ pub fn spawn(
             }
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(ev) => edge.on_event(ev, HubNow::read()),
+                    Some(ev) => {
+                        // with the events queued behind it (a pool's answer for several
+                        // shares), at the time of this wake-up
+                        let now = HubNow::read();
+                        edge.on_event(ev, now);
+                        for _ in 1..BATCH {
+                            let Ok(ev) = events.try_recv() else { break };
+                            edge.on_event(ev, now);
+                        }
+                    }
                     None => break,
                 },
                 req = req_rx.recv() => match req {
-                    Some(req) => edge.on_request(req, HubNow::read),
+                    Some(req) => {
+                        edge.on_request(req, HubNow::read);
+                        for _ in 1..BATCH {
+                            let Ok(req) = req_rx.try_recv() else { break };
+                            edge.on_request(req, HubNow::read);
+                        }
+                    }
                     None => break,
                 },
                 Some(q) = query_rx.recv() => match q {

@@ -115,6 +115,7 @@ fn work(job_id: u32, prefix: u8, upstream_target: Target) -> UpstreamWork {
         extranonce2_size: 0,
         upstream_target,
         clean: true,
+        route: None,
     }
 }
 
@@ -332,6 +333,60 @@ fn a_late_answer_counts_for_the_miner_that_left_not_the_next_holder_of_its_id() 
     assert_eq!((m.forwarded, m.upstream_accepted), (0, 0), "{m:?}");
     let s = h.stats();
     assert_eq!((s.shares_forwarded, s.upstream_accepted), (1, 1), "{s:?}");
+}
+
+/// The work the hub publishes carries the route of its epoch: a miner's task queues its
+/// shares there itself (`queue_share`, no hub wake-up), and the hub counts each one
+/// forwarded when its answer comes. A share of an older epoch comes back from the route to
+/// the hub, which refuses it (`stale-upstream`) without forwarding it.
+#[test]
+fn published_work_carries_the_route_and_shares_count_when_answered() {
+    let mut h = hub(0);
+    let (route, mut shares) = ShareRoute::channel(1, 16);
+    h.on_event(active_via(route.clone(), 7, 0xaa));
+    let (mut a, _) = join(&mut h, 1);
+    let j = joined(&mut a);
+    h.on_event(UpstreamEvent::Work {
+        channel: j.channel,
+        work: work(5, 0xaa, Target::MAX),
+    });
+    let published = j.work.borrow().clone().expect("work");
+    assert_eq!(published.route.as_ref(), Some(&route));
+    let share = |epoch| ForwardShare {
+        channel: j.channel,
+        miner: j.slot.miner,
+        worker: "rig".into(),
+        epoch,
+        job_id: 5,
+        nonce: 0,
+        ntime: 0,
+        version: 0x2000_0000,
+        extranonce: bytes::Bytes::from_static(&[0; 4]),
+        difficulty: 1.0,
+        received: Instant::now(),
+    };
+
+    assert!(crate::work::queue_share(Some(&j.work), share(1)).is_none());
+    let queued = shares.try_recv().expect("queued by the miner's task");
+    assert_eq!(h.miners()[0].forwarded, 0, "not answered yet");
+    h.on_event(UpstreamEvent::ShareResult {
+        share: queued,
+        accepted: true,
+        code: None,
+    });
+    let m = &h.miners()[0];
+    assert_eq!((m.forwarded, m.upstream_accepted), (1, 1), "{m:?}");
+
+    let old = crate::work::queue_share(Some(&j.work), share(0)).expect("refused by the route");
+    h.edge.on_request(HubRequest::Share(old), HubNow::read);
+    assert!(
+        shares.try_recv().is_err(),
+        "an old epoch's share is not forwarded"
+    );
+    let m = &h.miners()[0];
+    assert_eq!((m.forwarded, m.upstream_rejected), (2, 1), "{m:?}");
+    let s = h.stats();
+    assert_eq!((s.shares_forwarded, s.upstream_accepted), (2, 1), "{s:?}");
 }
 
 /// `/api/v1/upstreams`: the active pool's announced hashrate is the sum over its open

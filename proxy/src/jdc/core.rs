@@ -622,6 +622,7 @@ fn upstream_work(
         extranonce2_size: 0,
         upstream_target: target,
         clean,
+        route: None,
     }
 }
 

@@ -563,6 +563,7 @@ fn hub_work_of_pool() -> UpstreamWork {
         extranonce2_size: 0,
         upstream_target: Target::MAX,
         clean: true,
+        route: None,
     }
 }
 

@@ -94,6 +94,7 @@ fn work(epoch: u64, seq: u64, prev: u8, clean: bool) -> Arc<UpstreamWork> {
         extranonce2_size: 6,
         upstream_target: Target::MAX,
         clean,
+        route: None,
     })
 }
 

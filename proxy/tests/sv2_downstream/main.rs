@@ -81,6 +81,7 @@ fn work(epoch: u64, seq: u64, job_id: u32, prev: u8, prefix: &[u8], clean: bool)
         extranonce2_size: 6,
         upstream_target: upstream_target(),
         clean,
+        route: None,
     }
 }
 

@@ -311,6 +311,7 @@ mod tests {
             extranonce2_size: e2,
             upstream_target: Target::MAX,
             clean: true,
+            route: None,
         }
     }
 

@@ -62,6 +62,7 @@ fn work(job_id: u32) -> UpstreamWork {
         extranonce2_size: 0,
         upstream_target: Target::MAX,
         clean: false,
+        route: None,
     }
 }
 

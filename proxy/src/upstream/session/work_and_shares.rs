@@ -34,6 +34,7 @@ impl UpstreamSession {
             extranonce2_size: 0,
             upstream_target: job.target(),
             clean,
+            route: None,
         })
     }
 
