@@ -61,6 +61,8 @@ impl Server {
             ("STRATA_POOL_VARDIFF__SHARES_PER_MINUTE", "600".to_string()),
             // every share is a block on regtest: a block every 3 s per server at most
             ("STRATA_POOL_MIN_BLOCK_INTERVAL_MS", "3000".to_string()),
+            // the pool-wide hashrate and connections come from the history samples
+            ("STRATA_POOL_HISTORY__SAMPLE_SECS", "1".to_string()),
         ];
         Server {
             process: PoolProcess::start(dir.path(), &env, true),
@@ -321,6 +323,22 @@ async fn kill_9_of_one_server_loses_no_share_and_the_pool_goes_on() {
         stats["cluster"]["shares_accepted"].as_u64().unwrap() > 0,
         "{stats}"
     );
+    // the pool-wide hashrate and connections are the live servers' (sampled every second
+    // here; the killed server's samples age out after two periods), on either server
+    for server in &servers {
+        wait_for("pool-wide connections of the live servers", 10, || async {
+            let mut live = 0;
+            for s in &servers {
+                live += s.get("/api/v1/stats").await["connections"]
+                    .as_u64()
+                    .unwrap();
+            }
+            let wide = server.get("/api/v1/stats").await["cluster"].clone();
+            let hashrate = wide["hashrate"].as_f64().unwrap();
+            wide["connections"].as_u64() == Some(live) && live > 0 && hashrate > 0.0
+        })
+        .await;
+    }
     // and so do the pool-wide workers: server 3 lists every server's, the killed one's too
     let workers = servers[1].get("/api/v1/workers").await;
     let listed: Vec<&str> = workers

@@ -8,7 +8,8 @@
 //!   shares_rejected, rejected_by_reason, connections, hashrate. In a cluster
 //!   (`[cluster] server_id`) these are the answering server's, with `server_id` and
 //!   `cluster`: the pool-wide totals from the shared ledger (shares_accepted,
-//!   difficulty_accepted, blocks_found, blocks_accepted, workers).
+//!   difficulty_accepted, blocks_found, blocks_accepted, workers; hashrate and
+//!   connections from every server's history samples of the last two sample periods).
 //! * `GET /api/v1/workers`: per worker: shares, rejects by reason, hashrate, last share. In
 //!   a cluster: every worker of the pool, shares and last share from the shared ledger,
 //!   hashrate and rejects as this server saw them.
@@ -107,6 +108,9 @@ pub struct ApiState {
     pub pool_script: ScriptBuf,
     /// The server's id in a cluster.
     pub server: Option<ServerId>,
+    /// The history's sample period (`[history] sample_secs`): a cluster's pool-wide
+    /// hashrate and connections come from the samples of the last two.
+    pub history_sample: std::time::Duration,
 }
 
 /// The rules a found block's split follows, as `/api/v1/blocks/{hash}` shows them: with the
@@ -160,7 +164,7 @@ pub(super) fn unavailable() -> Response {
 }
 
 async fn stats(State(s): State<ApiState>) -> Response {
-    match cluster::stats(&s.stats, &s.ledger, s.server).await {
+    match cluster::stats(&s.stats, &s.ledger, s.server, s.history_sample).await {
         Ok(Some(p)) => Json(p).into_response(),
         Ok(None) => unavailable(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),

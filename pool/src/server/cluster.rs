@@ -1,8 +1,10 @@
 //! What the API answers in a cluster (several pool processes on one PostgreSQL ledger): the
 //! answering server's id beside its live figures, and the totals of the whole pool read from
-//! the shared ledger (every server's committed shares, every server's blocks).
+//! the shared ledger (every server's committed shares, every server's blocks, and the
+//! hashrate and connections of every server's latest history samples).
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -38,13 +40,23 @@ pub struct ClusterTotals {
     pub blocks_accepted: u64,
     /// Workers with shares.
     pub workers: usize,
+    /// The pool's hashrate (hashes per second): each server's mean over its history samples
+    /// of the last two `[history] sample_secs`, added up (a stopped server drops out
+    /// after two sample periods).
+    pub hashrate: f64,
+    /// Miners connected to all servers: each server's most in those samples, added up.
+    pub connections: u64,
 }
 
 /// `/api/v1/stats` for a server (`server` is its cluster id, if any).
+///
+/// `sample` is the history's sample period (`[history] sample_secs`): the pool-wide hashrate
+/// and connections are read from the samples of the last two periods, all servers'.
 pub async fn stats(
     stats: &StatsHandle,
     ledger: &Ledger,
     server: Option<ServerId>,
+    sample: Duration,
 ) -> Result<Option<StatsView>, LedgerError> {
     let Some(local) = stats.pool().await else {
         return Ok(None);
@@ -53,12 +65,25 @@ pub async fn stats(
         None => None,
         Some(_) => {
             let t = ledger.totals().await?;
+            let now_ms = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let since_ms =
+                now_ms.saturating_sub(2 * u64::try_from(sample.as_millis()).unwrap_or(0));
+            // one bucket over the whole range: per server its mean hashrate and most
+            // connections, added up over the servers
+            let recent = ledger.history(since_ms, u64::MAX).await?;
+            let (hashrate, connections) = recent
+                .iter()
+                .fold((0.0, 0), |(h, c), p| (h + p.hashrate, c + p.connections));
             Some(ClusterTotals {
                 shares_accepted: t.shares_accepted,
                 difficulty_accepted: t.difficulty,
                 blocks_found: t.blocks_found,
                 blocks_accepted: t.blocks_accepted,
                 workers: t.workers.len(),
+                hashrate,
+                connections,
             })
         }
     };

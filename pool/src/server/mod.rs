@@ -341,6 +341,7 @@ pub async fn start(cfg: Config) -> anyhow::Result<RunningPool> {
         network: cfg.network,
         pool_script: pool_script_view,
         server: ServerId::new(cfg.cluster.server_id),
+        history_sample: Duration::from_secs(cfg.history.sample_secs.max(1)),
     });
     let stop = shutdown.clone();
     tasks.spawn(async move {
