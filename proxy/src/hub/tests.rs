@@ -289,6 +289,23 @@ fn accepted_shares_time_their_acknowledgement() {
     assert_eq!(h.stats().upstream_ack_latency_ms.samples, 5);
 }
 
+/// A share of the miner `j` mined in `epoch`, received now.
+fn forward_share(j: &Joined, epoch: u64) -> ForwardShare {
+    ForwardShare {
+        channel: j.channel,
+        miner: j.slot.miner,
+        worker: "rig".into(),
+        epoch,
+        job_id: 1,
+        nonce: 0,
+        ntime: 0,
+        version: 0x2000_0000,
+        extranonce: bytes::Bytes::from_static(&[0; 4]),
+        difficulty: 1.0,
+        received: Instant::now(),
+    }
+}
+
 /// The pool's answer for a share of a miner that left comes after another miner took its
 /// id: it counts in the departed figures (the proxy's totals), not for the new miner
 /// (found by the `proxy_hub` fuzz target).
@@ -299,19 +316,7 @@ fn a_late_answer_counts_for_the_miner_that_left_not_the_next_holder_of_its_id() 
     h.on_event(active_via(route, 7, 0xaa));
     let (mut a, _) = join(&mut h, 1);
     let old = joined(&mut a);
-    let share = ForwardShare {
-        channel: old.channel,
-        miner: old.slot.miner,
-        worker: "old".into(),
-        epoch: 1,
-        job_id: 1,
-        nonce: 0,
-        ntime: 0,
-        version: 0x2000_0000,
-        extranonce: bytes::Bytes::from_static(&[0; 4]),
-        difficulty: 1.0,
-        received: Instant::now(),
-    };
+    let share = forward_share(&old, 1);
     h.edge.on_request(HubRequest::Share(share), HubNow::read);
     h.edge.on_request(
         HubRequest::Leave {
@@ -352,19 +357,7 @@ fn published_work_carries_the_route_and_shares_count_when_answered() {
     });
     let published = j.work.borrow().clone().expect("work");
     assert_eq!(published.route.as_ref(), Some(&route));
-    let share = |epoch| ForwardShare {
-        channel: j.channel,
-        miner: j.slot.miner,
-        worker: "rig".into(),
-        epoch,
-        job_id: 5,
-        nonce: 0,
-        ntime: 0,
-        version: 0x2000_0000,
-        extranonce: bytes::Bytes::from_static(&[0; 4]),
-        difficulty: 1.0,
-        received: Instant::now(),
-    };
+    let share = |epoch| forward_share(&j, epoch);
 
     assert!(crate::work::queue_share(Some(&j.work), share(1)).is_none());
     let queued = shares.try_recv().expect("queued by the miner's task");
