@@ -19,6 +19,10 @@
 # PROXY_ENV=RUST_LOG=info for a verbose proxy log).
 # PROXY_PREFIX="CMD ..." runs the proxy under a command (e.g. "chrt -f 1" or "nice -n -10", to
 # see how much of the latency tail is the other processes' scheduler time slices).
+# CLOSED_LOOP=1: each miner submits its next share as soon as the last one is answered (RATE
+# is not used): a burst at the proxy's own speed, with the miners' difficulty pinned at the
+# easiest (strata: min = max = 1e-9; SRI: vardiff off) so that a share costs the generator
+# about one hash, as pre-ground shares would.
 # PIN=1 puts the proxy alone on CPU 0 and the pool and load generator on CPU 1 (taskset), as
 # on a farm where the proxy has its own machine (here the generator then saturates its one
 # core at about 12,000 shares/s).
@@ -71,7 +75,7 @@ supported_extensions = [0x0002]
 [downstream_difficulty_config]
 min_individual_miner_hashrate = 1.0
 shares_per_minute = 60.0
-enable_vardiff = true
+enable_vardiff = $([ "${CLOSED_LOOP:-0}" = 1 ] && echo false || echo true)
 job_keepalive_interval_secs = 60
 [[upstreams]]
 address = "${pool_addr%:*}"
@@ -83,7 +87,7 @@ EOF
 else
   STRATA_PROXY_SV1__INITIAL_DIFFICULTY=1e-9 STRATA_PROXY_SV1__MIN_DIFFICULTY=1e-9 \
   STRATA_PROXY_SV1__SHARES_PER_MINUTE=60 STRATA_PROXY_SV1__MAX_PER_IP=20000 RUST_LOG=warn \
-    $on_proxy env ${PROXY_ENV:-} "${PROXY_BIN:-target/release/strata-proxy}" --upstream "stratum2+tcp://$pool_addr/$key" \
+    $on_proxy env ${PROXY_ENV:-} $([ "${CLOSED_LOOP:-0}" = 1 ] && echo STRATA_PROXY_SV1__MAX_DIFFICULTY=1e-9) "${PROXY_BIN:-target/release/strata-proxy}" --upstream "stratum2+tcp://$pool_addr/$key" \
     --sv1-listen 127.0.0.1:0 --sv2-listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
     --data-dir "$work/proxy" > "$work/proxy.log" 2>&1 &
 fi
@@ -114,7 +118,8 @@ fi
 # load
 c0=$(cpu_s)
 $on_rest target/release/strata-miner load --url "stratum+tcp://127.0.0.1:$port" --connections "$conns" \
-  --rate "$rate" --duration "$secs" --connect-rate 2000 ${TIMELINE:+--timeline "$TIMELINE"} \
+  $([ "${CLOSED_LOOP:-0}" = 1 ] && echo --closed-loop || echo --rate "$rate") --duration "$secs" \
+  --connect-rate 2000 ${TIMELINE:+--timeline "$TIMELINE"} \
   > "$work/load.json" 2>/dev/null || true
 c1=$(cpu_s)
 cat "$work/load.json"

@@ -77,6 +77,9 @@ pub struct LoadConfig {
     pub connect_rate: f64,
     /// SV2 `nominal_hash_rate` advertised by each connection.
     pub nominal_hashrate: f32,
+    /// SV1 only (an SV2 target keeps `rate`): each connection submits its next share as
+    /// soon as the last one is answered (`rate` is then not used).
+    pub closed_loop: bool,
 }
 
 /// Connection counts of a [`LoadReport`].
@@ -181,12 +184,11 @@ type ConnResult = (MinerStats, Result<(), MinerError>);
 async fn one_connection(
     index: usize,
     target: Arc<LoadTarget>,
-    per_conn_rate: f64,
+    pacing: Pacing,
     nominal_hashrate: f32,
     stop: CancellationToken,
 ) -> ConnResult {
     let user = format!("{}.load{index}", default_address());
-    let pacing = Pacing::ShareRate(per_conn_rate);
     let reporter = Reporter::silent();
     match &*target {
         LoadTarget::Sv2 { connect, channel } => {
@@ -221,6 +223,13 @@ pub async fn run_load(config: LoadConfig, stop: CancellationToken) -> LoadReport
     let start = Instant::now();
     let n = config.connections;
     let per_conn_rate = config.rate / n.max(1) as f64;
+    // the closed loop holds a connection's hashing while its share waits (SV1 only)
+    let closed = config.closed_loop && matches!(config.target, LoadTarget::Sv1 { .. });
+    let pacing = if closed {
+        Pacing::ClosedLoop
+    } else {
+        Pacing::ShareRate(per_conn_rate)
+    };
     let target = Arc::new(config.target.clone());
     let mut tasks: JoinSet<ConnResult> = JoinSet::new();
     let deadline = tokio::time::Instant::from_std(start + config.duration);
@@ -250,7 +259,7 @@ pub async fn run_load(config: LoadConfig, stop: CancellationToken) -> LoadReport
             tasks.spawn(one_connection(
                 spawned,
                 target.clone(),
-                per_conn_rate,
+                pacing,
                 config.nominal_hashrate,
                 stop.clone(),
             ));

@@ -158,9 +158,18 @@ struct LoadArgs {
     /// Connections to open (one channel or session each).
     #[arg(long, value_name = "N")]
     connections: usize,
-    /// Aggregate shares per second over all connections.
-    #[arg(long, value_name = "SHARES_PER_S")]
-    rate: f64,
+    /// Aggregate shares per second over all connections (not with --closed-loop).
+    #[arg(
+        long,
+        value_name = "SHARES_PER_S",
+        required_unless_present = "closed_loop"
+    )]
+    rate: Option<f64>,
+    /// SV1 (--url) only: each connection submits its next share as soon as the last one is
+    /// answered, as fast as the server answers (a burst; set the server's difficulty so
+    /// that a share takes few hashes).
+    #[arg(long, conflicts_with = "rate")]
+    closed_loop: bool,
     /// Seconds to run, from the first connection.
     #[arg(long, value_name = "SECS")]
     duration: f64,
@@ -435,8 +444,12 @@ async fn load(a: LoadArgs) -> ExitCode {
         },
         _ => return usage("exactly one of --pool / --url"),
     };
+    if a.closed_loop && !matches!(target, LoadTarget::Sv1 { .. }) {
+        return usage("--closed-loop is for an SV1 server (--url)");
+    }
+    let rate = a.rate.unwrap_or(1.0);
     for (what, v) in [
-        ("--rate", a.rate),
+        ("--rate", rate),
         ("--duration", a.duration),
         ("--connect-rate", a.connect_rate),
     ] {
@@ -450,10 +463,11 @@ async fn load(a: LoadArgs) -> ExitCode {
     let config = LoadConfig {
         target,
         connections: a.connections,
-        rate: a.rate,
+        rate,
         duration: Duration::from_secs_f64(a.duration),
         connect_rate: a.connect_rate,
         nominal_hashrate: a.nominal_hashrate,
+        closed_loop: a.closed_loop,
     };
     let stop = CancellationToken::new();
     stop_on(None, &stop);

@@ -6,6 +6,9 @@
 //!   seconds; when one is due the miner hashes (in steps of [`SHARE_RATE_STEP`] hashes) until
 //!   it finds a share at the target the server gave, then waits for the next due time. Falling
 //!   behind by more than a second drops the backlog instead of bursting.
+//! * [`Pacing::ClosedLoop`]: the load generator's closed loop: one share in flight per
+//!   connection, the next hashed for as soon as the last one is answered (the shell holds
+//!   the hashing while a submit waits for its answer).
 
 use std::time::{Duration, Instant};
 
@@ -28,6 +31,9 @@ pub enum Pacing {
     Hashrate(f64),
     /// Submit this many shares per second (hashing as much as each share needs).
     ShareRate(f64),
+    /// Submit the next share as soon as the last one is answered (the shell waits for the
+    /// answer; the pacer itself never holds the hashing back).
+    ClosedLoop,
 }
 
 /// The state of a [`Pacing`] policy.
@@ -73,6 +79,7 @@ impl Pacer {
                     0
                 }
             }
+            Pacing::ClosedLoop => SHARE_RATE_STEP,
         }
     }
 
@@ -89,6 +96,7 @@ impl Pacer {
                     }
                 }
             }
+            Pacing::ClosedLoop => {}
         }
     }
 
@@ -104,6 +112,7 @@ impl Pacer {
                 now + wait
             }
             Pacing::ShareRate(_) => self.due.max(now),
+            Pacing::ClosedLoop => now,
         }
     }
 }
@@ -128,6 +137,16 @@ mod tests {
         p.spent(b, false, t0 + Duration::from_secs(10));
         let wake = p.next_wake(t0 + Duration::from_secs(10));
         assert!(wake >= t0 + Duration::from_secs(10) + Duration::from_millis(25));
+    }
+
+    #[test]
+    fn closed_loop_never_holds_the_hashing_back() {
+        let t0 = Instant::now();
+        let mut p = Pacer::new(Pacing::ClosedLoop, t0);
+        assert_eq!(p.budget(t0), SHARE_RATE_STEP);
+        p.spent(1, true, t0);
+        assert_eq!(p.budget(t0), SHARE_RATE_STEP);
+        assert_eq!(p.next_wake(t0), t0);
     }
 
     #[test]

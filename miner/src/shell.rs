@@ -123,7 +123,7 @@ impl Wake {
     fn for_pacing(pacing: Pacing) -> Self {
         match pacing {
             Pacing::ShareRate(_) => Wake::Alarm(Alarm::new()),
-            Pacing::Hashrate(_) => Wake::Tokio,
+            Pacing::Hashrate(_) | Pacing::ClosedLoop => Wake::Tokio,
         }
     }
 
@@ -143,7 +143,7 @@ fn hash_now(pacer: &mut Pacer, mut mine: impl FnMut(u64, Now) -> crate::Mined) {
         let m = mine(left, now);
         pacer.spent(m.hashes, m.share, now.instant);
         left = left.saturating_sub(m.hashes);
-        if m.hashes == 0 || matches!(pacer.pacing(), Pacing::ShareRate(_)) {
+        if m.hashes == 0 || matches!(pacer.pacing(), Pacing::ShareRate(_) | Pacing::ClosedLoop) {
             break;
         }
     }
@@ -391,7 +391,10 @@ async fn sv1_session(
             // (a submit waiting behind the run queue would count in its latency)
             tokio::task::yield_now().await;
         }
-        let wake = wake_at(&pacer, miner.has_work());
+        // closed loop: no hashing while a share waits for its answer
+        let may_hash =
+            miner.has_work() && !(pacing == Pacing::ClosedLoop && miner.submit_in_flight());
+        let wake = wake_at(&pacer, may_hash);
         tokio::select! {
             biased;
             () = stop.cancelled() => return Ok(None),
@@ -407,7 +410,7 @@ async fn sv1_session(
                     return Err(e);
                 }
             }
-            () = sleep.until(wake), if miner.has_work() => {
+            () = sleep.until(wake), if may_hash => {
                 hash_now(&mut pacer, |budget, now| miner.mine(budget, now));
                 hashed = true;
             }

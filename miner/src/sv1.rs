@@ -353,6 +353,14 @@ impl Sv1Miner {
         self.work.is_some()
     }
 
+    /// Whether a submitted share still waits for its answer (remembered ones: at most the
+    /// last [`MAX_PENDING`] requests).
+    pub fn submit_in_flight(&self) -> bool {
+        self.pending
+            .values()
+            .any(|p| matches!(p, Pending::Submit { .. }))
+    }
+
     /// The negotiated version-rolling mask (`None` until `mining.configure` accepted it).
     pub fn version_mask(&self) -> Option<u32> {
         self.version_mask

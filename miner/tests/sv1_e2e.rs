@@ -191,6 +191,7 @@ async fn load_against_sv2_reports_shares_and_latency() {
         duration: Duration::from_secs(2),
         connect_rate: 1000.0,
         nominal_hashrate: 1.0,
+        closed_loop: false,
     };
     let report = run_load(config, CancellationToken::new()).await;
     assert_eq!(report.connections.established, 20, "{report:?}");
@@ -224,6 +225,7 @@ async fn load_against_sv1_reports_shares() {
         duration: Duration::from_secs(2),
         connect_rate: 1000.0,
         nominal_hashrate: 1.0,
+        closed_loop: false,
     };
     let report = run_load(config, CancellationToken::new()).await;
     assert_eq!(report.connections.established, 10, "{report:?}");
@@ -231,6 +233,33 @@ async fn load_against_sv1_reports_shares() {
     assert!(report.rejected.is_empty(), "{report:?}");
     assert_eq!(report.latency_ms.samples, report.acknowledged);
     assert_timeline(&report, Duration::from_secs(2));
+}
+
+/// Closed loop: each connection submits its next share as soon as the last one is answered,
+/// far beyond the `rate` (not used), with never more than one share in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_loop_load_keeps_one_share_in_flight_per_connection() {
+    let addr = sv1_server().await;
+    let config = LoadConfig {
+        target: LoadTarget::Sv1 {
+            endpoint: Endpoint::parse(&addr.to_string()).expect("addr"),
+        },
+        connections: 4,
+        rate: 1.0,
+        duration: Duration::from_secs(2),
+        connect_rate: 1000.0,
+        nominal_hashrate: 1.0,
+        closed_loop: true,
+    };
+    let report = run_load(config, CancellationToken::new()).await;
+    assert_eq!(report.connections.established, 4, "{report:?}");
+    // a paced run would have submitted about 2
+    assert!(report.acknowledged >= 100, "{report:?}");
+    assert!(
+        report.submitted - report.acknowledged <= 4,
+        "at most one share in flight per connection: {report:?}"
+    );
+    assert!(report.rejected.is_empty(), "{report:?}");
 }
 
 /// The timeline holds every measured share, in submit order, within the run, with the
@@ -272,6 +301,7 @@ async fn load_counts_failed_connections() {
         duration: Duration::from_millis(500),
         connect_rate: 1000.0,
         nominal_hashrate: 1.0,
+        closed_loop: false,
     };
     let report = run_load(config, CancellationToken::new()).await;
     assert_eq!(report.connections.failed, 3, "{report:?}");
