@@ -237,17 +237,8 @@ fn accepted_shares_time_their_acknowledgement() {
     let (mut reply, _) = join(&mut h, 1);
     let joined = joined(&mut reply);
     let share = |ago_ms: u64| ForwardShare {
-        channel: joined.channel,
-        miner: joined.slot.miner,
-        worker: "rig".into(),
-        epoch: 1,
-        job_id: 1,
-        nonce: 0,
-        ntime: 0,
-        version: 0x2000_0000,
-        extranonce: bytes::Bytes::from_static(&[0; 4]),
-        difficulty: 1.0,
         received: Instant::now() - Duration::from_millis(ago_ms),
+        ..forward_share(&joined, 1)
     };
     let result = |ago_ms, code: Option<&str>| UpstreamEvent::ShareResult {
         share: share(ago_ms),
