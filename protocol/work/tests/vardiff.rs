@@ -1,101 +1,12 @@
 //! Vardiff driven by simulated miners of fixed hashrate: shares arrive as a Poisson process
 //! whose rate is `hashrate / work(current target)`, drawn from a seeded xorshift PRNG, and the
-//! vardiff is ticked every second of simulated time.
+//! vardiff is ticked every second of simulated time (`strata_testkit::vardiff_sim`).
 
 use std::time::{Duration, Instant};
 
+use strata_testkit::vardiff_sim::Sim;
 use strata_work::target::{target_from_hashrate, Target};
 use strata_work::vardiff::{NewTarget, Vardiff, VardiffConfig, VardiffError};
-
-/// xorshift64*: small, seeded, good enough for exponential inter-arrival times.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next_u64(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in (0, 1].
-    fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 1.0) / (1u64 << 53) as f64
-    }
-    fn exponential(&mut self, rate: f64) -> f64 {
-        -self.uniform().ln() / rate
-    }
-}
-
-/// A miner of fixed hashrate in simulated time (seconds since `t0`).
-struct Sim {
-    t0: Instant,
-    now: f64,
-    rng: Rng,
-    hashrate: f64,
-    next_share: f64,
-    /// every retarget: (seconds, new target)
-    retargets: Vec<(f64, NewTarget)>,
-    shares: u64,
-    /// When the first share was found.
-    first_share: Option<f64>,
-}
-
-impl Sim {
-    fn new(seed: u64, hashrate: f64) -> Self {
-        Sim {
-            t0: Instant::now(),
-            now: 0.0,
-            rng: Rng::new(seed),
-            hashrate,
-            next_share: f64::NAN,
-            retargets: Vec::new(),
-            shares: 0,
-            first_share: None,
-        }
-    }
-
-    fn at(&self, secs: f64) -> Instant {
-        self.t0 + Duration::from_secs_f64(secs)
-    }
-
-    fn draw(&mut self, v: &Vardiff) {
-        self.next_share = if self.hashrate > 0.0 {
-            self.now + self.rng.exponential(self.hashrate / v.target().work())
-        } else {
-            f64::INFINITY
-        };
-    }
-
-    /// Run for `secs`, ticking every second.
-    fn run(&mut self, v: &mut Vardiff, secs: f64) {
-        if self.next_share.is_nan() {
-            self.draw(v);
-        }
-        let end = self.now + secs;
-        while self.now < end {
-            let tick_at = (self.now + 1.0).min(end);
-            while self.next_share <= tick_at {
-                self.now = self.next_share;
-                let t = v.target();
-                v.on_share(self.at(self.now), &t);
-                self.shares += 1;
-                self.first_share.get_or_insert(self.now);
-                self.draw(v);
-            }
-            self.now = tick_at;
-            if let Some(nt) = v.tick(self.at(self.now)) {
-                assert_eq!(nt, v.current());
-                self.retargets.push((self.now, nt));
-                self.draw(v); // memoryless: redraw at the new rate
-            }
-        }
-    }
-}
 
 const SEEDS: [u64; 6] = [1, 2, 3, 42, 1234, 0xdead_beef];
 const HASHRATE: f64 = 100e12; // 100 TH/s
