@@ -76,6 +76,25 @@ async fn webhook_listener() -> (String, tokio::sync::mpsc::Receiver<Value>) {
     (format!("http://{addr}/hook"), rx)
 }
 
+/// The next body POSTed to the webhook with this `kind` (others skipped), within `secs`.
+async fn next_post(
+    posts: &mut tokio::sync::mpsc::Receiver<Value>,
+    kind: &str,
+    secs: u64,
+    what: &str,
+) -> Value {
+    tokio::time::timeout(Duration::from_secs(secs), async {
+        loop {
+            let v = posts.recv().await.expect("webhook listener alive");
+            if v["kind"] == kind {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect(what)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn history_windows_silent_miner_alert_webhook_and_restart() {
     let pool_dir = tempfile::tempdir().unwrap();
@@ -179,16 +198,13 @@ async fn history_windows_silent_miner_alert_webhook_and_restart() {
     assert_eq!(idle_row["hashrate_5m"], 0.0);
 
     // the silent miner: the webhook gets it, the API and /metrics show it
-    let fired = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let v = posts.recv().await.expect("webhook listener alive");
-            if v["kind"] == "miner_silent" {
-                return v;
-            }
-        }
-    })
-    .await
-    .expect("a miner_silent alert reaches the webhook");
+    let fired = next_post(
+        &mut posts,
+        "miner_silent",
+        30,
+        "a miner_silent alert reaches the webhook",
+    )
+    .await;
     assert_eq!(fired["status"], "fired");
     assert_eq!(fired["subject"], "idle.rig");
     assert!(fired["since"].as_u64().unwrap() > 0);
@@ -470,16 +486,13 @@ async fn a_farm_whose_miners_stop_fires_hashrate_drop_and_resolves_when_they_are
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let fired = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let v = posts.recv().await.expect("webhook listener alive");
-            if v["kind"] == "hashrate_drop" {
-                return v;
-            }
-        }
-    })
-    .await
-    .expect("a hashrate_drop alert reaches the webhook");
+    let fired = next_post(
+        &mut posts,
+        "hashrate_drop",
+        30,
+        "a hashrate_drop alert reaches the webhook",
+    )
+    .await;
     assert_eq!(fired["status"], "fired", "{fired}");
     assert!(fired["subject"].is_null(), "{fired}");
     assert!(fired["resolved_at"].is_null(), "{fired}");
@@ -515,16 +528,13 @@ async fn a_farm_whose_miners_stop_fires_hashrate_drop_and_resolves_when_they_are
     // they come back: it resolves
     let stop = CancellationToken::new();
     sv1_miners_named(proxy.sv1_addr, &names, &reporter, &stop);
-    let resolved = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            let v = posts.recv().await.expect("webhook listener alive");
-            if v["kind"] == "hashrate_drop" {
-                return v;
-            }
-        }
-    })
-    .await
-    .expect("the resolution reaches the webhook");
+    let resolved = next_post(
+        &mut posts,
+        "hashrate_drop",
+        60,
+        "the resolution reaches the webhook",
+    )
+    .await;
     assert_eq!(resolved["status"], "resolved", "{resolved}");
     assert_eq!(resolved["since"], since);
     assert!(
