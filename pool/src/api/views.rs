@@ -11,7 +11,7 @@ use super::{unavailable, ApiState};
 use crate::ledger::{BlockStatus, HistoryPoint, PplnsWindow};
 use crate::payout::{payout_address, pplns_split, solo_split, PayoutMode, Split};
 use crate::server::cluster;
-use crate::server::stats::WorkerStats;
+use crate::server::stats::{unix_ms, WorkerStats};
 
 /// Most points `/api/v1/history` returns for any range: its buckets are the range over this.
 pub const HISTORY_POINTS_MAX: u64 = 360;
@@ -25,12 +25,6 @@ pub const HISTORY_RANGES: &[(&str, u64)] =
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, message.into()).into_response()
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(Debug, Deserialize)]

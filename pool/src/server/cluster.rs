@@ -4,7 +4,7 @@
 //! hashrate and connections of every server's latest history samples).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -65,9 +65,7 @@ pub async fn stats(
         None => None,
         Some(_) => {
             let t = ledger.totals().await?;
-            let now_ms = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            let now_ms = super::stats::unix_ms();
             let since_ms =
                 now_ms.saturating_sub(2 * u64::try_from(sample.as_millis()).unwrap_or(0));
             // one bucket over the whole range: per server its mean hashrate and most

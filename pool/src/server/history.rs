@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::stats::{PoolStats, StatsHandle};
+use super::stats::{unix_ms, PoolStats, StatsHandle};
 use crate::ledger::{HistoryPoint, Ledger};
 
 /// Hashes per difficulty-1 share.
@@ -32,12 +32,6 @@ pub fn sample(prev: &PoolStats, prev_ms: u64, now: &PoolStats, now_ms: u64) -> H
         rejected: now.shares_rejected.saturating_sub(prev.shares_rejected),
         connections: now.connections,
     }
-}
-
-fn unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Samples every `every` until `shutdown`, keeping `retention` of samples.

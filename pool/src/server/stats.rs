@@ -168,10 +168,11 @@ impl ShareWindow {
     }
 }
 
-fn unix_ms() -> u64 {
+/// The wall clock in milliseconds since the UNIX epoch (0 before it).
+pub(crate) fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The counters (the state of the statistics task).
