@@ -15,12 +15,17 @@
 #   call is sent, so the node's own work (connecting the block, building the next template)
 #   is in both pools' numbers. strata-rpc: strata-pool with `template_source = "rpc"`
 #   (getblocktemplate long-poll) on the same node.
-# `compare` alternates the four (RUNS each, default 3) and prints the medians of the runs'
+# `compare` alternates the four (RUNS each, default 3; SYSTEMS="strata sri" for some of them) and prints the medians of the runs'
 # medians. Each run prints the JSON report of `strata-miner tips` (per round: first and last
 # SetNewPrevHash in ms; the pool process's CPU time per round).
 # `floor`: scripts/loopback-floor.c, the kernel's own cost of one 120-byte write to each of
 # CHANNELS loopback connections read by another process (one writer, then two): what no
 # pool can beat on this machine. `compare` runs it too.
+# PER_CONN=K: K standard channels on each connection (CHANNELS is then the number of
+#   connections; default 1): every connection but the first accepts grouped jobs, as a proxy's
+#   does, so a pool may send each new tip once per connection.
+# MEMPOOL_TXS=N (not strata-embedded): N payments in the node's mempool before the rounds, and
+#   each tip an empty block (`generateblock ADDRESS []`), so every template carries them.
 # CONNECT_RATE=N: connections opened per second (default 2000). KEEP_LOGS=DIR copies the logs there.
 # POOL_BIN=PATH runs another strata-pool build (an A/B comparison in one session). NODE_ARGS="..."
 # adds arguments to the node, e.g. "-printtoconsole=1 -logtimemicros -debug=ipc -debug=rpc" with
@@ -38,7 +43,7 @@ if [ "$which" = compare ]; then
   out=$(mktemp)
   for _ in $(seq "$runs"); do
     "$0" floor "$channels" "$rounds" >&2
-    for w in strata-embedded strata strata-rpc sri; do
+    for w in ${SYSTEMS:-strata-embedded strata strata-rpc sri}; do
       echo "$w $("$0" "$w" "$channels" "$rounds" | tail -1)" | tee -a "$out" >&2
     done
   done
@@ -49,12 +54,12 @@ for line in open(sys.argv[1]):
     name, _, report = line.strip().partition(" ")
     if report.startswith("{"):
         r = json.loads(report)
-        runs.setdefault(name, []).append((r["first_ms_median"], r["last_ms_median"], r.get("pool_cpu_ms_per_round") or 0))
+        runs.setdefault(name, []).append((r["first_ms_median"], r["last_ms_median"], r.get("pool_cpu_ms_per_round") or 0, r.get("channels", 0), r.get("prev_hash_messages_per_round", 0)))
 for name, rs in runs.items():
     first = statistics.median(x[0] for x in rs)
     last = statistics.median(x[1] for x in rs)
     cpu = statistics.median(x[2] for x in rs)
-    print(f"{name}: channels={sys.argv[2]} runs={len(rs)} first_ms={first:.2f} last_ms={last:.2f} pool_cpu_ms_per_round={cpu:.1f} (run medians of last: {', '.join(f'{x[1]:.1f}' for x in rs)})")
+    print(f"{name}: channels={rs[0][3]} connections={sys.argv[2]} prev_hash_messages={statistics.median(x[4] for x in rs):.0f} runs={len(rs)} first_ms={first:.2f} last_ms={last:.2f} pool_cpu_ms_per_round={cpu:.1f} (run medians of last: {', '.join(f'{x[1]:.1f}' for x in rs)})")
 if "strata" in runs and "sri" in runs:
     s = statistics.median(x[1] for x in runs["strata"])
     r = statistics.median(x[1] for x in runs["sri"])
@@ -106,7 +111,7 @@ if [ "$which" != strata-embedded ]; then
     -rpcwait -rpcwaittimeout=60 generatetoaddress 1 "$address" > /dev/null \
     || { echo "bitcoin-node does not answer RPC:" >&2; tail -5 "$work/node.log" >&2; exit 1; }
   trigger=(--node-rpc "http://127.0.0.1:$rpcport" --node-cookie "$work/node/regtest/.cookie"
-    --node-address "$address")
+    --node-address "$address" --mempool-txs "${MEMPOOL_TXS:-0}")
 fi
 
 case "$which" in
@@ -142,6 +147,7 @@ if ! kill -0 "$pool_pid" 2>/dev/null; then
   echo "$which: the pool exited at start:" >&2; tail -5 "$work/pool.log" >&2; exit 1
 fi
 target/release/strata-miner tips --pool "$pool_addr" --authority-key "$key" \
-  --connections "$channels" --rounds "$rounds" --pool-pid "$pool_pid" --connect-rate "${CONNECT_RATE:-2000}" "${trigger[@]}" \
+  --connections "$channels" --channels-per-connection "${PER_CONN:-1}" --rounds "$rounds" \
+  --pool-pid "$pool_pid" --connect-rate "${CONNECT_RATE:-2000}" "${trigger[@]}" \
   2> "$work/tips.log"
 sed 's/^/  /' "$work/tips.log" >&2

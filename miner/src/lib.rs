@@ -127,6 +127,7 @@
 
 pub mod alarm;
 pub mod error;
+pub mod funds;
 pub mod identity;
 pub mod load;
 pub mod pace;

@@ -197,9 +197,13 @@ struct TipsArgs {
     /// The pool's authority public key (base58check).
     #[arg(long, value_name = "KEY")]
     authority_key: String,
-    /// Connections to open (one standard channel each).
+    /// Connections to open.
     #[arg(long, value_name = "N")]
     connections: usize,
+    /// Standard channels on each connection. With more than one, every connection but the
+    /// first accepts grouped jobs (no `REQUIRES_STANDARD_JOBS`), as a proxy does.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    channels_per_connection: usize,
     /// New tips to measure.
     #[arg(long, value_name = "N", default_value_t = 7)]
     rounds: usize,
@@ -220,6 +224,11 @@ struct TipsArgs {
     /// The pool's process id (same machine): report its CPU time per round.
     #[arg(long, value_name = "PID")]
     pool_pid: Option<u32>,
+    /// Regtest, with --node-rpc: first put N payments (coins mined to a key of this
+    /// process) into the node's mempool, then make each tip with an empty block
+    /// (`generateblock ADDRESS []`) so that every template carries them.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "node_rpc")]
+    mempool_txs: usize,
 }
 
 fn usage(msg: impl std::fmt::Display) -> ExitCode {
@@ -493,8 +502,8 @@ async fn tips(a: TipsArgs) -> ExitCode {
         Ok(None) => return usage("--authority-key is required"),
         Err(e) => return usage(e),
     };
-    if a.connections == 0 || a.rounds == 0 {
-        return usage("--connections and --rounds must be at least 1");
+    if a.connections == 0 || a.rounds == 0 || a.channels_per_connection == 0 {
+        return usage("--connections, --channels-per-connection and --rounds must be at least 1");
     }
     if let Err(e) = positive("--connect-rate", a.connect_rate) {
         return usage(e);
@@ -520,10 +529,12 @@ async fn tips(a: TipsArgs) -> ExitCode {
         pool: a.pool,
         authority,
         connections: a.connections,
+        channels_per_connection: a.channels_per_connection,
         rounds: a.rounds,
         trigger,
         connect_rate: a.connect_rate,
         pool_pid: a.pool_pid,
+        mempool_txs: a.mempool_txs,
     };
     match run_tips(cfg).await {
         Ok(report) => {

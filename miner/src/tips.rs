@@ -1,9 +1,11 @@
-//! Block-change latency: how long after a new tip every one of many SV2 connections has its
+//! Block-change latency: how long after a new tip every one of many SV2 channels has its
 //! `SetNewPrevHash`.
 //!
-//! [`run_tips`] opens `connections` Noise connections, one standard channel each, waits until
-//! every channel has its first job and `SetNewPrevHash`, then, round after round, makes a new
-//! tip and records when each connection receives the `SetNewPrevHash` of it:
+//! [`run_tips`] opens `connections` Noise connections, one standard channel each (or several,
+//! as a proxy opens them: a pool may then group them and send one `SetNewPrevHash` for the
+//! group), waits until every channel has its first job and `SetNewPrevHash`, then, round
+//! after round, makes a new tip and records when each channel receives the `SetNewPrevHash`
+//! of it (its own or its group's):
 //!
 //! * [`Trigger::Submit`]: connection 0 grinds its current job to the network target (regtest:
 //!   a few hashes) and submits the block; the clock starts at that submit. For a pool that
@@ -11,12 +13,16 @@
 //! * [`Trigger::Rpc`]: the node mines a block itself (`generatetoaddress` over JSON-RPC); the
 //!   clock starts when the call is sent. For any pool fed by that node (strata-pool with
 //!   `rpc` or `ipc`, SRI's `pool_sv2` with Bitcoin Core IPC), so the pools compare on equal
-//!   terms.
+//!   terms. With [`TipsConfig::mempool_txs`], the run first fills the node's mempool with
+//!   that many payments (coins of its own, [`crate::funds`]) and the node then mines empty
+//!   blocks (`generateblock ADDRESS []`), so that every template after every tip carries
+//!   those transactions, as on mainnet, where a template holds thousands.
 //!
-//! A connection's time is the instant its task decoded the `SetNewPrevHash` (this process's
-//! clock): the run measures the pool and the kernel's loopback, plus this process's own
-//! reading, which is why it should run in a process of its own.
+//! A channel's time is the instant its connection's task decoded the `SetNewPrevHash` (this
+//! process's clock): the run measures the pool and the kernel's loopback, plus this process's
+//! own reading, which is why it should run in a process of its own.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,6 +41,10 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Barrier};
 
 use anyhow::{anyhow, bail};
+use bitcoin::Amount;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::funds::{coinbase_coin, fan_in, fan_out, Key};
 
 /// How long a round may take before the run gives up.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,8 +74,11 @@ pub struct TipsConfig {
     pub pool: String,
     /// Its authority key.
     pub authority: PublicKey,
-    /// Connections (one standard channel each).
+    /// Connections.
     pub connections: usize,
+    /// Standard channels on each connection: 1, or more as a proxy opens them (a pool may
+    /// then group them and send one `SetNewPrevHash` per connection for all of them).
+    pub channels_per_connection: usize,
     /// Rounds (new tips) to measure.
     pub rounds: usize,
     /// What makes each tip.
@@ -76,16 +89,30 @@ pub struct TipsConfig {
     /// The pool's process id, when it runs on this machine: its CPU time over the rounds is
     /// reported (Linux, from `/proc`).
     pub pool_pid: Option<u32>,
+    /// [`Trigger::Rpc`] on regtest: payments put into the node's mempool before the rounds
+    /// and kept there (0: none, the node mines whatever its mempool holds).
+    pub mempool_txs: usize,
 }
+
+/// Outputs of each fan-out transaction that funds the mempool's payments (a 500-output
+/// transaction is about 16 kvB, well inside standardness).
+const FAN_OUT: usize = 500;
+/// Fee of each fan-out transaction, in satoshis.
+const FAN_OUT_FEE: u64 = 20_000;
+/// Fee of each payment, in satoshis (about 9 sat/vB).
+const PAYMENT_FEE: u64 = 1_000;
+/// Payments sent to the node at once while filling its mempool.
+const SENDS_IN_FLIGHT: usize = 16;
 
 /// One round, in milliseconds after its start.
 #[derive(Debug, Clone, Serialize)]
 pub struct TipRound {
-    /// The first connection's `SetNewPrevHash`.
+    /// The first channel's `SetNewPrevHash`.
     pub first_ms: f64,
-    /// The last connection's.
+    /// The last channel's.
     pub last_ms: f64,
-    /// [`Trigger::Rpc`]: when `generatetoaddress` returned (the node has the block).
+    /// [`Trigger::Rpc`]: when the node answered the call that mined the block (it has the
+    /// block).
     pub trigger_ms: Option<f64>,
 }
 
@@ -94,9 +121,14 @@ pub struct TipRound {
 pub struct TipsReport {
     /// Connections measured.
     pub connections: usize,
-    /// Median over the rounds of the first connection's time.
+    /// Channels measured (over those connections).
+    pub channels: usize,
+    /// `SetNewPrevHash` messages received per round over every connection: one per channel,
+    /// or one per connection where the pool sends it to the connection's group.
+    pub prev_hash_messages_per_round: f64,
+    /// Median over the rounds of the first channel's time.
     pub first_ms_median: f64,
-    /// Median over the rounds of the last connection's time.
+    /// Median over the rounds of the last channel's time.
     pub last_ms_median: f64,
     /// The pool process's CPU time (user + system) per round, in milliseconds, when its pid
     /// was given: each round's new tip for every connection, plus what the pool does
@@ -131,9 +163,12 @@ type Work = (Job, [u8; 32], u32, u32);
 
 /// Runs the measurement; progress on stderr.
 pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
-    let n = cfg.connections;
+    let conns = cfg.connections;
+    let per_conn = cfg.channels_per_connection.max(1);
+    let n = conns * per_conn;
     let (tips_tx, mut tips_rx) = mpsc::unbounded_channel::<(usize, Instant)>();
-    let ready = Arc::new(Barrier::new(n + 1));
+    let ready = Arc::new(Barrier::new(conns + 1));
+    let prev_hashes = Arc::new(AtomicUsize::new(0));
     let (work_tx, mut work_rx) = mpsc::unbounded_channel::<Work>();
     let (submit_tx, submit_rx) = mpsc::unbounded_channel::<SubmitSharesStandard>();
     let (fail_tx, mut fail_rx) = mpsc::unbounded_channel::<String>();
@@ -143,14 +178,34 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| anyhow!("cannot resolve {}", cfg.pool))?;
+    let http = reqwest::Client::new();
+    if cfg.mempool_txs > 0 {
+        let Trigger::Rpc {
+            url, credentials, ..
+        } = &cfg.trigger
+        else {
+            bail!("a mempool to fill needs the node's RPC (--node-rpc)");
+        };
+        let node = Rpc {
+            http: &http,
+            url,
+            credentials,
+        };
+        fill_mempool(&node, cfg.mempool_txs).await?;
+    }
     let per_tick = (cfg.connect_rate / 100.0).ceil().max(1.0) as usize;
-    for i in 0..n {
+    for i in 0..conns {
         if i > 0 && i % per_tick == 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let conn = Client {
             index: i,
+            channels: per_conn,
+            // connection 0 grinds blocks on standard jobs; the others take grouped jobs
+            // when they share their connection
+            standard_jobs: per_conn == 1 || i == 0,
             tips: tips_tx.clone(),
+            prev_hashes: prev_hashes.clone(),
             ready: ready.clone(),
             work: (i == 0).then(|| work_tx.clone()),
             submits: if i == 0 { submit_rx.take() } else { None },
@@ -169,8 +224,8 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         Some(e) = fail_rx.recv() => bail!(e),
     }
     eprintln!("{n} channels have their first job");
-    let http = reqwest::Client::new();
     let cpu0 = cfg.pool_pid.and_then(cpu_ms);
+    let prev_hashes0 = prev_hashes.load(Ordering::Relaxed);
     let mut rounds = Vec::with_capacity(cfg.rounds);
     for round in 0..cfg.rounds {
         tokio::time::sleep(ROUND_PAUSE).await;
@@ -201,8 +256,20 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
                 credentials,
                 address,
             } => {
+                let node = Rpc {
+                    http: &http,
+                    url,
+                    credentials,
+                };
                 let t0 = Instant::now();
-                generate(&http, url, credentials, address).await?;
+                if cfg.mempool_txs > 0 {
+                    // an empty block: the mempool's payments stay for the next template
+                    node.call("generateblock", serde_json::json!([address, []]))
+                        .await?;
+                } else {
+                    node.call("generatetoaddress", serde_json::json!([1, address]))
+                        .await?;
+                }
                 (t0, Some(ms(t0, Instant::now())))
             }
         };
@@ -217,11 +284,13 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
             r.first_ms,
             r.last_ms,
             r.trigger_ms
-                .map(|t| format!(" (generatetoaddress answered after {t:.2} ms)"))
+                .map(|t| format!(" (the node answered after {t:.2} ms)"))
                 .unwrap_or_default()
         );
         rounds.push(r);
     }
+    let prev_hash_messages_per_round =
+        (prev_hashes.load(Ordering::Relaxed) - prev_hashes0) as f64 / cfg.rounds as f64;
     let pool_cpu_ms_per_round = match (cpu0, cfg.pool_pid.and_then(cpu_ms)) {
         (Some(a), Some(b)) => Some((b - a) / cfg.rounds as f64),
         _ => None,
@@ -232,7 +301,9 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         v.get(v.len() / 2).copied().unwrap_or(0.0)
     };
     Ok(TipsReport {
-        connections: n,
+        connections: conns,
+        channels: n,
+        prev_hash_messages_per_round,
         first_ms_median: median(|r| r.first_ms),
         last_ms_median: median(|r| r.last_ms),
         pool_cpu_ms_per_round,
@@ -277,32 +348,99 @@ fn grind(
     })
 }
 
-/// `generatetoaddress 1 address`.
-async fn generate(
-    http: &reqwest::Client,
-    url: &str,
-    credentials: &str,
-    address: &str,
-) -> anyhow::Result<()> {
-    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
-    let body = serde_json::json!({
-        "jsonrpc": "1.0", "id": 1, "method": "generatetoaddress", "params": [1, address]
-    });
-    let answer = http
-        .post(url)
-        .basic_auth(user, Some(password))
-        .json(&body)
-        .send()
-        .await
-        .and_then(|r| r.error_for_status())
-        .map_err(|e| anyhow!("generatetoaddress: {e}"))?;
-    let v: serde_json::Value = answer
-        .json()
-        .await
-        .map_err(|e| anyhow!("generatetoaddress: {e}"))?;
-    if !v["error"].is_null() {
-        return Err(anyhow!("generatetoaddress: {}", v["error"]));
+/// A node's JSON-RPC.
+struct Rpc<'a> {
+    http: &'a reqwest::Client,
+    /// `http://host:port`.
+    url: &'a str,
+    /// `user:password`.
+    credentials: &'a str,
+}
+
+impl Rpc<'_> {
+    /// `method(params)`'s result.
+    async fn call(
+        &self,
+        method: &str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (user, password) = self
+            .credentials
+            .split_once(':')
+            .unwrap_or((self.credentials, ""));
+        let body =
+            serde_json::json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params});
+        let answer = self
+            .http
+            .post(self.url)
+            .basic_auth(user, Some(password))
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| anyhow!("{method}: {e}"))?;
+        let mut v: serde_json::Value = answer.json().await.map_err(|e| anyhow!("{method}: {e}"))?;
+        if !v["error"].is_null() {
+            return Err(anyhow!("{method}: {}", v["error"]));
+        }
+        Ok(v["result"].take())
     }
+
+    /// Sends `tx` to the mempool.
+    async fn send(&self, tx: &bitcoin::Transaction) -> anyhow::Result<()> {
+        let hex = bitcoin::consensus::encode::serialize_hex(tx);
+        self.call("sendrawtransaction", serde_json::json!([hex]))
+            .await
+            .map(drop)
+    }
+}
+
+/// Puts `payments` one-input, one-output transactions into the node's mempool (regtest):
+/// mines coins to a key of its own, matures them, splits them into confirmed outputs
+/// ([`FAN_OUT`] each), and spends each of those alone, so that no payment has an ancestor
+/// in the mempool.
+async fn fill_mempool(node: &Rpc<'_>, payments: usize) -> anyhow::Result<()> {
+    let key = Key::new(0x5a);
+    let address = key.address.to_string();
+    let parents = payments.div_ceil(FAN_OUT);
+    let started = Instant::now();
+    let hashes = node
+        .call(
+            "generatetoaddress",
+            serde_json::json!([parents + 100, address]),
+        )
+        .await?;
+    let hashes = hashes
+        .as_array()
+        .ok_or_else(|| anyhow!("generatetoaddress: no list of block hashes"))?;
+    let mut coins = Vec::with_capacity(parents * FAN_OUT);
+    for hash in hashes.iter().take(parents) {
+        let block = node.call("getblock", serde_json::json!([hash, 2])).await?;
+        let coin = coinbase_coin(&block, &key)
+            .ok_or_else(|| anyhow!("block {hash} does not pay the funding key"))?;
+        let (tx, outputs) = fan_out(&key, coin, FAN_OUT, Amount::from_sat(FAN_OUT_FEE));
+        node.send(&tx).await?;
+        coins.extend(outputs);
+    }
+    // confirmed, so that each payment is a mempool transaction without ancestors there
+    node.call("generatetoaddress", serde_json::json!([1, address]))
+        .await?;
+    // independent of each other: several in flight (the node validates each on its own)
+    let sends = coins
+        .into_iter()
+        .take(payments)
+        .map(|coin| fan_in(&key, coin, Amount::from_sat(PAYMENT_FEE)))
+        .collect::<Vec<_>>();
+    futures::stream::iter(sends.iter().map(|tx| node.send(tx)))
+        .buffer_unordered(SENDS_IN_FLIGHT)
+        .try_collect::<Vec<()>>()
+        .await?;
+    let info = node.call("getmempoolinfo", serde_json::json!([])).await?;
+    eprintln!(
+        "the node's mempool holds {} transactions, {} bytes (filled in {:.1} s)",
+        info["size"],
+        info["bytes"],
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
@@ -320,7 +458,7 @@ async fn wait_all(
         let got = tokio::time::timeout(ROUND_TIMEOUT, tips_rx.recv()).await;
         let Ok(Some((i, t))) = got else {
             return Err(anyhow!(
-                "only {count} of {n} connections got the new tip within {ROUND_TIMEOUT:?}"
+                "only {count} of {n} channels got the new tip within {ROUND_TIMEOUT:?}"
             ));
         };
         if t >= t0 && !seen[i] {
@@ -335,7 +473,14 @@ async fn wait_all(
 
 struct Client {
     index: usize,
+    /// Standard channels to open on this connection.
+    channels: usize,
+    /// Whether the client asks for standard jobs (`REQUIRES_STANDARD_JOBS`); without it a
+    /// pool may put the channels into a group and send each new tip once for all of them.
+    standard_jobs: bool,
     tips: mpsc::UnboundedSender<(usize, Instant)>,
+    /// `SetNewPrevHash` messages received after the start, over every connection.
+    prev_hashes: Arc<AtomicUsize>,
     ready: Arc<Barrier>,
     work: Option<mpsc::UnboundedSender<Work>>,
     submits: Option<mpsc::UnboundedReceiver<SubmitSharesStandard>>,
@@ -354,7 +499,11 @@ impl Client {
                 protocol: 0,
                 min_version: 2,
                 max_version: 2,
-                flags: REQUIRES_STANDARD_JOBS,
+                flags: if self.standard_jobs {
+                    REQUIRES_STANDARD_JOBS
+                } else {
+                    0
+                },
                 endpoint_host: Str0_255::new(addr.ip().to_string()).map_err(|e| e.to_string())?,
                 endpoint_port: addr.port(),
                 vendor: Str0_255::new("strata-miner tips").map_err(|e| e.to_string())?,
@@ -364,19 +513,27 @@ impl Client {
             })
             .await
             .map_err(|e| e.to_string())?;
-        writer
-            .send(&OpenStandardMiningChannel {
-                request_id: 1,
-                user_identity: Str0_255::new(format!("tips.{}", self.index))
-                    .map_err(|e| e.to_string())?,
-                nominal_hash_rate: 1.0,
-                max_target: U256([0xff; 32]),
-            })
-            .await
-            .map_err(|e| e.to_string())?;
+        for c in 0..self.channels {
+            writer
+                .send(&OpenStandardMiningChannel {
+                    request_id: c as u32 + 1,
+                    user_identity: Str0_255::new(format!("tips.{}.{c}", self.index))
+                        .map_err(|e| e.to_string())?,
+                    nominal_hash_rate: 1.0,
+                    max_target: U256([0xff; 32]),
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        // the run's index of each of this connection's channels, by channel id; the group a
+        // pool put them in
+        let mut indexes: Vec<(u32, usize)> = Vec::with_capacity(self.channels);
+        let mut group: Option<u32> = None;
+        // channels that have had their first SetNewPrevHash (not measured: the start)
+        let mut started = vec![false; self.channels];
+        let mut ready = false;
         let mut job: Option<Job> = None;
         let mut prev: Option<([u8; 32], u32, u32)> = None;
-        let mut first = true;
         loop {
             tokio::select! {
                 m = reader.read_message() => {
@@ -384,6 +541,13 @@ impl Client {
                         return Err("closed by the pool".into());
                     };
                     match msg {
+                        Message::Mining(MiningMessage::OpenStandardMiningChannelSuccess(o)) => {
+                            let local = o.request_id.wrapping_sub(1) as usize;
+                            indexes.push((o.channel_id, self.index * self.channels + local));
+                            if o.group_channel_id != 0 {
+                                group = Some(o.group_channel_id);
+                            }
+                        }
                         Message::Mining(MiningMessage::NewMiningJob(j)) => {
                             let active = j.min_ntime;
                             let new = Job {
@@ -403,11 +567,23 @@ impl Client {
                         }
                         Message::Mining(MiningMessage::SetNewPrevHash(p)) => {
                             let now = Instant::now();
-                            if first {
-                                first = false;
+                            if ready {
+                                self.prev_hashes.fetch_add(1, Ordering::Relaxed);
+                            }
+                            // one channel's, or its group's for every member
+                            for (slot, &(id, index)) in indexes.iter().enumerate() {
+                                if id != p.channel_id && group != Some(p.channel_id) {
+                                    continue;
+                                }
+                                if started[slot] {
+                                    let _ = self.tips.send((index, now));
+                                } else {
+                                    started[slot] = true;
+                                }
+                            }
+                            if !ready && started.iter().all(|s| *s) {
+                                ready = true;
                                 self.ready.wait().await;
-                            } else {
-                                let _ = self.tips.send((self.index, now));
                             }
                             prev = Some((p.prev_hash.0, p.min_ntime, p.nbits));
                             if let (Some(tx), Some(j)) = (&self.work, job.take()) {

@@ -378,10 +378,12 @@ async fn every_channel_gets_each_new_tip_as_the_tip_bench_measures_it() {
         pool: pool.sv2_addr.to_string(),
         authority: pool.authority,
         connections: 40,
+        channels_per_connection: 1,
         rounds: 3,
         trigger: Trigger::Submit,
         connect_rate: 1000.0,
         pool_pid: Some(std::process::id()),
+        mempool_txs: 0,
     })
     .await
     .unwrap();
@@ -399,6 +401,26 @@ async fn every_channel_gets_each_new_tip_as_the_tip_bench_measures_it() {
         after = height(get_json(format!("http://{api}/api/v1/stats")).await);
     }
     assert_eq!(after, before + 3, "one block per round");
+    assert_eq!(report.prev_hash_messages_per_round, 40.0);
+
+    // channels that share connections, as a proxy's: the pool groups them and sends each
+    // new tip once per connection (connection 0 asks for standard jobs: one per channel)
+    let report = run_tips(TipsConfig {
+        pool: pool.sv2_addr.to_string(),
+        authority: pool.authority,
+        connections: 10,
+        channels_per_connection: 4,
+        rounds: 2,
+        trigger: Trigger::Submit,
+        connect_rate: 1000.0,
+        pool_pid: None,
+        mempool_txs: 0,
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.connections, report.channels), (10, 40));
+    assert_eq!(report.rounds.len(), 2);
+    assert_eq!(report.prev_hash_messages_per_round, 4.0 + 9.0);
     pool.shutdown.cancel();
     pool.wait().await;
 }

@@ -304,3 +304,56 @@ async fn full_blocks_with_transactions_and_100_payees(flavor: Flavor, source: So
 fn reserve_arg() -> String {
     format!("-blockreservedweight={}", pool_reserved_weight())
 }
+
+/// The tip benchmark's mempool mode (`strata-miner tips --mempool-txs`, run by
+/// scripts/bench-tip.sh with `MEMPOOL_TXS`) on a real node: the payments it sends are in the
+/// node's mempool and in its template, and stay there across the rounds' empty blocks; every
+/// channel of the `ipc` pool has each new tip, grouped channels included.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tip_bench_keeps_a_full_mempool_across_its_tips() {
+    use strata_miner::tips::{run_tips, TipsConfig, Trigger};
+
+    let node = CoreNode::start(Flavor::Ipc, &[&reserve_arg()]).await;
+    let address = TestKey::new(0x41).address.to_string();
+    node.generate_to(1, &address).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = pool_config(dir.path(), &node, SourceKind::Ipc);
+    cfg.max_connections_per_ip = 0;
+    let pool = strata_pool::server::start(cfg).await.unwrap();
+    let before = node.height().await;
+    let report = run_tips(TipsConfig {
+        pool: pool.sv2_addr.to_string(),
+        authority: pool.authority,
+        connections: 3,
+        channels_per_connection: 2,
+        rounds: 2,
+        trigger: Trigger::Rpc {
+            url: node.rpc_url(),
+            credentials: std::fs::read_to_string(node.cookie())
+                .unwrap()
+                .trim()
+                .to_string(),
+            address,
+        },
+        connect_rate: 1000.0,
+        pool_pid: None,
+        mempool_txs: 600,
+    })
+    .await
+    .unwrap();
+    assert_eq!((report.connections, report.channels), (3, 6));
+    assert_eq!(report.rounds.len(), 2);
+    for r in &report.rounds {
+        assert!(r.trigger_ms.is_some() && r.first_ms <= r.last_ms, "{r:?}");
+    }
+    // funding: two coins, matured (100 blocks), their split confirmed (1); then the rounds
+    assert_eq!(node.height().await, before + 2 + 100 + 1 + 2);
+    let mempool = node.rpc("getmempoolinfo", json!([])).await;
+    assert_eq!(mempool["size"], 600, "{mempool}");
+    let template = node
+        .rpc("getblocktemplate", json!([{"rules": ["segwit"]}]))
+        .await;
+    assert_eq!(template["transactions"].as_array().unwrap().len(), 600);
+    pool.shutdown.cancel();
+    pool.wait().await;
+}

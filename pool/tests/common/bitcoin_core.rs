@@ -13,13 +13,12 @@ use std::str::FromStr;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bitcoin::secp256k1::{Message, PublicKey, Secp256k1, SecretKey};
-use bitcoin::sighash::{EcdsaSighashType, SighashCache};
+use bitcoin::secp256k1::{PublicKey, Secp256k1, SecretKey};
 use bitcoin::{
-    absolute, transaction, Address, Amount, CompressedPublicKey, KnownHrp, OutPoint, ScriptBuf,
-    Sequence, Transaction, TxIn, TxOut, Txid, Witness,
+    Address, Amount, CompressedPublicKey, KnownHrp, OutPoint, ScriptBuf, Transaction, TxOut, Txid,
 };
 use serde_json::{json, Value};
+use strata_miner::funds::{coinbase_coin, fan_in, fan_out};
 
 /// The folder holding `bitcoind`, `bitcoin-node` and `bitcoin-cli`.
 pub fn core_bin() -> &'static Path {
@@ -284,73 +283,9 @@ impl Drop for CoreNode {
     }
 }
 
-/// A key the tests hold: mines to its P2WPKH address and spends what it got.
-pub struct TestKey {
-    secret: SecretKey,
-    public: CompressedPublicKey,
-    /// Its regtest P2WPKH address.
-    pub address: Address,
-}
-
-impl TestKey {
-    /// The key with secret `[byte; 32]`.
-    pub fn new(byte: u8) -> TestKey {
-        let secp = Secp256k1::signing_only();
-        let secret = SecretKey::from_slice(&[byte; 32]).expect("valid scalar");
-        let public = CompressedPublicKey(PublicKey::from_secret_key(&secp, &secret));
-        let address = Address::p2wpkh(&public, KnownHrp::Regtest);
-        TestKey {
-            secret,
-            public,
-            address,
-        }
-    }
-
-    /// Its output script.
-    pub fn script(&self) -> ScriptBuf {
-        self.address.script_pubkey()
-    }
-
-    /// A version-2 transaction spending `inputs` (each paying this key) to `outputs`,
-    /// signed (P2WPKH, SIGHASH_ALL).
-    pub fn spend(&self, inputs: &[(OutPoint, Amount)], outputs: Vec<TxOut>) -> Transaction {
-        let mut tx = Transaction {
-            version: transaction::Version::TWO,
-            lock_time: absolute::LockTime::ZERO,
-            input: inputs
-                .iter()
-                .map(|(previous_output, _)| TxIn {
-                    previous_output: *previous_output,
-                    script_sig: ScriptBuf::new(),
-                    sequence: Sequence::ENABLE_RBF_NO_LOCKTIME,
-                    witness: Witness::new(),
-                })
-                .collect(),
-            output: outputs,
-        };
-        let secp = Secp256k1::signing_only();
-        let script = self.script();
-        let mut witnesses = Vec::with_capacity(inputs.len());
-        {
-            let mut cache = SighashCache::new(&tx);
-            for (i, (_, value)) in inputs.iter().enumerate() {
-                let sighash = cache
-                    .p2wpkh_signature_hash(i, &script, *value, EcdsaSighashType::All)
-                    .expect("sighash");
-                let msg = Message::from(sighash);
-                let signature = bitcoin::ecdsa::Signature {
-                    signature: secp.sign_ecdsa(&msg, &self.secret),
-                    sighash_type: EcdsaSighashType::All,
-                };
-                witnesses.push(Witness::p2wpkh(&signature, &self.public.0));
-            }
-        }
-        for (input, witness) in tx.input.iter_mut().zip(witnesses) {
-            input.witness = witness;
-        }
-        tx
-    }
-}
+/// A key the tests hold: mines to its P2WPKH address and spends what it got (the miner
+/// crate's, which `strata-miner tips --mempool-txs` fills a node's mempool with).
+pub use strata_miner::funds::Key as TestKey;
 
 /// Regtest addresses of `n` distinct keys (P2WPKH), for payees.
 pub fn payee_addresses(n: usize) -> Vec<String> {
@@ -375,21 +310,7 @@ pub async fn fund(node: &CoreNode, key: &TestKey, coins: usize) -> Vec<(OutPoint
     let mut funds = Vec::new();
     for hash in hashes.iter().take(coins) {
         let block = node.block(hash).await;
-        let coinbase = &block["tx"][0];
-        let txid = Txid::from_str(coinbase["txid"].as_str().expect("txid")).expect("txid");
-        let (vout, value) = coinbase["vout"]
-            .as_array()
-            .expect("vout")
-            .iter()
-            .find(|o| o["scriptPubKey"]["hex"] == hex::encode(key.script().as_bytes()))
-            .map(|o| {
-                (
-                    o["n"].as_u64().expect("n") as u32,
-                    Amount::from_btc(o["value"].as_f64().expect("value")).expect("amount"),
-                )
-            })
-            .expect("the coinbase pays the key");
-        funds.push((OutPoint { txid, vout }, value));
+        funds.push(coinbase_coin(&block, key).expect("the coinbase pays the key"));
     }
     funds
 }
@@ -431,37 +352,13 @@ pub async fn fill_mempool(
     let per_parent = children.div_ceil(funds.len());
     let mut sent = Vec::new();
     let mut fanned = Vec::new();
-    for (outpoint, value) in funds {
-        let fee = Amount::from_sat(20_000);
-        let each = (*value - fee) / per_parent as u64;
-        let outputs = (0..per_parent)
-            .map(|_| TxOut {
-                value: each,
-                script_pubkey: key.script(),
-            })
-            .collect();
-        let tx = key.spend(&[(*outpoint, *value)], outputs);
-        let id = send(node, &tx).await;
-        sent.push(id);
-        for i in 0..per_parent {
-            fanned.push((
-                OutPoint {
-                    txid: id,
-                    vout: i as u32,
-                },
-                each,
-            ));
-        }
-    }
-    for (outpoint, value) in fanned.into_iter().take(children) {
-        let tx = key.spend(
-            &[(outpoint, value)],
-            vec![TxOut {
-                value: value - Amount::from_sat(1_000),
-                script_pubkey: key.script(),
-            }],
-        );
+    for coin in funds {
+        let (tx, coins) = fan_out(key, *coin, per_parent, Amount::from_sat(20_000));
         sent.push(send(node, &tx).await);
+        fanned.extend(coins);
+    }
+    for coin in fanned.into_iter().take(children) {
+        sent.push(send(node, &fan_in(key, coin, Amount::from_sat(1_000))).await);
     }
     sent
 }
