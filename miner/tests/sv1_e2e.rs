@@ -216,17 +216,7 @@ async fn load_against_sv2_reports_shares_and_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_against_sv1_reports_shares() {
     let addr = sv1_server().await;
-    let config = LoadConfig {
-        target: LoadTarget::Sv1 {
-            endpoint: Endpoint::parse(&addr.to_string()).expect("addr"),
-        },
-        connections: 10,
-        rate: 20.0,
-        duration: Duration::from_secs(2),
-        connect_rate: 1000.0,
-        nominal_hashrate: 1.0,
-        closed_loop: false,
-    };
+    let config = sv1_load(addr, 10, 20.0, Duration::from_secs(2), false);
     let report = run_load(config, CancellationToken::new()).await;
     assert_eq!(report.connections.established, 10, "{report:?}");
     assert!(report.acknowledged >= 20, "{report:?}");
@@ -240,17 +230,7 @@ async fn load_against_sv1_reports_shares() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn closed_loop_load_keeps_one_share_in_flight_per_connection() {
     let addr = sv1_server().await;
-    let config = LoadConfig {
-        target: LoadTarget::Sv1 {
-            endpoint: Endpoint::parse(&addr.to_string()).expect("addr"),
-        },
-        connections: 4,
-        rate: 1.0,
-        duration: Duration::from_secs(2),
-        connect_rate: 1000.0,
-        nominal_hashrate: 1.0,
-        closed_loop: true,
-    };
+    let config = sv1_load(addr, 4, 1.0, Duration::from_secs(2), true);
     let report = run_load(config, CancellationToken::new()).await;
     assert_eq!(report.connections.established, 4, "{report:?}");
     // a paced run would have submitted about 2
@@ -260,6 +240,27 @@ async fn closed_loop_load_keeps_one_share_in_flight_per_connection() {
         "at most one share in flight per connection: {report:?}"
     );
     assert!(report.rejected.is_empty(), "{report:?}");
+}
+
+/// A load of `connections` SV1 connections to `addr` (connected at once, 1 H/s each).
+fn sv1_load(
+    addr: std::net::SocketAddr,
+    connections: usize,
+    rate: f64,
+    duration: Duration,
+    closed_loop: bool,
+) -> LoadConfig {
+    LoadConfig {
+        target: LoadTarget::Sv1 {
+            endpoint: Endpoint::parse(&addr.to_string()).expect("addr"),
+        },
+        connections,
+        rate,
+        duration,
+        connect_rate: 1000.0,
+        nominal_hashrate: 1.0,
+        closed_loop,
+    }
 }
 
 /// The timeline holds every measured share, in submit order, within the run, with the
@@ -292,17 +293,7 @@ async fn load_counts_failed_connections() {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     drop(listener);
-    let config = LoadConfig {
-        target: LoadTarget::Sv1 {
-            endpoint: Endpoint::parse(&addr.to_string()).expect("addr"),
-        },
-        connections: 3,
-        rate: 3.0,
-        duration: Duration::from_millis(500),
-        connect_rate: 1000.0,
-        nominal_hashrate: 1.0,
-        closed_loop: false,
-    };
+    let config = sv1_load(addr, 3, 3.0, Duration::from_millis(500), false);
     let report = run_load(config, CancellationToken::new()).await;
     assert_eq!(report.connections.failed, 3, "{report:?}");
     assert_eq!(report.errors.get("connect-failed"), Some(&3), "{report:?}");

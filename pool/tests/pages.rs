@@ -29,7 +29,10 @@ use strata_pool::config::Config;
 use strata_pool::server::RunningPool;
 use strata_protocol::mining::{MiningMessage, SubmitSharesExtended};
 use strata_protocol::{Message, B0_32};
-use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr, text_by_id};
+use strata_testkit::dom::{
+    attr_by_id, cells, number, row as row_of, screenshot_dir, table as table_of, tag_attr,
+    text_by_id,
+};
 use strata_testkit::{browser, fmt};
 use tokio_util::sync::CancellationToken;
 
@@ -252,33 +255,6 @@ async fn stable_dom(url: &str, mut api: impl AsyncFnMut() -> Value) -> (String, 
         eprintln!("{url}: the API moved during load {attempt}");
     }
     panic!("the API kept moving while {url} loaded");
-}
-
-/// The `<tr>` of `dom` with the attribute `attr` (`name="value"`), up to its `</tr>`.
-fn row_of<'a>(dom: &'a str, attr: &str) -> &'a str {
-    let at = dom
-        .find(attr)
-        .unwrap_or_else(|| panic!("no row {attr} in:\n{dom}"));
-    let row = &dom[dom[..at].rfind("<tr").unwrap()..];
-    &row[..row.find("</tr>").unwrap()]
-}
-
-/// The table of `dom` whose id is `id`, up to its `</table>`.
-fn table_of<'a>(dom: &'a str, id: &str) -> &'a str {
-    let table = &dom[dom.find(&format!(" id=\"{id}\"")).unwrap()..];
-    &table[..table.find("</table>").unwrap()]
-}
-
-/// The cells (`<td ...>text`) of a row, in order: their opening tag and their text.
-fn cells(row: &str) -> Vec<(&str, &str)> {
-    row.split("<td")
-        .skip(1)
-        .map(|c| {
-            let end = c.find('>').unwrap();
-            let text = &c[end + 1..];
-            (&c[..=end], &text[..text.find('<').unwrap_or(text.len())])
-        })
-        .collect()
 }
 
 /// A page's workers as the API lists them, before and after the page loaded: each

@@ -29,7 +29,7 @@ use serde_json::Value;
 use strata_miner::report::{Reporter, Sink};
 use strata_net::http_auth::ApiToken;
 use strata_proxy::config::{Config, HistorySettings, Sv1Settings};
-use strata_testkit::dom::{attr_by_id, number, screenshot_dir, tag_attr};
+use strata_testkit::dom::{attr_by_id, cell, cell_value, number, row, screenshot_dir, tag_attr};
 use strata_testkit::{browser, fmt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -73,35 +73,6 @@ fn escaped(text: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('\u{a0}', "&nbsp;")
-}
-
-/// The `<tr>` of `dom` that starts with `start` (its opening tag up to the first attribute
-/// that tells it apart), up to its `</tr>`.
-fn row<'a>(dom: &'a str, start: &str) -> &'a str {
-    let at = dom
-        .find(start)
-        .unwrap_or_else(|| panic!("no row {start} in:\n{dom}"));
-    let row = &dom[dom[..at].rfind("<tr").unwrap()..];
-    &row[..row.find("</tr>").unwrap()]
-}
-
-/// The `data-value` of the cell of `row` whose class is `class`, as a number.
-fn cell_value(row: &str, class: &str) -> f64 {
-    tag_attr(cell(row, class).0, "data-value")
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-/// The cell of `row` whose class is `class`: its opening tag and its text (as serialized).
-fn cell<'a>(row: &'a str, class: &str) -> (&'a str, &'a str) {
-    let at = row
-        .find(&format!("class=\"{class}\""))
-        .unwrap_or_else(|| panic!("no {class} cell in {row}"));
-    let tag = &row[row[..at].rfind('<').unwrap()..];
-    let end = tag.find('>').unwrap();
-    let text = &tag[end + 1..];
-    (&tag[..=end], &text[..text.find('<').unwrap_or(text.len())])
 }
 
 /// Milliseconds since the epoch.
