@@ -378,7 +378,12 @@ impl Rpc<'_> {
             .send()
             .await
             .map_err(|e| anyhow!("{method}: {e}"))?;
-        let mut v: serde_json::Value = answer.json().await.map_err(|e| anyhow!("{method}: {e}"))?;
+        // a call the node refuses answers 500 with a JSON error; a wrong password 401 and
+        // no JSON
+        let status = answer.status();
+        let text = answer.text().await.map_err(|e| anyhow!("{method}: {e}"))?;
+        let mut v: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|_| anyhow!("{method}: HTTP {status} {}", text.trim()))?;
         if !v["error"].is_null() {
             return Err(anyhow!("{method}: {}", v["error"]));
         }
@@ -606,5 +611,59 @@ impl Client {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A one-request HTTP server answering `status` with `body`; its URL.
+    async fn answering(status: &'static str, body: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            let mut request = vec![0u8; 4096];
+            let _ = s.read(&mut request).await;
+            let answer = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = s.write_all(answer.as_bytes()).await;
+        });
+        url
+    }
+
+    async fn call(url: &str) -> anyhow::Result<serde_json::Value> {
+        let http = reqwest::Client::new();
+        let node = Rpc {
+            http: &http,
+            url,
+            credentials: "user:password",
+        };
+        node.call("getblockcount", serde_json::json!([])).await
+    }
+
+    #[tokio::test]
+    async fn node_answers_errors_and_refusals_are_told_apart() {
+        let ok = answering("200 OK", r#"{"result":7,"error":null,"id":1}"#).await;
+        assert_eq!(call(&ok).await.expect("a result"), 7);
+        let refused = answering(
+            "500 Internal Server Error",
+            r#"{"result":null,"error":{"code":-8,"message":"bad height"},"id":1}"#,
+        )
+        .await;
+        let e = call(&refused).await.expect_err("an RPC error").to_string();
+        assert!(
+            e.starts_with("getblockcount: ") && e.contains("bad height"),
+            "{e}"
+        );
+        let denied = answering("401 Unauthorized", "").await;
+        let e = call(&denied).await.expect_err("refused").to_string();
+        assert!(e.contains("HTTP 401"), "{e}");
     }
 }
