@@ -16,8 +16,9 @@
 #   is in both pools' numbers. strata-rpc: strata-pool with `template_source = "rpc"`
 #   (getblocktemplate long-poll) on the same node.
 # `compare` alternates the four (RUNS each, default 3; SYSTEMS="strata sri" for some of them)
-# and prints the medians of the runs' medians. Each run prints the JSON report of `strata-miner tips` (per round: first and last
-# SetNewPrevHash in ms; the pool process's CPU time per round).
+# and prints the medians of the runs' medians. Each run prints the JSON report of
+# `strata-miner tips` (per round: first and last SetNewPrevHash in ms; the pool process's CPU
+# time per round).
 # `floor`: scripts/loopback-floor.c, the kernel's own cost of one 120-byte write to each of
 # CHANNELS loopback connections read by another process (one writer, then two): what no
 # pool can beat on this machine. `compare` runs it too.
