@@ -44,7 +44,10 @@ if [ "$which" = compare ]; then
   out=$(mktemp)
   for _ in $(seq "$runs"); do
     "$0" floor "$channels" "$rounds" >&2
-    for w in ${SYSTEMS:-strata-embedded strata strata-rpc sri}; do
+    # the embedded pool has no mempool to fill
+    default="strata-embedded strata strata-rpc sri"
+    [ "${MEMPOOL_TXS:-0}" -gt 0 ] && default="strata strata-rpc sri"
+    for w in ${SYSTEMS:-$default}; do
       echo "$w $("$0" "$w" "$channels" "$rounds" | tail -1)" | tee -a "$out" >&2
     done
   done
@@ -72,6 +75,9 @@ if "strata" in runs and "sri" in runs:
 PY
   rm -f "$out"
   exit 0
+fi
+if [ "$which" = strata-embedded ] && [ "${MEMPOOL_TXS:-0}" -gt 0 ]; then
+  echo "MEMPOOL_TXS needs a node: strata, strata-rpc or sri, not strata-embedded" >&2; exit 64
 fi
 ulimit -n $((channels * 2 + 1000)) 2>/dev/null || true
 work=$(mktemp -d)
