@@ -121,16 +121,17 @@ pub fn coinbase_coin(block: &serde_json::Value, key: &Key) -> Option<(OutPoint, 
     let coinbase = &block["tx"][0];
     let txid = coinbase["txid"].as_str()?.parse().ok()?;
     let script = hex::encode(key.script().as_bytes());
-    coinbase["vout"].as_array()?.iter().find_map(|o| {
-        (o["scriptPubKey"]["hex"].as_str()? == script).then_some(())?;
-        Some((
-            OutPoint {
-                txid,
-                vout: u32::try_from(o["n"].as_u64()?).ok()?,
-            },
-            Amount::from_btc(o["value"].as_f64()?).ok()?,
-        ))
-    })
+    let output = coinbase["vout"]
+        .as_array()?
+        .iter()
+        .find(|o| o["scriptPubKey"]["hex"].as_str() == Some(script.as_str()))?;
+    Some((
+        OutPoint {
+            txid,
+            vout: u32::try_from(output["n"].as_u64()?).ok()?,
+        },
+        Amount::from_btc(output["value"].as_f64()?).ok()?,
+    ))
 }
 
 /// `coin` (paying `key`) spent back to `key` alone, `fee` paid.

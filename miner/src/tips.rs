@@ -179,19 +179,27 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         .and_then(|mut a| a.next())
         .ok_or_else(|| anyhow!("cannot resolve {}", cfg.pool))?;
     let http = reqwest::Client::new();
-    if cfg.mempool_txs > 0 {
-        let Trigger::Rpc {
-            url, credentials, ..
-        } = &cfg.trigger
-        else {
-            bail!("a mempool to fill needs the node's RPC (--node-rpc)");
-        };
-        let node = Rpc {
-            http: &http,
+    // the node that mines each tip, and where its blocks pay ([`Trigger::Rpc`])
+    let node = match &cfg.trigger {
+        Trigger::Submit => None,
+        Trigger::Rpc {
             url,
             credentials,
+            address,
+        } => Some((
+            Rpc {
+                http: &http,
+                url,
+                credentials,
+            },
+            address,
+        )),
+    };
+    if cfg.mempool_txs > 0 {
+        let Some((node, _)) = &node else {
+            bail!("a mempool to fill needs the node's RPC (--node-rpc)");
         };
-        fill_mempool(&node, cfg.mempool_txs).await?;
+        fill_mempool(node, cfg.mempool_txs).await?;
     }
     let per_tick = (cfg.connect_rate / 100.0).ceil().max(1.0) as usize;
     for i in 0..conns {
@@ -231,8 +239,8 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         tokio::time::sleep(ROUND_PAUSE).await;
         // what arrived while idle (e.g. a pool's periodic new jobs) is not this round's
         while tips_rx.try_recv().is_ok() {}
-        let (t0, trigger_ms) = match &cfg.trigger {
-            Trigger::Submit => {
+        let (t0, trigger_ms) = match &node {
+            None => {
                 let mut latest = None;
                 while let Ok(w) = work_rx.try_recv() {
                     latest = Some(w);
@@ -251,16 +259,7 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
                     .map_err(|_| anyhow!("connection 0 is gone"))?;
                 (t0, None)
             }
-            Trigger::Rpc {
-                url,
-                credentials,
-                address,
-            } => {
-                let node = Rpc {
-                    http: &http,
-                    url,
-                    credentials,
-                };
+            Some((node, address)) => {
                 let t0 = Instant::now();
                 if cfg.mempool_txs > 0 {
                     // an empty block: the mempool's payments stay for the next template
@@ -530,12 +529,11 @@ impl Client {
                 .await
                 .map_err(|e| e.to_string())?;
         }
-        // the run's index of each of this connection's channels, by channel id; the group a
-        // pool put them in
-        let mut indexes: Vec<(u32, usize)> = Vec::with_capacity(self.channels);
+        // this connection's channels as the pool opened them: channel id, the run's index,
+        // whether it had its first SetNewPrevHash (the start, not measured); the group a pool
+        // put them in
+        let mut opened: Vec<(u32, usize, bool)> = Vec::with_capacity(self.channels);
         let mut group: Option<u32> = None;
-        // channels that have had their first SetNewPrevHash (not measured: the start)
-        let mut started = vec![false; self.channels];
         let mut ready = false;
         let mut job: Option<Job> = None;
         let mut prev: Option<([u8; 32], u32, u32)> = None;
@@ -548,7 +546,7 @@ impl Client {
                     match msg {
                         Message::Mining(MiningMessage::OpenStandardMiningChannelSuccess(o)) => {
                             let local = o.request_id.wrapping_sub(1) as usize;
-                            indexes.push((o.channel_id, self.index * self.channels + local));
+                            opened.push((o.channel_id, self.index * self.channels + local, false));
                             if o.group_channel_id != 0 {
                                 group = Some(o.group_channel_id);
                             }
@@ -576,17 +574,20 @@ impl Client {
                                 self.prev_hashes.fetch_add(1, Ordering::Relaxed);
                             }
                             // one channel's, or its group's for every member
-                            for (slot, &(id, index)) in indexes.iter().enumerate() {
-                                if id != p.channel_id && group != Some(p.channel_id) {
+                            for (id, index, started) in &mut opened {
+                                if *id != p.channel_id && group != Some(p.channel_id) {
                                     continue;
                                 }
-                                if started[slot] {
-                                    let _ = self.tips.send((index, now));
+                                if *started {
+                                    let _ = self.tips.send((*index, now));
                                 } else {
-                                    started[slot] = true;
+                                    *started = true;
                                 }
                             }
-                            if !ready && started.iter().all(|s| *s) {
+                            if !ready
+                                && opened.len() == self.channels
+                                && opened.iter().all(|c| c.2)
+                            {
                                 ready = true;
                                 self.ready.wait().await;
                             }
