@@ -361,15 +361,7 @@ fn commit_batch(
         done.push(apply(&mut tx, write));
     }
     let shares: u64 = done.iter().map(Done::committed_shares).sum();
-    // the workers table rides along about once a second
     let now = Instant::now();
-    let flushed = pending.due(now) && {
-        let res = tx.add_worker_totals(&pending.rows(), pending.through);
-        if let Err(e) = &res {
-            tracing::warn!(error = %e, "worker totals not written; retried with the next commit");
-        }
-        res.is_ok()
-    };
     match tx.commit() {
         Ok(()) => {
             stats.record(requests, shares);
@@ -378,9 +370,6 @@ fn commit_batch(
                 stats.record_commit_latency(committed_at.saturating_duration_since(queued));
             }
             tracing::trace!(requests, shares, "ledger batch committed");
-            if flushed {
-                pending.clear();
-            }
             if !committed.is_empty() {
                 let deltas = worker_deltas(&committed);
                 pending.add(&deltas, last_id, now);
@@ -502,6 +491,14 @@ pub(super) fn run(
         last_commit = Some(Instant::now());
         commit_batch(&mut store, batch, stats, &mut observer, &mut pending);
         store.after_commit();
+        // the workers table about once a second, in a transaction of its own after the
+        // group was answered: a thousand workers' rows took a few milliseconds, which every
+        // acknowledgement of the group waited for when they rode along in its commit
+        if pending.due(Instant::now()) {
+            if let Err(e) = pending.flush(&mut store) {
+                tracing::warn!(error = %e, "worker totals not written; retried after the next commit");
+            }
+        }
     }
     if let Err(e) = pending.flush(&mut store) {
         tracing::warn!(error = %e, "worker totals not written at close; the next start adds them");

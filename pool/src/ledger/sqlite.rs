@@ -680,34 +680,77 @@ impl Batch for SqliteBatch<'_> {
     }
 }
 
-/// Inserts logged shares with their ids.
-fn insert_logged(conn: &Connection, shares: &[(i64, ShareRecord)]) -> Result<(), LedgerError> {
+/// Shares per statement when logged shares move into the table: SQLite's per-statement
+/// work (and AUTOINCREMENT's `sqlite_sequence` update) once per this many rows.
+const INSERT_ROWS: usize = 32;
+
+/// The columns of a share row, in the order [`bind_share`] binds them.
+const SHARE_COLUMNS: &str = "INSERT INTO shares (id, worker, connection_id, channel_id, \
+     job_id, sequence_number, height, difficulty, hash, time_ms, block, channel_identity) VALUES ";
+/// Parameters per share row.
+const SHARE_PARAMS: usize = 12;
+
+/// The insert of `rows` shares.
+fn insert_sql(rows: usize) -> String {
+    let row = format!("({})", ["?"; SHARE_PARAMS].join(","));
+    let mut sql = String::from(SHARE_COLUMNS);
+    sql.push_str(&vec![row; rows].join(","));
+    sql
+}
+
+/// Binds one share as the `row`-th row of an insert made by [`insert_sql`].
+fn bind_share(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    row: usize,
+    id: i64,
+    s: &ShareRecord,
+) -> Result<(), LedgerError> {
     let err = LedgerError::sqlite("insert shares");
-    let mut insert = conn
-        .prepare_cached(
-            "INSERT INTO shares (id, worker, connection_id, channel_id, job_id, \
-             sequence_number, height, difficulty, hash, time_ms, block, channel_identity) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-        )
-        .map_err(err)?;
-    for (id, s) in shares {
-        let time_ms = rows::share_time(s)?;
-        insert
-            .execute(params![
-                id,
-                s.worker,
-                id_to_sql(s.connection_id),
-                s.channel_id,
-                s.job_id,
-                s.sequence_number,
-                s.height,
-                s.difficulty,
-                &s.hash[..],
-                time_ms,
-                s.block,
-                s.channel_identity,
-            ])
+    let time_ms = rows::share_time(s)?;
+    let at = row * SHARE_PARAMS;
+    (|| {
+        stmt.raw_bind_parameter(at + 1, id)?;
+        stmt.raw_bind_parameter(at + 2, &s.worker)?;
+        stmt.raw_bind_parameter(at + 3, id_to_sql(s.connection_id))?;
+        stmt.raw_bind_parameter(at + 4, s.channel_id)?;
+        stmt.raw_bind_parameter(at + 5, s.job_id)?;
+        stmt.raw_bind_parameter(at + 6, s.sequence_number)?;
+        stmt.raw_bind_parameter(at + 7, s.height)?;
+        stmt.raw_bind_parameter(at + 8, s.difficulty)?;
+        stmt.raw_bind_parameter(at + 9, &s.hash[..])?;
+        stmt.raw_bind_parameter(at + 10, time_ms)?;
+        stmt.raw_bind_parameter(at + 11, s.block)?;
+        stmt.raw_bind_parameter(at + 12, &s.channel_identity)
+    })()
+    .map_err(err)
+}
+
+/// Inserts logged shares with their ids, [`INSERT_ROWS`] to a statement.
+fn insert_logged(conn: &Connection, shares: &[(i64, ShareRecord)]) -> Result<(), LedgerError> {
+    static MANY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static ONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let err = LedgerError::sqlite("insert shares");
+    let mut chunks = shares.chunks_exact(INSERT_ROWS);
+    if chunks.len() > 0 {
+        let mut many = conn
+            .prepare_cached(MANY.get_or_init(|| insert_sql(INSERT_ROWS)))
             .map_err(err)?;
+        for chunk in &mut chunks {
+            for (row, (id, s)) in chunk.iter().enumerate() {
+                bind_share(&mut many, row, *id, s)?;
+            }
+            many.raw_execute().map_err(err)?;
+        }
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut one = conn
+            .prepare_cached(ONE.get_or_init(|| insert_sql(1)))
+            .map_err(err)?;
+        for (id, s) in rest {
+            bind_share(&mut one, 0, *id, s)?;
+            one.raw_execute().map_err(err)?;
+        }
     }
     Ok(())
 }

@@ -121,3 +121,41 @@ fn a_rewound_log_keeps_every_share_once() {
     assert_eq!(sequence, (0..130).collect::<Vec<u32>>());
     assert_eq!(shares.last().unwrap().0, 130);
 }
+
+/// Shares moved from the log into the table many rows to a statement read back as they were
+/// logged, every field in its own column, from full statements and from the remainder.
+#[test]
+fn imported_shares_read_back_as_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(&dir.path().join("ledger.sqlite"), Synchronous::Full).unwrap();
+    let n = u32::try_from(INSERT_ROWS * 2 + 5).unwrap();
+    let shares: Vec<ShareRecord> = (0..n)
+        .map(|i| {
+            let mut hash = [0u8; 32];
+            hash[0] = i as u8;
+            hash[31] = 0xff - i as u8;
+            ShareRecord {
+                worker: format!("alice.rig{i}"),
+                channel_identity: format!("alice{i}"),
+                connection_id: u64::MAX - u64::from(i),
+                channel_id: i + 1,
+                job_id: i + 2,
+                sequence_number: i + 3,
+                height: i + 4,
+                difficulty: f64::from(i) + 0.5,
+                hash,
+                time_ms: 1_700_000_000_000 + u64::from(i) * 7,
+                block: i % 3 == 0,
+            }
+        })
+        .collect();
+    let mut batch = store.begin().unwrap();
+    batch.insert_shares(&shares).unwrap();
+    batch.commit().unwrap();
+    let back = store.shares_in(1, 1_000).unwrap();
+    assert!(store.shares.unimported.is_empty(), "read from the table");
+    let ids: Vec<i64> = back.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, (1..=i64::from(n)).collect::<Vec<i64>>());
+    let back: Vec<ShareRecord> = back.into_iter().map(|(_, s)| s).collect();
+    assert_eq!(back, shares);
+}
