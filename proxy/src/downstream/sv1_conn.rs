@@ -38,7 +38,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant as TokioInstant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
 use tokio_util::task::TaskTracker;
 
 use super::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
@@ -86,10 +86,19 @@ pub async fn serve_sv1(
         wr,
         out: Vec::new(),
         shutdown: shutdown.clone(),
+        joined: false,
     };
     let mut actions = Vec::new();
     let mut last_line = TokioInstant::now();
     let mut next_report = TokioInstant::now() + cfg.report_interval;
+    // the waits stay registered across the loop's turns: made afresh at every line, each
+    // registered and removed itself under a lock (the token's, the watch's, the timer
+    // wheel's) once per share
+    let stopping = shutdown.clone().cancelled_owned();
+    tokio::pin!(stopping);
+    let mut next_work = ReusableBoxFuture::new(work_changed(None));
+    let timer = tokio::time::sleep_until(next_report);
+    tokio::pin!(timer);
     tracing::debug!(%peer, "sv1 miner connected");
 
     let reason: String = loop {
@@ -104,26 +113,36 @@ pub async fn serve_sv1(
             // boxed like `run`: twice in a connection's life
             Box::pin(conn.report_now(report)).await;
         }
+        if std::mem::take(&mut conn.joined) {
+            next_work.set(work_changed(conn.work.clone()));
+        }
         let now = TokioInstant::now();
         let idle_at = last_line + cfg.idle_timeout;
         let deadline = idle_at
             .min(next_report)
             .min(TokioInstant::from_std(session.next_tick()))
             .max(now + MIN_TIMER);
+        // moved only when it must come earlier (a line moves the idle deadline later at
+        // every share): a timer that fires early finds nothing due and is set again
+        if deadline < timer.deadline() || timer.is_elapsed() {
+            timer.as_mut().reset(deadline);
+        }
         tokio::select! {
             biased;
-            () = shutdown.cancelled() => {
+            () = &mut stopping => {
                 session.shutdown(&mut actions);
             }
-            changed = work_changed(&mut conn.work) => match changed {
+            (changed, rx) = &mut next_work => match changed {
                 Ok(()) => {
-                    if let Some(work) = conn.work.as_mut() {
+                    if let Some(mut work) = rx {
                         let w = work.borrow_and_update().clone();
                         session.on_work(w.as_ref(), Now::current(), &mut actions);
+                        next_work.set(work_changed(Some(work)));
                     }
                 }
                 Err(_) => {
                     // the hub is gone: the proxy is stopping
+                    next_work.set(work_changed(None));
                     session.shutdown(&mut actions);
                 }
             },
@@ -147,7 +166,7 @@ pub async fn serve_sv1(
                 }
                 Some(Err(e)) => break format!("read: {e}"),
             },
-            () = tokio::time::sleep_until(deadline) => {
+            () = &mut timer => {
                 let now = TokioInstant::now();
                 if now >= idle_at {
                     break format!("idle for {:?}", cfg.idle_timeout);
@@ -166,10 +185,13 @@ pub async fn serve_sv1(
     Box::pin(conn.leave(&session)).await;
 }
 
-/// Waits for a change of the channel's work (forever before the miner joined a channel).
-async fn work_changed(work: &mut Option<WorkRx>) -> Result<(), watch::error::RecvError> {
+/// Waits for a change of the channel's work (forever before the miner joined a channel) and
+/// hands the receiver back, so that one wait is kept across the loop's turns.
+async fn work_changed(
+    work: Option<WorkRx>,
+) -> (Result<(), watch::error::RecvError>, Option<WorkRx>) {
     match work {
-        Some(w) => w.changed().await,
+        Some(mut w) => (w.changed().await, Some(w)),
         None => std::future::pending().await,
     }
 }
@@ -186,6 +208,8 @@ struct Conn {
     wr: OwnedWriteHalf,
     out: Vec<u8>,
     shutdown: CancellationToken,
+    /// Set when a join gave the miner its channel's work: the loop then follows it.
+    joined: bool,
 }
 
 impl Conn {
@@ -209,6 +233,7 @@ impl Conn {
                     let slot = self.join().await?.map(|j| {
                         self.channel = j.channel;
                         self.work = Some(j.work);
+                        self.joined = true;
                         j.slot
                     });
                     session.on_slot(slot, Now::current(), actions);
@@ -272,7 +297,18 @@ impl Conn {
         if self.out.is_empty() {
             return Ok(());
         }
-        match tokio::time::timeout(self.cfg.write_timeout, self.wr.write_all(&self.out)).await {
+        // the socket usually takes it all at once: no timer then
+        let written = match self.wr.try_write(&self.out) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(e) => return Err(format!("write: {e}")),
+        };
+        if written == self.out.len() {
+            self.out = Vec::new();
+            return Ok(());
+        }
+        let rest = &self.out[written..];
+        match tokio::time::timeout(self.cfg.write_timeout, self.wr.write_all(rest)).await {
             Ok(Ok(())) => {
                 // released: an idle miner holds no write buffer
                 self.out = Vec::new();

@@ -279,6 +279,24 @@ async fn forward(id: u64, out: &mut Vec<Action>, q: &Queues) -> Result<(), ConnE
     Ok(())
 }
 
+/// Hands up to `most` queued shares to the session; returns how many.
+fn take_shares(
+    shares: &mut mpsc::Receiver<ForwardShare>,
+    most: usize,
+    session: &mut UpstreamSession,
+    out: &mut Vec<Action>,
+) -> usize {
+    let mut taken = 0;
+    while taken < most {
+        match shares.try_recv() {
+            Ok(share) => session.submit(share, out),
+            Err(_) => break,
+        }
+        taken += 1;
+    }
+    taken
+}
+
 async fn drive(
     id: u64,
     url: &PoolUrl,
@@ -336,11 +354,13 @@ async fn drive(
             share = q.shares.recv(), if shares_open => match share {
                 Some(share) => {
                     session.submit(share, &mut out);
-                    for _ in 1..SHARE_BATCH {
-                        match q.shares.try_recv() {
-                            Ok(share) => session.submit(share, &mut out),
-                            Err(_) => break,
-                        }
+                    let taken = 1 + take_shares(&mut q.shares, SHARE_BATCH - 1, session, &mut out);
+                    if taken < SHARE_BATCH {
+                        // the miners' tasks already woken queue their shares first, so that
+                        // one write carries them: woken at once by each share, this task
+                        // wrote about three shares a write
+                        tokio::task::yield_now().await;
+                        take_shares(&mut q.shares, SHARE_BATCH - taken, session, &mut out);
                     }
                 }
                 None => shares_open = false,
