@@ -38,7 +38,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant as TokioInstant;
-use tokio_util::sync::{CancellationToken, ReusableBoxFuture};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::sv1::{Now, Sv1Action, Sv1Config, Sv1Session};
@@ -96,7 +96,8 @@ pub async fn serve_sv1(
     // wheel's) once per share
     let stopping = shutdown.clone().cancelled_owned();
     tokio::pin!(stopping);
-    let mut next_work = ReusableBoxFuture::new(work_changed(None));
+    let next_work = work_changed(None);
+    tokio::pin!(next_work);
     let timer = tokio::time::sleep_until(next_report);
     tokio::pin!(timer);
     tracing::debug!(%peer, "sv1 miner connected");
