@@ -358,7 +358,7 @@ async fn drive(
                     if taken < SHARE_BATCH {
                         // the miners' tasks already woken queue their shares first, so that
                         // one write carries them: woken at once by each share, this task
-                        // wrote about three shares a write
+                        // wrote about three shares a write (decision record 0018)
                         tokio::task::yield_now().await;
                         take_shares(&mut q.shares, SHARE_BATCH - taken, session, &mut out);
                     }
