@@ -492,8 +492,8 @@ pub(super) fn run(
         commit_batch(&mut store, batch, stats, &mut observer, &mut pending);
         store.after_commit();
         // the workers table about once a second, in a transaction of its own after the
-        // group was answered: a thousand workers' rows took a few milliseconds, which every
-        // acknowledgement of the group waited for when they rode along in its commit
+        // group was answered: the upserts take about a millisecond per thousand workers,
+        // which every acknowledgement of the group waited for when they rode in its commit
         if pending.due(Instant::now()) {
             if let Err(e) = pending.flush(&mut store) {
                 tracing::warn!(error = %e, "worker totals not written; retried after the next commit");
