@@ -41,8 +41,9 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Barrier};
 
 use anyhow::{anyhow, bail};
-use bitcoin::Amount;
+use bitcoin::{Amount, Network};
 use futures::{StreamExt, TryStreamExt};
+use strata_template::rpc::{NodeRpc, RpcAuth, RpcConfig};
 
 use crate::funds::{coinbase_coin, fan_in, fan_out, Key};
 
@@ -178,25 +179,17 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         .ok()
         .and_then(|mut a| a.next())
         .ok_or_else(|| anyhow!("cannot resolve {}", cfg.pool))?;
-    let http = reqwest::Client::new();
     // the node that mines each tip, and where its blocks pay ([`Trigger::Rpc`])
-    let node = match &cfg.trigger {
+    let mut node = match &cfg.trigger {
         Trigger::Submit => None,
         Trigger::Rpc {
             url,
             credentials,
             address,
-        } => Some((
-            Rpc {
-                http: &http,
-                url,
-                credentials,
-            },
-            address,
-        )),
+        } => Some((node_rpc(url, credentials)?, address)),
     };
     if cfg.mempool_txs > 0 {
-        let Some((node, _)) = &node else {
+        let Some((node, _)) = node.as_mut() else {
             bail!("a mempool to fill needs the node's RPC (--node-rpc)");
         };
         fill_mempool(node, cfg.mempool_txs).await?;
@@ -239,7 +232,7 @@ pub async fn run_tips(cfg: TipsConfig) -> anyhow::Result<TipsReport> {
         tokio::time::sleep(ROUND_PAUSE).await;
         // what arrived while idle (e.g. a pool's periodic new jobs) is not this round's
         while tips_rx.try_recv().is_ok() {}
-        let (t0, trigger_ms) = match &node {
+        let (t0, trigger_ms) = match node.as_mut() {
             None => {
                 let mut latest = None;
                 while let Ok(w) = work_rx.try_recv() {
@@ -347,62 +340,31 @@ fn grind(
     })
 }
 
-/// A node's JSON-RPC.
-struct Rpc<'a> {
-    http: &'a reqwest::Client,
-    /// `http://host:port`.
-    url: &'a str,
-    /// `user:password`.
-    credentials: &'a str,
+/// The node's JSON-RPC client for `user:password` at `url` (the pool's own client: bitcoind's
+/// errors, and a refusal told apart from them).
+fn node_rpc(url: &str, credentials: &str) -> anyhow::Result<NodeRpc> {
+    let (user, password) = credentials.split_once(':').unwrap_or((credentials, ""));
+    let auth = RpcAuth::UserPass {
+        user: user.to_owned(),
+        password: password.to_owned(),
+    };
+    // the network is what `check_chain` would check, which the run does not call
+    Ok(NodeRpc::new(&RpcConfig::new(url, auth, Network::Regtest))?)
 }
 
-impl Rpc<'_> {
-    /// `method(params)`'s result.
-    async fn call(
-        &self,
-        method: &str,
-        params: serde_json::Value,
-    ) -> anyhow::Result<serde_json::Value> {
-        let (user, password) = self
-            .credentials
-            .split_once(':')
-            .unwrap_or((self.credentials, ""));
-        let body =
-            serde_json::json!({"jsonrpc": "1.0", "id": 1, "method": method, "params": params});
-        let answer = self
-            .http
-            .post(self.url)
-            .basic_auth(user, Some(password))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| anyhow!("{method}: {e}"))?;
-        // a call the node refuses answers 500 with a JSON error; a wrong password 401 and
-        // no JSON
-        let status = answer.status();
-        let text = answer.text().await.map_err(|e| anyhow!("{method}: {e}"))?;
-        let mut v: serde_json::Value = serde_json::from_str(&text)
-            .map_err(|_| anyhow!("{method}: HTTP {status} {}", text.trim()))?;
-        if !v["error"].is_null() {
-            return Err(anyhow!("{method}: {}", v["error"]));
-        }
-        Ok(v["result"].take())
-    }
-
-    /// Sends `tx` to the mempool.
-    async fn send(&self, tx: &bitcoin::Transaction) -> anyhow::Result<()> {
-        let hex = bitcoin::consensus::encode::serialize_hex(tx);
-        self.call("sendrawtransaction", serde_json::json!([hex]))
-            .await
-            .map(drop)
-    }
+/// Sends `tx` to the node's mempool.
+async fn send(node: &mut NodeRpc, tx: &bitcoin::Transaction) -> anyhow::Result<()> {
+    let hex = bitcoin::consensus::encode::serialize_hex(tx);
+    node.call("sendrawtransaction", serde_json::json!([hex]))
+        .await?;
+    Ok(())
 }
 
 /// Puts `payments` one-input, one-output transactions into the node's mempool (regtest):
 /// mines coins to a key of its own, matures them, splits them into confirmed outputs
 /// ([`FAN_OUT`] each), and spends each of those alone, so that no payment has an ancestor
 /// in the mempool.
-async fn fill_mempool(node: &Rpc<'_>, payments: usize) -> anyhow::Result<()> {
+async fn fill_mempool(node: &mut NodeRpc, payments: usize) -> anyhow::Result<()> {
     let key = Key::new(0x5a);
     let address = key.address.to_string();
     let parents = payments.div_ceil(FAN_OUT);
@@ -422,7 +384,7 @@ async fn fill_mempool(node: &Rpc<'_>, payments: usize) -> anyhow::Result<()> {
         let coin = coinbase_coin(&block, &key)
             .ok_or_else(|| anyhow!("block {hash} does not pay the funding key"))?;
         let (tx, outputs) = fan_out(&key, coin, FAN_OUT, Amount::from_sat(FAN_OUT_FEE));
-        node.send(&tx).await?;
+        send(node, &tx).await?;
         coins.extend(outputs);
     }
     // confirmed, so that each payment is a mempool transaction without ancestors there
@@ -434,10 +396,13 @@ async fn fill_mempool(node: &Rpc<'_>, payments: usize) -> anyhow::Result<()> {
         .take(payments)
         .map(|coin| fan_in(&key, coin, Amount::from_sat(PAYMENT_FEE)))
         .collect::<Vec<_>>();
-    futures::stream::iter(sends.iter().map(|tx| node.send(tx)))
-        .buffer_unordered(SENDS_IN_FLIGHT)
-        .try_collect::<Vec<()>>()
-        .await?;
+    futures::stream::iter(sends.iter().map(|tx| {
+        let mut node = node.clone();
+        async move { send(&mut node, tx).await }
+    }))
+    .buffer_unordered(SENDS_IN_FLIGHT)
+    .try_collect::<Vec<()>>()
+    .await?;
     let info = node.call("getmempoolinfo", serde_json::json!([])).await?;
     eprintln!(
         "the node's mempool holds {} transactions, {} bytes (filled in {:.1} s)",
@@ -612,59 +577,5 @@ impl Client {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    /// A one-request HTTP server answering `status` with `body`; its URL.
-    async fn answering(status: &'static str, body: &'static str) -> String {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        tokio::spawn(async move {
-            let (mut s, _) = listener.accept().await.expect("accept");
-            let mut request = vec![0u8; 4096];
-            let _ = s.read(&mut request).await;
-            let answer = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = s.write_all(answer.as_bytes()).await;
-        });
-        url
-    }
-
-    async fn call(url: &str) -> anyhow::Result<serde_json::Value> {
-        let http = reqwest::Client::new();
-        let node = Rpc {
-            http: &http,
-            url,
-            credentials: "user:password",
-        };
-        node.call("getblockcount", serde_json::json!([])).await
-    }
-
-    #[tokio::test]
-    async fn node_answers_errors_and_refusals_are_told_apart() {
-        let ok = answering("200 OK", r#"{"result":7,"error":null,"id":1}"#).await;
-        assert_eq!(call(&ok).await.expect("a result"), 7);
-        let refused = answering(
-            "500 Internal Server Error",
-            r#"{"result":null,"error":{"code":-8,"message":"bad height"},"id":1}"#,
-        )
-        .await;
-        let e = call(&refused).await.expect_err("an RPC error").to_string();
-        assert!(
-            e.starts_with("getblockcount: ") && e.contains("bad height"),
-            "{e}"
-        );
-        let denied = answering("401 Unauthorized", "").await;
-        let e = call(&denied).await.expect_err("refused").to_string();
-        assert!(e.contains("HTTP 401"), "{e}");
     }
 }
